@@ -1,0 +1,820 @@
+/*
+ * kms.c: the root key, the key ring and the operations that use them.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <argon2.h>
+
+#include "kms.h"
+
+/* Meta table keys owned by the KMS. */
+#define META_FORMAT	"format"
+#define META_VAULT_ID	"vault_id"
+#define META_ROOT	"root"
+#define META_ROOT_CHECK	"root_check"
+#define META_RING_GEN	"ring_gen"
+
+enum { ROOT_KEY_FILE = 1, ROOT_PASSPHRASE = 2 };
+
+#define KDF_TIME_DEFAULT	3
+#define KDF_MEMORY_DEFAULT	65536	/* KiB */
+#define KDF_LANES		1
+#define KDF_SALT_LEN		16
+#define ROOT_META_LEN		(1 + 12 + KDF_SALT_LEN)
+
+/* Ring value layout; docs/format.md. */
+#define RING_KEY_LEN	5
+#define RV_STATE	0
+#define RV_CREATED	2
+#define RV_LIVE		10
+#define RV_TOTAL	18
+#define RV_WRAPPED	26
+#define RING_VAL_LEN	(RV_WRAPPED + KMS_WRAPPED_LEN)
+
+#define KEY_FILE_MAX	128
+
+struct ring_key {
+	enum kms_kind	 kind;
+	uint32_t	 version;
+	enum kms_state	 state;
+	uint8_t		*key;	/* secure; NULL once destroyed */
+};
+
+struct kms {
+	pthread_rwlock_t lock;
+	uint8_t		 vault_id[KMS_VAULT_ID_LEN];
+	uint8_t		*root;		/* secure, PV_KEY_LEN */
+	uint64_t	 gen;		/* ring generation loaded */
+	struct ring_key	*keys;
+	size_t		 nkeys;
+	uint8_t		*idkeys;	/* secure: record and token subkeys */
+};
+
+const char *
+kms_state_name(enum kms_state st)
+{
+	switch (st) {
+	case KMS_ACTIVE:
+		return "active";
+	case KMS_DECRYPT_ONLY:
+		return "decrypt-only";
+	case KMS_RETIRED:
+		return "retired";
+	case KMS_DESTROYED:
+		return "destroyed";
+	}
+	return "unknown";
+}
+
+const char *
+kms_kind_name(enum kms_kind kind)
+{
+	switch (kind) {
+	case KMS_KEK:
+		return "kek";
+	case KMS_IDS:
+		return "ids";
+	case KMS_INDEX:
+		return "index";
+	}
+	return "unknown";
+}
+
+/* Key files. */
+
+pv_status
+kms_key_file_create(const char *path)
+{
+	uint8_t key[PV_KEY_LEN];
+	char line[PV_KEY_B64_LEN + 2];
+	pv_status rc;
+	int fd;
+
+	if ((rc = pv_random(key, sizeof(key))) != PV_OK)
+		return rc;
+	pv_key_to_base64(line, key);
+	pv_cleanse(key, sizeof(key));
+	line[PV_KEY_B64_LEN] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd < 0) {
+		rc = errno == EEXIST ? PV_EEXIST : PV_EIO;
+		goto out;
+	}
+	if (write(fd, line, PV_KEY_B64_LEN + 1) != PV_KEY_B64_LEN + 1 ||
+	    fsync(fd) != 0) {
+		rc = PV_EIO;
+		(void)close(fd);
+		(void)unlink(path);
+		goto out;
+	}
+	if (close(fd) != 0) {
+		rc = PV_EIO;
+		(void)unlink(path);
+		goto out;
+	}
+	rc = PV_OK;
+out:
+	pv_cleanse(line, sizeof(line));
+	return rc;
+}
+
+pv_status
+kms_key_file_read(const char *path, uint8_t key[static PV_KEY_LEN])
+{
+	char buf[KEY_FILE_MAX];
+	struct stat st;
+	pv_status rc;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? PV_ENOTFOUND :
+		    errno == ELOOP ? PV_EKEYPERM : PV_EIO;
+	/* fstat the open file, so what we check is what we read. */
+	if (fstat(fd, &st) != 0) {
+		rc = PV_EIO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+	    st.st_uid != geteuid()) {
+		rc = PV_EKEYPERM;
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = PV_EIO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	rc = pv_key_from_base64(key, buf, len);
+out:
+	pv_cleanse(buf, sizeof(buf));
+	(void)close(fd);
+	return rc;
+}
+
+/* Meta helpers. */
+
+static pv_status
+meta_get(struct pv_txn *t, const char *name, const void **v, size_t *vl)
+{
+	return pv_get(t, PV_T_META, name, strlen(name), v, vl);
+}
+
+static pv_status
+meta_put(struct pv_txn *t, const char *name, const void *v, size_t vl)
+{
+	return pv_put(t, PV_T_META, name, strlen(name), v, vl, 0);
+}
+
+static pv_status
+meta_get_u64(struct pv_txn *t, const char *name, uint64_t *out)
+{
+	const void *v;
+	size_t vl;
+	pv_status rc;
+
+	if ((rc = meta_get(t, name, &v, &vl)) != PV_OK)
+		return rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+	if (vl != 8)
+		return PV_EFORMAT;
+	*out = pv_get_u64(v);
+	return PV_OK;
+}
+
+static pv_status
+meta_put_u64(struct pv_txn *t, const char *name, uint64_t val)
+{
+	uint8_t b[8];
+
+	pv_put_u64(b, val);
+	return meta_put(t, name, b, sizeof(b));
+}
+
+/* The root key. */
+
+static pv_status
+root_from_passphrase(const struct kms_unlock *u, const uint8_t *meta,
+    uint8_t *root)
+{
+	char *pw;
+	size_t len = 0;
+	pv_status rc;
+
+	if (u->passphrase == NULL)
+		return PV_EPASSPHRASE;
+	if ((pw = pv_secure_alloc(KMS_PASSPHRASE_MAX)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = u->passphrase(u->arg, pw, KMS_PASSPHRASE_MAX, &len)) !=
+	    PV_OK)
+		goto out;
+	if (len == 0 || len > KMS_PASSPHRASE_MAX) {
+		rc = PV_EPASSPHRASE;
+		goto out;
+	}
+	if (argon2id_hash_raw(pv_get_u32(meta + 1), pv_get_u32(meta + 5),
+	    pv_get_u32(meta + 9), pw, len, meta + 13, KDF_SALT_LEN, root,
+	    PV_KEY_LEN) != ARGON2_OK) {
+		rc = PV_ECRYPTO;
+		goto out;
+	}
+	rc = PV_OK;
+out:
+	pv_secure_free(pw, KMS_PASSPHRASE_MAX);
+	return rc;
+}
+
+static pv_status
+root_load(const struct kms_unlock *u, const uint8_t *meta, size_t metalen,
+    uint8_t *root)
+{
+	if (metalen >= 1 && meta[0] == ROOT_KEY_FILE) {
+		if (u->key_file == NULL)
+			return PV_EINVAL;
+		return kms_key_file_read(u->key_file, root);
+	}
+	if (metalen == ROOT_META_LEN && meta[0] == ROOT_PASSPHRASE)
+		return root_from_passphrase(u, meta, root);
+	return PV_EFORMAT;
+}
+
+static void
+root_check_aad(uint8_t aad[static 13 + KMS_VAULT_ID_LEN],
+    const uint8_t *vault_id)
+{
+	memcpy(aad, "pv-root-check", 13);
+	memcpy(aad + 13, vault_id, KMS_VAULT_ID_LEN);
+}
+
+/* The ring. */
+
+static void
+ring_key_encode(uint8_t out[static RING_KEY_LEN], enum kms_kind kind,
+    uint32_t version)
+{
+	out[0] = (uint8_t)kind;
+	pv_put_u32(out + 1, version);
+}
+
+static void
+ring_aad(uint8_t aad[static 7 + KMS_VAULT_ID_LEN + RING_KEY_LEN],
+    const uint8_t *vault_id, enum kms_kind kind, uint32_t version)
+{
+	memcpy(aad, "pv-ring", 7);
+	memcpy(aad + 7, vault_id, KMS_VAULT_ID_LEN);
+	ring_key_encode(aad + 7 + KMS_VAULT_ID_LEN, kind, version);
+}
+
+static void
+ring_free(struct ring_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pv_secure_free(keys[i].key, PV_KEY_LEN);
+	free(keys);
+}
+
+/* Create version of kind with fresh key material, in state st. */
+static pv_status
+ring_add(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+    uint32_t version, enum kms_state st)
+{
+	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN];
+	uint8_t aad[7 + KMS_VAULT_ID_LEN + RING_KEY_LEN];
+	uint8_t *key;
+	pv_status rc;
+
+	if ((key = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = pv_random(key, PV_KEY_LEN)) != PV_OK)
+		goto out;
+	memset(val, 0, sizeof(val));
+	val[RV_STATE] = (uint8_t)st;
+	pv_put_u64(val + RV_CREATED, pv_now());
+	ring_aad(aad, k->vault_id, kind, version);
+	if ((rc = pv_aead_seal(val + RV_WRAPPED + PV_GCM_NONCE_LEN,
+	    val + RV_WRAPPED, val + RV_WRAPPED + PV_GCM_NONCE_LEN + PV_KEY_LEN,
+	    k->root, aad, sizeof(aad), key, PV_KEY_LEN)) != PV_OK)
+		goto out;
+	ring_key_encode(rk, kind, version);
+	rc = pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val),
+	    PV_PUT_NOOVERWRITE);
+out:
+	pv_secure_free(key, PV_KEY_LEN);
+	return rc;
+}
+
+static pv_status
+ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
+    const uint8_t *val, uint8_t **out)
+{
+	uint8_t aad[7 + KMS_VAULT_ID_LEN + RING_KEY_LEN];
+	uint8_t *key;
+	pv_status rc;
+
+	if ((key = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	ring_aad(aad, k->vault_id, kind, version);
+	rc = pv_aead_open(key, k->root, val + RV_WRAPPED,
+	    val + RV_WRAPPED + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, sizeof(aad),
+	    val + RV_WRAPPED + PV_GCM_NONCE_LEN, PV_KEY_LEN);
+	if (rc != PV_OK) {
+		pv_secure_free(key, PV_KEY_LEN);
+		return rc;
+	}
+	*out = key;
+	return PV_OK;
+}
+
+/* Derive the per-domain identifier subkeys from the IDS key. */
+static pv_status
+idkeys_derive(const uint8_t *ids, uint8_t **out)
+{
+	uint8_t *sub;
+	pv_status rc;
+
+	if ((sub = pv_secure_alloc(2 * PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = pv_hkdf(sub, PV_KEY_LEN, ids, PV_KEY_LEN, NULL, 0,
+	    "piivault record id", 18)) != PV_OK ||
+	    (rc = pv_hkdf(sub + PV_KEY_LEN, PV_KEY_LEN, ids, PV_KEY_LEN, NULL,
+	    0, "piivault token", 14)) != PV_OK) {
+		pv_secure_free(sub, 2 * PV_KEY_LEN);
+		return rc;
+	}
+	*out = sub;
+	return PV_OK;
+}
+
+/*
+ * Read and unwrap the whole ring, then swap it in under the write lock.
+ * The ring is small (a few versions per kind), so a full read is cheap.
+ */
+static pv_status
+ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
+{
+	struct ring_key *keys = NULL, *nk;
+	struct pv_cursor *c = NULL;
+	const uint8_t *key, *val;
+	uint8_t *idkeys = NULL;
+	size_t n = 0, kl, vl;
+	pv_status rc;
+	int have_ids = 0;
+
+	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+		return rc;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl)) {
+		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
+			rc = PV_EFORMAT;
+			goto out;
+		}
+		if ((nk = realloc(keys, (n + 1) * sizeof(*keys))) == NULL) {
+			rc = PV_ENOMEM;
+			goto out;
+		}
+		keys = nk;
+		nk = &keys[n++];
+		nk->kind = key[0];
+		nk->version = pv_get_u32(key + 1);
+		nk->state = val[RV_STATE];
+		nk->key = NULL;
+		if (nk->state != KMS_DESTROYED &&
+		    (rc = ring_unwrap(k, nk->kind, nk->version, val,
+		    &nk->key)) != PV_OK)
+			goto out;
+		if (nk->kind == KMS_IDS && nk->state == KMS_ACTIVE) {
+			if ((rc = idkeys_derive(nk->key, &idkeys)) != PV_OK)
+				goto out;
+			have_ids = 1;
+		}
+	}
+	if (rc != PV_ENOTFOUND)
+		goto out;
+	if (!have_ids) {
+		rc = PV_EFORMAT;
+		goto out;
+	}
+	if (pthread_rwlock_wrlock(&k->lock) != 0) {
+		rc = PV_EIO;
+		goto out;
+	}
+	ring_free(k->keys, k->nkeys);
+	pv_secure_free(k->idkeys, 2 * PV_KEY_LEN);
+	k->keys = keys;
+	k->nkeys = n;
+	k->idkeys = idkeys;
+	k->gen = gen;
+	keys = NULL;
+	idkeys = NULL;
+	n = 0;
+	(void)pthread_rwlock_unlock(&k->lock);
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	ring_free(keys, n);
+	pv_secure_free(idkeys, 2 * PV_KEY_LEN);
+	return rc;
+}
+
+static struct kms *
+kms_alloc(void)
+{
+	struct kms *k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if (pthread_rwlock_init(&k->lock, NULL) != 0) {
+		free(k);
+		return NULL;
+	}
+	if ((k->root = pv_secure_alloc(PV_KEY_LEN)) == NULL) {
+		(void)pthread_rwlock_destroy(&k->lock);
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+kms_free(struct kms *k)
+{
+	if (k == NULL)
+		return;
+	ring_free(k->keys, k->nkeys);
+	pv_secure_free(k->idkeys, 2 * PV_KEY_LEN);
+	pv_secure_free(k->root, PV_KEY_LEN);
+	(void)pthread_rwlock_destroy(&k->lock);
+	free(k);
+}
+
+pv_status
+kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
+{
+	uint8_t rootmeta[ROOT_META_LEN], check[PV_GCM_NONCE_LEN +
+	    PV_GCM_TAG_LEN], aad[13 + KMS_VAULT_ID_LEN], fmt[4];
+	size_t rootmetalen;
+	struct kms *k;
+	pv_status rc;
+
+	if ((k = kms_alloc()) == NULL)
+		return PV_ENOMEM;
+	if ((rc = pv_random(k->vault_id, sizeof(k->vault_id))) != PV_OK)
+		goto out;
+	if (u->use_passphrase) {
+		uint32_t tcost = u->kdf_time ? u->kdf_time : KDF_TIME_DEFAULT;
+		uint32_t mcost = u->kdf_memory_kib ? u->kdf_memory_kib :
+		    KDF_MEMORY_DEFAULT;
+
+		if (mcost < KMS_KDF_MEMORY_MIN) {
+			rc = PV_EINVAL;
+			goto out;
+		}
+		rootmeta[0] = ROOT_PASSPHRASE;
+		pv_put_u32(rootmeta + 1, tcost);
+		pv_put_u32(rootmeta + 5, mcost);
+		pv_put_u32(rootmeta + 9, KDF_LANES);
+		if ((rc = pv_random(rootmeta + 13, KDF_SALT_LEN)) != PV_OK)
+			goto out;
+		rootmetalen = ROOT_META_LEN;
+	} else {
+		rootmeta[0] = ROOT_KEY_FILE;
+		rootmetalen = 1;
+	}
+	if ((rc = root_load(u, rootmeta, rootmetalen, k->root)) != PV_OK)
+		goto out;
+	root_check_aad(aad, k->vault_id);
+	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, k->root,
+	    aad, sizeof(aad), NULL, 0)) != PV_OK)
+		goto out;
+	pv_put_u32(fmt, KMS_FORMAT_VERSION);
+	if ((rc = meta_put(t, META_FORMAT, fmt, sizeof(fmt))) != PV_OK ||
+	    (rc = meta_put(t, META_VAULT_ID, k->vault_id,
+	    sizeof(k->vault_id))) != PV_OK ||
+	    (rc = meta_put(t, META_ROOT, rootmeta, rootmetalen)) != PV_OK ||
+	    (rc = meta_put(t, META_ROOT_CHECK, check, sizeof(check))) !=
+	    PV_OK ||
+	    (rc = meta_put_u64(t, META_RING_GEN, 1)) != PV_OK)
+		goto out;
+	if ((rc = ring_add(k, t, KMS_KEK, 1, KMS_ACTIVE)) != PV_OK ||
+	    (rc = ring_add(k, t, KMS_IDS, 1, KMS_ACTIVE)) != PV_OK ||
+	    (rc = ring_add(k, t, KMS_INDEX, 1, KMS_ACTIVE)) != PV_OK)
+		goto out;
+	if ((rc = ring_load(k, t, 1)) != PV_OK)
+		goto out;
+	*out = k;
+	k = NULL;
+out:
+	kms_free(k);
+	return rc;
+}
+
+pv_status
+kms_open(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
+{
+	uint8_t aad[13 + KMS_VAULT_ID_LEN];
+	const uint8_t *v;
+	struct kms *k = NULL;
+	uint64_t gen;
+	size_t vl;
+	pv_status rc;
+
+	if ((rc = meta_get(t, META_FORMAT, (const void **)&v, &vl)) != PV_OK) {
+		rc = rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+		goto out;
+	}
+	if (vl != 4 || pv_get_u32(v) != KMS_FORMAT_VERSION) {
+		if (vl == 4)
+			pv_log(PV_LOG_ERROR, "vault format %u is not %u, the "
+			    "only format this piivault reads", pv_get_u32(v),
+			    KMS_FORMAT_VERSION);
+		rc = PV_EFORMAT;
+		goto out;
+	}
+	if ((k = kms_alloc()) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if ((rc = meta_get(t, META_VAULT_ID, (const void **)&v, &vl)) !=
+	    PV_OK || vl != KMS_VAULT_ID_LEN) {
+		rc = rc == PV_OK || rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+		goto out;
+	}
+	memcpy(k->vault_id, v, KMS_VAULT_ID_LEN);
+	if ((rc = meta_get(t, META_ROOT, (const void **)&v, &vl)) != PV_OK) {
+		rc = rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+		goto out;
+	}
+	if ((rc = root_load(u, v, vl, k->root)) != PV_OK)
+		goto out;
+	if ((rc = meta_get(t, META_ROOT_CHECK, (const void **)&v, &vl)) !=
+	    PV_OK || vl != PV_GCM_NONCE_LEN + PV_GCM_TAG_LEN) {
+		rc = rc == PV_OK || rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+		goto out;
+	}
+	root_check_aad(aad, k->vault_id);
+	rc = pv_aead_open(NULL, k->root, v, v + PV_GCM_NONCE_LEN, aad,
+	    sizeof(aad), NULL, 0);
+	if (rc == PV_EINTEGRITY) {
+		rc = PV_EBADKEY;
+		goto out;
+	}
+	if (rc != PV_OK)
+		goto out;
+	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK)
+		goto out;
+	if ((rc = ring_load(k, t, gen)) != PV_OK)
+		goto out;
+	*out = k;
+	k = NULL;
+out:
+	kms_free(k);
+	return rc;
+}
+
+pv_status
+kms_sync(struct kms *k, struct pv_txn *t)
+{
+	uint64_t gen, have;
+	pv_status rc;
+
+	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK)
+		return rc;
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	have = k->gen;
+	(void)pthread_rwlock_unlock(&k->lock);
+	if (gen == have)
+		return PV_OK;
+	return ring_load(k, t, gen);
+}
+
+const uint8_t *
+kms_vault_id(const struct kms *k)
+{
+	return k->vault_id;
+}
+
+/* Find kind's active version, or version v if v != 0; lock held. */
+static const struct ring_key *
+ring_find(const struct kms *k, enum kms_kind kind, uint32_t v)
+{
+	for (size_t i = 0; i < k->nkeys; i++) {
+		const struct ring_key *r = &k->keys[i];
+
+		if (r->kind != kind)
+			continue;
+		if (v == 0 ? r->state == KMS_ACTIVE : r->version == v)
+			return r;
+	}
+	return NULL;
+}
+
+static void
+dek_aad(uint8_t aad[static KMS_VAULT_ID_LEN + 16 + 4], const struct kms *k,
+    const uint8_t *rec_id, uint32_t version)
+{
+	memcpy(aad, k->vault_id, KMS_VAULT_ID_LEN);
+	memcpy(aad + KMS_VAULT_ID_LEN, rec_id, 16);
+	pv_put_u32(aad + KMS_VAULT_ID_LEN + 16, version);
+}
+
+pv_status
+kms_dek_new(struct kms *k, const uint8_t rec_id[static 16], uint8_t *dek,
+    uint32_t *version, uint8_t wrapped[static KMS_WRAPPED_LEN])
+{
+	uint8_t aad[KMS_VAULT_ID_LEN + 16 + 4];
+	const struct ring_key *kek;
+	pv_status rc;
+	uint32_t v;
+
+	if ((rc = pv_random(dek, PV_KEY_LEN)) != PV_OK)
+		return rc;
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	if ((kek = ring_find(k, KMS_KEK, 0)) == NULL) {
+		rc = PV_EKEYSTATE;
+		goto out;
+	}
+	v = kek->version;
+	dek_aad(aad, k, rec_id, v);
+	if ((rc = pv_aead_seal(wrapped + PV_GCM_NONCE_LEN, wrapped,
+	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, kek->key, aad,
+	    sizeof(aad), dek, PV_KEY_LEN)) != PV_OK)
+		goto out;
+	*version = v;
+out:
+	(void)pthread_rwlock_unlock(&k->lock);
+	if (rc != PV_OK)
+		pv_cleanse(dek, PV_KEY_LEN);
+	return rc;
+}
+
+pv_status
+kms_dek_open(struct kms *k, const uint8_t rec_id[static 16], uint32_t version,
+    const uint8_t wrapped[static KMS_WRAPPED_LEN], uint8_t *dek)
+{
+	uint8_t aad[KMS_VAULT_ID_LEN + 16 + 4];
+	const struct ring_key *kek;
+	pv_status rc;
+
+	if (version == 0)
+		return PV_EKEYSTATE;
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	kek = ring_find(k, KMS_KEK, version);
+	if (kek == NULL || kek->key == NULL || (kek->state != KMS_ACTIVE &&
+	    kek->state != KMS_DECRYPT_ONLY)) {
+		rc = PV_EKEYSTATE;
+		goto out;
+	}
+	dek_aad(aad, k, rec_id, version);
+	rc = pv_aead_open(dek, kek->key, wrapped,
+	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, sizeof(aad),
+	    wrapped + PV_GCM_NONCE_LEN, PV_KEY_LEN);
+out:
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
+    int64_t delta, uint64_t n_new)
+{
+	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN];
+	const void *v;
+	size_t vl;
+	uint64_t live;
+	pv_status rc;
+
+	(void)k;
+	ring_key_encode(rk, KMS_KEK, version);
+	if ((rc = pv_get(t, PV_T_RING, rk, sizeof(rk), &v, &vl)) != PV_OK)
+		return rc == PV_ENOTFOUND ? PV_EKEYSTATE : rc;
+	if (vl != RING_VAL_LEN)
+		return PV_EFORMAT;
+	memcpy(val, v, sizeof(val));
+	live = pv_get_u64(val + RV_LIVE);
+	if (delta < 0 && (uint64_t)-delta > live)
+		live = 0;		/* never wrap below zero */
+	else
+		live = (uint64_t)((int64_t)live + delta);
+	pv_put_u64(val + RV_LIVE, live);
+	pv_put_u64(val + RV_TOTAL, pv_get_u64(val + RV_TOTAL) + n_new);
+	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
+}
+
+pv_status
+kms_id_seal(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
+    const uint8_t in[static 16])
+{
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = pv_block_encrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
+	    PV_KEY_LEN : 0), in);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_id_open(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
+    const uint8_t in[static 16])
+{
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = pv_block_decrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
+	    PV_KEY_LEN : 0), in);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
+    const char *field, size_t fieldlen, const void *value, size_t valuelen)
+{
+	const struct ring_key *ik;
+	const uint8_t sep = 0;
+	struct pv_part parts[3] = {
+		{ field, fieldlen }, { &sep, 1 }, { value, valuelen },
+	};
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	if ((ik = ring_find(k, KMS_INDEX, 0)) == NULL)
+		rc = PV_EKEYSTATE;
+	else
+		rc = pv_hmac(out, ik->key, PV_KEY_LEN, parts, 3);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_status(struct kms *k, struct pv_txn *t, struct kms_key_info **out,
+    size_t *n)
+{
+	struct kms_key_info *info = NULL, *ni;
+	struct pv_cursor *c = NULL;
+	const uint8_t *key, *val;
+	size_t cnt = 0, kl, vl;
+	pv_status rc;
+
+	(void)k;
+	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+		return rc;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl)) {
+		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
+			rc = PV_EFORMAT;
+			goto out;
+		}
+		if ((ni = realloc(info, (cnt + 1) * sizeof(*info))) == NULL) {
+			rc = PV_ENOMEM;
+			goto out;
+		}
+		info = ni;
+		ni = &info[cnt++];
+		ni->kind = key[0];
+		ni->version = pv_get_u32(key + 1);
+		ni->state = val[RV_STATE];
+		ni->created = pv_get_u64(val + RV_CREATED);
+		ni->wraps_live = pv_get_u64(val + RV_LIVE);
+		ni->wraps_total = pv_get_u64(val + RV_TOTAL);
+	}
+	if (rc != PV_ENOTFOUND)
+		goto out;
+	*out = info;
+	*n = cnt;
+	info = NULL;
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	free(info);
+	return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * kms.h: piivault's key management.
+ *
+ * The hierarchy (SECURITY.md has the full story):
+ *
+ *   root key (256 bits; a key file outside the data directory, or Argon2id
+ *     over a passphrase)
+ *     wraps the ring: versioned 256-bit keys of several kinds
+ *       KEK     wraps each record's data-encryption key (DEK)
+ *       IDS     the keyed permutation behind record ids and tokens
+ *       INDEX   the HMAC key of the blind index
+ *
+ * Keys never leave this module except a record's DEK, which the vault
+ * needs to encrypt fields and holds only in secure memory.  Everything the
+ * ring stores lives in the store's meta and ring tables, and every change
+ * is made inside the caller's write transaction, so that a record and the
+ * counters that describe it commit together.
+ *
+ * A struct kms is safe to share between threads.  Several processes may
+ * hold one on the same store: kms_sync, called at the start of every
+ * transaction, reloads the ring when another process changed it.
+ *
+ * NULL policy, ownership and out-parameters as in pv.h.
+ */
+#ifndef KMS_H
+#define KMS_H
+
+#include "pv.h"
+#include "pv_store.h"
+
+#define KMS_FORMAT_VERSION	1	/* the on-disk format this code reads */
+#define KMS_VAULT_ID_LEN	16
+#define KMS_WRAPPED_LEN		(PV_GCM_NONCE_LEN + PV_KEY_LEN + PV_GCM_TAG_LEN)
+
+struct kms;
+
+enum kms_kind {
+	KMS_KEK = 1,
+	KMS_IDS = 2,
+	KMS_INDEX = 3,
+};
+
+/* States of a key version; the lifecycle operations come with rotation. */
+enum kms_state {
+	KMS_ACTIVE = 1,		/* wraps new data; exactly one per kind */
+	KMS_DECRYPT_ONLY = 2,	/* unwraps old data only */
+	KMS_RETIRED = 3,	/* may not unwrap */
+	KMS_DESTROYED = 4,	/* key material erased */
+};
+
+const char *kms_state_name(enum kms_state st);
+const char *kms_kind_name(enum kms_kind kind);
+
+/*
+ * How to obtain the root key.  A vault records at creation whether its root
+ * is a key file or a passphrase; opening consults only the matching member.
+ */
+struct kms_unlock {
+	const char	*key_file;	/* path to a key file */
+	int		 use_passphrase; /* kms_init: passphrase root */
+	/*
+	 * Called for a passphrase vault: writes at most cap bytes to buf and
+	 * their count to *len; PV_EPASSPHRASE if none can be had.
+	 */
+	pv_status	(*passphrase)(void *arg, char *buf, size_t cap,
+			    size_t *len);
+	void		*arg;
+	uint32_t	 kdf_time;	/* kms_init: Argon2id passes, 0 = 3 */
+	uint32_t	 kdf_memory_kib; /* kms_init: 0 = 65536 (64 MiB) */
+};
+
+#define KMS_PASSPHRASE_MAX	1024
+#define KMS_KDF_MEMORY_MIN	8192	/* KiB */
+
+/*
+ * Write a new random root key to path as one base64 line, mode 0600,
+ * refusing to replace anything (PV_EEXIST).  PV_EIO on other failures.
+ */
+pv_status kms_key_file_create(const char *path) PV_WUR;
+
+/*
+ * Read a root key file.  PV_EKEYPERM if it is not a regular file owned by
+ * us and inaccessible to group and others; PV_EKEYFORMAT unless it holds
+ * exactly one base64 256-bit key (one trailing newline allowed);
+ * PV_ENOTFOUND if it does not exist.  The caller wipes key after use.
+ */
+pv_status kms_key_file_read(const char *path, uint8_t key[static PV_KEY_LEN])
+	      PV_WUR;
+
+/*
+ * Create the key hierarchy in an empty store, inside the write transaction
+ * txn: format version, vault id, root check, and the first version of each
+ * kind.  The caller commits.
+ */
+pv_status kms_init(struct pv_txn *txn, const struct kms_unlock *u,
+	      struct kms **out) PV_WUR;
+
+/*
+ * Open the key hierarchy of an existing store.  PV_EFORMAT for an unknown
+ * or newer format; PV_EBADKEY for a wrong root key or passphrase;
+ * PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND from the key file;
+ * PV_EPASSPHRASE; PV_EINTEGRITY if the ring was altered.
+ */
+pv_status kms_open(struct pv_txn *txn, const struct kms_unlock *u,
+	      struct kms **out) PV_WUR;
+void	  kms_free(struct kms *k);
+
+/* Reload the ring if another process changed it since we last looked. */
+pv_status kms_sync(struct kms *k, struct pv_txn *txn) PV_WUR;
+
+const uint8_t *kms_vault_id(const struct kms *k);
+
+/*
+ * Generate a fresh DEK and wrap it under the active KEK.  AAD binds the
+ * vault id, rec_id and the KEK version.  dek is PV_KEY_LEN bytes of the
+ * caller's secure memory.
+ */
+pv_status kms_dek_new(struct kms *k, const uint8_t rec_id[static 16],
+	      uint8_t *dek, uint32_t *version,
+	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
+
+/*
+ * Unwrap a record's DEK.  PV_EKEYSTATE if the version is retired,
+ * destroyed or unknown; PV_EINTEGRITY if wrapped or rec_id was altered.
+ */
+pv_status kms_dek_open(struct kms *k, const uint8_t rec_id[static 16],
+	      uint32_t version, const uint8_t wrapped[static KMS_WRAPPED_LEN],
+	      uint8_t *dek) PV_WUR;
+
+/*
+ * Add delta (negative to subtract) to the number of records a KEK version
+ * wraps; n_new counts newly wrapped DEKs for the version's lifetime total.
+ */
+pv_status kms_count_wraps(struct kms *k, struct pv_txn *txn, uint32_t version,
+	      int64_t delta, uint64_t n_new) PV_WUR;
+
+/*
+ * Identifiers: a keyed permutation of 128-bit blocks, one per domain, so
+ * that a record id is never accepted as a token or the reverse.
+ */
+enum kms_id_domain { KMS_ID_RECORD = 1, KMS_ID_TOKEN = 2 };
+pv_status kms_id_seal(struct kms *k, enum kms_id_domain d,
+	      uint8_t out[static 16], const uint8_t in[static 16]) PV_WUR;
+pv_status kms_id_open(struct kms *k, enum kms_id_domain d,
+	      uint8_t out[static 16], const uint8_t in[static 16]) PV_WUR;
+
+/*
+ * Blind index: HMAC-SHA256 under the active INDEX key over the field name
+ * and the already normalized value.
+ */
+pv_status kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
+	      const char *field, size_t fieldlen, const void *value,
+	      size_t valuelen) PV_WUR;
+
+/* One row of kms_status. */
+struct kms_key_info {
+	enum kms_kind	kind;
+	uint32_t	version;
+	enum kms_state	state;
+	uint64_t	created;	/* seconds since the epoch */
+	uint64_t	wraps_live;	/* records wrapped now (KEK) */
+	uint64_t	wraps_total;	/* DEKs ever wrapped (KEK) */
+};
+
+/*
+ * Every key version, read from txn, ordered by kind then version.  *out is
+ * the caller's, released with free().
+ */
+pv_status kms_status(struct kms *k, struct pv_txn *txn,
+	      struct kms_key_info **out, size_t *n) PV_WUR;
+
+#endif /* KMS_H */

@@ -1,0 +1,235 @@
+/*
+ * pv.h: the shared base of piivault.
+ *
+ * Status codes, secure memory, the cryptographic primitives (a thin wrapper
+ * over OpenSSL, the only file that includes it), encodings, bounded buffers
+ * and logging.  Everything above (kms, vault, api, tools) builds on this.
+ *
+ * Conventions, stated once for the whole header:
+ * - Every fallible function returns a pv_status; PV_OK is 0.
+ * - Out-parameters come last and are written only on success.
+ * - Pointer arguments are borrowed and MUST NOT be NULL unless a function
+ *   says otherwise; returned objects are the caller's, released with the
+ *   matching _free, which accepts NULL.
+ * - (ptr, len) buffers name the output first.
+ */
+#ifndef PV_H
+#define PV_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PV_WUR	__attribute__((warn_unused_result))
+
+/*
+ * Status codes.  Codes are only ever appended, never renumbered: they are
+ * part of the CLI's and the API's observable behaviour.
+ */
+typedef enum {
+	PV_OK = 0,
+	PV_ENOMEM,		/* out of memory (or secure heap exhausted) */
+	PV_EINVAL,		/* invalid argument (a caller bug or bad usage) */
+	PV_EIO,			/* a system call failed */
+	PV_ECRYPTO,		/* the crypto library failed */
+	PV_EINTEGRITY,		/* authentication failed: tampered or moved */
+	PV_EBADKEY,		/* wrong root key or passphrase */
+	PV_EKEYPERM,		/* key file readable by group or others */
+	PV_EKEYFORMAT,		/* key file is not one base64 256-bit key */
+	PV_EEXIST,		/* vault or key file already exists */
+	PV_ENOTFOUND,		/* no such record, token or key */
+	PV_EFORMAT,		/* vault format unknown or newer than us */
+	PV_ESTORE,		/* storage engine failure */
+	PV_EFULL,		/* storage map is full */
+	PV_EFIELD,		/* invalid field name */
+	PV_EVALUE,		/* invalid field value */
+	PV_ETOOBIG,		/* input over a fixed limit */
+	PV_ENOVAULT,		/* no vault in the data directory */
+	PV_EKEYSTATE,		/* key version may not be used for this */
+	PV_ESHREDDED,		/* record was crypto-shredded */
+	PV_ENOTINDEXED,		/* field has no blind index */
+	PV_EJSON,		/* malformed JSON */
+	PV_EUSAGE,		/* bad command line */
+	PV_EPASSPHRASE,		/* no passphrase available */
+	PV_ETOKEN,		/* malformed token or record id */
+	PV__COUNT
+} pv_status;
+
+/* A static, lowercase, one-line description; never NULL. */
+const char *pv_strerror(pv_status rc);
+
+/* Limits shared by every layer.  Going over any of them is PV_ETOOBIG. */
+#define PV_FIELD_NAME_MAX	64	/* [a-z][a-z0-9_]{0,63} */
+#define PV_VALUE_MAX		4096	/* bytes of UTF-8 */
+#define PV_FIELDS_MAX		64	/* fields per record */
+#define PV_KEY_LEN		32	/* every symmetric key: 256 bits */
+#define PV_GCM_NONCE_LEN	12
+#define PV_GCM_TAG_LEN		16
+#define PV_HMAC_LEN		32
+#define PV_BLOCK_LEN		16
+
+/*
+ * Process set-up.  pv_init MUST be called once before any other function;
+ * it fetches the algorithms and creates the secure heap.  pv_harden_process
+ * disables core dumps and ptrace attach for a process that holds keys.
+ */
+pv_status pv_init(void) PV_WUR;
+pv_status pv_harden_process(void) PV_WUR;
+
+/*
+ * Secure memory: locked, excluded from core dumps, zeroed on free.  Key
+ * material and decrypted personal values live only here.  pv_secure_free
+ * accepts NULL and MUST be given the length that was allocated.
+ */
+void	*pv_secure_alloc(size_t len);
+void	 pv_secure_free(void *p, size_t len);
+
+/* Wipe memory in a way the compiler cannot elide. */
+void	 pv_cleanse(void *p, size_t len);
+
+/*
+ * Constant-time comparison of two equal-length buffers: 1 if equal.
+ * CT: leaks len only.
+ */
+int	 pv_ct_eq(const void *a, const void *b, size_t len);
+
+/* Cryptographically secure random bytes. */
+pv_status pv_random(void *out, size_t len) PV_WUR;
+
+/*
+ * AES-256-GCM with a fresh random 96-bit nonce.  ct MUST have room for
+ * ptlen bytes; nonce and tag are written to their fixed-size buffers.
+ */
+pv_status pv_aead_seal(uint8_t *ct, uint8_t nonce[static PV_GCM_NONCE_LEN],
+    uint8_t tag[static PV_GCM_TAG_LEN], const uint8_t key[static PV_KEY_LEN],
+    const void *aad, size_t aadlen, const void *pt, size_t ptlen) PV_WUR;
+
+/*
+ * Open an AES-256-GCM ciphertext.  The plaintext in pt is meaningful only
+ * when PV_OK is returned: on PV_EINTEGRITY the buffer is wiped before
+ * return, so nothing of a forged message is ever released.
+ */
+pv_status pv_aead_open(uint8_t *pt, const uint8_t key[static PV_KEY_LEN],
+    const uint8_t nonce[static PV_GCM_NONCE_LEN],
+    const uint8_t tag[static PV_GCM_TAG_LEN], const void *aad, size_t aadlen,
+    const void *ct, size_t ctlen) PV_WUR;
+
+/* AES-256-GCM with a caller-chosen nonce: for known-answer tests only. */
+pv_status pv_aead_seal_nonce(uint8_t *ct, uint8_t tag[static PV_GCM_TAG_LEN],
+    const uint8_t key[static PV_KEY_LEN],
+    const uint8_t nonce[static PV_GCM_NONCE_LEN], const void *aad,
+    size_t aadlen, const void *pt, size_t ptlen) PV_WUR;
+
+/* HMAC-SHA256 over the concatenation of n parts. */
+struct pv_part {
+	const void	*p;
+	size_t		 len;
+};
+pv_status pv_hmac(uint8_t out[static PV_HMAC_LEN], const uint8_t *key,
+    size_t keylen, const struct pv_part *parts, size_t n) PV_WUR;
+
+/* HKDF-SHA256 (RFC 5869): derive outlen bytes. */
+pv_status pv_hkdf(uint8_t *out, size_t outlen, const uint8_t *ikm,
+    size_t ikmlen, const void *salt, size_t saltlen, const void *info,
+    size_t infolen) PV_WUR;
+
+/*
+ * One AES-256 block (a keyed permutation of 128-bit values), used to turn
+ * ascending sequence numbers into identifiers that reveal nothing.
+ */
+pv_status pv_block_encrypt(uint8_t out[static PV_BLOCK_LEN],
+    const uint8_t key[static PV_KEY_LEN],
+    const uint8_t in[static PV_BLOCK_LEN]) PV_WUR;
+pv_status pv_block_decrypt(uint8_t out[static PV_BLOCK_LEN],
+    const uint8_t key[static PV_KEY_LEN],
+    const uint8_t in[static PV_BLOCK_LEN]) PV_WUR;
+
+/*
+ * Encodings.  base64url without padding for identifiers (22 characters for
+ * 16 bytes); standard base64 with padding for keys.  pv_key_from_base64
+ * decodes exactly 32 bytes without data-dependent branches or table
+ * look-ups (CT: leaks only the input length and, at the end, whether it
+ * was valid).
+ */
+#define PV_B64URL16_LEN	22
+void	  pv_b64url_encode16(char out[static PV_B64URL16_LEN + 1],
+	      const uint8_t in[static 16]);
+pv_status pv_b64url_decode16(uint8_t out[static 16], const char *in,
+	      size_t inlen) PV_WUR;
+#define PV_KEY_B64_LEN	44
+void	  pv_key_to_base64(char out[static PV_KEY_B64_LEN + 1],
+	      const uint8_t key[static PV_KEY_LEN]);
+pv_status pv_key_from_base64(uint8_t key[static PV_KEY_LEN], const char *in,
+	      size_t inlen) PV_WUR;
+void	  pv_hex_encode(char *out, const uint8_t *in, size_t len);
+
+/* Big-endian integer packing for on-disk layouts. */
+static inline void
+pv_put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t
+pv_get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void
+pv_put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline uint32_t
+pv_get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/*
+ * Bounded growable buffer (curl dynbuf): its maximum is fixed when it is
+ * created and appending past it is PV_ETOOBIG.  Every block it lets go of
+ * is wiped first, so it may carry a response that holds personal values;
+ * it is not locked memory, so it is no place for keys.
+ */
+struct pv_buf {
+	char	*p;		/* NUL-terminated; NULL while empty */
+	size_t	 len;
+	size_t	 cap;
+	size_t	 max;		/* private */
+};
+void	  pv_buf_init(struct pv_buf *b, size_t max);
+void	  pv_buf_cleanup(struct pv_buf *b);
+pv_status pv_buf_add(struct pv_buf *b, const void *p, size_t len) PV_WUR;
+pv_status pv_buf_printf(struct pv_buf *b, const char *fmt, ...)
+	      __attribute__((format(printf, 2, 3))) PV_WUR;
+
+/* Validation shared by the CLI and the API. */
+int	  pv_field_name_valid(const char *name, size_t len);
+int	  pv_utf8_valid(const void *p, size_t len);
+
+/*
+ * Logging to stderr.  Never pass a personal value, key, token or secret:
+ * log the function, the status and record or key ids only.
+ */
+enum pv_log_level { PV_LOG_ERROR, PV_LOG_WARN, PV_LOG_INFO, PV_LOG_DEBUG };
+void	pv_log_set_level(enum pv_log_level lvl);
+void	pv_log(enum pv_log_level lvl, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Seconds since the epoch; tests may pin it with pv_clock_set. */
+uint64_t pv_now(void);
+void	 pv_clock_set(uint64_t t);	/* 0 returns to the system clock */
+
+#endif /* PV_H */

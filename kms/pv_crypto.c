@@ -1,0 +1,312 @@
+/*
+ * pv_crypto.c: the only file that includes OpenSSL.  OpenSSL's "1 is
+ * success" convention is translated into pv_status here and nowhere else.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#include "pv.h"
+
+/*
+ * Secure heap size.  It holds the unwrapped key ring and every decrypted
+ * value while it is in flight; the allocator rounds up to powers of two.
+ */
+#define SECURE_HEAP_SIZE	(16u << 20)
+#define SECURE_HEAP_MINSIZE	32
+
+static EVP_CIPHER	*aes_gcm;
+static EVP_CIPHER	*aes_ecb;
+static EVP_MAC		*hmac;
+static EVP_KDF		*hkdf;
+
+pv_status
+pv_init(void)
+{
+	if (aes_gcm != NULL)
+		return PV_OK;
+	/*
+	 * A secure heap that could not be locked (returns 2) still keeps
+	 * secrets out of core dumps and zeroes them; we run on regardless,
+	 * and say so.
+	 */
+	if (CRYPTO_secure_malloc_initialized() == 0) {
+		int r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE,
+		    SECURE_HEAP_MINSIZE);
+		if (r == 0)
+			return PV_ENOMEM;
+		if (r == 2)
+			pv_log(PV_LOG_WARN, "secure heap is not locked in "
+			    "memory (raise RLIMIT_MEMLOCK)");
+	}
+	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	aes_ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (aes_gcm == NULL || aes_ecb == NULL || hmac == NULL ||
+	    hkdf == NULL) {
+		EVP_CIPHER_free(aes_gcm);
+		EVP_CIPHER_free(aes_ecb);
+		EVP_MAC_free(hmac);
+		EVP_KDF_free(hkdf);
+		aes_gcm = aes_ecb = NULL;
+		hmac = NULL;
+		hkdf = NULL;
+		return PV_ECRYPTO;
+	}
+	return PV_OK;
+}
+
+pv_status
+pv_harden_process(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0)
+		return PV_EIO;
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return PV_EIO;
+	return PV_OK;
+}
+
+void *
+pv_secure_alloc(size_t len)
+{
+	void *p;
+
+	if (len == 0)
+		len = 1;
+	if ((p = CRYPTO_secure_zalloc(len, OPENSSL_FILE, OPENSSL_LINE)) == NULL)
+		return NULL;
+	return p;
+}
+
+void
+pv_secure_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	CRYPTO_secure_clear_free(p, len == 0 ? 1 : len, OPENSSL_FILE,
+	    OPENSSL_LINE);
+}
+
+void
+pv_cleanse(void *p, size_t len)
+{
+	if (p != NULL && len > 0)
+		OPENSSL_cleanse(p, len);
+}
+
+int
+pv_ct_eq(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+pv_status
+pv_random(void *out, size_t len)
+{
+	if (len > INT32_MAX)
+		return PV_EINVAL;
+	if (RAND_bytes(out, (int)len) != 1)
+		return PV_ECRYPTO;
+	return PV_OK;
+}
+
+static pv_status
+gcm_seal(uint8_t *ct, uint8_t *tag, const uint8_t *key, const uint8_t *nonce,
+    const void *aad, size_t aadlen, const void *pt, size_t ptlen)
+{
+	EVP_CIPHER_CTX *ctx;
+	pv_status rc = PV_ECRYPTO;
+	uint8_t none[1];
+	int n;
+
+	if (aadlen > INT32_MAX || ptlen > INT32_MAX)
+		return PV_EINVAL;
+	if (ct == NULL)		/* empty message: a tag over the AAD alone */
+		ct = none;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return PV_ENOMEM;
+	if (EVP_EncryptInit_ex2(ctx, aes_gcm, key, nonce, NULL) != 1)
+		goto out;
+	if (aadlen > 0 &&
+	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto out;
+	if (ptlen > 0 &&
+	    EVP_EncryptUpdate(ctx, ct, &n, pt, (int)ptlen) != 1)
+		goto out;
+	if (EVP_EncryptFinal_ex(ctx, ct + ptlen, &n) != 1)
+		goto out;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, PV_GCM_TAG_LEN,
+	    tag) != 1)
+		goto out;
+	rc = PV_OK;
+out:
+	EVP_CIPHER_CTX_free(ctx);	/* wipes the expanded key */
+	return rc;
+}
+
+pv_status
+pv_aead_seal(uint8_t *ct, uint8_t nonce[static PV_GCM_NONCE_LEN],
+    uint8_t tag[static PV_GCM_TAG_LEN], const uint8_t key[static PV_KEY_LEN],
+    const void *aad, size_t aadlen, const void *pt, size_t ptlen)
+{
+	pv_status rc;
+
+	if ((rc = pv_random(nonce, PV_GCM_NONCE_LEN)) != PV_OK)
+		return rc;
+	return gcm_seal(ct, tag, key, nonce, aad, aadlen, pt, ptlen);
+}
+
+pv_status
+pv_aead_seal_nonce(uint8_t *ct, uint8_t tag[static PV_GCM_TAG_LEN],
+    const uint8_t key[static PV_KEY_LEN],
+    const uint8_t nonce[static PV_GCM_NONCE_LEN], const void *aad,
+    size_t aadlen, const void *pt, size_t ptlen)
+{
+	return gcm_seal(ct, tag, key, nonce, aad, aadlen, pt, ptlen);
+}
+
+pv_status
+pv_aead_open(uint8_t *pt, const uint8_t key[static PV_KEY_LEN],
+    const uint8_t nonce[static PV_GCM_NONCE_LEN],
+    const uint8_t tag[static PV_GCM_TAG_LEN], const void *aad, size_t aadlen,
+    const void *ct, size_t ctlen)
+{
+	EVP_CIPHER_CTX *ctx;
+	pv_status rc = PV_ECRYPTO;
+	uint8_t t[PV_GCM_TAG_LEN], none[1];
+	int n;
+
+	if (aadlen > INT32_MAX || ctlen > INT32_MAX)
+		return PV_EINVAL;
+	if (pt == NULL)
+		pt = none;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return PV_ENOMEM;
+	memcpy(t, tag, sizeof(t));
+	if (EVP_DecryptInit_ex2(ctx, aes_gcm, key, nonce, NULL) != 1)
+		goto out;
+	if (aadlen > 0 &&
+	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto out;
+	if (ctlen > 0 &&
+	    EVP_DecryptUpdate(ctx, pt, &n, ct, (int)ctlen) != 1)
+		goto out;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, PV_GCM_TAG_LEN,
+	    t) != 1)
+		goto out;
+	/* Final fails exactly when the tag does not verify. */
+	if (EVP_DecryptFinal_ex(ctx, pt + ctlen, &n) != 1) {
+		rc = PV_EINTEGRITY;
+		goto out;
+	}
+	rc = PV_OK;
+out:
+	if (rc != PV_OK)
+		pv_cleanse(pt, ctlen);
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+pv_status
+pv_hmac(uint8_t out[static PV_HMAC_LEN], const uint8_t *key, size_t keylen,
+    const struct pv_part *parts, size_t n)
+{
+	EVP_MAC_CTX *ctx;
+	OSSL_PARAM params[2];
+	pv_status rc = PV_ECRYPTO;
+	size_t outlen;
+
+	if ((ctx = EVP_MAC_CTX_new(hmac)) == NULL)
+		return PV_ENOMEM;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, key, keylen, params) != 1)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].len > 0 &&
+		    EVP_MAC_update(ctx, parts[i].p, parts[i].len) != 1)
+			goto out;
+	if (EVP_MAC_final(ctx, out, &outlen, PV_HMAC_LEN) != 1 ||
+	    outlen != PV_HMAC_LEN)
+		goto out;
+	rc = PV_OK;
+out:
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
+pv_status
+pv_hkdf(uint8_t *out, size_t outlen, const uint8_t *ikm, size_t ikmlen,
+    const void *salt, size_t saltlen, const void *info, size_t infolen)
+{
+	EVP_KDF_CTX *ctx;
+	OSSL_PARAM params[5], *p = params;
+	pv_status rc = PV_ECRYPTO;
+
+	if ((ctx = EVP_KDF_CTX_new(hkdf)) == NULL)
+		return PV_ENOMEM;
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+	    (void *)ikm, ikmlen);
+	if (saltlen > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+		    (void *)salt, saltlen);
+	if (infolen > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+		    (void *)info, infolen);
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, outlen, params) != 1)
+		goto out;
+	rc = PV_OK;
+out:
+	EVP_KDF_CTX_free(ctx);
+	return rc;
+}
+
+static pv_status
+block(uint8_t *out, const uint8_t *key, const uint8_t *in, int enc)
+{
+	EVP_CIPHER_CTX *ctx;
+	pv_status rc = PV_ECRYPTO;
+	int n;
+
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return PV_ENOMEM;
+	if (EVP_CipherInit_ex2(ctx, aes_ecb, key, NULL, enc, NULL) != 1)
+		goto out;
+	if (EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)
+		goto out;
+	if (EVP_CipherUpdate(ctx, out, &n, in, PV_BLOCK_LEN) != 1 ||
+	    n != PV_BLOCK_LEN)
+		goto out;
+	rc = PV_OK;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+pv_status
+pv_block_encrypt(uint8_t out[static PV_BLOCK_LEN],
+    const uint8_t key[static PV_KEY_LEN], const uint8_t in[static PV_BLOCK_LEN])
+{
+	return block(out, key, in, 1);
+}
+
+pv_status
+pv_block_decrypt(uint8_t out[static PV_BLOCK_LEN],
+    const uint8_t key[static PV_KEY_LEN], const uint8_t in[static PV_BLOCK_LEN])
+{
+	return block(out, key, in, 0);
+}

@@ -1,0 +1,366 @@
+/*
+ * pv_store.c: LMDB behind pv_store.h.  LMDB's 0 / MDB_* / errno returns are
+ * translated here and never leave this file.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "pv_store.h"
+
+struct pv_store {
+	MDB_env		*env;
+	MDB_dbi		 dbi[PV_T__COUNT];
+	char		 path[PATH_MAX];
+};
+
+struct pv_txn {
+	struct pv_store	*s;
+	MDB_txn		*txn;
+};
+
+struct pv_cursor {
+	struct pv_store	*s;
+	MDB_cursor	*cur;
+};
+
+static const struct {
+	const char	*name;
+	unsigned int	 flags;
+} tables[PV_T__COUNT] = {
+	[PV_T_META] = { "meta", 0 },
+	[PV_T_RING] = { "ring", 0 },
+	[PV_T_RECORDS] = { "records", 0 },
+	[PV_T_TOKENS] = { "tokens", 0 },
+	[PV_T_INDEX] = { "index", MDB_DUPSORT | MDB_DUPFIXED },
+};
+
+/* The maximum number of processes and threads reading at once. */
+#define STORE_MAX_READERS	1024
+
+static pv_status
+xlate(int r, const char *what)
+{
+	switch (r) {
+	case MDB_SUCCESS:
+		return PV_OK;
+	case MDB_NOTFOUND:
+		return PV_ENOTFOUND;
+	case MDB_KEYEXIST:
+		return PV_EEXIST;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return PV_EFULL;
+	case ENOMEM:
+		return PV_ENOMEM;
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+	case MDB_INCOMPATIBLE:
+		pv_log(PV_LOG_ERROR, "%s: %s", what, mdb_strerror(r));
+		return PV_EFORMAT;
+	default:
+		pv_log(PV_LOG_ERROR, "%s: %s", what, mdb_strerror(r));
+		return PV_ESTORE;
+	}
+}
+
+pv_status
+pv_store_open(const char *dir, const struct pv_store_opts *opts,
+    struct pv_store **out)
+{
+	struct pv_store *s = NULL;
+	MDB_txn *txn = NULL;
+	struct stat st;
+	pv_status rc;
+	int r, n;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return PV_ENOMEM;
+	n = snprintf(s->path, sizeof(s->path), "%s/%s", dir,
+	    PV_STORE_DATA_FILE);
+	if (n < 0 || (size_t)n >= sizeof(s->path)) {
+		rc = PV_EINVAL;
+		goto out;
+	}
+	if (opts->create) {
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			pv_log(PV_LOG_ERROR, "mkdir %s: %s", dir,
+			    strerror(errno));
+			rc = PV_EIO;
+			goto out;
+		}
+		if (stat(s->path, &st) == 0) {
+			rc = PV_EEXIST;
+			goto out;
+		}
+	} else if (stat(s->path, &st) != 0) {
+		rc = errno == ENOENT ? PV_ENOVAULT : PV_EIO;
+		goto out;
+	}
+	if ((rc = xlate(mdb_env_create(&s->env), "mdb_env_create")) != PV_OK)
+		goto out;
+	if ((rc = xlate(mdb_env_set_maxdbs(s->env, PV_T__COUNT + 4),
+	    "mdb_env_set_maxdbs")) != PV_OK)
+		goto out;
+	if ((rc = xlate(mdb_env_set_maxreaders(s->env, STORE_MAX_READERS),
+	    "mdb_env_set_maxreaders")) != PV_OK)
+		goto out;
+	if ((rc = xlate(mdb_env_set_mapsize(s->env, opts->map_size ?
+	    opts->map_size : PV_STORE_MAP_DEFAULT), "mdb_env_set_mapsize")) !=
+	    PV_OK)
+		goto out;
+	/*
+	 * MDB_NOTLS: read transactions are not tied to a thread's slot, so a
+	 * thread pool may reuse them.  Durability stays LMDB's default: every
+	 * commit is fsynced before it returns.
+	 */
+	if ((r = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0) {
+		rc = r == ENOENT ? PV_ENOVAULT : xlate(r, "mdb_env_open");
+		goto out;
+	}
+	if ((rc = xlate(mdb_txn_begin(s->env, NULL, opts->create ? 0 :
+	    MDB_RDONLY, &txn), "mdb_txn_begin")) != PV_OK)
+		goto out;
+	for (int i = 0; i < PV_T__COUNT; i++) {
+		r = mdb_dbi_open(txn, tables[i].name, tables[i].flags |
+		    (opts->create ? MDB_CREATE : 0), &s->dbi[i]);
+		if (r == MDB_NOTFOUND) {
+			/* Not a vault of ours, or a damaged one. */
+			rc = PV_EFORMAT;
+			goto out;
+		}
+		if ((rc = xlate(r, "mdb_dbi_open")) != PV_OK)
+			goto out;
+	}
+	r = mdb_txn_commit(txn);
+	txn = NULL;
+	if ((rc = xlate(r, "mdb_txn_commit")) != PV_OK)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	pv_store_close(s);
+	return rc;
+}
+
+void
+pv_store_close(struct pv_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s);
+}
+
+const char *
+pv_store_path(const struct pv_store *s)
+{
+	return s->path;
+}
+
+pv_status
+pv_txn_begin(struct pv_store *s, int write, struct pv_txn **out)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((t = malloc(sizeof(*t))) == NULL)
+		return PV_ENOMEM;
+	t->s = s;
+	rc = xlate(mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY,
+	    &t->txn), "mdb_txn_begin");
+	if (rc != PV_OK) {
+		free(t);
+		return rc;
+	}
+	*out = t;
+	return PV_OK;
+}
+
+pv_status
+pv_txn_commit(struct pv_txn *t)
+{
+	pv_status rc;
+
+	rc = xlate(mdb_txn_commit(t->txn), "mdb_txn_commit");
+	free(t);
+	return rc;
+}
+
+void
+pv_txn_abort(struct pv_txn *t)
+{
+	if (t == NULL)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+pv_status
+pv_get(struct pv_txn *t, enum pv_table tab, const void *key, size_t klen,
+    const void **val, size_t *vlen)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	pv_status rc;
+
+	if ((rc = xlate(mdb_get(t->txn, t->s->dbi[tab], &k, &v), "mdb_get")) !=
+	    PV_OK)
+		return rc;
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return PV_OK;
+}
+
+static unsigned int
+put_flags(int flags)
+{
+	unsigned int f = 0;
+
+	if (flags & PV_PUT_APPEND)
+		f |= MDB_APPEND;
+	if (flags & PV_PUT_NOOVERWRITE)
+		f |= MDB_NOOVERWRITE;
+	return f;
+}
+
+pv_status
+pv_put(struct pv_txn *t, enum pv_table tab, const void *key, size_t klen,
+    const void *val, size_t vlen, int flags)
+{
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	unsigned int f = put_flags(flags);
+
+	/* In a DUPSORT table, appending means appending a duplicate. */
+	if (tab == PV_T_INDEX && (f & MDB_APPEND))
+		f = (f & ~(unsigned)MDB_APPEND) | MDB_APPENDDUP;
+	return xlate(mdb_put(t->txn, t->s->dbi[tab], &k, &v, f), "mdb_put");
+}
+
+pv_status
+pv_reserve(struct pv_txn *t, enum pv_table tab, const void *key, size_t klen,
+    size_t vlen, int flags, void **val)
+{
+	MDB_val k = { klen, (void *)key }, v = { vlen, NULL };
+	pv_status rc;
+
+	if (tab == PV_T_INDEX)
+		return PV_EINVAL;	/* LMDB cannot reserve duplicates */
+	rc = xlate(mdb_put(t->txn, t->s->dbi[tab], &k, &v,
+	    put_flags(flags) | MDB_RESERVE), "mdb_put");
+	if (rc != PV_OK)
+		return rc;
+	*val = v.mv_data;
+	return PV_OK;
+}
+
+pv_status
+pv_del(struct pv_txn *t, enum pv_table tab, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+
+	return xlate(mdb_del(t->txn, t->s->dbi[tab], &k, val ? &v : NULL),
+	    "mdb_del");
+}
+
+pv_status
+pv_count(struct pv_txn *t, enum pv_table tab, uint64_t *out)
+{
+	MDB_stat st;
+	pv_status rc;
+
+	if ((rc = xlate(mdb_stat(t->txn, t->s->dbi[tab], &st), "mdb_stat")) !=
+	    PV_OK)
+		return rc;
+	*out = st.ms_entries;
+	return PV_OK;
+}
+
+pv_status
+pv_cursor_open(struct pv_txn *t, enum pv_table tab, struct pv_cursor **out)
+{
+	struct pv_cursor *c;
+	pv_status rc;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return PV_ENOMEM;
+	c->s = t->s;
+	rc = xlate(mdb_cursor_open(t->txn, t->s->dbi[tab], &c->cur),
+	    "mdb_cursor_open");
+	if (rc != PV_OK) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return PV_OK;
+}
+
+void
+pv_cursor_close(struct pv_cursor *c)
+{
+	if (c == NULL)
+		return;
+	mdb_cursor_close(c->cur);
+	free(c);
+}
+
+static pv_status
+cursor_get(struct pv_cursor *c, MDB_val *k, MDB_cursor_op op, const void **kp,
+    size_t *kl, const void **vp, size_t *vl)
+{
+	MDB_val v = { 0, NULL };
+	pv_status rc;
+
+	if ((rc = xlate(mdb_cursor_get(c->cur, k, &v, op), "mdb_cursor_get")) !=
+	    PV_OK)
+		return rc;
+	if (kp != NULL) {
+		*kp = k->mv_data;
+		*kl = k->mv_size;
+	}
+	if (vp != NULL) {
+		*vp = v.mv_data;
+		*vl = v.mv_size;
+	}
+	return PV_OK;
+}
+
+pv_status
+pv_cursor_seek(struct pv_cursor *c, const void *key, size_t klen, int exact,
+    const void **k, size_t *kl, const void **v, size_t *vl)
+{
+	MDB_val mk = { klen, (void *)key };
+
+	if (key == NULL)
+		return cursor_get(c, &mk, MDB_FIRST, k, kl, v, vl);
+	return cursor_get(c, &mk, exact ? MDB_SET_KEY : MDB_SET_RANGE, k, kl,
+	    v, vl);
+}
+
+pv_status
+pv_cursor_next(struct pv_cursor *c, int dup_only, const void **k, size_t *kl,
+    const void **v, size_t *vl)
+{
+	MDB_val mk = { 0, NULL };
+
+	return cursor_get(c, &mk, dup_only ? MDB_NEXT_DUP : MDB_NEXT, k, kl,
+	    v, vl);
+}
+
+pv_status
+pv_cursor_last(struct pv_cursor *c, const void **k, size_t *kl,
+    const void **v, size_t *vl)
+{
+	MDB_val mk = { 0, NULL };
+
+	return cursor_get(c, &mk, MDB_LAST, k, kl, v, vl);
+}

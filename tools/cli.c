@@ -1,0 +1,289 @@
+/*
+ * cli.c: the piivault command: the sub-command table, the options every
+ * sub-command shares, and how the root key's passphrase is obtained.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli_int.h"
+
+static int cmd_help(int argc, char **argv);
+
+/* The table every sub-command comes from (wireguard-tools wg.c). */
+static const struct cli_cmd commands[] = {
+	{ "init", cmd_init, "create a vault and its root key" },
+	{ "put", cmd_put, "store one record read as JSON from stdin" },
+	{ "get", cmd_get, "print the values behind tokens" },
+	{ "lookup", cmd_lookup, "find records by an exact email or phone" },
+	{ "kms", cmd_kms, "key management: status" },
+	{ "help", cmd_help, "show this help" },
+};
+
+static void
+usage_all(FILE *f)
+{
+	(void)fprintf(f, "usage: piivault COMMAND [OPTIONS] [ARGS]\n\n"
+	    "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		(void)fprintf(f, "  %-8s %s\n", commands[i].name,
+		    commands[i].help);
+	(void)fprintf(f, "\nEach command takes --help.  Common options:\n"
+	    "  --data-dir DIR   vault directory (env PIIVAULT_DATA_DIR, "
+	    "default " CLI_DATA_DIR_DEFAULT ")\n"
+	    "  --key-file FILE  root key file (env PIIVAULT_KEY_FILE, "
+	    "default " CLI_KEY_FILE_DEFAULT ")\n"
+	    "A vault created with a passphrase reads it from "
+	    "PIIVAULT_PASSPHRASE, or asks on the terminal.\n");
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage_all(stdout);
+	return CLI_OK;
+}
+
+int
+cli_fail(const char *cmd, const char *what, pv_status rc)
+{
+	if (what != NULL && *what != '\0')
+		(void)fprintf(stderr, "piivault: %s: %s: %s\n", cmd, what,
+		    pv_strerror(rc));
+	else
+		(void)fprintf(stderr, "piivault: %s: %s\n", cmd,
+		    pv_strerror(rc));
+	return CLI_FAIL;
+}
+
+int
+cli_usage(const char *cmd, const char *msg)
+{
+	(void)fprintf(stderr, "piivault: %s: %s (see piivault %s --help)\n",
+	    cmd, msg, cmd);
+	return CLI_USAGE;
+}
+
+int
+cli_parse(int argc, char **argv, struct cli_common *c, int *first,
+    const char *usage)
+{
+	enum { O_DATA = 256, O_KEY, O_PASS, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "key-file", required_argument, NULL, O_KEY },
+		{ "passphrase", no_argument, NULL, O_PASS },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env;
+	int ch;
+
+	memset(c, 0, sizeof(*c));
+	c->data_dir = (env = getenv("PIIVAULT_DATA_DIR")) != NULL && *env ?
+	    env : CLI_DATA_DIR_DEFAULT;
+	c->key_file = (env = getenv("PIIVAULT_KEY_FILE")) != NULL && *env ?
+	    env : CLI_KEY_FILE_DEFAULT;
+	optind = 0;		/* full re-initialisation (GNU) */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_DATA:
+			c->data_dir = optarg;
+			break;
+		case O_KEY:
+			c->key_file = optarg;
+			break;
+		case O_PASS:
+			c->passphrase = 1;
+			break;
+		case O_JSON:
+			c->json = 1;
+			break;
+		case O_HELP:
+			(void)printf("usage: piivault %s\n\n"
+			    "  --data-dir DIR   vault directory\n"
+			    "  --key-file FILE  root key file\n", usage);
+			return -1;
+		default:
+			return cli_usage(argv[0], optopt ? "option needs a "
+			    "value" : "unknown option");
+		}
+	}
+	if (c->data_dir[0] == '\0' || c->key_file[0] == '\0')
+		return cli_usage(argv[0], "empty path");
+	*first = optind;
+	return CLI_OK;
+}
+
+/* Read a line from the terminal without echo. */
+static pv_status
+prompt(const char *what, char *buf, size_t cap, size_t *len)
+{
+	struct termios old, quiet;
+	pv_status rc = PV_EPASSPHRASE;
+	size_t n = 0;
+	char ch;
+	int fd;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC)) < 0)
+		return PV_EPASSPHRASE;
+	if (tcgetattr(fd, &old) != 0)
+		goto out;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	if (write(fd, what, strlen(what)) < 0 ||
+	    tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
+		goto out;
+	for (;;) {
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n == cap) {
+			rc = PV_ETOOBIG;
+			break;
+		}
+		buf[n++] = ch;
+	}
+	ch = 0;
+	(void)tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0) {
+		/* Only the echo of a newline is lost. */
+	}
+	if (rc != PV_ETOOBIG && n > 0) {
+		*len = n;
+		rc = PV_OK;
+	}
+out:
+	if (rc != PV_OK)
+		pv_cleanse(buf, cap);
+	(void)close(fd);
+	return rc;
+}
+
+/* kms_unlock's passphrase callback; arg != NULL asks twice (init). */
+static pv_status
+get_passphrase(void *arg, char *buf, size_t cap, size_t *len)
+{
+	const char *env = getenv("PIIVAULT_PASSPHRASE");
+	char *again;
+	size_t n, n2;
+	pv_status rc;
+
+	if (env != NULL && *env != '\0') {
+		if ((n = strlen(env)) > cap)
+			return PV_ETOOBIG;
+		memcpy(buf, env, n);
+		*len = n;
+		return PV_OK;
+	}
+	if ((rc = prompt("vault passphrase: ", buf, cap, &n)) != PV_OK)
+		return rc;
+	if (arg != NULL) {
+		if ((again = pv_secure_alloc(cap)) == NULL)
+			return PV_ENOMEM;
+		rc = prompt("again: ", again, cap, &n2);
+		if (rc == PV_OK && (n2 != n || !pv_ct_eq(buf, again, n)))
+			rc = PV_EPASSPHRASE;
+		pv_secure_free(again, cap);
+		if (rc != PV_OK) {
+			pv_cleanse(buf, cap);
+			return rc;
+		}
+	}
+	*len = n;
+	return PV_OK;
+}
+
+void
+cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
+{
+	const char *env;
+
+	memset(o, 0, sizeof(*o));
+	o->data_dir = c->data_dir;
+	o->unlock.key_file = c->key_file;
+	o->unlock.use_passphrase = c->passphrase;
+	o->unlock.passphrase = get_passphrase;
+	o->unlock.arg = NULL;
+	/* Argon2id memory for new vaults; small values are for tests. */
+	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
+		o->unlock.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
+}
+
+int
+cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
+{
+	struct vault_opts o;
+	pv_status rc;
+
+	cli_vault_opts(c, &o);
+	if ((rc = vault_open(&o, out)) == PV_OK)
+		return CLI_OK;
+	switch (rc) {
+	case PV_ENOVAULT:
+		return cli_fail(cmd, c->data_dir, rc);
+	case PV_ENOTFOUND:
+	case PV_EKEYPERM:
+	case PV_EKEYFORMAT:
+		return cli_fail(cmd, c->key_file, rc);
+	default:
+		return cli_fail(cmd, "cannot open vault", rc);
+	}
+}
+
+pv_status
+cli_read_stdin(struct pv_buf *b, size_t max)
+{
+	char chunk[4096];
+	pv_status rc = PV_OK;
+	ssize_t n;
+
+	for (;;) {
+		n = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = PV_EIO;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (b->len + (size_t)n > max) {
+			rc = PV_ETOOBIG;
+			break;
+		}
+		if ((rc = pv_buf_add(b, chunk, (size_t)n)) != PV_OK)
+			break;
+	}
+	pv_cleanse(chunk, sizeof(chunk));
+	return rc;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_all(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return cmd_help(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	(void)fprintf(stderr, "piivault: unknown command '%s' (see piivault "
+	    "help)\n", argv[1]);
+	return CLI_USAGE;
+}

@@ -1,0 +1,70 @@
+/*
+ * cli_int.h: private to tools/: the piivault command line.
+ *
+ * Each sub-command is a function taking (argc, argv) after the
+ * sub-command's own name, and returning the process exit status:
+ * CLI_OK, CLI_FAIL (the operation failed; one line on stderr says why) or
+ * CLI_USAGE (bad command line).
+ */
+#ifndef CLI_INT_H
+#define CLI_INT_H
+
+#include <stdio.h>
+
+#include "api.h"
+#include "vault.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+#define CLI_DATA_DIR_DEFAULT	"./piivault-data"
+#define CLI_KEY_FILE_DEFAULT	"./piivault.key"
+
+struct cli_cmd {
+	const char	*name;
+	int		(*fn)(int argc, char **argv);
+	const char	*help;
+};
+
+/* Options every command that opens the vault takes. */
+struct cli_common {
+	const char	*data_dir;
+	const char	*key_file;
+	int		 passphrase;	/* init: use a passphrase root */
+	int		 json;		/* machine-readable output */
+};
+
+/*
+ * Parse argv (argv[0] is the command's name) into the common options and
+ * leave the operands in argv[*first..argc-1].  extra_help, if not NULL, is
+ * printed with --help.  Returns CLI_OK, CLI_USAGE, or -1 when --help was
+ * printed and the caller should exit 0.
+ */
+int	cli_parse(int argc, char **argv, struct cli_common *c, int *first,
+	    const char *usage);
+
+/* Fill vault options from common options; the passphrase comes from
+ * PIIVAULT_PASSPHRASE or, failing that, a prompt on the terminal. */
+void	cli_vault_opts(const struct cli_common *c, struct vault_opts *o);
+
+/* Open the vault, printing a one-line reason on failure. */
+int	cli_open(const struct cli_common *c, const char *cmd,
+	    struct vault **out);
+
+/* Print "piivault: CMD: what: reason" on stderr; returns CLI_FAIL. */
+int	cli_fail(const char *cmd, const char *what, pv_status rc);
+int	cli_usage(const char *cmd, const char *msg);
+
+/* Read all of stdin, at most max bytes (PV_ETOOBIG beyond). */
+pv_status cli_read_stdin(struct pv_buf *b, size_t max) PV_WUR;
+
+/* Sub-commands. */
+int	cmd_init(int argc, char **argv);
+int	cmd_put(int argc, char **argv);
+int	cmd_get(int argc, char **argv);
+int	cmd_lookup(int argc, char **argv);
+int	cmd_kms(int argc, char **argv);
+
+/* The whole program, for main() and the tests. */
+int	cli_main(int argc, char **argv);
+
+#endif /* CLI_INT_H */

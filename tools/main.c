@@ -1,0 +1,22 @@
+/*
+ * main.c: the piivault binary.  A process that holds keys: no core dumps,
+ * no ptrace attach, stdio unbuffered for nothing secret.
+ */
+#include <stdio.h>
+
+#include "cli_int.h"
+
+int
+main(int argc, char **argv)
+{
+	pv_status rc;
+
+	if ((rc = pv_harden_process()) != PV_OK ||
+	    (rc = pv_init()) != PV_OK) {
+		(void)fprintf(stderr, "piivault: start-up: %s\n",
+		    pv_strerror(rc));
+		return CLI_FAIL;
+	}
+	api_init();
+	return cli_main(argc, argv);
+}

@@ -1,0 +1,801 @@
+/*
+ * vault.c: records, envelopes, tokens and the blind index.
+ *
+ * Byte layouts are in docs/format.md; the offsets below are that document
+ * in code.  Parsing a stored record is total: bytes that do not parse are
+ * reported as PV_EINTEGRITY, never trusted.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pv_store.h"
+#include "vault.h"
+
+/* Meta keys owned by the vault. */
+#define META_NEXT_REC	"next_rec"
+#define META_NEXT_TOK	"next_tok"
+#define META_RECORDS	"records"
+
+/* Record value. */
+#define REC_LIVE	1
+#define REC_TOMBSTONE	2
+#define RF_MARKETING	0x01
+
+#define R_TYPE		0
+#define R_FLAGS		1
+#define R_CHECK		2
+#define R_KEKV		10
+#define R_DEK		14
+#define R_CREATED	(R_DEK + KMS_WRAPPED_LEN)
+#define R_RETAIN	(R_CREATED + 8)
+#define R_NFIELDS	(R_RETAIN + 8)
+#define R_FIELDS	(R_NFIELDS + 2)
+
+/* Field entry flags. */
+#define FF_INDEXED	0x01
+
+/* Token value: record seq, token check, name length, name. */
+#define T_REC		0
+#define T_CHECK		8
+#define T_NAMELEN	16
+#define T_NAME		17
+
+#define CHECK_LEN	8
+#define SEQ_LEN		8
+#define INDEX_VAL_LEN	16
+
+struct vault {
+	struct pv_store	*store;
+	struct kms	*kms;
+};
+
+/* A parsed view of one field entry inside a stored record. */
+struct field_view {
+	const char	*name;
+	size_t		 namelen;
+	int		 indexed;
+	const uint8_t	*digest;
+	uint64_t	 tok_seq;
+	const uint8_t	*nonce;
+	const uint8_t	*ct;
+	size_t		 ctlen;
+	const uint8_t	*tag;
+};
+
+static const char *const indexed_fields[] = { "email", "phone" };
+
+static pv_status
+txn_begin(struct vault *v, int write, struct pv_txn **out)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = pv_txn_begin(v->store, write, &t)) != PV_OK)
+		return rc;
+	if ((rc = kms_sync(v->kms, t)) != PV_OK) {
+		pv_txn_abort(t);
+		return rc;
+	}
+	*out = t;
+	return PV_OK;
+}
+
+static pv_status
+meta_u64(struct pv_txn *t, const char *name, uint64_t *out)
+{
+	const void *val;
+	size_t vl;
+	pv_status rc;
+
+	if ((rc = pv_get(t, PV_T_META, name, strlen(name), &val, &vl)) !=
+	    PV_OK)
+		return rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
+	if (vl != 8)
+		return PV_EFORMAT;
+	*out = pv_get_u64(val);
+	return PV_OK;
+}
+
+static pv_status
+meta_set_u64(struct pv_txn *t, const char *name, uint64_t val)
+{
+	uint8_t b[8];
+
+	pv_put_u64(b, val);
+	return pv_put(t, PV_T_META, name, strlen(name), b, sizeof(b), 0);
+}
+
+/* Identifiers. */
+
+static void
+id_block(uint8_t out[static 16], uint64_t seq, const uint8_t *check)
+{
+	pv_put_u64(out, seq);
+	memcpy(out + SEQ_LEN, check, CHECK_LEN);
+}
+
+static pv_status
+id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
+    const uint8_t *check, char out[static VAULT_ID_STRLEN + 1])
+{
+	uint8_t in[16], enc[16];
+	pv_status rc;
+
+	id_block(in, seq, check);
+	if ((rc = kms_id_seal(v->kms, d, enc, in)) != PV_OK)
+		return rc;
+	memcpy(out, d == KMS_ID_RECORD ? "rec_" : "tok_", 4);
+	pv_b64url_encode16(out + 4, enc);
+	return PV_OK;
+}
+
+static pv_status
+id_parse(struct vault *v, enum kms_id_domain d, const char *s, size_t len,
+    uint64_t *seq, uint8_t check[static CHECK_LEN])
+{
+	uint8_t enc[16], dec[16];
+	pv_status rc;
+
+	if (len != VAULT_ID_STRLEN ||
+	    memcmp(s, d == KMS_ID_RECORD ? "rec_" : "tok_", 4) != 0)
+		return PV_ETOKEN;
+	if ((rc = pv_b64url_decode16(enc, s + 4, len - 4)) != PV_OK)
+		return rc;
+	if ((rc = kms_id_open(v->kms, d, dec, enc)) != PV_OK)
+		return rc;
+	*seq = pv_get_u64(dec);
+	memcpy(check, dec + SEQ_LEN, CHECK_LEN);
+	return PV_OK;
+}
+
+/* Validation and normalization. */
+
+int
+vault_field_indexed(const char *field, size_t len)
+{
+	for (size_t i = 0; i < sizeof(indexed_fields) /
+	    sizeof(indexed_fields[0]); i++)
+		if (strlen(indexed_fields[i]) == len &&
+		    memcmp(indexed_fields[i], field, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static pv_status
+normalize_email(char *out, size_t *outlen, const char *s, size_t len)
+{
+	size_t at = 0, nat = 0, i;
+
+	while (len > 0 && is_space(s[0]))
+		s++, len--;
+	while (len > 0 && is_space(s[len - 1]))
+		len--;
+	if (len < 3 || len > 254)
+		return PV_EVALUE;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c == 0x7f)
+			return PV_EVALUE;
+		if (c == '@') {
+			at = i;
+			nat++;
+		}
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+	}
+	/* local@domain.tld: one '@', a dotted domain without empty labels. */
+	if (nat != 1 || at == 0 || at > 64 || at + 1 >= len)
+		return PV_EVALUE;
+	if (s[at + 1] == '.' || s[len - 1] == '.' ||
+	    memchr(s + at + 1, '.', len - at - 1) == NULL)
+		return PV_EVALUE;
+	for (i = at + 1; i + 1 < len; i++)
+		if (s[i] == '.' && s[i + 1] == '.')
+			return PV_EVALUE;
+	*outlen = len;
+	return PV_OK;
+}
+
+static pv_status
+normalize_phone(char *out, size_t *outlen, const char *s, size_t len)
+{
+	size_t n = 0, digits = 0;
+	int seen = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9') {
+			out[n++] = c;
+			digits++;
+			seen = 1;
+		} else if (c == '+') {
+			if (seen)
+				return PV_EVALUE;
+			out[n++] = c;
+			seen = 1;
+		} else if (c == '(' || c == ')' || c == '-' || c == '.') {
+			seen = 1;
+		} else if (c != ' ')
+			return PV_EVALUE;
+	}
+	/* E.164 allows at most 15 digits; fewer than 4 is no number. */
+	if (digits < 4 || digits > 15)
+		return PV_EVALUE;
+	*outlen = n;
+	return PV_OK;
+}
+
+pv_status
+vault_normalize(char *out, size_t *outlen, const char *field, size_t fieldlen,
+    const char *value, size_t len)
+{
+	if (len > PV_VALUE_MAX)
+		return PV_ETOOBIG;
+	if (fieldlen == 5 && memcmp(field, "email", 5) == 0)
+		return normalize_email(out, outlen, value, len);
+	if (fieldlen == 5 && memcmp(field, "phone", 5) == 0)
+		return normalize_phone(out, outlen, value, len);
+	return PV_ENOTINDEXED;
+}
+
+pv_status
+vault_record_check(const struct vault_record_in *r)
+{
+	char norm[PV_VALUE_MAX];
+	size_t normlen;
+	pv_status rc;
+
+	if (r->nfields == 0)
+		return PV_EINVAL;
+	if (r->nfields > PV_FIELDS_MAX)
+		return PV_ETOOBIG;
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct vault_field *f = &r->fields[i];
+
+		if (!pv_field_name_valid(f->name, f->namelen))
+			return PV_EFIELD;
+		for (size_t j = 0; j < i; j++)
+			if (r->fields[j].namelen == f->namelen &&
+			    memcmp(r->fields[j].name, f->name,
+			    f->namelen) == 0)
+				return PV_EFIELD;
+		if (f->len > PV_VALUE_MAX)
+			return PV_ETOOBIG;
+		if (f->len == 0 || !pv_utf8_valid(f->value, f->len))
+			return PV_EVALUE;
+		if (vault_field_indexed(f->name, f->namelen)) {
+			rc = vault_normalize(norm, &normlen, f->name,
+			    f->namelen, f->value, f->len);
+			pv_cleanse(norm, sizeof(norm));
+			if (rc != PV_OK)
+				return rc;
+		}
+	}
+	if (r->retention_days > 36500)
+		return PV_EINVAL;
+	return PV_OK;
+}
+
+/* Open and close. */
+
+static pv_status
+vault_start(const struct vault_opts *o, int create, struct vault **out)
+{
+	struct pv_store_opts so = { o->map_size, create };
+	struct vault *v;
+	struct pv_txn *t = NULL;
+	pv_status rc;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = pv_store_open(o->data_dir, &so, &v->store)) != PV_OK)
+		goto out;
+	if ((rc = pv_txn_begin(v->store, create, &t)) != PV_OK)
+		goto out;
+	if (create) {
+		if ((rc = kms_init(t, &o->unlock, &v->kms)) != PV_OK ||
+		    (rc = meta_set_u64(t, META_NEXT_REC, 1)) != PV_OK ||
+		    (rc = meta_set_u64(t, META_NEXT_TOK, 1)) != PV_OK ||
+		    (rc = meta_set_u64(t, META_RECORDS, 0)) != PV_OK)
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+	} else if ((rc = kms_open(t, &o->unlock, &v->kms)) != PV_OK)
+		goto out;
+	*out = v;
+	v = NULL;
+out:
+	pv_txn_abort(t);
+	vault_close(v);
+	return rc;
+}
+
+pv_status
+vault_create(const struct vault_opts *o, struct vault **out)
+{
+	return vault_start(o, 1, out);
+}
+
+pv_status
+vault_open(const struct vault_opts *o, struct vault **out)
+{
+	return vault_start(o, 0, out);
+}
+
+void
+vault_close(struct vault *v)
+{
+	if (v == NULL)
+		return;
+	kms_free(v->kms);
+	pv_store_close(v->store);
+	free(v);
+}
+
+/* Writing records. */
+
+static void
+field_aad(uint8_t *aad, size_t *aadlen, const struct kms *k,
+    const uint8_t rec[static 16], const char *name, size_t namelen)
+{
+	memcpy(aad, kms_vault_id(k), KMS_VAULT_ID_LEN);
+	memcpy(aad + KMS_VAULT_ID_LEN, rec, 16);
+	memcpy(aad + KMS_VAULT_ID_LEN + 16, name, namelen);
+	*aadlen = KMS_VAULT_ID_LEN + 16 + namelen;
+}
+
+#define AAD_MAX	(KMS_VAULT_ID_LEN + 16 + PV_FIELD_NAME_MAX)
+
+/*
+ * Per-record scratch: the digests of indexed fields and the token numbers,
+ * kept while the record is built, since a later write moves the record.
+ */
+struct put_scratch {
+	uint8_t		digest[PV_FIELDS_MAX][PV_HMAC_LEN];
+	uint8_t		indexed[PV_FIELDS_MAX];
+	uint8_t		tok_check[PV_FIELDS_MAX][CHECK_LEN];
+	uint64_t	tok_seq[PV_FIELDS_MAX];
+	char		norm[PV_VALUE_MAX];
+};
+
+static pv_status
+put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
+    uint64_t seq, uint64_t *next_tok, uint8_t *dek, struct put_scratch *sc,
+    uint32_t *kekv, struct vault_put_result *res)
+{
+	uint8_t key[SEQ_LEN], rec[16], check[CHECK_LEN], aad[AAD_MAX];
+	uint8_t wrapped[KMS_WRAPPED_LEN], *p, *q;
+	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], tokkey[SEQ_LEN];
+	uint8_t idxval[INDEX_VAL_LEN];
+	size_t size = R_FIELDS, normlen, aadlen;
+	uint64_t now = pv_now();
+	pv_status rc;
+
+	if ((rc = pv_random(check, sizeof(check))) != PV_OK)
+		return rc;
+	id_block(rec, seq, check);
+	if ((rc = kms_dek_new(v->kms, rec, dek, kekv, wrapped)) != PV_OK)
+		return rc;
+	if ((rc = pv_random(sc->tok_check, r->nfields * CHECK_LEN)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct vault_field *f = &r->fields[i];
+
+		sc->indexed[i] = (uint8_t)vault_field_indexed(f->name,
+		    f->namelen);
+		if (sc->indexed[i]) {
+			if ((rc = vault_normalize(sc->norm, &normlen, f->name,
+			    f->namelen, f->value, f->len)) != PV_OK)
+				return rc;
+			rc = kms_blind_index(v->kms, sc->digest[i], f->name,
+			    f->namelen, sc->norm, normlen);
+			pv_cleanse(sc->norm, normlen);
+			if (rc != PV_OK)
+				return rc;
+		}
+		sc->tok_seq[i] = (*next_tok)++;
+		size += 1 + f->namelen + 1 + (sc->indexed[i] ? PV_HMAC_LEN :
+		    0) + SEQ_LEN + 2 + PV_GCM_NONCE_LEN + f->len +
+		    PV_GCM_TAG_LEN;
+	}
+
+	/* The record, built in place. */
+	pv_put_u64(key, seq);
+	if ((rc = pv_reserve(t, PV_T_RECORDS, key, sizeof(key), size,
+	    PV_PUT_APPEND, (void **)&p)) != PV_OK)
+		return rc;
+	p[R_TYPE] = REC_LIVE;
+	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
+	memcpy(p + R_CHECK, check, CHECK_LEN);
+	pv_put_u32(p + R_KEKV, *kekv);
+	memcpy(p + R_DEK, wrapped, KMS_WRAPPED_LEN);
+	pv_put_u64(p + R_CREATED, now);
+	pv_put_u64(p + R_RETAIN, r->retention_days ?
+	    now + (uint64_t)r->retention_days * 86400 : 0);
+	p[R_NFIELDS] = (uint8_t)(r->nfields >> 8);
+	p[R_NFIELDS + 1] = (uint8_t)r->nfields;
+	q = p + R_FIELDS;
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct vault_field *f = &r->fields[i];
+
+		*q++ = (uint8_t)f->namelen;
+		memcpy(q, f->name, f->namelen);
+		q += f->namelen;
+		*q++ = sc->indexed[i] ? FF_INDEXED : 0;
+		if (sc->indexed[i]) {
+			memcpy(q, sc->digest[i], PV_HMAC_LEN);
+			q += PV_HMAC_LEN;
+		}
+		pv_put_u64(q, sc->tok_seq[i]);
+		q += SEQ_LEN;
+		*q++ = (uint8_t)(f->len >> 8);
+		*q++ = (uint8_t)f->len;
+		field_aad(aad, &aadlen, v->kms, rec, f->name, f->namelen);
+		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
+		    q + PV_GCM_NONCE_LEN + f->len, dek, aad, aadlen, f->value,
+		    f->len)) != PV_OK)
+			return rc;
+		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
+	}
+
+	/* Tokens and index entries: p is dead from here on. */
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct vault_field *f = &r->fields[i];
+
+		pv_put_u64(tokkey, sc->tok_seq[i]);
+		pv_put_u64(tokval + T_REC, seq);
+		memcpy(tokval + T_CHECK, sc->tok_check[i], CHECK_LEN);
+		tokval[T_NAMELEN] = (uint8_t)f->namelen;
+		memcpy(tokval + T_NAME, f->name, f->namelen);
+		if ((rc = pv_put(t, PV_T_TOKENS, tokkey, sizeof(tokkey),
+		    tokval, T_NAME + f->namelen, PV_PUT_APPEND)) != PV_OK)
+			return rc;
+		if (sc->indexed[i]) {
+			pv_put_u64(idxval, seq);
+			pv_put_u64(idxval + SEQ_LEN, sc->tok_seq[i]);
+			if ((rc = pv_put(t, PV_T_INDEX, sc->digest[i],
+			    PV_HMAC_LEN, idxval, sizeof(idxval), 0)) != PV_OK)
+				return rc;
+		}
+		if ((rc = id_format(v, KMS_ID_TOKEN, sc->tok_seq[i],
+		    sc->tok_check[i], res->tokens[i])) != PV_OK)
+			return rc;
+	}
+	return id_format(v, KMS_ID_RECORD, seq, check, res->id);
+}
+
+pv_status
+vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
+    struct vault_put_result *res)
+{
+	struct put_scratch *sc = NULL;
+	struct pv_txn *t = NULL;
+	uint64_t next_rec, next_tok, count;
+	uint8_t *dek = NULL;
+	uint32_t kekv = 0;
+	size_t nvalid = 0, i;
+	pv_status rc;
+
+	if (n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	for (i = 0; i < n; i++)
+		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
+			nvalid++;
+	if (nvalid == 0)
+		return PV_OK;
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
+	    (sc = malloc(sizeof(*sc))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if ((rc = txn_begin(v, 1, &t)) != PV_OK)
+		goto out;
+	if ((rc = meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
+	    (rc = meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK ||
+	    (rc = meta_u64(t, META_RECORDS, &count)) != PV_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (res[i].status != PV_OK)
+			continue;
+		if ((rc = put_one(v, t, &recs[i], next_rec++, &next_tok, dek,
+		    sc, &kekv, &res[i])) != PV_OK)
+			goto out;
+	}
+	/* One write transaction holds one ring state: one KEK version. */
+	if ((rc = kms_count_wraps(v->kms, t, kekv, (int64_t)nvalid,
+	    nvalid)) != PV_OK)
+		goto out;
+	if ((rc = meta_set_u64(t, META_NEXT_REC, next_rec)) != PV_OK ||
+	    (rc = meta_set_u64(t, META_NEXT_TOK, next_tok)) != PV_OK ||
+	    (rc = meta_set_u64(t, META_RECORDS, count + nvalid)) != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+out:
+	pv_txn_abort(t);
+	if (rc != PV_OK)
+		for (i = 0; i < n; i++)
+			if (res[i].status == PV_OK) {
+				res[i].status = rc;
+				res[i].id[0] = '\0';
+			}
+	pv_secure_free(dek, PV_KEY_LEN);
+	if (sc != NULL) {
+		pv_cleanse(sc, sizeof(*sc));
+		free(sc);
+	}
+	return rc;
+}
+
+/* Reading records. */
+
+/*
+ * Walk to the next field entry of a record.  *pos is the offset of the
+ * entry; returns PV_EINTEGRITY for bytes that do not parse.
+ */
+static pv_status
+field_next(const uint8_t *rec, size_t len, size_t *pos, struct field_view *f)
+{
+	size_t p = *pos;
+
+#define NEED(n) do { if (len - p < (size_t)(n)) return PV_EINTEGRITY; } \
+	while (0)
+	NEED(1);
+	f->namelen = rec[p++];
+	NEED(f->namelen + 1);
+	f->name = (const char *)rec + p;
+	p += f->namelen;
+	f->indexed = rec[p++] & FF_INDEXED;
+	if (f->indexed) {
+		NEED(PV_HMAC_LEN);
+		f->digest = rec + p;
+		p += PV_HMAC_LEN;
+	}
+	NEED(SEQ_LEN + 2 + PV_GCM_NONCE_LEN);
+	f->tok_seq = pv_get_u64(rec + p);
+	p += SEQ_LEN;
+	f->ctlen = (size_t)rec[p] << 8 | rec[p + 1];
+	p += 2;
+	f->nonce = rec + p;
+	p += PV_GCM_NONCE_LEN;
+	NEED(f->ctlen + PV_GCM_TAG_LEN);
+	f->ct = rec + p;
+	p += f->ctlen;
+	f->tag = rec + p;
+	p += PV_GCM_TAG_LEN;
+#undef NEED
+	if (f->namelen == 0 || f->namelen > PV_FIELD_NAME_MAX ||
+	    f->ctlen > PV_VALUE_MAX)
+		return PV_EINTEGRITY;
+	*pos = p;
+	return PV_OK;
+}
+
+/* Fetch the live record seq; check its check value in constant time. */
+static pv_status
+record_fetch(struct pv_txn *t, uint64_t seq, const uint8_t *check,
+    const uint8_t **rec, size_t *len)
+{
+	uint8_t key[SEQ_LEN];
+	const void *val;
+	size_t vl;
+	pv_status rc;
+
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key), &val, &vl)) !=
+	    PV_OK)
+		return rc;
+	if (vl < R_FIELDS && !(vl >= R_CHECK + CHECK_LEN &&
+	    ((const uint8_t *)val)[R_TYPE] == REC_TOMBSTONE))
+		return PV_EINTEGRITY;
+	if (check != NULL &&
+	    !pv_ct_eq((const uint8_t *)val + R_CHECK, check, CHECK_LEN))
+		return PV_ENOTFOUND;
+	if (((const uint8_t *)val)[R_TYPE] == REC_TOMBSTONE)
+		return PV_ESHREDDED;
+	if (((const uint8_t *)val)[R_TYPE] != REC_LIVE)
+		return PV_EINTEGRITY;
+	*rec = val;
+	*len = vl;
+	return PV_OK;
+}
+
+void
+vault_value_free(struct vault_value *val)
+{
+	if (val == NULL)
+		return;
+	pv_secure_free(val->value, val->len + 1);
+	pv_cleanse(val, sizeof(*val));
+	free(val);
+}
+
+static pv_status
+get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
+    struct vault_value **out)
+{
+	uint8_t check[CHECK_LEN], key[SEQ_LEN], block[16], aad[AAD_MAX];
+	const uint8_t *tv, *rec;
+	struct vault_value *val = NULL;
+	struct field_view f;
+	uint8_t *dek = NULL;
+	uint64_t tok_seq, rec_seq;
+	size_t tl, rl, pos, nf, aadlen;
+	pv_status rc;
+
+	if ((rc = id_parse(v, KMS_ID_TOKEN, token, toklen, &tok_seq,
+	    check)) != PV_OK)
+		return rc;
+	pv_put_u64(key, tok_seq);
+	if ((rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
+	    (const void **)&tv, &tl)) != PV_OK)
+		return rc;
+	if (tl < T_NAME || tl != T_NAME + (size_t)tv[T_NAMELEN])
+		return PV_EINTEGRITY;
+	if (!pv_ct_eq(tv + T_CHECK, check, CHECK_LEN))
+		return PV_ENOTFOUND;
+	rec_seq = pv_get_u64(tv + T_REC);
+	if ((rc = record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
+		return rc;
+	nf = (size_t)rec[R_NFIELDS] << 8 | rec[R_NFIELDS + 1];
+	pos = R_FIELDS;
+	for (size_t i = 0;; i++) {
+		if (i == nf)
+			return PV_ENOTFOUND;	/* field since removed */
+		if ((rc = field_next(rec, rl, &pos, &f)) != PV_OK)
+			return rc;
+		if (f.tok_seq == tok_seq)
+			break;
+	}
+	if (f.namelen != tv[T_NAMELEN] ||
+	    memcmp(f.name, tv + T_NAME, f.namelen) != 0)
+		return PV_EINTEGRITY;
+	if ((val = calloc(1, sizeof(*val))) == NULL ||
+	    (dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
+	    (val->value = pv_secure_alloc(f.ctlen + 1)) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	id_block(block, rec_seq, rec + R_CHECK);
+	if ((rc = kms_dek_open(v->kms, block, pv_get_u32(rec + R_KEKV),
+	    rec + R_DEK, dek)) != PV_OK)
+		goto out;
+	field_aad(aad, &aadlen, v->kms, block, f.name, f.namelen);
+	if ((rc = pv_aead_open((uint8_t *)val->value, dek, f.nonce, f.tag,
+	    aad, aadlen, f.ct, f.ctlen)) != PV_OK)
+		goto out;
+	val->len = f.ctlen;
+	val->value[val->len] = '\0';
+	memcpy(val->field, f.name, f.namelen);
+	val->field[f.namelen] = '\0';
+	if ((rc = id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
+	    val->id)) != PV_OK)
+		goto out;
+	*out = val;
+	val = NULL;
+out:
+	pv_secure_free(dek, PV_KEY_LEN);
+	if (val != NULL) {
+		pv_secure_free(val->value, f.ctlen + 1);
+		free(val);
+	}
+	return rc;
+}
+
+pv_status
+vault_get(struct vault *v, const char *token, size_t len,
+    struct vault_value **out)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	rc = get_in(v, t, token, len, out);
+	pv_txn_abort(t);
+	return rc;
+}
+
+pv_status
+vault_lookup(struct vault *v, const char *field, size_t fieldlen,
+    const char *value, size_t len, struct vault_match **out, size_t *n)
+{
+	uint8_t digest[PV_HMAC_LEN], key[SEQ_LEN];
+	struct vault_match *m = NULL;
+	struct pv_cursor *c = NULL;
+	struct pv_txn *t = NULL;
+	const uint8_t *iv, *tv, *rec;
+	char *norm = NULL;
+	size_t cnt = 0, normlen, il, tl, rl;
+	pv_status rc;
+
+	if (!pv_field_name_valid(field, fieldlen))
+		return PV_EFIELD;
+	if (!vault_field_indexed(field, fieldlen))
+		return PV_ENOTINDEXED;
+	if ((norm = malloc(PV_VALUE_MAX)) == NULL)
+		return PV_ENOMEM;
+	rc = vault_normalize(norm, &normlen, field, fieldlen, value, len);
+	if (rc == PV_OK)
+		rc = kms_blind_index(v->kms, digest, field, fieldlen, norm,
+		    normlen);
+	pv_cleanse(norm, PV_VALUE_MAX);
+	free(norm);
+	if (rc != PV_OK)
+		return rc;
+	if ((m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+		goto out;
+	if ((rc = pv_cursor_open(t, PV_T_INDEX, &c)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(c, digest, sizeof(digest), 1, NULL, NULL,
+	    (const void **)&iv, &il); rc == PV_OK && cnt < VAULT_LOOKUP_MAX;
+	    rc = pv_cursor_next(c, 1, NULL, NULL, (const void **)&iv, &il)) {
+		uint64_t rec_seq, tok_seq;
+
+		if (il != INDEX_VAL_LEN) {
+			rc = PV_EINTEGRITY;
+			goto out;
+		}
+		rec_seq = pv_get_u64(iv);
+		tok_seq = pv_get_u64(iv + SEQ_LEN);
+		pv_put_u64(key, tok_seq);
+		if ((rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
+		    (const void **)&tv, &tl)) != PV_OK || tl < T_NAME) {
+			rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+			goto out;
+		}
+		rc = record_fetch(t, rec_seq, NULL, &rec, &rl);
+		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
+			continue;
+		if (rc != PV_OK)
+			goto out;
+		if ((rc = id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
+		    m[cnt].id)) != PV_OK ||
+		    (rc = id_format(v, KMS_ID_TOKEN, tok_seq, tv + T_CHECK,
+		    m[cnt].token)) != PV_OK)
+			goto out;
+		cnt++;
+	}
+	if (rc != PV_OK && rc != PV_ENOTFOUND)
+		goto out;
+	*out = m;
+	*n = cnt;
+	m = NULL;
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	free(m);
+	return rc;
+}
+
+pv_status
+vault_info(struct vault *v, struct vault_info *out)
+{
+	struct pv_txn *t;
+	uint64_t records;
+	pv_status rc;
+
+	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	if ((rc = meta_u64(t, META_RECORDS, &records)) != PV_OK ||
+	    (rc = kms_status(v->kms, t, &out->keys, &out->nkeys)) != PV_OK)
+		goto out;
+	pv_hex_encode(out->vault_id, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
+	out->format = KMS_FORMAT_VERSION;
+	out->records = records;
+out:
+	pv_txn_abort(t);
+	return rc;
+}
