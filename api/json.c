@@ -48,6 +48,32 @@ wipe_free(void *q)
 	free(p);
 }
 
+static const char *
+json_error_what(const json_error_t *e)
+{
+	switch (json_error_code(e)) {
+	case json_error_out_of_memory:
+		return "out of memory";
+	case json_error_stack_overflow:
+		return "nested too deeply";
+	case json_error_invalid_utf8:
+		return "invalid utf-8";
+	case json_error_premature_end_of_input:
+		return "unexpected end of input";
+	case json_error_end_of_input_expected:
+		return "unexpected text after the json value";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "\\u0000 is not allowed";
+	case json_error_duplicate_key:
+		return "duplicate member";
+	case json_error_numeric_overflow:
+		return "number out of range";
+	default:
+		return "invalid json syntax";
+	}
+}
+
 void
 api_init(void)
 {
@@ -75,9 +101,13 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
 		return PV_ENOMEM;
 	r->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (r->root == NULL) {
-		/* jansson's text names a position, never the input itself. */
-		(void)snprintf(err, API_ERR_MAX, "line %d column %d: %.100s",
-		    jerr.line, jerr.column, jerr.text);
+		/*
+		 * jansson's own text quotes the input near the error, which
+		 * may be a personal value: say what and where, never that.
+		 */
+		(void)snprintf(err, API_ERR_MAX, "line %d column %d: %s",
+		    jerr.line, jerr.column, json_error_what(&jerr));
+		pv_cleanse(&jerr, sizeof(jerr));
 		rc = PV_EJSON;
 		goto out;
 	}

@@ -18,8 +18,8 @@ static const char *const status_str[PV__COUNT] = {
 	[PV_ECRYPTO] = "cryptographic library failure",
 	[PV_EINTEGRITY] = "integrity check failed: data was altered or moved",
 	[PV_EBADKEY] = "wrong root key or passphrase",
-	[PV_EKEYPERM] = "key file is accessible by group or others "
-	    "(chmod 600 it)",
+	[PV_EKEYPERM] = "key file must be a regular file of yours, not "
+	    "accessible by group or others (chmod 600 it)",
 	[PV_EKEYFORMAT] = "key file does not hold one base64 256-bit key",
 	[PV_EEXIST] = "already exists",
 	[PV_ENOTFOUND] = "not found",
@@ -54,7 +54,8 @@ pv_buf_init(struct pv_buf *b, size_t max)
 {
 	b->p = NULL;
 	b->len = b->cap = 0;
-	b->max = max;
+	/* Clamped so that len + add + 1 and the doubling never wrap. */
+	b->max = max > SIZE_MAX / 4 ? SIZE_MAX / 4 : max;
 }
 
 void

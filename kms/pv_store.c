@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -90,8 +91,6 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	}
 	if (opts->create) {
 		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			pv_log(PV_LOG_ERROR, "mkdir %s: %s", dir,
-			    strerror(errno));
 			rc = PV_EIO;
 			goto out;
 		}
@@ -149,6 +148,22 @@ out:
 		mdb_txn_abort(txn);
 	pv_store_close(s);
 	return rc;
+}
+
+void
+pv_store_remove(const char *dir)
+{
+	static const char *const files[] = { PV_STORE_DATA_FILE, "lock.mdb" };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+
+		if (n > 0 && (size_t)n < sizeof(path) && unlink(path) != 0 &&
+		    errno != ENOENT)
+			pv_log(PV_LOG_WARN, "remove %s: %s", path,
+			    strerror(errno));
+	}
 }
 
 void

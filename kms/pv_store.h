@@ -51,6 +51,13 @@ pv_status pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	      struct pv_store **out) PV_WUR;
 void	  pv_store_close(struct pv_store *s);
 
+/*
+ * Remove the store's files from dir, for undoing a creation that failed
+ * half-way.  The store MUST be closed, and MUST have been created by the
+ * caller: this is no way to delete a vault.
+ */
+void	  pv_store_remove(const char *dir);
+
 /* Begin a transaction; write != 0 for a write transaction. */
 pv_status pv_txn_begin(struct pv_store *s, int write, struct pv_txn **out)
 	      PV_WUR;

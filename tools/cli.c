@@ -93,7 +93,7 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 	    env : CLI_KEY_FILE_DEFAULT;
 	optind = 0;		/* full re-initialisation (GNU) */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_DATA:
 			c->data_dir = optarg;
@@ -112,9 +112,10 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 			    "  --data-dir DIR   vault directory\n"
 			    "  --key-file FILE  root key file\n", usage);
 			return -1;
+		case ':':
+			return cli_usage(argv[0], "option needs a value");
 		default:
-			return cli_usage(argv[0], optopt ? "option needs a "
-			    "value" : "unknown option");
+			return cli_usage(argv[0], "unknown option");
 		}
 	}
 	if (c->data_dir[0] == '\0' || c->key_file[0] == '\0')

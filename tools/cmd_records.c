@@ -48,8 +48,8 @@ cmd_init(int argc, char **argv)
 		if (made_key && unlink(c.key_file) != 0)
 			pv_log(PV_LOG_WARN, "init: could not remove %s",
 			    c.key_file);
-		return cli_fail("init", rc == PV_EEXIST ? c.data_dir : NULL,
-		    rc);
+		return cli_fail("init", rc == PV_EEXIST || rc == PV_EIO ?
+		    c.data_dir : NULL, rc);
 	}
 	vault_close(v);
 	(void)printf("initialized vault in %s%s%s\n", c.data_dir,

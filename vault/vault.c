@@ -315,6 +315,12 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 	v = NULL;
 out:
 	pv_txn_abort(t);
+	if (v != NULL && create && v->store != NULL) {
+		/* A half-made vault would make every retry "exist". */
+		vault_close(v);
+		pv_store_remove(o->data_dir);
+		return rc;
+	}
 	vault_close(v);
 	return rc;
 }
