@@ -1,0 +1,437 @@
+/*
+ * check_api.c: the JSON codec of api.h: parsing records, quoting
+ * strings, the put result and the error codes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pv.h"
+#include "api.h"
+#include "testutil.h"
+
+/* Something no successful parse ever writes to *out. */
+#define SENTINEL	((struct api_record *)&sentinel_store)
+static int sentinel_store;
+
+/* The field of r named name, or NULL. */
+static const struct vault_field *
+field_named(const struct vault_record_in *in, const char *name)
+{
+	for (size_t i = 0; i < in->nfields; i++)
+		if (in->fields[i].namelen == strlen(name) &&
+		    memcmp(in->fields[i].name, name, strlen(name)) == 0)
+			return &in->fields[i];
+	return NULL;
+}
+
+/* Parse text (len strlen(text)); expect failure rc; return err. */
+static void
+parse_fails(const char *text, size_t len, pv_status want,
+    char err[static API_ERR_MAX])
+{
+	struct api_record *r = SENTINEL;
+	pv_status rc;
+
+	memset(err, 'X', API_ERR_MAX);
+	rc = api_record_parse(text, len, &r, err);
+	ck_assert_msg(rc == want, "parse of [%.60s]: status %d (%s), want %d",
+	    text, rc, pv_strerror(rc), want);
+	ck_assert_msg(r == SENTINEL, "out written on failure");
+	ck_assert_msg(memchr(err, '\0', API_ERR_MAX) != NULL,
+	    "err not NUL-terminated");
+	ck_assert_msg(err[0] != '\0', "no error text for [%.60s]", text);
+}
+
+/* Build {"f0":"v0",...} with n members into a malloc'd string. */
+static char *
+members(size_t n, const char *prefix)
+{
+	struct pv_buf b;
+	char *s;
+
+	pv_buf_init(&b, 1u << 16);
+	ck_assert_int_eq(pv_buf_add(&b, "{", 1), PV_OK);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(pv_buf_printf(&b, "%s\"f%zu\":\"%s%zu\"",
+		    i ? "," : "", i, prefix, i), PV_OK);
+	ck_assert_int_eq(pv_buf_add(&b, "}", 1), PV_OK);
+	ck_assert_ptr_nonnull(s = strdup(b.p));
+	pv_buf_cleanup(&b);
+	return s;
+}
+
+START_TEST(test_parse_ok)
+{
+	static const char text[] =
+	    "{\"email\":\"a@b.example\",\"name\":\"Ada\"}";
+	const struct vault_record_in *in;
+	const struct vault_field *f;
+	struct api_record *r = NULL;
+	char err[API_ERR_MAX];
+
+	ck_assert_int_eq(api_record_parse(text, strlen(text), &r, err), PV_OK);
+	ck_assert_ptr_nonnull(r);
+	in = api_record_in(r);
+	ck_assert_uint_eq(in->nfields, 2);
+	ck_assert_int_eq(in->marketing, 0);
+	ck_assert_uint_eq(in->retention_days, 0);
+	ck_assert_ptr_nonnull(f = field_named(in, "email"));
+	ck_assert_uint_eq(f->namelen, 5);
+	ck_assert_uint_eq(f->len, 11);
+	ck_assert_mem_eq(f->value, "a@b.example", 11);
+	ck_assert_ptr_nonnull(f = field_named(in, "name"));
+	ck_assert_uint_eq(f->namelen, 4);
+	ck_assert_uint_eq(f->len, 3);
+	ck_assert_mem_eq(f->value, "Ada", 3);
+	/* The CLI prints tokens in the order the fields came. */
+	ck_assert_mem_eq(in->fields[0].name, "email", 5);
+	ck_assert_mem_eq(in->fields[1].name, "name", 4);
+	api_record_free(r);
+	api_record_free(NULL);
+}
+END_TEST
+
+/* Only len bytes are read: the text need not be NUL-terminated. */
+START_TEST(test_parse_len_bounded)
+{
+	static const char text[] = "{\"name\":\"Ada\"}{garbage";
+	struct api_record *r = NULL;
+	char err[API_ERR_MAX];
+
+	ck_assert_int_eq(api_record_parse(text, 14, &r, err), PV_OK);
+	ck_assert_uint_eq(api_record_in(r)->nfields, 1);
+	ck_assert_uint_eq(api_record_in(r)->fields[0].len, 3);
+	api_record_free(r);
+}
+END_TEST
+
+static const char *const json_bad[] = {
+	"{\"email\":",				/* malformed */
+	"{\"email\" \"a@b.example\"}",		/* malformed */
+	"",					/* empty */
+	"[{\"email\":\"a@b.example\"}]",	/* array */
+	"\"a@b.example\"",			/* a bare string */
+	"{\"name\":1}",				/* number value */
+	"{\"name\":1.5}",			/* number value */
+	"{\"name\":true}",			/* boolean value */
+	"{\"name\":null}",			/* null value */
+	"{\"name\":{\"first\":\"Ada\"}}",	/* nested object */
+	"{\"name\":[\"Ada\"]}",			/* array value */
+	"{\"name\":\"Ada\",\"name\":\"Bob\"}",	/* duplicate key */
+	"{\"name\":\"Ada\"} x",			/* trailing garbage */
+	"{\"name\":\"Ada\"}}",			/* trailing garbage */
+	"{\"name\":\"Ada\"}{}",			/* two documents */
+	"{\"name\":\"a\\u0000b\"}",		/* NUL in a value */
+	"{\"na\\u0000me\":\"Ada\"}",		/* NUL in a name */
+	"{\"name\":\"\\ud83d\"}",		/* lone surrogate */
+	"{\"name\":\"\xff\"}",			/* not UTF-8 */
+	"{\"name\":\"\xc3\"}",			/* truncated UTF-8 */
+};
+
+START_TEST(test_parse_rejects_json)
+{
+	char err[API_ERR_MAX];
+
+	parse_fails(json_bad[_i], strlen(json_bad[_i]), PV_EJSON, err);
+}
+END_TEST
+
+/* A raw NUL byte inside the text, counted by len. */
+START_TEST(test_parse_rejects_raw_nul)
+{
+	static const char text[] = "{\"name\":\"a\0b\"}";
+	char err[API_ERR_MAX];
+
+	parse_fails(text, sizeof(text) - 1, PV_EJSON, err);
+}
+END_TEST
+
+START_TEST(test_parse_field_count)
+{
+	struct api_record *r = NULL;
+	char err[API_ERR_MAX], *s;
+
+	s = members(PV_FIELDS_MAX, "v");
+	ck_assert_int_eq(api_record_parse(s, strlen(s), &r, err), PV_OK);
+	ck_assert_uint_eq(api_record_in(r)->nfields, PV_FIELDS_MAX);
+	api_record_free(r);
+	free(s);
+
+	s = members(PV_FIELDS_MAX + 1, "v");
+	parse_fails(s, strlen(s), PV_ETOOBIG, err);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_parse_body_max)
+{
+	struct api_record *r = NULL;
+	char err[API_ERR_MAX], *s;
+	size_t n = (size_t)API_BODY_MAX + 1;
+
+	/* {"name":"x"} padded with spaces to exactly n bytes. */
+	ck_assert_ptr_nonnull(s = malloc(n));
+	memset(s, ' ', n);
+	memcpy(s, "{\"name\":\"x\"}", 12);
+	parse_fails(s, n, PV_ETOOBIG, err);
+	ck_assert_int_eq(api_record_parse(s, n - 1, &r, err), PV_OK);
+	ck_assert_uint_eq(api_record_in(r)->nfields, 1);
+	api_record_free(r);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_parse_unicode)
+{
+	static const char text[] =
+	    "{\"name\":\"\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\","
+	    "\"city\":\"Z\xc3\xbcrich\"}";
+	const struct vault_field *f;
+	struct api_record *r = NULL;
+	char err[API_ERR_MAX];
+
+	ck_assert_int_eq(api_record_parse(text, strlen(text), &r, err), PV_OK);
+	ck_assert_ptr_nonnull(f = field_named(api_record_in(r), "name"));
+	ck_assert_uint_eq(f->len, 10);
+	ck_assert_mem_eq(f->value, "\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80"
+	    "A", 10);
+	ck_assert_ptr_nonnull(f = field_named(api_record_in(r), "city"));
+	ck_assert_uint_eq(f->len, 7);
+	ck_assert_mem_eq(f->value, "Z\xc3\xbcrich", 7);
+	api_record_free(r);
+}
+END_TEST
+
+/*
+ * The error text never quotes a value: each of these fails to parse, and
+ * the value (SECRETVALUE, or the number) must not be in err.
+ */
+static const struct {
+	const char	*text;
+	const char	*secret;
+} leaks[] = {
+	{ "{\"email\": 12345678}", "12345678" },
+	{ "{\"name\":\"ok\",\"phone\":15550100}", "15550100" },
+	{ "{\"name\":\"SECRETVALUE\" garbage}", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\"} garbage", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\"", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\",", "SECRETVALUE" },
+	{ "[\"SECRETVALUE\"]", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\",\"name\":\"x\"}", "SECRETVALUE" },
+	/* A truncated body: the value runs to the end of the input. */
+	{ "{\"name\":\"SECRETVALUE", "SECRETVALUE" },
+	/* A pasted multi-line address: a raw newline in the string. */
+	{ "{\"address\":\"SECRETVALUE\nLondon\"}", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\x01\"}", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\\q\"}", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\\u0000\"}", "SECRETVALUE" },
+	{ "{\"name\":\"SECRETVALUE\xff\"}", "SECRETVALUE" },
+	{ "{\"name\":SECRETVALUE}", "SECRETVALUE" },
+	{ "{\"name\" \"SECRETVALUE\"}", "SECRETVALUE" },
+	{ "\"SECRETVALUE\"", "SECRETVALUE" },
+	{ "{\"ssn\":123456789e99999}", "123456789" },
+};
+
+START_TEST(test_parse_err_no_value)
+{
+	char err[API_ERR_MAX];
+
+	parse_fails(leaks[_i].text, strlen(leaks[_i].text), PV_EJSON, err);
+	ck_assert_msg(strstr(err, leaks[_i].secret) == NULL,
+	    "err quotes the value: parse of [%s] gave err [%s]",
+	    leaks[_i].text, err);
+}
+END_TEST
+
+START_TEST(test_parse_err_no_value_toobig)
+{
+	char err[API_ERR_MAX], *s;
+
+	s = members(PV_FIELDS_MAX + 1, "SECRETVALUE");
+	parse_fails(s, strlen(s), PV_ETOOBIG, err);
+	ck_assert_ptr_null(strstr(err, "SECRETVALUE"));
+	free(s);
+}
+END_TEST
+
+/* Quote s into a fresh buffer; the caller cleans it up. */
+static void
+quote(struct pv_buf *b, const char *s, size_t len)
+{
+	pv_buf_init(b, 1u << 16);
+	ck_assert_int_eq(api_json_quote(b, s, len), PV_OK);
+	ck_assert_ptr_nonnull(b->p);
+	ck_assert_uint_eq(strlen(b->p), b->len);
+}
+
+START_TEST(test_quote_escapes)
+{
+	static const char in[] = "a\"b\\c\nd\te\x01" "f\rg\x1fh\x7f"
+	    " \xc3\xa9\xf0\x9f\x98\x80/";
+	static const char want[] = "\"a\\\"b\\\\c\\nd\\te\\u0001f\\rg\\u001fh"
+	    "\x7f \xc3\xa9\xf0\x9f\x98\x80/\"";
+	struct pv_buf b;
+
+	quote(&b, in, sizeof(in) - 1);
+	ck_assert_str_eq(b.p, want);
+	pv_buf_cleanup(&b);
+
+	quote(&b, "", 0);
+	ck_assert_str_eq(b.p, "\"\"");
+	pv_buf_cleanup(&b);
+
+	/* A NUL inside the (ptr, len) string is escaped, not a terminator. */
+	quote(&b, "a\0b", 3);
+	ck_assert_str_eq(b.p, "\"a\\u0000b\"");
+	pv_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(test_quote_appends)
+{
+	struct pv_buf b;
+
+	pv_buf_init(&b, 64);
+	ck_assert_int_eq(pv_buf_add(&b, "[", 1), PV_OK);
+	ck_assert_int_eq(api_json_quote(&b, "x\ny", 3), PV_OK);
+	ck_assert_int_eq(pv_buf_add(&b, "]", 1), PV_OK);
+	ck_assert_str_eq(b.p, "[\"x\\ny\"]");
+	pv_buf_cleanup(&b);
+
+	/* Past the buffer's maximum: PV_ETOOBIG. */
+	pv_buf_init(&b, 8);
+	ck_assert_int_eq(api_json_quote(&b, "0123456789", 10), PV_ETOOBIG);
+	pv_buf_cleanup(&b);
+}
+END_TEST
+
+/* Quoting then parsing gives back the same bytes. */
+START_TEST(test_quote_round_trip)
+{
+	static const char *const samples[] = {
+		"plain",
+		" Ada@B.example",
+		"quote \" backslash \\ slash /",
+		"line\nfeed\ttab\rcr\bbs\ffeed",
+		"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80 \xe2\x82\xac",
+		"\\u0041 is not an escape here",
+	};
+	char all[127], err[API_ERR_MAX];
+	const struct vault_field *f;
+	struct api_record *r;
+	struct pv_buf b;
+
+	for (size_t i = 0; i < sizeof(all); i++)
+		all[i] = (char)(i + 1);		/* every byte 0x01..0x7f */
+	for (size_t i = 0; i <= sizeof(samples) / sizeof(samples[0]); i++) {
+		const char *s = i < sizeof(samples) / sizeof(samples[0]) ?
+		    samples[i] : all;
+		size_t len = s == all ? sizeof(all) : strlen(s);
+
+		pv_buf_init(&b, 1u << 16);
+		ck_assert_int_eq(pv_buf_add(&b, "{\"k\":", 5), PV_OK);
+		ck_assert_int_eq(api_json_quote(&b, s, len), PV_OK);
+		ck_assert_int_eq(pv_buf_add(&b, "}", 1), PV_OK);
+		r = NULL;
+		ck_assert_msg(api_record_parse(b.p, b.len, &r, err) == PV_OK,
+		    "quoted sample %zu does not parse: %s", i, err);
+		ck_assert_ptr_nonnull(f = field_named(api_record_in(r), "k"));
+		ck_assert_uint_eq(f->len, len);
+		ck_assert_mem_eq(f->value, s, len);
+		api_record_free(r);
+		pv_buf_cleanup(&b);
+	}
+}
+END_TEST
+
+START_TEST(test_put_result)
+{
+	/* Names need not be NUL-terminated: "emailXYZ" with namelen 5. */
+	static const struct vault_field fields[] = {
+		{ "emailXYZ", 5, "a@b.example", 11 },
+		{ "name", 4, "Ada", 3 },
+		{ "phone", 5, "+1 555 0100", 11 },
+	};
+	static const char want[] = "{\"id\":\"rec_AAAAAAAAAAAAAAAAAAAAAA\","
+	    "\"tokens\":{\"email\":\"tok_BBBBBBBBBBBBBBBBBBBBBB\","
+	    "\"name\":\"tok_CC-CCCCCCCCCCCCCCCCCCC\","
+	    "\"phone\":\"tok_DD_DDDDDDDDDDDDDDDDDDD\"}}";
+	char tokens[3][VAULT_ID_STRLEN + 1] = {
+		"tok_BBBBBBBBBBBBBBBBBBBBBB",
+		"tok_CC-CCCCCCCCCCCCCCCCCCC",
+		"tok_DD_DDDDDDDDDDDDDDDDDDD",
+	};
+	struct vault_record_in in = { fields, 3, 0, 0 };
+	struct vault_put_result res;
+	struct pv_buf b;
+
+	memset(&res, 0, sizeof(res));
+	res.status = PV_OK;
+	memcpy(res.id, "rec_AAAAAAAAAAAAAAAAAAAAAA", VAULT_ID_STRLEN + 1);
+	res.tokens = tokens;
+	pv_buf_init(&b, 4096);
+	ck_assert_int_eq(api_json_put_result(&b, &in, &res), PV_OK);
+	ck_assert_str_eq(b.p, want);
+	ck_assert_uint_eq(b.len, strlen(want));
+	pv_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(test_error_code)
+{
+	ck_assert_str_eq(api_error_code(PV_ENOTFOUND), "not_found");
+	ck_assert_str_eq(api_error_code(PV_ESHREDDED), "shredded");
+	ck_assert_str_eq(api_error_code(PV_EFIELD), "invalid_field");
+	ck_assert_str_eq(api_error_code(PV_ETOKEN), "invalid_token");
+	ck_assert_str_eq(api_error_code(PV_EJSON), "invalid_json");
+	ck_assert_str_eq(api_error_code(PV_ETOOBIG), "too_large");
+	ck_assert_str_eq(api_error_code(PV__COUNT), "internal");
+	ck_assert_str_eq(api_error_code((pv_status)1000), "internal");
+	/* Every status has a code of [a-z_]. */
+	for (int i = 0; i <= PV__COUNT; i++) {
+		const char *c = api_error_code((pv_status)i);
+
+		ck_assert_ptr_nonnull(c);
+		ck_assert_uint_gt(strlen(c), 0);
+		ck_assert_msg(strspn(c, "abcdefghijklmnopqrstuvwxyz_") ==
+		    strlen(c), "status %d: code \"%s\"", i, c);
+	}
+}
+END_TEST
+
+static Suite *
+api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *tc;
+
+	tc = tcase_create("parse");
+	tcase_add_test(tc, test_parse_ok);
+	tcase_add_test(tc, test_parse_len_bounded);
+	tcase_add_loop_test(tc, test_parse_rejects_json, 0,
+	    (int)(sizeof(json_bad) / sizeof(json_bad[0])));
+	tcase_add_test(tc, test_parse_rejects_raw_nul);
+	tcase_add_test(tc, test_parse_field_count);
+	tcase_add_test(tc, test_parse_body_max);
+	tcase_add_test(tc, test_parse_unicode);
+	tcase_add_loop_test(tc, test_parse_err_no_value, 0,
+	    (int)(sizeof(leaks) / sizeof(leaks[0])));
+	tcase_add_test(tc, test_parse_err_no_value_toobig);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("encode");
+	tcase_add_test(tc, test_quote_escapes);
+	tcase_add_test(tc, test_quote_appends);
+	tcase_add_test(tc, test_quote_round_trip);
+	tcase_add_test(tc, test_put_result);
+	tcase_add_test(tc, test_error_code);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	api_init();
+	return tu_run(api_suite());
+}

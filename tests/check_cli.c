@@ -1,0 +1,1349 @@
+/*
+ * check_cli.c: the piivault command, driven as a user drives it: the real
+ * binary (PIIVAULT_BIN), run in a fresh directory per test with a known
+ * environment, its stdout, stderr and exit status captured.
+ *
+ * Each test's directory is made by tu_tmpdir under a directory of its
+ * test case's own, and removed with tu_rmrf when the test passes; the test
+ * case's directory, removed when the case is done, takes what a failed
+ * test left behind.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pv.h"
+#include "api.h"
+#include "testutil.h"
+
+#ifndef PIIVAULT_BIN
+#error "PIIVAULT_BIN must name the piivault binary"
+#endif
+
+#define ARGS_MAX	16
+#define ENV_MAX		16
+#define TIMEOUT		60	/* seconds per test, for the sanitizer build */
+#define ID_BUF		(VAULT_ID_STRLEN + 1)
+
+/* What one run of the binary produced. */
+struct run {
+	int	 status;	/* exit status, or 128 + signal */
+	char	*out;		/* NUL-terminated */
+	size_t	 outlen;
+	char	*err;
+	size_t	 errlen;
+};
+
+static char tdir[PATH_MAX];	/* this test's directory, the child's cwd */
+static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
+static char *saved_tmpdir;
+
+/* Unchecked: runs in the runner process, where ck_assert may not. */
+static void
+case_setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	if (t == NULL || *t == '\0')
+		t = "/tmp";
+	if (snprintf(casedir, sizeof(casedir), "%s/pvcli.XXXXXX", t) >=
+	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
+		perror("check_cli: mkdtemp");
+		abort();
+	}
+	if ((t = getenv("TMPDIR")) != NULL &&
+	    (saved_tmpdir = strdup(t)) == NULL)
+		abort();
+	if (setenv("TMPDIR", casedir, 1) != 0)
+		abort();
+}
+
+static void
+case_teardown(void)
+{
+	tu_rmrf(casedir);
+	if (saved_tmpdir != NULL)
+		(void)setenv("TMPDIR", saved_tmpdir, 1);
+	else
+		(void)unsetenv("TMPDIR");
+	free(saved_tmpdir);
+	saved_tmpdir = NULL;
+}
+
+static void
+setup(void)
+{
+	tu_tmpdir(tdir);
+	ck_assert_int_eq(chdir(tdir), 0);
+	(void)signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+teardown(void)
+{
+	ck_assert_int_eq(chdir("/"), 0);
+	tu_rmrf(tdir);
+}
+
+static void
+run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Append what fd has to read to *buf; 0 at end of file. */
+static int
+drain(int fd, char **buf, size_t *len)
+{
+	char chunk[16384];
+	ssize_t n;
+
+	n = read(fd, chunk, sizeof(chunk));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 1;
+	ck_assert_int_ge(n, 0);
+	if (n == 0)
+		return 0;
+	ck_assert_ptr_nonnull(*buf = realloc(*buf, *len + (size_t)n + 1));
+	memcpy(*buf + *len, chunk, (size_t)n);
+	*len += (size_t)n;
+	(*buf)[*len] = '\0';
+	return 1;
+}
+
+/*
+ * Run the binary with argv[1..] = args, stdin = in[0..inlen), in the test
+ * directory, with an environment holding only PIIVAULT_KDF_MEMORY_KIB,
+ * the sanitizers' options from ours, and env (NULL-terminated "K=V"
+ * strings, or NULL).  The child runs in a new session, so it has no
+ * controlling terminal and can never prompt.
+ */
+static void
+run_argv(struct run *r, const char *const *env, const void *in,
+    size_t inlen, const char *const *args)
+{
+	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
+	    "LSAN_OPTIONS" };
+	char *argv[ARGS_MAX + 2], *envp[ENV_MAX + 8], pass_buf[3][1024];
+	int pin[2], pout[2], perr[2], st, open_fds;
+	size_t argc = 0, envc = 0, off = 0;
+	struct pollfd pfd[3];
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	argv[argc++] = (char *)PIIVAULT_BIN;
+	for (; args[argc - 1] != NULL; argc++) {
+		ck_assert_uint_lt(argc, ARGS_MAX + 1);
+		argv[argc] = (char *)args[argc - 1];
+	}
+	argv[argc] = NULL;
+	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
+	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = getenv(pass[i]);
+
+		if (v == NULL)
+			continue;
+		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
+		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
+		envp[envc++] = pass_buf[i];
+	}
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+		ck_assert_uint_lt(envc, ENV_MAX);
+		envp[envc++] = (char *)env[i];
+	}
+	envp[envc] = NULL;
+
+	ck_assert_int_eq(pipe2(pin, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(perr, O_CLOEXEC), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here to execve. */
+		if (setsid() < 0 || chdir(tdir) != 0 ||
+		    dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 ||
+		    dup2(perr[1], 2) < 0)
+			_exit(126);
+		execve(PIIVAULT_BIN, argv, envp);
+		_exit(127);
+	}
+	(void)close(pin[0]);
+	(void)close(pout[1]);
+	(void)close(perr[1]);
+	ck_assert_int_eq(fcntl(pin[1], F_SETFL, O_NONBLOCK), 0);
+
+	/* Feed stdin and collect stdout and stderr, all at once. */
+	pfd[0].fd = inlen > 0 ? pin[1] : -1;
+	pfd[0].events = POLLOUT;
+	if (inlen == 0)
+		(void)close(pin[1]);
+	pfd[1].fd = pout[0];
+	pfd[1].events = POLLIN;
+	pfd[2].fd = perr[0];
+	pfd[2].events = POLLIN;
+	open_fds = 2 + (inlen > 0);
+	while (open_fds > 0) {
+		if (poll(pfd, 3, -1) < 0) {
+			ck_assert_int_eq(errno, EINTR);
+			continue;
+		}
+		if (pfd[0].fd >= 0 && pfd[0].revents != 0) {
+			ssize_t n = write(pfd[0].fd, (const char *)in + off,
+			    inlen - off);
+
+			if (n > 0)
+				off += (size_t)n;
+			if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+			    off == inlen) {
+				/* Done, or the child stopped reading. */
+				(void)close(pfd[0].fd);
+				pfd[0].fd = -1;
+				open_fds--;
+			}
+		}
+		if (pfd[1].fd >= 0 && pfd[1].revents != 0 &&
+		    !drain(pfd[1].fd, &r->out, &r->outlen)) {
+			(void)close(pfd[1].fd);
+			pfd[1].fd = -1;
+			open_fds--;
+		}
+		if (pfd[2].fd >= 0 && pfd[2].revents != 0 &&
+		    !drain(pfd[2].fd, &r->err, &r->errlen)) {
+			(void)close(pfd[2].fd);
+			pfd[2].fd = -1;
+			open_fds--;
+		}
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (r->out == NULL)
+		ck_assert_ptr_nonnull(r->out = calloc(1, 1));
+	if (r->err == NULL)
+		ck_assert_ptr_nonnull(r->err = calloc(1, 1));
+}
+
+/* run_argv with the arguments as a NULL-terminated list. */
+static void __attribute__((sentinel))
+run(struct run *r, const char *const *env, const char *in, ...)
+{
+	const char *args[ARGS_MAX + 1];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, in);
+	while ((args[n] = va_arg(ap, const char *)) != NULL) {
+		n++;
+		ck_assert_uint_lt(n, ARGS_MAX);
+	}
+	va_end(ap);
+	run_argv(r, env, in, in != NULL ? strlen(in) : 0, args);
+}
+
+/* s is exactly one line: text, then one newline at the end. */
+static int
+one_line(const char *s, size_t len)
+{
+	return len > 1 && s[len - 1] == '\n' && memchr(s, '\n', len - 1) ==
+	    NULL;
+}
+
+#define ck_assert_exit(r, code) ck_assert_msg((r)->status == (code),	\
+	"exit %d, want %d; stdout [%s] stderr [%s]", (r)->status,	\
+	(code), (r)->out, (r)->err)
+
+#define ck_assert_one_err_line(r) ck_assert_msg(one_line((r)->err,	\
+	(r)->errlen), "stderr is not one line: [%s]", (r)->err)
+
+/* The whole of a file; NULL if it does not exist. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		ck_assert_int_eq(errno, ENOENT);
+		return NULL;
+	}
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_ptr_nonnull(buf = malloc((size_t)st.st_size + 1));
+	n = read(fd, buf, (size_t)st.st_size);
+	ck_assert_int_eq(n, st.st_size);
+	buf[n] = '\0';
+	(void)close(fd);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* path holds exactly what was (want, wantlen) */
+static void
+assert_file_is(const char *path, const char *want, size_t wantlen)
+{
+	size_t len;
+	char *now;
+
+	ck_assert_msg((now = slurp(path, &len)) != NULL, "%s is gone", path);
+	ck_assert_msg(len == wantlen && memcmp(now, want, len) == 0,
+	    "%s changed", path);
+	free(now);
+}
+
+static void
+write_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd;
+
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, mode), 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	ck_assert_int_eq(close(fd), 0);
+}
+
+static int
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* piivault init with extra arguments; must succeed. */
+static void __attribute__((sentinel))
+init_ok(const char *const *env, ...)
+{
+	const char *args[ARGS_MAX + 1] = { "init" };
+	struct run r;
+	size_t n = 1;
+	va_list ap;
+
+	va_start(ap, env);
+	while ((args[n] = va_arg(ap, const char *)) != NULL) {
+		n++;
+		ck_assert_uint_lt(n, ARGS_MAX);
+	}
+	va_end(ap);
+	run_argv(&r, env, NULL, 0, args);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(r.errlen == 0, "init: stderr [%s]", r.err);
+	run_free(&r);
+}
+
+/* The live record count, from kms status --json. */
+static unsigned long long
+records(const char *const *env)
+{
+	unsigned long long n;
+	struct run r;
+	char *p;
+
+	run(&r, env, NULL, "kms", "status", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "\"records\":"));
+	ck_assert_int_eq(sscanf(p, "\"records\":%llu", &n), 1);
+	run_free(&r);
+	return n;
+}
+
+/* A token or record id: prefix and 22 base64url characters. */
+static int
+id_valid(const char *s, size_t len, const char *prefix)
+{
+	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	if (len != 4 + PV_B64URL16_LEN || memcmp(s, prefix, 4) != 0)
+		return 0;
+	for (size_t i = 4; i < len; i++)
+		if (s[i] == '\0' || strchr(b64url, s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/*
+ * Copy the string after "key":" in json into out (an id or a token: no
+ * escapes), checking it is a well-formed id with prefix.
+ */
+static void
+json_id(const char *json, const char *key, const char *prefix,
+    char out[static ID_BUF])
+{
+	char pat[80];
+	const char *p, *q;
+
+	ck_assert_int_lt(snprintf(pat, sizeof(pat), "\"%s\":\"", key),
+	    (int)sizeof(pat));
+	ck_assert_msg((p = strstr(json, pat)) != NULL, "no %s in [%s]", key,
+	    json);
+	p += strlen(pat);
+	ck_assert_ptr_nonnull(q = strchr(p, '"'));
+	ck_assert_msg(id_valid(p, (size_t)(q - p), prefix),
+	    "%s: malformed id [%.*s]", key, (int)(q - p), p);
+	memcpy(out, p, (size_t)(q - p));
+	out[q - p] = '\0';
+}
+
+static const char record_json[] =
+    "{\"email\":\" Ada@B.example\",\"phone\":\"+1 555 0100\","
+    "\"name\":\"Ada\"}";
+
+/* Put record_json; return its id and tokens. */
+static void
+put_record(const char *const *env, char id[static ID_BUF],
+    char email[static ID_BUF], char phone[static ID_BUF],
+    char name[static ID_BUF])
+{
+	char want[256];
+	struct run r;
+
+	run(&r, env, record_json, "put", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(r.errlen == 0, "put: stderr [%s]", r.err);
+	ck_assert_msg(one_line(r.out, r.outlen), "put: [%s]", r.out);
+	json_id(r.out, "id", "rec_", id);
+	json_id(r.out, "email", "tok_", email);
+	json_id(r.out, "phone", "tok_", phone);
+	json_id(r.out, "name", "tok_", name);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"id\":\"%s\","
+	    "\"tokens\":{\"email\":\"%s\",\"phone\":\"%s\",\"name\":\"%s\"}}\n",
+	    id, email, phone, name), (int)sizeof(want));
+	ck_assert_str_eq(r.out, want);
+	ck_assert_str_ne(email, phone);
+	ck_assert_str_ne(email, name);
+	ck_assert_str_ne(phone, name);
+	run_free(&r);
+}
+
+/* Help and usage. */
+
+static const char *const help_cmds[][4] = {
+	{ "--help" },
+	{ "-h" },
+	{ "help" },
+	{ "init", "--help" },
+	{ "put", "--help" },
+	{ "get", "--help" },
+	{ "lookup", "--help" },
+	{ "kms", "status", "--help" },
+	{ "kms", "--help" },
+};
+
+START_TEST(test_help)
+{
+	const char *const *args = help_cmds[_i];
+	struct run r;
+	char want[64];
+
+	run_argv(&r, NULL, NULL, 0, args);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(r.errlen == 0, "stderr [%s]", r.err);
+	ck_assert_msg(strncmp(r.out, "usage: piivault ", 16) == 0,
+	    "no usage: [%s]", r.out);
+	if (args[1] != NULL) {
+		/* "usage: piivault CMD" (for kms status: "kms status") */
+		ck_assert_int_lt(snprintf(want, sizeof(want),
+		    "usage: piivault %s%s%s", args[0],
+		    strcmp(args[1], "--help") ? " " : "",
+		    strcmp(args[1], "--help") ? args[1] : ""),
+		    (int)sizeof(want));
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0,
+		    "want [%s], got [%s]", want, r.out);
+	} else {
+		/* The full help lists every command. */
+		ck_assert_ptr_nonnull(strstr(r.out, "  init "));
+		ck_assert_ptr_nonnull(strstr(r.out, "  put "));
+		ck_assert_ptr_nonnull(strstr(r.out, "  get "));
+		ck_assert_ptr_nonnull(strstr(r.out, "  lookup "));
+		ck_assert_ptr_nonnull(strstr(r.out, "  kms "));
+	}
+	/* --help opens nothing and creates nothing. */
+	ck_assert(!exists("piivault-data"));
+	ck_assert(!exists("piivault.key"));
+	run_free(&r);
+}
+END_TEST
+
+static const struct {
+	const char	*args[5];
+	const char	*says;
+} usage_errs[] = {
+	{ { "frobnicate" }, "unknown command" },
+	{ { "--bogus" }, "unknown command" },
+	{ { "init", "--bogus" }, "unknown option" },
+	{ { "put", "--frobnicate" }, "unknown option" },
+	{ { "get", "-x", "tok_AAAAAAAAAAAAAAAAAAAAAA" }, "unknown option" },
+	{ { "lookup", "--nope", "email", "a@b.example" }, "unknown option" },
+	{ { "kms", "status", "--bogus" }, "unknown option" },
+	{ { "kms", "frobnicate" }, "unknown subcommand" },
+	{ { "get", "--data-dir" }, "needs a value" },
+	{ { "init", "extra" }, "unexpected argument" },
+	{ { "lookup", "email" }, "expected" },
+	{ { "get" }, "no token" },
+};
+
+START_TEST(test_usage_errors)
+{
+	struct run r;
+
+	run_argv(&r, NULL, NULL, 0, usage_errs[_i].args);
+	ck_assert_exit(&r, 2);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strncmp(r.err, "piivault: ", 10) == 0, "[%s]", r.err);
+	ck_assert_msg(strstr(r.err, usage_errs[_i].says) != NULL,
+	    "stderr [%s] does not say \"%s\"", r.err, usage_errs[_i].says);
+	ck_assert_uint_eq(r.outlen, 0);
+	ck_assert(!exists("piivault-data"));
+	ck_assert(!exists("piivault.key"));
+	run_free(&r);
+}
+END_TEST
+
+/* init. */
+
+START_TEST(test_init_creates)
+{
+	uint8_t key[PV_KEY_LEN];
+	struct stat st;
+	struct run r;
+	size_t len;
+	char *k;
+
+	run(&r, NULL, NULL, "init", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_uint_eq(r.errlen, 0);
+	ck_assert_msg(one_line(r.out, r.outlen), "[%s]", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, "piivault-data"));
+	run_free(&r);
+
+	ck_assert_int_eq(lstat("piivault-data", &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	ck_assert_int_eq(lstat("piivault-data/data.mdb", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 077, 0);
+
+	ck_assert_int_eq(lstat("piivault.key", &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_int_eq(st.st_size, PV_KEY_B64_LEN + 1);
+	ck_assert_ptr_nonnull(k = slurp("piivault.key", &len));
+	ck_assert_uint_eq(len, 45);
+	ck_assert_int_eq(k[44], '\n');
+	ck_assert_uint_eq(strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+	    "nopqrstuvwxyz0123456789+/="), 44);
+	ck_assert_int_eq(pv_key_from_base64(key, k, 44), PV_OK);
+	pv_cleanse(key, sizeof(key));
+	pv_cleanse(k, len);
+	free(k);
+
+	/* The new vault opens and is empty. */
+	ck_assert_uint_eq(records(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_init_twice)
+{
+	char *key, *data;
+	size_t keylen, datalen;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(key = slurp("piivault.key", &keylen));
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+
+	run(&r, NULL, NULL, "init", NULL);
+	ck_assert_int_ne(r.status, 0);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "already exists") != NULL, "[%s]", r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	assert_file_is("piivault.key", key, keylen);
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+
+	/* A fresh key file, but the vault exists: no key file left. */
+	run(&r, NULL, NULL, "init", "--key-file", "second.key", NULL);
+	ck_assert_int_ne(r.status, 0);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "already exists") != NULL, "[%s]", r.err);
+	run_free(&r);
+	ck_assert_msg(!exists("second.key"), "init left second.key behind");
+	assert_file_is("piivault.key", key, keylen);
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+
+	/* The same with a passphrase root. */
+	{
+		const char *const env[] = { "PIIVAULT_PASSPHRASE=x", NULL };
+
+		run(&r, env, NULL, "init", "--passphrase", NULL);
+		ck_assert_int_ne(r.status, 0);
+		ck_assert_one_err_line(&r);
+		run_free(&r);
+	}
+	assert_file_is("piivault.key", key, keylen);
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	ck_assert_uint_eq(records(NULL), 0);
+	free(key);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_init_existing_key_file)
+{
+	static const char k[] =
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+	struct stat st;
+	struct run r;
+
+	write_file("piivault.key", k, sizeof(k) - 1, 0600);
+	run(&r, NULL, NULL, "init", NULL);
+	ck_assert_int_ne(r.status, 0);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "piivault.key") != NULL, "[%s]", r.err);
+	run_free(&r);
+	assert_file_is("piivault.key", k, sizeof(k) - 1);
+	ck_assert_int_eq(lstat("piivault.key", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert(!exists("piivault-data/data.mdb"));
+}
+END_TEST
+
+/* A data directory that cannot be made: init leaves no key file. */
+START_TEST(test_init_failure_leaves_nothing)
+{
+	struct run r;
+
+	run(&r, NULL, NULL, "init", "--data-dir", "no/such/dir", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "piivault: init: ") != NULL, "[%s]",
+	    r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	ck_assert_msg(!exists("piivault.key"), "init left its key file");
+	ck_assert(!exists("no"));
+
+	/* The retry, with a directory that can be made, works. */
+	init_ok(NULL, "--data-dir", "dir", NULL);
+}
+END_TEST
+
+/* put, get, lookup, kms status. */
+
+START_TEST(test_put_get_lookup)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	char want[512], keys[1024];
+	unsigned long long n, live, total;
+	unsigned int ver;
+	struct run r;
+	char *p;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+
+	/* get: the exact values under their field names, in argv order. */
+	run(&r, NULL, NULL, "get", email, phone, name, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_uint_eq(r.errlen, 0);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"%s\":{\"field\":"
+	    "\"email\",\"value\":\" Ada@B.example\"},\"%s\":{\"field\":"
+	    "\"phone\",\"value\":\"+1 555 0100\"},\"%s\":{\"field\":\"name\","
+	    "\"value\":\"Ada\"}}\n", email, phone, name), (int)sizeof(want));
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
+
+	/* lookup through the blind index, after normalization. */
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"matches\":[{\"id\":"
+	    "\"%s\",\"token\":\"%s\"}]}\n", id, email), (int)sizeof(want));
+	run(&r, NULL, NULL, "lookup", "email", "ada@b.example", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
+	run(&r, NULL, NULL, "lookup", "email", "  ADA@b.Example ", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
+
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"matches\":[{\"id\":"
+	    "\"%s\",\"token\":\"%s\"}]}\n", id, phone), (int)sizeof(want));
+	run(&r, NULL, NULL, "lookup", "phone", "+15550100", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
+	run(&r, NULL, NULL, "lookup", "phone", "+1 (555) 01-00", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
+
+	run(&r, NULL, NULL, "lookup", "email", "bob@b.example", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "{\"matches\":[]}\n");
+	run_free(&r);
+
+	/* Not indexed, and not valid: exit 1, the value not echoed. */
+	run(&r, NULL, NULL, "lookup", "name", "Ada", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "lookup", "email", "zq-not-an-email", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_ptr_null(strstr(r.err, "zq-not-an-email"));
+	run_free(&r);
+
+	/* kms status: one record, wrapped by KEK version 1. */
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_int_eq(sscanf(r.out, "vault %*32[0-9a-f] format %u records "
+	    "%llu", &ver, &n), 2);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "\nkek "));
+	ck_assert_int_eq(sscanf(p + 1, "kek %u active %*s %llu %llu", &ver,
+	    &live, &total), 3);
+	ck_assert_uint_eq(ver, 1);
+	ck_assert_uint_eq(live, 1);
+	ck_assert_uint_eq(total, 1);
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "status", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(one_line(r.out, r.outlen), "[%s]", r.out);
+	ck_assert_msg(r.out[0] == '{' && r.out[r.outlen - 2] == '}', "[%s]",
+	    r.out);
+	ck_assert_int_eq(sscanf(r.out, "{\"vault_id\":\"%*32[0-9a-f]\","
+	    "\"format\":1,\"records\":%llu,\"keys\":[%1023[^]]]}", &n, keys),
+	    2);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(keys, "{\"kind\":\"kek\",\"version\":1,"
+	    "\"state\":\"active\","));
+	ck_assert_ptr_nonnull(strstr(keys, "\"records\":1,"
+	    "\"wrapped_total\":1}"));
+	run_free(&r);
+
+	/* A second record: its own id and tokens; both found, oldest first. */
+	{
+		char id2[ID_BUF], e2[ID_BUF], p2[ID_BUF], n2[ID_BUF];
+
+		put_record(NULL, id2, e2, p2, n2);
+		ck_assert_str_ne(id, id2);
+		ck_assert_str_ne(email, e2);
+		ck_assert_uint_eq(records(NULL), 2);
+		ck_assert_int_lt(snprintf(want, sizeof(want), "{\"matches\":"
+		    "[{\"id\":\"%s\",\"token\":\"%s\"},{\"id\":\"%s\","
+		    "\"token\":\"%s\"}]}\n", id, email, id2, e2),
+		    (int)sizeof(want));
+		run(&r, NULL, NULL, "lookup", "email", "ada@b.example", NULL);
+		ck_assert_exit(&r, 0);
+		ck_assert_str_eq(r.out, want);
+		run_free(&r);
+	}
+}
+END_TEST
+
+/* Bad input: exit 1, one line on stderr without the value, no change. */
+enum { BIG_VALUE = 1, BIG_FIELDS, BIG_BODY };
+static const struct {
+	const char	*what;
+	const char	*json;		/* NULL: built by bad_body(big) */
+	int		 big;
+	const char	*secret;	/* must not be on stderr; may be NULL */
+} bad_puts[] = {
+	{ "malformed", "{\"name\":\"zq-mal-5521\" \"x\"}", 0, "zq-mal-5521" },
+	{ "unclosed object", "{\"name\":\"zq-open-5521\"", 0,
+	    "zq-open-5521" },
+	/* jansson quotes the token it stopped at when it is short. */
+	{ "truncated body", "{\"email\":\"zq5521@b.example", 0, "zq5521" },
+	{ "raw newline in a value", "{\"address\":\"zq-ml-5521\nLondon\"}",
+	    0, "zq-ml-5521" },
+	{ "not an object", "[\"zq-arr-5521\"]", 0, "zq-arr-5521" },
+	{ "field Email", "{\"Email\":\"zq-up-5521@b.example\"}", 0,
+	    "zq-up-5521" },
+	{ "field 1x", "{\"1x\":\"zq-digit-5521\"}", 0, "zq-digit-5521" },
+	{ "number value", "{\"name\":9876543210}", 0, "9876543210" },
+	{ "invalid email", "{\"email\":\"not-an-email\"}", 0,
+	    "not-an-email" },
+	{ "invalid phone", "{\"phone\":\"abc\"}", 0, "abc" },
+	{ "empty value", "{\"name\":\"\"}", 0, NULL },
+	{ "empty object", "{}", 0, NULL },
+	{ "4097-byte value", NULL, BIG_VALUE, "qqqqqqqqqqqqqqqq" },
+	{ "65 fields", NULL, BIG_FIELDS, "zq65v" },
+	{ "body over 1 MiB", NULL, BIG_BODY, "yyyyyyyyyyyyyyyy" },
+};
+
+/* {"name":"<n bytes of c>"} */
+static char *
+long_value(size_t n, char c)
+{
+	char *s;
+
+	ck_assert_ptr_nonnull(s = malloc(n + 12));
+	memcpy(s, "{\"name\":\"", 9);
+	memset(s + 9, c, n);
+	memcpy(s + 9 + n, "\"}", 3);
+	return s;
+}
+
+/* The bodies too big to write out. */
+static char *
+bad_body(int big)
+{
+	struct pv_buf b;
+	char *s;
+
+	switch (big) {
+	case BIG_VALUE:
+		return long_value(PV_VALUE_MAX + 1, 'q');
+	case BIG_BODY:
+		/* Valid JSON of API_BODY_MAX + 1 bytes. */
+		s = long_value(API_BODY_MAX + 1 - 11, 'y');
+		ck_assert_uint_eq(strlen(s), API_BODY_MAX + 1);
+		return s;
+	case BIG_FIELDS:
+		pv_buf_init(&b, 1u << 16);
+		ck_assert_int_eq(pv_buf_add(&b, "{", 1), PV_OK);
+		for (int j = 0; j < PV_FIELDS_MAX + 1; j++)
+			ck_assert_int_eq(pv_buf_printf(&b, "%s\"f%d\":"
+			    "\"zq65v%d\"", j ? "," : "", j, j), PV_OK);
+		ck_assert_int_eq(pv_buf_add(&b, "}", 1), PV_OK);
+		ck_assert_ptr_nonnull(s = strdup(b.p));
+		pv_buf_cleanup(&b);
+		return s;
+	default:
+		ck_abort_msg("no body %d", big);
+	}
+	return NULL;
+}
+
+START_TEST(test_put_bad_input)
+{
+	char id[ID_BUF], t1[ID_BUF], t2[ID_BUF], t3[ID_BUF], *body, *data;
+	size_t datalen;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, t1, t2, t3);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	body = bad_puts[_i].json != NULL ? strdup(bad_puts[_i].json) :
+	    bad_body(bad_puts[_i].big);
+	ck_assert_ptr_nonnull(body);
+
+	run(&r, NULL, body, "put", NULL);
+	ck_assert_msg(r.status == 1, "%s: exit %d, stdout [%s] stderr [%.200s]",
+	    bad_puts[_i].what, r.status, r.out, r.err);
+	ck_assert_msg(one_line(r.err, r.errlen), "%s: stderr [%.300s]",
+	    bad_puts[_i].what, r.err);
+	ck_assert_msg(strncmp(r.err, "piivault: put: ", 15) == 0, "[%s]",
+	    r.err);
+	ck_assert_msg(bad_puts[_i].secret == NULL ||
+	    strstr(r.err, bad_puts[_i].secret) == NULL,
+	    "%s: stderr quotes the value: [%.300s]", bad_puts[_i].what, r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	ck_assert_uint_eq(records(NULL), 1);
+	free(data);
+	free(body);
+}
+END_TEST
+
+/* get. */
+
+START_TEST(test_get_unknown_and_malformed)
+{
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF], want[256];
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+
+	run(&r, NULL, NULL, "get", unknown, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_str_eq(r.out, "{\"tok_AAAAAAAAAAAAAAAAAAAAAA\":{\"error\":"
+	    "{\"code\":\"not_found\"}}}\n");
+	ck_assert_one_err_line(&r);
+	run_free(&r);
+
+	/* One good, one unknown: both answered, exit 1. */
+	run(&r, NULL, NULL, "get", name, unknown, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"%s\":{\"field\":"
+	    "\"name\",\"value\":\"Ada\"},\"%s\":{\"error\":{\"code\":"
+	    "\"not_found\"}}}\n", name, unknown), (int)sizeof(want));
+	ck_assert_str_eq(r.out, want);
+	ck_assert_one_err_line(&r);
+	run_free(&r);
+
+	/* Malformed: too short, a bad character, a bad prefix. */
+	run(&r, NULL, NULL, "get", "tok_short", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_str_eq(r.out, "{\"tok_short\":{\"error\":{\"code\":"
+	    "\"invalid_token\"}}}\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "get", "tok_AAAAAAAAAAAAAAAAAAAAA!", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.out, "invalid_token"));
+	run_free(&r);
+	run(&r, NULL, NULL, "get", "xyz_AAAAAAAAAAAAAAAAAAAAAA", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.out, "invalid_token"));
+	run_free(&r);
+
+	/* A record id is no token, and reveals nothing. */
+	run(&r, NULL, NULL, "get", id, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "{\"%s\":{\"error\":"
+	    "{\"code\":\"invalid_token\"}}}\n", id), (int)sizeof(want));
+	ck_assert_str_eq(r.out, want);
+	ck_assert_ptr_null(strstr(r.out, "\"value\""));
+	run_free(&r);
+
+	/* The token with its domain prefix swapped is no record id. */
+	{
+		char swapped[ID_BUF];
+
+		memcpy(swapped, "tok_", 4);
+		memcpy(swapped + 4, id + 4, 23);
+		run(&r, NULL, NULL, "get", swapped, NULL);
+		ck_assert_exit(&r, 1);
+		ck_assert_ptr_null(strstr(r.out, "\"value\""));
+		run_free(&r);
+	}
+}
+END_TEST
+
+/* Key file rules. */
+
+static const mode_t bad_modes[] = { 0644, 0640, 0604, 0660 };
+
+START_TEST(test_key_file_mode)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	const char *what;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+	ck_assert_int_eq(chmod("piivault.key", bad_modes[_i]), 0);
+	for (int i = 0; i < 4; i++) {
+		switch (i) {
+		case 0:
+			what = "put";
+			run(&r, NULL, record_json, "put", NULL);
+			break;
+		case 1:
+			what = "get";
+			run(&r, NULL, NULL, "get", email, NULL);
+			break;
+		case 2:
+			what = "lookup";
+			run(&r, NULL, NULL, "lookup", "email", "ada@b.example",
+			    NULL);
+			break;
+		default:
+			what = "kms status";
+			run(&r, NULL, NULL, "kms", "status", NULL);
+			break;
+		}
+		ck_assert_msg(r.status == 1, "%s, mode %o: exit %d", what,
+		    bad_modes[_i], r.status);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strstr(r.err, "piivault.key") != NULL &&
+		    strstr(r.err, "group or others") != NULL,
+		    "%s: [%s]", what, r.err);
+		ck_assert_msg(r.outlen == 0, "%s: [%s]", what, r.out);
+		run_free(&r);
+	}
+	ck_assert_int_eq(chmod("piivault.key", 0600), 0);
+	ck_assert_uint_eq(records(NULL), 1);
+}
+END_TEST
+
+START_TEST(test_key_file_bad_content)
+{
+	static const char *const bad[] = {
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",	/* 43 */
+		"this is no key, just some garbage text!!!!!\n",	/* 43 */
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+		"",
+	};
+	struct run r;
+
+	init_ok(NULL, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file("piivault.key", bad[i], strlen(bad[i]), 0600);
+		run(&r, NULL, NULL, "kms", "status", NULL);
+		ck_assert_msg(r.status == 1, "key %zu: exit %d", i, r.status);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strstr(r.err, "key file does not hold") != NULL,
+		    "key %zu: [%s]", i, r.err);
+		ck_assert_ptr_nonnull(strstr(r.err, "piivault.key"));
+		run_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_key_file_wrong_key)
+{
+	char *data, *key;
+	size_t datalen, keylen;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_int_eq(mkdir("other", 0700), 0);
+	init_ok(NULL, "--data-dir", "other/data", "--key-file",
+	    "other/root.key", NULL);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	ck_assert_ptr_nonnull(key = slurp("piivault.key", &keylen));
+
+	run(&r, NULL, NULL, "kms", "status", "--key-file", "other/root.key",
+	    NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "wrong root key") != NULL, "[%s]", r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+
+	run(&r, NULL, record_json, "put", "--key-file", "other/root.key",
+	    NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "wrong root key") != NULL, "[%s]", r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+
+	/* The other key file given as the default one, too. */
+	ck_assert_int_eq(rename("piivault.key", "saved.key"), 0);
+	ck_assert_int_eq(link("other/root.key", "piivault.key"), 0);
+	run(&r, NULL, NULL, "lookup", "email", "ada@b.example", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "wrong root key") != NULL, "[%s]", r.err);
+	run_free(&r);
+	ck_assert_int_eq(unlink("piivault.key"), 0);
+	ck_assert_int_eq(rename("saved.key", "piivault.key"), 0);
+
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	assert_file_is("piivault.key", key, keylen);
+	ck_assert_uint_eq(records(NULL), 0);
+	free(data);
+	free(key);
+}
+END_TEST
+
+START_TEST(test_key_file_missing)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+	ck_assert_int_eq(rename("piivault.key", "elsewhere.key"), 0);
+
+	run(&r, NULL, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "piivault.key") != NULL, "[%s]", r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	run_free(&r);
+	/* Not re-created behind our back. */
+	ck_assert(!exists("piivault.key"));
+}
+END_TEST
+
+/* A symbolic link is not the key file (O_NOFOLLOW). */
+START_TEST(test_key_file_symlink)
+{
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_int_eq(rename("piivault.key", "real.key"), 0);
+	ck_assert_int_eq(symlink("real.key", "piivault.key"), 0);
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "piivault.key") != NULL, "[%s]", r.err);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "status", "--key-file", "real.key", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+}
+END_TEST
+
+/* Where the vault and key file are. */
+
+START_TEST(test_dir_options)
+{
+	char name[ID_BUF];
+	struct stat st;
+	struct run r;
+
+	ck_assert_int_eq(mkdir("sub", 0700), 0);
+	init_ok(NULL, "--data-dir", "sub/data", "--key-file", "sub/root.key",
+	    NULL);
+	ck_assert_int_eq(lstat("sub/data/data.mdb", &st), 0);
+	ck_assert_int_eq(lstat("sub/data", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	ck_assert_int_eq(lstat("sub/root.key", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_int_eq(st.st_size, 45);
+	ck_assert(!exists("piivault-data"));
+	ck_assert(!exists("piivault.key"));
+
+	/* Without the options there is no vault here. */
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	run_free(&r);
+
+	run(&r, NULL, record_json, "put", "--data-dir", "sub/data",
+	    "--key-file", "sub/root.key", NULL);
+	ck_assert_exit(&r, 0);
+	json_id(r.out, "name", "tok_", name);
+	run_free(&r);
+	run(&r, NULL, NULL, "get", "--data-dir", "sub/data", "--key-file",
+	    "sub/root.key", name, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"value\":\"Ada\""));
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(test_dir_env)
+{
+	const char *const env[] = { "PIIVAULT_DATA_DIR=envsub/data",
+	    "PIIVAULT_KEY_FILE=envsub/root.key", NULL };
+	const char *const env_data_only[] = { "PIIVAULT_DATA_DIR=envsub/data",
+	    NULL };
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	struct stat st;
+	struct run r;
+
+	ck_assert_int_eq(mkdir("envsub", 0700), 0);
+	init_ok(env, NULL);
+	ck_assert_int_eq(lstat("envsub/data/data.mdb", &st), 0);
+	ck_assert_int_eq(lstat("envsub/root.key", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert(!exists("piivault-data"));
+	ck_assert(!exists("piivault.key"));
+
+	put_record(env, id, email, phone, name);
+	run(&r, env, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\" Ada@B.example\""));
+	run_free(&r);
+	ck_assert_uint_eq(records(env), 1);
+
+	/* The key file falls back to ./piivault.key, which is absent. */
+	run(&r, env_data_only, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "piivault.key") != NULL, "[%s]", r.err);
+	run_free(&r);
+
+	/* An option beats the environment. */
+	run(&r, env_data_only, NULL, "kms", "status", "--key-file",
+	    "envsub/root.key", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, env, NULL, "kms", "status", "--data-dir", "nowhere", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "nowhere") != NULL, "[%s]", r.err);
+	run_free(&r);
+}
+END_TEST
+
+/* Passphrase vaults. */
+
+START_TEST(test_passphrase)
+{
+	const char *const good[] = { "PIIVAULT_PASSPHRASE=correct-horse",
+	    NULL };
+	const char *const bad[] = { "PIIVAULT_PASSPHRASE=correct-horsf",
+	    NULL };
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	struct run r;
+
+	init_ok(good, "--passphrase", NULL);
+	ck_assert(!exists("piivault.key"));
+	ck_assert(exists("piivault-data/data.mdb"));
+
+	put_record(good, id, email, phone, name);
+	run(&r, good, NULL, "get", phone, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"value\":\"+1 555 0100\""));
+	run_free(&r);
+	ck_assert_uint_eq(records(good), 1);
+
+	run(&r, bad, NULL, "get", phone, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "wrong root key or passphrase") != NULL,
+	    "[%s]", r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+
+	/* No passphrase and no terminal to ask on. */
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	run(&r, NULL, record_json, "put", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	run_free(&r);
+	ck_assert_uint_eq(records(good), 1);
+
+	/* A passphrase vault ignores a key file. */
+	ck_assert(!exists("piivault.key"));
+}
+END_TEST
+
+/*
+ * No passphrase at all: init refuses; once there is one, init works: the
+ * failed attempt left nothing behind that the retry trips over.
+ */
+START_TEST(test_passphrase_init_retry)
+{
+	const char *const good[] = { "PIIVAULT_PASSPHRASE=correct-horse",
+	    NULL };
+	struct run r;
+
+	run(&r, NULL, NULL, "init", "--passphrase", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "passphrase") != NULL, "[%s]", r.err);
+	run_free(&r);
+	ck_assert(!exists("piivault.key"));
+
+	run(&r, good, NULL, "init", "--passphrase", NULL);
+	ck_assert_msg(r.status == 0, "retry after a failed init: exit %d, "
+	    "stderr [%s]", r.status, r.err);
+	run_free(&r);
+	ck_assert_uint_eq(records(good), 0);
+}
+END_TEST
+
+/* Nothing stored in the clear. */
+
+START_TEST(test_no_plaintext_at_rest)
+{
+	static const char rec[] = "{\"name\":\"zq-unique-name-7341\","
+	    "\"email\":\"zq.unique.7341@mail.example\","
+	    "\"phone\":\"+44 20 7946 0734\"}";
+	static const char *const values[] = { "zq-unique-name-7341",
+	    "zq.unique.7341@mail.example", "+44 20 7946 0734",
+	    "+442079460734" };
+	uint8_t key[PV_KEY_LEN];
+	size_t len;
+	struct run r;
+	char *k;
+
+	init_ok(NULL, NULL);
+	run(&r, NULL, rec, "put", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+		ck_assert_msg(!tu_dir_contains("piivault-data", values[i],
+		    strlen(values[i])), "\"%s\" stored in the clear",
+		    values[i]);
+
+	/* Nor the root key, in either form. */
+	ck_assert_ptr_nonnull(k = slurp("piivault.key", &len));
+	ck_assert_int_eq(pv_key_from_base64(key, k, PV_KEY_B64_LEN), PV_OK);
+	ck_assert(!tu_dir_contains("piivault-data", k, PV_KEY_B64_LEN));
+	ck_assert(!tu_dir_contains("piivault-data", key, sizeof(key)));
+	pv_cleanse(key, sizeof(key));
+	pv_cleanse(k, len);
+	free(k);
+
+	/* The search does find what is there: a control. */
+	write_file("piivault-data/control", "xx zq-unique-name-7341 xx", 25,
+	    0600);
+	ck_assert(tu_dir_contains("piivault-data", "zq-unique-name-7341", 19));
+}
+END_TEST
+
+static TCase *
+tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, TIMEOUT);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *
+cli_suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc;
+
+	tc = tcase(s, "usage");
+	tcase_add_loop_test(tc, test_help, 0,
+	    (int)(sizeof(help_cmds) / sizeof(help_cmds[0])));
+	tcase_add_loop_test(tc, test_usage_errors, 0,
+	    (int)(sizeof(usage_errs) / sizeof(usage_errs[0])));
+
+	tc = tcase(s, "init");
+	tcase_add_test(tc, test_init_creates);
+	tcase_add_test(tc, test_init_twice);
+	tcase_add_test(tc, test_init_existing_key_file);
+	tcase_add_test(tc, test_init_failure_leaves_nothing);
+
+	tc = tcase(s, "records");
+	tcase_add_test(tc, test_put_get_lookup);
+	tcase_add_loop_test(tc, test_put_bad_input, 0,
+	    (int)(sizeof(bad_puts) / sizeof(bad_puts[0])));
+	tcase_add_test(tc, test_get_unknown_and_malformed);
+
+	tc = tcase(s, "keyfile");
+	tcase_add_loop_test(tc, test_key_file_mode, 0,
+	    (int)(sizeof(bad_modes) / sizeof(bad_modes[0])));
+	tcase_add_test(tc, test_key_file_bad_content);
+	tcase_add_test(tc, test_key_file_wrong_key);
+	tcase_add_test(tc, test_key_file_missing);
+	tcase_add_test(tc, test_key_file_symlink);
+
+	tc = tcase(s, "paths");
+	tcase_add_test(tc, test_dir_options);
+	tcase_add_test(tc, test_dir_env);
+
+	tc = tcase(s, "passphrase");
+	tcase_add_test(tc, test_passphrase);
+	tcase_add_test(tc, test_passphrase_init_retry);
+
+	tc = tcase(s, "at_rest");
+	tcase_add_test(tc, test_no_plaintext_at_rest);
+	return s;
+}
+
+int
+main(void)
+{
+	return tu_run(cli_suite());
+}

@@ -1,0 +1,738 @@
+/*
+ * check_vault.c: records, envelopes, tokens and the blind index, and the
+ * security properties they promise: nothing readable on disk, nothing
+ * released from altered or moved bytes, no repeated or ordered ids.
+ *
+ * White-box: opens the store directly to tamper with records.  The byte
+ * offsets used are those of docs/format.md.
+ */
+#include <sys/stat.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pv_store.h"
+#include "vault.h"
+#include "testutil.h"
+
+static char dir[PATH_MAX], keyfile[PATH_MAX + 16], datadir[PATH_MAX + 16];
+static struct vault_opts opts;
+
+static void
+setup(void)
+{
+	tu_tmpdir(dir);
+	(void)snprintf(keyfile, sizeof(keyfile), "%s/root.key", dir);
+	(void)snprintf(datadir, sizeof(datadir), "%s/data", dir);
+	memset(&opts, 0, sizeof(opts));
+	opts.data_dir = datadir;
+	opts.unlock.key_file = keyfile;
+	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
+}
+
+static void
+teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+#define F(n, v)	{ n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+/* One record in its own commit; tokens into toks. */
+static pv_status
+put1(struct vault *v, const struct vault_field *f, size_t n, char *id,
+    char (*toks)[VAULT_ID_STRLEN + 1])
+{
+	struct vault_record_in r = { f, n, 0, 0 };
+	struct vault_put_result res = { .tokens = toks };
+	pv_status rc;
+
+	if ((rc = vault_put(v, &r, 1, &res)) != PV_OK)
+		return rc;
+	if (res.status == PV_OK && id != NULL)
+		memcpy(id, res.id, sizeof(res.id));
+	return res.status;
+}
+
+static void
+expect_value(struct vault *v, const char *tok, const char *field,
+    const char *value, size_t len)
+{
+	struct vault_value *val = NULL;
+
+	ck_assert_int_eq(vault_get(v, tok, strlen(tok), &val), PV_OK);
+	ck_assert_str_eq(val->field, field);
+	ck_assert_uint_eq(val->len, len);
+	ck_assert_mem_eq(val->value, value, len);
+	vault_value_free(val);
+}
+
+static pv_status
+get_status(struct vault *v, const char *tok)
+{
+	struct vault_value *val = NULL;
+	pv_status rc;
+
+	rc = vault_get(v, tok, strlen(tok), &val);
+	if (rc == PV_OK)
+		vault_value_free(val);
+	else
+		ck_assert_ptr_null(val);
+	return rc;
+}
+
+START_TEST(create_open_close)
+{
+	struct vault *v = NULL;
+
+	ck_assert_int_eq(vault_open(&opts, &v), PV_ENOVAULT);
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	vault_close(v);
+	v = NULL;
+	ck_assert_int_eq(vault_create(&opts, &v), PV_EEXIST);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
+	vault_close(v);
+	vault_close(NULL);
+}
+END_TEST
+
+START_TEST(put_get_roundtrip)
+{
+	static char big[PV_VALUE_MAX + 1];
+	char id[VAULT_ID_STRLEN + 1], toks[5][VAULT_ID_STRLEN + 1];
+	struct vault_field f[5] = {
+		F("email", " Ada@B.example"),
+		F("phone", "+1 555 0100"),
+		F("name", "Ada Lovelace"),
+		F("city", "Zürich \xe2\x82\xac \xf0\x9d\x84\x9e"),
+		{ "notes", 5, big, PV_VALUE_MAX },
+	};
+	struct vault *v;
+
+	memset(big, 'x', PV_VALUE_MAX);
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 5, id, toks), PV_OK);
+	ck_assert_uint_eq(strlen(id), VAULT_ID_STRLEN);
+	ck_assert_int_eq(strncmp(id, "rec_", 4), 0);
+	vault_close(v);
+	/* Durable across a reopen. */
+	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(strncmp(toks[i], "tok_", 4), 0);
+		expect_value(v, toks[i], f[i].name, f[i].value, f[i].len);
+	}
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(bad_records_refused)
+{
+	static char big[PV_VALUE_MAX + 1];
+	struct vault_field many[PV_FIELDS_MAX + 1];
+	char names[PV_FIELDS_MAX + 1][16];
+	struct {
+		struct vault_field	f[2];
+		size_t			n;
+		pv_status		want;
+	} cases[] = {
+		{ { F("Email", "a@b.example") }, 1, PV_EFIELD },
+		{ { F("1x", "v") }, 1, PV_EFIELD },
+		{ { F("a-b", "v") }, 1, PV_EFIELD },
+		{ { F("name", "a"), F("name", "b") }, 2, PV_EFIELD },
+		{ { F("email", "not-an-email") }, 1, PV_EVALUE },
+		{ { F("email", "a@b") }, 1, PV_EVALUE },
+		{ { F("email", "a@@b.example") }, 1, PV_EVALUE },
+		{ { F("email", "a b@c.example") }, 1, PV_EVALUE },
+		{ { F("email", "a@b..example") }, 1, PV_EVALUE },
+		{ { F("phone", "abc") }, 1, PV_EVALUE },
+		{ { F("phone", "12+3456") }, 1, PV_EVALUE },
+		{ { F("phone", "+1234567890123456") }, 1, PV_EVALUE },
+		{ { F("name", "") }, 1, PV_EVALUE },
+		{ { F("name", "bad \xc0\xaf utf8") }, 1, PV_EVALUE },
+		{ { { "name", 4, big, PV_VALUE_MAX + 1 } }, 1, PV_ETOOBIG },
+		{ { F("name", "x") }, 0, PV_EINVAL },
+	};
+	struct vault_record_in r = { NULL, 0, 0, 0 };
+
+	memset(big, 'y', sizeof(big));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r.fields = cases[i].f;
+		r.nfields = cases[i].n;
+		ck_assert_msg(vault_record_check(&r) == cases[i].want,
+		    "case %zu: got %d", i, vault_record_check(&r));
+	}
+	for (int i = 0; i <= PV_FIELDS_MAX; i++) {
+		(void)snprintf(names[i], sizeof(names[i]), "f%d", i);
+		many[i] = (struct vault_field){ names[i], strlen(names[i]),
+		    "v", 1 };
+	}
+	r.fields = many;
+	r.nfields = PV_FIELDS_MAX;
+	ck_assert_int_eq(vault_record_check(&r), PV_OK);
+	r.nfields = PV_FIELDS_MAX + 1;
+	ck_assert_int_eq(vault_record_check(&r), PV_ETOOBIG);
+	r.nfields = 1;
+	r.retention_days = 36501;
+	ck_assert_int_eq(vault_record_check(&r), PV_EINVAL);
+}
+END_TEST
+
+START_TEST(batch_keeps_valid_records)
+{
+	char t0[1][VAULT_ID_STRLEN + 1], t1[1][VAULT_ID_STRLEN + 1];
+	char t2[1][VAULT_ID_STRLEN + 1];
+	struct vault_field ok1[] = { F("name", "first") };
+	struct vault_field bad[] = { F("email", "nope") };
+	struct vault_field ok2[] = { F("name", "third") };
+	struct vault_record_in recs[3] = {
+		{ ok1, 1, 0, 0 }, { bad, 1, 0, 0 }, { ok2, 1, 0, 0 },
+	};
+	struct vault_put_result res[3] = {
+		{ .tokens = t0 }, { .tokens = t1 }, { .tokens = t2 },
+	};
+	struct vault_info info;
+	struct vault *v;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(vault_put(v, recs, 3, res), PV_OK);
+	ck_assert_int_eq(res[0].status, PV_OK);
+	ck_assert_int_eq(res[1].status, PV_EVALUE);
+	ck_assert_int_eq(res[2].status, PV_OK);
+	expect_value(v, t0[0], "name", "first", 5);
+	expect_value(v, t2[0], "name", "third", 5);
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	ck_assert_uint_eq(info.records, 2);
+	ck_assert_uint_eq(info.keys[0].wraps_live, 2);
+	ck_assert_uint_eq(info.keys[0].wraps_total, 2);
+	free(info.keys);
+	/* Nothing valid: nothing written, still PV_OK. */
+	ck_assert_int_eq(vault_put(v, &recs[1], 1, &res[1]), PV_OK);
+	ck_assert_int_eq(res[1].status, PV_EVALUE);
+	ck_assert_int_eq(vault_put(v, recs, VAULT_BATCH_MAX + 1, res),
+	    PV_ETOOBIG);
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	ck_assert_uint_eq(info.records, 2);
+	free(info.keys);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(lookup_normalizes)
+{
+	char ida[VAULT_ID_STRLEN + 1], idb[VAULT_ID_STRLEN + 1];
+	char ta[3][VAULT_ID_STRLEN + 1], tb[2][VAULT_ID_STRLEN + 1];
+	struct vault_field a[] = { F("email", " Ada@B.Example "),
+	    F("phone", "+1 (555) 010-0"), F("name", "Ada") };
+	struct vault_field b[] = { F("email", "ada@b.example"),
+	    F("name", "Other") };
+	struct vault_match *m;
+	struct vault *v;
+	size_t n;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, a, 3, ida, ta), PV_OK);
+	ck_assert_int_eq(put1(v, b, 2, idb, tb), PV_OK);
+	ck_assert_int_eq(vault_lookup(v, "email", 5, "ADA@b.example", 13, &m,
+	    &n), PV_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(m[0].id, ida);	/* oldest first */
+	ck_assert_str_eq(m[0].token, ta[0]);
+	ck_assert_str_eq(m[1].id, idb);
+	ck_assert_str_eq(m[1].token, tb[0]);
+	free(m);
+	ck_assert_int_eq(vault_lookup(v, "phone", 5, "+1-555-0100", 11, &m,
+	    &n), PV_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(m[0].token, ta[1]);
+	free(m);
+	/* No '+' is another number. */
+	ck_assert_int_eq(vault_lookup(v, "phone", 5, "15550100", 8, &m, &n),
+	    PV_OK);
+	ck_assert_uint_eq(n, 0);
+	free(m);
+	m = NULL;
+	ck_assert_int_eq(vault_lookup(v, "name", 4, "Ada", 3, &m, &n),
+	    PV_ENOTINDEXED);
+	ck_assert_int_eq(vault_lookup(v, "Email", 5, "a@b.example", 11, &m,
+	    &n), PV_EFIELD);
+	ck_assert_int_eq(vault_lookup(v, "email", 5, "nope", 4, &m, &n),
+	    PV_EVALUE);
+	ck_assert_ptr_null(m);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(no_plaintext_on_disk)
+{
+	static const char *secrets[] = {
+		"zq-unique-name-7341", "ada.unique.4411@example.org",
+		"+44 20 7946 0958", "+442079460958", "42 Unique Lane, Qx 9",
+	};
+	struct vault_field f[] = {
+		F("name", "zq-unique-name-7341"),
+		F("email", "Ada.Unique.4411@Example.org"),
+		F("phone", "+44 20 7946 0958"),
+		F("address", "42 Unique Lane, Qx 9"),
+	};
+	char toks[4][VAULT_ID_STRLEN + 1];
+	struct vault *v;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(put1(v, f, 4, NULL, toks), PV_OK);
+	vault_close(v);
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		ck_assert_msg(!tu_dir_contains(datadir, secrets[i],
+		    strlen(secrets[i])), "plaintext %zu found on disk", i);
+	/* A positive control: the search does find what is there. */
+	ck_assert(tu_dir_contains(datadir, "records", 7));
+}
+END_TEST
+
+/* Locate field i of record seq; returns the offset of its ciphertext. */
+struct loc {
+	size_t	entry, nonce, ct, ctlen, tag, end;
+};
+
+static void
+locate(const uint8_t *rec, size_t len, size_t field, struct loc *l)
+{
+	size_t p = 92, nf = (size_t)rec[90] << 8 | rec[91];
+
+	ck_assert_uint_lt(field, nf);
+	for (size_t i = 0; i <= field; i++) {
+		l->entry = p;
+		p += 1 + (size_t)rec[p];
+		p += 1 + ((rec[p] & 1) ? 32u : 0u);
+		p += 8;
+		l->ctlen = (size_t)rec[p] << 8 | rec[p + 1];
+		p += 2;
+		l->nonce = p;
+		l->ct = p + 12;
+		l->tag = l->ct + l->ctlen;
+		p = l->end = l->tag + 16;
+	}
+	ck_assert_uint_le(p, len);
+}
+
+/* Read record seq's value into buf. */
+static size_t
+rec_read(struct pv_store *s, uint64_t seq, uint8_t *buf, size_t cap)
+{
+	uint8_t key[8];
+	struct pv_txn *t;
+	const void *v;
+	size_t vl;
+
+	pv_put_u64(key, seq);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_RECORDS, key, 8, &v, &vl), PV_OK);
+	ck_assert_uint_le(vl, cap);
+	memcpy(buf, v, vl);
+	pv_txn_abort(t);
+	return vl;
+}
+
+static void
+rec_write(struct pv_store *s, uint64_t seq, const uint8_t *buf, size_t len)
+{
+	uint8_t key[8];
+	struct pv_txn *t;
+
+	pv_put_u64(key, seq);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_put(t, PV_T_RECORDS, key, 8, buf, len, 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+}
+
+START_TEST(tampered_bytes_fail)
+{
+	struct vault_field f[] = { F("name", "Ada Lovelace"),
+	    F("email", "ada@example.org") };
+	char toks[2][VAULT_ID_STRLEN + 1];
+	struct pv_store_opts so = { 0, 0 };
+	uint8_t orig[1024], buf[1024];
+	struct pv_store *s;
+	struct vault *v;
+	struct loc l;
+	size_t len;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 2, NULL, toks), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	len = rec_read(s, 1, orig, sizeof(orig));
+	locate(orig, len, 0, &l);
+	/* Every byte of nonce, ciphertext and tag, and of the DEK. */
+	for (size_t i = l.nonce; i < l.end; i++) {
+		memcpy(buf, orig, len);
+		buf[i] ^= 0x01;
+		rec_write(s, 1, buf, len);
+		ck_assert_msg(get_status(v, toks[0]) == PV_EINTEGRITY,
+		    "byte %zu", i);
+	}
+	for (size_t i = 14; i < 14 + KMS_WRAPPED_LEN; i++) {
+		memcpy(buf, orig, len);
+		buf[i] ^= 0x80;
+		rec_write(s, 1, buf, len);
+		ck_assert_msg(get_status(v, toks[1]) == PV_EINTEGRITY,
+		    "dek byte %zu", i);
+	}
+	/* The record's check value is bound into every AAD. */
+	memcpy(buf, orig, len);
+	buf[2] ^= 0x01;
+	rec_write(s, 1, buf, len);
+	ck_assert_int_eq(get_status(v, toks[0]), PV_EINTEGRITY);
+	/* A KEK version that does not exist. */
+	memcpy(buf, orig, len);
+	buf[13] ^= 0x02;
+	rec_write(s, 1, buf, len);
+	ck_assert_int_eq(get_status(v, toks[0]), PV_EKEYSTATE);
+	/* Truncations never parse into a value. */
+	for (size_t cut = 1; cut < len; cut += 7) {
+		rec_write(s, 1, orig, len - cut);
+		ck_assert_int_ne(get_status(v, toks[1]), PV_OK);
+	}
+	/* Restored, it reads again: the failures were the tampering. */
+	rec_write(s, 1, orig, len);
+	expect_value(v, toks[0], "name", "Ada Lovelace", 12);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(moved_ciphertext_fails)
+{
+	struct vault_field a[] = { F("name", "Alice Aaaa"),
+	    F("city", "Zzzzzzzzzz") };
+	struct vault_field b[] = { F("name", "Bobby Bbbb"),
+	    F("city", "Yyyyyyyyyy") };
+	char ta[2][VAULT_ID_STRLEN + 1], tb[2][VAULT_ID_STRLEN + 1];
+	struct pv_store_opts so = { 0, 0 };
+	uint8_t ra[1024], rb[1024], buf[1024];
+	struct pv_store *s;
+	struct vault *v;
+	struct loc la0, la1, lb0;
+	size_t lena, lenb;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, a, 2, NULL, ta), PV_OK);
+	ck_assert_int_eq(put1(v, b, 2, NULL, tb), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	lena = rec_read(s, 1, ra, sizeof(ra));
+	lenb = rec_read(s, 2, rb, sizeof(rb));
+	locate(ra, lena, 0, &la0);
+	locate(ra, lena, 1, &la1);
+	locate(rb, lenb, 0, &lb0);
+
+	/* A's name ciphertext into B's name slot: another record's AAD. */
+	memcpy(buf, rb, lenb);
+	memcpy(buf + lb0.nonce, ra + la0.nonce, la0.end - la0.nonce);
+	rec_write(s, 2, buf, lenb);
+	ck_assert_int_eq(get_status(v, tb[0]), PV_EINTEGRITY);
+	rec_write(s, 2, rb, lenb);
+
+	/* A's city ciphertext into A's name slot: another field's AAD. */
+	memcpy(buf, ra, lena);
+	memcpy(buf + la0.nonce, ra + la1.nonce, la1.end - la1.nonce);
+	rec_write(s, 1, buf, lena);
+	ck_assert_int_eq(get_status(v, ta[0]), PV_EINTEGRITY);
+
+	/* A's whole record under B's key: bound to its record id. */
+	rec_write(s, 2, ra, lena);
+	ck_assert_int_ne(get_status(v, tb[0]), PV_OK);
+	ck_assert_int_ne(get_status(v, tb[1]), PV_OK);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
+static unsigned char *
+slurp(const char *path, size_t *len)
+{
+	unsigned char *buf;
+	struct stat st;
+	FILE *f;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_ptr_nonnull(buf = malloc((size_t)st.st_size + 1));
+	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
+	*len = fread(buf, 1, (size_t)st.st_size, f);
+	(void)fclose(f);
+	return buf;
+}
+
+START_TEST(wrong_root_key_changes_nothing)
+{
+	struct vault_field f[] = { F("name", "Ada") };
+	char toks[1][VAULT_ID_STRLEN + 1], other[PATH_MAX + 16];
+	char data[PATH_MAX + 32];
+	unsigned char *before, *after;
+	size_t lb, la;
+	struct vault *v = NULL;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, NULL, toks), PV_OK);
+	vault_close(v);
+	v = NULL;
+	(void)snprintf(data, sizeof(data), "%s/data.mdb", datadir);
+	before = slurp(data, &lb);
+	(void)snprintf(other, sizeof(other), "%s/other.key", dir);
+	ck_assert_int_eq(kms_key_file_create(other), PV_OK);
+	opts.unlock.key_file = other;
+	ck_assert_int_eq(vault_open(&opts, &v), PV_EBADKEY);
+	ck_assert_ptr_null(v);
+	after = slurp(data, &la);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_mem_eq(before, after, lb);
+	free(before);
+	free(after);
+}
+END_TEST
+
+START_TEST(foreign_and_forged_tokens)
+{
+	struct vault_field f[] = { F("name", "Ada") };
+	char id[VAULT_ID_STRLEN + 1], toks[1][VAULT_ID_STRLEN + 1];
+	char other_tok[1][VAULT_ID_STRLEN + 1], dir2[PATH_MAX + 16];
+	char key2[PATH_MAX + 16], forged[VAULT_ID_STRLEN + 1];
+	struct vault_opts o2;
+	struct vault *v, *v2;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
+	/* A second vault's token means nothing here. */
+	(void)snprintf(dir2, sizeof(dir2), "%s/data2", dir);
+	(void)snprintf(key2, sizeof(key2), "%s/key2", dir);
+	ck_assert_int_eq(kms_key_file_create(key2), PV_OK);
+	o2 = opts;
+	o2.data_dir = dir2;
+	o2.unlock.key_file = key2;
+	ck_assert_int_eq(vault_create(&o2, &v2), PV_OK);
+	ck_assert_int_eq(put1(v2, f, 1, NULL, other_tok), PV_OK);
+	ck_assert_int_eq(get_status(v, other_tok[0]), PV_ENOTFOUND);
+	vault_close(v2);
+	/* A record id is not a token. */
+	ck_assert_int_eq(get_status(v, id), PV_ETOKEN);
+	/* Malformed. */
+	ck_assert_int_eq(get_status(v, "tok_"), PV_ETOKEN);
+	ck_assert_int_eq(get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAA+"),
+	    PV_ETOKEN);
+	ck_assert_int_eq(get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAAB"),
+	    PV_ETOKEN);	/* non-canonical last character */
+	/* Forged: every other value of one character. */
+	memcpy(forged, toks[0], sizeof(forged));
+	for (const char *c = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"; *c; c++) {
+		if (*c == toks[0][10])
+			continue;
+		forged[10] = *c;
+		ck_assert_int_eq(get_status(v, forged), PV_ENOTFOUND);
+	}
+	expect_value(v, toks[0], "name", "Ada", 3);
+	vault_close(v);
+}
+END_TEST
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, VAULT_ID_STRLEN + 1);
+}
+
+START_TEST(ids_unique_and_unordered)
+{
+	enum { N = 100000, BATCH = 1000 };
+	char (*ids)[VAULT_ID_STRLEN + 1], (*toks)[VAULT_ID_STRLEN + 1];
+	struct vault_field f[] = { F("n", "v") };
+	struct vault_record_in *recs;
+	struct vault_put_result *res;
+	size_t ascending = 0;
+	struct vault *v;
+
+	ck_assert_ptr_nonnull(ids = calloc(N, sizeof(*ids)));
+	ck_assert_ptr_nonnull(toks = calloc(N, sizeof(*toks)));
+	ck_assert_ptr_nonnull(recs = calloc(BATCH, sizeof(*recs)));
+	ck_assert_ptr_nonnull(res = calloc(BATCH, sizeof(*res)));
+	opts.map_size = 1ull << 30;
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	for (size_t i = 0; i < N; i += BATCH) {
+		for (size_t j = 0; j < BATCH; j++) {
+			recs[j] = (struct vault_record_in){ f, 1, 0, 0 };
+			res[j].tokens = &toks[i + j];
+		}
+		ck_assert_int_eq(vault_put(v, recs, BATCH, res), PV_OK);
+		for (size_t j = 0; j < BATCH; j++) {
+			ck_assert_int_eq(res[j].status, PV_OK);
+			memcpy(ids[i + j], res[j].id, sizeof(res[j].id));
+		}
+	}
+	/* Creation order does not show: about half go up, half down. */
+	for (size_t i = 1; i < N; i++)
+		if (strcmp(ids[i], ids[i - 1]) > 0)
+			ascending++;
+	ck_assert_uint_gt(ascending, N * 45 / 100);
+	ck_assert_uint_lt(ascending, N * 55 / 100);
+	qsort(ids, N, sizeof(*ids), cmp_id);
+	qsort(toks, N, sizeof(*toks), cmp_id);
+	for (size_t i = 1; i < N; i++) {
+		ck_assert_str_ne(ids[i], ids[i - 1]);
+		ck_assert_str_ne(toks[i], toks[i - 1]);
+	}
+	/* A sample still resolves. */
+	expect_value(v, toks[N / 2], "n", "v", 1);
+	vault_close(v);
+	free(ids);
+	free(toks);
+	free(recs);
+	free(res);
+}
+END_TEST
+
+START_TEST(map_full_changes_nothing)
+{
+	static char big[PV_VALUE_MAX];
+	struct vault_field f[] = { { "blob", 4, big, sizeof(big) } };
+	char first[1][VAULT_ID_STRLEN + 1];
+	struct vault_record_in recs[64];
+	struct vault_put_result res[64];
+	char toks[64][VAULT_ID_STRLEN + 1];
+	struct vault_info before, after;
+	struct vault *v;
+	pv_status rc = PV_OK;
+
+	memset(big, 'q', sizeof(big));
+	opts.map_size = 1u << 20;
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, NULL, first), PV_OK);
+	for (int i = 0; i < 64; i++) {
+		recs[i] = (struct vault_record_in){ f, 1, 0, 0 };
+		res[i].tokens = &toks[i];
+	}
+	for (int round = 0; round < 100 && rc == PV_OK; round++) {
+		ck_assert_int_eq(vault_info(v, &before), PV_OK);
+		free(before.keys);
+		rc = vault_put(v, recs, 64, res);
+	}
+	ck_assert_int_eq(rc, PV_EFULL);
+	for (int i = 0; i < 64; i++) {
+		ck_assert_int_eq(res[i].status, PV_EFULL);
+		ck_assert_str_eq(res[i].id, "");
+	}
+	ck_assert_int_eq(vault_info(v, &after), PV_OK);
+	ck_assert_uint_eq(after.records, before.records);
+	ck_assert_uint_eq(after.keys[0].wraps_live, before.records);
+	free(after.keys);
+	expect_value(v, first[0], "blob", big, sizeof(big));
+	vault_close(v);
+}
+END_TEST
+
+struct worker {
+	struct vault	*v;
+	int		 id;
+	int		 ok;
+};
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	char val[64], toks[1][VAULT_ID_STRLEN + 1];
+	struct vault_field f = { "name", 4, val, 0 };
+	struct vault_value *got;
+
+	w->ok = 1;
+	for (int i = 0; i < 100; i++) {
+		f.len = (size_t)snprintf(val, sizeof(val), "w%d-r%d", w->id, i);
+		if (put1(w->v, &f, 1, NULL, toks) != PV_OK ||
+		    vault_get(w->v, toks[0], strlen(toks[0]), &got) != PV_OK) {
+			w->ok = 0;
+			return NULL;
+		}
+		if (got->len != f.len || memcmp(got->value, val, f.len) != 0)
+			w->ok = 0;
+		vault_value_free(got);
+	}
+	return NULL;
+}
+
+START_TEST(threads_share_a_vault)
+{
+	struct worker w[4];
+	pthread_t th[4];
+	struct vault_info info;
+	struct vault *v;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ v, i, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_run,
+		    &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_msg(w[i].ok, "worker %d saw a wrong value", i);
+	}
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	ck_assert_uint_eq(info.records, 400);
+	ck_assert_uint_eq(info.keys[0].wraps_live, 400);
+	free(info.keys);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(two_handles_one_directory)
+{
+	struct vault_field f[] = { F("name", "shared") };
+	char toks[1][VAULT_ID_STRLEN + 1];
+	struct vault *a, *b;
+	struct vault_info info;
+
+	/* As the CLI and a server would: two opens of one directory. */
+	ck_assert_int_eq(vault_create(&opts, &a), PV_OK);
+	ck_assert_int_eq(vault_open(&opts, &b), PV_OK);
+	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
+	expect_value(b, toks[0], "name", "shared", 6);
+	ck_assert_int_eq(put1(b, f, 1, NULL, toks), PV_OK);
+	expect_value(a, toks[0], "name", "shared", 6);
+	ck_assert_int_eq(vault_info(a, &info), PV_OK);
+	ck_assert_uint_eq(info.records, 2);
+	free(info.keys);
+	vault_close(b);
+	vault_close(a);
+}
+END_TEST
+
+static Suite *
+vault_suite(void)
+{
+	Suite *s = suite_create("vault");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, create_open_close);
+	tcase_add_test(tc, put_get_roundtrip);
+	tcase_add_test(tc, bad_records_refused);
+	tcase_add_test(tc, batch_keeps_valid_records);
+	tcase_add_test(tc, lookup_normalizes);
+	tcase_add_test(tc, no_plaintext_on_disk);
+	tcase_add_test(tc, tampered_bytes_fail);
+	tcase_add_test(tc, moved_ciphertext_fails);
+	tcase_add_test(tc, wrong_root_key_changes_nothing);
+	tcase_add_test(tc, foreign_and_forged_tokens);
+	tcase_add_test(tc, ids_unique_and_unordered);
+	tcase_add_test(tc, map_full_changes_nothing);
+	tcase_add_test(tc, threads_share_a_vault);
+	tcase_add_test(tc, two_handles_one_directory);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return tu_run(vault_suite());
+}

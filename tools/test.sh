@@ -1,0 +1,26 @@
+#!/bin/sh
+# The test command: install what is missing, build with warnings as errors,
+# run every suite, then build and run them all again under AddressSanitizer
+# and UndefinedBehaviorSanitizer.  Exits non-zero if anything fails.
+set -eu
+cd "$(dirname "$0")/.."
+
+sh tools/deps.sh
+sh tools/check-source.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== build (release, -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPV_WERROR=ON -DPV_TESTS=ON >/dev/null
+cmake --build build -j "$jobs"
+echo "== tests"
+ctest --test-dir build --no-tests=error --output-on-failure -j "$jobs"
+
+echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer, -Werror)"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DPV_WERROR=ON -DPV_TESTS=ON >/dev/null
+cmake --build build-sanitize -j "$jobs"
+echo "== tests under sanitizers"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-sanitize --no-tests=error --output-on-failure -j "$jobs"
+echo "== all tests passed"
