@@ -54,7 +54,7 @@ struct kms {
 	uint64_t	 gen;		/* ring generation loaded */
 	struct ring_key	*keys;
 	size_t		 nkeys;
-	uint8_t		*idkeys;	/* secure: record and token subkeys */
+	uint8_t		*idkeys;	/* secure: subkeys of the IDS key */
 };
 
 const char *
@@ -344,20 +344,32 @@ ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
 	return PV_OK;
 }
 
-/* Derive the per-domain identifier subkeys from the IDS key. */
+/*
+ * Subkeys of the IDS key, which never rotates: anything derived from it
+ * stays stable for the vault's lifetime.  HKDF labels keep them apart.
+ */
+enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB__COUNT };
+#define SUBKEYS_LEN	(SUB__COUNT * PV_KEY_LEN)
+
 static pv_status
 idkeys_derive(const uint8_t *ids, uint8_t **out)
 {
+	static const char *const label[SUB__COUNT] = {
+		[SUB_RECORD] = "piivault record id",
+		[SUB_TOKEN] = "piivault token",
+		[SUB_PSEUDONYM] = "piivault pseudonym",
+		[SUB_APIKEY] = "piivault api key",
+	};
 	uint8_t *sub;
-	pv_status rc;
+	pv_status rc = PV_OK;
 
-	if ((sub = pv_secure_alloc(2 * PV_KEY_LEN)) == NULL)
+	if ((sub = pv_secure_alloc(SUBKEYS_LEN)) == NULL)
 		return PV_ENOMEM;
-	if ((rc = pv_hkdf(sub, PV_KEY_LEN, ids, PV_KEY_LEN, NULL, 0,
-	    "piivault record id", 18)) != PV_OK ||
-	    (rc = pv_hkdf(sub + PV_KEY_LEN, PV_KEY_LEN, ids, PV_KEY_LEN, NULL,
-	    0, "piivault token", 14)) != PV_OK) {
-		pv_secure_free(sub, 2 * PV_KEY_LEN);
+	for (int i = 0; i < SUB__COUNT && rc == PV_OK; i++)
+		rc = pv_hkdf(sub + i * PV_KEY_LEN, PV_KEY_LEN, ids, PV_KEY_LEN,
+		    NULL, 0, label[i], strlen(label[i]));
+	if (rc != PV_OK) {
+		pv_secure_free(sub, SUBKEYS_LEN);
 		return rc;
 	}
 	*out = sub;
@@ -404,6 +416,10 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 		    &nk->key)) != PV_OK)
 			goto out;
 		if (nk->kind == KMS_IDS && nk->state == KMS_ACTIVE) {
+			if (have_ids) {
+				rc = PV_EFORMAT;	/* two active IDS keys */
+				goto out;
+			}
 			if ((rc = idkeys_derive(nk->key, &idkeys)) != PV_OK)
 				goto out;
 			have_ids = 1;
@@ -420,7 +436,7 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 		goto out;
 	}
 	ring_free(k->keys, k->nkeys);
-	pv_secure_free(k->idkeys, 2 * PV_KEY_LEN);
+	pv_secure_free(k->idkeys, SUBKEYS_LEN);
 	k->keys = keys;
 	k->nkeys = n;
 	k->idkeys = idkeys;
@@ -433,7 +449,7 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 out:
 	pv_cursor_close(c);
 	ring_free(keys, n);
-	pv_secure_free(idkeys, 2 * PV_KEY_LEN);
+	pv_secure_free(idkeys, SUBKEYS_LEN);
 	return rc;
 }
 
@@ -462,7 +478,7 @@ kms_free(struct kms *k)
 	if (k == NULL)
 		return;
 	ring_free(k->keys, k->nkeys);
-	pv_secure_free(k->idkeys, 2 * PV_KEY_LEN);
+	pv_secure_free(k->idkeys, SUBKEYS_LEN);
 	pv_secure_free(k->root, PV_KEY_LEN);
 	(void)pthread_rwlock_destroy(&k->lock);
 	free(k);
@@ -733,7 +749,7 @@ kms_id_seal(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
 	rc = pv_block_encrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
-	    PV_KEY_LEN : 0), in);
+	    SUB_TOKEN : SUB_RECORD) * PV_KEY_LEN, in);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }
@@ -747,7 +763,21 @@ kms_id_open(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
 	rc = pv_block_decrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
-	    PV_KEY_LEN : 0), in);
+	    SUB_TOKEN : SUB_RECORD) * PV_KEY_LEN, in);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
+    uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts, size_t n)
+{
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = pv_hmac(out, k->idkeys + (d == KMS_H_APIKEY ? SUB_APIKEY :
+	    SUB_PSEUDONYM) * PV_KEY_LEN, PV_KEY_LEN, parts, n);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }

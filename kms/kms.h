@@ -152,6 +152,16 @@ pv_status kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
 	      const char *field, size_t fieldlen, const void *value,
 	      size_t valuelen) PV_WUR;
 
+/*
+ * Keyed hashes that must stay stable for the vault's lifetime: pseudonyms
+ * of values (equal for equal values) and the stored form of API key
+ * secrets.  HMAC-SHA256 under subkeys of the IDS key.
+ */
+enum kms_hash_domain { KMS_H_PSEUDONYM = 1, KMS_H_APIKEY = 2 };
+pv_status kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
+	      uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts,
+	      size_t n) PV_WUR;
+
 /* One row of kms_status. */
 struct kms_key_info {
 	enum kms_kind	kind;

@@ -52,6 +52,13 @@ typedef enum {
 	PV_EUSAGE,		/* bad command line */
 	PV_EPASSPHRASE,		/* no passphrase available */
 	PV_ETOKEN,		/* malformed token or record id */
+	PV_EUNAUTH,		/* missing, unknown or revoked API key */
+	PV_EFORBIDDEN,		/* the caller's role or fields do not allow it */
+	PV_EPURPOSE,		/* purpose not among the caller's purposes */
+	PV_ECONSENT,		/* the person withheld consent for the purpose */
+	PV_EREASON,		/* the purpose requires a reason */
+	PV_EMEMBER,		/* unknown JSON member */
+	PV_EUNAVAIL,		/* shutting down or overloaded: try again */
 	PV__COUNT
 } pv_status;
 

@@ -37,6 +37,13 @@ static const char *const status_str[PV__COUNT] = {
 	[PV_EUSAGE] = "invalid usage",
 	[PV_EPASSPHRASE] = "no passphrase given",
 	[PV_ETOKEN] = "malformed token or record id",
+	[PV_EUNAUTH] = "missing, unknown or revoked api key",
+	[PV_EFORBIDDEN] = "not allowed for this api key",
+	[PV_EPURPOSE] = "purpose not allowed for this api key",
+	[PV_ECONSENT] = "consent withdrawn for this purpose",
+	[PV_EREASON] = "this purpose requires a reason",
+	[PV_EMEMBER] = "unknown json member",
+	[PV_EUNAVAIL] = "service unavailable, try again",
 };
 
 const char *

@@ -40,6 +40,7 @@ static const struct {
 	[PV_T_RECORDS] = { "records", 0 },
 	[PV_T_TOKENS] = { "tokens", 0 },
 	[PV_T_INDEX] = { "index", MDB_DUPSORT | MDB_DUPFIXED },
+	[PV_T_APIKEYS] = { "apikeys", 0 },
 };
 
 /* The maximum number of processes and threads reading at once. */
@@ -123,24 +124,43 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 		rc = r == ENOENT ? PV_ENOVAULT : xlate(r, "mdb_env_open");
 		goto out;
 	}
-	if ((rc = xlate(mdb_txn_begin(s->env, NULL, opts->create ? 0 :
-	    MDB_RDONLY, &txn), "mdb_txn_begin")) != PV_OK)
-		goto out;
-	for (int i = 0; i < PV_T__COUNT; i++) {
-		r = mdb_dbi_open(txn, tables[i].name, tables[i].flags |
-		    (opts->create ? MDB_CREATE : 0), &s->dbi[i]);
-		if (r == MDB_NOTFOUND) {
-			/* Not a vault of ours, or a damaged one. */
-			rc = PV_EFORMAT;
+	/*
+	 * Open every table.  A vault made before a table was added to format
+	 * 1 gets it created, empty, in a write transaction; a file without
+	 * our meta table is not a vault.
+	 */
+	for (int pass = 0, write = opts->create; pass < 2; pass++) {
+		int missing = 0;
+
+		if ((rc = xlate(mdb_txn_begin(s->env, NULL, write ? 0 :
+		    MDB_RDONLY, &txn), "mdb_txn_begin")) != PV_OK)
 			goto out;
+		for (int i = 0; i < PV_T__COUNT; i++) {
+			r = mdb_dbi_open(txn, tables[i].name, tables[i].flags |
+			    (write ? MDB_CREATE : 0), &s->dbi[i]);
+			if (r == MDB_NOTFOUND && i != PV_T_META) {
+				missing = 1;
+				continue;
+			}
+			if (r == MDB_NOTFOUND) {
+				rc = PV_EFORMAT;
+				goto out;
+			}
+			if ((rc = xlate(r, "mdb_dbi_open")) != PV_OK)
+				goto out;
 		}
-		if ((rc = xlate(r, "mdb_dbi_open")) != PV_OK)
+		if (missing) {
+			mdb_txn_abort(txn);
+			txn = NULL;
+			write = 1;
+			continue;
+		}
+		r = mdb_txn_commit(txn);
+		txn = NULL;
+		if ((rc = xlate(r, "mdb_txn_commit")) != PV_OK)
 			goto out;
+		break;
 	}
-	r = mdb_txn_commit(txn);
-	txn = NULL;
-	if ((rc = xlate(r, "mdb_txn_commit")) != PV_OK)
-		goto out;
 	*out = s;
 	s = NULL;
 out:

@@ -28,6 +28,7 @@ enum pv_table {
 	PV_T_RECORDS,		/* record seq -> record (or tombstone) */
 	PV_T_TOKENS,		/* token seq -> record seq, check, field */
 	PV_T_INDEX,		/* blind index digest -> {record seq, token seq} */
+	PV_T_APIKEYS,		/* keyed hash of an API key's secret -> key */
 	PV_T__COUNT
 };
 

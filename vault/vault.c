@@ -8,64 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pv_store.h"
-#include "vault.h"
-
-/* Meta keys owned by the vault. */
-#define META_NEXT_REC	"next_rec"
-#define META_NEXT_TOK	"next_tok"
-#define META_RECORDS	"records"
-
-/* Record value. */
-#define REC_LIVE	1
-#define REC_TOMBSTONE	2
-#define RF_MARKETING	0x01
-
-#define R_TYPE		0
-#define R_FLAGS		1
-#define R_CHECK		2
-#define R_KEKV		10
-#define R_DEK		14
-#define R_CREATED	(R_DEK + KMS_WRAPPED_LEN)
-#define R_RETAIN	(R_CREATED + 8)
-#define R_NFIELDS	(R_RETAIN + 8)
-#define R_FIELDS	(R_NFIELDS + 2)
-
-/* Field entry flags. */
-#define FF_INDEXED	0x01
-
-/* Token value: record seq, token check, name length, name. */
-#define T_REC		0
-#define T_CHECK		8
-#define T_NAMELEN	16
-#define T_NAME		17
-
-#define CHECK_LEN	8
-#define SEQ_LEN		8
-#define INDEX_VAL_LEN	16
-
-struct vault {
-	struct pv_store	*store;
-	struct kms	*kms;
-};
-
-/* A parsed view of one field entry inside a stored record. */
-struct field_view {
-	const char	*name;
-	size_t		 namelen;
-	int		 indexed;
-	const uint8_t	*digest;
-	uint64_t	 tok_seq;
-	const uint8_t	*nonce;
-	const uint8_t	*ct;
-	size_t		 ctlen;
-	const uint8_t	*tag;
-};
+#include "vault_int.h"
 
 static const char *const indexed_fields[] = { "email", "phone" };
 
-static pv_status
-txn_begin(struct vault *v, int write, struct pv_txn **out)
+pv_status
+vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 {
 	struct pv_txn *t;
 	pv_status rc;
@@ -114,8 +62,8 @@ id_block(uint8_t out[static 16], uint64_t seq, const uint8_t *check)
 	memcpy(out + SEQ_LEN, check, CHECK_LEN);
 }
 
-static pv_status
-id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
+pv_status
+vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
     const uint8_t *check, char out[static VAULT_ID_STRLEN + 1])
 {
 	uint8_t in[16], enc[16];
@@ -295,6 +243,15 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return PV_ENOMEM;
+	if (pthread_mutex_init(&v->gc_lock, NULL) != 0) {
+		free(v);
+		return PV_ENOMEM;
+	}
+	if (pthread_cond_init(&v->gc_done, NULL) != 0) {
+		(void)pthread_mutex_destroy(&v->gc_lock);
+		free(v);
+		return PV_ENOMEM;
+	}
 	if ((rc = pv_store_open(o->data_dir, &so, &v->store)) != PV_OK)
 		goto out;
 	if ((rc = pv_txn_begin(v->store, create, &t)) != PV_OK)
@@ -344,6 +301,8 @@ vault_close(struct vault *v)
 		return;
 	kms_free(v->kms);
 	pv_store_close(v->store);
+	(void)pthread_cond_destroy(&v->gc_done);
+	(void)pthread_mutex_destroy(&v->gc_lock);
 	free(v);
 }
 
@@ -358,8 +317,6 @@ field_aad(uint8_t *aad, size_t *aadlen, const struct kms *k,
 	memcpy(aad + KMS_VAULT_ID_LEN + 16, name, namelen);
 	*aadlen = KMS_VAULT_ID_LEN + 16 + namelen;
 }
-
-#define AAD_MAX	(KMS_VAULT_ID_LEN + 16 + PV_FIELD_NAME_MAX)
 
 /*
  * Per-record scratch: the digests of indexed fields and the token numbers,
@@ -472,74 +429,157 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 			    PV_HMAC_LEN, idxval, sizeof(idxval), 0)) != PV_OK)
 				return rc;
 		}
-		if ((rc = id_format(v, KMS_ID_TOKEN, sc->tok_seq[i],
+		if ((rc = vault_id_format(v, KMS_ID_TOKEN, sc->tok_seq[i],
 		    sc->tok_check[i], res->tokens[i])) != PV_OK)
 			return rc;
 	}
-	return id_format(v, KMS_ID_RECORD, seq, check, res->id);
+	return vault_id_format(v, KMS_ID_RECORD, seq, check, res->id);
 }
 
-pv_status
-vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
-    struct vault_put_result *res)
+struct put_job {
+	const struct vault_record_in	*recs;
+	struct vault_put_result		*res;
+	size_t				 n;
+	size_t				 nvalid;
+	pv_status			 rc;
+	int				 done;
+	struct put_job			*next;
+};
+
+/* Records one group commit takes at most, to bound its transaction. */
+#define GC_MAX_RECORDS	20000
+
+/* Commit a chain of jobs in one write transaction. */
+static pv_status
+commit_jobs(struct vault *v, struct put_job *jobs)
 {
 	struct put_scratch *sc = NULL;
 	struct pv_txn *t = NULL;
-	uint64_t next_rec, next_tok, count;
+	uint64_t next_rec, next_tok, count, added = 0;
 	uint8_t *dek = NULL;
 	uint32_t kekv = 0;
-	size_t nvalid = 0, i;
 	pv_status rc;
 
-	if (n > VAULT_BATCH_MAX)
-		return PV_ETOOBIG;
-	for (i = 0; i < n; i++)
-		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
-			nvalid++;
-	if (nvalid == 0)
-		return PV_OK;
 	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
 	    (sc = malloc(sizeof(*sc))) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
-	if ((rc = txn_begin(v, 1, &t)) != PV_OK)
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		goto out;
 	if ((rc = meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
 	    (rc = meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK ||
 	    (rc = meta_u64(t, META_RECORDS, &count)) != PV_OK)
 		goto out;
-	for (i = 0; i < n; i++) {
-		if (res[i].status != PV_OK)
-			continue;
-		if ((rc = put_one(v, t, &recs[i], next_rec++, &next_tok, dek,
-		    sc, &kekv, &res[i])) != PV_OK)
-			goto out;
-	}
+	for (struct put_job *j = jobs; j != NULL; j = j->next)
+		for (size_t i = 0; i < j->n; i++) {
+			if (j->res[i].status != PV_OK)
+				continue;
+			if ((rc = put_one(v, t, &j->recs[i], next_rec++,
+			    &next_tok, dek, sc, &kekv, &j->res[i])) != PV_OK)
+				goto out;
+			added++;
+		}
 	/* One write transaction holds one ring state: one KEK version. */
-	if ((rc = kms_count_wraps(v->kms, t, kekv, (int64_t)nvalid,
-	    nvalid)) != PV_OK)
+	if ((rc = kms_count_wraps(v->kms, t, kekv, (int64_t)added,
+	    added)) != PV_OK)
 		goto out;
 	if ((rc = meta_set_u64(t, META_NEXT_REC, next_rec)) != PV_OK ||
 	    (rc = meta_set_u64(t, META_NEXT_TOK, next_tok)) != PV_OK ||
-	    (rc = meta_set_u64(t, META_RECORDS, count + nvalid)) != PV_OK)
+	    (rc = meta_set_u64(t, META_RECORDS, count + added)) != PV_OK)
 		goto out;
 	rc = pv_txn_commit(t);
 	t = NULL;
 out:
 	pv_txn_abort(t);
-	if (rc != PV_OK)
-		for (i = 0; i < n; i++)
-			if (res[i].status == PV_OK) {
-				res[i].status = rc;
-				res[i].id[0] = '\0';
-			}
 	pv_secure_free(dek, PV_KEY_LEN);
 	if (sc != NULL) {
 		pv_cleanse(sc, sizeof(*sc));
 		free(sc);
 	}
 	return rc;
+}
+
+/*
+ * Group commit.  Each caller queues its job; a caller that finds no commit
+ * under way becomes the leader: it takes the queue (up to GC_MAX_RECORDS),
+ * commits it in one durable transaction and wakes everyone.  A caller's
+ * job is answered only after the commit that holds it returned, so a
+ * PV_OK is durable; a failed commit fails every job in it.
+ */
+pv_status
+vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
+    struct vault_put_result *res)
+{
+	struct put_job job = { recs, res, n, 0, PV_OK, 0, NULL };
+	struct put_job *take, *last, *next;
+	size_t total;
+	pv_status rc;
+
+	if (n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	for (size_t i = 0; i < n; i++)
+		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
+			job.nvalid++;
+	if (job.nvalid == 0)
+		return PV_OK;
+	if (pthread_mutex_lock(&v->gc_lock) != 0)
+		return PV_EIO;
+	if (v->gc_tail != NULL)
+		v->gc_tail->next = &job;
+	else
+		v->gc_head = &job;
+	v->gc_tail = &job;
+	while (!job.done) {
+		if (v->gc_busy) {
+			(void)pthread_cond_wait(&v->gc_done, &v->gc_lock);
+			continue;
+		}
+		take = last = v->gc_head;
+		total = take->nvalid;
+		while (last->next != NULL &&
+		    total + last->next->nvalid <= GC_MAX_RECORDS) {
+			last = last->next;
+			total += last->nvalid;
+		}
+		v->gc_head = last->next;
+		if (v->gc_head == NULL)
+			v->gc_tail = NULL;
+		last->next = NULL;
+		v->gc_busy = 1;
+		(void)pthread_mutex_unlock(&v->gc_lock);
+
+		rc = commit_jobs(v, take);
+
+		(void)pthread_mutex_lock(&v->gc_lock);
+		for (struct put_job *j = take; j != NULL; j = next) {
+			next = j->next;		/* j's owner may return */
+			j->rc = rc;
+			j->done = 1;
+		}
+		v->gc_busy = 0;
+		v->gc_commits++;
+		(void)pthread_cond_broadcast(&v->gc_done);
+	}
+	(void)pthread_mutex_unlock(&v->gc_lock);
+	if (job.rc != PV_OK)
+		for (size_t i = 0; i < n; i++)
+			if (res[i].status == PV_OK) {
+				res[i].status = job.rc;
+				res[i].id[0] = '\0';
+			}
+	return job.rc;
+}
+
+uint64_t
+vault_commits(struct vault *v)
+{
+	uint64_t n;
+
+	(void)pthread_mutex_lock(&v->gc_lock);
+	n = v->gc_commits;
+	(void)pthread_mutex_unlock(&v->gc_lock);
+	return n;
 }
 
 /* Reading records. */
@@ -625,21 +665,19 @@ vault_value_free(struct vault_value *val)
 	free(val);
 }
 
-static pv_status
-get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
-    struct vault_value **out)
+pv_status
+vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
+    size_t len, struct resolved *out)
 {
-	uint8_t check[CHECK_LEN], key[SEQ_LEN], block[16], aad[AAD_MAX];
+	uint8_t check[CHECK_LEN], key[SEQ_LEN];
 	const uint8_t *tv, *rec;
-	struct vault_value *val = NULL;
 	struct field_view f;
-	uint8_t *dek = NULL;
 	uint64_t tok_seq, rec_seq;
-	size_t tl, rl, pos, nf, aadlen;
+	size_t tl, rl, pos, nf;
 	pv_status rc;
 
-	if ((rc = id_parse(v, KMS_ID_TOKEN, token, toklen, &tok_seq,
-	    check)) != PV_OK)
+	if ((rc = id_parse(v, KMS_ID_TOKEN, token, len, &tok_seq, check)) !=
+	    PV_OK)
 		return rc;
 	pv_put_u64(key, tok_seq);
 	if ((rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
@@ -665,36 +703,70 @@ get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
 	if (f.namelen != tv[T_NAMELEN] ||
 	    memcmp(f.name, tv + T_NAME, f.namelen) != 0)
 		return PV_EINTEGRITY;
-	if ((val = calloc(1, sizeof(*val))) == NULL ||
-	    (dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
-	    (val->value = pv_secure_alloc(f.ctlen + 1)) == NULL) {
+	out->rec_seq = rec_seq;
+	out->rec = rec;
+	out->reclen = rl;
+	out->f = f;
+	return PV_OK;
+}
+
+pv_status
+vault_field_open(struct vault *v, const struct resolved *r, char **out)
+{
+	uint8_t block[16], aad[AAD_MAX];
+	uint8_t *dek = NULL;
+	char *val = NULL;
+	size_t aadlen;
+	pv_status rc;
+
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
+	    (val = pv_secure_alloc(r->f.ctlen + 1)) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
-	id_block(block, rec_seq, rec + R_CHECK);
-	if ((rc = kms_dek_open(v->kms, block, pv_get_u32(rec + R_KEKV),
-	    rec + R_DEK, dek)) != PV_OK)
+	id_block(block, r->rec_seq, r->rec + R_CHECK);
+	if ((rc = kms_dek_open(v->kms, block, pv_get_u32(r->rec + R_KEKV),
+	    r->rec + R_DEK, dek)) != PV_OK)
 		goto out;
-	field_aad(aad, &aadlen, v->kms, block, f.name, f.namelen);
-	if ((rc = pv_aead_open((uint8_t *)val->value, dek, f.nonce, f.tag,
-	    aad, aadlen, f.ct, f.ctlen)) != PV_OK)
+	field_aad(aad, &aadlen, v->kms, block, r->f.name, r->f.namelen);
+	if ((rc = pv_aead_open((uint8_t *)val, dek, r->f.nonce, r->f.tag, aad,
+	    aadlen, r->f.ct, r->f.ctlen)) != PV_OK)
 		goto out;
-	val->len = f.ctlen;
-	val->value[val->len] = '\0';
-	memcpy(val->field, f.name, f.namelen);
-	val->field[f.namelen] = '\0';
-	if ((rc = id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
-	    val->id)) != PV_OK)
-		goto out;
+	val[r->f.ctlen] = '\0';
 	*out = val;
 	val = NULL;
 out:
 	pv_secure_free(dek, PV_KEY_LEN);
-	if (val != NULL) {
-		pv_secure_free(val->value, f.ctlen + 1);
-		free(val);
-	}
+	pv_secure_free(val, r->f.ctlen + 1);
 	return rc;
+}
+
+static pv_status
+get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
+    struct vault_value **out)
+{
+	struct vault_value *val;
+	struct resolved r;
+	pv_status rc;
+
+	if ((rc = vault_token_resolve(v, t, token, toklen, &r)) != PV_OK)
+		return rc;
+	if ((val = calloc(1, sizeof(*val))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = vault_field_open(v, &r, &val->value)) != PV_OK) {
+		free(val);
+		return rc;
+	}
+	val->len = r.f.ctlen;
+	memcpy(val->field, r.f.name, r.f.namelen);
+	val->field[r.f.namelen] = '\0';
+	if ((rc = vault_id_format(v, KMS_ID_RECORD, r.rec_seq,
+	    r.rec + R_CHECK, val->id)) != PV_OK) {
+		vault_value_free(val);
+		return rc;
+	}
+	*out = val;
+	return PV_OK;
 }
 
 pv_status
@@ -704,7 +776,7 @@ vault_get(struct vault *v, const char *token, size_t len,
 	struct pv_txn *t;
 	pv_status rc;
 
-	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
 	rc = get_in(v, t, token, len, out);
 	pv_txn_abort(t);
@@ -740,7 +812,7 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 		return rc;
 	if ((m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL)
 		return PV_ENOMEM;
-	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
 	if ((rc = pv_cursor_open(t, PV_T_INDEX, &c)) != PV_OK)
 		goto out;
@@ -766,9 +838,9 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 			continue;
 		if (rc != PV_OK)
 			goto out;
-		if ((rc = id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
+		if ((rc = vault_id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
 		    m[cnt].id)) != PV_OK ||
-		    (rc = id_format(v, KMS_ID_TOKEN, tok_seq, tv + T_CHECK,
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, tok_seq, tv + T_CHECK,
 		    m[cnt].token)) != PV_OK)
 			goto out;
 		cnt++;
@@ -793,7 +865,7 @@ vault_info(struct vault *v, struct vault_info *out)
 	uint64_t records;
 	pv_status rc;
 
-	if ((rc = txn_begin(v, 0, &t)) != PV_OK)
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
 	if ((rc = meta_u64(t, META_RECORDS, &records)) != PV_OK ||
 	    (rc = kms_status(v->kms, t, &out->keys, &out->nkeys)) != PV_OK)

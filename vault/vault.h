@@ -140,6 +140,120 @@ int	  vault_field_indexed(const char *field, size_t len);
 pv_status vault_normalize(char *out, size_t *outlen, const char *field,
 	      size_t fieldlen, const char *value, size_t len) PV_WUR;
 
+/* Commits made by this handle's group commit; for tests and metrics. */
+uint64_t  vault_commits(struct vault *v);
+
+/*
+ * Access control.  API keys carry a role, the purposes they may state and
+ * the fields they may read.  The secret ("pvk_" + 44 characters, 256 bits)
+ * is shown once at creation and stored only as a keyed hash.
+ */
+enum vault_role {
+	VAULT_ROLE_WRITER = 1,	/* creates records */
+	VAULT_ROLE_READER,	/* detokenizes within purposes and fields */
+	VAULT_ROLE_ADMIN,	/* manages records on a person's behalf */
+	VAULT_ROLE_AUDITOR,	/* reads the audit log */
+};
+
+/* The purposes of the privacy policy; VAULT_P__COUNT bits in a mask. */
+enum vault_purpose {
+	VAULT_P_SERVICE,	/* deliver products, orders, customer service */
+	VAULT_P_NOTICES,	/* important notices: no opting out */
+	VAULT_P_MARKETING,	/* only while marketing consent is given */
+	VAULT_P_RESEARCH,	/* masked values and pseudonyms only */
+	VAULT_P_CONTEST,	/* a promotion the person entered */
+	VAULT_P_PAYMENT,	/* banking partners */
+	VAULT_P_LEGAL,		/* required by law: a reason is required */
+	VAULT_P__COUNT
+};
+
+enum vault_reveal_mode { VAULT_REVEAL_PLAIN = 1, VAULT_REVEAL_MASKED = 2 };
+
+#define VAULT_APIKEY_NAME_MAX	64
+#define VAULT_APIKEY_FIELDS_MAX	32
+#define VAULT_APIKEY_SECRET_LEN	(4 + 2 * PV_B64URL16_LEN)
+
+struct vault_apikey {
+	char		 name[VAULT_APIKEY_NAME_MAX + 1];
+	enum vault_role	 role;
+	uint32_t	 purposes;	/* 1u << enum vault_purpose */
+	enum vault_reveal_mode reveal;
+	size_t		 nfields;	/* 0: every field */
+	char		 fields[VAULT_APIKEY_FIELDS_MAX][PV_FIELD_NAME_MAX + 1];
+	uint64_t	 created;
+	uint64_t	 revoked;	/* 0, or when it was revoked */
+};
+
+const char *vault_role_name(enum vault_role r);
+const char *vault_purpose_name(enum vault_purpose p);
+/* PV_EINVAL for an unknown name. */
+pv_status vault_role_parse(const char *s, size_t len, enum vault_role *out)
+	      PV_WUR;
+pv_status vault_purpose_parse(const char *s, size_t len,
+	      enum vault_purpose *out) PV_WUR;
+/* Names match [a-z0-9][a-z0-9_.-]{0,63}. */
+int	  vault_apikey_name_valid(const char *s, size_t len);
+
+/*
+ * Create an API key from spec (name, role, purposes, reveal, fields; the
+ * times are set here) and write its secret, NUL-terminated.  PV_EEXIST if
+ * the name is taken, PV_EINVAL for a bad name, role or field.
+ */
+pv_status vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
+	      char secret[static VAULT_APIKEY_SECRET_LEN + 1]) PV_WUR;
+/* Every key, by name; *out is released with free(). */
+pv_status vault_apikey_list(struct vault *v, struct vault_apikey **out,
+	      size_t *n) PV_WUR;
+/* Revoke by name, at once for every process.  PV_ENOTFOUND; revoking
+ * twice is PV_OK. */
+pv_status vault_apikey_revoke(struct vault *v, const char *name) PV_WUR;
+/*
+ * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown or
+ * revoked.  Reads the store each time, so revocation takes effect at once.
+ */
+pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
+	      struct vault_apikey *out) PV_WUR;
+
+/* A caller asking for values: its key, its purpose, and why. */
+struct vault_access {
+	const struct vault_apikey *key;
+	enum vault_purpose	 purpose;
+	const char		*reason;	/* may be NULL */
+};
+
+#define VAULT_MASKED_MAX	320
+#define VAULT_PSEUDONYM_STRLEN	(4 + PV_B64URL16_LEN)
+
+/* One token's answer.  value is in secure memory. */
+struct vault_reveal {
+	pv_status	 status;	/* PV_OK, or why this token failed */
+	char		 field[PV_FIELD_NAME_MAX + 1];
+	char		*value;		/* plain value, or NULL */
+	size_t		 len;
+	char		 masked[VAULT_MASKED_MAX + 1];	/* "" unless masked */
+	char		 pseudonym[VAULT_PSEUDONYM_STRLEN + 1]; /* research */
+};
+
+/*
+ * Answer n tokens (at most VAULT_BATCH_MAX) for a caller, from one
+ * snapshot.  Whole-request failures: PV_EFORBIDDEN unless the key is a
+ * reader, PV_EPURPOSE if the purpose is not among its purposes,
+ * PV_EREASON if the purpose is legal and no reason is given, PV_ETOOBIG.
+ * Otherwise PV_OK, and each out[i].status is PV_OK or: PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED, PV_EFORBIDDEN (field not among the key's),
+ * PV_ECONSENT (marketing without consent), PV_EKEYSTATE, PV_EINTEGRITY.
+ * Research and masked keys get masked (and, for research, pseudonym)
+ * instead of value.  Release with vault_reveal_cleanup.
+ */
+pv_status vault_detokenize(struct vault *v, const struct vault_access *a,
+	      const char *const *tokens, const size_t *lens, size_t n,
+	      struct vault_reveal *out) PV_WUR;
+void	  vault_reveal_cleanup(struct vault_reveal *r, size_t n);
+
+/* The masked form of a value: "a***@b.example", "***0100", "A***". */
+void	  vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
+	      size_t fieldlen, const char *value, size_t len);
+
 struct vault_info {
 	char			 vault_id[2 * KMS_VAULT_ID_LEN + 1];
 	uint32_t		 format;

@@ -1,0 +1,101 @@
+/*
+ * vault_int.h: private to vault/.  The record layout of docs/format.md in
+ * code, and the pieces the vault's files share.
+ */
+#ifndef VAULT_INT_H
+#define VAULT_INT_H
+
+#include <pthread.h>
+
+#include "pv_store.h"
+#include "vault.h"
+
+/* Meta keys owned by the vault. */
+#define META_NEXT_REC	"next_rec"
+#define META_NEXT_TOK	"next_tok"
+#define META_RECORDS	"records"
+
+/* Record value. */
+#define REC_LIVE	1
+#define REC_TOMBSTONE	2
+#define RF_MARKETING	0x01
+
+#define R_TYPE		0
+#define R_FLAGS		1
+#define R_CHECK		2
+#define R_KEKV		10
+#define R_DEK		14
+#define R_CREATED	(R_DEK + KMS_WRAPPED_LEN)
+#define R_RETAIN	(R_CREATED + 8)
+#define R_NFIELDS	(R_RETAIN + 8)
+#define R_FIELDS	(R_NFIELDS + 2)
+
+/* Field entry flags. */
+#define FF_INDEXED	0x01
+
+/* Token value: record seq, token check, name length, name. */
+#define T_REC		0
+#define T_CHECK		8
+#define T_NAMELEN	16
+#define T_NAME		17
+
+#define CHECK_LEN	8
+#define SEQ_LEN		8
+#define INDEX_VAL_LEN	16
+#define AAD_MAX		(KMS_VAULT_ID_LEN + 16 + PV_FIELD_NAME_MAX)
+
+/* A write waiting for the group commit (vault.c). */
+struct put_job;
+
+struct vault {
+	struct pv_store	*store;
+	struct kms	*kms;
+
+	/*
+	 * Group commit: writers queue their jobs; whoever finds no commit
+	 * in progress becomes the leader, takes the whole queue and commits
+	 * it in one transaction, then wakes the others.
+	 */
+	pthread_mutex_t	 gc_lock;
+	pthread_cond_t	 gc_done;
+	struct put_job	*gc_head, *gc_tail;
+	int		 gc_busy;
+	uint64_t	 gc_commits;	/* for tests and metrics */
+};
+
+/* A parsed view of one field entry inside a stored record. */
+struct field_view {
+	const char	*name;
+	size_t		 namelen;
+	int		 indexed;
+	const uint8_t	*digest;
+	uint64_t	 tok_seq;
+	const uint8_t	*nonce;
+	const uint8_t	*ct;
+	size_t		 ctlen;
+	const uint8_t	*tag;
+};
+
+/* A token resolved to its live record and field, inside a transaction. */
+struct resolved {
+	uint64_t	 rec_seq;
+	const uint8_t	*rec;
+	size_t		 reclen;
+	struct field_view f;
+};
+
+pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
+	      PV_WUR;
+pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
+	      const uint8_t *check, char out[static VAULT_ID_STRLEN + 1])
+	      PV_WUR;
+pv_status vault_token_resolve(struct vault *v, struct pv_txn *t,
+	      const char *token, size_t len, struct resolved *out) PV_WUR;
+/*
+ * Decrypt a resolved field into a fresh secure buffer of f.ctlen + 1
+ * bytes (NUL-terminated), released with pv_secure_free.
+ */
+pv_status vault_field_open(struct vault *v, const struct resolved *r,
+	      char **out) PV_WUR;
+
+#endif /* VAULT_INT_H */
