@@ -51,4 +51,41 @@ pv_status api_json_put_result(struct pv_buf *b,
 	      const struct vault_record_in *rec,
 	      const struct vault_put_result *res) PV_WUR;
 
+/*
+ * The HTTP server.  Limits are configurable; each has a default (0 picks
+ * it) and going over any of them gets a clear error.  fields_max and
+ * value_max may only lower the vault's own PV_FIELDS_MAX and PV_VALUE_MAX.
+ */
+struct api_limits {
+	size_t		body_max;	/* request body bytes: 1 MiB */
+	size_t		fields_max;	/* fields per record: 64 */
+	size_t		value_max;	/* bytes per value: 4096 */
+	size_t		batch_max;	/* records or tokens per request: 1000 */
+	unsigned	connections;	/* concurrent connections: 256 */
+	unsigned	idle_timeout;	/* seconds a connection may idle: 30 */
+	unsigned	threads;	/* worker threads: 8 */
+};
+
+struct api_serve_opts {
+	const char	*listen;	/* "127.0.0.1:7400", "[::1]:7400" */
+	const char	*tls_cert;	/* PEM files, or NULL for plain HTTP */
+	const char	*tls_key;
+	int		 insecure_plaintext; /* allow non-loopback without TLS */
+	struct api_limits limits;
+	/* Called once the socket listens, with its URL (port resolved). */
+	void		(*ready)(void *arg, const char *url);
+	void		*arg;
+};
+
+/*
+ * Serve the API over v until SIGINT or SIGTERM, then stop accepting, let
+ * requests in flight finish (up to 10 seconds) and return PV_OK.  The
+ * caller MUST block SIGINT and SIGTERM in every thread before calling (so
+ * that this function can wait for them).  PV_EUSAGE for a listen address
+ * that does not parse, or one off loopback without TLS or
+ * insecure_plaintext; PV_EIO if it cannot listen or read the TLS files;
+ * PV_EINVAL if TLS is asked for and not available.
+ */
+pv_status api_serve(struct vault *v, const struct api_serve_opts *o) PV_WUR;
+
 #endif /* API_H */

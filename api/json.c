@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "api.h"
+#include "api_int.h"
 
 struct api_record {
 	json_t			*root;
@@ -193,7 +193,20 @@ api_error_code(pv_status rc)
 		return "key_unavailable";
 	case PV_EINTEGRITY:
 		return "integrity";
+	case PV_EUNAUTH:
+		return "unauthenticated";
+	case PV_EFORBIDDEN:
+		return "forbidden";
+	case PV_EPURPOSE:
+		return "purpose_not_allowed";
+	case PV_ECONSENT:
+		return "consent_withdrawn";
+	case PV_EREASON:
+		return "reason_required";
+	case PV_EMEMBER:
+		return "unknown_member";
 	case PV_EFULL:
+	case PV_EUNAVAIL:
 		return "unavailable";
 	default:
 		return "internal";
@@ -258,4 +271,366 @@ api_json_put_result(struct pv_buf *b, const struct vault_record_in *rec,
 			return rc;
 	}
 	return pv_buf_add(b, "}}", 2);
+}
+
+/* Request bodies. */
+
+static json_t *
+load(const char *text, size_t len, char err[static API_ERR_MAX],
+    pv_status *rc)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		(void)snprintf(err, API_ERR_MAX, "line %d column %d: %s",
+		    jerr.line, jerr.column, json_error_what(&jerr));
+		pv_cleanse(&jerr, sizeof(jerr));
+		*rc = PV_EJSON;
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		(void)snprintf(err, API_ERR_MAX, "expected a json object");
+		json_decref(root);
+		*rc = PV_EJSON;
+		return NULL;
+	}
+	return root;
+}
+
+/* PV_EMEMBER naming the first member of obj not in allowed. */
+static pv_status
+only_members(json_t *obj, const char *const *allowed, const char *where,
+    char err[static API_ERR_MAX])
+{
+	const char *name;
+	json_t *val;
+
+	json_object_foreach(obj, name, val) {
+		int ok = 0;
+
+		for (const char *const *a = allowed; *a != NULL; a++)
+			if (strcmp(*a, name) == 0)
+				ok = 1;
+		if (!ok) {
+			/* A member name may itself be data: name it only
+			 * if it looks like one of ours. */
+			if (pv_field_name_valid(name, strlen(name)))
+				(void)snprintf(err, API_ERR_MAX, "%s: unknown "
+				    "member \"%s\"", where, name);
+			else
+				(void)snprintf(err, API_ERR_MAX, "%s: unknown "
+				    "member", where);
+			return PV_EMEMBER;
+		}
+	}
+	return PV_OK;
+}
+
+struct api_records {
+	json_t			*root;
+	size_t			 n;
+	struct vault_record_in	*in;
+	struct vault_field	*fields;	/* n * PV_FIELDS_MAX */
+	pv_status		*status;
+	char			(*detail)[API_ERR_MAX];
+};
+
+/* Decode one record object into r's slot i. */
+static pv_status
+record_decode(struct api_records *r, size_t i, json_t *obj,
+    char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "fields", "consent",
+	    "retention_days", NULL };
+	static const char *const consent_members[] = { "marketing", NULL };
+	struct vault_record_in *in = &r->in[i];
+	struct vault_field *f = &r->fields[i * PV_FIELDS_MAX];
+	json_t *fields, *consent, *days, *mk, *val;
+	const char *name;
+	pv_status rc;
+	size_t n = 0;
+
+	if (!json_is_object(obj)) {
+		(void)snprintf(err, API_ERR_MAX, "a record must be an object");
+		return PV_EJSON;
+	}
+	if ((rc = only_members(obj, members, "record", err)) != PV_OK)
+		return rc;
+	fields = json_object_get(obj, "fields");
+	if (!json_is_object(fields)) {
+		(void)snprintf(err, API_ERR_MAX, "\"fields\" must be an "
+		    "object of strings");
+		return PV_EJSON;
+	}
+	if (json_object_size(fields) > PV_FIELDS_MAX) {
+		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
+		    PV_FIELDS_MAX);
+		return PV_ETOOBIG;
+	}
+	json_object_foreach(fields, name, val) {
+		f[n].name = name;
+		f[n].namelen = strlen(name);
+		if (!json_is_string(val)) {
+			(void)snprintf(err, API_ERR_MAX, "every field value "
+			    "must be a string");
+			return PV_EJSON;
+		}
+		f[n].value = json_string_value(val);
+		f[n].len = json_string_length(val);
+		n++;
+	}
+	in->fields = f;
+	in->nfields = n;
+	if ((consent = json_object_get(obj, "consent")) != NULL) {
+		if (!json_is_object(consent)) {
+			(void)snprintf(err, API_ERR_MAX, "\"consent\" must be "
+			    "an object");
+			return PV_EJSON;
+		}
+		if ((rc = only_members(consent, consent_members, "consent",
+		    err)) != PV_OK)
+			return rc;
+		if ((mk = json_object_get(consent, "marketing")) != NULL) {
+			if (!json_is_boolean(mk)) {
+				(void)snprintf(err, API_ERR_MAX, "\"marketing\" "
+				    "must be true or false");
+				return PV_EJSON;
+			}
+			in->marketing = json_is_true(mk);
+		}
+	}
+	if ((days = json_object_get(obj, "retention_days")) != NULL) {
+		if (!json_is_integer(days) || json_integer_value(days) < 1 ||
+		    json_integer_value(days) > 36500) {
+			(void)snprintf(err, API_ERR_MAX, "\"retention_days\" "
+			    "must be an integer from 1 to 36500");
+			return PV_EVALUE;
+		}
+		in->retention_days = (uint32_t)json_integer_value(days);
+	}
+	return PV_OK;
+}
+
+pv_status
+api_records_parse(const char *text, size_t len, int batch, size_t max,
+    struct api_records **out, char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "records", NULL };
+	struct api_records *r;
+	json_t *list = NULL;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return PV_ENOMEM;
+	if ((r->root = load(text, len, err, &rc)) == NULL)
+		goto out;
+	if (batch) {
+		if ((rc = only_members(r->root, members, "body", err)) !=
+		    PV_OK)
+			goto out;
+		list = json_object_get(r->root, "records");
+		if (!json_is_array(list) || json_array_size(list) == 0) {
+			(void)snprintf(err, API_ERR_MAX, "\"records\" must be "
+			    "a non-empty array");
+			rc = PV_EJSON;
+			goto out;
+		}
+		r->n = json_array_size(list);
+		if (r->n > max) {
+			(void)snprintf(err, API_ERR_MAX, "more than %zu "
+			    "records", max);
+			rc = PV_ETOOBIG;
+			goto out;
+		}
+	} else
+		r->n = 1;
+	if ((r->in = calloc(r->n, sizeof(*r->in))) == NULL ||
+	    (r->fields = calloc(r->n * PV_FIELDS_MAX,
+	    sizeof(*r->fields))) == NULL ||
+	    (r->status = calloc(r->n, sizeof(*r->status))) == NULL ||
+	    (r->detail = calloc(r->n, sizeof(*r->detail))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		r->status[i] = record_decode(r, i, batch ?
+		    json_array_get(list, i) : r->root, r->detail[i]);
+		if (!batch && r->status[i] != PV_OK) {
+			rc = r->status[i];
+			memcpy(err, r->detail[0], API_ERR_MAX);
+			goto out;
+		}
+	}
+	*out = r;
+	r = NULL;
+out:
+	api_records_free(r);
+	return rc;
+}
+
+size_t
+api_records_count(const struct api_records *r)
+{
+	return r->n;
+}
+
+struct vault_record_in *
+api_records_in(struct api_records *r, size_t i)
+{
+	return &r->in[i];
+}
+
+pv_status
+api_records_status(const struct api_records *r, size_t i,
+    const char **detail)
+{
+	*detail = r->detail[i];
+	return r->status[i];
+}
+
+void
+api_records_free(struct api_records *r)
+{
+	if (r == NULL)
+		return;
+	json_decref(r->root);
+	free(r->in);
+	free(r->fields);
+	free(r->status);
+	free(r->detail);
+	free(r);
+}
+
+pv_status
+api_detok_parse(const char *text, size_t len, size_t max,
+    struct api_detok **out, char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "tokens", "purpose", "reason",
+	    NULL };
+	struct api_detok *d;
+	json_t *root, *toks, *purpose, *reason;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return PV_ENOMEM;
+	if ((root = load(text, len, err, &rc)) == NULL)
+		goto out;
+	d->root = root;
+	if ((rc = only_members(root, members, "body", err)) != PV_OK)
+		goto out;
+	toks = json_object_get(root, "tokens");
+	purpose = json_object_get(root, "purpose");
+	reason = json_object_get(root, "reason");
+	if (!json_is_array(toks) || json_array_size(toks) == 0) {
+		(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be a "
+		    "non-empty array of strings");
+		rc = PV_EJSON;
+		goto out;
+	}
+	if ((d->n = json_array_size(toks)) > max) {
+		(void)snprintf(err, API_ERR_MAX, "more than %zu tokens", max);
+		rc = PV_ETOOBIG;
+		goto out;
+	}
+	if (!json_is_string(purpose)) {
+		(void)snprintf(err, API_ERR_MAX, "\"purpose\" must be a "
+		    "string");
+		rc = PV_EJSON;
+		goto out;
+	}
+	if (vault_purpose_parse(json_string_value(purpose),
+	    json_string_length(purpose), &d->purpose) != PV_OK) {
+		(void)snprintf(err, API_ERR_MAX, "unknown purpose");
+		rc = PV_EVALUE;
+		goto out;
+	}
+	if (reason != NULL && !json_is_string(reason)) {
+		(void)snprintf(err, API_ERR_MAX, "\"reason\" must be a "
+		    "string");
+		rc = PV_EJSON;
+		goto out;
+	}
+	d->reason = reason ? json_string_value(reason) : NULL;
+	if ((d->tokens = calloc(d->n, sizeof(*d->tokens))) == NULL ||
+	    (d->lens = calloc(d->n, sizeof(*d->lens))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		json_t *t = json_array_get(toks, i);
+
+		if (!json_is_string(t)) {
+			(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be "
+			    "a non-empty array of strings");
+			rc = PV_EJSON;
+			goto out;
+		}
+		d->tokens[i] = json_string_value(t);
+		d->lens[i] = json_string_length(t);
+	}
+	*out = d;
+	d = NULL;
+out:
+	api_detok_free(d);
+	return rc;
+}
+
+void
+api_detok_free(struct api_detok *d)
+{
+	if (d == NULL)
+		return;
+	json_decref(d->root);
+	free(d->tokens);
+	free(d->lens);
+	free(d);
+}
+
+pv_status
+api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
+    char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "field", "value", NULL };
+	struct api_lookup *l;
+	json_t *root, *field, *value;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return PV_ENOMEM;
+	if ((root = load(text, len, err, &rc)) == NULL)
+		goto out;
+	l->root = root;
+	if ((rc = only_members(root, members, "body", err)) != PV_OK)
+		goto out;
+	field = json_object_get(root, "field");
+	value = json_object_get(root, "value");
+	if (!json_is_string(field) || !json_is_string(value)) {
+		(void)snprintf(err, API_ERR_MAX, "\"field\" and \"value\" "
+		    "must be strings");
+		rc = PV_EJSON;
+		goto out;
+	}
+	l->field = json_string_value(field);
+	l->fieldlen = json_string_length(field);
+	l->value = json_string_value(value);
+	l->len = json_string_length(value);
+	*out = l;
+	l = NULL;
+out:
+	api_lookup_free(l);
+	return rc;
+}
+
+void
+api_lookup_free(struct api_lookup *l)
+{
+	if (l == NULL)
+		return;
+	json_decref(l->root);
+	free(l);
 }

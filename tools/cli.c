@@ -21,6 +21,8 @@ static const struct cli_cmd commands[] = {
 	{ "get", cmd_get, "print the values behind tokens" },
 	{ "lookup", cmd_lookup, "find records by an exact email or phone" },
 	{ "kms", cmd_kms, "key management: status" },
+	{ "serve", cmd_serve, "serve the HTTP API" },
+	{ "apikey", cmd_apikey, "create, list and revoke API keys" },
 	{ "help", cmd_help, "show this help" },
 };
 
@@ -72,20 +74,27 @@ cli_usage(const char *cmd, const char *msg)
 
 int
 cli_parse(int argc, char **argv, struct cli_common *c, int *first,
-    const char *usage)
+    const char *usage, const struct cli_own *own)
 {
 	enum { O_DATA = 256, O_KEY, O_PASS, O_JSON, O_HELP };
-	static const struct option opts[] = {
+	static const struct option common[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "key-file", required_argument, NULL, O_KEY },
 		{ "passphrase", no_argument, NULL, O_PASS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 },
 	};
+	struct option opts[64];
+	size_t n = 0;
 	const char *env;
-	int ch;
+	int ch, r;
 
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		opts[n++] = common[i];
+	for (size_t i = 0; own != NULL && own->opts[i].name != NULL &&
+	    n < sizeof(opts) / sizeof(opts[0]) - 1; i++)
+		opts[n++] = own->opts[i];
+	memset(&opts[n], 0, sizeof(opts[n]));
 	memset(c, 0, sizeof(*c));
 	c->data_dir = (env = getenv("PIIVAULT_DATA_DIR")) != NULL && *env ?
 	    env : CLI_DATA_DIR_DEFAULT;
@@ -108,19 +117,45 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 			c->json = 1;
 			break;
 		case O_HELP:
-			(void)printf("usage: piivault %s\n\n"
+			(void)printf("usage: piivault %s\n\n%s"
 			    "  --data-dir DIR   vault directory\n"
-			    "  --key-file FILE  root key file\n", usage);
+			    "  --key-file FILE  root key file\n", usage,
+			    own != NULL && own->help != NULL ? own->help : "");
 			return -1;
 		case ':':
 			return cli_usage(argv[0], "option needs a value");
 		default:
+			if (own != NULL && ch >= CLI_OPT_OWN) {
+				if ((r = own->fn(own->arg, ch, optarg)) !=
+				    CLI_OK)
+					return r;
+				break;
+			}
 			return cli_usage(argv[0], "unknown option");
 		}
 	}
 	if (c->data_dir[0] == '\0' || c->key_file[0] == '\0')
 		return cli_usage(argv[0], "empty path");
 	*first = optind;
+	return CLI_OK;
+}
+
+int
+cli_number(const char *cmd, const char *what, const char *s,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end, msg[128];
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < min ||
+	    v > max) {
+		(void)snprintf(msg, sizeof(msg), "%s must be a number from "
+		    "%llu to %llu", what, min, max);
+		return cli_usage(cmd, msg);
+	}
+	*out = v;
 	return CLI_OK;
 }
 
@@ -270,6 +305,29 @@ cli_read_stdin(struct pv_buf *b, size_t max)
 	}
 	pv_cleanse(chunk, sizeof(chunk));
 	return rc;
+}
+
+int
+cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,
+    int argc, char **argv)
+{
+	FILE *f = argc < 2 ? stderr : stdout;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		(void)fprintf(f, "usage: piivault %s SUBCOMMAND\n\n"
+		    "subcommands:\n", group);
+		for (size_t i = 0; i < n; i++)
+			(void)fprintf(f, "  %-8s %s\n", cmds[i].name,
+			    cmds[i].help);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[1], cmds[i].name) == 0)
+			return cmds[i].fn(argc - 1, argv + 1);
+	(void)fprintf(stderr, "piivault: %s: unknown subcommand '%s'\n", group,
+	    argv[1]);
+	return CLI_USAGE;
 }
 
 int

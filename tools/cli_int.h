@@ -9,6 +9,7 @@
 #ifndef CLI_INT_H
 #define CLI_INT_H
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "api.h"
@@ -34,13 +35,26 @@ struct cli_common {
 };
 
 /*
- * Parse argv (argv[0] is the command's name) into the common options and
- * leave the operands in argv[*first..argc-1].  extra_help, if not NULL, is
- * printed with --help.  Returns CLI_OK, CLI_USAGE, or -1 when --help was
+ * A command's own options: getopt_long entries whose val is at least
+ * CLI_OPT_OWN, handed to fn with their argument.  fn returns CLI_OK or
+ * CLI_USAGE (after saying why).
+ */
+#define CLI_OPT_OWN	512
+struct cli_own {
+	const struct option	*opts;	/* terminated by a zero entry */
+	int			(*fn)(void *arg, int ch, const char *val);
+	void			*arg;
+	const char		*help;	/* lines for --help */
+};
+
+/*
+ * Parse argv (argv[0] is the command's name) into the common options (and
+ * own, if not NULL) and leave the operands in argv[*first..argc-1].  usage
+ * is printed with --help.  Returns CLI_OK, CLI_USAGE, or -1 when --help was
  * printed and the caller should exit 0.
  */
 int	cli_parse(int argc, char **argv, struct cli_common *c, int *first,
-	    const char *usage);
+	    const char *usage, const struct cli_own *own);
 
 /* Fill vault options from common options; the passphrase comes from
  * PIIVAULT_PASSPHRASE or, failing that, a prompt on the terminal. */
@@ -57,12 +71,23 @@ int	cli_usage(const char *cmd, const char *msg);
 /* Read all of stdin, at most max bytes (PV_ETOOBIG beyond). */
 pv_status cli_read_stdin(struct pv_buf *b, size_t max) PV_WUR;
 
+/* Run the sub-command of a group ("kms", "apikey") named by argv[1]. */
+int	cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,
+	    int argc, char **argv);
+
 /* Sub-commands. */
 int	cmd_init(int argc, char **argv);
 int	cmd_put(int argc, char **argv);
 int	cmd_get(int argc, char **argv);
 int	cmd_lookup(int argc, char **argv);
 int	cmd_kms(int argc, char **argv);
+int	cmd_serve(int argc, char **argv);
+int	cmd_apikey(int argc, char **argv);
+
+/* Parse a whole decimal number in [min, max]; CLI_USAGE otherwise. */
+int	cli_number(const char *cmd, const char *what, const char *s,
+	    unsigned long long min, unsigned long long max,
+	    unsigned long long *out);
 
 /* The whole program, for main() and the tests. */
 int	cli_main(int argc, char **argv);

@@ -38,7 +38,7 @@ kms_status_cmd(int argc, char **argv)
 	if ((r = cli_parse(argc, argv, &c, &first, "kms status [--json]\n\n"
 	    "Shows the vault, and every key version: kind, state, creation\n"
 	    "time, and for KEKs how many records each wraps now and how\n"
-	    "many DEKs it has wrapped in all (counters, not a scan).")) !=
+	    "many DEKs it has wrapped in all (counters, not a scan).", NULL)) !=
 	    CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
@@ -99,21 +99,6 @@ kms_status_cmd(int argc, char **argv)
 int
 cmd_kms(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		(void)fprintf(argc < 2 ? stderr : stdout,
-		    "usage: piivault kms SUBCOMMAND\n\nsubcommands:\n");
-		for (size_t i = 0; i < sizeof(kms_commands) /
-		    sizeof(kms_commands[0]); i++)
-			(void)fprintf(argc < 2 ? stderr : stdout,
-			    "  %-8s %s\n", kms_commands[i].name,
-			    kms_commands[i].help);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
-	}
-	for (size_t i = 0; i < sizeof(kms_commands) / sizeof(kms_commands[0]);
-	    i++)
-		if (strcmp(argv[1], kms_commands[i].name) == 0)
-			return kms_commands[i].fn(argc - 1, argv + 1);
-	(void)fprintf(stderr, "piivault: kms: unknown subcommand '%s'\n",
-	    argv[1]);
-	return CLI_USAGE;
+	return cli_dispatch("kms", kms_commands, sizeof(kms_commands) /
+	    sizeof(kms_commands[0]), argc, argv);
 }

@@ -32,7 +32,7 @@ cmd_init(int argc, char **argv)
 	    "unless --passphrase is given, and the first key of each kind.\n"
 	    "Refuses to overwrite an existing vault or key file.\n"
 	    "  --passphrase     derive the root key from a passphrase "
-	    "(Argon2id)")) != CLI_OK)
+	    "(Argon2id)", NULL)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
 		return cli_usage("init", "unexpected argument");
@@ -75,7 +75,7 @@ cmd_put(int argc, char **argv)
 	    "Reads one JSON object of fields, e.g.\n"
 	    "  {\"email\":\"a@b.example\",\"phone\":\"+1 555 0100\","
 	    "\"name\":\"Ada\"}\n"
-	    "stores it and prints {\"id\":\"rec_...\",\"tokens\":{...}}.")) !=
+	    "stores it and prints {\"id\":\"rec_...\",\"tokens\":{...}}.", NULL)) !=
 	    CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
@@ -137,7 +137,7 @@ cmd_get(int argc, char **argv)
 	    "Prints {\"tok_...\":{\"field\":...,\"value\":...},...}; a token\n"
 	    "that cannot be resolved gets {\"error\":{\"code\":...}} and the\n"
 	    "command exits 1.  An operator's tool: no purpose or consent\n"
-	    "checks are made here.")) != CLI_OK)
+	    "checks are made here.", NULL)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first == argc)
 		return cli_usage("get", "no token given");
@@ -204,7 +204,7 @@ cmd_lookup(int argc, char **argv)
 	if ((r = cli_parse(argc, argv, &c, &first, "lookup FIELD VALUE\n\n"
 	    "Finds records whose FIELD (email or phone) equals VALUE after\n"
 	    "normalization, and prints {\"matches\":[{\"id\":...,"
-	    "\"token\":...}]}.")) != CLI_OK)
+	    "\"token\":...}]}.", NULL)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (argc - first != 2)
 		return cli_usage("lookup", "expected FIELD and VALUE");

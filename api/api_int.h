@@ -1,0 +1,117 @@
+/*
+ * api_int.h: private to api/ (white-box tests say so at their top).
+ *
+ * The server is three pieces: http.c speaks HTTP (libmicrohttpd, and
+ * nothing else does), server.c routes a request to its handler and keeps
+ * the metrics, json.c decodes request bodies (jansson).  A request crosses
+ * from http.c to server.c as a struct api_req and comes back as a struct
+ * api_resp, so the handlers can be driven without a socket.
+ */
+#ifndef API_INT_H
+#define API_INT_H
+
+#include <stdatomic.h>
+
+#include "api.h"
+
+struct api_req {
+	const char	*method;
+	const char	*path;		/* without the query string */
+	const char	*query;		/* after '?', or NULL */
+	const char	*auth;		/* Authorization header, or NULL */
+	const char	*ctype;		/* Content-Type header, or NULL */
+	const char	*body;
+	size_t		 len;
+	int		 too_large;	/* the body went over the limit */
+};
+
+struct api_resp {
+	unsigned	 status;
+	struct pv_buf	 body;		/* JSON or Prometheus text */
+	const char	*ctype;
+	unsigned	 retry_after;	/* seconds, 0 for none */
+};
+
+/* Routes, for dispatch, metrics and the OpenAPI test. */
+enum api_route {
+	API_R_HEALTH,
+	API_R_RECORDS,
+	API_R_BATCH,
+	API_R_DETOKENIZE,
+	API_R_LOOKUP,
+	API_R_METRICS,
+	API_R_OTHER,		/* unknown routes */
+	API_R__COUNT
+};
+
+struct api_route_info {
+	const char	*path;
+	const char	*method;
+};
+extern const struct api_route_info api_routes[API_R_OTHER];
+
+#define API_LAT_BUCKETS	12
+#define API_STATUS_SLOTS 16
+
+struct api_server {
+	struct vault		*vault;
+	struct api_limits	 limits;
+	/* Metrics: requests by route and status slot, and latency. */
+	atomic_ullong		 requests[API_R__COUNT][API_STATUS_SLOTS];
+	atomic_ullong		 lat_bucket[API_LAT_BUCKETS + 1];
+	atomic_ullong		 lat_sum_us;
+	atomic_ullong		 lat_count;
+	atomic_int		 stopping;
+};
+
+/* Handle one request; resp->body is initialized by the caller. */
+void	api_handle(struct api_server *s, const struct api_req *req,
+	    struct api_resp *resp);
+
+/* Record a finished request in the metrics. */
+void	api_observe(struct api_server *s, enum api_route r, unsigned status,
+	    uint64_t micros);
+enum api_route api_route_of(const char *path);
+
+/* Request bodies (json.c).  err never quotes a value. */
+
+struct api_records;
+/*
+ * Decode POST /v1/records ({"fields":…,"consent":…,"retention_days":…})
+ * or, with batch, {"records":[…]} of at most max records.  Whole-body
+ * failures: PV_EJSON, PV_EMEMBER, PV_ETOOBIG, PV_EVALUE.  In a batch, a
+ * record that does not decode gets its own status instead.
+ */
+pv_status api_records_parse(const char *text, size_t len, int batch,
+	      size_t max, struct api_records **out,
+	      char err[static API_ERR_MAX]) PV_WUR;
+size_t	  api_records_count(const struct api_records *r);
+struct vault_record_in *api_records_in(struct api_records *r, size_t i);
+pv_status api_records_status(const struct api_records *r, size_t i,
+	      const char **detail);
+void	  api_records_free(struct api_records *r);
+
+struct api_detok {
+	const char	**tokens;
+	size_t		 *lens;
+	size_t		  n;
+	enum vault_purpose purpose;
+	const char	 *reason;	/* NULL if absent */
+	void		 *root;		/* private */
+};
+pv_status api_detok_parse(const char *text, size_t len, size_t max,
+	      struct api_detok **out, char err[static API_ERR_MAX]) PV_WUR;
+void	  api_detok_free(struct api_detok *d);
+
+struct api_lookup {
+	const char	*field;
+	size_t		 fieldlen;
+	const char	*value;
+	size_t		 len;
+	void		*root;		/* private */
+};
+pv_status api_lookup_parse(const char *text, size_t len,
+	      struct api_lookup **out, char err[static API_ERR_MAX]) PV_WUR;
+void	  api_lookup_free(struct api_lookup *l);
+
+#endif /* API_INT_H */

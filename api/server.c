@@ -1,0 +1,603 @@
+/*
+ * server.c: the API's routes and handlers, authentication, and metrics.
+ * No socket here (http.c) and no jansson (json.c): a handler reads a
+ * struct api_req and fills a struct api_resp.
+ *
+ * Nothing here logs or echoes a personal value: error messages are built
+ * from status strings and field names only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api_int.h"
+
+const struct api_route_info api_routes[API_R_OTHER] = {
+	[API_R_HEALTH] = { "/v1/health", "GET" },
+	[API_R_RECORDS] = { "/v1/records", "POST" },
+	[API_R_BATCH] = { "/v1/records/batch", "POST" },
+	[API_R_DETOKENIZE] = { "/v1/detokenize", "POST" },
+	[API_R_LOOKUP] = { "/v1/lookup", "POST" },
+	[API_R_METRICS] = { "/metrics", "GET" },
+};
+
+static const unsigned status_slots[API_STATUS_SLOTS] = {
+	200, 201, 400, 401, 403, 404, 405, 413, 415, 422, 429, 500, 503,
+	0,	/* any other */
+};
+
+/* Latency bucket bounds in microseconds (Prometheus "le"). */
+static const unsigned long long lat_bounds[API_LAT_BUCKETS] = {
+	250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+	1000000, 5000000,
+};
+
+enum api_route
+api_route_of(const char *path)
+{
+	for (int r = 0; r < API_R_OTHER; r++)
+		if (strcmp(path, api_routes[r].path) == 0)
+			return (enum api_route)r;
+	return API_R_OTHER;
+}
+
+void
+api_observe(struct api_server *s, enum api_route r, unsigned status,
+    uint64_t micros)
+{
+	int slot = API_STATUS_SLOTS - 1, b;
+
+	for (int i = 0; i < API_STATUS_SLOTS - 1; i++)
+		if (status_slots[i] == status) {
+			slot = i;
+			break;
+		}
+	atomic_fetch_add(&s->requests[r][slot], 1);
+	for (b = 0; b < API_LAT_BUCKETS && micros > lat_bounds[b]; b++)
+		;
+	atomic_fetch_add(&s->lat_bucket[b], 1);
+	atomic_fetch_add(&s->lat_sum_us, micros);
+	atomic_fetch_add(&s->lat_count, 1);
+}
+
+/* Responses. */
+
+static void
+reply(struct api_resp *rs, unsigned status)
+{
+	rs->status = status;
+	rs->ctype = "application/json";
+}
+
+/*
+ * An error answer.  detail, when given, is our own text (it never holds a
+ * value); it follows the status's own message.
+ */
+static void
+fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
+    const char *detail)
+{
+	struct pv_buf *b = &rs->body;
+	char msg[API_ERR_MAX + 128];
+
+	pv_buf_cleanup(b);
+	if (detail != NULL && *detail != '\0')
+		(void)snprintf(msg, sizeof(msg), "%s: %s", pv_strerror(rc),
+		    detail);
+	else
+		(void)snprintf(msg, sizeof(msg), "%s", pv_strerror(rc));
+	reply(rs, status);
+	if (pv_buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code)
+	    != PV_OK || api_json_quote(b, msg, strlen(msg)) != PV_OK ||
+	    pv_buf_add(b, "}}", 2) != PV_OK) {
+		/* The buffer holds at least a small error: fall back. */
+		pv_buf_cleanup(b);
+		rs->status = 500;
+	}
+}
+
+/* The HTTP status that goes with a whole-request failure. */
+static unsigned
+http_status(pv_status rc)
+{
+	switch (rc) {
+	case PV_EJSON:
+		return 400;
+	case PV_EUNAUTH:
+		return 401;
+	case PV_EFORBIDDEN:
+	case PV_EPURPOSE:
+		return 403;
+	case PV_ENOTFOUND:
+		return 404;
+	case PV_ETOOBIG:
+		return 413;
+	case PV_EFIELD:
+	case PV_EVALUE:
+	case PV_EINVAL:
+	case PV_EREASON:
+	case PV_EMEMBER:
+	case PV_ENOTINDEXED:
+		return 422;
+	case PV_EFULL:
+	case PV_EUNAVAIL:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static void
+fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
+{
+	unsigned st = http_status(rc);
+
+	if (st == 500)
+		pv_log(PV_LOG_ERROR, "request failed: %s", pv_strerror(rc));
+	fail(rs, st, st == 500 ? "internal" : rc == PV_ENOTINDEXED ?
+	    "invalid_field" : api_error_code(rc), rc, st == 500 ? NULL :
+	    detail);
+}
+
+/* Authentication: "Authorization: Bearer pvk_…". */
+static pv_status
+authenticate(struct api_server *s, const struct api_req *rq,
+    struct vault_apikey *key)
+{
+	const char *p = rq->auth;
+
+	if (p == NULL || strncasecmp(p, "Bearer ", 7) != 0)
+		return PV_EUNAUTH;
+	p += 7;
+	while (*p == ' ')
+		p++;
+	return vault_apikey_auth(s->vault, p, strlen(p), key);
+}
+
+static int
+is_json(const char *ctype)
+{
+	size_t n = strlen("application/json");
+
+	return ctype != NULL && strncasecmp(ctype, "application/json", n) ==
+	    0 && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+/* Limits stricter than the vault's own: checked before it is asked. */
+static pv_status
+check_limits(const struct api_server *s, const struct vault_record_in *in,
+    const char **detail)
+{
+	if (in->nfields > s->limits.fields_max) {
+		*detail = "too many fields";
+		return PV_ETOOBIG;
+	}
+	for (size_t i = 0; i < in->nfields; i++)
+		if (in->fields[i].len > s->limits.value_max) {
+			*detail = "value too long";
+			return PV_ETOOBIG;
+		}
+	*detail = NULL;
+	return PV_OK;
+}
+
+/* Handlers. */
+
+static void
+h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
+{
+	(void)rq;
+	if (atomic_load(&s->stopping)) {
+		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
+		return;
+	}
+	reply(rs, 200);
+	if (pv_buf_add(&rs->body, "{\"status\":\"ok\"}", 15) != PV_OK)
+		fail_rc(rs, PV_ENOMEM, NULL);
+}
+
+static void
+h_records(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key)
+{
+	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
+	struct vault_put_result res;
+	struct api_records *recs = NULL;
+	struct vault_record_in *in;
+	char err[API_ERR_MAX];
+	const char *detail;
+	pv_status rc;
+
+	if (key->role != VAULT_ROLE_WRITER) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer key");
+		return;
+	}
+	if ((rc = api_records_parse(rq->body, rq->len, 0, 1, &recs, err)) !=
+	    PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	in = api_records_in(recs, 0);
+	if ((rc = check_limits(s, in, &detail)) != PV_OK) {
+		fail_rc(rs, rc, detail);
+		goto out;
+	}
+	if ((tokens = calloc(in->nfields ? in->nfields : 1,
+	    sizeof(*tokens))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
+	res.tokens = tokens;
+	if ((rc = vault_put(s->vault, in, 1, &res)) == PV_OK)
+		rc = res.status;
+	if (rc != PV_OK) {
+		fail_rc(rs, rc, rc == PV_EINVAL ? "a record needs fields" :
+		    NULL);
+		goto out;
+	}
+	reply(rs, 201);
+	if ((rc = api_json_put_result(&rs->body, in, &res)) != PV_OK)
+		fail_rc(rs, rc, NULL);
+out:
+	free(tokens);
+	api_records_free(recs);
+}
+
+static void
+h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key)
+{
+	struct api_records *recs = NULL;
+	struct vault_record_in *valid = NULL;
+	struct vault_put_result *res = NULL;
+	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
+	size_t *map = NULL, n, nvalid = 0, ntok = 0, pos = 0;
+	struct pv_buf *b = &rs->body;
+	char err[API_ERR_MAX];
+	const char *detail;
+	pv_status rc;
+
+	if (key->role != VAULT_ROLE_WRITER) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer key");
+		return;
+	}
+	if ((rc = api_records_parse(rq->body, rq->len, 1, s->limits.batch_max,
+	    &recs, err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	n = api_records_count(recs);
+	if ((valid = calloc(n, sizeof(*valid))) == NULL ||
+	    (res = calloc(n, sizeof(*res))) == NULL ||
+	    (map = calloc(n, sizeof(*map))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
+	/* Only records that decoded and fit go to the vault. */
+	for (size_t i = 0; i < n; i++) {
+		struct vault_record_in *in = api_records_in(recs, i);
+
+		if (api_records_status(recs, i, &detail) != PV_OK ||
+		    check_limits(s, in, &detail) != PV_OK)
+			continue;
+		map[nvalid] = i;
+		valid[nvalid++] = *in;
+		ntok += in->nfields;
+	}
+	if ((tokens = calloc(ntok ? ntok : 1, sizeof(*tokens))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
+	for (size_t j = 0; j < nvalid; j++) {
+		res[j].tokens = tokens + pos;
+		pos += valid[j].nfields;
+	}
+	if (nvalid > 0 && (rc = vault_put(s->vault, valid, nvalid, res)) !=
+	    PV_OK && http_status(rc) >= 500) {
+		/* The commit failed: nothing of the batch was stored. */
+		fail_rc(rs, rc, NULL);
+		goto out;
+	}
+	reply(rs, 200);
+	rc = pv_buf_add(b, "{\"results\":[", 12);
+	for (size_t i = 0, j = 0; i < n && rc == PV_OK; i++) {
+		struct vault_record_in *in = api_records_in(recs, i);
+		pv_status st;
+
+		if (i > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK)
+			break;
+		detail = NULL;
+		if (j < nvalid && map[j] == i) {
+			st = res[j].status;
+			if (st == PV_OK) {
+				rc = api_json_put_result(b, in, &res[j]);
+				j++;
+				continue;
+			}
+			j++;
+		} else if ((st = api_records_status(recs, i, &detail)) ==
+		    PV_OK)
+			st = check_limits(s, in, &detail);
+		rc = pv_buf_printf(b, "{\"error\":{\"code\":\"%s\","
+		    "\"message\":", api_error_code(st));
+		if (rc == PV_OK) {
+			char msg[API_ERR_MAX + 64];
+
+			(void)snprintf(msg, sizeof(msg), "%s%s%s",
+			    pv_strerror(st), detail && *detail ? ": " : "",
+			    detail ? detail : "");
+			if ((rc = api_json_quote(b, msg, strlen(msg))) ==
+			    PV_OK)
+				rc = pv_buf_add(b, "}}", 2);
+		}
+	}
+	if (rc == PV_OK)
+		rc = pv_buf_add(b, "]}", 2);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+out:
+	free(tokens);
+	free(map);
+	free(res);
+	free(valid);
+	api_records_free(recs);
+}
+
+static pv_status
+emit_reveal(struct pv_buf *b, const struct vault_reveal *r)
+{
+	pv_status rc;
+
+	if (r->status != PV_OK)
+		return pv_buf_printf(b, "{\"error\":{\"code\":\"%s\"}}",
+		    api_error_code(r->status));
+	if ((rc = pv_buf_printf(b, "{\"field\":\"%s\",", r->field)) != PV_OK)
+		return rc;
+	if (r->value != NULL) {
+		if ((rc = pv_buf_add(b, "\"value\":", 8)) != PV_OK ||
+		    (rc = api_json_quote(b, r->value, r->len)) != PV_OK)
+			return rc;
+	} else {
+		if ((rc = pv_buf_add(b, "\"masked\":", 9)) != PV_OK ||
+		    (rc = api_json_quote(b, r->masked, strlen(r->masked))) !=
+		    PV_OK)
+			return rc;
+		if (r->pseudonym[0] != '\0' &&
+		    (rc = pv_buf_printf(b, ",\"pseudonym\":\"%s\"",
+		    r->pseudonym)) != PV_OK)
+			return rc;
+	}
+	return pv_buf_add(b, "}", 1);
+}
+
+static void
+h_detokenize(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key)
+{
+	struct api_detok *d = NULL;
+	struct vault_reveal *out = NULL;
+	struct vault_access a;
+	struct pv_buf *b = &rs->body;
+	char err[API_ERR_MAX];
+	pv_status rc;
+
+	if (key->role != VAULT_ROLE_READER) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a reader key");
+		return;
+	}
+	if ((rc = api_detok_parse(rq->body, rq->len, s->limits.batch_max, &d,
+	    err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	if ((out = calloc(d->n, sizeof(*out))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
+	a.key = key;
+	a.purpose = d->purpose;
+	a.reason = d->reason;
+	if ((rc = vault_detokenize(s->vault, &a, d->tokens, d->lens, d->n,
+	    out)) != PV_OK) {
+		free(out);
+		out = NULL;
+		fail_rc(rs, rc, rc == PV_EPURPOSE ?
+		    vault_purpose_name(d->purpose) : NULL);
+		goto out;
+	}
+	reply(rs, 200);
+	rc = pv_buf_add(b, "{\"results\":{", 12);
+	for (size_t i = 0; i < d->n && rc == PV_OK; i++) {
+		if ((i > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK) ||
+		    (rc = api_json_quote(b, d->tokens[i], d->lens[i])) !=
+		    PV_OK || (rc = pv_buf_add(b, ":", 1)) != PV_OK)
+			break;
+		rc = emit_reveal(b, &out[i]);
+	}
+	if (rc == PV_OK)
+		rc = pv_buf_add(b, "}}", 2);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+out:
+	if (out != NULL) {
+		vault_reveal_cleanup(out, d->n);
+		free(out);
+	}
+	api_detok_free(d);
+}
+
+static void
+h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key)
+{
+	struct api_lookup *l = NULL;
+	struct vault_match *m = NULL;
+	struct pv_buf *b = &rs->body;
+	char err[API_ERR_MAX];
+	size_t n = 0;
+	pv_status rc;
+
+	if (key->role != VAULT_ROLE_WRITER && key->role != VAULT_ROLE_READER) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer or "
+		    "reader key");
+		return;
+	}
+	if ((rc = api_lookup_parse(rq->body, rq->len, &l, err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	if ((rc = vault_lookup(s->vault, l->field, l->fieldlen, l->value,
+	    l->len, &m, &n)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		goto out;
+	}
+	reply(rs, 200);
+	rc = pv_buf_add(b, "{\"matches\":[", 12);
+	for (size_t i = 0; i < n && rc == PV_OK; i++)
+		rc = pv_buf_printf(b, "%s{\"id\":\"%s\",\"token\":\"%s\"}",
+		    i ? "," : "", m[i].id, m[i].token);
+	if (rc == PV_OK)
+		rc = pv_buf_add(b, "]}", 2);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+out:
+	free(m);
+	api_lookup_free(l);
+}
+
+static void
+h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
+{
+	struct pv_buf *b = &rs->body;
+	struct vault_info info;
+	unsigned long long cum = 0;
+	uint32_t kek = 0;
+	pv_status rc;
+
+	(void)rq;
+	if ((rc = vault_info(s->vault, &info)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (info.keys[i].kind == KMS_KEK &&
+		    info.keys[i].state == KMS_ACTIVE)
+			kek = info.keys[i].version;
+	free(info.keys);
+	reply(rs, 200);
+	rs->ctype = "text/plain; version=0.0.4";
+	rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP requests "
+	    "by route and status.\n# TYPE piivault_requests_total counter\n");
+	for (int r = 0; r < API_R__COUNT && rc == PV_OK; r++)
+		for (int st = 0; st < API_STATUS_SLOTS && rc == PV_OK; st++) {
+			unsigned long long c = atomic_load(&s->requests[r][st]);
+
+			if (c == 0)
+				continue;
+			rc = pv_buf_printf(b, "piivault_requests_total{route="
+			    "\"%s\",status=\"%s%u\"} %llu\n", r == API_R_OTHER ?
+			    "other" : api_routes[r].path, status_slots[st] ?
+			    "" : "other", status_slots[st] ? status_slots[st] :
+			    0, c);
+		}
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "# HELP piivault_request_duration_seconds "
+		    "Time to answer a request.\n# TYPE "
+		    "piivault_request_duration_seconds histogram\n");
+	for (int i = 0; i <= API_LAT_BUCKETS && rc == PV_OK; i++) {
+		cum += atomic_load(&s->lat_bucket[i]);
+		if (i < API_LAT_BUCKETS)
+			rc = pv_buf_printf(b, "piivault_request_duration_"
+			    "seconds_bucket{le=\"%g\"} %llu\n",
+			    (double)lat_bounds[i] / 1e6, cum);
+		else
+			rc = pv_buf_printf(b, "piivault_request_duration_"
+			    "seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	}
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "piivault_request_duration_seconds_sum "
+		    "%.6f\npiivault_request_duration_seconds_count %llu\n"
+		    "# HELP piivault_records_stored Live records.\n"
+		    "# TYPE piivault_records_stored gauge\n"
+		    "piivault_records_stored %llu\n"
+		    "# HELP piivault_kek_active_version The KEK version that "
+		    "wraps new records.\n"
+		    "# TYPE piivault_kek_active_version gauge\n"
+		    "piivault_kek_active_version %u\n"
+		    "# HELP piivault_commits_total Durable write commits "
+		    "(each may hold many requests).\n"
+		    "# TYPE piivault_commits_total counter\n"
+		    "piivault_commits_total %llu\n",
+		    (double)atomic_load(&s->lat_sum_us) / 1e6,
+		    atomic_load(&s->lat_count),
+		    (unsigned long long)info.records, kek,
+		    (unsigned long long)vault_commits(s->vault));
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+}
+
+void
+api_handle(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs)
+{
+	enum api_route r = api_route_of(rq->path);
+	struct vault_apikey key;
+	pv_status rc;
+
+	rs->status = 500;
+	rs->ctype = "application/json";
+	rs->retry_after = 0;
+	if (r == API_R_OTHER) {
+		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such route");
+		return;
+	}
+	if (strcmp(rq->method, api_routes[r].method) != 0) {
+		fail(rs, 405, "method_not_allowed", PV_EUSAGE,
+		    api_routes[r].method);
+		return;
+	}
+	if (r == API_R_HEALTH) {
+		h_health(s, rq, rs);
+		return;
+	}
+	if (r == API_R_METRICS) {
+		h_metrics(s, rq, rs);
+		return;
+	}
+	if ((rc = authenticate(s, rq, &key)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	if (atomic_load(&s->stopping)) {
+		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
+		rs->retry_after = 1;
+		return;
+	}
+	if (rq->too_large) {
+		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
+		return;
+	}
+	if (!is_json(rq->ctype)) {
+		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
+		    "send application/json");
+		return;
+	}
+	switch (r) {
+	case API_R_RECORDS:
+		h_records(s, rq, rs, &key);
+		break;
+	case API_R_BATCH:
+		h_batch(s, rq, rs, &key);
+		break;
+	case API_R_DETOKENIZE:
+		h_detokenize(s, rq, rs, &key);
+		break;
+	case API_R_LOOKUP:
+		h_lookup(s, rq, rs, &key);
+		break;
+	default:
+		fail(rs, 404, "not_found", PV_ENOTFOUND, NULL);
+	}
+	pv_cleanse(&key, sizeof(key));
+}
