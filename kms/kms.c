@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ enum { ROOT_KEY_FILE = 1, ROOT_PASSPHRASE = 2 };
 #define KDF_TIME_DEFAULT	3
 #define KDF_MEMORY_DEFAULT	65536	/* KiB */
 #define KDF_LANES		1
+#define KDF_TIME_MAX		64
+#define KDF_MEMORY_MAX		(4u << 20)	/* KiB: 4 GiB */
 #define KDF_SALT_LEN		16
 #define ROOT_META_LEN		(1 + 12 + KDF_SALT_LEN)
 
@@ -89,6 +92,30 @@ kms_kind_name(enum kms_kind kind)
 
 /* Key files. */
 
+static pv_status
+fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	int fd, r;
+
+	if (slash == NULL)
+		memcpy(dir, ".", 2);
+	else {
+		n = slash == path ? 1 : (size_t)(slash - path);
+		if (n >= sizeof(dir))
+			return PV_EIO;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return PV_EIO;
+	r = fsync(fd);
+	(void)close(fd);
+	return r == 0 ? PV_OK : PV_EIO;
+}
+
 pv_status
 kms_key_file_create(const char *path)
 {
@@ -120,7 +147,8 @@ kms_key_file_create(const char *path)
 		(void)unlink(path);
 		goto out;
 	}
-	rc = PV_OK;
+	/* The directory entry too: a vault without its key is lost. */
+	rc = fsync_parent(path);
 out:
 	pv_cleanse(line, sizeof(line));
 	return rc;
@@ -136,7 +164,9 @@ kms_key_file_read(const char *path, uint8_t key[static PV_KEY_LEN])
 	size_t len = 0;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	/* O_NONBLOCK: a FIFO in its place must not hang us before fstat. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK)) < 0)
 		return errno == ENOENT ? PV_ENOTFOUND :
 		    errno == ELOOP ? PV_EKEYPERM : PV_EIO;
 	/* fstat the open file, so what we check is what we read. */
@@ -252,8 +282,16 @@ root_load(const struct kms_unlock *u, const uint8_t *meta, size_t metalen,
 			return PV_EINVAL;
 		return kms_key_file_read(u->key_file, root);
 	}
-	if (metalen == ROOT_META_LEN && meta[0] == ROOT_PASSPHRASE)
+	if (metalen == ROOT_META_LEN && meta[0] == ROOT_PASSPHRASE) {
+		/* Costs come from disk: bound them, or an edit hangs us. */
+		if (pv_get_u32(meta + 1) < 1 ||
+		    pv_get_u32(meta + 1) > KDF_TIME_MAX ||
+		    pv_get_u32(meta + 5) < KMS_KDF_MEMORY_MIN ||
+		    pv_get_u32(meta + 5) > KDF_MEMORY_MAX ||
+		    pv_get_u32(meta + 9) != KDF_LANES)
+			return PV_EFORMAT;
 		return root_from_passphrase(u, meta, root);
+	}
 	return PV_EFORMAT;
 }
 
@@ -275,13 +313,17 @@ ring_key_encode(uint8_t out[static RING_KEY_LEN], enum kms_kind kind,
 	pv_put_u32(out + 1, version);
 }
 
+/* The state is bound too: a retired key cannot be edited back to life. */
+#define RING_AAD_LEN	(7 + KMS_VAULT_ID_LEN + RING_KEY_LEN + 1)
+
 static void
-ring_aad(uint8_t aad[static 7 + KMS_VAULT_ID_LEN + RING_KEY_LEN],
-    const uint8_t *vault_id, enum kms_kind kind, uint32_t version)
+ring_aad(uint8_t aad[static RING_AAD_LEN], const uint8_t *vault_id,
+    enum kms_kind kind, uint32_t version, enum kms_state st)
 {
 	memcpy(aad, "pv-ring", 7);
 	memcpy(aad + 7, vault_id, KMS_VAULT_ID_LEN);
 	ring_key_encode(aad + 7 + KMS_VAULT_ID_LEN, kind, version);
+	aad[RING_AAD_LEN - 1] = (uint8_t)st;
 }
 
 static void
@@ -297,8 +339,7 @@ static pv_status
 ring_add(struct kms *k, struct pv_txn *t, enum kms_kind kind,
     uint32_t version, enum kms_state st)
 {
-	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN];
-	uint8_t aad[7 + KMS_VAULT_ID_LEN + RING_KEY_LEN];
+	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN], aad[RING_AAD_LEN];
 	uint8_t *key;
 	pv_status rc;
 
@@ -309,7 +350,7 @@ ring_add(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 	memset(val, 0, sizeof(val));
 	val[RV_STATE] = (uint8_t)st;
 	pv_put_u64(val + RV_CREATED, pv_now());
-	ring_aad(aad, k->vault_id, kind, version);
+	ring_aad(aad, k->vault_id, kind, version, st);
 	if ((rc = pv_aead_seal(val + RV_WRAPPED + PV_GCM_NONCE_LEN,
 	    val + RV_WRAPPED, val + RV_WRAPPED + PV_GCM_NONCE_LEN + PV_KEY_LEN,
 	    k->root, aad, sizeof(aad), key, PV_KEY_LEN)) != PV_OK)
@@ -326,13 +367,13 @@ static pv_status
 ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
     const uint8_t *val, uint8_t **out)
 {
-	uint8_t aad[7 + KMS_VAULT_ID_LEN + RING_KEY_LEN];
+	uint8_t aad[RING_AAD_LEN];
 	uint8_t *key;
 	pv_status rc;
 
 	if ((key = pv_secure_alloc(PV_KEY_LEN)) == NULL)
 		return PV_ENOMEM;
-	ring_aad(aad, k->vault_id, kind, version);
+	ring_aad(aad, k->vault_id, kind, version, val[RV_STATE]);
 	rc = pv_aead_open(key, k->root, val + RV_WRAPPED,
 	    val + RV_WRAPPED + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, sizeof(aad),
 	    val + RV_WRAPPED + PV_GCM_NONCE_LEN, PV_KEY_LEN);
@@ -348,7 +389,8 @@ ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
  * Subkeys of the IDS key, which never rotates: anything derived from it
  * stays stable for the vault's lifetime.  HKDF labels keep them apart.
  */
-enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB__COUNT };
+enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB_INDEX,
+    SUB__COUNT };
 #define SUBKEYS_LEN	(SUB__COUNT * PV_KEY_LEN)
 
 static pv_status
@@ -359,6 +401,7 @@ idkeys_derive(const uint8_t *ids, uint8_t **out)
 		[SUB_TOKEN] = "piivault token",
 		[SUB_PSEUDONYM] = "piivault pseudonym",
 		[SUB_APIKEY] = "piivault api key",
+		[SUB_INDEX] = "piivault index entry",
 	};
 	uint8_t *sub;
 	pv_status rc = PV_OK;
@@ -435,6 +478,15 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 		rc = PV_EIO;
 		goto out;
 	}
+	/*
+	 * Only ever forward: a reader whose snapshot predates a change must
+	 * not roll back the ring another thread's transaction relies on.
+	 */
+	if (gen <= k->gen && k->keys != NULL) {
+		(void)pthread_rwlock_unlock(&k->lock);
+		rc = PV_OK;
+		goto out;
+	}
 	ring_free(k->keys, k->nkeys);
 	pv_secure_free(k->idkeys, SUBKEYS_LEN);
 	k->keys = keys;
@@ -489,10 +541,14 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 {
 	uint8_t rootmeta[ROOT_META_LEN], check[PV_GCM_NONCE_LEN +
 	    PV_GCM_TAG_LEN], aad[13 + KMS_VAULT_ID_LEN], fmt[4];
-	size_t rootmetalen;
+	size_t rootmetalen, vl;
+	const void *v;
 	struct kms *k;
 	pv_status rc;
 
+	/* Another init may have won the race for this store. */
+	if ((rc = meta_get(t, META_FORMAT, &v, &vl)) != PV_ENOTFOUND)
+		return rc == PV_OK ? PV_EEXIST : rc;
 	if ((k = kms_alloc()) == NULL)
 		return PV_ENOMEM;
 	if ((rc = pv_random(k->vault_id, sizeof(k->vault_id))) != PV_OK)
@@ -502,7 +558,8 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 		uint32_t mcost = u->kdf_memory_kib ? u->kdf_memory_kib :
 		    KDF_MEMORY_DEFAULT;
 
-		if (mcost < KMS_KDF_MEMORY_MIN) {
+		if (mcost < KMS_KDF_MEMORY_MIN || mcost > KDF_MEMORY_MAX ||
+		    tcost > KDF_TIME_MAX) {
 			rc = PV_EINVAL;
 			goto out;
 		}
@@ -620,7 +677,7 @@ kms_sync(struct kms *k, struct pv_txn *t)
 		return PV_EIO;
 	have = k->gen;
 	(void)pthread_rwlock_unlock(&k->lock);
-	if (gen == have)
+	if (gen <= have)
 		return PV_OK;
 	return ring_load(k, t, gen);
 }
@@ -646,26 +703,31 @@ ring_find(const struct kms *k, enum kms_kind kind, uint32_t v)
 	return NULL;
 }
 
+#define DEK_AAD_MAX	(KMS_VAULT_ID_LEN + 4 + KMS_DEK_CTX_MAX)
+
 static void
-dek_aad(uint8_t aad[static KMS_VAULT_ID_LEN + 16 + 4], const struct kms *k,
-    const uint8_t *rec_id, uint32_t version)
+dek_aad(uint8_t aad[static DEK_AAD_MAX], size_t *aadlen, const struct kms *k,
+    uint32_t version, const void *ctx, size_t ctxlen)
 {
 	memcpy(aad, k->vault_id, KMS_VAULT_ID_LEN);
-	memcpy(aad + KMS_VAULT_ID_LEN, rec_id, 16);
-	pv_put_u32(aad + KMS_VAULT_ID_LEN + 16, version);
+	pv_put_u32(aad + KMS_VAULT_ID_LEN, version);
+	memcpy(aad + KMS_VAULT_ID_LEN + 4, ctx, ctxlen);
+	*aadlen = KMS_VAULT_ID_LEN + 4 + ctxlen;
 }
 
 pv_status
-kms_dek_new(struct kms *k, const uint8_t rec_id[static 16], uint8_t *dek,
-    uint32_t *version, uint8_t wrapped[static KMS_WRAPPED_LEN])
+kms_dek_wrap(struct kms *k, const void *ctx, size_t ctxlen,
+    const uint8_t *dek, uint32_t *version,
+    uint8_t wrapped[static KMS_WRAPPED_LEN])
 {
-	uint8_t aad[KMS_VAULT_ID_LEN + 16 + 4];
+	uint8_t aad[DEK_AAD_MAX], out[KMS_WRAPPED_LEN];
 	const struct ring_key *kek;
+	size_t aadlen;
 	pv_status rc;
 	uint32_t v;
 
-	if ((rc = pv_random(dek, PV_KEY_LEN)) != PV_OK)
-		return rc;
+	if (ctxlen > KMS_DEK_CTX_MAX)
+		return PV_EINVAL;
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
 	if ((kek = ring_find(k, KMS_KEK, 0)) == NULL) {
@@ -673,29 +735,42 @@ kms_dek_new(struct kms *k, const uint8_t rec_id[static 16], uint8_t *dek,
 		goto out;
 	}
 	v = kek->version;
-	dek_aad(aad, k, rec_id, v);
-	if ((rc = pv_aead_seal(wrapped + PV_GCM_NONCE_LEN, wrapped,
-	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, kek->key, aad,
-	    sizeof(aad), dek, PV_KEY_LEN)) != PV_OK)
+	dek_aad(aad, &aadlen, k, v, ctx, ctxlen);
+	if ((rc = pv_aead_seal(out + PV_GCM_NONCE_LEN, out,
+	    out + PV_GCM_NONCE_LEN + PV_KEY_LEN, kek->key, aad, aadlen, dek,
+	    PV_KEY_LEN)) != PV_OK)
 		goto out;
+	memcpy(wrapped, out, sizeof(out));
 	*version = v;
 out:
 	(void)pthread_rwlock_unlock(&k->lock);
-	if (rc != PV_OK)
+	return rc;
+}
+
+pv_status
+kms_dek_new(struct kms *k, const void *ctx, size_t ctxlen, uint8_t *dek,
+    uint32_t *version, uint8_t wrapped[static KMS_WRAPPED_LEN])
+{
+	pv_status rc;
+
+	if ((rc = pv_random(dek, PV_KEY_LEN)) != PV_OK ||
+	    (rc = kms_dek_wrap(k, ctx, ctxlen, dek, version, wrapped)) !=
+	    PV_OK)
 		pv_cleanse(dek, PV_KEY_LEN);
 	return rc;
 }
 
 pv_status
-kms_dek_open(struct kms *k, const uint8_t rec_id[static 16], uint32_t version,
+kms_dek_open(struct kms *k, const void *ctx, size_t ctxlen, uint32_t version,
     const uint8_t wrapped[static KMS_WRAPPED_LEN], uint8_t *dek)
 {
-	uint8_t aad[KMS_VAULT_ID_LEN + 16 + 4];
+	uint8_t aad[DEK_AAD_MAX];
 	const struct ring_key *kek;
+	size_t aadlen;
 	pv_status rc;
 
-	if (version == 0)
-		return PV_EKEYSTATE;
+	if (version == 0 || ctxlen > KMS_DEK_CTX_MAX)
+		return version == 0 ? PV_EKEYSTATE : PV_EINVAL;
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
 	kek = ring_find(k, KMS_KEK, version);
@@ -704,9 +779,9 @@ kms_dek_open(struct kms *k, const uint8_t rec_id[static 16], uint32_t version,
 		rc = PV_EKEYSTATE;
 		goto out;
 	}
-	dek_aad(aad, k, rec_id, version);
+	dek_aad(aad, &aadlen, k, version, ctx, ctxlen);
 	rc = pv_aead_open(dek, kek->key, wrapped,
-	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, sizeof(aad),
+	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, aadlen,
 	    wrapped + PV_GCM_NONCE_LEN, PV_KEY_LEN);
 out:
 	(void)pthread_rwlock_unlock(&k->lock);
@@ -720,7 +795,7 @@ kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
 	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN];
 	const void *v;
 	size_t vl;
-	uint64_t live;
+	uint64_t live, total;
 	pv_status rc;
 
 	(void)k;
@@ -730,13 +805,19 @@ kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
 	if (vl != RING_VAL_LEN)
 		return PV_EFORMAT;
 	memcpy(val, v, sizeof(val));
+	/* Unsigned and saturating: the stored values come from disk. */
 	live = pv_get_u64(val + RV_LIVE);
-	if (delta < 0 && (uint64_t)-delta > live)
-		live = 0;		/* never wrap below zero */
-	else
-		live = (uint64_t)((int64_t)live + delta);
+	if (delta < 0) {
+		uint64_t d = (uint64_t)(-(delta + 1)) + 1;
+
+		live = d > live ? 0 : live - d;
+	} else
+		live = (uint64_t)delta > UINT64_MAX - live ? UINT64_MAX :
+		    live + (uint64_t)delta;
+	total = pv_get_u64(val + RV_TOTAL);
+	total = n_new > UINT64_MAX - total ? UINT64_MAX : total + n_new;
 	pv_put_u64(val + RV_LIVE, live);
-	pv_put_u64(val + RV_TOTAL, pv_get_u64(val + RV_TOTAL) + n_new);
+	pv_put_u64(val + RV_TOTAL, total);
 	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
 }
 
@@ -777,7 +858,8 @@ kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
 	rc = pv_hmac(out, k->idkeys + (d == KMS_H_APIKEY ? SUB_APIKEY :
-	    SUB_PSEUDONYM) * PV_KEY_LEN, PV_KEY_LEN, parts, n);
+	    d == KMS_H_INDEX ? SUB_INDEX : SUB_PSEUDONYM) * PV_KEY_LEN,
+	    PV_KEY_LEN, parts, n);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }

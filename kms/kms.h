@@ -90,40 +90,56 @@ pv_status kms_key_file_read(const char *path, uint8_t key[static PV_KEY_LEN])
 /*
  * Create the key hierarchy in an empty store, inside the write transaction
  * txn: format version, vault id, root check, and the first version of each
- * kind.  The caller commits.
+ * kind.  The caller commits.  PV_EEXIST if the store already has one;
+ * PV_EINVAL for Argon2id costs out of bounds; the key-file statuses.
  */
 pv_status kms_init(struct pv_txn *txn, const struct kms_unlock *u,
 	      struct kms **out) PV_WUR;
 
 /*
  * Open the key hierarchy of an existing store.  PV_EFORMAT for an unknown
- * or newer format; PV_EBADKEY for a wrong root key or passphrase;
- * PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND from the key file;
- * PV_EPASSPHRASE; PV_EINTEGRITY if the ring was altered.
+ * or newer format (or costs out of bounds); PV_EBADKEY for a wrong root
+ * key or passphrase; PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND, PV_EIO
+ * from the key file; PV_EINVAL for a key-file vault given no key file;
+ * PV_EPASSPHRASE; PV_EINTEGRITY if the ring was altered; PV_ENOMEM,
+ * PV_ECRYPTO, PV_ESTORE.
  */
 pv_status kms_open(struct pv_txn *txn, const struct kms_unlock *u,
 	      struct kms **out) PV_WUR;
 void	  kms_free(struct kms *k);
 
-/* Reload the ring if another process changed it since we last looked. */
+/*
+ * Reload the ring if another process changed it since we last looked
+ * (never backwards, to an older snapshot's ring).  PV_EINTEGRITY if the
+ * ring was altered, PV_EFORMAT if it is damaged.
+ */
 pv_status kms_sync(struct kms *k, struct pv_txn *txn) PV_WUR;
 
 const uint8_t *kms_vault_id(const struct kms *k);
 
 /*
- * Generate a fresh DEK and wrap it under the active KEK.  AAD binds the
- * vault id, rec_id and the KEK version.  dek is PV_KEY_LEN bytes of the
- * caller's secure memory.
+ * DEKs.  Each is wrapped under a KEK version with AES-256-GCM, its AAD the
+ * vault id, the version and the caller's context ctx (at most
+ * KMS_DEK_CTX_MAX bytes): the vault binds the record id and the record's
+ * header there, so that neither can be edited or moved unnoticed.  dek is
+ * PV_KEY_LEN bytes of the caller's secure memory.  PV_EKEYSTATE if there
+ * is no active KEK.
  */
-pv_status kms_dek_new(struct kms *k, const uint8_t rec_id[static 16],
+#define KMS_DEK_CTX_MAX	64
+pv_status kms_dek_new(struct kms *k, const void *ctx, size_t ctxlen,
 	      uint8_t *dek, uint32_t *version,
+	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
+/* Wrap an existing DEK under the active KEK, for a new context. */
+pv_status kms_dek_wrap(struct kms *k, const void *ctx, size_t ctxlen,
+	      const uint8_t *dek, uint32_t *version,
 	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
 
 /*
- * Unwrap a record's DEK.  PV_EKEYSTATE if the version is retired,
- * destroyed or unknown; PV_EINTEGRITY if wrapped or rec_id was altered.
+ * Unwrap a DEK.  PV_EKEYSTATE if the version is retired, destroyed or
+ * unknown; PV_EINTEGRITY if wrapped or ctx was altered (dek is then
+ * wiped).
  */
-pv_status kms_dek_open(struct kms *k, const uint8_t rec_id[static 16],
+pv_status kms_dek_open(struct kms *k, const void *ctx, size_t ctxlen,
 	      uint32_t version, const uint8_t wrapped[static KMS_WRAPPED_LEN],
 	      uint8_t *dek) PV_WUR;
 
@@ -157,7 +173,11 @@ pv_status kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
  * of values (equal for equal values) and the stored form of API key
  * secrets.  HMAC-SHA256 under subkeys of the IDS key.
  */
-enum kms_hash_domain { KMS_H_PSEUDONYM = 1, KMS_H_APIKEY = 2 };
+enum kms_hash_domain {
+	KMS_H_PSEUDONYM = 1,
+	KMS_H_APIKEY = 2,
+	KMS_H_INDEX = 3,	/* authenticates blind-index entries */
+};
 pv_status kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	      uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts,
 	      size_t n) PV_WUR;

@@ -121,14 +121,20 @@ pv_buf_printf(struct pv_buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return PV_EINVAL;
-	if ((size_t)n < sizeof(small))
-		return pv_buf_add(b, small, (size_t)n);
+	/* Both copies are wiped: what is formatted may be personal. */
+	if ((size_t)n < sizeof(small)) {
+		rc = pv_buf_add(b, small, (size_t)n);
+		pv_cleanse(small, sizeof(small));
+		return rc;
+	}
+	pv_cleanse(small, sizeof(small));
 	if ((big = malloc((size_t)n + 1)) == NULL)
 		return PV_ENOMEM;
 	va_start(ap, fmt);
 	(void)vsnprintf(big, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	rc = pv_buf_add(b, big, (size_t)n);
+	pv_cleanse(big, (size_t)n + 1);
 	free(big);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static const struct {
 	[PV_T_RING] = { "ring", 0 },
 	[PV_T_RECORDS] = { "records", 0 },
 	[PV_T_TOKENS] = { "tokens", 0 },
+	/* DUPFIXED: every index value is 32 bytes (vault_int.h). */
 	[PV_T_INDEX] = { "index", MDB_DUPSORT | MDB_DUPFIXED },
 	[PV_T_APIKEYS] = { "apikeys", 0 },
 };
@@ -80,7 +82,7 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	MDB_txn *txn = NULL;
 	struct stat st;
 	pv_status rc;
-	int r, n;
+	int r, n, fd;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return PV_ENOMEM;
@@ -95,10 +97,17 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 			rc = PV_EIO;
 			goto out;
 		}
-		if (stat(s->path, &st) == 0) {
-			rc = PV_EEXIST;
+		/*
+		 * Claim the data file with O_EXCL: of two concurrent inits
+		 * exactly one gets it, and only that one may remove it again.
+		 * LMDB takes an empty file as a new environment.
+		 */
+		if ((fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600)) < 0) {
+			rc = errno == EEXIST ? PV_EEXIST : PV_EIO;
 			goto out;
 		}
+		(void)close(fd);
 	} else if (stat(s->path, &st) != 0) {
 		rc = errno == ENOENT ? PV_ENOVAULT : PV_EIO;
 		goto out;

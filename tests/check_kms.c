@@ -277,6 +277,113 @@ START_TEST(ring_tamper_detected)
 }
 END_TEST
 
+START_TEST(ring_state_bound)
+{
+	struct kms_unlock u = { .key_file = keyfile };
+	const uint8_t kek1[5] = { KMS_KEK, 0, 0, 0, 1 };
+	struct pv_store *s;
+	struct kms *k;
+
+	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
+	make_kms(&u, &s, &k);
+	kms_free(k);
+	k = NULL;
+	/* active (1) edited to decrypt-only (2): the state is in the AAD. */
+	poke(s, PV_T_RING, kek1, sizeof(kek1), 0, 0x03, NULL, 0);
+	ck_assert_int_eq(reopen(&u, s, &k), PV_EINTEGRITY);
+	ck_assert_ptr_null(k);
+	pv_store_close(s);
+}
+END_TEST
+
+START_TEST(counters_saturate)
+{
+	struct kms_unlock u = { .key_file = keyfile };
+	const uint8_t kek1[5] = { KMS_KEK, 0, 0, 0, 1 };
+	uint8_t val[86];
+	struct kms_key_info *info;
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct kms *k;
+	const void *v;
+	size_t vl, n;
+
+	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
+	make_kms(&u, &s, &k);
+	/* Counters near the top, as an edited file could hold them. */
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_RING, kek1, 5, &v, &vl), PV_OK);
+	ck_assert_uint_eq(vl, sizeof(val));
+	memcpy(val, v, vl);
+	pv_put_u64(val + 10, UINT64_MAX - 1);
+	pv_put_u64(val + 18, UINT64_MAX - 1);
+	ck_assert_int_eq(pv_put(t, PV_T_RING, kek1, 5, val, vl, 0), PV_OK);
+	ck_assert_int_eq(kms_count_wraps(k, t, 1, 5, 5), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(kms_status(k, t, &info, &n), PV_OK);
+	ck_assert_uint_eq(info[0].wraps_live, UINT64_MAX);
+	ck_assert_uint_eq(info[0].wraps_total, UINT64_MAX);
+	free(info);
+	/* And never below zero, even for the most negative delta. */
+	pv_put_u64(val + 10, 3);
+	ck_assert_int_eq(pv_put(t, PV_T_RING, kek1, 5, val, vl, 0), PV_OK);
+	ck_assert_int_eq(kms_count_wraps(k, t, 1, INT64_MIN, 0), PV_OK);
+	ck_assert_int_eq(kms_status(k, t, &info, &n), PV_OK);
+	ck_assert_uint_eq(info[0].wraps_live, 0);
+	free(info);
+	pv_txn_abort(t);
+	kms_free(k);
+	pv_store_close(s);
+}
+END_TEST
+
+START_TEST(key_file_fifo_refused)
+{
+	uint8_t key[PV_KEY_LEN];
+
+	/* A FIFO must be refused at once, not block the reader. */
+	ck_assert_int_eq(mkfifo(keyfile, 0600), 0);
+	ck_assert_int_eq(kms_key_file_read(keyfile, key), PV_EKEYPERM);
+}
+END_TEST
+
+START_TEST(kdf_costs_bounded)
+{
+	struct kms_unlock u = { .use_passphrase = 1, .passphrase = pass_cb,
+	    .arg = "pw", .kdf_time = 1,
+	    .kdf_memory_kib = KMS_KDF_MEMORY_MIN };
+	uint8_t root[29];
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct kms *k = NULL;
+	const void *v;
+	size_t vl;
+
+	make_kms(&u, &s, &k);
+	kms_free(k);
+	k = NULL;
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_META, "root", 4, &v, &vl), PV_OK);
+	ck_assert_uint_eq(vl, sizeof(root));
+	memcpy(root, v, vl);
+	pv_txn_abort(t);
+	/* 2^32-1 KiB of memory would hang or kill the process: refused. */
+	pv_put_u32(root + 5, UINT32_MAX);
+	poke(s, PV_T_META, "root", 4, 0, 0, root, sizeof(root));
+	ck_assert_int_eq(reopen(&u, s, &k), PV_EFORMAT);
+	pv_put_u32(root + 5, KMS_KDF_MEMORY_MIN);
+	pv_put_u32(root + 1, 1000000);
+	poke(s, PV_T_META, "root", 4, 0, 0, root, sizeof(root));
+	ck_assert_int_eq(reopen(&u, s, &k), PV_EFORMAT);
+	pv_put_u32(root + 1, 1);
+	poke(s, PV_T_META, "root", 4, 0, 0, root, sizeof(root));
+	ck_assert_int_eq(reopen(&u, s, &k), PV_OK);
+	kms_free(k);
+	pv_store_close(s);
+}
+END_TEST
+
 START_TEST(dek_wrap_and_unwrap)
 {
 	struct kms_unlock u = { .key_file = keyfile };
@@ -289,25 +396,25 @@ START_TEST(dek_wrap_and_unwrap)
 
 	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
 	make_kms(&u, &s, &k);
-	ck_assert_int_eq(kms_dek_new(k, rec, dek, &v, wrapped), PV_OK);
+	ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), dek, &v, wrapped), PV_OK);
 	ck_assert_uint_eq(v, 1);
-	ck_assert_int_eq(kms_dek_open(k, rec, v, wrapped, got), PV_OK);
+	ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), v, wrapped, got), PV_OK);
 	ck_assert_mem_eq(dek, got, PV_KEY_LEN);
 	/* Bound to the record id and the version. */
 	memset(got, 0xaa, sizeof(got));
-	ck_assert_int_eq(kms_dek_open(k, other, v, wrapped, got),
+	ck_assert_int_eq(kms_dek_open(k, other, sizeof(other), v, wrapped, got),
 	    PV_EINTEGRITY);
 	ck_assert_mem_eq(got, zero, PV_KEY_LEN);
-	ck_assert_int_eq(kms_dek_open(k, rec, 2, wrapped, got), PV_EKEYSTATE);
-	ck_assert_int_eq(kms_dek_open(k, rec, 0, wrapped, got), PV_EKEYSTATE);
+	ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), 2, wrapped, got), PV_EKEYSTATE);
+	ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), 0, wrapped, got), PV_EKEYSTATE);
 	for (size_t i = 0; i < KMS_WRAPPED_LEN; i++) {
 		wrapped[i] ^= 0x80;
-		ck_assert_int_eq(kms_dek_open(k, rec, v, wrapped, got),
+		ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), v, wrapped, got),
 		    PV_EINTEGRITY);
 		wrapped[i] ^= 0x80;
 	}
 	/* Fresh DEKs differ. */
-	ck_assert_int_eq(kms_dek_new(k, rec, got, &v, wrapped), PV_OK);
+	ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), got, &v, wrapped), PV_OK);
 	ck_assert_mem_ne(dek, got, PV_KEY_LEN);
 	kms_free(k);
 	pv_store_close(s);
@@ -420,7 +527,7 @@ START_TEST(sync_reloads_changed_ring)
 	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
 	ck_assert_int_eq(kms_sync(k, t), PV_OK);
 	pv_txn_abort(t);
-	ck_assert_int_eq(kms_dek_new(k, rec, dek, &v, wrapped), PV_OK);
+	ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), dek, &v, wrapped), PV_OK);
 	kms_free(k);
 	pv_store_close(s);
 }
@@ -441,6 +548,10 @@ kms_suite(void)
 	tcase_add_test(tc, passphrase_cost_floor);
 	tcase_add_test(tc, newer_format_refused);
 	tcase_add_test(tc, ring_tamper_detected);
+	tcase_add_test(tc, ring_state_bound);
+	tcase_add_test(tc, counters_saturate);
+	tcase_add_test(tc, key_file_fifo_refused);
+	tcase_add_test(tc, kdf_costs_bounded);
 	tcase_add_test(tc, dek_wrap_and_unwrap);
 	tcase_add_test(tc, ids_and_blind_index);
 	tcase_add_test(tc, status_and_counters);

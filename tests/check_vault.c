@@ -93,6 +93,7 @@ START_TEST(create_open_close)
 	v = NULL;
 	ck_assert_int_eq(vault_create(&opts, &v), PV_EEXIST);
 	ck_assert_ptr_null(v);
+	/* The refused create removed nothing of the vault that exists. */
 	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
 	vault_close(v);
 	vault_close(NULL);
@@ -449,6 +450,139 @@ START_TEST(moved_ciphertext_fails)
 }
 END_TEST
 
+/* Rewrite a token entry's record seq (token table: rec seq first). */
+static void
+token_repoint(struct pv_store *s, uint64_t tok, uint64_t rec)
+{
+	uint8_t key[8], buf[128];
+	struct pv_txn *t;
+	const void *v;
+	size_t vl;
+
+	pv_put_u64(key, tok);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_TOKENS, key, 8, &v, &vl), PV_OK);
+	ck_assert_uint_le(vl, sizeof(buf));
+	memcpy(buf, v, vl);
+	pv_put_u64(buf, rec);
+	ck_assert_int_eq(pv_put(t, PV_T_TOKENS, key, 8, buf, vl, 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+}
+
+START_TEST(swapped_tokens_fail)
+{
+	struct vault_field a[] = { F("name", "Alice Aaaa") };
+	struct vault_field b[] = { F("name", "Bobby Bbbb") };
+	char ta[1][VAULT_ID_STRLEN + 1], tb[1][VAULT_ID_STRLEN + 1];
+	struct pv_store_opts so = { 0, 0 };
+	uint8_t ra[512], rb[512];
+	struct pv_store *s;
+	struct vault *v;
+	struct loc la, lb;
+	size_t lena, lenb;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, a, 1, NULL, ta), PV_OK);
+	ck_assert_int_eq(put1(v, b, 1, NULL, tb), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	lena = rec_read(s, 1, ra, sizeof(ra));
+	lenb = rec_read(s, 2, rb, sizeof(rb));
+	locate(ra, lena, 0, &la);
+	locate(rb, lenb, 0, &lb);
+	/*
+	 * Re-point Alice's token (seq 1) at Bob's record and Bob's field at
+	 * token 1, consistently on both sides: the token number is in the
+	 * field's AAD, so Bob's value is not released for Alice's token.
+	 */
+	token_repoint(s, 1, 2);
+	token_repoint(s, 2, 1);
+	pv_put_u64(ra + la.entry + 1 + 4 + 1, 2);
+	pv_put_u64(rb + lb.entry + 1 + 4 + 1, 1);
+	rec_write(s, 1, ra, lena);
+	rec_write(s, 2, rb, lenb);
+	ck_assert_int_eq(get_status(v, ta[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(get_status(v, tb[0]), PV_EINTEGRITY);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(header_edits_fail)
+{
+	struct vault_field f[] = { F("name", "Ada") };
+	char toks[1][VAULT_ID_STRLEN + 1];
+	struct pv_store_opts so = { 0, 0 };
+	static const size_t offs[] = { 1, 74, 81, 82, 89 };
+	uint8_t orig[512], buf[512];
+	struct pv_store *s;
+	struct vault *v;
+	size_t len;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, NULL, toks), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	len = rec_read(s, 1, orig, sizeof(orig));
+	/* Consent flags, created and retain-until are bound to the DEK. */
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		memcpy(buf, orig, len);
+		buf[offs[i]] ^= 0x01;
+		rec_write(s, 1, buf, len);
+		ck_assert_msg(get_status(v, toks[0]) == PV_EINTEGRITY,
+		    "header byte %zu", offs[i]);
+	}
+	rec_write(s, 1, orig, len);
+	expect_value(v, toks[0], "name", "Ada", 3);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
+START_TEST(swapped_index_entries_fail)
+{
+	struct vault_field a[] = { F("email", "alice@example.org") };
+	struct vault_field b[] = { F("email", "bob@example.org") };
+	char ta[1][VAULT_ID_STRLEN + 1], tb[1][VAULT_ID_STRLEN + 1];
+	uint8_t ra[512], rb[512], da[32], db[32], va[32], vb[32];
+	struct pv_store_opts so = { 0, 0 };
+	struct vault_match *m = NULL;
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct vault *v;
+	struct loc la, lb;
+	const void *val;
+	size_t lena, lenb, vl, n;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, a, 1, NULL, ta), PV_OK);
+	ck_assert_int_eq(put1(v, b, 1, NULL, tb), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	lena = rec_read(s, 1, ra, sizeof(ra));
+	lenb = rec_read(s, 2, rb, sizeof(rb));
+	locate(ra, lena, 0, &la);
+	locate(rb, lenb, 0, &lb);
+	/* The digest follows name length, name ("email") and flags. */
+	memcpy(da, ra + la.entry + 1 + 5 + 1, 32);
+	memcpy(db, rb + lb.entry + 1 + 5 + 1, 32);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_INDEX, da, 32, &val, &vl), PV_OK);
+	ck_assert_uint_eq(vl, sizeof(va));
+	memcpy(va, val, vl);
+	ck_assert_int_eq(pv_get(t, PV_T_INDEX, db, 32, &val, &vl), PV_OK);
+	memcpy(vb, val, vl);
+	ck_assert_int_eq(pv_del(t, PV_T_INDEX, da, 32, va, 32), PV_OK);
+	ck_assert_int_eq(pv_del(t, PV_T_INDEX, db, 32, vb, 32), PV_OK);
+	ck_assert_int_eq(pv_put(t, PV_T_INDEX, da, 32, vb, 32, 0), PV_OK);
+	ck_assert_int_eq(pv_put(t, PV_T_INDEX, db, 32, va, 32, 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	/* Alice's email must not find Bob's record. */
+	ck_assert_int_eq(vault_lookup(v, "email", 5, "alice@example.org", 17,
+	    &m, &n), PV_EINTEGRITY);
+	ck_assert_ptr_null(m);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
 static unsigned char *
 slurp(const char *path, size_t *len)
 {
@@ -721,6 +855,9 @@ vault_suite(void)
 	tcase_add_test(tc, no_plaintext_on_disk);
 	tcase_add_test(tc, tampered_bytes_fail);
 	tcase_add_test(tc, moved_ciphertext_fails);
+	tcase_add_test(tc, swapped_tokens_fail);
+	tcase_add_test(tc, header_edits_fail);
+	tcase_add_test(tc, swapped_index_entries_fail);
 	tcase_add_test(tc, wrong_root_key_changes_nothing);
 	tcase_add_test(tc, foreign_and_forged_tokens);
 	tcase_add_test(tc, ids_unique_and_unordered);

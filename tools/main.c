@@ -1,6 +1,7 @@
 /*
  * main.c: the piivault binary.  A process that holds keys: no core dumps,
- * no ptrace attach, stdio unbuffered for nothing secret.
+ * no ptrace attach, and stdout unbuffered, so that no decrypted value
+ * lingers in stdio's heap buffer after it is written.
  */
 #include <stdio.h>
 
@@ -15,6 +16,10 @@ main(int argc, char **argv)
 	    (rc = pv_init()) != PV_OK) {
 		(void)fprintf(stderr, "piivault: start-up: %s\n",
 		    pv_strerror(rc));
+		return CLI_FAIL;
+	}
+	if (setvbuf(stdout, NULL, _IONBF, 0) != 0) {
+		(void)fprintf(stderr, "piivault: start-up: stdout\n");
 		return CLI_FAIL;
 	}
 	api_init();

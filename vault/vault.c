@@ -184,13 +184,25 @@ pv_status
 vault_normalize(char *out, size_t *outlen, const char *field, size_t fieldlen,
     const char *value, size_t len)
 {
+	char tmp[PV_VALUE_MAX];
+	size_t n = 0;
+	pv_status rc;
+
 	if (len > PV_VALUE_MAX)
 		return PV_ETOOBIG;
 	if (fieldlen == 5 && memcmp(field, "email", 5) == 0)
-		return normalize_email(out, outlen, value, len);
-	if (fieldlen == 5 && memcmp(field, "phone", 5) == 0)
-		return normalize_phone(out, outlen, value, len);
-	return PV_ENOTINDEXED;
+		rc = normalize_email(tmp, &n, value, len);
+	else if (fieldlen == 5 && memcmp(field, "phone", 5) == 0)
+		rc = normalize_phone(tmp, &n, value, len);
+	else
+		rc = PV_ENOTINDEXED;
+	/* Written only on success; the scratch held personal data. */
+	if (rc == PV_OK) {
+		memcpy(out, tmp, n);
+		*outlen = n;
+	}
+	pv_cleanse(tmp, sizeof(tmp));
+	return rc;
 }
 
 pv_status
@@ -310,12 +322,48 @@ vault_close(struct vault *v)
 
 static void
 field_aad(uint8_t *aad, size_t *aadlen, const struct kms *k,
-    const uint8_t rec[static 16], const char *name, size_t namelen)
+    const uint8_t rec[static 16], uint64_t tok_seq, const char *name,
+    size_t namelen)
 {
 	memcpy(aad, kms_vault_id(k), KMS_VAULT_ID_LEN);
 	memcpy(aad + KMS_VAULT_ID_LEN, rec, 16);
-	memcpy(aad + KMS_VAULT_ID_LEN + 16, name, namelen);
-	*aadlen = KMS_VAULT_ID_LEN + 16 + namelen;
+	pv_put_u64(aad + KMS_VAULT_ID_LEN + 16, tok_seq);
+	memcpy(aad + KMS_VAULT_ID_LEN + 16 + SEQ_LEN, name, namelen);
+	*aadlen = KMS_VAULT_ID_LEN + 16 + SEQ_LEN + namelen;
+}
+
+/*
+ * The DEK's context: the record block and the record's header (type,
+ * flags, created, retain until), so that consent or dates edited on disk
+ * make the DEK fail to unwrap.
+ */
+#define DEK_CTX_LEN	(16 + 2 + 8 + 8)
+
+static void
+dek_ctx(uint8_t ctx[static DEK_CTX_LEN], uint64_t seq, const uint8_t *rec)
+{
+	id_block(ctx, seq, rec + R_CHECK);
+	ctx[16] = rec[R_TYPE];
+	ctx[17] = rec[R_FLAGS];
+	memcpy(ctx + 18, rec + R_CREATED, 16);	/* created, retain */
+}
+
+/* The MAC that ties a blind-index entry to its digest. */
+static pv_status
+index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
+    const uint8_t digest[static PV_HMAC_LEN])
+{
+	uint8_t mac[PV_HMAC_LEN];
+	struct pv_part parts[2] = {
+		{ digest, PV_HMAC_LEN }, { val, 2 * SEQ_LEN },
+	};
+	pv_status rc;
+
+	if ((rc = kms_keyed_hash(v->kms, KMS_H_INDEX, mac, parts, 2)) !=
+	    PV_OK)
+		return rc;
+	memcpy(val + 2 * SEQ_LEN, mac, INDEX_MAC_LEN);
+	return PV_OK;
 }
 
 /*
@@ -336,7 +384,7 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
     uint32_t *kekv, struct vault_put_result *res)
 {
 	uint8_t key[SEQ_LEN], rec[16], check[CHECK_LEN], aad[AAD_MAX];
-	uint8_t wrapped[KMS_WRAPPED_LEN], *p, *q;
+	uint8_t ctx[DEK_CTX_LEN], *p, *q;
 	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], tokkey[SEQ_LEN];
 	uint8_t idxval[INDEX_VAL_LEN];
 	size_t size = R_FIELDS, normlen, aadlen;
@@ -346,8 +394,6 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	if ((rc = pv_random(check, sizeof(check))) != PV_OK)
 		return rc;
 	id_block(rec, seq, check);
-	if ((rc = kms_dek_new(v->kms, rec, dek, kekv, wrapped)) != PV_OK)
-		return rc;
 	if ((rc = pv_random(sc->tok_check, r->nfields * CHECK_LEN)) != PV_OK)
 		return rc;
 	for (size_t i = 0; i < r->nfields; i++) {
@@ -379,11 +425,14 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	p[R_TYPE] = REC_LIVE;
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
 	memcpy(p + R_CHECK, check, CHECK_LEN);
-	pv_put_u32(p + R_KEKV, *kekv);
-	memcpy(p + R_DEK, wrapped, KMS_WRAPPED_LEN);
 	pv_put_u64(p + R_CREATED, now);
 	pv_put_u64(p + R_RETAIN, r->retention_days ?
 	    now + (uint64_t)r->retention_days * 86400 : 0);
+	dek_ctx(ctx, seq, p);
+	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, kekv,
+	    p + R_DEK)) != PV_OK)
+		return rc;
+	pv_put_u32(p + R_KEKV, *kekv);
 	p[R_NFIELDS] = (uint8_t)(r->nfields >> 8);
 	p[R_NFIELDS + 1] = (uint8_t)r->nfields;
 	q = p + R_FIELDS;
@@ -402,7 +451,8 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 		q += SEQ_LEN;
 		*q++ = (uint8_t)(f->len >> 8);
 		*q++ = (uint8_t)f->len;
-		field_aad(aad, &aadlen, v->kms, rec, f->name, f->namelen);
+		field_aad(aad, &aadlen, v->kms, rec, sc->tok_seq[i], f->name,
+		    f->namelen);
 		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
 		    q + PV_GCM_NONCE_LEN + f->len, dek, aad, aadlen, f->value,
 		    f->len)) != PV_OK)
@@ -425,6 +475,9 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 		if (sc->indexed[i]) {
 			pv_put_u64(idxval, seq);
 			pv_put_u64(idxval + SEQ_LEN, sc->tok_seq[i]);
+			if ((rc = index_mac(v, idxval, sc->digest[i])) !=
+			    PV_OK)
+				return rc;
 			if ((rc = pv_put(t, PV_T_INDEX, sc->digest[i],
 			    PV_HMAC_LEN, idxval, sizeof(idxval), 0)) != PV_OK)
 				return rc;
@@ -713,7 +766,7 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 pv_status
 vault_field_open(struct vault *v, const struct resolved *r, char **out)
 {
-	uint8_t block[16], aad[AAD_MAX];
+	uint8_t ctx[DEK_CTX_LEN], aad[AAD_MAX];
 	uint8_t *dek = NULL;
 	char *val = NULL;
 	size_t aadlen;
@@ -724,11 +777,12 @@ vault_field_open(struct vault *v, const struct resolved *r, char **out)
 		rc = PV_ENOMEM;
 		goto out;
 	}
-	id_block(block, r->rec_seq, r->rec + R_CHECK);
-	if ((rc = kms_dek_open(v->kms, block, pv_get_u32(r->rec + R_KEKV),
-	    r->rec + R_DEK, dek)) != PV_OK)
+	dek_ctx(ctx, r->rec_seq, r->rec);
+	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
+	    pv_get_u32(r->rec + R_KEKV), r->rec + R_DEK, dek)) != PV_OK)
 		goto out;
-	field_aad(aad, &aadlen, v->kms, block, r->f.name, r->f.namelen);
+	field_aad(aad, &aadlen, v->kms, ctx, r->f.tok_seq, r->f.name,
+	    r->f.namelen);
 	if ((rc = pv_aead_open((uint8_t *)val, dek, r->f.nonce, r->f.tag, aad,
 	    aadlen, r->f.ct, r->f.ctlen)) != PV_OK)
 		goto out;
@@ -819,18 +873,32 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	for (rc = pv_cursor_seek(c, digest, sizeof(digest), 1, NULL, NULL,
 	    (const void **)&iv, &il); rc == PV_OK && cnt < VAULT_LOOKUP_MAX;
 	    rc = pv_cursor_next(c, 1, NULL, NULL, (const void **)&iv, &il)) {
+		uint8_t want[INDEX_VAL_LEN];
 		uint64_t rec_seq, tok_seq;
 
 		if (il != INDEX_VAL_LEN) {
 			rc = PV_EINTEGRITY;
 			goto out;
 		}
+		/* An entry moved to another digest, or edited, fails here. */
+		memcpy(want, iv, 2 * SEQ_LEN);
+		if ((rc = index_mac(v, want, digest)) != PV_OK)
+			goto out;
+		if (!pv_ct_eq(want, iv, INDEX_VAL_LEN)) {
+			rc = PV_EINTEGRITY;
+			goto out;
+		}
 		rec_seq = pv_get_u64(iv);
 		tok_seq = pv_get_u64(iv + SEQ_LEN);
 		pv_put_u64(key, tok_seq);
-		if ((rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
-		    (const void **)&tv, &tl)) != PV_OK || tl < T_NAME) {
-			rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+		rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
+		    (const void **)&tv, &tl);
+		if (rc == PV_ENOTFOUND)
+			continue;		/* its record was shredded */
+		if (rc != PV_OK)
+			goto out;
+		if (tl < T_NAME || pv_get_u64(tv + T_REC) != rec_seq) {
+			rc = PV_EINTEGRITY;
 			goto out;
 		}
 		rc = record_fetch(t, rec_seq, NULL, &rec, &rl);
@@ -838,10 +906,10 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 			continue;
 		if (rc != PV_OK)
 			goto out;
-		if ((rc = vault_id_format(v, KMS_ID_RECORD, rec_seq, rec + R_CHECK,
-		    m[cnt].id)) != PV_OK ||
-		    (rc = vault_id_format(v, KMS_ID_TOKEN, tok_seq, tv + T_CHECK,
-		    m[cnt].token)) != PV_OK)
+		if ((rc = vault_id_format(v, KMS_ID_RECORD, rec_seq,
+		    rec + R_CHECK, m[cnt].id)) != PV_OK ||
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, tok_seq,
+		    tv + T_CHECK, m[cnt].token)) != PV_OK)
 			goto out;
 		cnt++;
 	}

@@ -41,8 +41,10 @@
 
 #define CHECK_LEN	8
 #define SEQ_LEN		8
-#define INDEX_VAL_LEN	16
-#define AAD_MAX		(KMS_VAULT_ID_LEN + 16 + PV_FIELD_NAME_MAX)
+/* Index value: record seq, token seq, truncated MAC over all and digest. */
+#define INDEX_MAC_LEN	16
+#define INDEX_VAL_LEN	(2 * SEQ_LEN + INDEX_MAC_LEN)
+#define AAD_MAX		(KMS_VAULT_ID_LEN + 16 + SEQ_LEN + PV_FIELD_NAME_MAX)
 
 /* A write waiting for the group commit (vault.c). */
 struct put_job;
