@@ -155,6 +155,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	rq.too_large = cx->too_large;
 	pv_buf_init(&rs.body, (size_t)16 << 20);
 	api_handle(&h->srv, &rq, &rs);
+	/* A final newline, for people reading answers in a terminal. */
+	if (rs.body.len > 0 && pv_buf_add(&rs.body, "\n", 1) != PV_OK)
+		rs.status = 500;
 	cx->status = rs.status;
 	ok = send_resp(c, &rs);
 	pv_buf_cleanup(&rs.body);

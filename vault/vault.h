@@ -17,8 +17,10 @@
  *
  * NULL policy, ownership and out-parameters as in pv.h: arguments are
  * borrowed; returned objects are the caller's, released with the matching
- * _free.  Every function may also return PV_ENOMEM, PV_ECRYPTO and
- * PV_ESTORE.
+ * _free.  Every function that reads or writes the store may also return
+ * PV_ENOMEM, PV_ECRYPTO, PV_ESTORE, PV_EIO, and, from the key ring it
+ * reloads when another process changed it, PV_EINTEGRITY and PV_EFORMAT;
+ * every write may return PV_EFULL.
  */
 #ifndef VAULT_H
 #define VAULT_H
@@ -122,8 +124,9 @@ struct vault_match {
 /*
  * Exact look-up of a value through the blind index; the value is
  * normalized as when it was stored.  PV_ENOTINDEXED for a field without an
- * index, PV_EFIELD or PV_EVALUE for bad input.  *out (free()) holds *n
- * matches, oldest first, at most VAULT_LOOKUP_MAX.
+ * index, PV_EFIELD, PV_EVALUE or PV_ETOOBIG for bad input, PV_EINTEGRITY if
+ * an index entry was altered or moved.  *out (free()) holds *n matches,
+ * oldest first, at most VAULT_LOOKUP_MAX; shredded records are skipped.
  */
 pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	      const char *value, size_t len, struct vault_match **out,
