@@ -30,6 +30,8 @@ struct api_resp {
 	struct pv_buf	 body;		/* JSON or Prometheus text */
 	const char	*ctype;
 	unsigned	 retry_after;	/* seconds, 0 for none */
+	const char	*allow;		/* Allow header of a 405, or NULL */
+	int		 challenge;	/* WWW-Authenticate on a 401 */
 };
 
 /* Routes, for dispatch, metrics and the OpenAPI test. */
@@ -51,7 +53,7 @@ struct api_route_info {
 extern const struct api_route_info api_routes[API_R_OTHER];
 
 #define API_LAT_BUCKETS	12
-#define API_STATUS_SLOTS 16
+#define API_STATUS_SLOTS 16	/* status_slots in server.c */
 
 struct api_server {
 	struct vault		*vault;
@@ -79,8 +81,9 @@ struct api_records;
 /*
  * Decode POST /v1/records ({"fields":…,"consent":…,"retention_days":…})
  * or, with batch, {"records":[…]} of at most max records.  Whole-body
- * failures: PV_EJSON, PV_EMEMBER, PV_ETOOBIG, PV_EVALUE.  In a batch, a
- * record that does not decode gets its own status instead.
+ * failures: PV_EJSON (not JSON, or not an object), PV_EMEMBER, PV_ETOOBIG,
+ * PV_EVALUE (a member of the wrong type or range).  In a batch, a record
+ * that does not decode gets its own status instead.
  */
 pv_status api_records_parse(const char *text, size_t len, int batch,
 	      size_t max, struct api_records **out,

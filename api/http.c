@@ -98,6 +98,17 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
+	if (rs->allow != NULL && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_ALLOW, rs->allow) != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	if (rs->challenge && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"piivault\"") !=
+	    MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
 	if (rs->retry_after > 0) {
 		(void)snprintf(retry, sizeof(retry), "%u", rs->retry_after);
 		if (MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,

@@ -188,7 +188,7 @@ api_error_code(pv_status rc)
 	case PV_ESHREDDED:
 		return "shredded";
 	case PV_ENOTINDEXED:
-		return "not_indexed";
+		return "invalid_field";
 	case PV_EKEYSTATE:
 		return "key_unavailable";
 	case PV_EINTEGRITY:
@@ -354,7 +354,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 
 	if (!json_is_object(obj)) {
 		(void)snprintf(err, API_ERR_MAX, "a record must be an object");
-		return PV_EJSON;
+		return PV_EVALUE;
 	}
 	if ((rc = only_members(obj, members, "record", err)) != PV_OK)
 		return rc;
@@ -362,7 +362,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 	if (!json_is_object(fields)) {
 		(void)snprintf(err, API_ERR_MAX, "\"fields\" must be an "
 		    "object of strings");
-		return PV_EJSON;
+		return PV_EVALUE;
 	}
 	if (json_object_size(fields) > PV_FIELDS_MAX) {
 		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
@@ -375,7 +375,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 		if (!json_is_string(val)) {
 			(void)snprintf(err, API_ERR_MAX, "every field value "
 			    "must be a string");
-			return PV_EJSON;
+			return PV_EVALUE;
 		}
 		f[n].value = json_string_value(val);
 		f[n].len = json_string_length(val);
@@ -387,7 +387,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 		if (!json_is_object(consent)) {
 			(void)snprintf(err, API_ERR_MAX, "\"consent\" must be "
 			    "an object");
-			return PV_EJSON;
+			return PV_EVALUE;
 		}
 		if ((rc = only_members(consent, consent_members, "consent",
 		    err)) != PV_OK)
@@ -396,7 +396,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 			if (!json_is_boolean(mk)) {
 				(void)snprintf(err, API_ERR_MAX, "\"marketing\" "
 				    "must be true or false");
-				return PV_EJSON;
+				return PV_EVALUE;
 			}
 			in->marketing = json_is_true(mk);
 		}
@@ -435,7 +435,7 @@ api_records_parse(const char *text, size_t len, int batch, size_t max,
 		if (!json_is_array(list) || json_array_size(list) == 0) {
 			(void)snprintf(err, API_ERR_MAX, "\"records\" must be "
 			    "a non-empty array");
-			rc = PV_EJSON;
+			rc = PV_EVALUE;
 			goto out;
 		}
 		r->n = json_array_size(list);
@@ -528,7 +528,7 @@ api_detok_parse(const char *text, size_t len, size_t max,
 	if (!json_is_array(toks) || json_array_size(toks) == 0) {
 		(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be a "
 		    "non-empty array of strings");
-		rc = PV_EJSON;
+		rc = PV_EVALUE;
 		goto out;
 	}
 	if ((d->n = json_array_size(toks)) > max) {
@@ -539,7 +539,7 @@ api_detok_parse(const char *text, size_t len, size_t max,
 	if (!json_is_string(purpose)) {
 		(void)snprintf(err, API_ERR_MAX, "\"purpose\" must be a "
 		    "string");
-		rc = PV_EJSON;
+		rc = PV_EVALUE;
 		goto out;
 	}
 	if (vault_purpose_parse(json_string_value(purpose),
@@ -551,7 +551,7 @@ api_detok_parse(const char *text, size_t len, size_t max,
 	if (reason != NULL && !json_is_string(reason)) {
 		(void)snprintf(err, API_ERR_MAX, "\"reason\" must be a "
 		    "string");
-		rc = PV_EJSON;
+		rc = PV_EVALUE;
 		goto out;
 	}
 	d->reason = reason ? json_string_value(reason) : NULL;
@@ -566,7 +566,7 @@ api_detok_parse(const char *text, size_t len, size_t max,
 		if (!json_is_string(t)) {
 			(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be "
 			    "a non-empty array of strings");
-			rc = PV_EJSON;
+			rc = PV_EVALUE;
 			goto out;
 		}
 		d->tokens[i] = json_string_value(t);
@@ -612,7 +612,7 @@ api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
 	if (!json_is_string(field) || !json_is_string(value)) {
 		(void)snprintf(err, API_ERR_MAX, "\"field\" and \"value\" "
 		    "must be strings");
-		rc = PV_EJSON;
+		rc = PV_EVALUE;
 		goto out;
 	}
 	l->field = json_string_value(field);

@@ -23,8 +23,9 @@ const struct api_route_info api_routes[API_R_OTHER] = {
 };
 
 static const unsigned status_slots[API_STATUS_SLOTS] = {
-	200, 201, 400, 401, 403, 404, 405, 413, 415, 422, 429, 500, 503,
-	0,	/* any other */
+	200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500,
+	503,
+	0,	/* any other, or no answer sent */
 };
 
 /* Latency bucket bounds in microseconds (Prometheus "le"). */
@@ -135,9 +136,9 @@ fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
 
 	if (st == 500)
 		pv_log(PV_LOG_ERROR, "request failed: %s", pv_strerror(rc));
-	fail(rs, st, st == 500 ? "internal" : rc == PV_ENOTINDEXED ?
-	    "invalid_field" : api_error_code(rc), rc, st == 500 ? NULL :
-	    detail);
+	fail(rs, st, st == 500 ? "internal" : api_error_code(rc), rc,
+	    st == 500 ? NULL : detail);
+	rs->challenge = st == 401;
 }
 
 /* Authentication: "Authorization: Bearer pvk_…". */
@@ -319,6 +320,8 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		} else if ((st = api_records_status(recs, i, &detail)) ==
 		    PV_OK)
 			st = check_limits(s, in, &detail);
+		if (st == PV_EINVAL && (detail == NULL || *detail == '\0'))
+			detail = "a record needs fields";
 		rc = pv_buf_printf(b, "{\"error\":{\"code\":\"%s\","
 		    "\"message\":", api_error_code(st));
 		if (rc == PV_OK) {
@@ -408,8 +411,16 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 	}
 	reply(rs, 200);
 	rc = pv_buf_add(b, "{\"results\":{", 12);
-	for (size_t i = 0; i < d->n && rc == PV_OK; i++) {
-		if ((i > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK) ||
+	for (size_t i = 0, emitted = 0; i < d->n && rc == PV_OK; i++) {
+		int dup = 0;
+
+		/* A token asked for twice is answered once: keys are unique. */
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = d->lens[j] == d->lens[i] &&
+			    memcmp(d->tokens[j], d->tokens[i], d->lens[i]) == 0;
+		if (dup)
+			continue;
+		if ((emitted++ > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK) ||
 		    (rc = api_json_quote(b, d->tokens[i], d->lens[i])) !=
 		    PV_OK || (rc = pv_buf_add(b, ":", 1)) != PV_OK)
 			break;
@@ -446,6 +457,12 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	if ((rc = api_lookup_parse(rq->body, rq->len, &l, err)) != PV_OK) {
 		fail_rc(rs, rc, err);
 		return;
+	}
+	/* Whether a value exists is itself something a key may not see. */
+	if (!vault_apikey_field_allowed(key, l->field, l->fieldlen)) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "field not among "
+		    "this key's fields");
+		goto out;
 	}
 	if ((rc = vault_lookup(s->vault, l->field, l->fieldlen, l->value,
 	    l->len, &m, &n)) != PV_OK) {
@@ -495,11 +512,16 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 
 			if (c == 0)
 				continue;
+			char label[16];
+
+			if (status_slots[st] != 0)
+				(void)snprintf(label, sizeof(label), "%u",
+				    status_slots[st]);
+			else
+				memcpy(label, "other", 6);
 			rc = pv_buf_printf(b, "piivault_requests_total{route="
-			    "\"%s\",status=\"%s%u\"} %llu\n", r == API_R_OTHER ?
-			    "other" : api_routes[r].path, status_slots[st] ?
-			    "" : "other", status_slots[st] ? status_slots[st] :
-			    0, c);
+			    "\"%s\",status=\"%s\"} %llu\n", r == API_R_OTHER ?
+			    "other" : api_routes[r].path, label, c);
 		}
 	if (rc == PV_OK)
 		rc = pv_buf_printf(b, "# HELP piivault_request_duration_seconds "
@@ -548,13 +570,16 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->status = 500;
 	rs->ctype = "application/json";
 	rs->retry_after = 0;
+	rs->allow = NULL;
+	rs->challenge = 0;
 	if (r == API_R_OTHER) {
 		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such route");
 		return;
 	}
 	if (strcmp(rq->method, api_routes[r].method) != 0) {
-		fail(rs, 405, "method_not_allowed", PV_EUSAGE,
-		    api_routes[r].method);
+		fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this route "
+		    "takes another method (see Allow)");
+		rs->allow = api_routes[r].method;
 		return;
 	}
 	if (r == API_R_HEALTH) {

@@ -386,6 +386,9 @@ vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
 		out[3 + digits] = '\0';
 		return;
 	}
+	while (len > 0 && (*value == ' ' || *value == '\t' || *value == '\r' ||
+	    *value == '\n'))
+		value++, len--;
 	if (len == 0) {
 		memcpy(out, "***", 4);
 		return;
@@ -443,8 +446,9 @@ out:
 	return rc;
 }
 
-static int
-field_allowed(const struct vault_apikey *k, const char *f, size_t len)
+int
+vault_apikey_field_allowed(const struct vault_apikey *k, const char *f,
+    size_t len)
 {
 	if (k->nfields == 0)
 		return 1;
@@ -476,7 +480,7 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 
 	if ((rc = vault_token_resolve(v, t, token, len, &res)) != PV_OK)
 		return rc;
-	if (!field_allowed(a->key, res.f.name, res.f.namelen))
+	if (!vault_apikey_field_allowed(a->key, res.f.name, res.f.namelen))
 		return PV_EFORBIDDEN;
 	/* Notices cannot be opted out of; marketing needs consent. */
 	if (a->purpose == VAULT_P_MARKETING &&

@@ -217,6 +217,10 @@ pv_status vault_apikey_revoke(struct vault *v, const char *name) PV_WUR;
 pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	      struct vault_apikey *out) PV_WUR;
 
+/* Whether key may read field (a key without a field list reads all). */
+int	  vault_apikey_field_allowed(const struct vault_apikey *key,
+	      const char *field, size_t len);
+
 /* A caller asking for values: its key, its purpose, and why. */
 struct vault_access {
 	const struct vault_apikey *key;
