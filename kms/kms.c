@@ -86,6 +86,8 @@ kms_kind_name(enum kms_kind kind)
 		return "ids";
 	case KMS_INDEX:
 		return "index";
+	case KMS_SIGN:
+		return "sign";
 	}
 	return "unknown";
 }
@@ -293,6 +295,34 @@ root_load(const struct kms_unlock *u, const uint8_t *meta, size_t metalen,
 		return root_from_passphrase(u, meta, root);
 	}
 	return PV_EFORMAT;
+}
+
+/* The meta "root" value for a new root of the kind u asks for. */
+static pv_status
+root_meta_new(const struct kms_unlock *u, uint8_t meta[static ROOT_META_LEN],
+    size_t *len)
+{
+	uint32_t tcost, mcost;
+	pv_status rc;
+
+	if (!u->use_passphrase) {
+		meta[0] = ROOT_KEY_FILE;
+		*len = 1;
+		return PV_OK;
+	}
+	tcost = u->kdf_time ? u->kdf_time : KDF_TIME_DEFAULT;
+	mcost = u->kdf_memory_kib ? u->kdf_memory_kib : KDF_MEMORY_DEFAULT;
+	if (mcost < KMS_KDF_MEMORY_MIN || mcost > KDF_MEMORY_MAX ||
+	    tcost > KDF_TIME_MAX)
+		return PV_EINVAL;
+	meta[0] = ROOT_PASSPHRASE;
+	pv_put_u32(meta + 1, tcost);
+	pv_put_u32(meta + 5, mcost);
+	pv_put_u32(meta + 9, KDF_LANES);
+	if ((rc = pv_random(meta + 13, KDF_SALT_LEN)) != PV_OK)
+		return rc;
+	*len = ROOT_META_LEN;
+	return PV_OK;
 }
 
 static void
@@ -553,27 +583,8 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 		return PV_ENOMEM;
 	if ((rc = pv_random(k->vault_id, sizeof(k->vault_id))) != PV_OK)
 		goto out;
-	if (u->use_passphrase) {
-		uint32_t tcost = u->kdf_time ? u->kdf_time : KDF_TIME_DEFAULT;
-		uint32_t mcost = u->kdf_memory_kib ? u->kdf_memory_kib :
-		    KDF_MEMORY_DEFAULT;
-
-		if (mcost < KMS_KDF_MEMORY_MIN || mcost > KDF_MEMORY_MAX ||
-		    tcost > KDF_TIME_MAX) {
-			rc = PV_EINVAL;
-			goto out;
-		}
-		rootmeta[0] = ROOT_PASSPHRASE;
-		pv_put_u32(rootmeta + 1, tcost);
-		pv_put_u32(rootmeta + 5, mcost);
-		pv_put_u32(rootmeta + 9, KDF_LANES);
-		if ((rc = pv_random(rootmeta + 13, KDF_SALT_LEN)) != PV_OK)
-			goto out;
-		rootmetalen = ROOT_META_LEN;
-	} else {
-		rootmeta[0] = ROOT_KEY_FILE;
-		rootmetalen = 1;
-	}
+	if ((rc = root_meta_new(u, rootmeta, &rootmetalen)) != PV_OK)
+		goto out;
 	if ((rc = root_load(u, rootmeta, rootmetalen, k->root)) != PV_OK)
 		goto out;
 	root_check_aad(aad, k->vault_id);
@@ -591,7 +602,8 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 		goto out;
 	if ((rc = ring_add(k, t, KMS_KEK, 1, KMS_ACTIVE)) != PV_OK ||
 	    (rc = ring_add(k, t, KMS_IDS, 1, KMS_ACTIVE)) != PV_OK ||
-	    (rc = ring_add(k, t, KMS_INDEX, 1, KMS_ACTIVE)) != PV_OK)
+	    (rc = ring_add(k, t, KMS_INDEX, 1, KMS_ACTIVE)) != PV_OK ||
+	    (rc = ring_add(k, t, KMS_SIGN, 1, KMS_ACTIVE)) != PV_OK)
 		goto out;
 	if ((rc = ring_load(k, t, 1)) != PV_OK)
 		goto out;
@@ -865,8 +877,9 @@ kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 }
 
 pv_status
-kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
-    const char *field, size_t fieldlen, const void *value, size_t valuelen)
+kms_blind_index(struct kms *k, uint32_t version,
+    uint8_t out[static PV_HMAC_LEN], const char *field, size_t fieldlen,
+    const void *value, size_t valuelen)
 {
 	const struct ring_key *ik;
 	const uint8_t sep = 0;
@@ -877,10 +890,354 @@ kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
 
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	if ((ik = ring_find(k, KMS_INDEX, 0)) == NULL)
+	ik = ring_find(k, KMS_INDEX, version);
+	if (ik == NULL || ik->key == NULL || (ik->state != KMS_ACTIVE &&
+	    ik->state != KMS_DECRYPT_ONLY))
 		rc = PV_EKEYSTATE;
 	else
 		rc = pv_hmac(out, ik->key, PV_KEY_LEN, parts, 3);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+size_t
+kms_usable_versions(struct kms *k, enum kms_kind kind, uint32_t *out,
+    size_t max)
+{
+	size_t n = 0;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return 0;
+	/* The active version first, then the others newest first. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = k->nkeys; i > 0 && n < max; i--) {
+			const struct ring_key *r = &k->keys[i - 1];
+
+			if (r->kind == kind && r->key != NULL &&
+			    (pass == 0 ? r->state == KMS_ACTIVE :
+			    r->state == KMS_DECRYPT_ONLY))
+				out[n++] = r->version;
+		}
+	(void)pthread_rwlock_unlock(&k->lock);
+	return n;
+}
+
+uint32_t
+kms_active_version(struct kms *k, enum kms_kind kind)
+{
+	uint32_t v;
+
+	return kms_usable_versions(k, kind, &v, 1) == 1 &&
+	    kms_version_state(k, kind, v) == KMS_ACTIVE ? v : 0;
+}
+
+enum kms_state
+kms_version_state(struct kms *k, enum kms_kind kind, uint32_t version)
+{
+	const struct ring_key *r;
+	enum kms_state st = 0;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return 0;
+	if ((r = ring_find(k, kind, version)) != NULL)
+		st = r->state;
+	(void)pthread_rwlock_unlock(&k->lock);
+	return st;
+}
+
+/* Lifecycle. */
+
+static pv_status
+ring_bump(struct pv_txn *t)
+{
+	uint64_t gen;
+	pv_status rc;
+
+	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK)
+		return rc;
+	return meta_put_u64(t, META_RING_GEN, gen + 1);
+}
+
+/* Read one ring entry from t into val. */
+static pv_status
+ring_read(struct pv_txn *t, enum kms_kind kind, uint32_t version,
+    uint8_t val[static RING_VAL_LEN])
+{
+	uint8_t rk[RING_KEY_LEN];
+	const void *v;
+	size_t vl;
+	pv_status rc;
+
+	ring_key_encode(rk, kind, version);
+	if ((rc = pv_get(t, PV_T_RING, rk, sizeof(rk), &v, &vl)) != PV_OK)
+		return rc;
+	if (vl != RING_VAL_LEN)
+		return PV_EFORMAT;
+	memcpy(val, v, RING_VAL_LEN);
+	return PV_OK;
+}
+
+/*
+ * Rewrite an entry in state st: its key re-sealed under root (the state is
+ * in the AAD), or, for KMS_DESTROYED, its key material overwritten with
+ * zeros.  Creation time and counters are kept.
+ */
+static pv_status
+ring_restate(struct kms *k, struct pv_txn *t, const uint8_t *root,
+    enum kms_kind kind, uint32_t version, enum kms_state st)
+{
+	uint8_t rk[RING_KEY_LEN], val[RING_VAL_LEN], aad[RING_AAD_LEN];
+	uint8_t *key = NULL;
+	pv_status rc;
+
+	if ((rc = ring_read(t, kind, version, val)) != PV_OK)
+		return rc;
+	if (val[RV_STATE] == KMS_DESTROYED)
+		return st == KMS_DESTROYED ? PV_OK : PV_EKEYSTATE;
+	if (st == KMS_DESTROYED) {
+		memset(val + RV_WRAPPED, 0, KMS_WRAPPED_LEN);
+	} else {
+		if ((rc = ring_unwrap(k, kind, version, val, &key)) != PV_OK)
+			return rc;
+		ring_aad(aad, k->vault_id, kind, version, st);
+		rc = pv_aead_seal(val + RV_WRAPPED + PV_GCM_NONCE_LEN,
+		    val + RV_WRAPPED, val + RV_WRAPPED + PV_GCM_NONCE_LEN +
+		    PV_KEY_LEN, root, aad, sizeof(aad), key, PV_KEY_LEN);
+		pv_secure_free(key, PV_KEY_LEN);
+		if (rc != PV_OK)
+			return rc;
+	}
+	val[RV_STATE] = (uint8_t)st;
+	ring_key_encode(rk, kind, version);
+	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
+}
+
+/* Every (version, state) of kind in t, ascending; *out is free()d. */
+static pv_status
+ring_versions(struct pv_txn *t, enum kms_kind kind, uint32_t **vers,
+    uint8_t **states, size_t *n)
+{
+	struct pv_cursor *c;
+	const uint8_t *key, *val;
+	uint32_t *vs = NULL, *nv;
+	uint8_t *ss = NULL, *ns;
+	size_t cnt = 0, kl, vl;
+	pv_status rc;
+
+	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+		return rc;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl)) {
+		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
+			rc = PV_EFORMAT;
+			break;
+		}
+		if (key[0] != kind)
+			continue;
+		if ((nv = realloc(vs, (cnt + 1) * sizeof(*vs))) == NULL ||
+		    (vs = nv, (ns = realloc(ss, cnt + 1)) == NULL)) {
+			rc = PV_ENOMEM;
+			break;
+		}
+		ss = ns;
+		vs[cnt] = pv_get_u32(key + 1);
+		ss[cnt++] = val[RV_STATE];
+	}
+	pv_cursor_close(c);
+	if (rc != PV_ENOTFOUND) {
+		free(vs);
+		free(ss);
+		return rc;
+	}
+	*vers = vs;
+	*states = ss;
+	*n = cnt;
+	return PV_OK;
+}
+
+pv_status
+kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+    uint32_t *newv)
+{
+	uint32_t *vers = NULL, max = 0;
+	uint8_t *states = NULL;
+	size_t n = 0;
+	pv_status rc;
+
+	if (kind != KMS_KEK && kind != KMS_INDEX)
+		return PV_EINVAL;	/* ids and signatures must not change */
+	if ((rc = ring_versions(t, kind, &vers, &states, &n)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (vers[i] > max)
+			max = vers[i];
+		if (states[i] == KMS_ACTIVE &&
+		    (rc = ring_restate(k, t, k->root, kind, vers[i],
+		    KMS_DECRYPT_ONLY)) != PV_OK)
+			goto out;
+	}
+	if (max == UINT32_MAX) {
+		rc = PV_EFULL;
+		goto out;
+	}
+	if ((rc = ring_add(k, t, kind, max + 1, KMS_ACTIVE)) != PV_OK ||
+	    (rc = ring_bump(t)) != PV_OK)
+		goto out;
+	*newv = max + 1;
+out:
+	free(vers);
+	free(states);
+	return rc;
+}
+
+pv_status
+kms_set_state(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+    uint32_t version, enum kms_state st)
+{
+	uint8_t val[RING_VAL_LEN];
+	pv_status rc;
+
+	if ((rc = ring_read(t, kind, version, val)) != PV_OK)
+		return rc;
+	/*
+	 * Only down the lifecycle: decrypt-only <-> retired -> destroyed.
+	 * Making a version active is kms_rotate's alone, and an active one
+	 * can only be destroyed (rotate first to retire it); ids and
+	 * signature keys are never retired, only destroyed with the vault.
+	 */
+	if (st == KMS_ACTIVE)
+		return PV_EKEYSTATE;
+	if (val[RV_STATE] == KMS_DESTROYED)
+		return st == KMS_DESTROYED ? PV_OK : PV_EKEYSTATE;
+	if (val[RV_STATE] == st)
+		return PV_OK;
+	if (st != KMS_DESTROYED && (val[RV_STATE] == KMS_ACTIVE ||
+	    (kind != KMS_KEK && kind != KMS_INDEX)))
+		return PV_EKEYSTATE;
+	if ((rc = ring_restate(k, t, k->root, kind, version, st)) != PV_OK)
+		return rc;
+	return ring_bump(t);
+}
+
+pv_status
+kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
+{
+	uint8_t rootmeta[ROOT_META_LEN], check[PV_GCM_NONCE_LEN +
+	    PV_GCM_TAG_LEN], aad[13 + KMS_VAULT_ID_LEN];
+	struct pv_cursor *c = NULL;
+	const uint8_t *key, *val;
+	uint8_t *newroot, (*keys)[RING_KEY_LEN] = NULL, (*nk)[RING_KEY_LEN];
+	size_t n = 0, kl, vl, rootmetalen;
+	pv_status rc;
+
+	if ((newroot = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = root_meta_new(nu, rootmeta, &rootmetalen)) != PV_OK ||
+	    (rc = root_load(nu, rootmeta, rootmetalen, newroot)) != PV_OK)
+		goto out;
+	if (pv_ct_eq(newroot, k->root, PV_KEY_LEN)) {
+		rc = PV_EEXIST;		/* the same root: nothing would change */
+		goto out;
+	}
+	/* Collect the entries first: re-sealing writes to the table. */
+	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
+	    (const void **)&val, &vl)) {
+		if ((nk = realloc(keys, (n + 1) * sizeof(*keys))) == NULL) {
+			rc = PV_ENOMEM;
+			goto out;
+		}
+		keys = nk;
+		memcpy(keys[n++], key, RING_KEY_LEN);
+	}
+	pv_cursor_close(c);
+	c = NULL;
+	if (rc != PV_ENOTFOUND)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t v[RING_VAL_LEN];
+
+		if ((rc = ring_read(t, keys[i][0], pv_get_u32(keys[i] + 1),
+		    v)) != PV_OK)
+			goto out;
+		if (v[RV_STATE] == KMS_DESTROYED)
+			continue;
+		if ((rc = ring_restate(k, t, newroot, keys[i][0],
+		    pv_get_u32(keys[i] + 1), v[RV_STATE])) != PV_OK)
+			goto out;
+	}
+	root_check_aad(aad, k->vault_id);
+	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, newroot,
+	    aad, sizeof(aad), NULL, 0)) != PV_OK ||
+	    (rc = meta_put(t, META_ROOT, rootmeta, rootmetalen)) != PV_OK ||
+	    (rc = meta_put(t, META_ROOT_CHECK, check, sizeof(check))) !=
+	    PV_OK || (rc = ring_bump(t)) != PV_OK)
+		goto out;
+	/* This handle now speaks the new root; close it after the commit. */
+	memcpy(k->root, newroot, PV_KEY_LEN);
+out:
+	pv_cursor_close(c);
+	free(keys);
+	pv_secure_free(newroot, PV_KEY_LEN);
+	return rc;
+}
+
+pv_status
+kms_ensure(struct kms *k, struct pv_txn *t, int *added)
+{
+	uint32_t *vers = NULL;
+	uint8_t *states = NULL;
+	size_t n = 0;
+	pv_status rc;
+
+	*added = 0;
+	if ((rc = ring_versions(t, KMS_SIGN, &vers, &states, &n)) != PV_OK)
+		return rc;
+	free(vers);
+	free(states);
+	if (n > 0)
+		return PV_OK;
+	if ((rc = ring_add(k, t, KMS_SIGN, 1, KMS_ACTIVE)) != PV_OK ||
+	    (rc = ring_bump(t)) != PV_OK)
+		return rc;
+	*added = 1;
+	return PV_OK;
+}
+
+pv_status
+kms_public_key(struct kms *k, uint8_t pub[static PV_ED25519_LEN])
+{
+	const struct ring_key *sk;
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	if ((sk = ring_find(k, KMS_SIGN, 0)) == NULL)
+		rc = PV_EKEYSTATE;
+	else
+		rc = pv_ed25519_public(pub, sk->key);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_sign(struct kms *k, uint8_t sig[static PV_ED25519_SIG_LEN],
+    const void *msg, size_t len)
+{
+	const struct ring_key *sk;
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	if ((sk = ring_find(k, KMS_SIGN, 0)) == NULL)
+		rc = PV_EKEYSTATE;
+	else
+		rc = pv_ed25519_sign(sig, sk->key, msg, len);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }

@@ -38,6 +38,7 @@ enum kms_kind {
 	KMS_KEK = 1,
 	KMS_IDS = 2,
 	KMS_INDEX = 3,
+	KMS_SIGN = 4,		/* Ed25519 seed that signs shred receipts */
 };
 
 /* States of a key version; the lifecycle operations come with rotation. */
@@ -161,12 +162,59 @@ pv_status kms_id_open(struct kms *k, enum kms_id_domain d,
 	      uint8_t out[static 16], const uint8_t in[static 16]) PV_WUR;
 
 /*
- * Blind index: HMAC-SHA256 under the active INDEX key over the field name
- * and the already normalized value.
+ * Blind index: HMAC-SHA256 under INDEX key version (0: the active one)
+ * over the field name and the already normalized value.  PV_EKEYSTATE if
+ * that version may not be used.
  */
-pv_status kms_blind_index(struct kms *k, uint8_t out[static PV_HMAC_LEN],
-	      const char *field, size_t fieldlen, const void *value,
-	      size_t valuelen) PV_WUR;
+pv_status kms_blind_index(struct kms *k, uint32_t version,
+	      uint8_t out[static PV_HMAC_LEN], const char *field,
+	      size_t fieldlen, const void *value, size_t valuelen) PV_WUR;
+
+/*
+ * Versions of kind that may still unwrap or compute (active and
+ * decrypt-only), the active one first; returns how many, at most max.
+ */
+size_t	  kms_usable_versions(struct kms *k, enum kms_kind kind, uint32_t *out,
+	      size_t max);
+/* The active version of kind, or 0 if there is none. */
+uint32_t  kms_active_version(struct kms *k, enum kms_kind kind);
+/* A version's state as this handle last loaded it; 0 if unknown. */
+enum kms_state kms_version_state(struct kms *k, enum kms_kind kind,
+	      uint32_t version);
+
+/*
+ * Lifecycle.  Each works inside the caller's write transaction and bumps
+ * the ring generation, so every process (this one included) loads the new
+ * ring at its next kms_sync after the commit; nothing in memory changes
+ * before, so an aborted transaction leaves no trace.
+ *
+ * kms_rotate: a new version of kind (KEK or INDEX; PV_EINVAL otherwise)
+ * becomes active; the active one becomes decrypt-only.
+ * kms_set_state: decrypt-only <-> retired, and any -> destroyed, whose key
+ * material is overwritten on disk.  PV_EKEYSTATE for any other move (an
+ * active version can only be destroyed; rotate first), PV_ENOTFOUND for
+ * an unknown version.
+ * kms_rotate_root: re-seal every key under the root nu describes, and
+ * record the new root's kind and check value; PV_EEXIST if nu is the root
+ * in use.  The handle holds the new root afterwards and MUST be closed once
+ * the transaction ends.  Other processes keep the keys they hold and must
+ * be restarted with the new root before they can load a changed ring.
+ * kms_ensure: create kinds this vault was made without (KMS_SIGN); *added
+ * says whether it did.
+ */
+pv_status kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+	      uint32_t *newv) PV_WUR;
+pv_status kms_set_state(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+	      uint32_t version, enum kms_state st) PV_WUR;
+pv_status kms_rotate_root(struct kms *k, struct pv_txn *t,
+	      const struct kms_unlock *nu) PV_WUR;
+pv_status kms_ensure(struct kms *k, struct pv_txn *t, int *added) PV_WUR;
+
+/* Receipts: Ed25519 under the SIGN key.  PV_EKEYSTATE if it is gone. */
+pv_status kms_sign(struct kms *k, uint8_t sig[static PV_ED25519_SIG_LEN],
+	      const void *msg, size_t len) PV_WUR;
+pv_status kms_public_key(struct kms *k, uint8_t pub[static PV_ED25519_LEN])
+	      PV_WUR;
 
 /*
  * Keyed hashes that must stay stable for the vault's lifetime: pseudonyms

@@ -152,6 +152,22 @@ pv_status pv_block_decrypt(uint8_t out[static PV_BLOCK_LEN],
     const uint8_t in[static PV_BLOCK_LEN]) PV_WUR;
 
 /*
+ * Ed25519 (RFC 8032), for receipts anyone can check without the vault.
+ * The private key is its 32-byte seed.  pv_ed25519_verify returns PV_OK or
+ * PV_EINTEGRITY.
+ */
+#define PV_ED25519_LEN		32
+#define PV_ED25519_SIG_LEN	64
+pv_status pv_ed25519_public(uint8_t pub[static PV_ED25519_LEN],
+	      const uint8_t priv[static PV_ED25519_LEN]) PV_WUR;
+pv_status pv_ed25519_sign(uint8_t sig[static PV_ED25519_SIG_LEN],
+	      const uint8_t priv[static PV_ED25519_LEN], const void *msg,
+	      size_t len) PV_WUR;
+pv_status pv_ed25519_verify(const uint8_t pub[static PV_ED25519_LEN],
+	      const uint8_t sig[static PV_ED25519_SIG_LEN], const void *msg,
+	      size_t len) PV_WUR;
+
+/*
  * Encodings.  base64url without padding for identifiers (22 characters for
  * 16 bytes); standard base64 with padding for keys.  pv_key_from_base64
  * decodes exactly 32 bytes without data-dependent branches or table

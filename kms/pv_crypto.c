@@ -310,3 +310,73 @@ pv_block_decrypt(uint8_t out[static PV_BLOCK_LEN],
 {
 	return block(out, key, in, 0);
 }
+
+/* Ed25519 through EVP_PKEY's one-shot interface. */
+
+pv_status
+pv_ed25519_public(uint8_t pub[static PV_ED25519_LEN],
+    const uint8_t priv[static PV_ED25519_LEN])
+{
+	EVP_PKEY *pk;
+	size_t len = PV_ED25519_LEN;
+	pv_status rc = PV_ECRYPTO;
+
+	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
+	    PV_ED25519_LEN)) == NULL)
+		return PV_ECRYPTO;
+	if (EVP_PKEY_get_raw_public_key(pk, pub, &len) == 1 &&
+	    len == PV_ED25519_LEN)
+		rc = PV_OK;
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+pv_status
+pv_ed25519_sign(uint8_t sig[static PV_ED25519_SIG_LEN],
+    const uint8_t priv[static PV_ED25519_LEN], const void *msg, size_t len)
+{
+	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY *pk;
+	size_t siglen = PV_ED25519_SIG_LEN;
+	pv_status rc = PV_ECRYPTO;
+
+	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
+	    PV_ED25519_LEN)) == NULL)
+		return PV_ECRYPTO;
+	if ((ctx = EVP_MD_CTX_new()) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+	    EVP_DigestSign(ctx, sig, &siglen, msg, len) == 1 &&
+	    siglen == PV_ED25519_SIG_LEN)
+		rc = PV_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);	/* frees, and cleanses, the key */
+	return rc;
+}
+
+pv_status
+pv_ed25519_verify(const uint8_t pub[static PV_ED25519_LEN],
+    const uint8_t sig[static PV_ED25519_SIG_LEN], const void *msg, size_t len)
+{
+	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY *pk;
+	pv_status rc = PV_EINTEGRITY;
+
+	if ((pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub,
+	    PV_ED25519_LEN)) == NULL)
+		return PV_EINTEGRITY;	/* not a point on the curve */
+	if ((ctx = EVP_MD_CTX_new()) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+	    EVP_DigestVerify(ctx, sig, PV_ED25519_SIG_LEN, msg, len) == 1)
+		rc = PV_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return rc;
+}

@@ -441,23 +441,23 @@ START_TEST(ids_and_blind_index)
 	ck_assert_int_eq(kms_id_open(k, KMS_ID_TOKEN, back, a), PV_OK);
 	ck_assert_mem_ne(back, in, 16);
 
-	ck_assert_int_eq(kms_blind_index(k, d1, "email", 5, "a@b.c", 5),
+	ck_assert_int_eq(kms_blind_index(k, 0, d1, "email", 5, "a@b.c", 5),
 	    PV_OK);
-	ck_assert_int_eq(kms_blind_index(k, d2, "email", 5, "a@b.c", 5),
+	ck_assert_int_eq(kms_blind_index(k, 0, d2, "email", 5, "a@b.c", 5),
 	    PV_OK);
 	ck_assert_mem_eq(d1, d2, PV_HMAC_LEN);
-	ck_assert_int_eq(kms_blind_index(k, d3, "phone", 5, "a@b.c", 5),
+	ck_assert_int_eq(kms_blind_index(k, 0, d3, "phone", 5, "a@b.c", 5),
 	    PV_OK);
 	ck_assert_mem_ne(d1, d3, PV_HMAC_LEN);
 	/* "emai" + "la@b.c" is not "email" + "a@b.c". */
-	ck_assert_int_eq(kms_blind_index(k, d3, "emai", 4, "la@b.c", 6),
+	ck_assert_int_eq(kms_blind_index(k, 0, d3, "emai", 4, "la@b.c", 6),
 	    PV_OK);
 	ck_assert_mem_ne(d1, d3, PV_HMAC_LEN);
 	/* Same keys after a reopen: tokens stay valid. */
 	ck_assert_int_eq(reopen(&u, s, &k2), PV_OK);
 	ck_assert_int_eq(kms_id_seal(k2, KMS_ID_RECORD, b, in), PV_OK);
 	ck_assert_mem_eq(a, b, 16);
-	ck_assert_int_eq(kms_blind_index(k2, d2, "email", 5, "a@b.c", 5),
+	ck_assert_int_eq(kms_blind_index(k2, 0, d2, "email", 5, "a@b.c", 5),
 	    PV_OK);
 	ck_assert_mem_eq(d1, d2, PV_HMAC_LEN);
 	kms_free(k2);
@@ -487,7 +487,8 @@ START_TEST(status_and_counters)
 	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
 	ck_assert_int_eq(kms_status(k, t, &info, &n), PV_OK);
 	pv_txn_abort(t);
-	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(info[3].kind, KMS_SIGN);
 	ck_assert_int_eq(info[0].kind, KMS_KEK);
 	ck_assert_int_eq(info[0].state, KMS_ACTIVE);
 	ck_assert_uint_eq(info[0].version, 1);

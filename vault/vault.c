@@ -405,7 +405,7 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 			if ((rc = vault_normalize(sc->norm, &normlen, f->name,
 			    f->namelen, f->value, f->len)) != PV_OK)
 				return rc;
-			rc = kms_blind_index(v->kms, sc->digest[i], f->name,
+			rc = kms_blind_index(v->kms, 0, sc->digest[i], f->name,
 			    f->namelen, sc->norm, normlen);
 			pv_cleanse(sc->norm, normlen);
 			if (rc != PV_OK)
@@ -837,56 +837,50 @@ vault_get(struct vault *v, const char *token, size_t len,
 	return rc;
 }
 
-pv_status
-vault_lookup(struct vault *v, const char *field, size_t fieldlen,
-    const char *value, size_t len, struct vault_match **out, size_t *n)
+struct hit {
+	uint64_t	rec_seq, tok_seq;
+	uint8_t		rec_check[CHECK_LEN], tok_check[CHECK_LEN];
+};
+
+static int
+hit_cmp(const void *a, const void *b)
 {
-	uint8_t digest[PV_HMAC_LEN], key[SEQ_LEN];
-	struct vault_match *m = NULL;
+	const struct hit *x = a, *y = b;
+
+	if (x->rec_seq != y->rec_seq)
+		return x->rec_seq < y->rec_seq ? -1 : 1;
+	return x->tok_seq < y->tok_seq ? -1 : x->tok_seq > y->tok_seq;
+}
+
+/* Collect the live entries under one digest into hits. */
+static pv_status
+lookup_digest(struct vault *v, struct pv_txn *t,
+    const uint8_t digest[static PV_HMAC_LEN], struct hit *hits, size_t *n)
+{
 	struct pv_cursor *c = NULL;
-	struct pv_txn *t = NULL;
 	const uint8_t *iv, *tv, *rec;
-	char *norm = NULL;
-	size_t cnt = 0, normlen, il, tl, rl;
+	uint8_t key[SEQ_LEN], want[INDEX_VAL_LEN];
+	size_t il, tl, rl;
 	pv_status rc;
 
-	if (!pv_field_name_valid(field, fieldlen))
-		return PV_EFIELD;
-	if (!vault_field_indexed(field, fieldlen))
-		return PV_ENOTINDEXED;
-	if ((norm = malloc(PV_VALUE_MAX)) == NULL)
-		return PV_ENOMEM;
-	rc = vault_normalize(norm, &normlen, field, fieldlen, value, len);
-	if (rc == PV_OK)
-		rc = kms_blind_index(v->kms, digest, field, fieldlen, norm,
-		    normlen);
-	pv_cleanse(norm, PV_VALUE_MAX);
-	free(norm);
-	if (rc != PV_OK)
-		return rc;
-	if ((m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL)
-		return PV_ENOMEM;
-	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
-		goto out;
 	if ((rc = pv_cursor_open(t, PV_T_INDEX, &c)) != PV_OK)
-		goto out;
-	for (rc = pv_cursor_seek(c, digest, sizeof(digest), 1, NULL, NULL,
-	    (const void **)&iv, &il); rc == PV_OK && cnt < VAULT_LOOKUP_MAX;
+		return rc;
+	for (rc = pv_cursor_seek(c, digest, PV_HMAC_LEN, 1, NULL, NULL,
+	    (const void **)&iv, &il); rc == PV_OK && *n < VAULT_LOOKUP_MAX;
 	    rc = pv_cursor_next(c, 1, NULL, NULL, (const void **)&iv, &il)) {
-		uint8_t want[INDEX_VAL_LEN];
 		uint64_t rec_seq, tok_seq;
 
 		if (il != INDEX_VAL_LEN) {
 			rc = PV_EINTEGRITY;
-			goto out;
+			break;
 		}
 		/* An entry moved to another digest, or edited, fails here. */
 		memcpy(want, iv, 2 * SEQ_LEN);
 		if ((rc = index_mac(v, want, digest)) != PV_OK)
-			goto out;
+			break;
 		if (!pv_ct_eq(want, iv, INDEX_VAL_LEN)) {
 			rc = PV_EINTEGRITY;
-			goto out;
+			break;
 		}
 		rec_seq = pv_get_u64(iv);
 		tok_seq = pv_get_u64(iv + SEQ_LEN);
@@ -894,34 +888,88 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 		rc = pv_get(t, PV_T_TOKENS, key, sizeof(key),
 		    (const void **)&tv, &tl);
 		if (rc == PV_ENOTFOUND)
-			continue;		/* its record was shredded */
+			continue;
 		if (rc != PV_OK)
-			goto out;
+			break;
 		if (tl < T_NAME || pv_get_u64(tv + T_REC) != rec_seq) {
 			rc = PV_EINTEGRITY;
-			goto out;
+			break;
 		}
 		rc = record_fetch(t, rec_seq, NULL, &rec, &rl);
 		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
 			continue;
 		if (rc != PV_OK)
-			goto out;
-		if ((rc = vault_id_format(v, KMS_ID_RECORD, rec_seq,
-		    rec + R_CHECK, m[cnt].id)) != PV_OK ||
-		    (rc = vault_id_format(v, KMS_ID_TOKEN, tok_seq,
-		    tv + T_CHECK, m[cnt].token)) != PV_OK)
-			goto out;
-		cnt++;
+			break;
+		hits[*n].rec_seq = rec_seq;
+		hits[*n].tok_seq = tok_seq;
+		memcpy(hits[*n].rec_check, rec + R_CHECK, CHECK_LEN);
+		memcpy(hits[*n].tok_check, tv + T_CHECK, CHECK_LEN);
+		(*n)++;
 	}
-	if (rc != PV_OK && rc != PV_ENOTFOUND)
+	pv_cursor_close(c);
+	return rc == PV_ENOTFOUND ? PV_OK : rc;
+}
+
+/*
+ * While the index is rebuilt under a new key, entries live under either
+ * key's digest: look under every usable version and merge.
+ */
+#define INDEX_VERSIONS_MAX	4
+
+pv_status
+vault_lookup(struct vault *v, const char *field, size_t fieldlen,
+    const char *value, size_t len, struct vault_match **out, size_t *n)
+{
+	uint8_t digest[INDEX_VERSIONS_MAX][PV_HMAC_LEN];
+	uint32_t vers[INDEX_VERSIONS_MAX];
+	struct vault_match *m = NULL;
+	struct hit *hits = NULL;
+	struct pv_txn *t = NULL;
+	char norm[PV_VALUE_MAX];
+	size_t cnt = 0, normlen, nv, uniq = 0;
+	pv_status rc;
+
+	if (!pv_field_name_valid(field, fieldlen))
+		return PV_EFIELD;
+	if (!vault_field_indexed(field, fieldlen))
+		return PV_ENOTINDEXED;
+	if ((rc = vault_normalize(norm, &normlen, field, fieldlen, value,
+	    len)) != PV_OK)
+		return rc;
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
+	nv = kms_usable_versions(v->kms, KMS_INDEX, vers, INDEX_VERSIONS_MAX);
+	for (size_t i = 0; i < nv; i++)
+		if ((rc = kms_blind_index(v->kms, vers[i], digest[i], field,
+		    fieldlen, norm, normlen)) != PV_OK)
+			goto out;
+	if ((hits = calloc(VAULT_LOOKUP_MAX, sizeof(*hits))) == NULL ||
+	    (m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nv && cnt < VAULT_LOOKUP_MAX; i++)
+		if ((rc = lookup_digest(v, t, digest[i], hits, &cnt)) != PV_OK)
+			goto out;
+	qsort(hits, cnt, sizeof(*hits), hit_cmp);
+	for (size_t i = 0; i < cnt; i++) {
+		if (i > 0 && hit_cmp(&hits[i], &hits[i - 1]) == 0)
+			continue;
+		if ((rc = vault_id_format(v, KMS_ID_RECORD, hits[i].rec_seq,
+		    hits[i].rec_check, m[uniq].id)) != PV_OK ||
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, hits[i].tok_seq,
+		    hits[i].tok_check, m[uniq].token)) != PV_OK)
+			goto out;
+		uniq++;
+	}
 	*out = m;
-	*n = cnt;
+	*n = uniq;
 	m = NULL;
 	rc = PV_OK;
 out:
-	pv_cursor_close(c);
+	pv_cleanse(norm, sizeof(norm));
 	pv_txn_abort(t);
+	free(hits);
 	free(m);
 	return rc;
 }
