@@ -52,6 +52,25 @@ pv_status api_json_put_result(struct pv_buf *b,
 	      const struct vault_put_result *res) PV_WUR;
 
 /*
+ * Shred receipts as JSON:
+ * {"receipt":{"vault":…,"record":…,"shredded_at":…,"kek_version":…,
+ * "audit_seq":…,"reason":…},"signature":…}, the signature base64url.
+ * api_receipt_parse reads one back (PV_EJSON, PV_EVALUE, PV_EMEMBER); it
+ * does not check the signature (vault_receipt_verify does).
+ */
+pv_status api_json_receipt(struct pv_buf *b, const struct vault_receipt *r)
+	      PV_WUR;
+pv_status api_receipt_parse(const char *text, size_t len,
+	      struct vault_receipt *out, char err[static API_ERR_MAX]) PV_WUR;
+
+/* A public key as text: "pvpub_" and 44 base64url characters. */
+#define API_PUBKEY_STRLEN	(6 + 2 * PV_B64URL16_LEN)
+void	  api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],
+	      const uint8_t pub[static PV_ED25519_LEN]);
+pv_status api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN],
+	      const char *s, size_t len) PV_WUR;
+
+/*
  * The HTTP server.  Limits are configurable; each has a default (0 picks
  * it) and going over any of them gets a clear error.  fields_max and
  * value_max may only lower the vault's own PV_FIELDS_MAX and PV_VALUE_MAX.

@@ -17,7 +17,10 @@
 struct api_req {
 	const char	*method;
 	const char	*path;		/* without the query string */
-	const char	*query;		/* after '?', or NULL */
+	/* A query argument's value, or NULL (http.c supplies it). */
+	const char	*(*arg)(const struct api_req *rq, const char *name);
+	void		*conn;		/* for arg */
+	int		 late;		/* arrived after shutdown began */
 	const char	*auth;		/* Authorization header, or NULL */
 	const char	*ctype;		/* Content-Type header, or NULL */
 	const char	*body;
@@ -31,6 +34,7 @@ struct api_resp {
 	const char	*ctype;
 	unsigned	 retry_after;	/* seconds, 0 for none */
 	const char	*allow;		/* Allow header of a 405, or NULL */
+	char		 allow_buf[64];
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 };
 
@@ -42,10 +46,12 @@ enum api_route {
 	API_R_DETOKENIZE,
 	API_R_LOOKUP,
 	API_R_METRICS,
+	API_R_SHRED,		/* DELETE /v1/records/{id} */
 	API_R_OTHER,		/* unknown routes */
 	API_R__COUNT
 };
 
+/* One (path, method) pair; "{id}" in a path stands for one segment. */
 struct api_route_info {
 	const char	*path;
 	const char	*method;
@@ -73,7 +79,15 @@ void	api_handle(struct api_server *s, const struct api_req *req,
 /* Record a finished request in the metrics. */
 void	api_observe(struct api_server *s, enum api_route r, unsigned status,
 	    uint64_t micros);
-enum api_route api_route_of(const char *path);
+/*
+ * The route for method and path (HEAD counts as GET), or API_R_OTHER; a
+ * "{id}" segment is copied to id (API_ID_MAX bytes, NUL-terminated).
+ */
+#define API_ID_MAX	64
+enum api_route api_route_of(const char *method, const char *path,
+	    char id[static API_ID_MAX + 1]);
+/* Whether some route has path; if so, its methods go to allow. */
+int	api_route_allow(const char *path, char *allow, size_t cap);
 
 /* Request bodies (json.c).  err never quotes a value. */
 

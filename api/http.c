@@ -37,6 +37,7 @@ struct http {
 struct conn {
 	struct pv_buf	 body;
 	int		 too_large;
+	int		 late;		/* arrived after shutdown began */
 	uint64_t	 start_us;
 	enum api_route	 route;
 	unsigned	 status;
@@ -122,6 +123,13 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 	return ok;
 }
 
+static const char *
+query_arg(const struct api_req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -129,6 +137,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct http *h = cls;
 	struct conn *cx = *con_cls;
+	char id[API_ID_MAX + 1];
 	struct api_req rq;
 	struct api_resp rs;
 	enum MHD_Result ok;
@@ -139,7 +148,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_NO;
 		pv_buf_init(&cx->body, h->srv.limits.body_max);
 		cx->start_us = now_us();
-		cx->route = api_route_of(url);
+		cx->route = api_route_of(method, url, id);
+		cx->late = atomic_load(&h->srv.stopping);
 		atomic_fetch_add(&h->inflight, 1);
 		*con_cls = cx;
 		return MHD_YES;
@@ -157,6 +167,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	memset(&rq, 0, sizeof(rq));
 	rq.method = method;
 	rq.path = url;
+	rq.arg = query_arg;
+	rq.conn = c;
+	rq.late = cx->late;
 	rq.auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
 	rq.ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,

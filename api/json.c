@@ -193,6 +193,8 @@ api_error_code(pv_status rc)
 		return "key_unavailable";
 	case PV_EINTEGRITY:
 		return "integrity";
+	case PV_EHOLD:
+		return "legal_hold";
 	case PV_EUNAUTH:
 		return "unauthenticated";
 	case PV_EFORBIDDEN:
@@ -633,4 +635,136 @@ api_lookup_free(struct api_lookup *l)
 		return;
 	json_decref(l->root);
 	free(l);
+}
+
+/* Receipts. */
+
+/* n * 16 bytes as n * 22 base64url characters, and back. */
+static void
+b64url_blocks(char *out, const uint8_t *in, size_t nblocks)
+{
+	for (size_t i = 0; i < nblocks; i++)
+		pv_b64url_encode16(out + i * PV_B64URL16_LEN, in + i * 16);
+	out[nblocks * PV_B64URL16_LEN] = '\0';
+}
+
+static pv_status
+b64url_unblocks(uint8_t *out, const char *in, size_t len, size_t nblocks)
+{
+	if (len != nblocks * PV_B64URL16_LEN)
+		return PV_EVALUE;
+	for (size_t i = 0; i < nblocks; i++)
+		if (pv_b64url_decode16(out + i * 16, in + i * PV_B64URL16_LEN,
+		    PV_B64URL16_LEN) != PV_OK)
+			return PV_EVALUE;
+	return PV_OK;
+}
+
+void
+api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],
+    const uint8_t pub[static PV_ED25519_LEN])
+{
+	memcpy(out, "pvpub_", 6);
+	b64url_blocks(out + 6, pub, PV_ED25519_LEN / 16);
+}
+
+pv_status
+api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN], const char *s,
+    size_t len)
+{
+	if (len != API_PUBKEY_STRLEN || memcmp(s, "pvpub_", 6) != 0)
+		return PV_EVALUE;
+	return b64url_unblocks(pub, s + 6, len - 6, PV_ED25519_LEN / 16);
+}
+
+pv_status
+api_json_receipt(struct pv_buf *b, const struct vault_receipt *r)
+{
+	char sig[4 * PV_B64URL16_LEN + 1];
+	pv_status rc;
+
+	b64url_blocks(sig, r->sig, PV_ED25519_SIG_LEN / 16);
+	if ((rc = pv_buf_printf(b, "{\"receipt\":{\"vault\":\"%s\","
+	    "\"record\":\"%s\",\"shredded_at\":%llu,\"kek_version\":%u,"
+	    "\"audit_seq\":%llu,\"reason\":", r->vault_id, r->id,
+	    (unsigned long long)r->shredded_at, r->kek_version,
+	    (unsigned long long)r->audit_seq)) != PV_OK ||
+	    (rc = api_json_quote(b, r->reason, strlen(r->reason))) != PV_OK)
+		return rc;
+	return pv_buf_printf(b, "},\"signature\":\"%s\"}", sig);
+}
+
+/* Copy a string member of at most cap - 1 bytes. */
+static pv_status
+get_str(json_t *obj, const char *name, char *out, size_t cap)
+{
+	json_t *v = json_object_get(obj, name);
+
+	if (!json_is_string(v) || json_string_length(v) >= cap ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return PV_EVALUE;
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return PV_OK;
+}
+
+static pv_status
+get_uint(json_t *obj, const char *name, uint64_t max, uint64_t *out)
+{
+	json_t *v = json_object_get(obj, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		return PV_EVALUE;
+	*out = (uint64_t)json_integer_value(v);
+	return PV_OK;
+}
+
+pv_status
+api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
+    char err[static API_ERR_MAX])
+{
+	static const char *const top[] = { "receipt", "signature", NULL };
+	static const char *const fields[] = { "vault", "record", "shredded_at",
+	    "kek_version", "audit_seq", "reason", NULL };
+	struct vault_receipt r;
+	char sig[4 * PV_B64URL16_LEN + 1];
+	json_t *root, *rec;
+	uint64_t kv;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	memset(&r, 0, sizeof(r));
+	if ((root = load(text, len, err, &rc)) == NULL)
+		return rc;
+	if ((rc = only_members(root, top, "receipt file", err)) != PV_OK)
+		goto out;
+	rec = json_object_get(root, "receipt");
+	if (!json_is_object(rec)) {
+		(void)snprintf(err, API_ERR_MAX, "\"receipt\" must be an "
+		    "object");
+		rc = PV_EVALUE;
+		goto out;
+	}
+	if ((rc = only_members(rec, fields, "receipt", err)) != PV_OK)
+		goto out;
+	if ((rc = get_str(rec, "vault", r.vault_id, sizeof(r.vault_id))) !=
+	    PV_OK || (rc = get_str(rec, "record", r.id, sizeof(r.id))) !=
+	    PV_OK || (rc = get_str(rec, "reason", r.reason,
+	    sizeof(r.reason))) != PV_OK ||
+	    (rc = get_uint(rec, "shredded_at", UINT64_MAX, &r.shredded_at)) !=
+	    PV_OK || (rc = get_uint(rec, "kek_version", UINT32_MAX, &kv)) !=
+	    PV_OK || (rc = get_uint(rec, "audit_seq", UINT64_MAX,
+	    &r.audit_seq)) != PV_OK ||
+	    (rc = get_str(root, "signature", sig, sizeof(sig))) != PV_OK ||
+	    (rc = b64url_unblocks(r.sig, sig, strlen(sig),
+	    PV_ED25519_SIG_LEN / 16)) != PV_OK) {
+		(void)snprintf(err, API_ERR_MAX, "a receipt member is missing "
+		    "or malformed");
+		goto out;
+	}
+	r.kek_version = (uint32_t)kv;
+	*out = r;
+out:
+	json_decref(root);
+	return rc;
 }

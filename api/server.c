@@ -20,6 +20,7 @@ const struct api_route_info api_routes[API_R_OTHER] = {
 	[API_R_DETOKENIZE] = { "/v1/detokenize", "POST" },
 	[API_R_LOOKUP] = { "/v1/lookup", "POST" },
 	[API_R_METRICS] = { "/metrics", "GET" },
+	[API_R_SHRED] = { "/v1/records/{id}", "DELETE" },
 };
 
 static const unsigned status_slots[API_STATUS_SLOTS] = {
@@ -34,13 +35,64 @@ static const unsigned long long lat_bounds[API_LAT_BUCKETS] = {
 	1000000, 5000000,
 };
 
-enum api_route
-api_route_of(const char *path)
+static int
+path_match(const char *tmpl, const char *path, char id[static API_ID_MAX + 1])
 {
+	const char *hole = strstr(tmpl, "{id}"), *end;
+	size_t pre, len;
+
+	if (hole == NULL)
+		return strcmp(tmpl, path) == 0;
+	pre = (size_t)(hole - tmpl);
+	if (strncmp(tmpl, path, pre) != 0)
+		return 0;
+	path += pre;
+	if ((end = strchr(path, '/')) == NULL)
+		end = path + strlen(path);
+	len = (size_t)(end - path);
+	if (len == 0 || len > API_ID_MAX || strcmp(hole + 4, end) != 0)
+		return 0;
+	/* "/v1/records/batch" is its own route, not a record id. */
+	if (len == 5 && memcmp(path, "batch", 5) == 0)
+		return 0;
+	memcpy(id, path, len);
+	id[len] = '\0';
+	return 1;
+}
+
+enum api_route
+api_route_of(const char *method, const char *path,
+    char id[static API_ID_MAX + 1])
+{
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (int r = 0; r < API_R_OTHER; r++)
-		if (strcmp(path, api_routes[r].path) == 0)
+		if (strcmp(method, api_routes[r].method) == 0 &&
+		    path_match(api_routes[r].path, path, id))
 			return (enum api_route)r;
 	return API_R_OTHER;
+}
+
+int
+api_route_allow(const char *path, char *allow, size_t cap)
+{
+	char id[API_ID_MAX + 1];
+	size_t n = 0;
+	int known = 0;
+
+	allow[0] = '\0';
+	for (int r = 0; r < API_R_OTHER; r++) {
+		size_t ml = strlen(api_routes[r].method);
+
+		if (!path_match(api_routes[r].path, path, id) ||
+		    n + ml + 3 > cap)
+			continue;
+		if (known++)
+			memcpy(allow + n, ", ", 2), n += 2;
+		memcpy(allow + n, api_routes[r].method, ml + 1);
+		n += ml;
+	}
+	return known;
 }
 
 void
@@ -112,6 +164,10 @@ http_status(pv_status rc)
 		return 403;
 	case PV_ENOTFOUND:
 		return 404;
+	case PV_EHOLD:
+		return 409;
+	case PV_ESHREDDED:
+		return 410;
 	case PV_ETOOBIG:
 		return 413;
 	case PV_EFIELD:
@@ -161,8 +217,11 @@ is_json(const char *ctype)
 {
 	size_t n = strlen("application/json");
 
-	return ctype != NULL && strncasecmp(ctype, "application/json", n) ==
-	    0 && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+	if (ctype == NULL || strncasecmp(ctype, "application/json", n) != 0)
+		return 0;
+	for (ctype += n; *ctype == ' ' || *ctype == '\t'; ctype++)
+		;
+	return *ctype == '\0' || *ctype == ';';
 }
 
 /* Limits stricter than the vault's own: checked before it is asked. */
@@ -188,8 +247,7 @@ check_limits(const struct api_server *s, const struct vault_record_in *in,
 static void
 h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 {
-	(void)rq;
-	if (atomic_load(&s->stopping)) {
+	if (rq->late || atomic_load(&s->stopping)) {
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
 		return;
 	}
@@ -458,6 +516,10 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_rc(rs, rc, err);
 		return;
 	}
+	if (l->len > s->limits.value_max) {
+		fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
+		goto out;
+	}
 	/* Whether a value exists is itself something a key may not see. */
 	if (!vault_apikey_field_allowed(key, l->field, l->fieldlen)) {
 		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "field not among "
@@ -481,6 +543,45 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 out:
 	free(m);
 	api_lookup_free(l);
+}
+
+static void
+h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, const char *id)
+{
+	const char *reason = rq->arg != NULL ? rq->arg(rq, "reason") : NULL;
+	const char *ids[1] = { id };
+	size_t lens[1] = { strlen(id) };
+	struct vault_receipt receipt;
+	pv_status rc, st;
+
+	if (key->role != VAULT_ROLE_ADMIN) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an admin key");
+		return;
+	}
+	if (reason == NULL || *reason == '\0')
+		reason = "request";
+	if ((rc = vault_shred(s->vault, ids, lens, 1, reason, &receipt,
+	    &st)) != PV_OK) {
+		fail_rc(rs, rc, rc == PV_EVALUE ? "reason must be 1 to 200 "
+		    "characters without control characters" : NULL);
+		return;
+	}
+	if (st == PV_ETOKEN || st == PV_ENOTFOUND) {
+		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such record");
+		return;
+	}
+	if (st == PV_EHOLD) {
+		fail(rs, 409, "legal_hold", PV_EHOLD, NULL);
+		return;
+	}
+	if (st != PV_OK) {
+		fail_rc(rs, st, NULL);
+		return;
+	}
+	reply(rs, 200);
+	if ((rc = api_json_receipt(&rs->body, &receipt)) != PV_OK)
+		fail_rc(rs, rc, NULL);
 }
 
 static void
@@ -559,11 +660,19 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 		fail_rc(rs, rc, NULL);
 }
 
+static int
+has_body(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0;
+}
+
 void
 api_handle(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs)
 {
-	enum api_route r = api_route_of(rq->path);
+	char id[API_ID_MAX + 1];
+	enum api_route r = api_route_of(rq->method, rq->path, id);
 	struct vault_apikey key;
 	pv_status rc;
 
@@ -573,13 +682,14 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->allow = NULL;
 	rs->challenge = 0;
 	if (r == API_R_OTHER) {
-		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such route");
-		return;
-	}
-	if (strcmp(rq->method, api_routes[r].method) != 0) {
-		fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this route "
-		    "takes another method (see Allow)");
-		rs->allow = api_routes[r].method;
+		if (api_route_allow(rq->path, rs->allow_buf,
+		    sizeof(rs->allow_buf))) {
+			fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this "
+			    "route takes another method (see Allow)");
+			rs->allow = rs->allow_buf;
+		} else
+			fail(rs, 404, "not_found", PV_ENOTFOUND, "no such "
+			    "route");
 		return;
 	}
 	if (r == API_R_HEALTH) {
@@ -594,16 +704,16 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		fail_rc(rs, rc, NULL);
 		return;
 	}
-	if (atomic_load(&s->stopping)) {
+	/* Requests already under way when shutdown began are finished. */
+	if (rq->late) {
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
-		rs->retry_after = 1;
 		return;
 	}
 	if (rq->too_large) {
 		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
 		return;
 	}
-	if (!is_json(rq->ctype)) {
+	if (has_body(rq->method) && !is_json(rq->ctype)) {
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
 		    "send application/json");
 		return;
@@ -620,6 +730,9 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		break;
 	case API_R_LOOKUP:
 		h_lookup(s, rq, rs, &key);
+		break;
+	case API_R_SHRED:
+		h_shred(s, rq, rs, &key, id);
 		break;
 	default:
 		fail(rs, 404, "not_found", PV_ENOTFOUND, NULL);

@@ -1243,6 +1243,25 @@ kms_sign(struct kms *k, uint8_t sig[static PV_ED25519_SIG_LEN],
 }
 
 pv_status
+kms_key_info(struct kms *k, struct pv_txn *t, enum kms_kind kind,
+    uint32_t version, struct kms_key_info *out)
+{
+	uint8_t val[RING_VAL_LEN];
+	pv_status rc;
+
+	(void)k;
+	if ((rc = ring_read(t, kind, version, val)) != PV_OK)
+		return rc;
+	out->kind = kind;
+	out->version = version;
+	out->state = val[RV_STATE];
+	out->created = pv_get_u64(val + RV_CREATED);
+	out->wraps_live = pv_get_u64(val + RV_LIVE);
+	out->wraps_total = pv_get_u64(val + RV_TOTAL);
+	return PV_OK;
+}
+
+pv_status
 kms_status(struct kms *k, struct pv_txn *t, struct kms_key_info **out,
     size_t *n)
 {

@@ -240,6 +240,10 @@ struct kms_key_info {
 	uint64_t	wraps_total;	/* DEKs ever wrapped (KEK) */
 };
 
+/* One version's row, read from txn.  PV_ENOTFOUND. */
+pv_status kms_key_info(struct kms *k, struct pv_txn *txn, enum kms_kind kind,
+	      uint32_t version, struct kms_key_info *out) PV_WUR;
+
 /*
  * Every key version, read from txn, ordered by kind then version.  *out is
  * the caller's, released with free().

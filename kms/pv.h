@@ -59,6 +59,8 @@ typedef enum {
 	PV_EREASON,		/* the purpose requires a reason */
 	PV_EMEMBER,		/* unknown JSON member */
 	PV_EUNAVAIL,		/* shutting down or overloaded: try again */
+	PV_EBUSY,		/* the vault is in use by another process */
+	PV_EHOLD,		/* the record is under legal hold */
 	PV__COUNT
 } pv_status;
 

@@ -44,6 +44,9 @@ static const char *const status_str[PV__COUNT] = {
 	[PV_EREASON] = "this purpose requires a reason",
 	[PV_EMEMBER] = "unknown json member",
 	[PV_EUNAVAIL] = "service unavailable, try again",
+	[PV_EBUSY] = "the vault is in use by another process (stop it "
+	    "first)",
+	[PV_EHOLD] = "the record is under legal hold",
 };
 
 const char *

@@ -2,6 +2,7 @@
  * pv_store.c: LMDB behind pv_store.h.  LMDB's 0 / MDB_* / errno returns are
  * translated here and never leave this file.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -19,8 +20,14 @@
 struct pv_store {
 	MDB_env		*env;
 	MDB_dbi		 dbi[PV_T__COUNT];
+	char		 dir[PATH_MAX];
 	char		 path[PATH_MAX];
+	int		 lockfd;
 };
+
+#define STORE_LOCK_FILE	"piivault.lock"
+#define STORE_TMP_DIR	"compact.tmp"
+
 
 struct pv_txn {
 	struct pv_store	*s;
@@ -74,6 +81,26 @@ xlate(int r, const char *what)
 	}
 }
 
+/*
+ * The advisory lock every process holds while it has the store open: a
+ * compaction, which replaces the file, must be alone.
+ */
+static pv_status
+store_lock(struct pv_store *s, int exclusive)
+{
+	char path[PATH_MAX];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%s", s->dir, STORE_LOCK_FILE);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return PV_EINVAL;
+	if ((s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return PV_EIO;
+	if (flock(s->lockfd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? PV_EBUSY : PV_EIO;
+	return PV_OK;
+}
+
 pv_status
 pv_store_open(const char *dir, const struct pv_store_opts *opts,
     struct pv_store **out)
@@ -86,12 +113,15 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return PV_ENOMEM;
+	s->lockfd = -1;
 	n = snprintf(s->path, sizeof(s->path), "%s/%s", dir,
 	    PV_STORE_DATA_FILE);
-	if (n < 0 || (size_t)n >= sizeof(s->path)) {
+	if (n < 0 || (size_t)n >= sizeof(s->path) ||
+	    strlen(dir) >= sizeof(s->dir)) {
 		rc = PV_EINVAL;
 		goto out;
 	}
+	memcpy(s->dir, dir, strlen(dir) + 1);
 	if (opts->create) {
 		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 			rc = PV_EIO;
@@ -112,6 +142,8 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 		rc = errno == ENOENT ? PV_ENOVAULT : PV_EIO;
 		goto out;
 	}
+	if ((rc = store_lock(s, opts->exclusive)) != PV_OK)
+		goto out;
 	if ((rc = xlate(mdb_env_create(&s->env), "mdb_env_create")) != PV_OK)
 		goto out;
 	if ((rc = xlate(mdb_env_set_maxdbs(s->env, PV_T__COUNT + 4),
@@ -202,7 +234,68 @@ pv_store_close(struct pv_store *s)
 		return;
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	if (s->lockfd >= 0)
+		(void)close(s->lockfd);		/* releases the lock */
 	free(s);
+}
+
+static pv_status
+fsync_path(const char *path, int dir)
+{
+	int fd, r;
+
+	if ((fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) |
+	    O_CLOEXEC)) < 0)
+		return PV_EIO;
+	r = fsync(fd);
+	(void)close(fd);
+	return r == 0 ? PV_OK : PV_EIO;
+}
+
+pv_status
+pv_store_compact(struct pv_store *s, uint64_t *before, uint64_t *after)
+{
+	char tmp[PATH_MAX], tmpfile[PATH_MAX], lock[PATH_MAX];
+	struct stat st;
+	pv_status rc;
+	int n;
+
+	n = snprintf(tmp, sizeof(tmp), "%s/%s", s->dir, STORE_TMP_DIR);
+	if (n < 0 || (size_t)n >= sizeof(tmp) ||
+	    (n = snprintf(tmpfile, sizeof(tmpfile), "%s/%s", tmp,
+	    PV_STORE_DATA_FILE)) < 0 || (size_t)n >= sizeof(tmpfile))
+		return PV_EINVAL;
+	if (stat(s->path, &st) != 0)
+		return PV_EIO;
+	*before = (uint64_t)st.st_size;
+	/* What a crash left of an earlier attempt is discarded. */
+	(void)unlink(tmpfile);
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return PV_EIO;
+	if ((rc = xlate(mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT),
+	    "mdb_env_copy2")) != PV_OK)
+		goto fail;
+	if ((rc = fsync_path(tmpfile, 0)) != PV_OK)
+		goto fail;
+	if (rename(tmpfile, s->path) != 0) {
+		rc = PV_EIO;
+		goto fail;
+	}
+	if ((rc = fsync_path(s->dir, 1)) != PV_OK)
+		return rc;
+	(void)rmdir(tmp);
+	/* Readers' slots of the old file mean nothing for the new one. */
+	if ((n = snprintf(lock, sizeof(lock), "%s/lock.mdb", s->dir)) > 0 &&
+	    (size_t)n < sizeof(lock))
+		(void)unlink(lock);
+	if (stat(s->path, &st) != 0)
+		return PV_EIO;
+	*after = (uint64_t)st.st_size;
+	return PV_OK;
+fail:
+	(void)unlink(tmpfile);
+	(void)rmdir(tmp);
+	return rc;
 }
 
 const char *

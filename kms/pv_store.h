@@ -39,6 +39,7 @@ struct pv_cursor;
 struct pv_store_opts {
 	uint64_t	map_size;	/* bytes; 0 selects the default */
 	int		create;		/* create the directory and files */
+	int		exclusive;	/* no other process may have it open */
 };
 
 #define PV_STORE_MAP_DEFAULT	(32ull << 30)	/* 32 GiB, sparse */
@@ -46,7 +47,9 @@ struct pv_store_opts {
 
 /*
  * Open the store in dir.  Without opts->create, a directory without a data
- * file is PV_ENOVAULT; with it, an existing data file is PV_EEXIST.
+ * file is PV_ENOVAULT; with it, an existing data file is PV_EEXIST.  Every
+ * open holds a shared lock on dir/piivault.lock; with opts->exclusive, an
+ * exclusive one, and PV_EBUSY if another process has the store open.
  */
 pv_status pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	      struct pv_store **out) PV_WUR;
@@ -111,6 +114,16 @@ pv_status pv_cursor_next(struct pv_cursor *c, int dup_only, const void **k,
 	      size_t *kl, const void **v, size_t *vl) PV_WUR;
 pv_status pv_cursor_last(struct pv_cursor *c, const void **k, size_t *kl,
 	      const void **v, size_t *vl) PV_WUR;
+
+/*
+ * Rewrite the data file with live pages only (LMDB's compacting copy) and
+ * put it in place of the old one: copied into dir/compact.tmp, synced,
+ * then renamed over data.mdb, so a crash at any point leaves one whole
+ * file.  The store MUST be open exclusive, and MUST be closed right after.
+ * *before and *after are the file's sizes in bytes.
+ */
+pv_status pv_store_compact(struct pv_store *s, uint64_t *before,
+	      uint64_t *after) PV_WUR;
 
 /* The data file's path, for tools that inspect or copy it. */
 const char *pv_store_path(const struct pv_store *s);

@@ -712,7 +712,7 @@ START_TEST(test_put_get_lookup)
 	    "%llu", &ver, &n), 2);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_ptr_nonnull(p = strstr(r.out, "\nkek "));
-	ck_assert_int_eq(sscanf(p + 1, "kek %u active %*s %llu %llu", &ver,
+	ck_assert_int_eq(sscanf(p + 1, "kek %u active %*s %*u %llu %llu", &ver,
 	    &live, &total), 3);
 	ck_assert_uint_eq(ver, 1);
 	ck_assert_uint_eq(live, 1);

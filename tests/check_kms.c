@@ -49,7 +49,7 @@ write_file(const char *path, const char *s, size_t len, mode_t mode)
 static void
 make_kms(const struct kms_unlock *u, struct pv_store **sp, struct kms **kp)
 {
-	struct pv_store_opts so = { 0, 1 };
+	struct pv_store_opts so = { 0, 1, 0 };
 	struct pv_txn *t;
 
 	ck_assert_int_eq(pv_store_open(datadir, &so, sp), PV_OK);
@@ -198,7 +198,7 @@ START_TEST(passphrase_cost_floor)
 {
 	struct kms_unlock u = { .use_passphrase = 1, .passphrase = pass_cb,
 	    .arg = "pw", .kdf_memory_kib = KMS_KDF_MEMORY_MIN - 1 };
-	struct pv_store_opts so = { 0, 1 };
+	struct pv_store_opts so = { 0, 1, 0 };
 	struct pv_store *s;
 	struct pv_txn *t;
 	struct kms *k = NULL;

@@ -354,7 +354,7 @@ START_TEST(tampered_bytes_fail)
 	struct vault_field f[] = { F("name", "Ada Lovelace"),
 	    F("email", "ada@example.org") };
 	char toks[2][VAULT_ID_STRLEN + 1];
-	struct pv_store_opts so = { 0, 0 };
+	struct pv_store_opts so = { 0, 0, 0 };
 	uint8_t orig[1024], buf[1024];
 	struct pv_store *s;
 	struct vault *v;
@@ -411,7 +411,7 @@ START_TEST(moved_ciphertext_fails)
 	struct vault_field b[] = { F("name", "Bobby Bbbb"),
 	    F("city", "Yyyyyyyyyy") };
 	char ta[2][VAULT_ID_STRLEN + 1], tb[2][VAULT_ID_STRLEN + 1];
-	struct pv_store_opts so = { 0, 0 };
+	struct pv_store_opts so = { 0, 0, 0 };
 	uint8_t ra[1024], rb[1024], buf[1024];
 	struct pv_store *s;
 	struct vault *v;
@@ -474,7 +474,7 @@ START_TEST(swapped_tokens_fail)
 	struct vault_field a[] = { F("name", "Alice Aaaa") };
 	struct vault_field b[] = { F("name", "Bobby Bbbb") };
 	char ta[1][VAULT_ID_STRLEN + 1], tb[1][VAULT_ID_STRLEN + 1];
-	struct pv_store_opts so = { 0, 0 };
+	struct pv_store_opts so = { 0, 0, 0 };
 	uint8_t ra[512], rb[512];
 	struct pv_store *s;
 	struct vault *v;
@@ -511,7 +511,7 @@ START_TEST(header_edits_fail)
 {
 	struct vault_field f[] = { F("name", "Ada") };
 	char toks[1][VAULT_ID_STRLEN + 1];
-	struct pv_store_opts so = { 0, 0 };
+	struct pv_store_opts so = { 0, 0, 0 };
 	static const size_t offs[] = { 1, 74, 81, 82, 89 };
 	uint8_t orig[512], buf[512];
 	struct pv_store *s;
@@ -543,7 +543,7 @@ START_TEST(swapped_index_entries_fail)
 	struct vault_field b[] = { F("email", "bob@example.org") };
 	char ta[1][VAULT_ID_STRLEN + 1], tb[1][VAULT_ID_STRLEN + 1];
 	uint8_t ra[512], rb[512], da[32], db[32], va[32], vb[32];
-	struct pv_store_opts so = { 0, 0 };
+	struct pv_store_opts so = { 0, 0, 0 };
 	struct vault_match *m = NULL;
 	struct pv_store *s;
 	struct pv_txn *t;

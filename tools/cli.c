@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_int.h"
@@ -20,7 +21,11 @@ static const struct cli_cmd commands[] = {
 	{ "put", cmd_put, "store one record read as JSON from stdin" },
 	{ "get", cmd_get, "print the values behind tokens" },
 	{ "lookup", cmd_lookup, "find records by an exact email or phone" },
-	{ "kms", cmd_kms, "key management: status" },
+	{ "kms", cmd_kms, "key management: status, rotate, rewrap, retire, "
+	    "destroy, ..." },
+	{ "shred", cmd_shred, "crypto-shred records, with signed receipts" },
+	{ "compact", cmd_compact, "rewrite the data file with live data only" },
+	{ "receipt", cmd_receipt, "verify a shred receipt" },
 	{ "serve", cmd_serve, "serve the HTTP API" },
 	{ "apikey", cmd_apikey, "create, list and revoke API keys" },
 	{ "help", cmd_help, "show this help" },
@@ -102,7 +107,7 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 	    env : CLI_KEY_FILE_DEFAULT;
 	optind = 0;		/* full re-initialisation (GNU) */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_DATA:
 			c->data_dir = optarg;
@@ -208,11 +213,15 @@ out:
 	return rc;
 }
 
-/* kms_unlock's passphrase callback; arg != NULL asks twice (init). */
-static pv_status
-get_passphrase(void *arg, char *buf, size_t cap, size_t *len)
+/*
+ * kms_unlock's passphrase callback.  arg is a struct cli_pass, or NULL for
+ * the vault's passphrase asked once.
+ */
+pv_status
+cli_passphrase(void *arg, char *buf, size_t cap, size_t *len)
 {
-	const char *env = getenv("PIIVAULT_PASSPHRASE");
+	const struct cli_pass *cp = arg;
+	const char *env = getenv(cp != NULL ? cp->env : "PIIVAULT_PASSPHRASE");
 	char *again;
 	size_t n, n2;
 	pv_status rc;
@@ -224,9 +233,10 @@ get_passphrase(void *arg, char *buf, size_t cap, size_t *len)
 		*len = n;
 		return PV_OK;
 	}
-	if ((rc = prompt("vault passphrase: ", buf, cap, &n)) != PV_OK)
+	if ((rc = prompt(cp != NULL && cp->prompt != NULL ? cp->prompt :
+	    "vault passphrase: ", buf, cap, &n)) != PV_OK)
 		return rc;
-	if (arg != NULL) {
+	if (cp != NULL && cp->confirm) {
 		if ((again = pv_secure_alloc(cap)) == NULL)
 			return PV_ENOMEM;
 		rc = prompt("again: ", again, cap, &n2);
@@ -242,6 +252,82 @@ get_passphrase(void *arg, char *buf, size_t cap, size_t *len)
 	return PV_OK;
 }
 
+int
+cli_confirm(const char *question)
+{
+	char answer[16];
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC)) < 0)
+		return 0;
+	if (write(fd, question, strlen(question)) < 0) {
+		(void)close(fd);
+		return 0;
+	}
+	while (n < sizeof(answer) - 1 && (r = read(fd, answer + n, 1)) == 1 &&
+	    answer[n] != '\n')
+		n++;
+	(void)close(fd);
+	answer[n] = '\0';
+	return strcmp(answer, "y") == 0 || strcmp(answer, "yes") == 0;
+}
+
+void
+cli_iso_time(char out[static 32], uint64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)snprintf(out, 32, "%llu", (unsigned long long)t);
+}
+
+uint64_t
+cli_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* vault_progress_fn: a bar on a terminal, a JSON line otherwise. */
+void
+cli_progress(void *arg, const struct vault_progress *p)
+{
+	struct cli_progress *cp = arg;
+	double secs = (double)(cli_now_us() - cp->t0) / 1e6;
+	double rate = secs > 0 ? (double)p->done / secs : 0;
+
+	if (cp->tty) {
+		unsigned pct = p->total ? (unsigned)(p->done * 100 /
+		    (p->total > p->done ? p->total : p->done)) : 100;
+		char bar[41];
+
+		memset(bar, '#', pct * 40 / 100);
+		memset(bar + pct * 40 / 100, '.', 40 - pct * 40 / 100);
+		bar[40] = '\0';
+		(void)fprintf(stderr, "\r%s [%s] %3u%% %llu/%llu %.0f/s",
+		    cp->step, bar, pct, (unsigned long long)p->done,
+		    (unsigned long long)p->total, rate);
+	} else
+		(void)printf("{\"step\":\"%s\",\"done\":%llu,\"total\":%llu,"
+		    "\"seconds\":%.3f}\n", cp->step,
+		    (unsigned long long)p->done, (unsigned long long)p->total,
+		    secs);
+}
+
+void
+cli_progress_init(struct cli_progress *cp, const char *step)
+{
+	cp->step = step;
+	cp->tty = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
+	cp->t0 = cli_now_us();
+}
+
 void
 cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 {
@@ -251,7 +337,7 @@ cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 	o->data_dir = c->data_dir;
 	o->unlock.key_file = c->key_file;
 	o->unlock.use_passphrase = c->passphrase;
-	o->unlock.passphrase = get_passphrase;
+	o->unlock.passphrase = cli_passphrase;
 	o->unlock.arg = NULL;
 	/* Argon2id memory for new vaults; small values are for tests. */
 	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)

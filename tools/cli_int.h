@@ -60,6 +60,27 @@ int	cli_parse(int argc, char **argv, struct cli_common *c, int *first,
  * PIIVAULT_PASSPHRASE or, failing that, a prompt on the terminal. */
 void	cli_vault_opts(const struct cli_common *c, struct vault_opts *o);
 
+/* How cli_passphrase asks: which variable, what prompt, twice or not. */
+struct cli_pass {
+	const char	*env;
+	const char	*prompt;
+	int		 confirm;
+};
+pv_status cli_passphrase(void *arg, char *buf, size_t cap, size_t *len);
+
+/* Ask y/N on the terminal; 0 without one. */
+int	cli_confirm(const char *question);
+void	cli_iso_time(char out[static 32], uint64_t t);
+uint64_t cli_now_us(void);
+
+struct cli_progress {
+	const char	*step;
+	int		 tty;
+	uint64_t	 t0;
+};
+void	cli_progress_init(struct cli_progress *cp, const char *step);
+vault_progress_fn cli_progress;
+
 /* Open the vault, printing a one-line reason on failure. */
 int	cli_open(const struct cli_common *c, const char *cmd,
 	    struct vault **out);
@@ -82,6 +103,9 @@ int	cmd_get(int argc, char **argv);
 int	cmd_lookup(int argc, char **argv);
 int	cmd_kms(int argc, char **argv);
 int	cmd_serve(int argc, char **argv);
+int	cmd_shred(int argc, char **argv);
+int	cmd_compact(int argc, char **argv);
+int	cmd_receipt(int argc, char **argv);
 int	cmd_apikey(int argc, char **argv);
 
 /* Parse a whole decimal number in [min, max]; CLI_USAGE otherwise. */

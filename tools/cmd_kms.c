@@ -1,28 +1,90 @@
 /*
- * cmd_kms.c: piivault kms SUBCOMMAND.
+ * cmd_kms.c: piivault kms SUBCOMMAND: the key lifecycle.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
-static int kms_status_cmd(int argc, char **argv);
+enum { O_FROM = CLI_OPT_OWN, O_BATCH, O_FORCE, O_YES, O_NEWKEY, O_NEWPASS };
 
-static const struct cli_cmd kms_commands[] = {
-	{ "status", kms_status_cmd, "show every key version, its state and "
-	    "use" },
+struct kms_opts {
+	uint32_t	 from;
+	size_t		 batch;
+	int		 force;
+	int		 yes;
+	const char	*new_key_file;
+	int		 new_passphrase;
 };
 
-static void
-iso_time(char out[static 32], uint64_t t)
+static int
+kms_opt(void *arg, int ch, const char *val)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
+	struct kms_opts *o = arg;
+	unsigned long long n;
+	int r = CLI_OK;
 
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		(void)snprintf(out, 32, "%llu", (unsigned long long)t);
+	switch (ch) {
+	case O_FROM:
+		if ((r = cli_number("kms", "--from", val, 1, UINT32_MAX,
+		    &n)) == CLI_OK)
+			o->from = (uint32_t)n;
+		break;
+	case O_BATCH:
+		if ((r = cli_number("kms", "--batch", val, 1, 100000, &n)) ==
+		    CLI_OK)
+			o->batch = (size_t)n;
+		break;
+	case O_FORCE:
+		o->force = 1;
+		break;
+	case O_YES:
+		o->yes = 1;
+		break;
+	case O_NEWKEY:
+		o->new_key_file = val;
+		break;
+	case O_NEWPASS:
+		o->new_passphrase = 1;
+		break;
+	}
+	return r;
+}
+
+static const struct option kms_options[] = {
+	{ "from", required_argument, NULL, O_FROM },
+	{ "batch", required_argument, NULL, O_BATCH },
+	{ "force", no_argument, NULL, O_FORCE },
+	{ "yes", no_argument, NULL, O_YES },
+	{ "new-key-file", required_argument, NULL, O_NEWKEY },
+	{ "new-passphrase", no_argument, NULL, O_NEWPASS },
+	{ NULL, 0, NULL, 0 },
+};
+
+/*
+ * Parse a kms subcommand's options and open the vault; *v is NULL when the
+ * command should return r at once.
+ */
+static int
+kms_begin(int argc, char **argv, const char *usage, struct kms_opts *o,
+    int operands, struct vault **v, int *first)
+{
+	struct cli_own own = { kms_options, kms_opt, o, NULL };
+	struct cli_common c;
+	char cmd[32];
+	int r;
+
+	memset(o, 0, sizeof(*o));
+	*v = NULL;
+	(void)snprintf(cmd, sizeof(cmd), "kms %s", argv[0]);
+	if ((r = cli_parse(argc, argv, &c, first, usage, &own)) != CLI_OK)
+		return r < 0 ? CLI_OK : r;
+	if (argc - *first != operands)
+		return cli_usage(cmd, operands ? "expected a version" :
+		    "unexpected argument");
+	return cli_open(&c, cmd, v);
 }
 
 static int
@@ -32,14 +94,15 @@ kms_status_cmd(int argc, char **argv)
 	struct vault_info info;
 	struct vault *v = NULL;
 	char when[32];
+	uint64_t now = pv_now();
 	pv_status rc;
 	int r, first;
 
 	if ((r = cli_parse(argc, argv, &c, &first, "kms status [--json]\n\n"
 	    "Shows the vault, and every key version: kind, state, creation\n"
-	    "time, and for KEKs how many records each wraps now and how\n"
-	    "many DEKs it has wrapped in all (counters, not a scan).", NULL)) !=
-	    CLI_OK)
+	    "time and age, and for KEKs how many records each wraps now and\n"
+	    "how many DEKs it has wrapped in all (counters, not a scan).\n",
+	    NULL)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
 		return cli_usage("kms status", "unexpected argument");
@@ -49,52 +112,371 @@ kms_status_cmd(int argc, char **argv)
 		vault_close(v);
 		return cli_fail("kms status", NULL, rc);
 	}
-	if (c.json) {
+	if (c.json)
 		(void)printf("{\"vault_id\":\"%s\",\"format\":%u,"
 		    "\"records\":%llu,\"keys\":[", info.vault_id, info.format,
 		    (unsigned long long)info.records);
-		for (size_t i = 0; i < info.nkeys; i++) {
-			const struct kms_key_info *k = &info.keys[i];
+	else
+		(void)printf("vault %s  format %u  records %llu\n\n"
+		    "%-6s %7s  %-12s  %-20s  %6s  %10s  %12s\n", info.vault_id,
+		    info.format, (unsigned long long)info.records, "kind",
+		    "version", "state", "created", "age(d)", "records",
+		    "wrapped");
+	for (size_t i = 0; i < info.nkeys; i++) {
+		const struct kms_key_info *k = &info.keys[i];
+		unsigned long long age = now > k->created ?
+		    (now - k->created) / 86400 : 0;
 
-			iso_time(when, k->created);
+		cli_iso_time(when, k->created);
+		if (c.json)
 			(void)printf("%s{\"kind\":\"%s\",\"version\":%u,"
 			    "\"state\":\"%s\",\"created\":\"%s\","
-			    "\"records\":%llu,\"wrapped_total\":%llu}",
-			    i ? "," : "", kms_kind_name(k->kind), k->version,
-			    kms_state_name(k->state), when,
+			    "\"age_days\":%llu,\"records\":%llu,"
+			    "\"wrapped_total\":%llu}", i ? "," : "",
+			    kms_kind_name(k->kind), k->version,
+			    kms_state_name(k->state), when, age,
 			    (unsigned long long)k->wraps_live,
 			    (unsigned long long)k->wraps_total);
-		}
-		(void)printf("]}\n");
-	} else {
-		(void)printf("vault %s  format %u  records %llu\n\n",
-		    info.vault_id, info.format,
-		    (unsigned long long)info.records);
-		(void)printf("%-6s %7s  %-12s  %-20s  %10s  %12s\n", "kind",
-		    "version", "state", "created", "records", "wrapped");
-		for (size_t i = 0; i < info.nkeys; i++) {
-			const struct kms_key_info *k = &info.keys[i];
-
-			iso_time(when, k->created);
-			if (k->kind == KMS_KEK)
-				(void)printf("%-6s %7u  %-12s  %-20s  %10llu"
-				    "  %12llu\n", kms_kind_name(k->kind),
-				    k->version, kms_state_name(k->state),
-				    when, (unsigned long long)k->wraps_live,
-				    (unsigned long long)k->wraps_total);
-			else
-				(void)printf("%-6s %7u  %-12s  %-20s  %10s"
-				    "  %12s\n", kms_kind_name(k->kind),
-				    k->version, kms_state_name(k->state),
-				    when, "-", "-");
-		}
+		else if (k->kind == KMS_KEK)
+			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10llu  "
+			    "%12llu\n", kms_kind_name(k->kind), k->version,
+			    kms_state_name(k->state), when, age,
+			    (unsigned long long)k->wraps_live,
+			    (unsigned long long)k->wraps_total);
+		else
+			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10s  "
+			    "%12s\n", kms_kind_name(k->kind), k->version,
+			    kms_state_name(k->state), when, age, "-", "-");
 	}
+	if (c.json)
+		(void)printf("]}\n");
 	free(info.keys);
 	vault_close(v);
-	if (fflush(stdout) != 0)
-		return cli_fail("kms status", "stdout", PV_EIO);
 	return CLI_OK;
 }
+
+static int
+kms_rotate_cmd(int argc, char **argv)
+{
+	struct kms_opts o;
+	struct vault *v;
+	uint32_t newv;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms rotate\n\nMakes a new KEK version "
+	    "active; new records are wrapped under it, and\nevery record stays "
+	    "readable.  Run kms rewrap to move old ones.\n", &o, 0, &v,
+	    &first)) != CLI_OK || v == NULL)
+		return r;
+	rc = vault_rotate(v, KMS_KEK, &newv);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms rotate", NULL, rc);
+	(void)printf("kek %u is active\n", newv);
+	return CLI_OK;
+}
+
+static int
+summary(const char *step, uint64_t done, const struct cli_progress *p)
+{
+	double secs = (double)(cli_now_us() - p->t0) / 1e6;
+
+	if (p->tty)
+		(void)fprintf(stderr, "\n");
+	(void)printf("{\"step\":\"%s\",\"summary\":true,\"records\":%llu,"
+	    "\"seconds\":%.3f,\"records_per_second\":%.0f}\n", step,
+	    (unsigned long long)done, secs, secs > 0 ? (double)done / secs :
+	    0.0);
+	return CLI_OK;
+}
+
+static int
+kms_rewrap_cmd(int argc, char **argv)
+{
+	struct cli_progress p;
+	struct kms_opts o;
+	struct vault *v;
+	uint64_t done = 0;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms rewrap [--from V] [--batch N]\n\n"
+	    "Re-wraps the DEKs of records under older KEK versions (only V\n"
+	    "with --from) with the active one, N records a transaction\n"
+	    "(default 1000), without re-encrypting field data.  A server on\n"
+	    "the same vault keeps answering.  Interrupted, run it again.\n",
+	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
+		return r;
+	cli_progress_init(&p, "rewrap");
+	rc = vault_rewrap(v, o.from, o.batch, cli_progress, &p, &done);
+	vault_close(v);
+	if (rc != PV_OK) {
+		if (p.tty)
+			(void)fprintf(stderr, "\n");
+		return cli_fail("kms rewrap", NULL, rc);
+	}
+	return summary("rewrap", done, &p);
+}
+
+static int
+parse_version(const char *cmd, const char *s, uint32_t *out)
+{
+	unsigned long long n;
+	int r;
+
+	if ((r = cli_number(cmd, "the version", s, 1, UINT32_MAX, &n)) !=
+	    CLI_OK)
+		return r;
+	*out = (uint32_t)n;
+	return CLI_OK;
+}
+
+static int
+kms_retire_cmd(int argc, char **argv)
+{
+	struct kms_opts o;
+	struct vault *v;
+	uint64_t wrapped = 0;
+	uint32_t ver;
+	char what[96];
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms retire V [--force]\n\nVersion V "
+	    "may no longer unwrap.  Refused while records are still\nwrapped "
+	    "under it (rewrap them first), unless --force, which makes\nthem "
+	    "unreadable until the version is un-retired.\n", &o, 1, &v,
+	    &first)) != CLI_OK || v == NULL)
+		return r;
+	if ((r = parse_version("kms retire", argv[first], &ver)) != CLI_OK) {
+		vault_close(v);
+		return r;
+	}
+	rc = vault_key_state(v, KMS_KEK, ver, KMS_RETIRED, o.force, &wrapped);
+	vault_close(v);
+	if (rc == PV_EBUSY) {
+		(void)fprintf(stderr, "piivault: kms retire: kek %u still wraps "
+		    "%llu records: run kms rewrap first, or --force\n", ver,
+		    (unsigned long long)wrapped);
+		return CLI_FAIL;
+	}
+	(void)snprintf(what, sizeof(what), "kek %u", ver);
+	if (rc != PV_OK)
+		return cli_fail("kms retire", rc == PV_EKEYSTATE ? "the active "
+		    "or a destroyed version cannot be retired" : what, rc);
+	(void)printf("kek %u is retired\n", ver);
+	return CLI_OK;
+}
+
+static int
+kms_destroy_cmd(int argc, char **argv)
+{
+	struct kms_key_info *k = NULL;
+	struct vault_info info;
+	struct kms_opts o;
+	struct vault *v;
+	uint64_t wrapped = 0;
+	uint32_t ver;
+	char q[160];
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms destroy V [--yes]\n\nIncident "
+	    "response: erases the key material of KEK version V from\nthe "
+	    "vault.  Records still wrapped under it become permanently\n"
+	    "unreadable; the command says how many and asks first, unless\n"
+	    "--yes.  The active version can be destroyed too (then no record\n"
+	    "can be written until kms rotate).\n", &o, 1, &v, &first)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	if ((r = parse_version("kms destroy", argv[first], &ver)) != CLI_OK)
+		goto out;
+	if ((rc = vault_info(v, &info)) != PV_OK) {
+		r = cli_fail("kms destroy", NULL, rc);
+		goto out;
+	}
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (info.keys[i].kind == KMS_KEK &&
+		    info.keys[i].version == ver)
+			k = &info.keys[i];
+	if (k == NULL) {
+		free(info.keys);
+		r = cli_fail("kms destroy", "no such kek version",
+		    PV_ENOTFOUND);
+		goto out;
+	}
+	wrapped = k->wraps_live;
+	free(info.keys);
+	(void)fprintf(stderr, "piivault: kms destroy: kek %u wraps %llu "
+	    "records; they will be unreadable for good\n", ver,
+	    (unsigned long long)wrapped);
+	(void)snprintf(q, sizeof(q), "destroy kek %u? [y/N] ", ver);
+	if (!o.yes && !cli_confirm(q)) {
+		(void)fprintf(stderr, "piivault: kms destroy: not confirmed "
+		    "(answer y on a terminal, or pass --yes)\n");
+		r = CLI_FAIL;
+		goto out;
+	}
+	if ((rc = vault_key_state(v, KMS_KEK, ver, KMS_DESTROYED, 1,
+	    &wrapped)) != PV_OK) {
+		r = cli_fail("kms destroy", NULL, rc);
+		goto out;
+	}
+	(void)printf("kek %u is destroyed; %llu records under it are "
+	    "unreadable\n", ver, (unsigned long long)wrapped);
+	r = CLI_OK;
+out:
+	vault_close(v);
+	return r;
+}
+
+static int
+kms_rotate_root_cmd(int argc, char **argv)
+{
+	struct cli_pass np = { "PIIVAULT_NEW_PASSPHRASE", "new passphrase: ",
+	    1 };
+	struct kms_unlock nu;
+	struct kms_opts o;
+	struct vault *v;
+	const char *env;
+	pv_status rc;
+	int r, first, made = 0;
+
+	if ((r = kms_begin(argc, argv, "kms rotate-root --new-key-file F | "
+	    "--new-passphrase\n\nRe-wraps the key ring under a new root key: "
+	    "a new key file F\n(created, mode 0600, if it does not exist), or "
+	    "a passphrase from\nPIIVAULT_NEW_PASSPHRASE or the terminal.  The "
+	    "old root no longer\nopens the vault.  Restart running servers "
+	    "with the new root.\n", &o, 0, &v, &first)) != CLI_OK || v == NULL)
+		return r;
+	if ((o.new_key_file == NULL) == !o.new_passphrase) {
+		vault_close(v);
+		return cli_usage("kms rotate-root", "give one of "
+		    "--new-key-file and --new-passphrase");
+	}
+	memset(&nu, 0, sizeof(nu));
+	nu.key_file = o.new_key_file;
+	nu.use_passphrase = o.new_passphrase;
+	nu.passphrase = cli_passphrase;
+	nu.arg = &np;
+	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
+		nu.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
+	if (o.new_key_file != NULL && access(o.new_key_file, F_OK) != 0) {
+		if ((rc = kms_key_file_create(o.new_key_file)) != PV_OK) {
+			vault_close(v);
+			return cli_fail("kms rotate-root", o.new_key_file, rc);
+		}
+		made = 1;
+	}
+	rc = vault_rotate_root(v, &nu);
+	vault_close(v);
+	if (rc != PV_OK) {
+		if (made && unlink(o.new_key_file) != 0)
+			pv_log(PV_LOG_WARN, "could not remove %s",
+			    o.new_key_file);
+		return cli_fail("kms rotate-root", rc == PV_EEXIST ? "that is "
+		    "the root in use" : o.new_key_file, rc);
+	}
+	if (o.new_key_file != NULL)
+		(void)printf("the root key is now %s; keep the old key file "
+		    "only as long as backups made under it\n", o.new_key_file);
+	else
+		(void)printf("the root key now comes from the new "
+		    "passphrase\n");
+	return CLI_OK;
+}
+
+static int
+kms_rotate_index_cmd(int argc, char **argv)
+{
+	struct cli_progress p;
+	struct kms_opts o;
+	struct vault *v;
+	uint64_t done = 0;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms rotate-index [--batch N]\n\n"
+	    "Makes a new blind-index key and rebuilds the index under it,\n"
+	    "online: look-ups search both keys until it ends, then the old\n"
+	    "key is destroyed.  Interrupted, run it again.\n", &o, 0, &v,
+	    &first)) != CLI_OK || v == NULL)
+		return r;
+	cli_progress_init(&p, "rotate-index");
+	rc = vault_rotate_index(v, o.batch, cli_progress, &p, &done);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms rotate-index", NULL, rc);
+	return summary("rotate-index", done, &p);
+}
+
+static int
+kms_shred_epoch_cmd(int argc, char **argv)
+{
+	struct cli_progress p;
+	struct kms_opts o;
+	struct vault *v;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms shred-epoch [--batch N]\n\n"
+	    "Makes every shred so far final in every backup too: rotates the\n"
+	    "KEK, re-wraps every record to it, rotates and rebuilds the\n"
+	    "index, then destroys every older KEK and index key.  Resumable.\n",
+	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
+		return r;
+	cli_progress_init(&p, "shred-epoch");
+	rc = vault_shred_epoch(v, o.batch, cli_progress, &p);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms shred-epoch", NULL, rc);
+	if (p.tty)
+		(void)fprintf(stderr, "\n");
+	(void)printf("shred epoch complete: no key that wrapped a shredded "
+	    "record exists any more\n");
+	return CLI_OK;
+}
+
+static int
+kms_public_key_cmd(int argc, char **argv)
+{
+	uint8_t pub[PV_ED25519_LEN];
+	char text[API_PUBKEY_STRLEN + 1];
+	struct kms_opts o;
+	struct vault *v;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kms_begin(argc, argv, "kms public-key\n\nPrints the public "
+	    "key that checks shred receipts.\n", &o, 0, &v, &first)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	rc = vault_public_key(v, pub);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms public-key", NULL, rc);
+	api_pubkey_encode(text, pub);
+	(void)printf("%s\n", text);
+	return CLI_OK;
+}
+
+static const struct cli_cmd kms_commands[] = {
+	{ "status", kms_status_cmd, "every key version, its state and use" },
+	{ "rotate", kms_rotate_cmd, "make a new KEK version active" },
+	{ "rewrap", kms_rewrap_cmd, "re-wrap old records' DEKs to the active "
+	    "KEK" },
+	{ "retire", kms_retire_cmd, "forbid a KEK version to unwrap" },
+	{ "destroy", kms_destroy_cmd, "erase a KEK version (incident "
+	    "response)" },
+	{ "rotate-root", kms_rotate_root_cmd, "re-wrap the ring under a new "
+	    "root key" },
+	{ "rotate-index", kms_rotate_index_cmd, "new blind-index key, index "
+	    "rebuilt online" },
+	{ "shred-epoch", kms_shred_epoch_cmd, "make past shreds final in "
+	    "backups too" },
+	{ "public-key", kms_public_key_cmd, "the key that checks receipts" },
+};
 
 int
 cmd_kms(int argc, char **argv)

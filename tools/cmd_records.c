@@ -37,7 +37,8 @@ cmd_init(int argc, char **argv)
 	if (first != argc)
 		return cli_usage("init", "unexpected argument");
 	cli_vault_opts(&c, &o);
-	o.unlock.arg = c.passphrase ? (void *)"confirm" : NULL;
+	o.unlock.arg = c.passphrase ? &(struct cli_pass){
+	    "PIIVAULT_PASSPHRASE", NULL, 1 } : NULL;
 	if (!c.passphrase) {
 		if ((rc = kms_key_file_create(c.key_file)) != PV_OK)
 			return cli_fail("init", c.key_file, rc);

@@ -325,13 +325,8 @@ apikey_list(int argc, char **argv)
 		(void)printf("[");
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
-		time_t t = (time_t)k->created;
-		struct tm tm;
 
-		if (gmtime_r(&t, &tm) == NULL ||
-		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
-		    &tm) == 0)
-			when[0] = '\0';
+		cli_iso_time(when, k->created);
 		if (c.json)
 			(void)printf("%s{\"name\":\"%s\",\"role\":\"%s\","
 			    "\"reveal\":\"%s\",\"revoked\":%s,\"created\":"

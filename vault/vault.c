@@ -28,8 +28,8 @@ vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	return PV_OK;
 }
 
-static pv_status
-meta_u64(struct pv_txn *t, const char *name, uint64_t *out)
+pv_status
+vault_meta_u64(struct pv_txn *t, const char *name, uint64_t *out)
 {
 	const void *val;
 	size_t vl;
@@ -44,8 +44,8 @@ meta_u64(struct pv_txn *t, const char *name, uint64_t *out)
 	return PV_OK;
 }
 
-static pv_status
-meta_set_u64(struct pv_txn *t, const char *name, uint64_t val)
+pv_status
+vault_meta_set_u64(struct pv_txn *t, const char *name, uint64_t val)
 {
 	uint8_t b[8];
 
@@ -55,8 +55,8 @@ meta_set_u64(struct pv_txn *t, const char *name, uint64_t val)
 
 /* Identifiers. */
 
-static void
-id_block(uint8_t out[static 16], uint64_t seq, const uint8_t *check)
+void
+vault_id_block(uint8_t out[static 16], uint64_t seq, const uint8_t *check)
 {
 	pv_put_u64(out, seq);
 	memcpy(out + SEQ_LEN, check, CHECK_LEN);
@@ -69,7 +69,7 @@ vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
 	uint8_t in[16], enc[16];
 	pv_status rc;
 
-	id_block(in, seq, check);
+	vault_id_block(in, seq, check);
 	if ((rc = kms_id_seal(v->kms, d, enc, in)) != PV_OK)
 		return rc;
 	memcpy(out, d == KMS_ID_RECORD ? "rec_" : "tok_", 4);
@@ -77,8 +77,8 @@ vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
 	return PV_OK;
 }
 
-static pv_status
-id_parse(struct vault *v, enum kms_id_domain d, const char *s, size_t len,
+pv_status
+vault_id_parse(struct vault *v, enum kms_id_domain d, const char *s, size_t len,
     uint64_t *seq, uint8_t check[static CHECK_LEN])
 {
 	uint8_t enc[16], dec[16];
@@ -246,9 +246,31 @@ vault_record_check(const struct vault_record_in *r)
 /* Open and close. */
 
 static pv_status
+ensure_kinds(struct vault *v)
+{
+	struct pv_txn *t;
+	pv_status rc;
+	int added;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = kms_ensure(v->kms, t, &added)) != PV_OK) {
+		pv_txn_abort(t);
+		return rc;
+	}
+	if ((rc = pv_txn_commit(t)) != PV_OK)
+		return rc;
+	/* Load what was added. */
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	pv_txn_abort(t);
+	return PV_OK;
+}
+
+static pv_status
 vault_start(const struct vault_opts *o, int create, struct vault **out)
 {
-	struct pv_store_opts so = { o->map_size, create };
+	struct pv_store_opts so = { o->map_size, create, 0 };
 	struct vault *v;
 	struct pv_txn *t = NULL;
 	pv_status rc;
@@ -270,16 +292,24 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 		goto out;
 	if (create) {
 		if ((rc = kms_init(t, &o->unlock, &v->kms)) != PV_OK ||
-		    (rc = meta_set_u64(t, META_NEXT_REC, 1)) != PV_OK ||
-		    (rc = meta_set_u64(t, META_NEXT_TOK, 1)) != PV_OK ||
-		    (rc = meta_set_u64(t, META_RECORDS, 0)) != PV_OK)
+		    (rc = vault_meta_set_u64(t, META_NEXT_REC, 1)) != PV_OK ||
+		    (rc = vault_meta_set_u64(t, META_NEXT_TOK, 1)) != PV_OK ||
+		    (rc = vault_meta_set_u64(t, META_RECORDS, 0)) != PV_OK)
 			goto out;
 		rc = pv_txn_commit(t);
 		t = NULL;
 		if (rc != PV_OK)
 			goto out;
-	} else if ((rc = kms_open(t, &o->unlock, &v->kms)) != PV_OK)
-		goto out;
+	} else {
+		if ((rc = kms_open(t, &o->unlock, &v->kms)) != PV_OK)
+			goto out;
+		pv_txn_abort(t);
+		t = NULL;
+		/* A vault made before a key kind existed gets it now. */
+		if (kms_active_version(v->kms, KMS_SIGN) == 0 &&
+		    (rc = ensure_kinds(v)) != PV_OK)
+			goto out;
+	}
 	*out = v;
 	v = NULL;
 out:
@@ -337,20 +367,18 @@ field_aad(uint8_t *aad, size_t *aadlen, const struct kms *k,
  * flags, created, retain until), so that consent or dates edited on disk
  * make the DEK fail to unwrap.
  */
-#define DEK_CTX_LEN	(16 + 2 + 8 + 8)
-
-static void
-dek_ctx(uint8_t ctx[static DEK_CTX_LEN], uint64_t seq, const uint8_t *rec)
+void
+vault_dek_ctx(uint8_t ctx[static DEK_CTX_LEN], uint64_t seq, const uint8_t *rec)
 {
-	id_block(ctx, seq, rec + R_CHECK);
+	vault_id_block(ctx, seq, rec + R_CHECK);
 	ctx[16] = rec[R_TYPE];
 	ctx[17] = rec[R_FLAGS];
 	memcpy(ctx + 18, rec + R_CREATED, 16);	/* created, retain */
 }
 
 /* The MAC that ties a blind-index entry to its digest. */
-static pv_status
-index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
+pv_status
+vault_index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
     const uint8_t digest[static PV_HMAC_LEN])
 {
 	uint8_t mac[PV_HMAC_LEN];
@@ -393,7 +421,7 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 
 	if ((rc = pv_random(check, sizeof(check))) != PV_OK)
 		return rc;
-	id_block(rec, seq, check);
+	vault_id_block(rec, seq, check);
 	if ((rc = pv_random(sc->tok_check, r->nfields * CHECK_LEN)) != PV_OK)
 		return rc;
 	for (size_t i = 0; i < r->nfields; i++) {
@@ -428,7 +456,7 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	pv_put_u64(p + R_CREATED, now);
 	pv_put_u64(p + R_RETAIN, r->retention_days ?
 	    now + (uint64_t)r->retention_days * 86400 : 0);
-	dek_ctx(ctx, seq, p);
+	vault_dek_ctx(ctx, seq, p);
 	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, kekv,
 	    p + R_DEK)) != PV_OK)
 		return rc;
@@ -475,7 +503,7 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 		if (sc->indexed[i]) {
 			pv_put_u64(idxval, seq);
 			pv_put_u64(idxval + SEQ_LEN, sc->tok_seq[i]);
-			if ((rc = index_mac(v, idxval, sc->digest[i])) !=
+			if ((rc = vault_index_mac(v, idxval, sc->digest[i])) !=
 			    PV_OK)
 				return rc;
 			if ((rc = pv_put(t, PV_T_INDEX, sc->digest[i],
@@ -502,6 +530,36 @@ struct put_job {
 /* Records one group commit takes at most, to bound its transaction. */
 #define GC_MAX_RECORDS	20000
 
+/*
+ * Rotate the KEK in this commit if it is past its cryptoperiod: AES-GCM
+ * with random nonces must stay far below 2^32 encryptions under one key.
+ */
+static pv_status
+cryptoperiod(struct vault *v, struct pv_txn *t, uint32_t kekv)
+{
+	struct kms_key_info info;
+	uint64_t max_age, max_wraps;
+	uint32_t newv;
+	pv_status rc;
+
+	max_age = v->max_kek_age;	/* read under gc_lock: we lead */
+	max_wraps = v->max_kek_wraps;
+	if (max_age == 0 && max_wraps == 0)
+		return PV_OK;
+	if ((rc = kms_key_info(v->kms, t, KMS_KEK, kekv, &info)) != PV_OK)
+		return rc;
+	if ((max_age == 0 || pv_now() < info.created + max_age) &&
+	    (max_wraps == 0 || info.wraps_total < max_wraps))
+		return PV_OK;
+	if ((rc = kms_rotate(v->kms, t, KMS_KEK, &newv)) != PV_OK)
+		return rc;
+	pv_log(PV_LOG_INFO, "kek %u reached its cryptoperiod (%llu wraps, "
+	    "%llu s old): kek %u is active", kekv,
+	    (unsigned long long)info.wraps_total,
+	    (unsigned long long)(pv_now() - info.created), newv);
+	return PV_OK;
+}
+
 /* Commit a chain of jobs in one write transaction. */
 static pv_status
 commit_jobs(struct vault *v, struct put_job *jobs)
@@ -520,9 +578,9 @@ commit_jobs(struct vault *v, struct put_job *jobs)
 	}
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		goto out;
-	if ((rc = meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
-	    (rc = meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK ||
-	    (rc = meta_u64(t, META_RECORDS, &count)) != PV_OK)
+	if ((rc = vault_meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
+	    (rc = vault_meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK ||
+	    (rc = vault_meta_u64(t, META_RECORDS, &count)) != PV_OK)
 		goto out;
 	for (struct put_job *j = jobs; j != NULL; j = j->next)
 		for (size_t i = 0; i < j->n; i++) {
@@ -537,9 +595,11 @@ commit_jobs(struct vault *v, struct put_job *jobs)
 	if ((rc = kms_count_wraps(v->kms, t, kekv, (int64_t)added,
 	    added)) != PV_OK)
 		goto out;
-	if ((rc = meta_set_u64(t, META_NEXT_REC, next_rec)) != PV_OK ||
-	    (rc = meta_set_u64(t, META_NEXT_TOK, next_tok)) != PV_OK ||
-	    (rc = meta_set_u64(t, META_RECORDS, count + added)) != PV_OK)
+	if ((rc = cryptoperiod(v, t, kekv)) != PV_OK)
+		goto out;
+	if ((rc = vault_meta_set_u64(t, META_NEXT_REC, next_rec)) != PV_OK ||
+	    (rc = vault_meta_set_u64(t, META_NEXT_TOK, next_tok)) != PV_OK ||
+	    (rc = vault_meta_set_u64(t, META_RECORDS, count + added)) != PV_OK)
 		goto out;
 	rc = pv_txn_commit(t);
 	t = NULL;
@@ -641,8 +701,8 @@ vault_commits(struct vault *v)
  * Walk to the next field entry of a record.  *pos is the offset of the
  * entry; returns PV_EINTEGRITY for bytes that do not parse.
  */
-static pv_status
-field_next(const uint8_t *rec, size_t len, size_t *pos, struct field_view *f)
+pv_status
+vault_field_next(const uint8_t *rec, size_t len, size_t *pos, struct field_view *f)
 {
 	size_t p = *pos;
 
@@ -680,8 +740,8 @@ field_next(const uint8_t *rec, size_t len, size_t *pos, struct field_view *f)
 }
 
 /* Fetch the live record seq; check its check value in constant time. */
-static pv_status
-record_fetch(struct pv_txn *t, uint64_t seq, const uint8_t *check,
+pv_status
+vault_record_fetch(struct pv_txn *t, uint64_t seq, const uint8_t *check,
     const uint8_t **rec, size_t *len)
 {
 	uint8_t key[SEQ_LEN];
@@ -729,7 +789,7 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	size_t tl, rl, pos, nf;
 	pv_status rc;
 
-	if ((rc = id_parse(v, KMS_ID_TOKEN, token, len, &tok_seq, check)) !=
+	if ((rc = vault_id_parse(v, KMS_ID_TOKEN, token, len, &tok_seq, check)) !=
 	    PV_OK)
 		return rc;
 	pv_put_u64(key, tok_seq);
@@ -741,14 +801,14 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	if (!pv_ct_eq(tv + T_CHECK, check, CHECK_LEN))
 		return PV_ENOTFOUND;
 	rec_seq = pv_get_u64(tv + T_REC);
-	if ((rc = record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
+	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
 		return rc;
 	nf = (size_t)rec[R_NFIELDS] << 8 | rec[R_NFIELDS + 1];
 	pos = R_FIELDS;
 	for (size_t i = 0;; i++) {
 		if (i == nf)
 			return PV_ENOTFOUND;	/* field since removed */
-		if ((rc = field_next(rec, rl, &pos, &f)) != PV_OK)
+		if ((rc = vault_field_next(rec, rl, &pos, &f)) != PV_OK)
 			return rc;
 		if (f.tok_seq == tok_seq)
 			break;
@@ -777,7 +837,7 @@ vault_field_open(struct vault *v, const struct resolved *r, char **out)
 		rc = PV_ENOMEM;
 		goto out;
 	}
-	dek_ctx(ctx, r->rec_seq, r->rec);
+	vault_dek_ctx(ctx, r->rec_seq, r->rec);
 	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
 	    pv_get_u32(r->rec + R_KEKV), r->rec + R_DEK, dek)) != PV_OK)
 		goto out;
@@ -876,7 +936,7 @@ lookup_digest(struct vault *v, struct pv_txn *t,
 		}
 		/* An entry moved to another digest, or edited, fails here. */
 		memcpy(want, iv, 2 * SEQ_LEN);
-		if ((rc = index_mac(v, want, digest)) != PV_OK)
+		if ((rc = vault_index_mac(v, want, digest)) != PV_OK)
 			break;
 		if (!pv_ct_eq(want, iv, INDEX_VAL_LEN)) {
 			rc = PV_EINTEGRITY;
@@ -895,7 +955,7 @@ lookup_digest(struct vault *v, struct pv_txn *t,
 			rc = PV_EINTEGRITY;
 			break;
 		}
-		rc = record_fetch(t, rec_seq, NULL, &rec, &rl);
+		rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl);
 		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
 			continue;
 		if (rc != PV_OK)
@@ -983,7 +1043,7 @@ vault_info(struct vault *v, struct vault_info *out)
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
-	if ((rc = meta_u64(t, META_RECORDS, &records)) != PV_OK ||
+	if ((rc = vault_meta_u64(t, META_RECORDS, &records)) != PV_OK ||
 	    (rc = kms_status(v->kms, t, &out->keys, &out->nkeys)) != PV_OK)
 		goto out;
 	pv_hex_encode(out->vault_id, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);

@@ -261,6 +261,120 @@ void	  vault_reveal_cleanup(struct vault_reveal *r, size_t n);
 void	  vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
 	      size_t fieldlen, const char *value, size_t len);
 
+/*
+ * Crypto-shredding.  A shred destroys, in one transaction, a record's
+ * wrapped DEK and field ciphertexts (overwritten, then replaced by a
+ * tombstone of id, time, reason and KEK version), its blind-index entries,
+ * and its tokens' mappings to fields: its tokens then answer
+ * PV_ESHREDDED.  Each shred gets a receipt signed with the vault's
+ * Ed25519 key, checkable by anyone with the public key.
+ */
+#define VAULT_REASON_MAX	200
+
+struct vault_receipt {
+	char		vault_id[2 * KMS_VAULT_ID_LEN + 1];
+	char		id[VAULT_ID_STRLEN + 1];
+	uint64_t	shredded_at;
+	uint32_t	kek_version;	/* the KEK that wrapped its DEK */
+	uint64_t	audit_seq;	/* its audit event; 0 without one */
+	char		reason[VAULT_REASON_MAX + 1];
+	uint8_t		sig[PV_ED25519_SIG_LEN];
+};
+
+/* A reason is UTF-8 without control characters, 1..VAULT_REASON_MAX. */
+int	  vault_reason_valid(const char *s, size_t len);
+
+/*
+ * Shred n records (at most VAULT_BATCH_MAX) by id in one commit.  status[i]
+ * is PV_OK (shredded now, or before: shredding twice is harmless and
+ * answers the first receipt), PV_ETOKEN for a malformed id, PV_ENOTFOUND
+ * or PV_EHOLD; out[i] is the receipt when status[i] is PV_OK.  Returns
+ * PV_EVALUE for a bad reason, else the commit's status.
+ */
+pv_status vault_shred(struct vault *v, const char *const *ids,
+	      const size_t *lens, size_t n, const char *reason,
+	      struct vault_receipt *out, pv_status *status) PV_WUR;
+
+/*
+ * The exact bytes a receipt's signature covers, NUL-terminated, into out
+ * (VAULT_RECEIPT_MSG_MAX bytes).
+ */
+#define VAULT_RECEIPT_MSG_MAX	512
+void	  vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
+	      const struct vault_receipt *r);
+/* Check a receipt against a public key: PV_OK or PV_EINTEGRITY. */
+pv_status vault_receipt_verify(const struct vault_receipt *r,
+	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+/* The vault's receipt-signing public key. */
+pv_status vault_public_key(struct vault *v,
+	      uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+
+/*
+ * Key lifecycle.  Each works in bounded transactions, so that a server on
+ * the same directory keeps answering, and is resumable: run again after
+ * an interruption (kill -9 included), it finishes the job.  progress, if
+ * not NULL, is called after each transaction.
+ */
+struct vault_progress {
+	uint64_t	done;		/* records handled so far */
+	uint64_t	total;		/* an estimate of all there are */
+};
+typedef void	vault_progress_fn(void *arg, const struct vault_progress *p);
+
+/* Rotate KEK or INDEX; the new version is *newv. */
+pv_status vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
+	      PV_WUR;
+/*
+ * Re-wrap the DEKs of records under older KEK versions (only version from,
+ * if not 0) with the active one, batch records a transaction; field
+ * ciphertexts are not touched.  *done counts records re-wrapped.
+ */
+pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
+	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
+/*
+ * Set a version's state (kms_set_state).  Retiring or destroying a KEK
+ * that still wraps records is PV_EBUSY unless force; *wrapped says how
+ * many it wraps.
+ */
+pv_status vault_key_state(struct vault *v, enum kms_kind kind,
+	      uint32_t version, enum kms_state st, int force,
+	      uint64_t *wrapped) PV_WUR;
+/* Re-seal the ring under a new root (kms_rotate_root); closes nothing. */
+pv_status vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
+	      PV_WUR;
+/*
+ * Rotate the blind-index key and rebuild the index under it, online:
+ * look-ups search both keys until the rebuild ends, then the old key is
+ * destroyed.  Resumes an interrupted rebuild.
+ */
+pv_status vault_rotate_index(struct vault *v, size_t batch,
+	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
+/*
+ * Backup-safe shredding: rotate the KEK, re-wrap every record to it,
+ * rotate and rebuild the index, then destroy every older KEK and index
+ * key.  Afterwards no key that ever wrapped a shredded record's DEK
+ * exists, in this file or any backup.  Resumable.
+ */
+pv_status vault_shred_epoch(struct vault *v, size_t batch,
+	      vault_progress_fn *progress, void *arg) PV_WUR;
+
+/*
+ * Rewrite the data file with live data only, so that freed pages holding
+ * shredded bytes are gone; crash-safe (the old file stays until the new
+ * one is complete and synced).  Needs the vault to itself: PV_EBUSY if
+ * another process (a server) has it open.  Takes a closed vault's opts.
+ */
+pv_status vault_compact(const struct vault_opts *o, uint64_t *before,
+	      uint64_t *after) PV_WUR;
+
+/*
+ * Cryptoperiods: with a limit set, a write that finds the active KEK older
+ * than max_age seconds, or having wrapped max_wraps DEKs, rotates it in
+ * the same commit.  0 means no limit.
+ */
+void	  vault_set_cryptoperiod(struct vault *v, uint64_t max_age,
+	      uint64_t max_wraps);
+
 struct vault_info {
 	char			 vault_id[2 * KMS_VAULT_ID_LEN + 1];
 	uint32_t		 format;

@@ -19,6 +19,7 @@
 #define REC_LIVE	1
 #define REC_TOMBSTONE	2
 #define RF_MARKETING	0x01
+#define RF_HOLD		0x02	/* legal hold: no shred, no sweep */
 
 #define R_TYPE		0
 #define R_FLAGS		1
@@ -63,6 +64,8 @@ struct vault {
 	struct put_job	*gc_head, *gc_tail;
 	int		 gc_busy;
 	uint64_t	 gc_commits;	/* for tests and metrics */
+	uint64_t	 max_kek_age;	/* cryptoperiod, seconds; 0: none */
+	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
 };
 
 /* A parsed view of one field entry inside a stored record. */
@@ -86,6 +89,35 @@ struct resolved {
 	struct field_view f;
 };
 
+/* The DEK's context: record block, type, flags, created, retain until. */
+#define DEK_CTX_LEN	(16 + 2 + 8 + 8)
+
+pv_status vault_meta_u64(struct pv_txn *t, const char *name, uint64_t *out)
+	      PV_WUR;
+pv_status vault_meta_set_u64(struct pv_txn *t, const char *name,
+	      uint64_t val) PV_WUR;
+void	  vault_id_block(uint8_t out[static 16], uint64_t seq,
+	      const uint8_t *check);
+pv_status vault_id_parse(struct vault *v, enum kms_id_domain d, const char *s,
+	      size_t len, uint64_t *seq, uint8_t check[static CHECK_LEN])
+	      PV_WUR;
+void	  vault_dek_ctx(uint8_t ctx[static DEK_CTX_LEN], uint64_t seq,
+	      const uint8_t *rec);
+/* Fill val's MAC (after its two seqs) for an index entry under digest. */
+pv_status vault_index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
+	      const uint8_t digest[static PV_HMAC_LEN]) PV_WUR;
+/*
+ * Walk a record's field entries: *pos starts at R_FIELDS.  PV_EINTEGRITY
+ * for bytes that do not parse.
+ */
+pv_status vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
+	      struct field_view *f) PV_WUR;
+/*
+ * A live record by seq, its check compared (if not NULL) in constant time:
+ * PV_ENOTFOUND, PV_ESHREDDED for a tombstone, PV_EINTEGRITY.
+ */
+pv_status vault_record_fetch(struct pv_txn *t, uint64_t seq,
+	      const uint8_t *check, const uint8_t **rec, size_t *len) PV_WUR;
 pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	      PV_WUR;
 pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,

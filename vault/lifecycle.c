@@ -1,0 +1,874 @@
+/*
+ * lifecycle.c: crypto-shredding, receipts, and the key lifecycle over the
+ * records: re-wrapping, index rebuilds, shred epochs and compaction.
+ *
+ * Long jobs run in bounded write transactions so that a server on the same
+ * directory keeps getting its turn at the writer lock, and keep their
+ * position in the meta table so that a rerun after a crash resumes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vault_int.h"
+
+/* Tombstone value: docs/format.md. */
+#define TS_KEKV		10
+#define TS_AT		14
+#define TS_REASONLEN	22
+#define TS_REASON	23
+
+/* Meta keys of resumable jobs. */
+#define META_REWRAP	"rewrap_pos"	/* u32 target, u32 from, u64 next */
+#define META_INDEX	"index_pos"	/* u32 target, u64 next */
+#define META_EPOCH	"epoch"		/* u32 target KEK, u8 step */
+
+#define BATCH_DEFAULT	1000
+#define BATCH_MAX	100000
+#define SCAN_FACTOR	16	/* records scanned per batch slot at most */
+
+/* Receipts. */
+
+int
+vault_reason_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > VAULT_REASON_MAX || !pv_utf8_valid(s, len))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+void
+vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
+    const struct vault_receipt *r)
+{
+	(void)snprintf(out, VAULT_RECEIPT_MSG_MAX, "piivault-receipt-v1\n"
+	    "vault=%s\nrecord=%s\nshredded_at=%llu\nkek_version=%u\n"
+	    "audit_seq=%llu\nreason=%s\n", r->vault_id, r->id,
+	    (unsigned long long)r->shredded_at, r->kek_version,
+	    (unsigned long long)r->audit_seq, r->reason);
+}
+
+pv_status
+vault_receipt_verify(const struct vault_receipt *r,
+    const uint8_t pub[static PV_ED25519_LEN])
+{
+	char msg[VAULT_RECEIPT_MSG_MAX];
+
+	vault_receipt_message(msg, r);
+	return pv_ed25519_verify(pub, r->sig, msg, strlen(msg));
+}
+
+pv_status
+vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
+{
+	return kms_public_key(v->kms, pub);
+}
+
+/* Fill a receipt from a tombstone, and sign it. */
+static pv_status
+receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
+    struct vault_receipt *r)
+{
+	char msg[VAULT_RECEIPT_MSG_MAX];
+	size_t rl;
+	pv_status rc;
+
+	if (len < TS_REASON || len != TS_REASON + (size_t)ts[TS_REASONLEN] ||
+	    ts[TS_REASONLEN] > VAULT_REASON_MAX)
+		return PV_EINTEGRITY;
+	memset(r, 0, sizeof(*r));
+	pv_hex_encode(r->vault_id, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
+	if ((rc = vault_id_format(v, KMS_ID_RECORD, seq, ts + R_CHECK,
+	    r->id)) != PV_OK)
+		return rc;
+	r->kek_version = pv_get_u32(ts + TS_KEKV);
+	r->shredded_at = pv_get_u64(ts + TS_AT);
+	rl = ts[TS_REASONLEN];
+	memcpy(r->reason, ts + TS_REASON, rl);
+	r->reason[rl] = '\0';
+	vault_receipt_message(msg, r);
+	return kms_sign(v->kms, r->sig, msg, strlen(msg));
+}
+
+/* Shredding. */
+
+/*
+ * Shred one record inside t.  *ts_out receives the tombstone (for the
+ * receipt), whether made now or found.  *shredded says whether this call
+ * shredded it (for the counters).
+ */
+static pv_status
+shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const uint8_t *check, const char *reason, size_t reasonlen,
+    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen,
+    uint32_t *kekv)
+{
+	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], idx[INDEX_VAL_LEN];
+	uint8_t *copy = NULL, *zero = NULL;
+	const uint8_t *rec, *tv;
+	struct field_view f;
+	size_t len, pos, nf, tl;
+	pv_status rc;
+
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &len)) != PV_OK)
+		return rc;
+	if (len < R_CHECK + CHECK_LEN ||
+	    !pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
+		return PV_ENOTFOUND;
+	if (rec[R_TYPE] == REC_TOMBSTONE) {
+		if (len > TS_REASON + VAULT_REASON_MAX)
+			return PV_EINTEGRITY;
+		memcpy(ts, rec, len);
+		*tslen = len;
+		return PV_ESHREDDED;
+	}
+	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
+		return PV_EINTEGRITY;
+	if (rec[R_FLAGS] & RF_HOLD)
+		return PV_EHOLD;
+	/* Work on a copy: every write below moves the map's pages. */
+	if ((copy = malloc(len)) == NULL || (zero = calloc(1, len)) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	memcpy(copy, rec, len);
+	nf = (size_t)copy[R_NFIELDS] << 8 | copy[R_NFIELDS + 1];
+	pos = R_FIELDS;
+	for (size_t i = 0; i < nf; i++) {
+		if ((rc = vault_field_next(copy, len, &pos, &f)) != PV_OK)
+			goto out;
+		if (f.indexed) {
+			pv_put_u64(idx, seq);
+			pv_put_u64(idx + SEQ_LEN, f.tok_seq);
+			if ((rc = vault_index_mac(v, idx, f.digest)) != PV_OK)
+				goto out;
+			rc = pv_del(t, PV_T_INDEX, f.digest, PV_HMAC_LEN, idx,
+			    sizeof(idx));
+			if (rc != PV_OK && rc != PV_ENOTFOUND)
+				goto out;
+		}
+		/*
+		 * The token keeps pointing at the record, so that it can
+		 * answer "shredded"; its field is forgotten.
+		 */
+		pv_put_u64(tk, f.tok_seq);
+		rc = pv_get(t, PV_T_TOKENS, tk, sizeof(tk), (const void **)&tv,
+		    &tl);
+		if (rc == PV_ENOTFOUND)
+			continue;
+		if (rc != PV_OK || tl < T_NAME) {
+			rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+			goto out;
+		}
+		memcpy(tokval, tv, T_NAMELEN);
+		tokval[T_NAMELEN] = 0;
+		if ((rc = pv_put(t, PV_T_TOKENS, tk, sizeof(tk), tokval,
+		    sizeof(tokval), 0)) != PV_OK)
+			goto out;
+	}
+	/*
+	 * Zeros first, then the tombstone: LMDB leaves a deleted value's
+	 * bytes in the free space of a live page, and compaction copies
+	 * live pages whole, so the bytes there must already be zeros.
+	 */
+	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), zero, len, 0)) !=
+	    PV_OK)
+		goto out;
+	memset(ts, 0, TS_REASON);
+	ts[R_TYPE] = REC_TOMBSTONE;
+	memcpy(ts + R_CHECK, check, CHECK_LEN);
+	memcpy(ts + TS_KEKV, copy + R_KEKV, 4);
+	pv_put_u64(ts + TS_AT, pv_now());
+	ts[TS_REASONLEN] = (uint8_t)reasonlen;
+	memcpy(ts + TS_REASON, reason, reasonlen);
+	*tslen = TS_REASON + reasonlen;
+	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), ts, *tslen, 0)) !=
+	    PV_OK)
+		goto out;
+	*kekv = pv_get_u32(copy + R_KEKV);
+	rc = PV_OK;
+out:
+	if (copy != NULL) {
+		pv_cleanse(copy, len);
+		free(copy);
+	}
+	free(zero);
+	return rc;
+}
+
+pv_status
+vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
+    size_t n, const char *reason, struct vault_receipt *out,
+    pv_status *status)
+{
+	uint8_t (*ts)[TS_REASON + VAULT_REASON_MAX] = NULL;
+	uint8_t check[CHECK_LEN];
+	size_t *tslen = NULL, reasonlen;
+	uint64_t *seqs = NULL, count, gone = 0;
+	struct pv_txn *t = NULL;
+	uint32_t kekv = 0;
+	pv_status rc;
+
+	reasonlen = reason != NULL ? strlen(reason) : 0;
+	if (!vault_reason_valid(reason, reasonlen))
+		return PV_EVALUE;
+	if (n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	if ((ts = calloc(n ? n : 1, sizeof(*ts))) == NULL ||
+	    (tslen = calloc(n ? n : 1, sizeof(*tslen))) == NULL ||
+	    (seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		goto out;
+	if ((rc = vault_meta_u64(t, META_RECORDS, &count)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		status[i] = vault_id_parse(v, KMS_ID_RECORD, ids[i], lens[i],
+		    &seqs[i], check);
+		if (status[i] != PV_OK)
+			continue;
+		status[i] = shred_one(v, t, seqs[i], check, reason, reasonlen,
+		    ts[i], &tslen[i], &kekv);
+		if (status[i] == PV_ESHREDDED) {
+			status[i] = PV_OK;	/* twice is harmless */
+			continue;
+		}
+		if (status[i] != PV_OK) {
+			if (status[i] != PV_ENOTFOUND && status[i] != PV_EHOLD) {
+				rc = status[i];		/* fails the commit */
+				goto out;
+			}
+			continue;
+		}
+		gone++;
+		if ((rc = kms_count_wraps(v->kms, t, kekv, -1, 0)) != PV_OK)
+			goto out;
+	}
+	if ((rc = vault_meta_set_u64(t, META_RECORDS, count >= gone ?
+	    count - gone : 0)) != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+	if (rc != PV_OK)
+		goto out;
+	/* Receipts are signed once the shreds are durable. */
+	for (size_t i = 0; i < n; i++)
+		if (status[i] == PV_OK && (status[i] = receipt_make(v,
+		    seqs[i], ts[i], tslen[i], &out[i])) != PV_OK)
+			rc = status[i];
+out:
+	pv_txn_abort(t);
+	free(ts);
+	free(tslen);
+	free(seqs);
+	return rc;
+}
+
+/* Re-wrapping. */
+
+struct candidate {
+	uint64_t	 seq;
+	uint8_t		*val;
+	size_t		 len;
+};
+
+static void
+candidates_free(struct candidate *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c[i].val);
+	free(c);
+}
+
+/*
+ * Collect up to batch live records from seq start for which want() says
+ * yes; *next is where the next batch starts, 0 at the end of the table.
+ */
+static pv_status
+collect(struct pv_txn *t, uint64_t start, size_t batch,
+    int (*want)(const uint8_t *rec, size_t len, void *arg), void *arg,
+    struct candidate **out, size_t *n, uint64_t *next)
+{
+	struct candidate *c;
+	struct pv_cursor *cur = NULL;
+	const uint8_t *k, *val;
+	uint8_t key[SEQ_LEN];
+	size_t cnt = 0, kl, vl, scanned = 0;
+	pv_status rc;
+
+	if ((c = calloc(batch, sizeof(*c))) == NULL)
+		return PV_ENOMEM;
+	*next = 0;
+	pv_put_u64(key, start);
+	if ((rc = pv_cursor_open(t, PV_T_RECORDS, &cur)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(cur, key, sizeof(key), 0, (const void **)&k,
+	    &kl, (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(cur, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl)) {
+		if (kl != SEQ_LEN) {
+			rc = PV_EINTEGRITY;
+			goto out;
+		}
+		if (cnt == batch || scanned++ == batch * SCAN_FACTOR) {
+			*next = pv_get_u64(k);
+			break;
+		}
+		if (vl < R_FIELDS || val[R_TYPE] != REC_LIVE ||
+		    !want(val, vl, arg))
+			continue;
+		if ((c[cnt].val = malloc(vl)) == NULL) {
+			rc = PV_ENOMEM;
+			goto out;
+		}
+		memcpy(c[cnt].val, val, vl);
+		c[cnt].len = vl;
+		c[cnt++].seq = pv_get_u64(k);
+	}
+	if (rc != PV_OK && rc != PV_ENOTFOUND)
+		goto out;
+	*out = c;
+	*n = cnt;
+	c = NULL;
+	rc = PV_OK;
+out:
+	pv_cursor_close(cur);
+	if (c != NULL)
+		candidates_free(c, cnt);
+	return rc;
+}
+
+struct rewrap_want {
+	uint32_t	active;
+	uint32_t	from;
+};
+
+static int
+want_rewrap(const uint8_t *rec, size_t len, void *arg)
+{
+	const struct rewrap_want *w = arg;
+	uint32_t kv = pv_get_u32(rec + R_KEKV);
+
+	(void)len;
+	return kv != w->active && (w->from == 0 || kv == w->from);
+}
+
+/* Sum of records wrapped under versions other than active (or from). */
+static uint64_t
+rewrap_total(struct vault *v, uint32_t active, uint32_t from)
+{
+	struct vault_info info;
+	uint64_t total = 0;
+
+	if (vault_info(v, &info) != PV_OK)
+		return 0;
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (info.keys[i].kind == KMS_KEK &&
+		    info.keys[i].version != active &&
+		    (from == 0 || info.keys[i].version == from))
+			total += info.keys[i].wraps_live;
+	free(info.keys);
+	return total;
+}
+
+/* Per-version decrements gathered over one transaction. */
+#define VERSIONS_MAX	64
+
+pv_status
+vault_rewrap(struct vault *v, uint32_t from, size_t batch,
+    vault_progress_fn *progress, void *arg, uint64_t *done)
+{
+	struct vault_progress p = { 0, 0 };
+	struct candidate *c = NULL;
+	struct pv_txn *t = NULL;
+	uint32_t oldv[VERSIONS_MAX];
+	int64_t oldn[VERSIONS_MAX];
+	uint8_t *dek = NULL, pos[16];
+	uint64_t start, next;
+	size_t n = 0, nold;
+	pv_status rc;
+
+	if (batch == 0)
+		batch = BATCH_DEFAULT;
+	if (batch > BATCH_MAX)
+		return PV_EINVAL;
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	*done = 0;
+	for (;;) {
+		struct rewrap_want w;
+		const void *pv;
+		size_t pl;
+
+		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			goto out;
+		if ((w.active = kms_active_version(v->kms, KMS_KEK)) == 0) {
+			rc = PV_EKEYSTATE;
+			goto out;
+		}
+		w.from = from;
+		if (from == w.active) {
+			rc = PV_OK;		/* nothing is older than itself */
+			goto out;
+		}
+		if (p.total == 0)
+			p.total = rewrap_total(v, w.active, from);
+		start = 1;
+		rc = pv_get(t, PV_T_META, META_REWRAP, strlen(META_REWRAP),
+		    &pv, &pl);
+		if (rc == PV_OK && pl == sizeof(pos) &&
+		    pv_get_u32(pv) == w.active && pv_get_u32((const uint8_t *)
+		    pv + 4) == from)
+			start = pv_get_u64((const uint8_t *)pv + 8);
+		else if (rc != PV_OK && rc != PV_ENOTFOUND)
+			goto out;
+		if ((rc = collect(t, start, batch, want_rewrap, &w, &c, &n,
+		    &next)) != PV_OK)
+			goto out;
+		nold = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint8_t ctx[DEK_CTX_LEN], key[SEQ_LEN];
+			uint32_t kv = pv_get_u32(c[i].val + R_KEKV), nv;
+			size_t j;
+
+			vault_dek_ctx(ctx, c[i].seq, c[i].val);
+			if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx), kv,
+			    c[i].val + R_DEK, dek)) != PV_OK ||
+			    (rc = kms_dek_wrap(v->kms, ctx, sizeof(ctx), dek,
+			    &nv, c[i].val + R_DEK)) != PV_OK)
+				goto out;
+			pv_put_u32(c[i].val + R_KEKV, nv);
+			pv_put_u64(key, c[i].seq);
+			if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key),
+			    c[i].val, c[i].len, 0)) != PV_OK)
+				goto out;
+			for (j = 0; j < nold && oldv[j] != kv; j++)
+				;
+			if (j == nold) {
+				if (nold == VERSIONS_MAX) {
+					rc = PV_EFULL;
+					goto out;
+				}
+				oldv[nold] = kv;
+				oldn[nold++] = 0;
+			}
+			oldn[j]--;
+		}
+		for (size_t j = 0; j < nold; j++)
+			if ((rc = kms_count_wraps(v->kms, t, oldv[j], oldn[j],
+			    0)) != PV_OK)
+				goto out;
+		if (n > 0 && (rc = kms_count_wraps(v->kms, t, w.active,
+		    (int64_t)n, n)) != PV_OK)
+			goto out;
+		if (next != 0) {
+			pv_put_u32(pos, w.active);
+			pv_put_u32(pos + 4, from);
+			pv_put_u64(pos + 8, next);
+			rc = pv_put(t, PV_T_META, META_REWRAP,
+			    strlen(META_REWRAP), pos, sizeof(pos), 0);
+		} else {
+			rc = pv_del(t, PV_T_META, META_REWRAP,
+			    strlen(META_REWRAP), NULL, 0);
+			if (rc == PV_ENOTFOUND)
+				rc = PV_OK;
+		}
+		if (rc != PV_OK)
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+		*done += n;
+		candidates_free(c, n);
+		c = NULL;
+		p.done = *done;
+		if (progress != NULL)
+			progress(arg, &p);
+		if (next == 0)
+			break;
+	}
+	rc = PV_OK;
+out:
+	pv_txn_abort(t);
+	if (c != NULL)
+		candidates_free(c, n);
+	pv_secure_free(dek, PV_KEY_LEN);
+	return rc;
+}
+
+pv_status
+vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = kms_rotate(v->kms, t, kind, newv)) != PV_OK) {
+		pv_txn_abort(t);
+		return rc;
+	}
+	return pv_txn_commit(t);
+}
+
+pv_status
+vault_key_state(struct vault *v, enum kms_kind kind, uint32_t version,
+    enum kms_state st, int force, uint64_t *wrapped)
+{
+	struct kms_key_info info;
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = kms_key_info(v->kms, t, kind, version, &info)) != PV_OK)
+		goto out;
+	*wrapped = kind == KMS_KEK ? info.wraps_live : 0;
+	if (kind == KMS_KEK && info.wraps_live > 0 && !force &&
+	    (st == KMS_RETIRED || st == KMS_DESTROYED)) {
+		rc = PV_EBUSY;
+		goto out;
+	}
+	if ((rc = kms_set_state(v->kms, t, kind, version, st)) != PV_OK)
+		goto out;
+	return pv_txn_commit(t);
+out:
+	pv_txn_abort(t);
+	return rc;
+}
+
+pv_status
+vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = kms_rotate_root(v->kms, t, nu)) != PV_OK) {
+		pv_txn_abort(t);
+		return rc;
+	}
+	return pv_txn_commit(t);
+}
+
+/* The index rebuild. */
+
+static int
+want_indexed(const uint8_t *rec, size_t len, void *arg)
+{
+	size_t pos = R_FIELDS, nf = (size_t)rec[R_NFIELDS] << 8 |
+	    rec[R_NFIELDS + 1];
+	struct field_view f;
+
+	(void)arg;
+	for (size_t i = 0; i < nf; i++) {
+		if (vault_field_next(rec, len, &pos, &f) != PV_OK)
+			return 1;	/* let the rebuild report it */
+		if (f.indexed)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Move one record's index entries to the active index key.  *changed says
+ * whether the record's stored digests changed.
+ */
+static pv_status
+reindex_one(struct vault *v, struct pv_txn *t, struct candidate *c,
+    int *changed)
+{
+	uint8_t digest[PV_HMAC_LEN], idx[INDEX_VAL_LEN];
+	char norm[PV_VALUE_MAX];
+	struct resolved r;
+	struct field_view f;
+	size_t pos = R_FIELDS, nf, normlen;
+	char *plain;
+	pv_status rc;
+
+	*changed = 0;
+	nf = (size_t)c->val[R_NFIELDS] << 8 | c->val[R_NFIELDS + 1];
+	for (size_t i = 0; i < nf; i++) {
+		if ((rc = vault_field_next(c->val, c->len, &pos, &f)) != PV_OK)
+			return rc;
+		if (!f.indexed)
+			continue;
+		r.rec_seq = c->seq;
+		r.rec = c->val;
+		r.reclen = c->len;
+		r.f = f;
+		if ((rc = vault_field_open(v, &r, &plain)) != PV_OK)
+			return rc;
+		rc = vault_normalize(norm, &normlen, f.name, f.namelen, plain,
+		    f.ctlen);
+		pv_secure_free(plain, f.ctlen + 1);
+		if (rc == PV_OK)
+			rc = kms_blind_index(v->kms, 0, digest, f.name,
+			    f.namelen, norm, normlen);
+		pv_cleanse(norm, sizeof(norm));
+		if (rc != PV_OK)
+			return rc;
+		if (pv_ct_eq(digest, f.digest, PV_HMAC_LEN))
+			continue;
+		pv_put_u64(idx, c->seq);
+		pv_put_u64(idx + SEQ_LEN, f.tok_seq);
+		if ((rc = vault_index_mac(v, idx, f.digest)) != PV_OK)
+			return rc;
+		rc = pv_del(t, PV_T_INDEX, f.digest, PV_HMAC_LEN, idx,
+		    sizeof(idx));
+		if (rc != PV_OK && rc != PV_ENOTFOUND)
+			return rc;
+		if ((rc = vault_index_mac(v, idx, digest)) != PV_OK ||
+		    (rc = pv_put(t, PV_T_INDEX, digest, PV_HMAC_LEN, idx,
+		    sizeof(idx), 0)) != PV_OK)
+			return rc;
+		/* The record's copy of the digest, for a later shred. */
+		memcpy((uint8_t *)f.digest, digest, PV_HMAC_LEN);
+		*changed = 1;
+	}
+	return PV_OK;
+}
+
+/* Destroy every version of kind but the active one. */
+static pv_status
+destroy_older(struct vault *v, struct pv_txn *t, enum kms_kind kind)
+{
+	struct kms_key_info *info = NULL;
+	size_t n = 0;
+	pv_status rc;
+
+	if ((rc = kms_status(v->kms, t, &info, &n)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < n && rc == PV_OK; i++)
+		if (info[i].kind == kind && info[i].state != KMS_ACTIVE &&
+		    info[i].state != KMS_DESTROYED)
+			rc = kms_set_state(v->kms, t, kind, info[i].version,
+			    KMS_DESTROYED);
+	free(info);
+	return rc;
+}
+
+pv_status
+vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
+    void *arg, uint64_t *done)
+{
+	struct vault_progress p = { 0, 0 };
+	struct candidate *c = NULL;
+	struct pv_txn *t = NULL;
+	uint8_t pos[12];
+	uint64_t start, next;
+	uint32_t active, newv;
+	size_t n = 0;
+	const void *pv;
+	size_t pl;
+	pv_status rc;
+
+	if (batch == 0)
+		batch = BATCH_DEFAULT;
+	if (batch > BATCH_MAX)
+		return PV_EINVAL;
+	*done = 0;
+	/* Start a rebuild, unless one was interrupted. */
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	active = kms_active_version(v->kms, KMS_INDEX);
+	rc = pv_get(t, PV_T_META, META_INDEX, strlen(META_INDEX), &pv, &pl);
+	if (rc == PV_ENOTFOUND || (rc == PV_OK && (pl != sizeof(pos) ||
+	    pv_get_u32(pv) != active))) {
+		if ((rc = kms_rotate(v->kms, t, KMS_INDEX, &newv)) != PV_OK)
+			goto out;
+		pv_put_u32(pos, newv);
+		pv_put_u64(pos + 4, 1);
+		if ((rc = pv_put(t, PV_T_META, META_INDEX, strlen(META_INDEX),
+		    pos, sizeof(pos), 0)) != PV_OK)
+			goto out;
+	} else if (rc != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+	if (rc != PV_OK)
+		return rc;
+	{
+		struct vault_info info;
+
+		if (vault_info(v, &info) == PV_OK) {
+			p.total = info.records;
+			free(info.keys);
+		}
+	}
+	for (;;) {
+		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			goto out;
+		if ((rc = pv_get(t, PV_T_META, META_INDEX, strlen(META_INDEX),
+		    &pv, &pl)) != PV_OK || pl != sizeof(pos)) {
+			rc = rc == PV_OK ? PV_EFORMAT : rc;
+			goto out;
+		}
+		start = pv_get_u64((const uint8_t *)pv + 4);
+		if ((rc = collect(t, start, batch, want_indexed, NULL, &c, &n,
+		    &next)) != PV_OK)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			uint8_t key[SEQ_LEN];
+			int changed;
+
+			if ((rc = reindex_one(v, t, &c[i], &changed)) != PV_OK)
+				goto out;
+			pv_put_u64(key, c[i].seq);
+			if (changed && (rc = pv_put(t, PV_T_RECORDS, key,
+			    sizeof(key), c[i].val, c[i].len, 0)) != PV_OK)
+				goto out;
+		}
+		if (next != 0) {
+			pv_put_u32(pos, kms_active_version(v->kms, KMS_INDEX));
+			pv_put_u64(pos + 4, next);
+			rc = pv_put(t, PV_T_META, META_INDEX,
+			    strlen(META_INDEX), pos, sizeof(pos), 0);
+		} else if ((rc = destroy_older(v, t, KMS_INDEX)) == PV_OK)
+			rc = pv_del(t, PV_T_META, META_INDEX,
+			    strlen(META_INDEX), NULL, 0);
+		if (rc != PV_OK)
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+		*done += n;
+		candidates_free(c, n);
+		c = NULL;
+		p.done = *done;
+		if (progress != NULL)
+			progress(arg, &p);
+		if (next == 0)
+			break;
+	}
+	rc = PV_OK;
+out:
+	pv_txn_abort(t);
+	if (c != NULL)
+		candidates_free(c, n);
+	return rc;
+}
+
+/* Shred epochs. */
+
+enum { EPOCH_REWRAP = 1, EPOCH_INDEX = 2, EPOCH_DESTROY = 3 };
+
+static pv_status
+epoch_set(struct pv_txn *t, uint32_t target, uint8_t step)
+{
+	uint8_t e[5];
+
+	pv_put_u32(e, target);
+	e[4] = step;
+	return pv_put(t, PV_T_META, META_EPOCH, strlen(META_EPOCH), e,
+	    sizeof(e), 0);
+}
+
+static pv_status
+epoch_step(struct vault *v, uint32_t target, uint8_t step)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = epoch_set(t, target, step)) != PV_OK) {
+		pv_txn_abort(t);
+		return rc;
+	}
+	return pv_txn_commit(t);
+}
+
+pv_status
+vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
+    void *arg)
+{
+	struct pv_txn *t = NULL;
+	const uint8_t *e;
+	uint64_t done;
+	uint32_t target, newv;
+	uint8_t step;
+	size_t el;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	rc = pv_get(t, PV_T_META, META_EPOCH, strlen(META_EPOCH),
+	    (const void **)&e, &el);
+	if (rc == PV_OK && el == 5 &&
+	    pv_get_u32(e) == kms_active_version(v->kms, KMS_KEK)) {
+		target = pv_get_u32(e);		/* resume */
+		step = e[4];
+		pv_txn_abort(t);
+		t = NULL;
+	} else if (rc == PV_OK || rc == PV_ENOTFOUND) {
+		if ((rc = kms_rotate(v->kms, t, KMS_KEK, &newv)) != PV_OK ||
+		    (rc = epoch_set(t, newv, EPOCH_REWRAP)) != PV_OK)
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			return rc;
+		target = newv;
+		step = EPOCH_REWRAP;
+	} else
+		goto out;
+	if (step == EPOCH_REWRAP) {
+		if ((rc = vault_rewrap(v, 0, batch, progress, arg, &done)) !=
+		    PV_OK || (rc = epoch_step(v, target, EPOCH_INDEX)) != PV_OK)
+			return rc;
+		step = EPOCH_INDEX;
+	}
+	if (step == EPOCH_INDEX) {
+		if ((rc = vault_rotate_index(v, batch, progress, arg,
+		    &done)) != PV_OK ||
+		    (rc = epoch_step(v, target, EPOCH_DESTROY)) != PV_OK)
+			return rc;
+	}
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		return rc;
+	if ((rc = destroy_older(v, t, KMS_KEK)) != PV_OK ||
+	    (rc = pv_del(t, PV_T_META, META_EPOCH, strlen(META_EPOCH), NULL,
+	    0)) != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+out:
+	pv_txn_abort(t);
+	return rc;
+}
+
+/* Compaction. */
+
+pv_status
+vault_compact(const struct vault_opts *o, uint64_t *before, uint64_t *after)
+{
+	struct pv_store_opts so = { o->map_size, 0, 1 };
+	struct pv_store *s;
+	pv_status rc;
+
+	if ((rc = pv_store_open(o->data_dir, &so, &s)) != PV_OK)
+		return rc;
+	rc = pv_store_compact(s, before, after);
+	pv_store_close(s);
+	return rc;
+}
+
+void
+vault_set_cryptoperiod(struct vault *v, uint64_t max_age, uint64_t max_wraps)
+{
+	(void)pthread_mutex_lock(&v->gc_lock);
+	v->max_kek_age = max_age;
+	v->max_kek_wraps = max_wraps;
+	(void)pthread_mutex_unlock(&v->gc_lock);
+}
