@@ -11,14 +11,22 @@
 
 enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
-	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_CONNS, O_IDLE,
+	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_CONNS, O_IDLE, O_KEKAGE,
+	O_KEKWRAPS,
 	O_NAME, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
+};
+
+struct serve_opts {
+	struct api_serve_opts	api;
+	uint64_t		kek_age;	/* seconds */
+	uint64_t		kek_wraps;
 };
 
 static int
 serve_opt(void *arg, int ch, const char *val)
 {
-	struct api_serve_opts *o = arg;
+	struct serve_opts *so = arg;
+	struct api_serve_opts *o = &so->api;
 	struct api_limits *l = &o->limits;
 	unsigned long long n;
 	int r = CLI_OK;
@@ -71,6 +79,17 @@ serve_opt(void *arg, int ch, const char *val)
 		    &n)) == CLI_OK)
 			l->idle_timeout = (unsigned)n;
 		break;
+	case O_KEKAGE:
+		if ((r = cli_number("serve", "--max-kek-age", val, 1, 36500,
+		    &n)) == CLI_OK)
+			so->kek_age = n * 86400;
+		break;
+	case O_KEKWRAPS:
+		/* Far below 2^32 random-nonce GCM encryptions per key. */
+		if ((r = cli_number("serve", "--max-kek-wraps", val, 1,
+		    1ull << 31, &n)) == CLI_OK)
+			so->kek_wraps = n;
+		break;
 	}
 	return r;
 }
@@ -98,9 +117,11 @@ cmd_serve(int argc, char **argv)
 		{ "max-batch", required_argument, NULL, O_BATCH },
 		{ "max-connections", required_argument, NULL, O_CONNS },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "max-kek-age", required_argument, NULL, O_KEKAGE },
+		{ "max-kek-wraps", required_argument, NULL, O_KEKWRAPS },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct api_serve_opts o;
+	struct serve_opts o;
 	struct cli_own own = { opts, serve_opt, &o,
 	    "  --listen ADDR:PORT     where to listen (default "
 	    "127.0.0.1:7400; [::1]:PORT for IPv6; port 0 picks one)\n"
@@ -114,7 +135,9 @@ cmd_serve(int argc, char **argv)
 	    "  --max-batch N          records or tokens a request "
 	    "(default 1000)\n"
 	    "  --max-connections N    concurrent connections (default 256)\n"
-	    "  --idle-timeout SEC     idle connection timeout (default 30)\n" };
+	    "  --idle-timeout SEC     idle connection timeout (default 30)\n"
+	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
+	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n" };
 	struct cli_common c;
 	struct vault *v = NULL;
 	sigset_t sigs;
@@ -122,7 +145,7 @@ cmd_serve(int argc, char **argv)
 	int r, first;
 
 	memset(&o, 0, sizeof(o));
-	o.ready = ready;
+	o.api.ready = ready;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
 	    "requests in flight and exits.\n", &own)) != CLI_OK)
@@ -137,7 +160,8 @@ cmd_serve(int argc, char **argv)
 		return cli_fail("serve", "signals", PV_EIO);
 	if ((r = cli_open(&c, "serve", &v)) != CLI_OK)
 		return r;
-	rc = api_serve(v, &o);
+	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);
+	rc = api_serve(v, &o.api);
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("serve", rc == PV_EUSAGE ? "listen address "
