@@ -420,7 +420,7 @@ ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
  * stays stable for the vault's lifetime.  HKDF labels keep them apart.
  */
 enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB_INDEX,
-    SUB__COUNT };
+    SUB_AUDIT, SUB__COUNT };
 #define SUBKEYS_LEN	(SUB__COUNT * PV_KEY_LEN)
 
 static pv_status
@@ -432,6 +432,7 @@ idkeys_derive(const uint8_t *ids, uint8_t **out)
 		[SUB_PSEUDONYM] = "piivault pseudonym",
 		[SUB_APIKEY] = "piivault api key",
 		[SUB_INDEX] = "piivault index entry",
+		[SUB_AUDIT] = "piivault audit",
 	};
 	uint8_t *sub;
 	pv_status rc = PV_OK;
@@ -865,13 +866,18 @@ pv_status
 kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
     uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts, size_t n)
 {
+	static const int sub[] = {
+		[KMS_H_PSEUDONYM] = SUB_PSEUDONYM, [KMS_H_APIKEY] = SUB_APIKEY,
+		[KMS_H_INDEX] = SUB_INDEX, [KMS_H_AUDIT] = SUB_AUDIT,
+	};
 	pv_status rc;
 
+	if ((unsigned)d >= sizeof(sub) / sizeof(sub[0]) || d == 0)
+		return PV_EINVAL;
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	rc = pv_hmac(out, k->idkeys + (d == KMS_H_APIKEY ? SUB_APIKEY :
-	    d == KMS_H_INDEX ? SUB_INDEX : SUB_PSEUDONYM) * PV_KEY_LEN,
-	    PV_KEY_LEN, parts, n);
+	rc = pv_hmac(out, k->idkeys + sub[d] * PV_KEY_LEN, PV_KEY_LEN, parts,
+	    n);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }

@@ -225,6 +225,7 @@ enum kms_hash_domain {
 	KMS_H_PSEUDONYM = 1,
 	KMS_H_APIKEY = 2,
 	KMS_H_INDEX = 3,	/* authenticates blind-index entries */
+	KMS_H_AUDIT = 4,	/* chains the audit log */
 };
 pv_status kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	      uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts,

@@ -61,6 +61,8 @@ typedef enum {
 	PV_EUNAVAIL,		/* shutting down or overloaded: try again */
 	PV_EBUSY,		/* the vault is in use by another process */
 	PV_EHOLD,		/* the record is under legal hold */
+	PV_ELIMIT,		/* too many requests of this kind: wait */
+	PV_EOPTOUT,		/* this purpose cannot be opted out of */
 	PV__COUNT
 } pv_status;
 

@@ -47,6 +47,8 @@ static const char *const status_str[PV__COUNT] = {
 	[PV_EBUSY] = "the vault is in use by another process (stop it "
 	    "first)",
 	[PV_EHOLD] = "the record is under legal hold",
+	[PV_ELIMIT] = "too many requests for this record in the window",
+	[PV_EOPTOUT] = "important notices cannot be opted out of",
 };
 
 const char *

@@ -50,6 +50,9 @@ static const struct {
 	/* DUPFIXED: every index value is 32 bytes (vault_int.h). */
 	[PV_T_INDEX] = { "index", MDB_DUPSORT | MDB_DUPFIXED },
 	[PV_T_APIKEYS] = { "apikeys", 0 },
+	[PV_T_AUDIT] = { "audit", 0 },
+	[PV_T_AUDIT_REC] = { "audit_by_record", 0 },
+	[PV_T_RETAIN] = { "retention", 0 },
 };
 
 /* The maximum number of processes and threads reading at once. */
@@ -500,4 +503,13 @@ pv_cursor_last(struct pv_cursor *c, const void **k, size_t *kl,
 	MDB_val mk = { 0, NULL };
 
 	return cursor_get(c, &mk, MDB_LAST, k, kl, v, vl);
+}
+
+pv_status
+pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
+    const void **v, size_t *vl)
+{
+	MDB_val mk = { 0, NULL };
+
+	return cursor_get(c, &mk, MDB_PREV, k, kl, v, vl);
 }

@@ -29,6 +29,9 @@ enum pv_table {
 	PV_T_TOKENS,		/* token seq -> record seq, check, field */
 	PV_T_INDEX,		/* blind index digest -> {record seq, token seq} */
 	PV_T_APIKEYS,		/* keyed hash of an API key's secret -> key */
+	PV_T_AUDIT,		/* audit seq -> event and chain hash */
+	PV_T_AUDIT_REC,		/* record seq, kind, audit seq -> nothing */
+	PV_T_RETAIN,		/* retain-until, record seq -> nothing */
 	PV_T__COUNT
 };
 
@@ -113,6 +116,8 @@ pv_status pv_cursor_seek(struct pv_cursor *c, const void *key, size_t klen,
 pv_status pv_cursor_next(struct pv_cursor *c, int dup_only, const void **k,
 	      size_t *kl, const void **v, size_t *vl) PV_WUR;
 pv_status pv_cursor_last(struct pv_cursor *c, const void **k, size_t *kl,
+	      const void **v, size_t *vl) PV_WUR;
+pv_status pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
 	      const void **v, size_t *vl) PV_WUR;
 
 /*

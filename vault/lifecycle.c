@@ -70,7 +70,7 @@ vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
 /* Fill a receipt from a tombstone, and sign it. */
 static pv_status
 receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
-    struct vault_receipt *r)
+    uint64_t audit_seq, struct vault_receipt *r)
 {
 	char msg[VAULT_RECEIPT_MSG_MAX];
 	size_t rl;
@@ -86,6 +86,7 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 		return rc;
 	r->kek_version = pv_get_u32(ts + TS_KEKV);
 	r->shredded_at = pv_get_u64(ts + TS_AT);
+	r->audit_seq = audit_seq;
 	rl = ts[TS_REASONLEN];
 	memcpy(r->reason, ts + TS_REASON, rl);
 	r->reason[rl] = '\0';
@@ -190,6 +191,9 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), ts, *tslen, 0)) !=
 	    PV_OK)
 		goto out;
+	if (pv_get_u64(copy + R_RETAIN) != 0 && (rc = vault_retain_del(t,
+	    pv_get_u64(copy + R_RETAIN), seq)) != PV_OK)
+		goto out;
 	*kekv = pv_get_u32(copy + R_KEKV);
 	rc = PV_OK;
 out:
@@ -202,73 +206,155 @@ out:
 }
 
 pv_status
-vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
-    size_t n, const char *reason, struct vault_receipt *out,
-    pv_status *status)
+vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const char *reason)
 {
-	uint8_t (*ts)[TS_REASON + VAULT_REASON_MAX] = NULL;
+	uint8_t ts[TS_REASON + VAULT_REASON_MAX], key[SEQ_LEN];
 	uint8_t check[CHECK_LEN];
-	size_t *tslen = NULL, reasonlen;
-	uint64_t *seqs = NULL, count, gone = 0;
-	struct pv_txn *t = NULL;
-	uint32_t kekv = 0;
+	const uint8_t *rec;
+	size_t tslen, rl;
+	uint32_t kekv;
 	pv_status rc;
 
-	reasonlen = reason != NULL ? strlen(reason) : 0;
-	if (!vault_reason_valid(reason, reasonlen))
-		return PV_EVALUE;
-	if (n > VAULT_BATCH_MAX)
-		return PV_ETOOBIG;
-	if ((ts = calloc(n ? n : 1, sizeof(*ts))) == NULL ||
-	    (tslen = calloc(n ? n : 1, sizeof(*tslen))) == NULL ||
-	    (seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL) {
-		rc = PV_ENOMEM;
-		goto out;
-	}
-	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
-		goto out;
-	if ((rc = vault_meta_u64(t, META_RECORDS, &count)) != PV_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		status[i] = vault_id_parse(v, KMS_ID_RECORD, ids[i], lens[i],
-		    &seqs[i], check);
-		if (status[i] != PV_OK)
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &rl)) != PV_OK)
+		return rc;
+	if (rl < R_CHECK + CHECK_LEN)
+		return PV_EINTEGRITY;
+	memcpy(check, rec + R_CHECK, CHECK_LEN);
+	if ((rc = shred_one(v, t, seq, check, reason, strlen(reason), ts,
+	    &tslen, &kekv)) != PV_OK)
+		return rc;
+	return kms_count_wraps(v->kms, t, kekv, -1, 0);
+}
+
+struct shred_arg {
+	const struct vault_event	*ev;
+	const char *const		*ids;
+	const size_t			*lens;
+	size_t				 n;
+	const char			*reason;
+	int				 limit;
+	uint8_t				(*ts)[TS_REASON + VAULT_REASON_MAX];
+	size_t				*tslen;
+	uint64_t			*seqs;
+	pv_status			*status;
+	uint64_t			 audit_seq;
+	uint64_t			 retry;
+};
+
+static pv_status
+shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct shred_arg *a = arg;
+	uint8_t check[CHECK_LEN];
+	uint64_t *done = NULL;
+	size_t ndone = 0;
+	uint32_t kekv = 0;
+	pv_status rc = PV_OK;
+
+	if ((done = calloc(a->n ? a->n : 1, sizeof(*done))) == NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0; i < a->n; i++) {
+		pv_status *st = &a->status[i];
+
+		*st = vault_id_parse(v, KMS_ID_RECORD, a->ids[i], a->lens[i],
+		    &a->seqs[i], check);
+		if (*st != PV_OK)
 			continue;
-		status[i] = shred_one(v, t, seqs[i], check, reason, reasonlen,
-		    ts[i], &tslen[i], &kekv);
-		if (status[i] == PV_ESHREDDED) {
-			status[i] = PV_OK;	/* twice is harmless */
-			continue;
-		}
-		if (status[i] != PV_OK) {
-			if (status[i] != PV_ENOTFOUND && status[i] != PV_EHOLD) {
-				rc = status[i];		/* fails the commit */
+		/* Deletion requests by a person are limited per window. */
+		if (a->limit && (*st = vault_request_limit(v, g->t, a->seqs[i],
+		    VAULT_EK_DELETE, &a->retry)) != PV_OK) {
+			if (*st != PV_ELIMIT) {
+				rc = *st;
 				goto out;
 			}
 			continue;
 		}
-		gone++;
-		if ((rc = kms_count_wraps(v->kms, t, kekv, -1, 0)) != PV_OK)
+		*st = shred_one(v, g->t, a->seqs[i], check, a->reason,
+		    strlen(a->reason), a->ts[i], &a->tslen[i], &kekv);
+		if (*st == PV_ESHREDDED) {
+			*st = PV_OK;		/* twice is harmless */
+			done[ndone++] = a->seqs[i];
+			continue;
+		}
+		if (*st == PV_ENOTFOUND || *st == PV_EHOLD)
+			continue;
+		if (*st != PV_OK) {
+			rc = *st;		/* fails the commit */
+			goto out;
+		}
+		done[ndone++] = a->seqs[i];
+		g->records--;
+		if ((rc = kms_count_wraps(v->kms, g->t, kekv, -1, 0)) != PV_OK)
 			goto out;
 	}
-	if ((rc = vault_meta_set_u64(t, META_RECORDS, count >= gone ?
-	    count - gone : 0)) != PV_OK)
+	if (a->ev != NULL) {
+		struct vault_event ev = *a->ev;
+
+		ev.recs = done;
+		ev.nrecs = ndone;
+		ev.kind = VAULT_EK_DELETE;
+		ev.ok = ndone > 0;
+		if (!ev.ok && a->n == 1)
+			ev.code = a->status[0] == PV_EHOLD ? "legal_hold" :
+			    a->status[0] == PV_ELIMIT ? "too_many_requests" :
+			    "not_found";
+		rc = vault_audit_in(v, g->t, &ev, &a->audit_seq);
+	}
+out:
+	free(done);
+	return rc;
+}
+
+pv_status
+vault_shred_ev(struct vault *v, const struct vault_event *ev, int limit,
+    const char *const *ids, const size_t *lens, size_t n, const char *reason,
+    struct vault_receipt *out, pv_status *status, uint64_t *retry)
+{
+	struct shred_arg a = { ev, ids, lens, n, reason, limit, NULL, NULL,
+	    NULL, status, 0, 0 };
+	struct gc_job job = { shred_apply, &a, 0, PV_OK, 0, NULL };
+	pv_status rc;
+
+	if (reason == NULL || !vault_reason_valid(reason, strlen(reason)))
+		return PV_EVALUE;
+	if (n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	job.weight = n;
+	if ((a.ts = calloc(n ? n : 1, sizeof(*a.ts))) == NULL ||
+	    (a.tslen = calloc(n ? n : 1, sizeof(*a.tslen))) == NULL ||
+	    (a.seqs = calloc(n ? n : 1, sizeof(*a.seqs))) == NULL) {
+		rc = PV_ENOMEM;
 		goto out;
-	rc = pv_txn_commit(t);
-	t = NULL;
-	if (rc != PV_OK)
+	}
+	if ((rc = vault_commit_job(v, &job)) != PV_OK)
 		goto out;
 	/* Receipts are signed once the shreds are durable. */
-	for (size_t i = 0; i < n; i++)
-		if (status[i] == PV_OK && (status[i] = receipt_make(v,
-		    seqs[i], ts[i], tslen[i], &out[i])) != PV_OK)
+	for (size_t i = 0; i < n; i++) {
+		if (status[i] != PV_OK)
+			continue;
+		if ((status[i] = receipt_make(v, a.seqs[i], a.ts[i],
+		    a.tslen[i], a.audit_seq, &out[i])) != PV_OK)
 			rc = status[i];
+	}
+	if (retry != NULL)
+		*retry = a.retry;
 out:
-	pv_txn_abort(t);
-	free(ts);
-	free(tslen);
-	free(seqs);
+	free(a.ts);
+	free(a.tslen);
+	free(a.seqs);
 	return rc;
+}
+
+pv_status
+vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
+    size_t n, const char *reason, struct vault_receipt *out,
+    pv_status *status)
+{
+	return vault_shred_ev(v, NULL, 0, ids, lens, n, reason, out, status,
+	    NULL);
 }
 
 /* Re-wrapping. */

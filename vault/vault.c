@@ -394,18 +394,6 @@ vault_index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
 	return PV_OK;
 }
 
-/*
- * Per-record scratch: the digests of indexed fields and the token numbers,
- * kept while the record is built, since a later write moves the record.
- */
-struct put_scratch {
-	uint8_t		digest[PV_FIELDS_MAX][PV_HMAC_LEN];
-	uint8_t		indexed[PV_FIELDS_MAX];
-	uint8_t		tok_check[PV_FIELDS_MAX][CHECK_LEN];
-	uint64_t	tok_seq[PV_FIELDS_MAX];
-	char		norm[PV_VALUE_MAX];
-};
-
 static pv_status
 put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
     uint64_t seq, uint64_t *next_tok, uint8_t *dek, struct put_scratch *sc,
@@ -416,7 +404,8 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], tokkey[SEQ_LEN];
 	uint8_t idxval[INDEX_VAL_LEN];
 	size_t size = R_FIELDS, normlen, aadlen;
-	uint64_t now = pv_now();
+	uint64_t now = pv_now(), retain;
+	uint32_t days;
 	pv_status rc;
 
 	if ((rc = pv_random(check, sizeof(check))) != PV_OK)
@@ -454,8 +443,9 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
 	memcpy(p + R_CHECK, check, CHECK_LEN);
 	pv_put_u64(p + R_CREATED, now);
-	pv_put_u64(p + R_RETAIN, r->retention_days ?
-	    now + (uint64_t)r->retention_days * 86400 : 0);
+	days = r->retention_days ? r->retention_days : v->retention_days;
+	retain = days ? now + (uint64_t)days * 86400 : 0;
+	pv_put_u64(p + R_RETAIN, retain);
 	vault_dek_ctx(ctx, seq, p);
 	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, kekv,
 	    p + R_DEK)) != PV_OK)
@@ -488,7 +478,9 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
 	}
 
-	/* Tokens and index entries: p is dead from here on. */
+	/* Tokens, index and retention entries: p is dead from here on. */
+	if (retain != 0 && (rc = vault_retain_put(t, retain, seq)) != PV_OK)
+		return rc;
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
 
@@ -517,18 +509,8 @@ put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
 	return vault_id_format(v, KMS_ID_RECORD, seq, check, res->id);
 }
 
-struct put_job {
-	const struct vault_record_in	*recs;
-	struct vault_put_result		*res;
-	size_t				 n;
-	size_t				 nvalid;
-	pv_status			 rc;
-	int				 done;
-	struct put_job			*next;
-};
-
 /* Records one group commit takes at most, to bound its transaction. */
-#define GC_MAX_RECORDS	20000
+#define GC_MAX_WEIGHT	20000
 
 /*
  * Rotate the KEK in this commit if it is past its cryptoperiod: AES-GCM
@@ -557,103 +539,95 @@ cryptoperiod(struct vault *v, struct pv_txn *t, uint32_t kekv)
 	    "%llu s old): kek %u is active", kekv,
 	    (unsigned long long)info.wraps_total,
 	    (unsigned long long)(pv_now() - info.created), newv);
-	return PV_OK;
+	return vault_audit_in(v, t, &(struct vault_event){ .actor = "server",
+	    .action = "kms.rotate", .ok = 1, .purpose = -1,
+	    .reason = "cryptoperiod" }, NULL);
 }
 
 /* Commit a chain of jobs in one write transaction. */
 static pv_status
-commit_jobs(struct vault *v, struct put_job *jobs)
+commit_jobs(struct vault *v, struct gc_job *jobs)
 {
-	struct put_scratch *sc = NULL;
-	struct pv_txn *t = NULL;
-	uint64_t next_rec, next_tok, count, added = 0;
-	uint8_t *dek = NULL;
-	uint32_t kekv = 0;
+	struct gc_ctx g;
+	uint64_t added;
 	pv_status rc;
 
-	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
-	    (sc = malloc(sizeof(*sc))) == NULL) {
+	memset(&g, 0, sizeof(g));
+	if ((g.dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
+	    (g.sc = malloc(sizeof(*g.sc))) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
-	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+	if ((rc = vault_txn_begin(v, 1, &g.t)) != PV_OK)
 		goto out;
-	if ((rc = vault_meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
-	    (rc = vault_meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK ||
-	    (rc = vault_meta_u64(t, META_RECORDS, &count)) != PV_OK)
+	if ((rc = vault_meta_u64(g.t, META_NEXT_REC, &g.next_rec)) != PV_OK ||
+	    (rc = vault_meta_u64(g.t, META_NEXT_TOK, &g.next_tok)) != PV_OK ||
+	    (rc = vault_meta_u64(g.t, META_RECORDS, &g.records)) != PV_OK)
 		goto out;
-	for (struct put_job *j = jobs; j != NULL; j = j->next)
-		for (size_t i = 0; i < j->n; i++) {
-			if (j->res[i].status != PV_OK)
-				continue;
-			if ((rc = put_one(v, t, &j->recs[i], next_rec++,
-			    &next_tok, dek, sc, &kekv, &j->res[i])) != PV_OK)
-				goto out;
-			added++;
-		}
-	/* One write transaction holds one ring state: one KEK version. */
-	if ((rc = kms_count_wraps(v->kms, t, kekv, (int64_t)added,
-	    added)) != PV_OK)
+	added = g.records;
+	for (struct gc_job *j = jobs; j != NULL; j = j->next)
+		if ((rc = j->apply(v, &g, j->arg)) != PV_OK)
+			goto out;
+	if (g.wrapped > 0) {
+		/* One write transaction holds one ring state: one KEK. */
+		if ((rc = kms_count_wraps(v->kms, g.t, g.kekv,
+		    (int64_t)g.wrapped, g.wrapped)) != PV_OK ||
+		    (rc = cryptoperiod(v, g.t, g.kekv)) != PV_OK)
+			goto out;
+	}
+	if ((rc = vault_meta_set_u64(g.t, META_NEXT_REC, g.next_rec)) !=
+	    PV_OK || (rc = vault_meta_set_u64(g.t, META_NEXT_TOK,
+	    g.next_tok)) != PV_OK ||
+	    (added != g.records && (rc = vault_meta_set_u64(g.t, META_RECORDS,
+	    g.records)) != PV_OK))
 		goto out;
-	if ((rc = cryptoperiod(v, t, kekv)) != PV_OK)
-		goto out;
-	if ((rc = vault_meta_set_u64(t, META_NEXT_REC, next_rec)) != PV_OK ||
-	    (rc = vault_meta_set_u64(t, META_NEXT_TOK, next_tok)) != PV_OK ||
-	    (rc = vault_meta_set_u64(t, META_RECORDS, count + added)) != PV_OK)
-		goto out;
-	rc = pv_txn_commit(t);
-	t = NULL;
+	rc = pv_txn_commit(g.t);
+	g.t = NULL;
 out:
-	pv_txn_abort(t);
-	pv_secure_free(dek, PV_KEY_LEN);
-	if (sc != NULL) {
-		pv_cleanse(sc, sizeof(*sc));
-		free(sc);
+	pv_txn_abort(g.t);
+	pv_secure_free(g.dek, PV_KEY_LEN);
+	if (g.sc != NULL) {
+		pv_cleanse(g.sc, sizeof(*g.sc));
+		free(g.sc);
 	}
 	return rc;
 }
 
 /*
  * Group commit.  Each caller queues its job; a caller that finds no commit
- * under way becomes the leader: it takes the queue (up to GC_MAX_RECORDS),
- * commits it in one durable transaction and wakes everyone.  A caller's
- * job is answered only after the commit that holds it returned, so a
- * PV_OK is durable; a failed commit fails every job in it.
+ * under way becomes the leader: it takes the queue (up to GC_MAX_WEIGHT),
+ * applies every job in one transaction, commits it durably and wakes
+ * everyone.  A job is answered only after the commit that holds it
+ * returned, so PV_OK means durable; a failed commit fails every job in it.
  */
 pv_status
-vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
-    struct vault_put_result *res)
+vault_commit_job(struct vault *v, struct gc_job *job)
 {
-	struct put_job job = { recs, res, n, 0, PV_OK, 0, NULL };
-	struct put_job *take, *last, *next;
+	struct gc_job *take, *last, *next;
 	size_t total;
 	pv_status rc;
 
-	if (n > VAULT_BATCH_MAX)
-		return PV_ETOOBIG;
-	for (size_t i = 0; i < n; i++)
-		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
-			job.nvalid++;
-	if (job.nvalid == 0)
-		return PV_OK;
+	job->rc = PV_OK;
+	job->done = 0;
+	job->next = NULL;
 	if (pthread_mutex_lock(&v->gc_lock) != 0)
 		return PV_EIO;
 	if (v->gc_tail != NULL)
-		v->gc_tail->next = &job;
+		v->gc_tail->next = job;
 	else
-		v->gc_head = &job;
-	v->gc_tail = &job;
-	while (!job.done) {
+		v->gc_head = job;
+	v->gc_tail = job;
+	while (!job->done) {
 		if (v->gc_busy) {
 			(void)pthread_cond_wait(&v->gc_done, &v->gc_lock);
 			continue;
 		}
 		take = last = v->gc_head;
-		total = take->nvalid;
+		total = take->weight;
 		while (last->next != NULL &&
-		    total + last->next->nvalid <= GC_MAX_RECORDS) {
+		    total + last->next->weight <= GC_MAX_WEIGHT) {
 			last = last->next;
-			total += last->nvalid;
+			total += last->weight;
 		}
 		v->gc_head = last->next;
 		if (v->gc_head == NULL)
@@ -665,7 +639,7 @@ vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
 		rc = commit_jobs(v, take);
 
 		(void)pthread_mutex_lock(&v->gc_lock);
-		for (struct put_job *j = take; j != NULL; j = next) {
+		for (struct gc_job *j = take; j != NULL; j = next) {
 			next = j->next;		/* j's owner may return */
 			j->rc = rc;
 			j->done = 1;
@@ -675,13 +649,80 @@ vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
 		(void)pthread_cond_broadcast(&v->gc_done);
 	}
 	(void)pthread_mutex_unlock(&v->gc_lock);
-	if (job.rc != PV_OK)
+	return job->rc;
+}
+
+struct put_arg {
+	const struct vault_record_in	*recs;
+	struct vault_put_result		*res;
+	size_t				 n;
+	const struct vault_event	*ev;
+};
+
+static pv_status
+put_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct put_arg *a = arg;
+	struct vault_event ev;
+	uint64_t *seqs = NULL;
+	size_t nseq = 0;
+	pv_status rc;
+
+	if (a->ev != NULL && (seqs = calloc(a->n, sizeof(*seqs))) == NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->res[i].status != PV_OK)
+			continue;
+		if (seqs != NULL)
+			seqs[nseq++] = g->next_rec;
+		if ((rc = put_one(v, g->t, &a->recs[i], g->next_rec++,
+		    &g->next_tok, g->dek, g->sc, &g->kekv,
+		    &a->res[i])) != PV_OK)
+			goto out;
+		g->wrapped++;
+		g->records++;
+	}
+	rc = PV_OK;
+	if (a->ev != NULL) {
+		ev = *a->ev;
+		ev.recs = seqs;
+		ev.nrecs = nseq;
+		rc = vault_audit_in(v, g->t, &ev, NULL);
+	}
+out:
+	free(seqs);
+	return rc;
+}
+
+pv_status
+vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
+    struct vault_put_result *res)
+{
+	return vault_put_ev(v, recs, n, res, NULL);
+}
+
+pv_status
+vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
+    struct vault_put_result *res, const struct vault_event *ev)
+{
+	struct put_arg a = { recs, res, n, ev };
+	struct gc_job job = { put_apply, &a, 0, PV_OK, 0, NULL };
+	pv_status rc;
+
+	if (n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	for (size_t i = 0; i < n; i++)
+		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
+			job.weight++;
+	if (job.weight == 0 && ev == NULL)
+		return PV_OK;
+	if ((rc = vault_commit_job(v, &job)) != PV_OK)
 		for (size_t i = 0; i < n; i++)
 			if (res[i].status == PV_OK) {
-				res[i].status = job.rc;
+				res[i].status = rc;
 				res[i].id[0] = '\0';
 			}
-	return job.rc;
+	return rc;
 }
 
 uint64_t

@@ -98,6 +98,151 @@ struct vault_put_result {
 pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 	      size_t n, struct vault_put_result *res) PV_WUR;
 
+/*
+ * The audit log.  Every request and every CLI operation that reads or
+ * changes keys or records appends one event; a write's event commits in
+ * the write's own transaction, a read's before its answer is released.
+ * Events hold no personal value and no secret.  Each carries
+ * HMAC-SHA256(audit key, previous hash || seq || event), so editing,
+ * deleting, reordering or inserting events breaks the chain.
+ */
+#define VAULT_ACTOR_MAX		64
+#define VAULT_ACTION_MAX	32
+#define VAULT_CODE_MAX		32
+#define VAULT_REASON_MAX	200
+
+struct vault_event {
+	const char		*actor;		/* API key name, "cli", ... */
+	const char		*action;	/* "detokenize", "kms.rotate" */
+	int			 ok;		/* allowed and succeeded */
+	const char		*code;		/* error code, or NULL */
+	int			 purpose;	/* enum vault_purpose, or -1 */
+	const char		*reason;	/* or NULL */
+	const uint64_t		*recs;		/* record seqs (internal) */
+	size_t			 nrecs;
+	const char *const	*fields;	/* field names */
+	size_t			 nfields;
+	int			 kind;		/* VAULT_EK_*: how it counts */
+};
+enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
+
+/* Store records as vault_put does, with ev (its recs filled in) in the
+ * same commit. */
+pv_status vault_put_ev(struct vault *v, const struct vault_record_in *recs,
+	      size_t n, struct vault_put_result *res,
+	      const struct vault_event *ev) PV_WUR;
+
+/* Append ev in a commit of its own (group-committed); *seq its number. */
+pv_status vault_audit(struct vault *v, const struct vault_event *ev,
+	      uint64_t *seq) PV_WUR;
+
+/* One event read back, for export and the API. */
+struct vault_audit_entry {
+	uint64_t	seq;
+	uint64_t	time;
+	int		ok;
+	int		purpose;	/* -1: none */
+	char		actor[VAULT_ACTOR_MAX + 1];
+	char		action[VAULT_ACTION_MAX + 1];
+	char		code[VAULT_CODE_MAX + 1];
+	char		reason[VAULT_REASON_MAX + 1];
+	size_t		nrecs;
+	char		(*ids)[VAULT_ID_STRLEN + 1];	/* nrecs record ids */
+	size_t		nfields;
+	char		(*fields)[PV_FIELD_NAME_MAX + 1];
+};
+void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
+
+/*
+ * Up to limit events after seq after, oldest first; *out (release with
+ * vault_audit_entries_free) holds *n.  Each is checked against the chain:
+ * PV_EINTEGRITY if one does not verify.
+ */
+pv_status vault_audit_read(struct vault *v, uint64_t after, size_t limit,
+	      struct vault_audit_entry **out, size_t *n) PV_WUR;
+
+/*
+ * Check the whole chain.  PV_OK with *count events, or PV_EINTEGRITY with
+ * *bad the first sequence number that does not verify (an edited,
+ * reordered or inserted event, or a gap where one was deleted).
+ */
+pv_status vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
+	      PV_WUR;
+
+/*
+ * The privacy policy's knobs: default retention for records created
+ * without one, and how many access or deletion requests one record may
+ * get per window (0: no limit).
+ */
+struct vault_policy {
+	uint32_t	retention_days;		/* 0: keep until deleted */
+	uint32_t	request_limit;		/* default 3 */
+	uint64_t	request_window;		/* seconds, default 30 days */
+};
+#define VAULT_REQUEST_LIMIT_DEFAULT	3
+#define VAULT_REQUEST_WINDOW_DEFAULT	(30ull * 86400)
+void	  vault_set_policy(struct vault *v, const struct vault_policy *p);
+
+/* Everything about one record, for the person it belongs to. */
+#define VAULT_READS_MAX		1000
+struct vault_record_field {
+	char	 name[PV_FIELD_NAME_MAX + 1];
+	char	 token[VAULT_ID_STRLEN + 1];
+	char	*value;			/* secure memory */
+	size_t	 len;
+};
+struct vault_record_view {
+	char			 id[VAULT_ID_STRLEN + 1];
+	int			 marketing;
+	int			 hold;
+	uint64_t		 created;
+	uint64_t		 retain_until;	/* 0: none */
+	size_t			 nfields;
+	struct vault_record_field fields[PV_FIELDS_MAX];
+	/* Who read its values: detokenize events, oldest first. */
+	struct vault_audit_entry *reads;
+	size_t			 nreads;
+};
+void	  vault_record_view_free(struct vault_record_view *r);
+
+/*
+ * Access request (ev: actor, action).  Counted against the request limit
+ * and logged before anything is returned: PV_ELIMIT with *retry seconds
+ * when over it.  PV_ETOKEN, PV_ENOTFOUND, PV_ESHREDDED for the id.
+ */
+pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, struct vault_record_view **out,
+	      uint64_t *retry) PV_WUR;
+
+/*
+ * Correction: fields with a value replace or add, fields with value NULL
+ * are removed.  Existing tokens keep resolving, to the new values; the
+ * blind index follows.  tokens/names (PV_FIELDS_MAX each) receive every
+ * field's token after the change, *ntokens of them.  PV_EFIELD, PV_EVALUE,
+ * PV_ETOOBIG, PV_EINVAL (nothing left) as vault_record_check would say of
+ * the result; PV_ENOTFOUND, PV_ESHREDDED, PV_ETOKEN for the id.
+ */
+#define VAULT_FIELDS_PATCH_MAX	PV_FIELDS_MAX
+pv_status vault_record_correct(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, const struct vault_field *fields,
+	      size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
+	      char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens) PV_WUR;
+
+/* Marketing consent, and legal hold (a held record is neither shredded
+ * nor swept).  The record's DEK is re-wrapped for its new header. */
+pv_status vault_record_consent(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, int marketing) PV_WUR;
+pv_status vault_record_hold(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, int hold) PV_WUR;
+
+/*
+ * Shred every record past its retention date that is not held, in
+ * transactions of batch records; with dry_run only count.  *shredded and
+ * *held say how many.
+ */
+pv_status vault_retention_sweep(struct vault *v, int dry_run, size_t batch,
+	      uint64_t *shredded, uint64_t *held) PV_WUR;
+
 /* A decrypted value.  value lives in secure memory. */
 struct vault_value {
 	char		 field[PV_FIELD_NAME_MAX + 1];
@@ -269,8 +414,6 @@ void	  vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
  * PV_ESHREDDED.  Each shred gets a receipt signed with the vault's
  * Ed25519 key, checkable by anyone with the public key.
  */
-#define VAULT_REASON_MAX	200
-
 struct vault_receipt {
 	char		vault_id[2 * KMS_VAULT_ID_LEN + 1];
 	char		id[VAULT_ID_STRLEN + 1];
@@ -294,6 +437,17 @@ int	  vault_reason_valid(const char *s, size_t len);
 pv_status vault_shred(struct vault *v, const char *const *ids,
 	      const size_t *lens, size_t n, const char *reason,
 	      struct vault_receipt *out, pv_status *status) PV_WUR;
+
+/*
+ * vault_shred with its audit event ev (kind delete) in the same commit,
+ * the receipts carrying its sequence number; with limit, a person's
+ * deletion requests per record are limited per window (status[i]
+ * PV_ELIMIT, *retry seconds).
+ */
+pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
+	      int limit, const char *const *ids, const size_t *lens, size_t n,
+	      const char *reason, struct vault_receipt *out, pv_status *status,
+	      uint64_t *retry) PV_WUR;
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out

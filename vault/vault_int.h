@@ -47,8 +47,45 @@
 #define INDEX_VAL_LEN	(2 * SEQ_LEN + INDEX_MAC_LEN)
 #define AAD_MAX		(KMS_VAULT_ID_LEN + 16 + SEQ_LEN + PV_FIELD_NAME_MAX)
 
-/* A write waiting for the group commit (vault.c). */
-struct put_job;
+/*
+ * Per-record scratch: the digests of indexed fields and the token numbers,
+ * kept while the record is built, since a later write moves the record.
+ */
+struct put_scratch {
+	uint8_t		digest[PV_FIELDS_MAX][PV_HMAC_LEN];
+	uint8_t		indexed[PV_FIELDS_MAX];
+	uint8_t		tok_check[PV_FIELDS_MAX][CHECK_LEN];
+	uint64_t	tok_seq[PV_FIELDS_MAX];
+	char		norm[PV_VALUE_MAX];
+};
+
+/* One group commit's shared state, handed to each job in it. */
+struct gc_ctx {
+	struct pv_txn		*t;
+	uint64_t		 next_rec, next_tok, records;
+	uint32_t		 kekv;		/* KEK that wrapped here */
+	uint64_t		 wrapped;	/* DEKs wrapped here */
+	uint8_t			*dek;		/* secure scratch */
+	struct put_scratch	*sc;
+};
+
+/*
+ * A piece of work for the group commit.  apply runs inside the leader's
+ * transaction; it MUST fail only for what fails the whole commit (storage,
+ * crypto, memory) and leave per-item outcomes in its arg.  weight bounds a
+ * commit's size.
+ */
+struct gc_job {
+	pv_status	(*apply)(struct vault *v, struct gc_ctx *g, void *arg);
+	void		*arg;
+	size_t		 weight;
+	pv_status	 rc;
+	int		 done;
+	struct gc_job	*next;
+};
+
+/* Run job in a group commit; its status once durable, or the failure. */
+pv_status vault_commit_job(struct vault *v, struct gc_job *job) PV_WUR;
 
 struct vault {
 	struct pv_store	*store;
@@ -61,11 +98,14 @@ struct vault {
 	 */
 	pthread_mutex_t	 gc_lock;
 	pthread_cond_t	 gc_done;
-	struct put_job	*gc_head, *gc_tail;
+	struct gc_job	*gc_head, *gc_tail;
 	int		 gc_busy;
 	uint64_t	 gc_commits;	/* for tests and metrics */
 	uint64_t	 max_kek_age;	/* cryptoperiod, seconds; 0: none */
 	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
+	uint32_t	 retention_days; /* default for new records; 0: none */
+	uint32_t	 limit_count;	/* person's requests per window */
+	uint64_t	 limit_window;	/* seconds */
 };
 
 /* A parsed view of one field entry inside a stored record. */
@@ -118,6 +158,37 @@ pv_status vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
  */
 pv_status vault_record_fetch(struct pv_txn *t, uint64_t seq,
 	      const uint8_t *check, const uint8_t **rec, size_t *len) PV_WUR;
+/*
+ * Append an audit event inside t (audit.c); *seq (if not NULL) is its
+ * sequence number.  Also indexes it by each record for read listings and
+ * request limits.
+ */
+pv_status vault_audit_in(struct vault *v, struct pv_txn *t,
+	      const struct vault_event *ev, uint64_t *seq) PV_WUR;
+/*
+ * Events of kind (VAULT_EK_*) about record rec at or after since, oldest
+ * first, at most max, from snapshot t.
+ */
+pv_status vault_audit_by_record(struct vault *v, struct pv_txn *t,
+	      uint64_t rec, int kind, uint64_t since, size_t max,
+	      struct vault_audit_entry **out, size_t *n) PV_WUR;
+
+/*
+ * Whether another request of kind (VAULT_EK_ACCESS, _DELETE) on record seq
+ * fits the configured window: PV_ELIMIT with *retry seconds if not.
+ */
+pv_status vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq,
+	      int kind, uint64_t *retry) PV_WUR;
+/* Shred live record seq inside t (retention); counts the KEK's wraps. */
+pv_status vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
+	      const char *reason) PV_WUR;
+
+/* Record seq under retain-until in the retention table, or remove it. */
+pv_status vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
+	      PV_WUR;
+pv_status vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
+	      PV_WUR;
+
 pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	      PV_WUR;
 pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,

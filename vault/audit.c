@@ -1,0 +1,450 @@
+/*
+ * audit.c: the tamper-evident audit log.
+ *
+ * Each event is stored under its sequence number with a chain hash:
+ * h(n) = HMAC-SHA256(K_audit, h(n-1) || seq || event), h(0) = 32 zeros.
+ * Anyone holding the key detects an edited, deleted, reordered or inserted
+ * event; nobody without it can cover one up.  What the chain cannot show
+ * on its own is the loss of its newest events together with a rollback of
+ * everything else (a whole-file restore); exporting the log elsewhere
+ * anchors it (SECURITY.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vault_int.h"
+
+/* Event value: docs/format.md. */
+#define E_VERSION	0
+#define E_TIME		1
+#define E_OK		9
+#define E_PURPOSE	10
+#define E_KIND		11
+#define E_STRINGS	12
+#define E_MAX		(E_STRINGS + 4 + VAULT_ACTOR_MAX + VAULT_ACTION_MAX + \
+			    VAULT_CODE_MAX + VAULT_REASON_MAX + 2 + \
+			    VAULT_BATCH_MAX * SEQ_LEN + 2 + \
+			    VAULT_BATCH_MAX * (1 + PV_FIELD_NAME_MAX))
+
+#define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
+
+/* Append a length-prefixed string, cut to max and without controls. */
+static size_t
+put_str(uint8_t *p, const char *s, size_t max)
+{
+	size_t n = s != NULL ? strnlen(s, max) : 0;
+
+	p[0] = (uint8_t)n;
+	for (size_t i = 0; i < n; i++)
+		p[1 + i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :
+		    (uint8_t)s[i];
+	return 1 + n;
+}
+
+static size_t
+event_encode(uint8_t *p, const struct vault_event *ev, uint64_t now)
+{
+	size_t pos = E_STRINGS, nf = ev->nfields;
+
+	p[E_VERSION] = 1;
+	pv_put_u64(p + E_TIME, now);
+	p[E_OK] = ev->ok ? 1 : 0;
+	p[E_PURPOSE] = ev->purpose < 0 ? 0xff : (uint8_t)ev->purpose;
+	p[E_KIND] = (uint8_t)ev->kind;
+	pos += put_str(p + pos, ev->actor, VAULT_ACTOR_MAX);
+	pos += put_str(p + pos, ev->action, VAULT_ACTION_MAX);
+	pos += put_str(p + pos, ev->code, VAULT_CODE_MAX);
+	pos += put_str(p + pos, ev->reason, VAULT_REASON_MAX);
+	p[pos++] = (uint8_t)(ev->nrecs >> 8);
+	p[pos++] = (uint8_t)ev->nrecs;
+	for (size_t i = 0; i < ev->nrecs; i++, pos += SEQ_LEN)
+		pv_put_u64(p + pos, ev->recs[i]);
+	if (nf > VAULT_BATCH_MAX)
+		nf = VAULT_BATCH_MAX;
+	p[pos++] = (uint8_t)(nf >> 8);
+	p[pos++] = (uint8_t)nf;
+	for (size_t i = 0; i < nf; i++)
+		pos += put_str(p + pos, ev->fields[i], PV_FIELD_NAME_MAX);
+	return pos;
+}
+
+/* h = HMAC(K_audit, prev || seq || event). */
+static pv_status
+chain_hash(struct vault *v, uint8_t out[static PV_HMAC_LEN],
+    const uint8_t *prev, uint64_t seq, const uint8_t *ev, size_t len)
+{
+	uint8_t s[SEQ_LEN];
+	struct pv_part parts[3] = {
+		{ prev, PV_HMAC_LEN }, { s, sizeof(s) }, { ev, len },
+	};
+
+	pv_put_u64(s, seq);
+	return kms_keyed_hash(v->kms, KMS_H_AUDIT, out, parts, 3);
+}
+
+/* The newest event's seq and hash; seq 0 and zeros for an empty log. */
+static pv_status
+audit_head(struct pv_txn *t, uint64_t *seq, uint8_t hash[static PV_HMAC_LEN])
+{
+	struct pv_cursor *c;
+	const uint8_t *k, *val;
+	size_t kl, vl;
+	pv_status rc;
+
+	if ((rc = pv_cursor_open(t, PV_T_AUDIT, &c)) != PV_OK)
+		return rc;
+	rc = pv_cursor_last(c, (const void **)&k, &kl, (const void **)&val,
+	    &vl);
+	if (rc == PV_ENOTFOUND) {
+		*seq = 0;
+		memset(hash, 0, PV_HMAC_LEN);
+		rc = PV_OK;
+	} else if (rc == PV_OK) {
+		if (kl != SEQ_LEN || vl < E_STRINGS + PV_HMAC_LEN)
+			rc = PV_EINTEGRITY;
+		else {
+			*seq = pv_get_u64(k);
+			memcpy(hash, val + vl - PV_HMAC_LEN, PV_HMAC_LEN);
+		}
+	}
+	pv_cursor_close(c);
+	return rc;
+}
+
+pv_status
+vault_audit_in(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
+    uint64_t *seqp)
+{
+	uint8_t prev[PV_HMAC_LEN], key[SEQ_LEN], ak[AR_KEY_LEN], *buf;
+	const uint8_t one = 1;
+	uint64_t seq;
+	size_t len;
+	pv_status rc;
+
+	if (ev->nrecs > VAULT_BATCH_MAX)
+		return PV_EINVAL;
+	if ((buf = malloc(E_MAX + PV_HMAC_LEN)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = audit_head(t, &seq, prev)) != PV_OK)
+		goto out;
+	seq++;
+	len = event_encode(buf, ev, pv_now());
+	if ((rc = chain_hash(v, buf + len, prev, seq, buf, len)) != PV_OK)
+		goto out;
+	pv_put_u64(key, seq);
+	if ((rc = pv_put(t, PV_T_AUDIT, key, sizeof(key), buf,
+	    len + PV_HMAC_LEN, PV_PUT_APPEND)) != PV_OK)
+		goto out;
+	if (ev->kind != VAULT_EK_NONE)
+		for (size_t i = 0; i < ev->nrecs; i++) {
+			pv_put_u64(ak, ev->recs[i]);
+			ak[SEQ_LEN] = (uint8_t)ev->kind;
+			pv_put_u64(ak + SEQ_LEN + 1, seq);
+			if ((rc = pv_put(t, PV_T_AUDIT_REC, ak, sizeof(ak),
+			    &one, 1, 0)) != PV_OK)
+				goto out;
+		}
+	if (seqp != NULL)
+		*seqp = seq;
+out:
+	free(buf);
+	return rc;
+}
+
+struct audit_arg {
+	const struct vault_event	*ev;
+	uint64_t			 seq;
+};
+
+static pv_status
+audit_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct audit_arg *a = arg;
+
+	return vault_audit_in(v, g->t, a->ev, &a->seq);
+}
+
+pv_status
+vault_audit(struct vault *v, const struct vault_event *ev, uint64_t *seq)
+{
+	struct audit_arg a = { ev, 0 };
+	struct gc_job job = { audit_apply, &a, 1, PV_OK, 0, NULL };
+	pv_status rc;
+
+	if ((rc = vault_commit_job(v, &job)) != PV_OK)
+		return rc;
+	if (seq != NULL)
+		*seq = a.seq;
+	return PV_OK;
+}
+
+/* Reading the log back. */
+
+static pv_status
+get_str(char *out, size_t cap, const uint8_t *p, size_t len, size_t *pos)
+{
+	size_t n;
+
+	if (*pos >= len || (n = p[*pos]) >= cap || len - *pos - 1 < n)
+		return PV_EINTEGRITY;
+	memcpy(out, p + *pos + 1, n);
+	out[n] = '\0';
+	*pos += 1 + n;
+	return PV_OK;
+}
+
+/* Decode an event; record ids are made from their records' checks. */
+static pv_status
+event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const uint8_t *p, size_t len, struct vault_audit_entry *e)
+{
+	uint8_t key[SEQ_LEN];
+	const uint8_t *rec;
+	size_t pos = E_STRINGS, rl;
+	pv_status rc;
+
+	memset(e, 0, sizeof(*e));
+	if (len < E_STRINGS || p[E_VERSION] != 1)
+		return PV_EINTEGRITY;
+	e->seq = seq;
+	e->time = pv_get_u64(p + E_TIME);
+	e->ok = p[E_OK];
+	e->purpose = p[E_PURPOSE] == 0xff ? -1 : p[E_PURPOSE];
+	if ((rc = get_str(e->actor, sizeof(e->actor), p, len, &pos)) != PV_OK ||
+	    (rc = get_str(e->action, sizeof(e->action), p, len, &pos)) !=
+	    PV_OK || (rc = get_str(e->code, sizeof(e->code), p, len, &pos)) !=
+	    PV_OK || (rc = get_str(e->reason, sizeof(e->reason), p, len,
+	    &pos)) != PV_OK)
+		return rc;
+	if (len - pos < 2)
+		return PV_EINTEGRITY;
+	e->nrecs = (size_t)p[pos] << 8 | p[pos + 1];
+	pos += 2;
+	if (e->nrecs > VAULT_BATCH_MAX || len - pos < e->nrecs * SEQ_LEN)
+		return PV_EINTEGRITY;
+	if ((e->ids = calloc(e->nrecs ? e->nrecs : 1, sizeof(*e->ids))) ==
+	    NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0; i < e->nrecs; i++, pos += SEQ_LEN) {
+		uint64_t rs = pv_get_u64(p + pos);
+
+		memcpy(key, p + pos, SEQ_LEN);
+		/* Live or tombstone, a record keeps its check value. */
+		if (pv_get(t, PV_T_RECORDS, key, sizeof(key),
+		    (const void **)&rec, &rl) == PV_OK &&
+		    rl >= R_CHECK + CHECK_LEN)
+			rc = vault_id_format(v, KMS_ID_RECORD, rs,
+			    rec + R_CHECK, e->ids[i]);
+		else
+			memcpy(e->ids[i], "rec_unknown", 12);
+		if (rc != PV_OK)
+			return rc;
+	}
+	if (len - pos < 2)
+		return PV_EINTEGRITY;
+	e->nfields = (size_t)p[pos] << 8 | p[pos + 1];
+	pos += 2;
+	if (e->nfields > VAULT_BATCH_MAX)
+		return PV_EINTEGRITY;
+	if ((e->fields = calloc(e->nfields ? e->nfields : 1,
+	    sizeof(*e->fields))) == NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0; i < e->nfields; i++)
+		if ((rc = get_str(e->fields[i], sizeof(e->fields[i]), p, len,
+		    &pos)) != PV_OK)
+			return rc;
+	return pos == len ? PV_OK : PV_EINTEGRITY;
+}
+
+void
+vault_audit_entries_free(struct vault_audit_entry *e, size_t n)
+{
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].ids);
+		free(e[i].fields);
+	}
+	free(e);
+}
+
+/*
+ * Walk the chain from seq after+1.  For each event that verifies, fn
+ * (if not NULL) gets it; PV_EINTEGRITY with *bad at the first that does
+ * not.  Stops after limit events (0: no limit).
+ */
+static pv_status
+walk(struct vault *v, struct pv_txn *t, uint64_t after, size_t limit,
+    pv_status (*fn)(void *arg, uint64_t seq, const uint8_t *ev, size_t len),
+    void *arg, uint64_t *count, uint64_t *bad)
+{
+	uint8_t key[SEQ_LEN], prev[PV_HMAC_LEN], h[PV_HMAC_LEN];
+	struct pv_cursor *c = NULL;
+	const uint8_t *k, *val;
+	uint64_t want = after + 1;
+	size_t kl, vl, n = 0;
+	pv_status rc;
+
+	*count = 0;
+	memset(prev, 0, sizeof(prev));
+	if (after > 0) {
+		pv_put_u64(key, after);
+		if ((rc = pv_get(t, PV_T_AUDIT, key, sizeof(key),
+		    (const void **)&val, &vl)) != PV_OK)
+			return rc == PV_ENOTFOUND ? PV_ENOTFOUND : rc;
+		if (vl < PV_HMAC_LEN)
+			return PV_EINTEGRITY;
+		memcpy(prev, val + vl - PV_HMAC_LEN, PV_HMAC_LEN);
+	}
+	if ((rc = pv_cursor_open(t, PV_T_AUDIT, &c)) != PV_OK)
+		return rc;
+	pv_put_u64(key, want);
+	for (rc = pv_cursor_seek(c, key, sizeof(key), 0, (const void **)&k,
+	    &kl, (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl)) {
+		if (limit != 0 && n == limit)
+			break;
+		/* A gap is a deleted event; a wrong hash any other change. */
+		if (kl != SEQ_LEN || pv_get_u64(k) != want ||
+		    vl < E_STRINGS + PV_HMAC_LEN) {
+			*bad = want;
+			rc = PV_EINTEGRITY;
+			break;
+		}
+		if ((rc = chain_hash(v, h, prev, want, val, vl -
+		    PV_HMAC_LEN)) != PV_OK)
+			break;
+		if (!pv_ct_eq(h, val + vl - PV_HMAC_LEN, PV_HMAC_LEN)) {
+			*bad = want;
+			rc = PV_EINTEGRITY;
+			break;
+		}
+		if (fn != NULL && (rc = fn(arg, want, val, vl - PV_HMAC_LEN)) !=
+		    PV_OK)
+			break;
+		memcpy(prev, h, sizeof(prev));
+		want++;
+		n++;
+	}
+	pv_cursor_close(c);
+	*count = n;
+	return rc == PV_ENOTFOUND ? PV_OK : rc;
+}
+
+pv_status
+vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
+{
+	struct pv_txn *t;
+	pv_status rc;
+
+	*bad = 0;
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	rc = walk(v, t, 0, 0, NULL, NULL, count, bad);
+	pv_txn_abort(t);
+	return rc;
+}
+
+struct read_arg {
+	struct vault		*v;
+	struct pv_txn		*t;
+	struct vault_audit_entry *e;
+	size_t			 n;
+};
+
+static pv_status
+read_one(void *arg, uint64_t seq, const uint8_t *ev, size_t len)
+{
+	struct read_arg *a = arg;
+	pv_status rc;
+
+	rc = event_decode(a->v, a->t, seq, ev, len, &a->e[a->n]);
+	a->n++;		/* freed whole, also when it failed half-way */
+	return rc;
+}
+
+pv_status
+vault_audit_read(struct vault *v, uint64_t after, size_t limit,
+    struct vault_audit_entry **out, size_t *n)
+{
+	struct read_arg a = { v, NULL, NULL, 0 };
+	uint64_t count, bad = 0;
+	pv_status rc;
+
+	if (limit == 0 || limit > VAULT_BATCH_MAX)
+		return PV_EINVAL;
+	if ((a.e = calloc(limit, sizeof(*a.e))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = vault_txn_begin(v, 0, &a.t)) != PV_OK)
+		goto out;
+	rc = walk(v, a.t, after, limit, read_one, &a, &count, &bad);
+	if (rc == PV_ENOTFOUND)
+		rc = PV_OK;		/* after is past the end: no events */
+	if (rc != PV_OK)
+		goto out;
+	*out = a.e;
+	*n = a.n;
+	a.e = NULL;
+out:
+	pv_txn_abort(a.t);
+	vault_audit_entries_free(a.e, a.n);
+	return rc;
+}
+
+/* Requests by record: listings and limits. */
+
+pv_status
+vault_audit_by_record(struct vault *v, struct pv_txn *t, uint64_t rec,
+    int kind, uint64_t since, size_t max, struct vault_audit_entry **out,
+    size_t *n)
+{
+	struct vault_audit_entry *e = NULL;
+	struct pv_cursor *c = NULL;
+	const uint8_t *k, *val;
+	uint8_t key[AR_KEY_LEN], ek[SEQ_LEN];
+	size_t kl, vl, cnt = 0;
+	pv_status rc;
+
+	if ((e = calloc(max ? max : 1, sizeof(*e))) == NULL)
+		return PV_ENOMEM;
+	pv_put_u64(key, rec);
+	key[SEQ_LEN] = (uint8_t)kind;
+	pv_put_u64(key + SEQ_LEN + 1, 0);
+	if ((rc = pv_cursor_open(t, PV_T_AUDIT_REC, &c)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(c, key, sizeof(key), 0, (const void **)&k,
+	    &kl, (const void **)&val, &vl); rc == PV_OK && cnt < max;
+	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl)) {
+		const uint8_t *ev;
+		size_t evl;
+
+		if (kl != AR_KEY_LEN || memcmp(k, key, SEQ_LEN + 1) != 0)
+			break;
+		memcpy(ek, k + SEQ_LEN + 1, SEQ_LEN);
+		if ((rc = pv_get(t, PV_T_AUDIT, ek, sizeof(ek),
+		    (const void **)&ev, &evl)) != PV_OK ||
+		    evl < E_STRINGS + PV_HMAC_LEN) {
+			rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+			goto out;
+		}
+		if (pv_get_u64(ev + E_TIME) < since)
+			continue;
+		rc = event_decode(v, t, pv_get_u64(ek), ev, evl - PV_HMAC_LEN,
+		    &e[cnt]);
+		cnt++;
+		if (rc != PV_OK)
+			goto out;
+	}
+	if (rc != PV_OK && rc != PV_ENOTFOUND)
+		goto out;
+	*out = e;
+	*n = cnt;
+	e = NULL;
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	vault_audit_entries_free(e, cnt);
+	return rc;
+}

@@ -1,0 +1,784 @@
+/*
+ * person.c: what a person may ask of their record (access, correction,
+ * consent), legal hold, and retention.
+ *
+ * Every change here runs as a group-commit job, so that the change, its
+ * audit event and (for requests limited per window) the count that allowed
+ * it are one transaction: two concurrent requests cannot both slip under a
+ * limit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vault_int.h"
+
+#define RETAIN_KEY_LEN	(2 * SEQ_LEN)
+
+pv_status
+vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
+{
+	uint8_t key[RETAIN_KEY_LEN];
+	const uint8_t one = 1;
+
+	pv_put_u64(key, until);
+	pv_put_u64(key + SEQ_LEN, seq);
+	return pv_put(t, PV_T_RETAIN, key, sizeof(key), &one, 1, 0);
+}
+
+pv_status
+vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
+{
+	uint8_t key[RETAIN_KEY_LEN];
+	pv_status rc;
+
+	pv_put_u64(key, until);
+	pv_put_u64(key + SEQ_LEN, seq);
+	rc = pv_del(t, PV_T_RETAIN, key, sizeof(key), NULL, 0);
+	return rc == PV_ENOTFOUND ? PV_OK : rc;
+}
+
+void
+vault_set_policy(struct vault *v, const struct vault_policy *p)
+{
+	(void)pthread_mutex_lock(&v->gc_lock);
+	v->retention_days = p->retention_days;
+	v->limit_count = p->request_limit;
+	v->limit_window = p->request_window;
+	(void)pthread_mutex_unlock(&v->gc_lock);
+}
+
+/*
+ * Whether another request of kind on record seq fits the window: PV_ELIMIT
+ * with *retry (seconds until the oldest counted one leaves it) if not.
+ */
+pv_status
+vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t *retry)
+{
+	struct vault_audit_entry *e = NULL;
+	uint64_t now = pv_now(), since;
+	size_t n = 0;
+	pv_status rc;
+
+	if (v->limit_count == 0)
+		return PV_OK;
+	since = now > v->limit_window ? now - v->limit_window : 0;
+	if ((rc = vault_audit_by_record(v, t, seq, kind, since,
+	    v->limit_count, &e, &n)) != PV_OK)
+		return rc;
+	if (n >= v->limit_count) {
+		*retry = e[0].time + v->limit_window > now ?
+		    e[0].time + v->limit_window - now : 1;
+		rc = PV_ELIMIT;
+	}
+	vault_audit_entries_free(e, n);
+	return rc;
+}
+
+/* Fetch a live record by id into a heap copy, inside t. */
+static pv_status
+fetch_copy(struct vault *v, struct pv_txn *t, const char *id, size_t len,
+    uint64_t *seq, uint8_t **copy, size_t *clen)
+{
+	uint8_t check[CHECK_LEN];
+	const uint8_t *rec;
+	pv_status rc;
+
+	if ((rc = vault_id_parse(v, KMS_ID_RECORD, id, len, seq, check)) !=
+	    PV_OK)
+		return rc;
+	if ((rc = vault_record_fetch(t, *seq, check, &rec, clen)) != PV_OK)
+		return rc;
+	if ((*copy = malloc(*clen)) == NULL)
+		return PV_ENOMEM;
+	memcpy(*copy, rec, *clen);
+	return PV_OK;
+}
+
+/* Access: everything about a record, for the person it belongs to. */
+
+void
+vault_record_view_free(struct vault_record_view *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nfields; i++)
+		pv_secure_free(r->fields[i].value, r->fields[i].len + 1);
+	vault_audit_entries_free(r->reads, r->nreads);
+	pv_cleanse(r, sizeof(*r));
+	free(r);
+}
+
+struct access_arg {
+	const struct vault_event	*ev;
+	uint64_t			 seq;
+	pv_status			 st;	/* the request's own outcome */
+	uint64_t			 retry;
+};
+
+/* Count against the limit and log, in one transaction. */
+static pv_status
+access_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct access_arg *a = arg;
+	struct vault_event ev = *a->ev;
+
+	ev.recs = &a->seq;
+	ev.nrecs = 1;
+	if ((a->st = vault_request_limit(v, g->t, a->seq, VAULT_EK_ACCESS,
+	    &a->retry)) == PV_OK) {
+		ev.kind = VAULT_EK_ACCESS;
+		ev.ok = 1;
+	} else {
+		if (a->st != PV_ELIMIT)
+			return a->st;
+		ev.kind = VAULT_EK_NONE;
+		ev.ok = 0;
+		ev.code = "too_many_requests";
+	}
+	return vault_audit_in(v, g->t, &ev, NULL);
+}
+
+pv_status
+vault_record_access(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, struct vault_record_view **out,
+    uint64_t *retry)
+{
+	struct vault_record_view *r = NULL;
+	struct access_arg a = { ev, 0, PV_OK, 0 };
+	struct gc_job job = { access_apply, &a, 1, PV_OK, 0, NULL };
+	struct pv_txn *t = NULL;
+	uint8_t *copy = NULL;
+	size_t clen = 0, pos = R_FIELDS, nf;
+	pv_status rc;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		goto out;
+	if ((rc = fetch_copy(v, t, id, len, &a.seq, &copy, &clen)) != PV_OK)
+		goto out;
+	memcpy(r->id, id, len);
+	r->marketing = (copy[R_FLAGS] & RF_MARKETING) != 0;
+	r->hold = (copy[R_FLAGS] & RF_HOLD) != 0;
+	r->created = pv_get_u64(copy + R_CREATED);
+	r->retain_until = pv_get_u64(copy + R_RETAIN);
+	nf = (size_t)copy[R_NFIELDS] << 8 | copy[R_NFIELDS + 1];
+	for (size_t i = 0; i < nf; i++) {
+		struct vault_record_field *f = &r->fields[i];
+		struct resolved res;
+		uint8_t tk[SEQ_LEN];
+		const uint8_t *tv;
+		size_t tl;
+
+		if (i == PV_FIELDS_MAX) {
+			rc = PV_EINTEGRITY;
+			goto out;
+		}
+		if ((rc = vault_field_next(copy, clen, &pos, &res.f)) != PV_OK)
+			goto out;
+		res.rec_seq = a.seq;
+		res.rec = copy;
+		res.reclen = clen;
+		if ((rc = vault_field_open(v, &res, &f->value)) != PV_OK)
+			goto out;
+		f->len = res.f.ctlen;
+		r->nfields++;
+		memcpy(f->name, res.f.name, res.f.namelen);
+		pv_put_u64(tk, res.f.tok_seq);
+		if ((rc = pv_get(t, PV_T_TOKENS, tk, sizeof(tk),
+		    (const void **)&tv, &tl)) != PV_OK || tl < T_NAME ||
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, res.f.tok_seq,
+		    tv + T_CHECK, f->token)) != PV_OK) {
+			rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+			goto out;
+		}
+	}
+	if ((rc = vault_audit_by_record(v, t, a.seq, VAULT_EK_READ, 0,
+	    VAULT_READS_MAX, &r->reads, &r->nreads)) != PV_OK)
+		goto out;
+	pv_txn_abort(t);
+	t = NULL;
+	/* No access without a record: logged (and counted) first. */
+	if ((rc = vault_commit_job(v, &job)) != PV_OK)
+		goto out;
+	if ((rc = a.st) != PV_OK) {
+		*retry = a.retry;
+		goto out;
+	}
+	*out = r;
+	r = NULL;
+out:
+	pv_txn_abort(t);
+	if (copy != NULL) {
+		pv_cleanse(copy, clen);
+		free(copy);
+	}
+	vault_record_view_free(r);
+	return rc;
+}
+
+/* Changes to one record: correction, consent, hold. */
+
+struct change_arg {
+	const struct vault_event	*ev;
+	const char			*id;
+	size_t				 len;
+	/* correction */
+	const struct vault_field	*fields;	/* value NULL: remove */
+	size_t				 nfields;
+	char				(*tokens)[VAULT_ID_STRLEN + 1];
+	char				(*names)[PV_FIELD_NAME_MAX + 1];
+	size_t				 ntokens;
+	/* flags */
+	uint8_t				 set, clear;
+	pv_status			 st;
+};
+
+/* Re-wrap a record copy's DEK for its (changed) header. */
+static pv_status
+rewrap_header(struct vault *v, struct pv_txn *t, uint64_t seq, uint8_t *rec,
+    const uint8_t *old_ctx, uint8_t *dek)
+{
+	uint8_t ctx[DEK_CTX_LEN];
+	uint32_t oldv = pv_get_u32(rec + R_KEKV), newv;
+	pv_status rc;
+
+	if ((rc = kms_dek_open(v->kms, old_ctx, DEK_CTX_LEN, oldv, rec + R_DEK,
+	    dek)) != PV_OK)
+		return rc;
+	vault_dek_ctx(ctx, seq, rec);
+	if ((rc = kms_dek_wrap(v->kms, ctx, sizeof(ctx), dek, &newv,
+	    rec + R_DEK)) != PV_OK)
+		return rc;
+	pv_put_u32(rec + R_KEKV, newv);
+	if (newv != oldv &&
+	    ((rc = kms_count_wraps(v->kms, t, oldv, -1, 0)) != PV_OK ||
+	    (rc = kms_count_wraps(v->kms, t, newv, 1, 1)) != PV_OK))
+		return rc;
+	return PV_OK;
+}
+
+static pv_status
+flags_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct change_arg *a = arg;
+	struct vault_event ev = *a->ev;
+	uint8_t old_ctx[DEK_CTX_LEN], key[SEQ_LEN], *copy = NULL;
+	uint64_t seq = 0;
+	size_t clen = 0;
+	pv_status rc;
+
+	a->st = fetch_copy(v, g->t, a->id, a->len, &seq, &copy, &clen);
+	if (a->st == PV_OK) {
+		vault_dek_ctx(old_ctx, seq, copy);
+		copy[R_FLAGS] = (uint8_t)((copy[R_FLAGS] | a->set) & ~a->clear);
+		if (copy[R_FLAGS] != old_ctx[17] &&
+		    (rc = rewrap_header(v, g->t, seq, copy, old_ctx,
+		    g->dek)) != PV_OK)
+			goto out;
+		pv_put_u64(key, seq);
+		if ((rc = pv_put(g->t, PV_T_RECORDS, key, sizeof(key), copy,
+		    clen, 0)) != PV_OK)
+			goto out;
+		ev.recs = &seq;
+		ev.nrecs = 1;
+		ev.ok = 1;
+	} else if (a->st == PV_ENOMEM || a->st == PV_EINTEGRITY ||
+	    a->st == PV_ESTORE) {
+		rc = a->st;
+		goto out;
+	} else {
+		ev.ok = 0;
+		ev.code = a->st == PV_ESHREDDED ? "shredded" : "not_found";
+	}
+	rc = vault_audit_in(v, g->t, &ev, NULL);
+out:
+	if (copy != NULL) {
+		pv_cleanse(copy, clen);
+		free(copy);
+	}
+	return rc;
+}
+
+static pv_status
+change(struct vault *v, struct change_arg *a,
+    pv_status (*apply)(struct vault *, struct gc_ctx *, void *))
+{
+	struct gc_job job = { apply, a, 1, PV_OK, 0, NULL };
+	pv_status rc;
+
+	if ((rc = vault_commit_job(v, &job)) != PV_OK)
+		return rc;
+	return a->st;
+}
+
+pv_status
+vault_record_consent(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, int marketing)
+{
+	struct change_arg a = { .ev = ev, .id = id, .len = len };
+
+	if (marketing)
+		a.set = RF_MARKETING;
+	else
+		a.clear = RF_MARKETING;
+	return change(v, &a, flags_apply);
+}
+
+pv_status
+vault_record_hold(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, int hold)
+{
+	struct change_arg a = { .ev = ev, .id = id, .len = len };
+
+	if (hold)
+		a.set = RF_HOLD;
+	else
+		a.clear = RF_HOLD;
+	return change(v, &a, flags_apply);
+}
+
+/*
+ * Correction.  The record is rebuilt: kept fields are copied as they are,
+ * changed ones are sealed anew under the same DEK with their old token
+ * numbers (so existing tokens resolve to the new values), removed ones lose
+ * their token and index entries, new ones get new tokens.
+ */
+struct slot {
+	const char	*name;
+	size_t		 namelen;
+	const char	*value;		/* new value, or NULL to keep old */
+	size_t		 len;
+	struct field_view old;		/* when it existed */
+	int		 existed;
+	uint64_t	 tok_seq;
+	uint8_t		 tok_check[CHECK_LEN];
+	uint8_t		 digest[PV_HMAC_LEN];
+	int		 indexed;
+};
+
+static pv_status
+index_del(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const struct field_view *f)
+{
+	uint8_t idx[INDEX_VAL_LEN];
+	pv_status rc;
+
+	pv_put_u64(idx, seq);
+	pv_put_u64(idx + SEQ_LEN, f->tok_seq);
+	if ((rc = vault_index_mac(v, idx, f->digest)) != PV_OK)
+		return rc;
+	rc = pv_del(t, PV_T_INDEX, f->digest, PV_HMAC_LEN, idx, sizeof(idx));
+	return rc == PV_ENOTFOUND ? PV_OK : rc;
+}
+
+static pv_status
+correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
+    uint64_t seq, const uint8_t *old, size_t oldlen)
+{
+	struct slot *sl = NULL;
+	struct vault_record_in in;
+	struct vault_field check[PV_FIELDS_MAX];
+	uint8_t ctx[DEK_CTX_LEN], aad[AAD_MAX], key[SEQ_LEN], *p, *q;
+	uint8_t tk[SEQ_LEN], tokval[T_NAME + PV_FIELD_NAME_MAX];
+	uint8_t idx[INDEX_VAL_LEN];
+	char norm[PV_VALUE_MAX];
+	size_t n = 0, nold, pos = R_FIELDS, size = R_FIELDS, normlen, aadlen;
+	size_t ncheck = 0;
+	pv_status rc;
+
+	if ((sl = calloc(PV_FIELDS_MAX + VAULT_FIELDS_PATCH_MAX,
+	    sizeof(*sl))) == NULL)
+		return PV_ENOMEM;
+	nold = (size_t)old[R_NFIELDS] << 8 | old[R_NFIELDS + 1];
+	for (size_t i = 0; i < nold; i++, n++) {
+		if ((rc = vault_field_next(old, oldlen, &pos, &sl[n].old)) !=
+		    PV_OK)
+			goto out;
+		sl[n].existed = 1;
+		sl[n].name = sl[n].old.name;
+		sl[n].namelen = sl[n].old.namelen;
+		sl[n].tok_seq = sl[n].old.tok_seq;
+	}
+	/* Apply the patch: replace, remove (value NULL) or add. */
+	for (size_t i = 0; i < a->nfields; i++) {
+		const struct vault_field *f = &a->fields[i];
+		size_t j;
+
+		for (j = 0; j < n; j++)
+			if (sl[j].namelen == f->namelen &&
+			    memcmp(sl[j].name, f->name, f->namelen) == 0)
+				break;
+		if (j == n) {
+			if (f->value == NULL)
+				continue;	/* removing what is not there */
+			sl[n].name = f->name;
+			sl[n].namelen = f->namelen;
+			sl[n].tok_seq = g->next_tok++;
+			if ((rc = pv_random(sl[n].tok_check, CHECK_LEN)) !=
+			    PV_OK)
+				goto out;
+			n++;
+		}
+		sl[j].value = f->value;
+		sl[j].len = f->len;
+		if (f->value == NULL)
+			sl[j].namelen = 0;	/* removed */
+	}
+	/* The result must be a valid record. */
+	for (size_t i = 0; i < n; i++) {
+		if (sl[i].namelen == 0)
+			continue;
+		if (ncheck == PV_FIELDS_MAX) {
+			a->st = PV_ETOOBIG;
+			rc = PV_OK;
+			goto out;
+		}
+		check[ncheck++] = (struct vault_field){ sl[i].name,
+		    sl[i].namelen, sl[i].value ? sl[i].value : "x",
+		    sl[i].value ? sl[i].len : 1 };
+	}
+	in = (struct vault_record_in){ check, ncheck, 0, 0 };
+	if ((a->st = vault_record_check(&in)) != PV_OK) {
+		rc = PV_OK;
+		goto out;
+	}
+	vault_dek_ctx(ctx, seq, old);
+	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
+	    pv_get_u32(old + R_KEKV), old + R_DEK, g->dek)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &sl[i];
+
+		if (s->namelen == 0)
+			continue;
+		s->indexed = vault_field_indexed(s->name, s->namelen);
+		if (s->value == NULL) {
+			size += (size_t)(s->old.tag + PV_GCM_TAG_LEN -
+			    (const uint8_t *)s->old.name) + 1;
+			if (s->indexed)
+				memcpy(s->digest, s->old.digest, PV_HMAC_LEN);
+			continue;
+		}
+		if (s->indexed) {
+			if ((rc = vault_normalize(norm, &normlen, s->name,
+			    s->namelen, s->value, s->len)) != PV_OK)
+				goto out;
+			rc = kms_blind_index(v->kms, 0, s->digest, s->name,
+			    s->namelen, norm, normlen);
+			pv_cleanse(norm, sizeof(norm));
+			if (rc != PV_OK)
+				goto out;
+		}
+		size += 1 + s->namelen + 1 + (s->indexed ? PV_HMAC_LEN : 0) +
+		    SEQ_LEN + 2 + PV_GCM_NONCE_LEN + s->len + PV_GCM_TAG_LEN;
+	}
+	pv_put_u64(key, seq);
+	if ((rc = pv_reserve(g->t, PV_T_RECORDS, key, sizeof(key), size, 0,
+	    (void **)&p)) != PV_OK)
+		goto out;
+	memcpy(p, old, R_FIELDS);
+	p[R_NFIELDS] = (uint8_t)(ncheck >> 8);
+	p[R_NFIELDS + 1] = (uint8_t)ncheck;
+	q = p + R_FIELDS;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &sl[i];
+
+		if (s->namelen == 0)
+			continue;
+		if (s->value == NULL) {
+			/* Kept: the entry's bytes as they were. */
+			size_t el = (size_t)(s->old.tag + PV_GCM_TAG_LEN -
+			    (const uint8_t *)s->old.name) + 1;
+
+			memcpy(q, (const uint8_t *)s->old.name - 1, el);
+			q += el;
+			continue;
+		}
+		*q++ = (uint8_t)s->namelen;
+		memcpy(q, s->name, s->namelen);
+		q += s->namelen;
+		*q++ = s->indexed ? FF_INDEXED : 0;
+		if (s->indexed) {
+			memcpy(q, s->digest, PV_HMAC_LEN);
+			q += PV_HMAC_LEN;
+		}
+		pv_put_u64(q, s->tok_seq);
+		q += SEQ_LEN;
+		*q++ = (uint8_t)(s->len >> 8);
+		*q++ = (uint8_t)s->len;
+		memcpy(aad, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
+		memcpy(aad + KMS_VAULT_ID_LEN, ctx, 16);
+		pv_put_u64(aad + KMS_VAULT_ID_LEN + 16, s->tok_seq);
+		memcpy(aad + KMS_VAULT_ID_LEN + 16 + SEQ_LEN, s->name,
+		    s->namelen);
+		aadlen = KMS_VAULT_ID_LEN + 16 + SEQ_LEN + s->namelen;
+		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
+		    q + PV_GCM_NONCE_LEN + s->len, g->dek, aad, aadlen,
+		    s->value, s->len)) != PV_OK)
+			goto out;
+		q += PV_GCM_NONCE_LEN + s->len + PV_GCM_TAG_LEN;
+	}
+	/* Tokens and index entries follow; p is dead from here on. */
+	a->ntokens = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &sl[i];
+		int changed = s->value != NULL || s->namelen == 0;
+
+		if (s->existed && changed && s->old.indexed &&
+		    (rc = index_del(v, g->t, seq, &s->old)) != PV_OK)
+			goto out;
+		pv_put_u64(tk, s->tok_seq);
+		if (s->namelen == 0) {
+			rc = pv_del(g->t, PV_T_TOKENS, tk, sizeof(tk), NULL, 0);
+			if (rc != PV_OK && rc != PV_ENOTFOUND)
+				goto out;
+			continue;
+		}
+		if (!s->existed) {
+			pv_put_u64(tokval + T_REC, seq);
+			memcpy(tokval + T_CHECK, s->tok_check, CHECK_LEN);
+			tokval[T_NAMELEN] = (uint8_t)s->namelen;
+			memcpy(tokval + T_NAME, s->name, s->namelen);
+			if ((rc = pv_put(g->t, PV_T_TOKENS, tk, sizeof(tk),
+			    tokval, T_NAME + s->namelen, 0)) != PV_OK)
+				goto out;
+		} else {
+			const uint8_t *tv;
+			size_t tl;
+
+			if ((rc = pv_get(g->t, PV_T_TOKENS, tk, sizeof(tk),
+			    (const void **)&tv, &tl)) != PV_OK ||
+			    tl < T_NAME) {
+				rc = rc == PV_OK ? PV_EINTEGRITY : rc;
+				goto out;
+			}
+			memcpy(s->tok_check, tv + T_CHECK, CHECK_LEN);
+		}
+		if (s->indexed && changed) {
+			pv_put_u64(idx, seq);
+			pv_put_u64(idx + SEQ_LEN, s->tok_seq);
+			if ((rc = vault_index_mac(v, idx, s->digest)) != PV_OK ||
+			    (rc = pv_put(g->t, PV_T_INDEX, s->digest,
+			    PV_HMAC_LEN, idx, sizeof(idx), 0)) != PV_OK)
+				goto out;
+		}
+		if (a->tokens != NULL) {
+			memcpy(a->names[a->ntokens], s->name, s->namelen);
+			a->names[a->ntokens][s->namelen] = '\0';
+			if ((rc = vault_id_format(v, KMS_ID_TOKEN, s->tok_seq,
+			    s->tok_check, a->tokens[a->ntokens])) != PV_OK)
+				goto out;
+			a->ntokens++;
+		}
+	}
+	rc = PV_OK;
+out:
+	pv_cleanse(g->dek, PV_KEY_LEN);
+	free(sl);
+	return rc;
+}
+
+static pv_status
+correct_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct change_arg *a = arg;
+	struct vault_event ev = *a->ev;
+	const char *names[VAULT_FIELDS_PATCH_MAX];
+	uint8_t *copy = NULL;
+	uint64_t seq = 0;
+	size_t clen = 0;
+	pv_status rc;
+
+	a->st = fetch_copy(v, g->t, a->id, a->len, &seq, &copy, &clen);
+	if (a->st == PV_OK) {
+		if ((rc = correct_build(v, g, a, seq, copy, clen)) != PV_OK)
+			goto out;
+	} else if (a->st == PV_ENOMEM || a->st == PV_EINTEGRITY ||
+	    a->st == PV_ESTORE) {
+		rc = a->st;
+		goto out;
+	}
+	for (size_t i = 0; i < a->nfields; i++)
+		names[i] = a->fields[i].name;
+	ev.fields = names;
+	ev.nfields = a->nfields;
+	ev.recs = &seq;
+	ev.nrecs = a->st == PV_OK || seq != 0 ? 1 : 0;
+	ev.ok = a->st == PV_OK;
+	if (!ev.ok)
+		ev.code = a->st == PV_ESHREDDED ? "shredded" :
+		    a->st == PV_ENOTFOUND || a->st == PV_ETOKEN ? "not_found" :
+		    "invalid_value";
+	rc = vault_audit_in(v, g->t, &ev, NULL);
+out:
+	if (copy != NULL) {
+		pv_cleanse(copy, clen);
+		free(copy);
+	}
+	return rc;
+}
+
+pv_status
+vault_record_correct(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, const struct vault_field *fields,
+    size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
+    char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens)
+{
+	struct change_arg a = { .ev = ev, .id = id, .len = len,
+	    .fields = fields, .nfields = nfields, .tokens = tokens,
+	    .names = names };
+	pv_status rc;
+
+	if (nfields == 0)
+		return PV_EINVAL;
+	if (nfields > VAULT_FIELDS_PATCH_MAX)
+		return PV_ETOOBIG;
+	/* Names and new values are checked before anything is touched. */
+	for (size_t i = 0; i < nfields; i++) {
+		if (!pv_field_name_valid(fields[i].name, fields[i].namelen))
+			return PV_EFIELD;
+		for (size_t j = 0; j < i; j++)
+			if (fields[j].namelen == fields[i].namelen &&
+			    memcmp(fields[j].name, fields[i].name,
+			    fields[i].namelen) == 0)
+				return PV_EFIELD;
+	}
+	if ((rc = change(v, &a, correct_apply)) == PV_OK)
+		*ntokens = a.ntokens;
+	return rc;
+}
+
+/* Retention. */
+
+struct sweep_arg {
+	uint64_t	 now;
+	size_t		 batch;
+	int		 dry_run;
+	uint64_t	 shredded, held;
+	int		 more;
+};
+
+struct due {
+	uint64_t	until, seq;
+	int		live;		/* else a stale entry, to drop */
+};
+
+/*
+ * One batch of the sweep: records past their date are shredded, held ones
+ * skipped (they stay in the table and are swept once released), stale
+ * entries dropped.  A dry run only counts, over the whole table.
+ */
+static pv_status
+sweep_apply(struct vault *v, struct gc_ctx *g, void *arg)
+{
+	struct sweep_arg *a = arg;
+	struct pv_cursor *c = NULL;
+	const uint8_t *k, *val, *rec;
+	struct due *due = NULL;
+	uint64_t *gone = NULL;
+	size_t kl, vl, n = 0, ngone = 0, rl;
+	pv_status rc;
+
+	a->more = 0;
+	if ((due = calloc(a->batch, sizeof(*due))) == NULL ||
+	    (gone = calloc(a->batch, sizeof(*gone))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if ((rc = pv_cursor_open(g->t, PV_T_RETAIN, &c)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK;
+	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl)) {
+		uint8_t key[SEQ_LEN];
+		uint64_t until;
+		int live;
+
+		if (kl != RETAIN_KEY_LEN) {
+			rc = PV_EINTEGRITY;
+			goto out;
+		}
+		if ((until = pv_get_u64(k)) > a->now)
+			break;
+		memcpy(key, k + SEQ_LEN, SEQ_LEN);
+		rc = pv_get(g->t, PV_T_RECORDS, key, sizeof(key),
+		    (const void **)&rec, &rl);
+		if (rc != PV_OK && rc != PV_ENOTFOUND)
+			goto out;
+		live = rc == PV_OK && rl >= R_FIELDS &&
+		    rec[R_TYPE] == REC_LIVE &&
+		    pv_get_u64(rec + R_RETAIN) == until;
+		rc = PV_OK;
+		if (live && (rec[R_FLAGS] & RF_HOLD)) {
+			a->held++;
+			continue;
+		}
+		if (a->dry_run) {
+			a->shredded += (uint64_t)live;
+			continue;
+		}
+		if (n == a->batch) {
+			a->more = 1;
+			break;
+		}
+		due[n].until = until;
+		due[n].seq = pv_get_u64(key);
+		due[n++].live = live;
+	}
+	pv_cursor_close(c);
+	c = NULL;
+	if (rc != PV_OK && rc != PV_ENOTFOUND)
+		goto out;
+	rc = PV_OK;
+	for (size_t i = 0; i < n && rc == PV_OK; i++) {
+		if (!due[i].live) {
+			rc = vault_retain_del(g->t, due[i].until, due[i].seq);
+			continue;
+		}
+		if ((rc = vault_shred_in(v, g->t, due[i].seq, "retention")) !=
+		    PV_OK)
+			break;
+		g->records--;
+		gone[ngone++] = due[i].seq;
+	}
+	if (rc != PV_OK)
+		goto out;
+	a->shredded += ngone;
+	if (ngone > 0)
+		rc = vault_audit_in(v, g->t, &(struct vault_event){
+		    .actor = "retention", .action = "retention.sweep",
+		    .ok = 1, .purpose = -1, .reason = "retention",
+		    .recs = gone, .nrecs = ngone, .kind = VAULT_EK_NONE },
+		    NULL);
+out:
+	pv_cursor_close(c);
+	free(due);
+	free(gone);
+	return rc;
+}
+
+pv_status
+vault_retention_sweep(struct vault *v, int dry_run, size_t batch,
+    uint64_t *shredded, uint64_t *held)
+{
+	struct sweep_arg a = { pv_now(), batch ? batch : 1000, dry_run, 0, 0,
+	    0 };
+	struct gc_job job = { sweep_apply, &a, 0, PV_OK, 0, NULL };
+	pv_status rc;
+
+	if (batch > VAULT_BATCH_MAX)
+		return PV_EINVAL;
+	job.weight = a.batch;
+	/* Bounded transactions; a dry run counts in one and writes none. */
+	do {
+		a.held = 0;	/* held records are met again each batch */
+		if ((rc = vault_commit_job(v, &job)) != PV_OK)
+			return rc;
+	} while (a.more);
+	*shredded = a.shredded;
+	*held = a.held;
+	return PV_OK;
+}
