@@ -63,6 +63,10 @@ pv_status api_json_receipt(struct pv_buf *b, const struct vault_receipt *r)
 pv_status api_receipt_parse(const char *text, size_t len,
 	      struct vault_receipt *out, char err[static API_ERR_MAX]) PV_WUR;
 
+/* One audit event as a JSON object, after a comma if comma. */
+pv_status api_json_event(struct pv_buf *b, const struct vault_audit_entry *e,
+	      int comma) PV_WUR;
+
 /* A public key as text: "pvpub_" and 44 base64url characters. */
 #define API_PUBKEY_STRLEN	(6 + 2 * PV_B64URL16_LEN)
 void	  api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],

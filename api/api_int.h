@@ -35,6 +35,8 @@ struct api_resp {
 	unsigned	 retry_after;	/* seconds, 0 for none */
 	const char	*allow;		/* Allow header of a 405, or NULL */
 	char		 allow_buf[64];
+	const char	*code;		/* the error code sent, or NULL */
+	int		 audited;	/* the vault logged this request */
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 };
 
@@ -47,6 +49,11 @@ enum api_route {
 	API_R_LOOKUP,
 	API_R_METRICS,
 	API_R_SHRED,		/* DELETE /v1/records/{id} */
+	API_R_ACCESS,		/* GET /v1/records/{id} */
+	API_R_CORRECT,		/* PATCH /v1/records/{id} */
+	API_R_CONSENT,		/* PUT /v1/records/{id}/consent */
+	API_R_HOLD,		/* PUT /v1/records/{id}/legal-hold */
+	API_R_AUDIT,		/* GET /v1/audit */
 	API_R_OTHER,		/* unknown routes */
 	API_R__COUNT
 };
@@ -64,6 +71,7 @@ extern const struct api_route_info api_routes[API_R_OTHER];
 struct api_server {
 	struct vault		*vault;
 	struct api_limits	 limits;
+	int			 request_limit;	/* limit access/deletion */
 	/* Metrics: requests by route and status slot, and latency. */
 	atomic_ullong		 requests[API_R__COUNT][API_STATUS_SLOTS];
 	atomic_ullong		 lat_bucket[API_LAT_BUCKETS + 1];
@@ -130,5 +138,22 @@ struct api_lookup {
 pv_status api_lookup_parse(const char *text, size_t len,
 	      struct api_lookup **out, char err[static API_ERR_MAX]) PV_WUR;
 void	  api_lookup_free(struct api_lookup *l);
+
+/* PATCH /v1/records/{id}: {"fields":{"name":"value"|null,…}}. */
+struct api_patch;
+pv_status api_patch_parse(const char *text, size_t len, struct api_patch **out,
+	      char err[static API_ERR_MAX]) PV_WUR;
+const struct vault_field *api_patch_fields(const struct api_patch *p,
+	      size_t *n);
+void	  api_patch_free(struct api_patch *p);
+
+/*
+ * An object of the booleans named in bools (NULL-terminated, at most 6;
+ * vals[i] is 0, 1, or -1 when absent) and, if str is not NULL, one string
+ * member copied to sval (scap bytes).  Other members are PV_EMEMBER.
+ */
+pv_status api_flags_parse(const char *text, size_t len,
+	      const char *const *bools, int *vals, const char *str, char *sval,
+	      size_t scap, char err[static API_ERR_MAX]) PV_WUR;
 
 #endif /* API_INT_H */

@@ -357,6 +357,7 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	}
 	h->srv.vault = v;
 	h->srv.limits = o->limits;
+	h->srv.request_limit = 1;	/* a person's requests, per window */
 	limits_default(&h->srv.limits);
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |

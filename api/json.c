@@ -768,3 +768,175 @@ out:
 	json_decref(root);
 	return rc;
 }
+
+/* Bodies of the person's requests. */
+
+struct api_patch {
+	json_t			*root;
+	struct vault_field	 fields[VAULT_FIELDS_PATCH_MAX];
+	size_t			 n;
+};
+
+pv_status
+api_patch_parse(const char *text, size_t len, struct api_patch **out,
+    char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "fields", NULL };
+	struct api_patch *p;
+	const char *name;
+	json_t *fields, *val;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return PV_ENOMEM;
+	if ((p->root = load(text, len, err, &rc)) == NULL)
+		goto out;
+	if ((rc = only_members(p->root, members, "body", err)) != PV_OK)
+		goto out;
+	fields = json_object_get(p->root, "fields");
+	if (!json_is_object(fields) || json_object_size(fields) == 0) {
+		(void)snprintf(err, API_ERR_MAX, "\"fields\" must be a "
+		    "non-empty object of strings or nulls");
+		rc = PV_EVALUE;
+		goto out;
+	}
+	if (json_object_size(fields) > VAULT_FIELDS_PATCH_MAX) {
+		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
+		    VAULT_FIELDS_PATCH_MAX);
+		rc = PV_ETOOBIG;
+		goto out;
+	}
+	json_object_foreach(fields, name, val) {
+		struct vault_field *f = &p->fields[p->n++];
+
+		f->name = name;
+		f->namelen = strlen(name);
+		if (json_is_null(val))
+			continue;	/* value NULL: remove the field */
+		if (!json_is_string(val)) {
+			(void)snprintf(err, API_ERR_MAX, "every field value "
+			    "must be a string or null");
+			rc = PV_EVALUE;
+			goto out;
+		}
+		f->value = json_string_value(val);
+		f->len = json_string_length(val);
+	}
+	*out = p;
+	p = NULL;
+out:
+	api_patch_free(p);
+	return rc;
+}
+
+const struct vault_field *
+api_patch_fields(const struct api_patch *p, size_t *n)
+{
+	*n = p->n;
+	return p->fields;
+}
+
+void
+api_patch_free(struct api_patch *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->root);
+	free(p);
+}
+
+/*
+ * A small object of booleans and one optional string:
+ * {"marketing":false,"notices":true} or {"hold":true,"reason":"…"}.
+ * Members not named are PV_EMEMBER; a named boolean that is absent is -1.
+ */
+pv_status
+api_flags_parse(const char *text, size_t len, const char *const *bools,
+    int *vals, const char *str, char *sval, size_t scap,
+    char err[static API_ERR_MAX])
+{
+	const char *members[8];
+	json_t *root, *v;
+	size_t n = 0;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	for (; bools[n] != NULL && n < 6; n++)
+		members[n] = bools[n];
+	if (str != NULL)
+		members[n++] = str;
+	members[n] = NULL;
+	if ((root = load(text, len, err, &rc)) == NULL)
+		return rc;
+	if ((rc = only_members(root, members, "body", err)) != PV_OK)
+		goto out;
+	for (size_t i = 0; bools[i] != NULL && i < 6; i++) {
+		v = json_object_get(root, bools[i]);
+		if (v != NULL && !json_is_boolean(v)) {
+			(void)snprintf(err, API_ERR_MAX, "\"%s\" must be true "
+			    "or false", bools[i]);
+			rc = PV_EVALUE;
+			goto out;
+		}
+		vals[i] = v == NULL ? -1 : json_is_true(v);
+	}
+	if (str != NULL) {
+		sval[0] = '\0';
+		v = json_object_get(root, str);
+		if (v != NULL && (!json_is_string(v) ||
+		    json_string_length(v) >= scap ||
+		    strlen(json_string_value(v)) != json_string_length(v))) {
+			(void)snprintf(err, API_ERR_MAX, "\"%s\" must be a "
+			    "string of fewer than %zu bytes", str, scap);
+			rc = PV_EVALUE;
+			goto out;
+		}
+		if (v != NULL)
+			memcpy(sval, json_string_value(v),
+			    json_string_length(v) + 1);
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+pv_status
+api_json_event(struct pv_buf *b, const struct vault_audit_entry *e, int comma)
+{
+	pv_status rc;
+
+	if ((rc = pv_buf_printf(b, "%s{\"seq\":%llu,\"time\":%llu,\"actor\":",
+	    comma ? "," : "", (unsigned long long)e->seq,
+	    (unsigned long long)e->time)) != PV_OK ||
+	    (rc = api_json_quote(b, e->actor, strlen(e->actor))) != PV_OK ||
+	    (rc = pv_buf_add(b, ",\"action\":", 10)) != PV_OK ||
+	    (rc = api_json_quote(b, e->action, strlen(e->action))) != PV_OK ||
+	    (rc = pv_buf_printf(b, ",\"outcome\":\"%s\"", e->ok ? "allowed" :
+	    "denied")) != PV_OK)
+		return rc;
+	if (e->code[0] != '\0' && ((rc = pv_buf_add(b, ",\"code\":", 8)) !=
+	    PV_OK || (rc = api_json_quote(b, e->code, strlen(e->code))) !=
+	    PV_OK))
+		return rc;
+	if (e->purpose >= 0 && (rc = pv_buf_printf(b, ",\"purpose\":\"%s\"",
+	    vault_purpose_name((enum vault_purpose)e->purpose))) != PV_OK)
+		return rc;
+	if (e->reason[0] != '\0' && ((rc = pv_buf_add(b, ",\"reason\":", 10)) !=
+	    PV_OK || (rc = api_json_quote(b, e->reason, strlen(e->reason))) !=
+	    PV_OK))
+		return rc;
+	if ((rc = pv_buf_add(b, ",\"records\":[", 12)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < e->nrecs; i++)
+		if ((rc = pv_buf_printf(b, "%s\"%s\"", i ? "," : "",
+		    e->ids[i])) != PV_OK)
+			return rc;
+	if ((rc = pv_buf_add(b, "],\"fields\":[", 12)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < e->nfields; i++)
+		if ((rc = pv_buf_printf(b, "%s\"%s\"", i ? "," : "",
+		    e->fields[i])) != PV_OK)
+			return rc;
+	return pv_buf_add(b, "]}", 2);
+}

@@ -21,6 +21,28 @@ const struct api_route_info api_routes[API_R_OTHER] = {
 	[API_R_LOOKUP] = { "/v1/lookup", "POST" },
 	[API_R_METRICS] = { "/metrics", "GET" },
 	[API_R_SHRED] = { "/v1/records/{id}", "DELETE" },
+	[API_R_ACCESS] = { "/v1/records/{id}", "GET" },
+	[API_R_CORRECT] = { "/v1/records/{id}", "PATCH" },
+	[API_R_CONSENT] = { "/v1/records/{id}/consent", "PUT" },
+	[API_R_HOLD] = { "/v1/records/{id}/legal-hold", "PUT" },
+	[API_R_AUDIT] = { "/v1/audit", "GET" },
+};
+
+/* Each route's name in the audit log. */
+static const char *const route_action[API_R__COUNT] = {
+	[API_R_HEALTH] = "health",
+	[API_R_RECORDS] = "records.create",
+	[API_R_BATCH] = "records.batch",
+	[API_R_DETOKENIZE] = "detokenize",
+	[API_R_LOOKUP] = "lookup",
+	[API_R_METRICS] = "metrics",
+	[API_R_SHRED] = "records.delete",
+	[API_R_ACCESS] = "records.access",
+	[API_R_CORRECT] = "records.correct",
+	[API_R_CONSENT] = "records.consent",
+	[API_R_HOLD] = "records.legal_hold",
+	[API_R_AUDIT] = "audit.read",
+	[API_R_OTHER] = "unknown",
 };
 
 static const unsigned status_slots[API_STATUS_SLOTS] = {
@@ -141,6 +163,7 @@ fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
 	else
 		(void)snprintf(msg, sizeof(msg), "%s", pv_strerror(rc));
 	reply(rs, status);
+	rs->code = code;
 	if (pv_buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code)
 	    != PV_OK || api_json_quote(b, msg, strlen(msg)) != PV_OK ||
 	    pv_buf_add(b, "}}", 2) != PV_OK) {
@@ -166,6 +189,8 @@ http_status(pv_status rc)
 		return 404;
 	case PV_EHOLD:
 		return 409;
+	case PV_ELIMIT:
+		return 429;
 	case PV_ESHREDDED:
 		return 410;
 	case PV_ETOOBIG:
@@ -176,6 +201,7 @@ http_status(pv_status rc)
 	case PV_EREASON:
 	case PV_EMEMBER:
 	case PV_ENOTINDEXED:
+	case PV_EOPTOUT:
 		return 422;
 	case PV_EFULL:
 	case PV_EUNAVAIL:
@@ -258,7 +284,8 @@ h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 
 static void
 h_records(struct api_server *s, const struct api_req *rq,
-    struct api_resp *rs, const struct vault_apikey *key)
+    struct api_resp *rs, const struct vault_apikey *key,
+    const struct vault_event *ev)
 {
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	struct vault_put_result res;
@@ -288,13 +315,14 @@ h_records(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	res.tokens = tokens;
-	if ((rc = vault_put(s->vault, in, 1, &res)) == PV_OK)
+	if ((rc = vault_put_ev(s->vault, in, 1, &res, ev)) == PV_OK)
 		rc = res.status;
 	if (rc != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EINVAL ? "a record needs fields" :
 		    NULL);
 		goto out;
 	}
+	rs->audited = 1;
 	reply(rs, 201);
 	if ((rc = api_json_put_result(&rs->body, in, &res)) != PV_OK)
 		fail_rc(rs, rc, NULL);
@@ -305,7 +333,7 @@ out:
 
 static void
 h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key)
+    const struct vault_apikey *key, const struct vault_event *ev)
 {
 	struct api_records *recs = NULL;
 	struct vault_record_in *valid = NULL;
@@ -352,12 +380,15 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		res[j].tokens = tokens + pos;
 		pos += valid[j].nfields;
 	}
-	if (nvalid > 0 && (rc = vault_put(s->vault, valid, nvalid, res)) !=
-	    PV_OK && http_status(rc) >= 500) {
+	if (nvalid > 0 && (rc = vault_put_ev(s->vault, valid, nvalid, res,
+	    ev)) != PV_OK && http_status(rc) >= 500) {
 		/* The commit failed: nothing of the batch was stored. */
 		fail_rc(rs, rc, NULL);
 		goto out;
 	}
+	for (size_t j = 0; j < nvalid; j++)
+		if (res[j].status == PV_OK)
+			rs->audited = 1;	/* logged with what it stored */
 	reply(rs, 200);
 	rc = pv_buf_add(b, "{\"results\":[", 12);
 	for (size_t i = 0, j = 0; i < n && rc == PV_OK; i++) {
@@ -434,7 +465,8 @@ emit_reveal(struct pv_buf *b, const struct vault_reveal *r)
 
 static void
 h_detokenize(struct api_server *s, const struct api_req *rq,
-    struct api_resp *rs, const struct vault_apikey *key)
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev)
 {
 	struct api_detok *d = NULL;
 	struct vault_reveal *out = NULL;
@@ -459,7 +491,9 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 	a.key = key;
 	a.purpose = d->purpose;
 	a.reason = d->reason;
-	if ((rc = vault_detokenize(s->vault, &a, d->tokens, d->lens, d->n,
+	ev->purpose = (int)d->purpose;
+	ev->reason = d->reason;
+	if ((rc = vault_detokenize(s->vault, &a, ev, d->tokens, d->lens, d->n,
 	    out)) != PV_OK) {
 		free(out);
 		out = NULL;
@@ -467,6 +501,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 		    vault_purpose_name(d->purpose) : NULL);
 		goto out;
 	}
+	rs->audited = 1;
 	reply(rs, 200);
 	rc = pv_buf_add(b, "{\"results\":{", 12);
 	for (size_t i = 0, emitted = 0; i < d->n && rc == PV_OK; i++) {
@@ -489,6 +524,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 	if (rc != PV_OK)
 		fail_rc(rs, rc, NULL);
 out:
+	ev->reason = NULL;	/* points into d */
 	if (out != NULL) {
 		vault_reveal_cleanup(out, d->n);
 		free(out);
@@ -498,7 +534,7 @@ out:
 
 static void
 h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key)
+    const struct vault_apikey *key, const struct vault_event *ev)
 {
 	struct api_lookup *l = NULL;
 	struct vault_match *m = NULL;
@@ -526,11 +562,12 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "this key's fields");
 		goto out;
 	}
-	if ((rc = vault_lookup(s->vault, l->field, l->fieldlen, l->value,
-	    l->len, &m, &n)) != PV_OK) {
+	if ((rc = vault_lookup_ev(s->vault, ev, l->field, l->fieldlen,
+	    l->value, l->len, &m, &n)) != PV_OK) {
 		fail_rc(rs, rc, NULL);
 		goto out;
 	}
+	rs->audited = 1;
 	reply(rs, 200);
 	rc = pv_buf_add(b, "{\"matches\":[", 12);
 	for (size_t i = 0; i < n && rc == PV_OK; i++)
@@ -547,12 +584,13 @@ out:
 
 static void
 h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key, const char *id)
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	const char *reason = rq->arg != NULL ? rq->arg(rq, "reason") : NULL;
 	const char *ids[1] = { id };
 	size_t lens[1] = { strlen(id) };
 	struct vault_receipt receipt;
+	uint64_t retry = 0;
 	pv_status rc, st;
 
 	if (key->role != VAULT_ROLE_ADMIN) {
@@ -561,8 +599,9 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	}
 	if (reason == NULL || *reason == '\0')
 		reason = "request";
-	if ((rc = vault_shred(s->vault, ids, lens, 1, reason, &receipt,
-	    &st)) != PV_OK) {
+	ev->reason = reason;
+	if ((rc = vault_shred_ev(s->vault, ev, s->request_limit, ids, lens, 1,
+	    reason, &receipt, &st, &retry)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EVALUE ? "reason must be 1 to 200 "
 		    "characters without control characters" : NULL);
 		return;
@@ -575,13 +614,291 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail(rs, 409, "legal_hold", PV_EHOLD, NULL);
 		return;
 	}
+	if (st == PV_ELIMIT) {
+		fail(rs, 429, "too_many_requests", PV_ELIMIT, "deletion");
+		rs->retry_after = (unsigned)(retry > 86400 * 365 ? 86400 * 365 :
+		    retry);
+		return;
+	}
 	if (st != PV_OK) {
 		fail_rc(rs, st, NULL);
 		return;
 	}
+	rs->audited = 1;
 	reply(rs, 200);
 	if ((rc = api_json_receipt(&rs->body, &receipt)) != PV_OK)
 		fail_rc(rs, rc, NULL);
+}
+
+/* Answers for a record id, as the person's requests share them. */
+static int
+record_failed(struct api_resp *rs, pv_status rc, uint64_t retry)
+{
+	switch (rc) {
+	case PV_OK:
+		return 0;
+	case PV_ETOKEN:
+	case PV_ENOTFOUND:
+		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such record");
+		break;
+	case PV_ESHREDDED:
+		fail(rs, 410, "shredded", PV_ESHREDDED, NULL);
+		break;
+	case PV_ELIMIT:
+		fail(rs, 429, "too_many_requests", PV_ELIMIT, NULL);
+		rs->retry_after = (unsigned)(retry > 86400 * 365 ?
+		    86400 * 365 : retry);
+		break;
+	default:
+		fail_rc(rs, rc, NULL);
+	}
+	return 1;
+}
+
+static int
+need_admin(struct api_resp *rs, const struct vault_apikey *key)
+{
+	if (key->role == VAULT_ROLE_ADMIN)
+		return 0;
+	fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an admin key");
+	return 1;
+}
+
+static void
+h_access(struct api_server *s, struct api_resp *rs,
+    const struct vault_apikey *key, const struct vault_event *ev,
+    const char *id)
+{
+	struct vault_record_view *r = NULL;
+	struct pv_buf *b = &rs->body;
+	uint64_t retry = 0;
+	pv_status rc;
+
+	if (need_admin(rs, key))
+		return;
+	rc = vault_record_access(s->vault, ev, id, strlen(id), &r, &retry);
+	if (record_failed(rs, rc, retry))
+		return;
+	rs->audited = 1;
+	reply(rs, 200);
+	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"fields\":{", r->id);
+	for (size_t i = 0; i < r->nfields && rc == PV_OK; i++) {
+		const struct vault_record_field *f = &r->fields[i];
+
+		if ((rc = pv_buf_printf(b, "%s\"%s\":{\"token\":\"%s\","
+		    "\"value\":", i ? "," : "", f->name, f->token)) == PV_OK &&
+		    (rc = api_json_quote(b, f->value, f->len)) == PV_OK)
+			rc = pv_buf_add(b, "}", 1);
+	}
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "},\"consent\":{\"marketing\":%s,"
+		    "\"notices\":true},\"created\":%llu,\"retain_until\":%s%llu%s,"
+		    "\"legal_hold\":%s,\"reads\":[", r->marketing ? "true" :
+		    "false", (unsigned long long)r->created,
+		    r->retain_until ? "" : "null", r->retain_until ?
+		    (unsigned long long)r->retain_until : 0ull, "",
+		    r->hold ? "true" : "false");
+	for (size_t i = 0; i < r->nreads && rc == PV_OK; i++) {
+		const struct vault_audit_entry *e = &r->reads[i];
+
+		rc = pv_buf_printf(b, "%s{\"by\":", i ? "," : "");
+		if (rc == PV_OK)
+			rc = api_json_quote(b, e->actor, strlen(e->actor));
+		if (rc == PV_OK)
+			rc = pv_buf_printf(b, ",\"at\":%llu,\"purpose\":%s%s%s,"
+			    "\"audit_seq\":%llu}", (unsigned long long)e->time,
+			    e->purpose < 0 ? "null" : "\"", e->purpose < 0 ?
+			    "" : vault_purpose_name((enum vault_purpose)
+			    e->purpose), e->purpose < 0 ? "" : "\"",
+			    (unsigned long long)e->seq);
+	}
+	if (rc == PV_OK)
+		rc = pv_buf_add(b, "]}", 2);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+	vault_record_view_free(r);
+}
+
+static void
+h_correct(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    const struct vault_event *ev, const char *id)
+{
+	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
+	char (*names)[PV_FIELD_NAME_MAX + 1] = NULL;
+	const struct vault_field *f;
+	struct api_patch *p = NULL;
+	struct pv_buf *b = &rs->body;
+	char err[API_ERR_MAX];
+	size_t n, nt = 0;
+	pv_status rc;
+
+	if (need_admin(rs, key))
+		return;
+	if ((rc = api_patch_parse(rq->body, rq->len, &p, err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	f = api_patch_fields(p, &n);
+	for (size_t i = 0; i < n; i++)
+		if (f[i].value != NULL && f[i].len > s->limits.value_max) {
+			fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
+			goto out;
+		}
+	if ((tokens = calloc(PV_FIELDS_MAX, sizeof(*tokens))) == NULL ||
+	    (names = calloc(PV_FIELDS_MAX, sizeof(*names))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
+	rc = vault_record_correct(s->vault, ev, id, strlen(id), f, n, tokens,
+	    names, &nt);
+	if (rc == PV_EFIELD || rc == PV_EVALUE || rc == PV_ETOOBIG ||
+	    rc == PV_EINVAL) {
+		fail_rc(rs, rc, rc == PV_EINVAL ? "a record keeps at least "
+		    "one field (delete it instead)" : NULL);
+		goto out;
+	}
+	if (record_failed(rs, rc, 0))
+		goto out;
+	rs->audited = 1;
+	reply(rs, 200);
+	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"tokens\":{", id);
+	for (size_t i = 0; i < nt && rc == PV_OK; i++)
+		rc = pv_buf_printf(b, "%s\"%s\":\"%s\"", i ? "," : "", names[i],
+		    tokens[i]);
+	if (rc == PV_OK)
+		rc = pv_buf_add(b, "}}", 2);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+out:
+	free(tokens);
+	free(names);
+	api_patch_free(p);
+}
+
+static void
+h_consent(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    const struct vault_event *ev, const char *id)
+{
+	static const char *const bools[] = { "marketing", "notices", NULL };
+	char err[API_ERR_MAX];
+	int vals[2];
+	pv_status rc;
+
+	if (need_admin(rs, key))
+		return;
+	if ((rc = api_flags_parse(rq->body, rq->len, bools, vals, NULL, NULL,
+	    0, err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	/* Important notices are not a choice the person can make. */
+	if (vals[1] == 0) {
+		fail(rs, 422, "cannot_opt_out", PV_EOPTOUT, NULL);
+		return;
+	}
+	if (vals[0] < 0) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "\"marketing\" is "
+		    "required");
+		return;
+	}
+	if (record_failed(rs, vault_record_consent(s->vault, ev, id,
+	    strlen(id), vals[0]), 0))
+		return;
+	rs->audited = 1;
+	reply(rs, 200);
+	if (pv_buf_printf(&rs->body, "{\"id\":\"%s\",\"consent\":"
+	    "{\"marketing\":%s,\"notices\":true}}", id, vals[0] ? "true" :
+	    "false") != PV_OK)
+		fail_rc(rs, PV_ENOMEM, NULL);
+}
+
+static void
+h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
+{
+	static const char *const bools[] = { "hold", NULL };
+	char err[API_ERR_MAX], reason[VAULT_REASON_MAX + 1];
+	int vals[1];
+	pv_status rc;
+
+	if (need_admin(rs, key))
+		return;
+	if ((rc = api_flags_parse(rq->body, rq->len, bools, vals, "reason",
+	    reason, sizeof(reason), err)) != PV_OK) {
+		fail_rc(rs, rc, err);
+		return;
+	}
+	if (vals[0] < 0) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "\"hold\" is "
+		    "required");
+		return;
+	}
+	if (!vault_reason_valid(reason, strlen(reason))) {
+		fail(rs, 422, "reason_required", PV_EREASON, "1 to 200 "
+		    "characters without control characters");
+		return;
+	}
+	ev->reason = reason;
+	rc = vault_record_hold(s->vault, ev, id, strlen(id), vals[0]);
+	ev->reason = NULL;	/* reason dies with this frame */
+	if (record_failed(rs, rc, 0))
+		return;
+	rs->audited = 1;
+	reply(rs, 200);
+	if (pv_buf_printf(&rs->body, "{\"id\":\"%s\",\"legal_hold\":%s}",
+	    id, vals[0] ? "true" : "false") != PV_OK)
+		fail_rc(rs, PV_ENOMEM, NULL);
+}
+
+static void
+h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key)
+{
+	const char *after_s = rq->arg ? rq->arg(rq, "after") : NULL;
+	const char *limit_s = rq->arg ? rq->arg(rq, "limit") : NULL;
+	struct vault_audit_entry *e = NULL;
+	struct pv_buf *b = &rs->body;
+	unsigned long long after = 0, limit = 100;
+	size_t n = 0;
+	char *end;
+	pv_status rc;
+
+	if (key->role != VAULT_ROLE_AUDITOR) {
+		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an auditor "
+		    "key");
+		return;
+	}
+	if (after_s != NULL && (after = strtoull(after_s, &end, 10),
+	    *end != '\0' || *after_s == '\0' || *after_s == '-')) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "after must be a "
+		    "sequence number");
+		return;
+	}
+	if (limit_s != NULL && (limit = strtoull(limit_s, &end, 10),
+	    *end != '\0' || *limit_s == '\0' || *limit_s == '-' ||
+	    limit == 0 || limit > VAULT_BATCH_MAX)) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "limit must be 1 to "
+		    "1000");
+		return;
+	}
+	if ((rc = vault_audit_read(s->vault, after, (size_t)limit, &e, &n)) !=
+	    PV_OK) {
+		fail_rc(rs, rc, rc == PV_EINTEGRITY ? "the audit chain does "
+		    "not verify" : NULL);
+		return;
+	}
+	reply(rs, 200);
+	rc = pv_buf_add(b, "{\"events\":[", 11);
+	for (size_t i = 0; i < n && rc == PV_OK; i++)
+		rc = api_json_event(b, &e[i], i > 0);
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "],\"next\":%llu}", n > 0 ?
+		    (unsigned long long)e[n - 1].seq : after);
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+	vault_audit_entries_free(e, n);
 }
 
 static void
@@ -667,6 +984,48 @@ has_body(const char *method)
 	    strcmp(method, "PATCH") == 0;
 }
 
+/* Dispatch an authenticated request to its handler. */
+static void
+dispatch(struct api_server *s, enum api_route r, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev, const char *id)
+{
+	switch (r) {
+	case API_R_RECORDS:
+		h_records(s, rq, rs, key, ev);
+		break;
+	case API_R_BATCH:
+		h_batch(s, rq, rs, key, ev);
+		break;
+	case API_R_DETOKENIZE:
+		h_detokenize(s, rq, rs, key, ev);
+		break;
+	case API_R_LOOKUP:
+		h_lookup(s, rq, rs, key, ev);
+		break;
+	case API_R_SHRED:
+		h_shred(s, rq, rs, key, ev, id);
+		break;
+	case API_R_ACCESS:
+		h_access(s, rs, key, ev, id);
+		break;
+	case API_R_CORRECT:
+		h_correct(s, rq, rs, key, ev, id);
+		break;
+	case API_R_CONSENT:
+		h_consent(s, rq, rs, key, ev, id);
+		break;
+	case API_R_HOLD:
+		h_hold(s, rq, rs, key, ev, id);
+		break;
+	case API_R_AUDIT:
+		h_audit(s, rq, rs, key);
+		break;
+	default:
+		fail(rs, 404, "not_found", PV_ENOTFOUND, NULL);
+	}
+}
+
 void
 api_handle(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs)
@@ -674,6 +1033,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	char id[API_ID_MAX + 1];
 	enum api_route r = api_route_of(rq->method, rq->path, id);
 	struct vault_apikey key;
+	struct vault_event ev;
 	pv_status rc;
 
 	rs->status = 500;
@@ -681,6 +1041,8 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->retry_after = 0;
 	rs->allow = NULL;
 	rs->challenge = 0;
+	rs->code = NULL;
+	rs->audited = 0;
 	if (r == API_R_OTHER) {
 		if (api_route_allow(rq->path, rs->allow_buf,
 		    sizeof(rs->allow_buf))) {
@@ -692,6 +1054,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 			    "route");
 		return;
 	}
+	/* Health and metrics hold no personal data: not logged. */
 	if (r == API_R_HEALTH) {
 		h_health(s, rq, rs);
 		return;
@@ -700,42 +1063,37 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		h_metrics(s, rq, rs);
 		return;
 	}
-	if ((rc = authenticate(s, rq, &key)) != PV_OK) {
+	memset(&key, 0, sizeof(key));
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = "-";
+	ev.action = route_action[r];
+	ev.purpose = -1;
+	if ((rc = authenticate(s, rq, &key)) != PV_OK)
 		fail_rc(rs, rc, NULL);
-		return;
-	}
-	/* Requests already under way when shutdown began are finished. */
-	if (rq->late) {
+	else if (ev.actor = key.name, rq->late)
+		/* Requests already under way at shutdown are finished. */
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
-		return;
-	}
-	if (rq->too_large) {
+	else if (rq->too_large)
 		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
-		return;
-	}
-	if (has_body(rq->method) && !is_json(rq->ctype)) {
+	else if (has_body(rq->method) && !is_json(rq->ctype))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
 		    "send application/json");
-		return;
-	}
-	switch (r) {
-	case API_R_RECORDS:
-		h_records(s, rq, rs, &key);
-		break;
-	case API_R_BATCH:
-		h_batch(s, rq, rs, &key);
-		break;
-	case API_R_DETOKENIZE:
-		h_detokenize(s, rq, rs, &key);
-		break;
-	case API_R_LOOKUP:
-		h_lookup(s, rq, rs, &key);
-		break;
-	case API_R_SHRED:
-		h_shred(s, rq, rs, &key, id);
-		break;
-	default:
-		fail(rs, 404, "not_found", PV_ENOTFOUND, NULL);
+	else
+		dispatch(s, r, rq, rs, &key, &ev, id);
+	/*
+	 * Every request is logged before it is answered: what the vault did
+	 * not log with the change itself (refusals, and reads of the log),
+	 * is logged here.  If that fails, nothing is revealed: 503.
+	 */
+	if (!rs->audited) {
+		ev.ok = rs->status < 400;
+		ev.code = ev.ok ? NULL : rs->code;
+		ev.reason = NULL;
+		if (vault_audit(s->vault, &ev, NULL) != PV_OK) {
+			fail(rs, 503, "unavailable", PV_EUNAVAIL, "the audit "
+			    "log cannot be written");
+			rs->retry_after = 1;
+		}
 	}
 	pv_cleanse(&key, sizeof(key));
 }

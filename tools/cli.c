@@ -26,6 +26,9 @@ static const struct cli_cmd commands[] = {
 	{ "shred", cmd_shred, "crypto-shred records, with signed receipts" },
 	{ "compact", cmd_compact, "rewrite the data file with live data only" },
 	{ "receipt", cmd_receipt, "verify a shred receipt" },
+	{ "audit", cmd_audit, "verify and export the audit log" },
+	{ "retention", cmd_retention, "shred records past their retention "
+	    "date" },
 	{ "serve", cmd_serve, "serve the HTTP API" },
 	{ "apikey", cmd_apikey, "create, list and revoke API keys" },
 	{ "help", cmd_help, "show this help" },
@@ -351,8 +354,11 @@ cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
 	pv_status rc;
 
 	cli_vault_opts(c, &o);
-	if ((rc = vault_open(&o, out)) == PV_OK)
+	if ((rc = vault_open(&o, out)) == PV_OK) {
+		/* The CLI's own reads and changes go in the audit log. */
+		vault_set_actor(*out, "cli");
 		return CLI_OK;
+	}
 	switch (rc) {
 	case PV_ENOVAULT:
 		return cli_fail(cmd, c->data_dir, rc);

@@ -106,6 +106,8 @@ int	cmd_serve(int argc, char **argv);
 int	cmd_shred(int argc, char **argv);
 int	cmd_compact(int argc, char **argv);
 int	cmd_receipt(int argc, char **argv);
+int	cmd_audit(int argc, char **argv);
+int	cmd_retention(int argc, char **argv);
 int	cmd_apikey(int argc, char **argv);
 
 /* Parse a whole decimal number in [min, max]; CLI_USAGE otherwise. */

@@ -12,7 +12,7 @@
 enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
 	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_CONNS, O_IDLE, O_KEKAGE,
-	O_KEKWRAPS,
+	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP,
 	O_NAME, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
 };
 
@@ -20,6 +20,8 @@ struct serve_opts {
 	struct api_serve_opts	api;
 	uint64_t		kek_age;	/* seconds */
 	uint64_t		kek_wraps;
+	struct vault_policy	policy;
+	unsigned		sweep;		/* seconds between sweeps */
 };
 
 static int
@@ -84,6 +86,26 @@ serve_opt(void *arg, int ch, const char *val)
 		    &n)) == CLI_OK)
 			so->kek_age = n * 86400;
 		break;
+	case O_RETENTION:
+		if ((r = cli_number("serve", "--default-retention-days", val,
+		    0, 36500, &n)) == CLI_OK)
+			so->policy.retention_days = (uint32_t)n;
+		break;
+	case O_RLIMIT:
+		if ((r = cli_number("serve", "--request-limit", val, 0,
+		    1000000, &n)) == CLI_OK)
+			so->policy.request_limit = (uint32_t)n;
+		break;
+	case O_RWINDOW:
+		if ((r = cli_number("serve", "--request-window-days", val, 1,
+		    3650, &n)) == CLI_OK)
+			so->policy.request_window = n * 86400;
+		break;
+	case O_SWEEP:
+		if ((r = cli_number("serve", "--sweep-interval", val, 0,
+		    86400 * 7, &n)) == CLI_OK)
+			so->sweep = (unsigned)n;
+		break;
 	case O_KEKWRAPS:
 		/* Far below 2^32 random-nonce GCM encryptions per key. */
 		if ((r = cli_number("serve", "--max-kek-wraps", val, 1,
@@ -92,6 +114,81 @@ serve_opt(void *arg, int ch, const char *val)
 		break;
 	}
 	return r;
+}
+
+/*
+ * The retention sweeper: a thread that shreds what is past its date every
+ * interval, until told to stop.
+ */
+struct sweeper {
+	pthread_t	 th;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	struct vault	*v;
+	unsigned	 interval;
+	int		 stop;
+};
+
+static void *
+sweeper_run(void *arg)
+{
+	struct sweeper *sw = arg;
+	struct timespec until;
+	uint64_t shredded, held;
+	pv_status rc;
+
+	(void)pthread_mutex_lock(&sw->lock);
+	while (!sw->stop) {
+		(void)pthread_mutex_unlock(&sw->lock);
+		rc = vault_retention_sweep(sw->v, 0, 0, &shredded, &held);
+		if (rc != PV_OK)
+			pv_log(PV_LOG_ERROR, "retention sweep: %s",
+			    pv_strerror(rc));
+		else if (shredded > 0)
+			pv_log(PV_LOG_INFO, "retention sweep: %llu records "
+			    "shredded, %llu held", (unsigned long long)shredded,
+			    (unsigned long long)held);
+		(void)pthread_mutex_lock(&sw->lock);
+		(void)clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)sw->interval;
+		while (!sw->stop && pthread_cond_timedwait(&sw->cond,
+		    &sw->lock, &until) == 0)
+			;
+	}
+	(void)pthread_mutex_unlock(&sw->lock);
+	return NULL;
+}
+
+static int
+sweeper_start(struct sweeper *sw, struct vault *v, unsigned interval)
+{
+	sw->v = v;
+	sw->interval = interval;
+	sw->stop = 0;
+	if (pthread_mutex_init(&sw->lock, NULL) != 0)
+		return -1;
+	if (pthread_cond_init(&sw->cond, NULL) != 0) {
+		(void)pthread_mutex_destroy(&sw->lock);
+		return -1;
+	}
+	if (pthread_create(&sw->th, NULL, sweeper_run, sw) != 0) {
+		(void)pthread_cond_destroy(&sw->cond);
+		(void)pthread_mutex_destroy(&sw->lock);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sweeper_stop(struct sweeper *sw)
+{
+	(void)pthread_mutex_lock(&sw->lock);
+	sw->stop = 1;
+	(void)pthread_cond_signal(&sw->cond);
+	(void)pthread_mutex_unlock(&sw->lock);
+	(void)pthread_join(sw->th, NULL);
+	(void)pthread_cond_destroy(&sw->cond);
+	(void)pthread_mutex_destroy(&sw->lock);
 }
 
 static void
@@ -119,6 +216,11 @@ cmd_serve(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "max-kek-age", required_argument, NULL, O_KEKAGE },
 		{ "max-kek-wraps", required_argument, NULL, O_KEKWRAPS },
+		{ "default-retention-days", required_argument, NULL,
+		    O_RETENTION },
+		{ "request-limit", required_argument, NULL, O_RLIMIT },
+		{ "request-window-days", required_argument, NULL, O_RWINDOW },
+		{ "sweep-interval", required_argument, NULL, O_SWEEP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o;
@@ -137,8 +239,16 @@ cmd_serve(int argc, char **argv)
 	    "  --max-connections N    concurrent connections (default 256)\n"
 	    "  --idle-timeout SEC     idle connection timeout (default 30)\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
-	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n" };
+	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
+	    "  --default-retention-days N  retention of records created "
+	    "without one\n"
+	    "  --request-limit N      access or deletion requests a record "
+	    "(default 3)\n"
+	    "  --request-window-days D  per window of D days (default 30)\n"
+	    "  --sweep-interval SEC   retention sweep period (default 3600; "
+	    "0: off)\n" };
 	struct cli_common c;
+	struct sweeper sw;
 	struct vault *v = NULL;
 	sigset_t sigs;
 	pv_status rc;
@@ -146,6 +256,9 @@ cmd_serve(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.api.ready = ready;
+	o.policy.request_limit = VAULT_REQUEST_LIMIT_DEFAULT;
+	o.policy.request_window = VAULT_REQUEST_WINDOW_DEFAULT;
+	o.sweep = 3600;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
 	    "requests in flight and exits.\n", &own)) != CLI_OK)
@@ -161,7 +274,15 @@ cmd_serve(int argc, char **argv)
 	if ((r = cli_open(&c, "serve", &v)) != CLI_OK)
 		return r;
 	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);
+	vault_set_policy(v, &o.policy);
+	vault_set_actor(v, "server");
+	if (o.sweep > 0 && sweeper_start(&sw, v, o.sweep) != 0) {
+		vault_close(v);
+		return cli_fail("serve", "retention sweeper", PV_EIO);
+	}
 	rc = api_serve(v, &o.api);
+	if (o.sweep > 0)
+		sweeper_stop(&sw);
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("serve", rc == PV_EUSAGE ? "listen address "

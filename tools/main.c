@@ -4,12 +4,14 @@
  * lingers in stdio's heap buffer after it is written.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli_int.h"
 
 int
 main(int argc, char **argv)
 {
+	const char *env;
 	pv_status rc;
 
 	if ((rc = pv_harden_process()) != PV_OK ||
@@ -18,6 +20,12 @@ main(int argc, char **argv)
 		    pv_strerror(rc));
 		return CLI_FAIL;
 	}
+	/*
+	 * For tests only: pin the clock that retention, request windows and
+	 * cryptoperiods read (seconds since the epoch).
+	 */
+	if ((env = getenv("PIIVAULT_FAKE_NOW")) != NULL && *env != '\0')
+		pv_clock_set(strtoull(env, NULL, 10));
 	if (setvbuf(stdout, NULL, _IONBF, 0) != 0) {
 		(void)fprintf(stderr, "piivault: start-up: stdout\n");
 		return CLI_FAIL;

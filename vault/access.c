@@ -237,7 +237,9 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 		goto out;
 	len = key_encode(val, &k);
 	if ((rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
-	    PV_PUT_NOOVERWRITE)) != PV_OK)
+	    PV_PUT_NOOVERWRITE)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "apikey.create", VAULT_EK_NONE, NULL, 0,
+	    k.name, NULL)) != PV_OK)
 		goto out;
 	rc = pv_txn_commit(t);
 	t = NULL;
@@ -307,7 +309,9 @@ vault_apikey_revoke(struct vault *v, const char *name)
 	}
 	k.revoked = pv_now();
 	if ((rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val,
-	    key_encode(val, &k), 0)) != PV_OK)
+	    key_encode(val, &k), 0)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "apikey.revoke", VAULT_EK_NONE, NULL, 0,
+	    name, NULL)) != PV_OK)
 		goto out;
 	return pv_txn_commit(t);
 out:
@@ -488,6 +492,7 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 		return PV_ECONSENT;
 	if ((rc = vault_field_open(v, &res, &plain)) != PV_OK)
 		return rc;
+	r->seq = res.rec_seq;
 	memcpy(r->field, res.f.name, res.f.namelen);
 	r->field[res.f.namelen] = '\0';
 	if (a->purpose == VAULT_P_RESEARCH ||
@@ -505,10 +510,71 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 	return PV_OK;
 }
 
+static int
+seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Log a detokenize: the records whose values it released and the fields
+ * it touched, each once.
+ */
+static pv_status
+log_reveals(struct vault *v, const struct vault_event *tmpl,
+    const struct vault_reveal *out, size_t n)
+{
+	struct vault_event ev = *tmpl;
+	const char **fields = NULL;
+	uint64_t *seqs = NULL;
+	size_t ns = 0, nf = 0;
+	pv_status rc;
+
+	if ((seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL ||
+	    (fields = calloc(n ? n : 1, sizeof(*fields))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		if (out[i].status != PV_OK)
+			continue;
+		seqs[ns++] = out[i].seq;
+		for (j = 0; j < nf && strcmp(fields[j], out[i].field) != 0;
+		    j++)
+			;
+		if (j == nf)
+			fields[nf++] = out[i].field;
+	}
+	qsort(seqs, ns, sizeof(*seqs), seq_cmp);
+	for (size_t i = 1, w = 1; i <= ns; i++) {
+		if (i == ns) {
+			ns = ns ? w : 0;
+			break;
+		}
+		if (seqs[i] != seqs[w - 1])
+			seqs[w++] = seqs[i];
+	}
+	ev.ok = 1;
+	ev.kind = VAULT_EK_READ;
+	ev.recs = seqs;
+	ev.nrecs = ns;
+	ev.fields = fields;
+	ev.nfields = nf;
+	rc = vault_audit(v, &ev, NULL);
+out:
+	free(seqs);
+	free(fields);
+	return rc;
+}
+
 pv_status
 vault_detokenize(struct vault *v, const struct vault_access *a,
-    const char *const *tokens, const size_t *lens, size_t n,
-    struct vault_reveal *out)
+    const struct vault_event *ev, const char *const *tokens,
+    const size_t *lens, size_t n, struct vault_reveal *out)
 {
 	struct pv_txn *t;
 	pv_status rc;
@@ -533,6 +599,11 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 		out[i].status = st;
 	}
 	pv_txn_abort(t);
+	/* No access without a record: the event is durable first. */
+	if (ev != NULL && (rc = log_reveals(v, ev, out, n)) != PV_OK) {
+		vault_reveal_cleanup(out, n);
+		return PV_EUNAVAIL;
+	}
 	return PV_OK;
 }
 

@@ -178,6 +178,27 @@ vault_audit(struct vault *v, const struct vault_event *ev, uint64_t *seq)
 	return PV_OK;
 }
 
+void
+vault_set_actor(struct vault *v, const char *actor)
+{
+	v->actor = actor;
+}
+
+pv_status
+vault_log_op(struct vault *v, struct pv_txn *t, const char *action, int kind,
+    const uint64_t *recs, size_t nrecs, const char *reason, uint64_t *seq)
+{
+	struct vault_event ev = { .actor = v->actor, .action = action,
+	    .ok = 1, .purpose = -1, .reason = reason, .recs = recs,
+	    .nrecs = nrecs, .kind = kind };
+
+	if (v->actor == NULL)
+		return PV_OK;
+	if (t != NULL)
+		return vault_audit_in(v, t, &ev, seq);
+	return vault_audit(v, &ev, seq);
+}
+
 /* Reading the log back. */
 
 static pv_status

@@ -290,19 +290,18 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		if ((rc = kms_count_wraps(v->kms, g->t, kekv, -1, 0)) != PV_OK)
 			goto out;
 	}
-	if (a->ev != NULL) {
+	/* What was shredded is logged here; refusals by the caller. */
+	if (a->ev != NULL && ndone > 0) {
 		struct vault_event ev = *a->ev;
 
 		ev.recs = done;
 		ev.nrecs = ndone;
 		ev.kind = VAULT_EK_DELETE;
-		ev.ok = ndone > 0;
-		if (!ev.ok && a->n == 1)
-			ev.code = a->status[0] == PV_EHOLD ? "legal_hold" :
-			    a->status[0] == PV_ELIMIT ? "too_many_requests" :
-			    "not_found";
+		ev.ok = 1;
 		rc = vault_audit_in(v, g->t, &ev, &a->audit_seq);
-	}
+	} else if (a->ev == NULL && ndone > 0)
+		rc = vault_log_op(v, g->t, "shred", VAULT_EK_DELETE, done,
+		    ndone, a->reason, &a->audit_seq);
 out:
 	free(done);
 	return rc;
@@ -581,7 +580,8 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		if (next == 0)
 			break;
 	}
-	rc = PV_OK;
+	rc = vault_log_op(v, NULL, "kms.rewrap", VAULT_EK_NONE, NULL, 0,
+	    NULL, NULL);
 out:
 	pv_txn_abort(t);
 	if (c != NULL)
@@ -598,7 +598,10 @@ vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
 
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
-	if ((rc = kms_rotate(v->kms, t, kind, newv)) != PV_OK) {
+	if ((rc = kms_rotate(v->kms, t, kind, newv)) != PV_OK ||
+	    (rc = vault_log_op(v, t, kind == KMS_KEK ? "kms.rotate" :
+	    "kms.rotate_index", VAULT_EK_NONE, NULL, 0, NULL, NULL)) !=
+	    PV_OK) {
 		pv_txn_abort(t);
 		return rc;
 	}
@@ -623,7 +626,10 @@ vault_key_state(struct vault *v, enum kms_kind kind, uint32_t version,
 		rc = PV_EBUSY;
 		goto out;
 	}
-	if ((rc = kms_set_state(v->kms, t, kind, version, st)) != PV_OK)
+	if ((rc = kms_set_state(v->kms, t, kind, version, st)) != PV_OK ||
+	    (rc = vault_log_op(v, t, st == KMS_DESTROYED ? "kms.destroy" :
+	    st == KMS_RETIRED ? "kms.retire" : "kms.state", VAULT_EK_NONE,
+	    NULL, 0, kms_kind_name(kind), NULL)) != PV_OK)
 		goto out;
 	return pv_txn_commit(t);
 out:
@@ -639,7 +645,9 @@ vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
 
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
-	if ((rc = kms_rotate_root(v->kms, t, nu)) != PV_OK) {
+	if ((rc = kms_rotate_root(v->kms, t, nu)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "kms.rotate_root", VAULT_EK_NONE, NULL,
+	    0, NULL, NULL)) != PV_OK) {
 		pv_txn_abort(t);
 		return rc;
 	}
@@ -819,9 +827,11 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 			pv_put_u64(pos + 4, next);
 			rc = pv_put(t, PV_T_META, META_INDEX,
 			    strlen(META_INDEX), pos, sizeof(pos), 0);
-		} else if ((rc = destroy_older(v, t, KMS_INDEX)) == PV_OK)
-			rc = pv_del(t, PV_T_META, META_INDEX,
-			    strlen(META_INDEX), NULL, 0);
+		} else if ((rc = destroy_older(v, t, KMS_INDEX)) == PV_OK &&
+		    (rc = pv_del(t, PV_T_META, META_INDEX, strlen(META_INDEX),
+		    NULL, 0)) == PV_OK)
+			rc = vault_log_op(v, t, "kms.index_rebuilt",
+			    VAULT_EK_NONE, NULL, 0, NULL, NULL);
 		if (rc != PV_OK)
 			goto out;
 		rc = pv_txn_commit(t);
@@ -925,7 +935,9 @@ vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
 		return rc;
 	if ((rc = destroy_older(v, t, KMS_KEK)) != PV_OK ||
 	    (rc = pv_del(t, PV_T_META, META_EPOCH, strlen(META_EPOCH), NULL,
-	    0)) != PV_OK)
+	    0)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "kms.shred_epoch", VAULT_EK_NONE, NULL,
+	    0, NULL, NULL)) != PV_OK)
 		goto out;
 	rc = pv_txn_commit(t);
 	t = NULL;

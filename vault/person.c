@@ -126,16 +126,10 @@ access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	ev.recs = &a->seq;
 	ev.nrecs = 1;
 	if ((a->st = vault_request_limit(v, g->t, a->seq, VAULT_EK_ACCESS,
-	    &a->retry)) == PV_OK) {
-		ev.kind = VAULT_EK_ACCESS;
-		ev.ok = 1;
-	} else {
-		if (a->st != PV_ELIMIT)
-			return a->st;
-		ev.kind = VAULT_EK_NONE;
-		ev.ok = 0;
-		ev.code = "too_many_requests";
-	}
+	    &a->retry)) != PV_OK)
+		return a->st == PV_ELIMIT ? PV_OK : a->st;
+	ev.kind = VAULT_EK_ACCESS;
+	ev.ok = 1;
 	return vault_audit_in(v, g->t, &ev, NULL);
 }
 
@@ -284,15 +278,12 @@ flags_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		ev.recs = &seq;
 		ev.nrecs = 1;
 		ev.ok = 1;
+		rc = vault_audit_in(v, g->t, &ev, NULL);
 	} else if (a->st == PV_ENOMEM || a->st == PV_EINTEGRITY ||
-	    a->st == PV_ESTORE) {
+	    a->st == PV_ESTORE)
 		rc = a->st;
-		goto out;
-	} else {
-		ev.ok = 0;
-		ev.code = a->st == PV_ESHREDDED ? "shredded" : "not_found";
-	}
-	rc = vault_audit_in(v, g->t, &ev, NULL);
+	else
+		rc = PV_OK;	/* refused: the caller logs it */
 out:
 	if (copy != NULL) {
 		pv_cleanse(copy, clen);
@@ -378,8 +369,6 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
     uint64_t seq, const uint8_t *old, size_t oldlen)
 {
 	struct slot *sl = NULL;
-	struct vault_record_in in;
-	struct vault_field check[PV_FIELDS_MAX];
 	uint8_t ctx[DEK_CTX_LEN], aad[AAD_MAX], key[SEQ_LEN], *p, *q;
 	uint8_t tk[SEQ_LEN], tokval[T_NAME + PV_FIELD_NAME_MAX];
 	uint8_t idx[INDEX_VAL_LEN];
@@ -426,21 +415,20 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 		if (f->value == NULL)
 			sl[j].namelen = 0;	/* removed */
 	}
-	/* The result must be a valid record. */
+	/* The result must be a valid record: new values, and a count. */
 	for (size_t i = 0; i < n; i++) {
 		if (sl[i].namelen == 0)
 			continue;
-		if (ncheck == PV_FIELDS_MAX) {
-			a->st = PV_ETOOBIG;
+		ncheck++;
+		if (sl[i].value != NULL && (a->st = vault_field_check(
+		    &(struct vault_field){ sl[i].name, sl[i].namelen,
+		    sl[i].value, sl[i].len })) != PV_OK) {
 			rc = PV_OK;
 			goto out;
 		}
-		check[ncheck++] = (struct vault_field){ sl[i].name,
-		    sl[i].namelen, sl[i].value ? sl[i].value : "x",
-		    sl[i].value ? sl[i].len : 1 };
 	}
-	in = (struct vault_record_in){ check, ncheck, 0, 0 };
-	if ((a->st = vault_record_check(&in)) != PV_OK) {
+	if (ncheck == 0 || ncheck > PV_FIELDS_MAX) {
+		a->st = ncheck == 0 ? PV_EINVAL : PV_ETOOBIG;
 		rc = PV_OK;
 		goto out;
 	}
@@ -592,25 +580,25 @@ correct_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	pv_status rc;
 
 	a->st = fetch_copy(v, g->t, a->id, a->len, &seq, &copy, &clen);
-	if (a->st == PV_OK) {
-		if ((rc = correct_build(v, g, a, seq, copy, clen)) != PV_OK)
-			goto out;
-	} else if (a->st == PV_ENOMEM || a->st == PV_EINTEGRITY ||
+	if (a->st == PV_ENOMEM || a->st == PV_EINTEGRITY ||
 	    a->st == PV_ESTORE) {
 		rc = a->st;
 		goto out;
 	}
+	rc = PV_OK;
+	if (a->st != PV_OK)
+		goto out;		/* refused: the caller logs it */
+	if ((rc = correct_build(v, g, a, seq, copy, clen)) != PV_OK ||
+	    a->st != PV_OK)
+		goto out;
+	/* Field names, never values. */
 	for (size_t i = 0; i < a->nfields; i++)
 		names[i] = a->fields[i].name;
 	ev.fields = names;
 	ev.nfields = a->nfields;
 	ev.recs = &seq;
-	ev.nrecs = a->st == PV_OK || seq != 0 ? 1 : 0;
-	ev.ok = a->st == PV_OK;
-	if (!ev.ok)
-		ev.code = a->st == PV_ESHREDDED ? "shredded" :
-		    a->st == PV_ENOTFOUND || a->st == PV_ETOKEN ? "not_found" :
-		    "invalid_value";
+	ev.nrecs = 1;
+	ev.ok = 1;
 	rc = vault_audit_in(v, g->t, &ev, NULL);
 out:
 	if (copy != NULL) {

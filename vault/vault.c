@@ -206,10 +206,30 @@ vault_normalize(char *out, size_t *outlen, const char *field, size_t fieldlen,
 }
 
 pv_status
-vault_record_check(const struct vault_record_in *r)
+vault_field_check(const struct vault_field *f)
 {
 	char norm[PV_VALUE_MAX];
 	size_t normlen;
+	pv_status rc;
+
+	if (!pv_field_name_valid(f->name, f->namelen))
+		return PV_EFIELD;
+	if (f->len > PV_VALUE_MAX)
+		return PV_ETOOBIG;
+	if (f->len == 0 || !pv_utf8_valid(f->value, f->len))
+		return PV_EVALUE;
+	if (vault_field_indexed(f->name, f->namelen)) {
+		rc = vault_normalize(norm, &normlen, f->name, f->namelen,
+		    f->value, f->len);
+		pv_cleanse(norm, sizeof(norm));
+		return rc;
+	}
+	return PV_OK;
+}
+
+pv_status
+vault_record_check(const struct vault_record_in *r)
+{
 	pv_status rc;
 
 	if (r->nfields == 0)
@@ -219,31 +239,18 @@ vault_record_check(const struct vault_record_in *r)
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
 
-		if (!pv_field_name_valid(f->name, f->namelen))
-			return PV_EFIELD;
+		if ((rc = vault_field_check(f)) != PV_OK)
+			return rc;
 		for (size_t j = 0; j < i; j++)
 			if (r->fields[j].namelen == f->namelen &&
 			    memcmp(r->fields[j].name, f->name,
 			    f->namelen) == 0)
 				return PV_EFIELD;
-		if (f->len > PV_VALUE_MAX)
-			return PV_ETOOBIG;
-		if (f->len == 0 || !pv_utf8_valid(f->value, f->len))
-			return PV_EVALUE;
-		if (vault_field_indexed(f->name, f->namelen)) {
-			rc = vault_normalize(norm, &normlen, f->name,
-			    f->namelen, f->value, f->len);
-			pv_cleanse(norm, sizeof(norm));
-			if (rc != PV_OK)
-				return rc;
-		}
 	}
 	if (r->retention_days > 36500)
 		return PV_EINVAL;
 	return PV_OK;
 }
-
-/* Open and close. */
 
 static pv_status
 ensure_kinds(struct vault *v)
@@ -668,13 +675,12 @@ put_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	size_t nseq = 0;
 	pv_status rc;
 
-	if (a->ev != NULL && (seqs = calloc(a->n, sizeof(*seqs))) == NULL)
+	if ((seqs = calloc(a->n ? a->n : 1, sizeof(*seqs))) == NULL)
 		return PV_ENOMEM;
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->res[i].status != PV_OK)
 			continue;
-		if (seqs != NULL)
-			seqs[nseq++] = g->next_rec;
+		seqs[nseq++] = g->next_rec;
 		if ((rc = put_one(v, g->t, &a->recs[i], g->next_rec++,
 		    &g->next_tok, g->dek, g->sc, &g->kekv,
 		    &a->res[i])) != PV_OK)
@@ -682,13 +688,15 @@ put_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		g->wrapped++;
 		g->records++;
 	}
-	rc = PV_OK;
 	if (a->ev != NULL) {
 		ev = *a->ev;
 		ev.recs = seqs;
 		ev.nrecs = nseq;
+		ev.ok = 1;
 		rc = vault_audit_in(v, g->t, &ev, NULL);
-	}
+	} else
+		rc = vault_log_op(v, g->t, "put", VAULT_EK_NONE, seqs, nseq,
+		    NULL, NULL);
 out:
 	free(seqs);
 	return rc;
@@ -714,8 +722,8 @@ vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
 			job.weight++;
-	if (job.weight == 0 && ev == NULL)
-		return PV_OK;
+	if (job.weight == 0)
+		return PV_OK;	/* nothing stored, nothing logged here */
 	if ((rc = vault_commit_job(v, &job)) != PV_OK)
 		for (size_t i = 0; i < n; i++)
 			if (res[i].status == PV_OK) {
@@ -898,7 +906,7 @@ out:
 
 static pv_status
 get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
-    struct vault_value **out)
+    struct vault_value **out, uint64_t *seq)
 {
 	struct vault_value *val;
 	struct resolved r;
@@ -920,6 +928,7 @@ get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
 		vault_value_free(val);
 		return rc;
 	}
+	*seq = r.rec_seq;
 	*out = val;
 	return PV_OK;
 }
@@ -929,12 +938,20 @@ vault_get(struct vault *v, const char *token, size_t len,
     struct vault_value **out)
 {
 	struct pv_txn *t;
+	uint64_t seq = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
-	rc = get_in(v, t, token, len, out);
+	rc = get_in(v, t, token, len, out, &seq);
 	pv_txn_abort(t);
+	/* No access without a record: logged before it is returned. */
+	if (rc == PV_OK && (rc = vault_log_op(v, NULL, "get", VAULT_EK_READ,
+	    &seq, 1, NULL, NULL)) != PV_OK) {
+		vault_value_free(*out);
+		*out = NULL;
+		return PV_EUNAVAIL;
+	}
 	return rc;
 }
 
@@ -1011,6 +1028,33 @@ lookup_digest(struct vault *v, struct pv_txn *t,
 	return rc == PV_ENOTFOUND ? PV_OK : rc;
 }
 
+/* Log a look-up, with the records it found (not a read of values). */
+static pv_status
+lookup_log(struct vault *v, const struct vault_event *tmpl, const char *field,
+    const struct hit *hits, size_t n)
+{
+	struct vault_event ev;
+	uint64_t *seqs;
+	pv_status rc;
+
+	if (tmpl == NULL)
+		return vault_log_op(v, NULL, "lookup", VAULT_EK_NONE, NULL, 0,
+		    NULL, NULL) == PV_OK ? PV_OK : PV_EUNAVAIL;
+	if ((seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		seqs[i] = hits[i].rec_seq;
+	ev = *tmpl;
+	ev.ok = 1;
+	ev.recs = seqs;
+	ev.nrecs = n;
+	ev.fields = &field;
+	ev.nfields = 1;
+	rc = vault_audit(v, &ev, NULL);
+	free(seqs);
+	return rc == PV_OK ? PV_OK : PV_EUNAVAIL;
+}
+
 /*
  * While the index is rebuilt under a new key, entries live under either
  * key's digest: look under every usable version and merge.
@@ -1020,6 +1064,14 @@ lookup_digest(struct vault *v, struct pv_txn *t,
 pv_status
 vault_lookup(struct vault *v, const char *field, size_t fieldlen,
     const char *value, size_t len, struct vault_match **out, size_t *n)
+{
+	return vault_lookup_ev(v, NULL, field, fieldlen, value, len, out, n);
+}
+
+pv_status
+vault_lookup_ev(struct vault *v, const struct vault_event *ev,
+    const char *field, size_t fieldlen, const char *value, size_t len,
+    struct vault_match **out, size_t *n)
 {
 	uint8_t digest[INDEX_VERSIONS_MAX][PV_HMAC_LEN];
 	uint32_t vers[INDEX_VERSIONS_MAX];
@@ -1061,8 +1113,13 @@ vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 		    (rc = vault_id_format(v, KMS_ID_TOKEN, hits[i].tok_seq,
 		    hits[i].tok_check, m[uniq].token)) != PV_OK)
 			goto out;
+		hits[uniq].rec_seq = hits[i].rec_seq;	/* for the log */
 		uniq++;
 	}
+	pv_txn_abort(t);
+	t = NULL;
+	if ((rc = lookup_log(v, ev, field, hits, uniq)) != PV_OK)
+		goto out;
 	*out = m;
 	*n = uniq;
 	m = NULL;

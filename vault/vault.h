@@ -76,6 +76,8 @@ struct vault_record_in {
  * bytes, PV_EINVAL for a record without fields.
  */
 pv_status vault_record_check(const struct vault_record_in *r) PV_WUR;
+/* The same for one field: name, then value. */
+pv_status vault_field_check(const struct vault_field *f) PV_WUR;
 
 struct vault_put_result {
 	pv_status	  status;	/* this record's outcome */
@@ -102,6 +104,8 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
  * The audit log.  Every request and every CLI operation that reads or
  * changes keys or records appends one event; a write's event commits in
  * the write's own transaction, a read's before its answer is released.
+ * Functions here that take an event log what they did; a request they
+ * refuse is the caller's to log (vault_audit), before it answers.
  * Events hold no personal value and no secret.  Each carries
  * HMAC-SHA256(audit key, previous hash || seq || event), so editing,
  * deleting, reordering or inserting events breaks the chain.
@@ -131,6 +135,13 @@ enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
 pv_status vault_put_ev(struct vault *v, const struct vault_record_in *recs,
 	      size_t n, struct vault_put_result *res,
 	      const struct vault_event *ev) PV_WUR;
+
+/*
+ * Name this process in the events of operations that take no event of
+ * their own (the CLI's: "cli"); the string MUST outlive the vault.  Until
+ * one is set, those operations are not logged.
+ */
+void	  vault_set_actor(struct vault *v, const char *actor);
 
 /* Append ev in a commit of its own (group-committed); *seq its number. */
 pv_status vault_audit(struct vault *v, const struct vault_event *ev,
@@ -277,6 +288,11 @@ pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	      const char *value, size_t len, struct vault_match **out,
 	      size_t *n) PV_WUR;
 
+/* vault_lookup, logged as ev before the matches are returned. */
+pv_status vault_lookup_ev(struct vault *v, const struct vault_event *ev,
+	      const char *field, size_t fieldlen, const char *value,
+	      size_t len, struct vault_match **out, size_t *n) PV_WUR;
+
 /* Whether a field name has a blind index (email, phone). */
 int	  vault_field_indexed(const char *field, size_t len);
 
@@ -366,6 +382,8 @@ pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 int	  vault_apikey_field_allowed(const struct vault_apikey *key,
 	      const char *field, size_t len);
 
+struct vault_event;
+
 /* A caller asking for values: its key, its purpose, and why. */
 struct vault_access {
 	const struct vault_apikey *key;
@@ -384,6 +402,7 @@ struct vault_reveal {
 	size_t		 len;
 	char		 masked[VAULT_MASKED_MAX + 1];	/* "" unless masked */
 	char		 pseudonym[VAULT_PSEUDONYM_STRLEN + 1]; /* research */
+	uint64_t	 seq;		/* private: the record, for the log */
 };
 
 /*
@@ -396,10 +415,14 @@ struct vault_reveal {
  * PV_ECONSENT (marketing without consent), PV_EKEYSTATE, PV_EINTEGRITY.
  * Research and masked keys get masked (and, for research, pseudonym)
  * instead of value.  Release with vault_reveal_cleanup.
+ *
+ * With ev (actor, action, purpose, reason), an answered request is logged
+ * before anything is returned; if the event cannot be written, PV_EUNAVAIL
+ * and nothing is returned.  Refusals are the caller's to log.
  */
 pv_status vault_detokenize(struct vault *v, const struct vault_access *a,
-	      const char *const *tokens, const size_t *lens, size_t n,
-	      struct vault_reveal *out) PV_WUR;
+	      const struct vault_event *ev, const char *const *tokens,
+	      const size_t *lens, size_t n, struct vault_reveal *out) PV_WUR;
 void	  vault_reveal_cleanup(struct vault_reveal *r, size_t n);
 
 /* The masked form of a value: "a***@b.example", "***0100", "A***". */

@@ -104,6 +104,7 @@ struct vault {
 	uint64_t	 max_kek_age;	/* cryptoperiod, seconds; 0: none */
 	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
 	uint32_t	 retention_days; /* default for new records; 0: none */
+	const char	*actor;		/* logs this process's own operations */
 	uint32_t	 limit_count;	/* person's requests per window */
 	uint64_t	 limit_window;	/* seconds */
 };
@@ -188,6 +189,14 @@ pv_status vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
 	      PV_WUR;
 pv_status vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
 	      PV_WUR;
+
+/*
+ * Log one of this process's own operations as v->actor (nothing if none
+ * is set): inside t if not NULL, else in a commit of its own.
+ */
+pv_status vault_log_op(struct vault *v, struct pv_txn *t, const char *action,
+	      int kind, const uint64_t *recs, size_t nrecs, const char *reason,
+	      uint64_t *seq) PV_WUR;
 
 pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	      PV_WUR;
