@@ -592,6 +592,7 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct vault_receipt receipt;
 	uint64_t retry = 0;
 	pv_status rc, st;
+	int logged = 0;
 
 	if (key->role != VAULT_ROLE_ADMIN) {
 		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an admin key");
@@ -601,7 +602,7 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		reason = "request";
 	ev->reason = reason;
 	if ((rc = vault_shred_ev(s->vault, ev, s->request_limit, ids, lens, 1,
-	    reason, &receipt, &st, &retry)) != PV_OK) {
+	    reason, &receipt, &st, &retry, &logged)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EVALUE ? "reason must be 1 to 200 "
 		    "characters without control characters" : NULL);
 		return;
@@ -624,7 +625,7 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_rc(rs, st, NULL);
 		return;
 	}
-	rs->audited = 1;
+	rs->audited = logged;	/* a repeat is logged by the caller */
 	reply(rs, 200);
 	if ((rc = api_json_receipt(&rs->body, &receipt)) != PV_OK)
 		fail_rc(rs, rc, NULL);
@@ -1070,10 +1071,11 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	ev.purpose = -1;
 	if ((rc = authenticate(s, rq, &key)) != PV_OK)
 		fail_rc(rs, rc, NULL);
-	else if (ev.actor = key.name, rq->late)
+	else if (ev.actor = key.name, rq->late) {
 		/* Requests already under way at shutdown are finished. */
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
-	else if (rq->too_large)
+		rs->retry_after = 1;
+	} else if (rq->too_large)
 		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
 	else if (has_body(rq->method) && !is_json(rq->ctype))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,

@@ -278,6 +278,11 @@ pv_store_compact(struct pv_store *s, uint64_t *before, uint64_t *after)
 	if ((rc = xlate(mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT),
 	    "mdb_env_copy2")) != PV_OK)
 		goto fail;
+	/* LMDB creates the copy by the umask; the vault's files are 0600. */
+	if (chmod(tmpfile, 0600) != 0) {
+		rc = PV_EIO;
+		goto fail;
+	}
 	if ((rc = fsync_path(tmpfile, 0)) != PV_OK)
 		goto fail;
 	if (rename(tmpfile, s->path) != 0) {

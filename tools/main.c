@@ -3,6 +3,8 @@
  * no ptrace attach, and stdout unbuffered, so that no decrypted value
  * lingers in stdio's heap buffer after it is written.
  */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,6 +16,8 @@ main(int argc, char **argv)
 	const char *env;
 	pv_status rc;
 
+	/* Whatever this process creates is its user's alone. */
+	(void)umask(077);
 	if ((rc = pv_harden_process()) != PV_OK ||
 	    (rc = pv_init()) != PV_OK) {
 		(void)fprintf(stderr, "piivault: start-up: %s\n",

@@ -15,8 +15,9 @@
 /* Tombstone value: docs/format.md. */
 #define TS_KEKV		10
 #define TS_AT		14
-#define TS_REASONLEN	22
-#define TS_REASON	23
+#define TS_AUDIT	22
+#define TS_REASONLEN	30
+#define TS_REASON	31
 
 /* Meta keys of resumable jobs. */
 #define META_REWRAP	"rewrap_pos"	/* u32 target, u32 from, u64 next */
@@ -34,9 +35,14 @@ vault_reason_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > VAULT_REASON_MAX || !pv_utf8_valid(s, len))
 		return 0;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		/* C0, DEL, and C1 (U+0080..U+009F: 0xc2 0x80..0x9f). */
+		if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < len &&
+		    (unsigned char)s[i + 1] < 0xa0))
 			return 0;
+	}
 	return 1;
 }
 
@@ -70,7 +76,7 @@ vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
 /* Fill a receipt from a tombstone, and sign it. */
 static pv_status
 receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
-    uint64_t audit_seq, struct vault_receipt *r)
+    struct vault_receipt *r)
 {
 	char msg[VAULT_RECEIPT_MSG_MAX];
 	size_t rl;
@@ -86,7 +92,7 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 		return rc;
 	r->kek_version = pv_get_u32(ts + TS_KEKV);
 	r->shredded_at = pv_get_u64(ts + TS_AT);
-	r->audit_seq = audit_seq;
+	r->audit_seq = pv_get_u64(ts + TS_AUDIT);
 	rl = ts[TS_REASONLEN];
 	memcpy(r->reason, ts + TS_REASON, rl);
 	r->reason[rl] = '\0';
@@ -104,8 +110,8 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 static pv_status
 shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
     const uint8_t *check, const char *reason, size_t reasonlen,
-    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen,
-    uint32_t *kekv)
+    uint64_t audit_seq, uint8_t ts[static TS_REASON + VAULT_REASON_MAX],
+    size_t *tslen, uint32_t *kekv)
 {
 	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], idx[INDEX_VAL_LEN];
 	uint8_t *copy = NULL, *zero = NULL;
@@ -174,8 +180,9 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	}
 	/*
 	 * Zeros first, then the tombstone: LMDB leaves a deleted value's
-	 * bytes in the free space of a live page, and compaction copies
-	 * live pages whole, so the bytes there must already be zeros.
+	 * bytes in the free space of a live page.  LMDB 0.9.24's compacting
+	 * copy writes only the used part of each page, but nothing promises
+	 * that of every version, so the bytes left there are zeros.
 	 */
 	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), zero, len, 0)) !=
 	    PV_OK)
@@ -185,6 +192,7 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	memcpy(ts + R_CHECK, check, CHECK_LEN);
 	memcpy(ts + TS_KEKV, copy + R_KEKV, 4);
 	pv_put_u64(ts + TS_AT, pv_now());
+	pv_put_u64(ts + TS_AUDIT, audit_seq);
 	ts[TS_REASONLEN] = (uint8_t)reasonlen;
 	memcpy(ts + TS_REASON, reason, reasonlen);
 	*tslen = TS_REASON + reasonlen;
@@ -207,7 +215,7 @@ out:
 
 pv_status
 vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
-    const char *reason)
+    const char *reason, uint64_t audit_seq)
 {
 	uint8_t ts[TS_REASON + VAULT_REASON_MAX], key[SEQ_LEN];
 	uint8_t check[CHECK_LEN];
@@ -223,8 +231,8 @@ vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
 	if (rl < R_CHECK + CHECK_LEN)
 		return PV_EINTEGRITY;
 	memcpy(check, rec + R_CHECK, CHECK_LEN);
-	if ((rc = shred_one(v, t, seq, check, reason, strlen(reason), ts,
-	    &tslen, &kekv)) != PV_OK)
+	if ((rc = shred_one(v, t, seq, check, reason, strlen(reason),
+	    audit_seq, ts, &tslen, &kekv)) != PV_OK)
 		return rc;
 	return kms_count_wraps(v->kms, t, kekv, -1, 0);
 }
@@ -240,27 +248,67 @@ struct shred_arg {
 	size_t				*tslen;
 	uint64_t			*seqs;
 	pv_status			*status;
-	uint64_t			 audit_seq;
+	int				 logged;
 	uint64_t			 retry;
 };
 
+/*
+ * What a shred would do to one record: PV_OK if it is live and may go,
+ * PV_ESHREDDED (its tombstone copied to ts) if it went before, or why not.
+ */
+static pv_status
+shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
+    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
+{
+	uint8_t key[SEQ_LEN];
+	const uint8_t *rec;
+	size_t len;
+	pv_status rc;
+
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &len)) != PV_OK)
+		return rc;
+	if (len < R_CHECK + CHECK_LEN ||
+	    !pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
+		return PV_ENOTFOUND;
+	if (rec[R_TYPE] == REC_TOMBSTONE) {
+		if (len > TS_REASON + VAULT_REASON_MAX)
+			return PV_EINTEGRITY;
+		memcpy(ts, rec, len);
+		*tslen = len;
+		return PV_ESHREDDED;
+	}
+	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
+		return PV_EINTEGRITY;
+	return (rec[R_FLAGS] & RF_HOLD) ? PV_EHOLD : PV_OK;
+}
+
+/*
+ * Two passes: first decide each record's fate, then log the shreds (so
+ * that each tombstone, and its receipt, carries the event's number), then
+ * shred, all in the commit's one transaction.
+ */
 static pv_status
 shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 {
 	struct shred_arg *a = arg;
-	uint8_t check[CHECK_LEN];
-	uint64_t *done = NULL;
-	size_t ndone = 0;
+	uint8_t (*checks)[CHECK_LEN] = NULL;
+	uint64_t *live = NULL, audit_seq = 0;
+	size_t nlive = 0;
 	uint32_t kekv = 0;
 	pv_status rc = PV_OK;
 
-	if ((done = calloc(a->n ? a->n : 1, sizeof(*done))) == NULL)
-		return PV_ENOMEM;
+	if ((live = calloc(a->n ? a->n : 1, sizeof(*live))) == NULL ||
+	    (checks = calloc(a->n ? a->n : 1, sizeof(*checks))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < a->n; i++) {
 		pv_status *st = &a->status[i];
 
 		*st = vault_id_parse(v, KMS_ID_RECORD, a->ids[i], a->lens[i],
-		    &a->seqs[i], check);
+		    &a->seqs[i], checks[i]);
 		if (*st != PV_OK)
 			continue;
 		/* Deletion requests by a person are limited per window. */
@@ -272,48 +320,64 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 			}
 			continue;
 		}
-		*st = shred_one(v, g->t, a->seqs[i], check, a->reason,
-		    strlen(a->reason), a->ts[i], &a->tslen[i], &kekv);
-		if (*st == PV_ESHREDDED) {
-			*st = PV_OK;		/* twice is harmless */
-			done[ndone++] = a->seqs[i];
-			continue;
-		}
-		if (*st == PV_ENOTFOUND || *st == PV_EHOLD)
-			continue;
-		if (*st != PV_OK) {
+		*st = shred_check(g->t, a->seqs[i], checks[i], a->ts[i],
+		    &a->tslen[i]);
+		if (*st == PV_ESHREDDED)
+			*st = PV_OK;	/* twice is harmless: first receipt */
+		else if (*st == PV_OK)
+			live[nlive++] = a->seqs[i];
+		else if (*st != PV_ENOTFOUND && *st != PV_EHOLD) {
 			rc = *st;		/* fails the commit */
 			goto out;
 		}
-		done[ndone++] = a->seqs[i];
+	}
+	if (nlive > 0 && a->ev != NULL) {
+		struct vault_event ev = *a->ev;
+
+		ev.recs = live;
+		ev.nrecs = nlive;
+		ev.kind = VAULT_EK_DELETE;
+		ev.ok = 1;
+		rc = vault_audit_in(v, g->t, &ev, &audit_seq);
+	} else if (nlive > 0)
+		rc = vault_log_op(v, g->t, "shred", VAULT_EK_DELETE, live,
+		    nlive, a->reason, &audit_seq);
+	if (rc != PV_OK)
+		goto out;
+	for (size_t i = 0, j = 0; i < a->n && j < nlive; i++) {
+		if (a->status[i] != PV_OK || a->seqs[i] != live[j])
+			continue;
+		j++;
+		rc = shred_one(v, g->t, a->seqs[i], checks[i], a->reason,
+		    strlen(a->reason), audit_seq, a->ts[i], &a->tslen[i],
+		    &kekv);
+		if (rc == PV_ESHREDDED) {
+			rc = PV_OK;	/* the same id twice in one request */
+			continue;
+		}
+		if (rc != PV_OK)
+			goto out;
 		g->records--;
 		if ((rc = kms_count_wraps(v->kms, g->t, kekv, -1, 0)) != PV_OK)
 			goto out;
 	}
-	/* What was shredded is logged here; refusals by the caller. */
-	if (a->ev != NULL && ndone > 0) {
-		struct vault_event ev = *a->ev;
-
-		ev.recs = done;
-		ev.nrecs = ndone;
-		ev.kind = VAULT_EK_DELETE;
-		ev.ok = 1;
-		rc = vault_audit_in(v, g->t, &ev, &a->audit_seq);
-	} else if (a->ev == NULL && ndone > 0)
-		rc = vault_log_op(v, g->t, "shred", VAULT_EK_DELETE, done,
-		    ndone, a->reason, &a->audit_seq);
+	a->logged = nlive > 0;
 out:
-	free(done);
+	free(live);
+	free(checks);
 	return rc;
 }
 
 pv_status
 vault_shred_ev(struct vault *v, const struct vault_event *ev, int limit,
     const char *const *ids, const size_t *lens, size_t n, const char *reason,
-    struct vault_receipt *out, pv_status *status, uint64_t *retry)
+    struct vault_receipt *out, pv_status *status, uint64_t *retry,
+    int *logged)
 {
 	struct shred_arg a = { ev, ids, lens, n, reason, limit, NULL, NULL,
 	    NULL, status, 0, 0 };
+
+	*logged = 0;
 	struct gc_job job = { shred_apply, &a, 0, PV_OK, 0, NULL };
 	pv_status rc;
 
@@ -335,11 +399,12 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev, int limit,
 		if (status[i] != PV_OK)
 			continue;
 		if ((status[i] = receipt_make(v, a.seqs[i], a.ts[i],
-		    a.tslen[i], a.audit_seq, &out[i])) != PV_OK)
+		    a.tslen[i], &out[i])) != PV_OK)
 			rc = status[i];
 	}
 	if (retry != NULL)
 		*retry = a.retry;
+	*logged = a.logged;
 out:
 	free(a.ts);
 	free(a.tslen);
@@ -352,8 +417,10 @@ vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
     size_t n, const char *reason, struct vault_receipt *out,
     pv_status *status)
 {
+	int logged;
+
 	return vault_shred_ev(v, NULL, 0, ids, lens, n, reason, out, status,
-	    NULL);
+	    NULL, &logged);
 }
 
 /* Re-wrapping. */
@@ -732,21 +799,33 @@ reindex_one(struct vault *v, struct pv_txn *t, struct candidate *c,
 	return PV_OK;
 }
 
-/* Destroy every version of kind but the active one. */
+/*
+ * Destroy every version of kind but the active one, in t.  A KEK that
+ * still wraps records (a rotation raced the job that moved them) is left
+ * alone: *left says how many such versions there are.
+ */
 static pv_status
-destroy_older(struct vault *v, struct pv_txn *t, enum kms_kind kind)
+destroy_older(struct vault *v, struct pv_txn *t, enum kms_kind kind,
+    size_t *left)
 {
 	struct kms_key_info *info = NULL;
 	size_t n = 0;
 	pv_status rc;
 
+	*left = 0;
 	if ((rc = kms_status(v->kms, t, &info, &n)) != PV_OK)
 		return rc;
-	for (size_t i = 0; i < n && rc == PV_OK; i++)
-		if (info[i].kind == kind && info[i].state != KMS_ACTIVE &&
-		    info[i].state != KMS_DESTROYED)
-			rc = kms_set_state(v->kms, t, kind, info[i].version,
-			    KMS_DESTROYED);
+	for (size_t i = 0; i < n && rc == PV_OK; i++) {
+		if (info[i].kind != kind || info[i].state == KMS_ACTIVE ||
+		    info[i].state == KMS_DESTROYED)
+			continue;
+		if (kind == KMS_KEK && info[i].wraps_live > 0) {
+			(*left)++;
+			continue;
+		}
+		rc = kms_set_state(v->kms, t, kind, info[i].version,
+		    KMS_DESTROYED);
+	}
 	free(info);
 	return rc;
 }
@@ -761,7 +840,7 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 	uint8_t pos[12];
 	uint64_t start, next;
 	uint32_t active, newv;
-	size_t n = 0;
+	size_t n = 0, left;
 	const void *pv;
 	size_t pl;
 	pv_status rc;
@@ -808,6 +887,14 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 			goto out;
 		}
 		start = pv_get_u64((const uint8_t *)pv + 4);
+		/*
+		 * Another rotation since this rebuild began: entries moved so
+		 * far are under a key that is no longer active; start over
+		 * under the one that is, so that no key is destroyed while an
+		 * entry still needs it.
+		 */
+		if (pv_get_u32(pv) != kms_active_version(v->kms, KMS_INDEX))
+			start = 1;
 		if ((rc = collect(t, start, batch, want_indexed, NULL, &c, &n,
 		    &next)) != PV_OK)
 			goto out;
@@ -827,9 +914,9 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 			pv_put_u64(pos + 4, next);
 			rc = pv_put(t, PV_T_META, META_INDEX,
 			    strlen(META_INDEX), pos, sizeof(pos), 0);
-		} else if ((rc = destroy_older(v, t, KMS_INDEX)) == PV_OK &&
-		    (rc = pv_del(t, PV_T_META, META_INDEX, strlen(META_INDEX),
-		    NULL, 0)) == PV_OK)
+		} else if ((rc = destroy_older(v, t, KMS_INDEX, &left)) ==
+		    PV_OK && (rc = pv_del(t, PV_T_META, META_INDEX,
+		    strlen(META_INDEX), NULL, 0)) == PV_OK)
 			rc = vault_log_op(v, t, "kms.index_rebuilt",
 			    VAULT_EK_NONE, NULL, 0, NULL, NULL);
 		if (rc != PV_OK)
@@ -931,16 +1018,35 @@ vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
 		    (rc = epoch_step(v, target, EPOCH_DESTROY)) != PV_OK)
 			return rc;
 	}
-	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
-		return rc;
-	if ((rc = destroy_older(v, t, KMS_KEK)) != PV_OK ||
-	    (rc = pv_del(t, PV_T_META, META_EPOCH, strlen(META_EPOCH), NULL,
-	    0)) != PV_OK ||
-	    (rc = vault_log_op(v, t, "kms.shred_epoch", VAULT_EK_NONE, NULL,
-	    0, NULL, NULL)) != PV_OK)
-		goto out;
-	rc = pv_txn_commit(t);
-	t = NULL;
+	/*
+	 * Destroy the older KEKs that wrap nothing.  If a rotation raced the
+	 * re-wrap, records sit under a version that is no longer active:
+	 * move them too, and try again.
+	 */
+	for (int tries = 0;; tries++) {
+		size_t left;
+
+		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			return rc;
+		if ((rc = destroy_older(v, t, KMS_KEK, &left)) != PV_OK)
+			goto out;
+		if (left == 0 && ((rc = pv_del(t, PV_T_META, META_EPOCH,
+		    strlen(META_EPOCH), NULL, 0)) != PV_OK ||
+		    (rc = vault_log_op(v, t, "kms.shred_epoch", VAULT_EK_NONE,
+		    NULL, 0, NULL, NULL)) != PV_OK))
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK || left == 0)
+			break;
+		if (tries == 8) {
+			rc = PV_EBUSY;	/* rotations faster than re-wraps */
+			break;
+		}
+		if ((rc = vault_rewrap(v, 0, batch, progress, arg, &done)) !=
+		    PV_OK)
+			break;
+	}
 out:
 	pv_txn_abort(t);
 	return rc;

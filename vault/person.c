@@ -246,11 +246,11 @@ rewrap_header(struct vault *v, struct pv_txn *t, uint64_t seq, uint8_t *rec,
 	    rec + R_DEK)) != PV_OK)
 		return rc;
 	pv_put_u32(rec + R_KEKV, newv);
+	/* Every wrap counts toward the KEK's cryptoperiod. */
 	if (newv != oldv &&
-	    ((rc = kms_count_wraps(v->kms, t, oldv, -1, 0)) != PV_OK ||
-	    (rc = kms_count_wraps(v->kms, t, newv, 1, 1)) != PV_OK))
+	    (rc = kms_count_wraps(v->kms, t, oldv, -1, 0)) != PV_OK)
 		return rc;
-	return PV_OK;
+	return kms_count_wraps(v->kms, t, newv, newv != oldv, 1);
 }
 
 static pv_status
@@ -665,7 +665,7 @@ sweep_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	struct pv_cursor *c = NULL;
 	const uint8_t *k, *val, *rec;
 	struct due *due = NULL;
-	uint64_t *gone = NULL;
+	uint64_t *gone = NULL, seq = 0;
 	size_t kl, vl, n = 0, ngone = 0, rl;
 	pv_status rc;
 
@@ -721,26 +721,28 @@ sweep_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	if (rc != PV_OK && rc != PV_ENOTFOUND)
 		goto out;
 	rc = PV_OK;
+	for (size_t i = 0; i < n; i++)
+		if (due[i].live)
+			gone[ngone++] = due[i].seq;
+	/* Logged first, so that each tombstone names the event. */
+	if (ngone > 0 && (rc = vault_audit_in(v, g->t, &(struct vault_event){
+	    .actor = "retention", .action = "retention.sweep", .ok = 1,
+	    .purpose = -1, .reason = "retention", .recs = gone,
+	    .nrecs = ngone, .kind = VAULT_EK_NONE }, &seq)) != PV_OK)
+		goto out;
 	for (size_t i = 0; i < n && rc == PV_OK; i++) {
 		if (!due[i].live) {
 			rc = vault_retain_del(g->t, due[i].until, due[i].seq);
 			continue;
 		}
-		if ((rc = vault_shred_in(v, g->t, due[i].seq, "retention")) !=
-		    PV_OK)
+		if ((rc = vault_shred_in(v, g->t, due[i].seq, "retention",
+		    seq)) != PV_OK)
 			break;
 		g->records--;
-		gone[ngone++] = due[i].seq;
 	}
 	if (rc != PV_OK)
 		goto out;
 	a->shredded += ngone;
-	if (ngone > 0)
-		rc = vault_audit_in(v, g->t, &(struct vault_event){
-		    .actor = "retention", .action = "retention.sweep",
-		    .ok = 1, .purpose = -1, .reason = "retention",
-		    .recs = gone, .nrecs = ngone, .kind = VAULT_EK_NONE },
-		    NULL);
 out:
 	pv_cursor_close(c);
 	free(due);

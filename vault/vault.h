@@ -465,12 +465,13 @@ pv_status vault_shred(struct vault *v, const char *const *ids,
  * vault_shred with its audit event ev (kind delete) in the same commit,
  * the receipts carrying its sequence number; with limit, a person's
  * deletion requests per record are limited per window (status[i]
- * PV_ELIMIT, *retry seconds).
+ * PV_ELIMIT, *retry seconds).  *logged says whether an event was written
+ * (not when every record was shredded before or refused).
  */
 pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
 	      int limit, const char *const *ids, const size_t *lens, size_t n,
 	      const char *reason, struct vault_receipt *out, pv_status *status,
-	      uint64_t *retry) PV_WUR;
+	      uint64_t *retry, int *logged) PV_WUR;
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out

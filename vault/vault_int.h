@@ -180,9 +180,12 @@ pv_status vault_audit_by_record(struct vault *v, struct pv_txn *t,
  */
 pv_status vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq,
 	      int kind, uint64_t *retry) PV_WUR;
-/* Shred live record seq inside t (retention); counts the KEK's wraps. */
+/*
+ * Shred live record seq inside t (retention), its tombstone naming audit
+ * event audit_seq; counts the KEK's wraps.
+ */
 pv_status vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
-	      const char *reason) PV_WUR;
+	      const char *reason, uint64_t audit_seq) PV_WUR;
 
 /* Record seq under retain-until in the retention table, or remove it. */
 pv_status vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
