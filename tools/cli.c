@@ -345,6 +345,9 @@ cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 	/* Argon2id memory for new vaults; small values are for tests. */
 	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
 		o->unlock.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
+	/* The LMDB map, in MiB: how large the data file may grow. */
+	if ((env = getenv("PIIVAULT_MAP_SIZE_MIB")) != NULL)
+		o->map_size = (uint64_t)strtoull(env, NULL, 10) << 20;
 }
 
 int
