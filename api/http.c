@@ -207,6 +207,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&h->inflight, 1);
 }
 
+static void on_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 on_log(void *cls, const char *fmt, va_list ap)
 {
