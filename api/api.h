@@ -86,7 +86,7 @@ struct api_limits {
 	size_t		batch_max;	/* records or tokens per request: 1000 */
 	unsigned	connections;	/* concurrent connections: 256 */
 	unsigned	idle_timeout;	/* seconds a connection may idle: 30 */
-	unsigned	threads;	/* worker threads: 8 */
+	unsigned	threads;	/* worker threads: 64 */
 };
 
 struct api_serve_opts {

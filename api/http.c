@@ -22,7 +22,7 @@
 #include "api_int.h"
 
 #define LISTEN_DEFAULT		"127.0.0.1:7400"
-#define THREADS_DEFAULT		8
+#define THREADS_DEFAULT		64
 #define CONNECTIONS_DEFAULT	256
 #define IDLE_DEFAULT		30
 #define DRAIN_SECONDS		10

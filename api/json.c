@@ -195,6 +195,10 @@ api_error_code(pv_status rc)
 		return "integrity";
 	case PV_EHOLD:
 		return "legal_hold";
+	case PV_ELIMIT:
+		return "too_many_requests";
+	case PV_EOPTOUT:
+		return "cannot_opt_out";
 	case PV_EUNAUTH:
 		return "unauthenticated";
 	case PV_EFORBIDDEN:

@@ -6,6 +6,7 @@
  * Nothing here logs or echoes a personal value: error messages are built
  * from status strings and field names only.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,10 @@ enum api_route
 api_route_of(const char *method, const char *path,
     char id[static API_ID_MAX + 1])
 {
-	if (strcmp(method, "HEAD") == 0)
+	/* HEAD only where a GET has no effect: health and metrics. */
+	if (strcmp(method, "HEAD") == 0 && (strcmp(path,
+	    api_routes[API_R_HEALTH].path) == 0 || strcmp(path,
+	    api_routes[API_R_METRICS].path) == 0))
 		method = "GET";
 	for (int r = 0; r < API_R_OTHER; r++)
 		if (strcmp(method, api_routes[r].method) == 0 &&
@@ -164,6 +168,7 @@ fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
 		(void)snprintf(msg, sizeof(msg), "%s", pv_strerror(rc));
 	reply(rs, status);
 	rs->code = code;
+	rs->challenge = 0;
 	if (pv_buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code)
 	    != PV_OK || api_json_quote(b, msg, strlen(msg)) != PV_OK ||
 	    pv_buf_add(b, "}}", 2) != PV_OK) {
@@ -741,6 +746,10 @@ h_correct(struct api_server *s, const struct api_req *rq,
 		return;
 	}
 	f = api_patch_fields(p, &n);
+	if (n > s->limits.fields_max) {
+		fail(rs, 413, "too_large", PV_ETOOBIG, "too many fields");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (f[i].value != NULL && f[i].len > s->limits.value_max) {
 			fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
@@ -836,9 +845,10 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "required");
 		return;
 	}
-	if (!vault_reason_valid(reason, strlen(reason))) {
-		fail(rs, 422, "reason_required", PV_EREASON, "1 to 200 "
-		    "characters without control characters");
+	if (!vault_reason_valid(reason, strlen(reason)) ||
+	    strspn(reason, " \t") == strlen(reason)) {
+		fail(rs, 422, "reason_required", PV_EREASON, "a hold needs a "
+		    "reason: 1 to 200 characters without control characters");
 		return;
 	}
 	ev->reason = reason;
@@ -851,6 +861,18 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	if (pv_buf_printf(&rs->body, "{\"id\":\"%s\",\"legal_hold\":%s}",
 	    id, vals[0] ? "true" : "false") != PV_OK)
 		fail_rc(rs, PV_ENOMEM, NULL);
+}
+
+/* A whole, unsigned decimal number: digits and nothing else. */
+static int
+digits(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 20)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
 }
 
 static void
@@ -871,15 +893,15 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "key");
 		return;
 	}
-	if (after_s != NULL && (after = strtoull(after_s, &end, 10),
-	    *end != '\0' || *after_s == '\0' || *after_s == '-')) {
+	if (after_s != NULL && (!digits(after_s) || (errno = 0,
+	    after = strtoull(after_s, &end, 10), errno != 0))) {
 		fail(rs, 422, "invalid_value", PV_EVALUE, "after must be a "
 		    "sequence number");
 		return;
 	}
-	if (limit_s != NULL && (limit = strtoull(limit_s, &end, 10),
-	    *end != '\0' || *limit_s == '\0' || *limit_s == '-' ||
-	    limit == 0 || limit > VAULT_BATCH_MAX)) {
+	if (limit_s != NULL && (!digits(limit_s) || (errno = 0,
+	    limit = strtoull(limit_s, &end, 10), errno != 0) || limit == 0 ||
+	    limit > VAULT_BATCH_MAX)) {
 		fail(rs, 422, "invalid_value", PV_EVALUE, "limit must be 1 to "
 		    "1000");
 		return;
@@ -939,8 +961,10 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 			else
 				memcpy(label, "other", 6);
 			rc = pv_buf_printf(b, "piivault_requests_total{route="
-			    "\"%s\",status=\"%s\"} %llu\n", r == API_R_OTHER ?
-			    "other" : api_routes[r].path, label, c);
+			    "\"%s\",method=\"%s\",status=\"%s\"} %llu\n",
+			    r == API_R_OTHER ? "other" : api_routes[r].path,
+			    r == API_R_OTHER ? "other" : api_routes[r].method,
+			    label, c);
 		}
 	if (rc == PV_OK)
 		rc = pv_buf_printf(b, "# HELP piivault_request_duration_seconds "

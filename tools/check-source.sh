@@ -27,7 +27,7 @@ only() {	# only HEADER FILE...: HEADER may be included by FILE... alone
 }
 only 'openssl/' kms/pv_crypto.c
 only 'lmdb.h' kms/pv_store.c
-only 'jansson.h' api/json.c
+only 'jansson.h' api/json.c tools/bench/echo.c
 only 'argon2.h' kms/kms.c
 only 'microhttpd.h' api/http.c tools/bench/echo.c
 

@@ -586,6 +586,10 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 		return PV_EPURPOSE;
 	if (a->purpose == VAULT_P_LEGAL && blank(a->reason))
 		return PV_EREASON;
+	/* A reason goes in the audit log: short, and no control codes. */
+	if (a->reason != NULL && *a->reason != '\0' &&
+	    !vault_reason_valid(a->reason, strlen(a->reason)))
+		return PV_EREASON;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
 	memset(out, 0, n * sizeof(*out));

@@ -34,6 +34,10 @@ put_str(uint8_t *p, const char *s, size_t max)
 {
 	size_t n = s != NULL ? strnlen(s, max) : 0;
 
+	/* Cut at a character boundary: never half a UTF-8 sequence. */
+	if (s != NULL && s[n] != '\0')
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
 	p[0] = (uint8_t)n;
 	for (size_t i = 0; i < n; i++)
 		p[1 + i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :

@@ -311,20 +311,22 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		    &a->seqs[i], checks[i]);
 		if (*st != PV_OK)
 			continue;
+		*st = shred_check(g->t, a->seqs[i], checks[i], a->ts[i],
+		    &a->tslen[i]);
+		if (*st == PV_ESHREDDED) {
+			*st = PV_OK;	/* twice is harmless: first receipt */
+			continue;
+		}
 		/* Deletion requests by a person are limited per window. */
-		if (a->limit && (*st = vault_request_limit(v, g->t, a->seqs[i],
-		    VAULT_EK_DELETE, &a->retry)) != PV_OK) {
+		if (*st == PV_OK && a->limit && (*st = vault_request_limit(v,
+		    g->t, a->seqs[i], VAULT_EK_DELETE, &a->retry)) != PV_OK) {
 			if (*st != PV_ELIMIT) {
 				rc = *st;
 				goto out;
 			}
 			continue;
 		}
-		*st = shred_check(g->t, a->seqs[i], checks[i], a->ts[i],
-		    &a->tslen[i]);
-		if (*st == PV_ESHREDDED)
-			*st = PV_OK;	/* twice is harmless: first receipt */
-		else if (*st == PV_OK)
+		if (*st == PV_OK)
 			live[nlive++] = a->seqs[i];
 		else if (*st != PV_ENOTFOUND && *st != PV_EHOLD) {
 			rc = *st;		/* fails the commit */
