@@ -817,6 +817,87 @@ START_TEST(threads_share_a_vault)
 }
 END_TEST
 
+struct filler {
+	struct vault	*v;
+	int		 ok_calls, full_calls, mixed;
+	char		 toks[32][1][VAULT_ID_STRLEN + 1];
+	int		 nok;
+};
+
+static void *
+filler_run(void *arg)
+{
+	static char big[PV_VALUE_MAX];
+	struct filler *fl = arg;
+	struct vault_field f = { "blob", 4, big, sizeof(big) };
+	struct vault_record_in recs[8];
+	struct vault_put_result res[8];
+	char toks[8][1][VAULT_ID_STRLEN + 1];
+
+	memset(big, 'z', sizeof(big));
+	for (int round = 0; round < 32; round++) {
+		pv_status rc;
+		int ok = 0, full = 0;
+
+		for (int i = 0; i < 8; i++) {
+			recs[i] = (struct vault_record_in){ &f, 1, 0, 0 };
+			res[i].tokens = toks[i];
+		}
+		rc = vault_put(fl->v, recs, 8, res);
+		for (int i = 0; i < 8; i++) {
+			ok += res[i].status == PV_OK;
+			full += res[i].status == PV_EFULL;
+		}
+		/* A commit holds a call whole: all stored, or none. */
+		if ((rc == PV_OK && ok != 8) || (rc != PV_OK && full != 8))
+			fl->mixed++;
+		if (rc == PV_OK) {
+			fl->ok_calls++;
+			if (fl->nok < 32)
+				memcpy(fl->toks[fl->nok++], toks[0],
+				    sizeof(toks[0]));
+		} else if (rc == PV_EFULL)
+			fl->full_calls++;
+	}
+	return NULL;
+}
+
+START_TEST(failed_group_commit_fails_every_job)
+{
+	struct filler fl[6];
+	pthread_t th[6];
+	struct vault_info info;
+	struct vault *v;
+	uint64_t ok_records = 0, full = 0;
+
+	opts.map_size = 2u << 20;
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	for (int i = 0; i < 6; i++) {
+		memset(&fl[i], 0, sizeof(fl[i]));
+		fl[i].v = v;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, filler_run,
+		    &fl[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_int_eq(fl[i].mixed, 0);
+		ok_records += (uint64_t)fl[i].ok_calls * 8;
+		full += (uint64_t)fl[i].full_calls;
+	}
+	/* The map filled, commits failed, and exactly the rest is stored. */
+	ck_assert_uint_gt(full, 0);
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	ck_assert_uint_eq(info.records, ok_records);
+	free(info.keys);
+	for (int i = 0; i < 6; i++)
+		for (int j = 0; j < fl[i].nok; j++)
+			ck_assert_int_eq(get_status(v, fl[i].toks[j][0]),
+			    PV_OK);
+	ck_assert_uint_gt(vault_commits(v), 0);
+	vault_close(v);
+}
+END_TEST
+
 START_TEST(two_handles_one_directory)
 {
 	struct vault_field f[] = { F("name", "shared") };
@@ -864,6 +945,7 @@ vault_suite(void)
 	tcase_add_test(tc, map_full_changes_nothing);
 	tcase_add_test(tc, threads_share_a_vault);
 	tcase_add_test(tc, two_handles_one_directory);
+	tcase_add_test(tc, failed_group_commit_fails_every_job);
 	suite_add_tcase(s, tc);
 	return s;
 }
