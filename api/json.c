@@ -338,7 +338,8 @@ struct api_records {
 	json_t			*root;
 	size_t			 n;
 	struct vault_record_in	*in;
-	struct vault_field	*fields;	/* n * PV_FIELDS_MAX */
+	struct vault_field	*fields;	/* every record's, in a row */
+	size_t			*off;		/* record i's first field */
 	pv_status		*status;
 	char			(*detail)[API_ERR_MAX];
 };
@@ -352,7 +353,7 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 	    "retention_days", NULL };
 	static const char *const consent_members[] = { "marketing", NULL };
 	struct vault_record_in *in = &r->in[i];
-	struct vault_field *f = &r->fields[i * PV_FIELDS_MAX];
+	struct vault_field *f = r->fields + r->off[i];
 	json_t *fields, *consent, *days, *mk, *val;
 	const char *name;
 	pv_status rc;
@@ -426,6 +427,7 @@ api_records_parse(const char *text, size_t len, int batch, size_t max,
 	static const char *const members[] = { "records", NULL };
 	struct api_records *r;
 	json_t *list = NULL;
+	size_t nfields = 0;
 	pv_status rc = PV_OK;
 
 	err[0] = '\0';
@@ -453,8 +455,24 @@ api_records_parse(const char *text, size_t len, int batch, size_t max,
 		}
 	} else
 		r->n = 1;
+	/* Room for exactly the fields there are (a record over the limit
+	 * is refused before it is read). */
+	if ((r->off = calloc(r->n, sizeof(*r->off))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0, total = 0; i < r->n; i++) {
+		json_t *rec = batch ? json_array_get(list, i) : r->root;
+		json_t *fl = json_is_object(rec) ?
+		    json_object_get(rec, "fields") : NULL;
+		size_t k = json_is_object(fl) ? json_object_size(fl) : 0;
+
+		r->off[i] = total;
+		total += k <= PV_FIELDS_MAX ? k : 0;
+		nfields = total;
+	}
 	if ((r->in = calloc(r->n, sizeof(*r->in))) == NULL ||
-	    (r->fields = calloc(r->n * PV_FIELDS_MAX,
+	    (r->fields = calloc(nfields ? nfields : 1,
 	    sizeof(*r->fields))) == NULL ||
 	    (r->status = calloc(r->n, sizeof(*r->status))) == NULL ||
 	    (r->detail = calloc(r->n, sizeof(*r->detail))) == NULL) {
@@ -505,6 +523,7 @@ api_records_free(struct api_records *r)
 	json_decref(r->root);
 	free(r->in);
 	free(r->fields);
+	free(r->off);
 	free(r->status);
 	free(r->detail);
 	free(r);

@@ -612,6 +612,7 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "characters without control characters" : NULL);
 		return;
 	}
+	rs->audited = logged;	/* shreds and refused holds; not repeats */
 	if (st == PV_ETOKEN || st == PV_ENOTFOUND) {
 		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such record");
 		return;
@@ -630,7 +631,6 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_rc(rs, st, NULL);
 		return;
 	}
-	rs->audited = logged;	/* a repeat is logged by the caller */
 	reply(rs, 200);
 	if ((rc = api_json_receipt(&rs->body, &receipt)) != PV_OK)
 		fail_rc(rs, rc, NULL);
@@ -682,10 +682,10 @@ h_access(struct api_server *s, struct api_resp *rs,
 
 	if (need_admin(rs, key))
 		return;
-	rc = vault_record_access(s->vault, ev, id, strlen(id), &r, &retry);
+	rc = vault_record_access(s->vault, ev, id, strlen(id), &r, &retry,
+	    &rs->audited);
 	if (record_failed(rs, rc, retry))
 		return;
-	rs->audited = 1;
 	reply(rs, 200);
 	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"fields\":{", r->id);
 	for (size_t i = 0; i < r->nfields && rc == PV_OK; i++) {
@@ -698,11 +698,15 @@ h_access(struct api_server *s, struct api_resp *rs,
 	}
 	if (rc == PV_OK)
 		rc = pv_buf_printf(b, "},\"consent\":{\"marketing\":%s,"
-		    "\"notices\":true},\"created\":%llu,\"retain_until\":%s%llu%s,"
-		    "\"legal_hold\":%s,\"reads\":[", r->marketing ? "true" :
-		    "false", (unsigned long long)r->created,
-		    r->retain_until ? "" : "null", r->retain_until ?
-		    (unsigned long long)r->retain_until : 0ull, "",
+		    "\"notices\":true},\"created\":%llu,\"retain_until\":",
+		    r->marketing ? "true" : "false",
+		    (unsigned long long)r->created);
+	if (rc == PV_OK)
+		rc = r->retain_until ? pv_buf_printf(b, "%llu",
+		    (unsigned long long)r->retain_until) :
+		    pv_buf_add(b, "null", 4);
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, ",\"legal_hold\":%s,\"reads\":[",
 		    r->hold ? "true" : "false");
 	for (size_t i = 0; i < r->nreads && rc == PV_OK; i++) {
 		const struct vault_audit_entry *e = &r->reads[i];
@@ -761,7 +765,7 @@ h_correct(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	rc = vault_record_correct(s->vault, ev, id, strlen(id), f, n, tokens,
-	    names, &nt);
+	    names, &nt, &rs->audited);
 	if (rc == PV_EFIELD || rc == PV_EVALUE || rc == PV_ETOOBIG ||
 	    rc == PV_EINVAL) {
 		fail_rc(rs, rc, rc == PV_EINVAL ? "a record keeps at least "
@@ -770,7 +774,6 @@ h_correct(struct api_server *s, const struct api_req *rq,
 	}
 	if (record_failed(rs, rc, 0))
 		goto out;
-	rs->audited = 1;
 	reply(rs, 200);
 	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"tokens\":{", id);
 	for (size_t i = 0; i < nt && rc == PV_OK; i++)
@@ -1077,6 +1080,14 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		} else
 			fail(rs, 404, "not_found", PV_ENOTFOUND, "no such "
 			    "route");
+		/* Logged too: a probe of the API is a request. */
+		if (vault_audit(s->vault, &(struct vault_event){ .actor = "-",
+		    .action = route_action[API_R_OTHER], .ok = 0,
+		    .code = rs->code, .purpose = -1 }, NULL) != PV_OK) {
+			fail(rs, 503, "unavailable", PV_EUNAVAIL, "the audit "
+			    "log cannot be written");
+			rs->retry_after = 1;
+		}
 		return;
 	}
 	/* Health and metrics hold no personal data: not logged. */

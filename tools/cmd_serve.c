@@ -1,6 +1,7 @@
 /*
  * cmd_serve.c: piivault serve, and piivault apikey.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -227,7 +228,7 @@ cmd_serve(int argc, char **argv)
 	struct cli_own own = { opts, serve_opt, &o,
 	    "  --listen ADDR:PORT     where to listen (default "
 	    "127.0.0.1:7400; [::1]:PORT for IPv6; port 0 picks one)\n"
-	    "  --threads N            worker threads (default 8)\n"
+	    "  --threads N            worker threads (default 64)\n"
 	    "  --tls-cert FILE        serve HTTPS with this PEM certificate\n"
 	    "  --tls-key FILE         and this PEM private key\n"
 	    "  --insecure-plaintext   allow plain HTTP off loopback\n"
@@ -271,6 +272,13 @@ cmd_serve(int argc, char **argv)
 	    pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0 ||
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return cli_fail("serve", "signals", PV_EIO);
+	/*
+	 * A pool of many threads would otherwise get as many malloc arenas,
+	 * each holding freed request memory: a few arenas keep the resident
+	 * size near what is in use.
+	 */
+	if (mallopt(M_ARENA_MAX, 4) != 1)
+		pv_log(PV_LOG_WARN, "serve: could not limit malloc arenas");
 	if ((r = cli_open(&c, "serve", &v)) != CLI_OK)
 		return r;
 	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);

@@ -21,11 +21,6 @@
 #define E_PURPOSE	10
 #define E_KIND		11
 #define E_STRINGS	12
-#define E_MAX		(E_STRINGS + 4 + VAULT_ACTOR_MAX + VAULT_ACTION_MAX + \
-			    VAULT_CODE_MAX + VAULT_REASON_MAX + 2 + \
-			    VAULT_BATCH_MAX * SEQ_LEN + 2 + \
-			    VAULT_BATCH_MAX * (1 + PV_FIELD_NAME_MAX))
-
 #define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
 
 /* Append a length-prefixed string, cut to max and without controls. */
@@ -43,6 +38,18 @@ put_str(uint8_t *p, const char *s, size_t max)
 		p[1 + i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :
 		    (uint8_t)s[i];
 	return 1 + n;
+}
+
+/* The most event_encode can write for ev. */
+static size_t
+event_size(const struct vault_event *ev)
+{
+	size_t nf = ev->nfields > VAULT_BATCH_MAX ? VAULT_BATCH_MAX :
+	    ev->nfields;
+
+	return E_STRINGS + 4 + VAULT_ACTOR_MAX + VAULT_ACTION_MAX +
+	    VAULT_CODE_MAX + VAULT_REASON_MAX + 2 + ev->nrecs * SEQ_LEN + 2 +
+	    nf * (1 + PV_FIELD_NAME_MAX);
 }
 
 static size_t
@@ -127,7 +134,7 @@ vault_audit_in(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
 
 	if (ev->nrecs > VAULT_BATCH_MAX)
 		return PV_EINVAL;
-	if ((buf = malloc(E_MAX + PV_HMAC_LEN)) == NULL)
+	if ((buf = malloc(event_size(ev) + PV_HMAC_LEN)) == NULL)
 		return PV_ENOMEM;
 	if ((rc = audit_head(t, &seq, prev)) != PV_OK)
 		goto out;

@@ -317,14 +317,34 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 			*st = PV_OK;	/* twice is harmless: first receipt */
 			continue;
 		}
-		/* Deletion requests by a person are limited per window. */
-		if (*st == PV_OK && a->limit && (*st = vault_request_limit(v,
-		    g->t, a->seqs[i], VAULT_EK_DELETE, &a->retry)) != PV_OK) {
-			if (*st != PV_ELIMIT) {
-				rc = *st;
+		/*
+		 * Deletion requests by a person are limited per window,
+		 * refused ones (a legal hold) included.
+		 */
+		if ((*st == PV_OK || *st == PV_EHOLD) && a->limit) {
+			pv_status lim = vault_request_limit(v, g->t,
+			    a->seqs[i], VAULT_EK_DELETE, &a->retry);
+
+			if (lim != PV_OK && lim != PV_ELIMIT) {
+				rc = lim;
 				goto out;
 			}
-			continue;
+			if (lim == PV_ELIMIT) {
+				*st = PV_ELIMIT;
+				continue;
+			}
+		}
+		if (*st == PV_EHOLD && a->ev != NULL) {
+			struct vault_event ev = *a->ev;
+
+			ev.recs = &a->seqs[i];
+			ev.nrecs = 1;
+			ev.kind = VAULT_EK_DELETE;
+			ev.ok = 0;
+			ev.code = "legal_hold";
+			if ((rc = vault_audit_in(v, g->t, &ev, NULL)) != PV_OK)
+				goto out;
+			a->logged = 1;
 		}
 		if (*st == PV_OK)
 			live[nlive++] = a->seqs[i];
@@ -363,7 +383,7 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		if ((rc = kms_count_wraps(v->kms, g->t, kekv, -1, 0)) != PV_OK)
 			goto out;
 	}
-	a->logged = nlive > 0;
+	a->logged |= nlive > 0;
 out:
 	free(live);
 	free(checks);

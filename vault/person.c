@@ -114,6 +114,7 @@ struct access_arg {
 	uint64_t			 seq;
 	pv_status			 st;	/* the request's own outcome */
 	uint64_t			 retry;
+	int				 logged;
 };
 
 /* Count against the limit and log, in one transaction. */
@@ -125,9 +126,16 @@ access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 
 	ev.recs = &a->seq;
 	ev.nrecs = 1;
+	a->logged = 1;
 	if ((a->st = vault_request_limit(v, g->t, a->seq, VAULT_EK_ACCESS,
-	    &a->retry)) != PV_OK)
-		return a->st == PV_ELIMIT ? PV_OK : a->st;
+	    &a->retry)) != PV_OK) {
+		if (a->st != PV_ELIMIT)
+			return a->st;
+		/* Refused, and logged with the record it was about. */
+		ev.ok = 0;
+		ev.code = "too_many_requests";
+		return vault_audit_in(v, g->t, &ev, NULL);
+	}
 	ev.kind = VAULT_EK_ACCESS;
 	ev.ok = 1;
 	return vault_audit_in(v, g->t, &ev, NULL);
@@ -136,10 +144,10 @@ access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 pv_status
 vault_record_access(struct vault *v, const struct vault_event *ev,
     const char *id, size_t len, struct vault_record_view **out,
-    uint64_t *retry)
+    uint64_t *retry, int *logged)
 {
 	struct vault_record_view *r = NULL;
-	struct access_arg a = { ev, 0, PV_OK, 0 };
+	struct access_arg a = { ev, 0, PV_OK, 0, 0 };
 	struct gc_job job = { access_apply, &a, 1, PV_OK, 0, NULL };
 	struct pv_txn *t = NULL;
 	uint8_t *copy = NULL;
@@ -194,8 +202,10 @@ vault_record_access(struct vault *v, const struct vault_event *ev,
 	pv_txn_abort(t);
 	t = NULL;
 	/* No access without a record: logged (and counted) first. */
+	*logged = 0;
 	if ((rc = vault_commit_job(v, &job)) != PV_OK)
 		goto out;
+	*logged = a.logged;
 	if ((rc = a.st) != PV_OK) {
 		*retry = a.retry;
 		goto out;
@@ -227,6 +237,7 @@ struct change_arg {
 	/* flags */
 	uint8_t				 set, clear;
 	pv_status			 st;
+	int				 logged;
 };
 
 /* Re-wrap a record copy's DEK for its (changed) header. */
@@ -587,19 +598,22 @@ correct_apply(struct vault *v, struct gc_ctx *g, void *arg)
 	}
 	rc = PV_OK;
 	if (a->st != PV_OK)
-		goto out;		/* refused: the caller logs it */
-	if ((rc = correct_build(v, g, a, seq, copy, clen)) != PV_OK ||
-	    a->st != PV_OK)
+		goto out;		/* no such record: the caller logs it */
+	if ((rc = correct_build(v, g, a, seq, copy, clen)) != PV_OK)
 		goto out;
-	/* Field names, never values. */
+	/* Field names, never values; a refusal names its record too. */
 	for (size_t i = 0; i < a->nfields; i++)
 		names[i] = a->fields[i].name;
 	ev.fields = names;
 	ev.nfields = a->nfields;
 	ev.recs = &seq;
 	ev.nrecs = 1;
-	ev.ok = 1;
+	ev.ok = a->st == PV_OK;
+	if (!ev.ok)
+		ev.code = a->st == PV_EFIELD ? "invalid_field" :
+		    a->st == PV_ETOOBIG ? "too_large" : "invalid_value";
 	rc = vault_audit_in(v, g->t, &ev, NULL);
+	a->logged = rc == PV_OK;
 out:
 	if (copy != NULL) {
 		pv_cleanse(copy, clen);
@@ -612,7 +626,7 @@ pv_status
 vault_record_correct(struct vault *v, const struct vault_event *ev,
     const char *id, size_t len, const struct vault_field *fields,
     size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
-    char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens)
+    char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens, int *logged)
 {
 	struct change_arg a = { .ev = ev, .id = id, .len = len,
 	    .fields = fields, .nfields = nfields, .tokens = tokens,
@@ -633,7 +647,10 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 			    fields[i].namelen) == 0)
 				return PV_EFIELD;
 	}
-	if ((rc = change(v, &a, correct_apply)) == PV_OK)
+	*logged = 0;
+	rc = change(v, &a, correct_apply);
+	*logged = a.logged;
+	if (rc == PV_OK)
 		*ntokens = a.ntokens;
 	return rc;
 }

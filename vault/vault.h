@@ -219,11 +219,13 @@ void	  vault_record_view_free(struct vault_record_view *r);
 /*
  * Access request (ev: actor, action).  Counted against the request limit
  * and logged before anything is returned: PV_ELIMIT with *retry seconds
- * when over it.  PV_ETOKEN, PV_ENOTFOUND, PV_ESHREDDED for the id.
+ * when over it (logged as refused, with the record).  PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED for the id (not logged).  *logged says
+ * whether the vault wrote the request's event.
  */
 pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
 	      const char *id, size_t len, struct vault_record_view **out,
-	      uint64_t *retry) PV_WUR;
+	      uint64_t *retry, int *logged) PV_WUR;
 
 /*
  * Correction: fields with a value replace or add, fields with value NULL
@@ -231,13 +233,16 @@ pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
  * blind index follows.  tokens/names (PV_FIELDS_MAX each) receive every
  * field's token after the change, *ntokens of them.  PV_EFIELD, PV_EVALUE,
  * PV_ETOOBIG, PV_EINVAL (nothing left) as vault_record_check would say of
- * the result; PV_ENOTFOUND, PV_ESHREDDED, PV_ETOKEN for the id.
+ * the result (logged as refused, with the record); PV_ENOTFOUND,
+ * PV_ESHREDDED, PV_ETOKEN for the id (not logged).  *logged says whether
+ * the vault wrote the request's event.
  */
 #define VAULT_FIELDS_PATCH_MAX	PV_FIELDS_MAX
 pv_status vault_record_correct(struct vault *v, const struct vault_event *ev,
 	      const char *id, size_t len, const struct vault_field *fields,
 	      size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
-	      char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens) PV_WUR;
+	      char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens,
+	      int *logged) PV_WUR;
 
 /* Marketing consent, and legal hold (a held record is neither shredded
  * nor swept).  The record's DEK is re-wrapped for its new header. */

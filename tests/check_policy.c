@@ -1,0 +1,3208 @@
+/*
+ * check_policy.c: the privacy policy, over real HTTP and through the real
+ * binary: the audit log (what it records, that it never holds a value, a
+ * token or a secret, that its chain detects every kind of tampering, and
+ * that a request whose event cannot be written answers 503), and what a
+ * person may ask of their record (access, correction, deletion, consent),
+ * legal hold, the request limit per record, and retention.
+ *
+ * Each test makes a vault in a fresh directory with the real binary
+ * (PIIVAULT_BIN): piivault init and API keys, then piivault serve on a
+ * port the kernel picks, stopped with SIGTERM (the server must then exit
+ * 0).  The clock every child reads is pinned with PIIVAULT_FAKE_NOW, so
+ * retention dates and request windows are the tests' to move: a test
+ * "waits" a month by restarting the server with a later time.
+ *
+ * White-box: the tampering tests include pv_store.h and edit the audit
+ * table (docs/format.md: key = seq, 8 bytes big-endian; value = event
+ * bytes then a 32-byte chain hash) directly in the data file, with no
+ * process holding it open.
+ *
+ * The process, curl and JSON helpers are copied from check_http.c (which
+ * this suite must not change), trimmed and extended: the children's
+ * environment carries the pinned clock and, for the map-full test,
+ * PIIVAULT_MAP_SIZE_MIB; a command's standard output is collected whole.
+ *
+ * Personal values here are distinctive ("zq." and a number) so that the
+ * audit log, the audit API and error answers can be searched for them;
+ * the dot keeps them from turning up by chance inside a base64url id.
+ */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "pv.h"
+#include "pv_store.h"	/* white-box: the tampering tests */
+#include "api.h"
+#include "vault.h"
+#include "testutil.h"
+
+#ifndef PIIVAULT_BIN
+#error "PIIVAULT_BIN must name the piivault binary"
+#endif
+
+#define ARGS_MAX	24
+#define TIMEOUT		60	/* seconds a test, sanitizer build */
+#define WAIT_MS		30000	/* for a server to start or stop */
+#define ID_BUF		(VAULT_ID_STRLEN + 1)
+#define KEY_BUF		(VAULT_APIKEY_SECRET_LEN + 1)
+#define REC_FIELDS	8
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+#define DAY		86400ull
+#define T0		1700000000ull	/* the tests' "now" */
+#define WINDOW		(30 * DAY)
+/*
+ * Retention for records whose date does not matter to the test: far off,
+ * but set, because the access answer of a record without one is not JSON
+ * ("retain_until":null0, test_access_request), and tests that only use an
+ * access request on the side should not fail on that.
+ */
+#define KEEP		365
+
+static char tdir[PATH_MAX];	/* this test's directory, the children's cwd */
+static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
+static char *saved_tmpdir;
+static char logpath[PATH_MAX];	/* the server's stderr, every run of it */
+
+/* What every child sees: the pinned clock, and the map size if set. */
+static uint64_t fake_now;	/* 0: the real clock */
+static unsigned map_mib;	/* 0: the default map */
+
+/* The API keys every test's vault has. */
+enum {
+	K_WRITER,	/* pw-writer */
+	K_READER,	/* pw-reader, every purpose */
+	K_SERVICE,	/* pw-service, reader for service only */
+	K_ADMIN,	/* pw-admin */
+	K_AUDITOR,	/* pw-auditor */
+	K__COUNT,
+	K_NONE = -1,	/* no Authorization header */
+	K_RAW = -2,	/* the header given as text */
+};
+static const char *const key_names[K__COUNT] = {
+	"pw-writer", "pw-reader", "pw-service", "pw-admin", "pw-auditor",
+};
+static char keys[K__COUNT][KEY_BUF];
+
+static struct srv {
+	pid_t	 pid;		/* 0 when not running */
+	int	 out;		/* its stdout */
+	char	 base[160];	/* where we connect */
+} srv;
+
+static CURL *ch;		/* the test's own handle, kept alive */
+
+/* Fixtures. */
+
+/* Unchecked: runs in the runner process, where ck_assert may not. */
+static void
+case_setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	if (t == NULL || *t == '\0')
+		t = "/tmp";
+	if (snprintf(casedir, sizeof(casedir), "%s/pvpolicy.XXXXXX", t) >=
+	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
+		perror("check_policy: mkdtemp");
+		abort();
+	}
+	if ((t = getenv("TMPDIR")) != NULL &&
+	    (saved_tmpdir = strdup(t)) == NULL)
+		abort();
+	if (setenv("TMPDIR", casedir, 1) != 0)
+		abort();
+}
+
+static void
+case_teardown(void)
+{
+	tu_rmrf(casedir);
+	if (saved_tmpdir != NULL)
+		(void)setenv("TMPDIR", saved_tmpdir, 1);
+	else
+		(void)unsetenv("TMPDIR");
+	free(saved_tmpdir);
+	saved_tmpdir = NULL;
+}
+
+/* Growable buffers, for what curl and the children hand us. */
+
+struct gbuf {
+	char	*p;		/* NUL-terminated once anything arrived */
+	size_t	 len;
+};
+
+static int
+gbuf_add(struct gbuf *b, const void *p, size_t len)
+{
+	char *np;
+
+	if ((np = realloc(b->p, b->len + len + 1)) == NULL)
+		return -1;
+	memcpy(np + b->len, p, len);
+	b->p = np;
+	b->len += len;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* The whole of a file, NUL-terminated; NULL if it does not exist. */
+static char *
+slurp(const char *path, size_t *lenp)
+{
+	struct gbuf b = { NULL, 0 };
+	char chunk[16384];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		ck_assert_msg(errno == ENOENT, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(gbuf_add(&b, chunk, (size_t)n), 0);
+	}
+	(void)close(fd);
+	if (b.p == NULL)
+		ck_assert_ptr_nonnull(b.p = calloc(1, 1));
+	if (lenp != NULL)
+		*lenp = b.len;
+	return b.p;
+}
+
+/* The end of the server's log so far, for failure messages. */
+static const char *
+server_log(void)
+{
+	static char tail[2048];
+	size_t len;
+	char *s = slurp(logpath, &len);
+
+	tail[0] = '\0';
+	if (s != NULL) {
+		const char *from = len > sizeof(tail) - 1 ?
+		    s + len - (sizeof(tail) - 1) : s;
+
+		(void)snprintf(tail, sizeof(tail), "%s", from);
+		free(s);
+	}
+	return tail;
+}
+
+/* Running the binary. */
+
+/*
+ * Start the binary with args (NULL-terminated) in the test directory:
+ * stdin /dev/null, stdout into a pipe (*outfd), stderr onto errfd.  The
+ * environment holds PIIVAULT_KDF_MEMORY_KIB, PATH, the sanitizers'
+ * options from ours, and the pinned clock and map size when set.  The
+ * child runs in a session of its own and is killed if this process dies
+ * first.
+ */
+static pid_t
+spawn(const char *const *args, int *outfd, int errfd)
+{
+	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
+	    "LSAN_OPTIONS" };
+	char *argv[ARGS_MAX + 2], *envp[10], pass_buf[3][1024];
+	char now_buf[64], map_buf[64];
+	size_t argc = 0, envc = 0;
+	pid_t pid, parent = getpid();
+	int pout[2], null;
+
+	argv[argc++] = (char *)PIIVAULT_BIN;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		ck_assert_uint_lt(argc, ARGS_MAX + 1);
+		argv[argc++] = (char *)args[i];
+	}
+	argv[argc] = NULL;
+	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
+	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = getenv(pass[i]);
+
+		if (v == NULL)
+			continue;
+		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
+		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
+		envp[envc++] = pass_buf[i];
+	}
+	if (fake_now != 0) {
+		(void)snprintf(now_buf, sizeof(now_buf),
+		    "PIIVAULT_FAKE_NOW=%" PRIu64, fake_now);
+		envp[envc++] = now_buf;
+	}
+	if (map_mib != 0) {
+		(void)snprintf(map_buf, sizeof(map_buf),
+		    "PIIVAULT_MAP_SIZE_MIB=%u", map_mib);
+		envp[envc++] = map_buf;
+	}
+	envp[envc] = NULL;
+
+	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
+	ck_assert_int_ge(null = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here to execve. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent || setsid() < 0 || chdir(tdir) != 0 ||
+		    dup2(null, 0) < 0 || dup2(pout[1], 1) < 0 ||
+		    dup2(errfd, 2) < 0)
+			_exit(126);
+		execve(PIIVAULT_BIN, argv, envp);
+		_exit(127);
+	}
+	(void)close(pout[1]);
+	(void)close(null);
+	*outfd = pout[0];
+	return pid;
+}
+
+/* Wait up to ms for pid: its exit status, 128 + signal, or -1. */
+static int
+wait_for(pid_t pid, int ms)
+{
+	pid_t w;
+	int st;
+
+	for (int waited = 0;; waited += 10) {
+		if ((w = waitpid(pid, &st, WNOHANG)) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) :
+			    128 + WTERMSIG(st);
+		ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s",
+		    strerror(errno));
+		if (waited >= ms)
+			return -1;
+		(void)usleep(10000);
+	}
+}
+
+/* What one run of a command produced; release with run_free. */
+struct run {
+	int	 status;
+	char	*out;		/* all of stdout, never NULL */
+	size_t	 outlen;
+	char	 err[4096];	/* the start of stderr */
+};
+
+static void
+run_free(struct run *r)
+{
+	free(r->out);
+	r->out = NULL;
+}
+
+/* Run a command to its end: piivault args... (NULL-terminated). */
+static void
+cli_argv(struct run *r, const char *const *args)
+{
+	char errpath[PATH_MAX + 16], chunk[16384], *e;
+	struct gbuf out = { NULL, 0 };
+	ssize_t got;
+	pid_t pid;
+	int fd, errfd;
+
+	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/cli.err",
+	    tdir), (int)sizeof(errpath));
+	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600), 0);
+	pid = spawn(args, &fd, errfd);
+	(void)close(errfd);
+	memset(r, 0, sizeof(*r));
+	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		ck_assert_int_gt(got, 0);
+		ck_assert_int_eq(gbuf_add(&out, chunk, (size_t)got), 0);
+	}
+	(void)close(fd);
+	if (out.p == NULL)
+		ck_assert_int_eq(gbuf_add(&out, "", 0), 0);
+	r->out = out.p;
+	r->outlen = out.len;
+	r->status = wait_for(pid, WAIT_MS);
+	ck_assert_msg(r->status >= 0, "%s %s: did not finish", args[0],
+	    args[1] ? args[1] : "");
+	ck_assert_ptr_nonnull(e = slurp(errpath, NULL));
+	(void)snprintf(r->err, sizeof(r->err), "%s", e);
+	free(e);
+}
+
+static void __attribute__((sentinel))
+cli(struct run *r, ...)
+{
+	const char *args[ARGS_MAX + 1];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, r);
+	while ((args[n] = va_arg(ap, const char *)) != NULL) {
+		n++;
+		ck_assert_uint_lt(n, ARGS_MAX);
+	}
+	va_end(ap);
+	cli_argv(r, args);
+}
+
+#define ck_assert_exit(r, code) ck_assert_msg((r)->status == (code),	\
+	"exit %d, want %d; stdout [%.1000s] stderr [%s]", (r)->status,	\
+	(code), (r)->out, (r)->err)
+
+/* piivault apikey create ...; the secret it printed goes to out. */
+static void
+apikey_create(char out[static KEY_BUF], const char *name, const char *role,
+    const char *purposes)
+{
+	const char *args[ARGS_MAX + 1] = { "apikey", "create", "--name", name,
+	    "--role", role };
+	size_t n = 6;
+	struct run r;
+
+	if (purposes != NULL) {
+		args[n++] = "--purposes";
+		args[n++] = purposes;
+	}
+	args[n] = NULL;
+	cli_argv(&r, args);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strlen(r.out) == VAULT_APIKEY_SECRET_LEN + 1 &&
+	    strncmp(r.out, "pvk_", 4) == 0 &&
+	    r.out[VAULT_APIKEY_SECRET_LEN] == '\n', "apikey create %s: [%s]",
+	    name, r.out);
+	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
+	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	run_free(&r);
+}
+
+/* The server. */
+
+/*
+ * Start piivault serve --listen 127.0.0.1:0 with extra (NULL-terminated)
+ * and wait for "piivault: listening on URL" on its stdout.
+ */
+static void
+srv_start_v(const char *const *extra)
+{
+	static const char prefix[] = "piivault: listening on ";
+	const char *args[ARGS_MAX + 1] = { "serve", "--listen", "127.0.0.1:0" };
+	char line[256], *nl;
+	size_t n = 3, len = 0;
+	struct pollfd pfd;
+	ssize_t got;
+	int errfd, waited = 0, st;
+
+	ck_assert_msg(srv.pid == 0, "a server is already running");
+	for (size_t i = 0; extra[i] != NULL; i++) {
+		ck_assert_uint_lt(n, ARGS_MAX);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	ck_assert_int_ge(errfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND |
+	    O_CLOEXEC, 0600), 0);
+	srv.pid = spawn(args, &srv.out, errfd);
+	(void)close(errfd);
+	for (;;) {
+		pfd.fd = srv.out;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) < 0) {
+			ck_assert_int_eq(errno, EINTR);
+			continue;
+		}
+		if (pfd.revents == 0) {
+			if ((waited += 100) < WAIT_MS)
+				continue;
+			(void)kill(srv.pid, SIGKILL);
+			(void)wait_for(srv.pid, WAIT_MS);
+			srv.pid = 0;
+			ck_abort_msg("serve did not say where it listens; "
+			    "log [%s]", server_log());
+		}
+		got = read(srv.out, line + len, sizeof(line) - 1 - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			st = wait_for(srv.pid, WAIT_MS);
+			srv.pid = 0;
+			ck_abort_msg("serve exited (%d) before listening; "
+			    "log [%s]", st, server_log());
+		}
+		len += (size_t)got;
+		line[len] = '\0';
+		if ((nl = strchr(line, '\n')) != NULL)
+			break;
+		ck_assert_uint_lt(len, sizeof(line) - 1);
+	}
+	*nl = '\0';
+	ck_assert_msg(strncmp(line, prefix, sizeof(prefix) - 1) == 0 &&
+	    strncmp(line + sizeof(prefix) - 1, "http://127.0.0.1:", 17) == 0,
+	    "serve said [%s]", line);
+	ck_assert_int_lt(snprintf(srv.base, sizeof(srv.base), "%s",
+	    line + sizeof(prefix) - 1), (int)sizeof(srv.base));
+}
+
+/* srv_start_v with its arguments listed, NULL last. */
+static void __attribute__((sentinel))
+srv_start(const char *first, ...)
+{
+	const char *args[ARGS_MAX + 1];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, first);
+	for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+		ck_assert_uint_lt(n, ARGS_MAX - 3);
+		args[n++] = a;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	srv_start_v(args);
+}
+
+/* The server with its defaults. */
+static void
+srv_start_plain(void)
+{
+	static const char *const none[] = { NULL };
+
+	srv_start_v(none);
+}
+
+/* SIGTERM: the server must finish and exit 0. */
+static void
+srv_stop(void)
+{
+	int st;
+
+	ck_assert_int_gt(srv.pid, 0);
+	ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
+	if ((st = wait_for(srv.pid, WAIT_MS)) < 0) {
+		(void)kill(srv.pid, SIGKILL);
+		(void)wait_for(srv.pid, WAIT_MS);
+	}
+	(void)close(srv.out);
+	srv.pid = 0;
+	ck_assert_msg(st == 0, "server exited %d after SIGTERM; log [%s]", st,
+	    server_log());
+}
+
+static void
+setup(void)
+{
+	struct run r;
+
+	tu_tmpdir(tdir);
+	ck_assert_int_eq(chdir(tdir), 0);
+	(void)signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_lt(snprintf(logpath, sizeof(logpath), "%s/serve.log",
+	    tdir), (int)sizeof(logpath));
+	memset(&srv, 0, sizeof(srv));
+	fake_now = T0;
+	map_mib = 0;
+	cli(&r, "init", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	apikey_create(keys[K_WRITER], key_names[K_WRITER], "writer", NULL);
+	apikey_create(keys[K_READER], key_names[K_READER], "reader",
+	    "service,notices,marketing,research,contest,payment,legal");
+	apikey_create(keys[K_SERVICE], key_names[K_SERVICE], "reader",
+	    "service");
+	apikey_create(keys[K_ADMIN], key_names[K_ADMIN], "admin", NULL);
+	apikey_create(keys[K_AUDITOR], key_names[K_AUDITOR], "auditor", NULL);
+}
+
+static void
+teardown(void)
+{
+	if (ch != NULL) {
+		curl_easy_cleanup(ch);
+		ch = NULL;
+	}
+	if (srv.pid > 0)
+		srv_stop();
+	ck_assert_int_eq(chdir("/"), 0);
+	tu_rmrf(tdir);
+}
+
+/* HTTP. */
+
+struct resp {
+	long		 status;
+	struct gbuf	 body;		/* NUL-terminated, never NULL */
+	struct gbuf	 hdr;		/* the response's header lines */
+};
+
+static void
+resp_free(struct resp *r)
+{
+	free(r->body.p);
+	free(r->hdr.p);
+	memset(r, 0, sizeof(*r));
+}
+
+static size_t
+on_curl_data(char *p, size_t size, size_t n, void *arg)
+{
+	return gbuf_add(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+/*
+ * One request on c, whose connection is kept for the next.  headers is
+ * NULL-terminated; body NULL for none.  0, or -1 with err saying why.
+ */
+static int
+http_do(CURL *c, struct resp *r, const char *method, const char *url,
+    const char *const *headers, const char *body, size_t len,
+    char err[static CURL_ERROR_SIZE])
+{
+	struct curl_slist *hl = NULL, *t;
+	CURLcode cc;
+
+	memset(r, 0, sizeof(*r));
+	err[0] = '\0';
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+		if ((t = curl_slist_append(hl, headers[i])) == NULL) {
+			curl_slist_free_all(hl);
+			(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
+			return -1;
+		}
+		hl = t;
+	}
+	curl_easy_reset(c);
+	(void)curl_easy_setopt(c, CURLOPT_URL, url);
+	(void)curl_easy_setopt(c, CURLOPT_PROXY, "");
+	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_data);
+	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+	(void)curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_curl_data);
+	(void)curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdr);
+	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (body != NULL) {
+		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)len);
+		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		if (strcmp(method, "POST") != 0)
+			(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
+			    method);
+	} else if (strcmp(method, "GET") == 0)
+		(void)curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	else
+		(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	cc = curl_easy_perform(c);
+	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	if (cc != CURLE_OK) {
+		if (err[0] == '\0')
+			(void)snprintf(err, CURL_ERROR_SIZE, "%s",
+			    curl_easy_strerror(cc));
+		resp_free(r);
+		return -1;
+	}
+	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->body.p == NULL && gbuf_add(&r->body, "", 0) != 0) {
+		resp_free(r);
+		(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A request to the running server.  key: an index in keys, K_NONE, or
+ * K_RAW with auth the whole Authorization value.  A body goes as
+ * application/json.
+ */
+static void
+req_auth(struct resp *r, const char *method, const char *path, int key,
+    const char *auth, const char *body)
+{
+	char url[512], ah[1024], err[CURL_ERROR_SIZE];
+	const char *h[4];
+	size_t nh = 0;
+
+	if (ch == NULL)
+		ck_assert_ptr_nonnull(ch = curl_easy_init());
+	ck_assert_int_lt(snprintf(url, sizeof(url), "%s%s", srv.base, path),
+	    (int)sizeof(url));
+	h[nh++] = "Expect:";	/* no 100-continue round trip */
+	if (key >= 0 || key == K_RAW) {
+		ck_assert_int_lt(snprintf(ah, sizeof(ah), "Authorization: %s%s",
+		    key >= 0 ? "Bearer " : "", key >= 0 ? keys[key] : auth),
+		    (int)sizeof(ah));
+		h[nh++] = ah;
+	}
+	if (body != NULL)
+		h[nh++] = "Content-Type: application/json";
+	h[nh] = NULL;
+	ck_assert_msg(http_do(ch, r, method, url, h, body, body ?
+	    strlen(body) : 0, err) == 0, "%s %s: %s; log [%s]", method, path,
+	    err, server_log());
+}
+
+static void
+req(struct resp *r, const char *method, const char *path, int key,
+    const char *body)
+{
+	req_auth(r, method, path, key, NULL, body);
+}
+
+/* The value of header name in r, or NULL; in a static buffer. */
+static const char *
+header(const struct resp *r, const char *name)
+{
+	static char val[512];
+	size_t nl = strlen(name);
+
+	for (const char *p = r->hdr.p; p != NULL && *p != '\0';) {
+		const char *end = strstr(p, "\r\n");
+		size_t ll = end ? (size_t)(end - p) : strlen(p);
+
+		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			while (*v == ' ')
+				v++;
+			(void)snprintf(val, sizeof(val), "%.*s",
+			    (int)(ll - (size_t)(v - p)), v);
+			return val;
+		}
+		p = end ? end + 2 : NULL;
+	}
+	return NULL;
+}
+
+#define assert_status(r, want) ck_assert_msg((r)->status == (want),	\
+	"status %ld, want %d: [%.600s]; log [%s]", (r)->status,		\
+	(int)(want), (r)->body.p, server_log())
+
+/* A small JSON reader, strict, so answers are checked to be JSON. */
+
+enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct jv {
+	enum jtype	 type;
+	char		*s;	/* J_STR decoded, J_NUM as text; NUL-ended */
+	size_t		 len;
+	size_t		 n;	/* J_ARR, J_OBJ */
+	struct jv	*items;
+	char		**keys;	/* J_OBJ */
+};
+
+struct jp {
+	const char	*p, *end;
+	int		 depth;
+};
+
+static void
+jv_clear(struct jv *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		jv_clear(&v->items[i]);
+		if (v->keys != NULL)
+			free(v->keys[i]);
+	}
+	free(v->items);
+	free(v->keys);
+	free(v->s);
+	memset(v, 0, sizeof(*v));
+}
+
+static void
+jfree(struct jv *v)
+{
+	if (v != NULL) {
+		jv_clear(v);
+		free(v);
+	}
+}
+
+static void
+jp_ws(struct jp *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int
+jp_hex4(struct jp *j, unsigned *out)
+{
+	unsigned u = 0;
+
+	if (j->end - j->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char c = *j->p++;
+
+		u <<= 4;
+		if (c >= '0' && c <= '9')
+			u |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			u |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			u |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = u;
+	return 0;
+}
+
+static size_t
+utf8_put(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* A string; the decoded form is never longer than its source. */
+static int
+jp_string(struct jp *j, char **out, size_t *outlen)
+{
+	char *o;
+	size_t n = 0;
+	unsigned cp, lo;
+
+	if (j->p >= j->end || *j->p != '"')
+		return -1;
+	j->p++;
+	if ((o = malloc((size_t)(j->end - j->p) + 1)) == NULL)
+		return -1;
+	while (j->p < j->end && *j->p != '"') {
+		unsigned char c = (unsigned char)*j->p++;
+
+		if (c < 0x20)		/* raw control: not JSON */
+			goto bad;
+		if (c != '\\') {
+			o[n++] = (char)c;
+			continue;
+		}
+		if (j->p >= j->end)
+			goto bad;
+		switch (*j->p++) {
+		case '"': o[n++] = '"'; break;
+		case '\\': o[n++] = '\\'; break;
+		case '/': o[n++] = '/'; break;
+		case 'b': o[n++] = '\b'; break;
+		case 'f': o[n++] = '\f'; break;
+		case 'n': o[n++] = '\n'; break;
+		case 'r': o[n++] = '\r'; break;
+		case 't': o[n++] = '\t'; break;
+		case 'u':
+			if (jp_hex4(j, &cp) != 0)
+				goto bad;
+			if (cp >= 0xd800 && cp < 0xdc00) {
+				if (j->end - j->p < 6 || j->p[0] != '\\' ||
+				    j->p[1] != 'u')
+					goto bad;
+				j->p += 2;
+				if (jp_hex4(j, &lo) != 0 || lo < 0xdc00 ||
+				    lo > 0xdfff)
+					goto bad;
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				    (lo - 0xdc00);
+			} else if (cp >= 0xdc00 && cp < 0xe000)
+				goto bad;
+			n += utf8_put(o + n, cp);
+			break;
+		default:
+			goto bad;
+		}
+	}
+	if (j->p >= j->end)
+		goto bad;
+	j->p++;
+	o[n] = '\0';
+	*out = o;
+	*outlen = n;
+	return 0;
+bad:
+	free(o);
+	return -1;
+}
+
+static int jp_value(struct jp *j, struct jv *v);
+
+static int
+jp_push(struct jv *v, char *key)
+{
+	struct jv *ni;
+	char **nk;
+
+	if ((ni = realloc(v->items, (v->n + 1) * sizeof(*ni))) == NULL)
+		return -1;
+	v->items = ni;
+	memset(&v->items[v->n], 0, sizeof(v->items[v->n]));
+	if (v->type == J_OBJ) {
+		if ((nk = realloc(v->keys, (v->n + 1) * sizeof(*nk))) == NULL)
+			return -1;
+		v->keys = nk;
+		v->keys[v->n] = key;
+	}
+	v->n++;
+	return 0;
+}
+
+static int
+jp_container(struct jp *j, struct jv *v, char close)
+{
+	char *key;
+	size_t kl;
+
+	j->p++;
+	jp_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		key = NULL;
+		if (v->type == J_OBJ) {
+			jp_ws(j);
+			if (jp_string(j, &key, &kl) != 0)
+				return -1;
+			jp_ws(j);
+			if (j->p >= j->end || *j->p != ':') {
+				free(key);
+				return -1;
+			}
+			j->p++;
+		}
+		if (jp_push(v, key) != 0) {
+			free(key);
+			return -1;
+		}
+		if (jp_value(j, &v->items[v->n - 1]) != 0)
+			return -1;
+		jp_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+static int
+jp_lit(struct jp *j, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+		return -1;
+	j->p += n;
+	return 0;
+}
+
+static int
+jp_value(struct jp *j, struct jv *v)
+{
+	const char *start;
+	int rc;
+
+	jp_ws(j);
+	if (j->p >= j->end || ++j->depth > 64)
+		return -1;
+	switch (*j->p) {
+	case '{':
+		v->type = J_OBJ;
+		rc = jp_container(j, v, '}');
+		break;
+	case '[':
+		v->type = J_ARR;
+		rc = jp_container(j, v, ']');
+		break;
+	case '"':
+		v->type = J_STR;
+		rc = jp_string(j, &v->s, &v->len);
+		break;
+	case 't':
+		v->type = J_TRUE;
+		rc = jp_lit(j, "true");
+		break;
+	case 'f':
+		v->type = J_FALSE;
+		rc = jp_lit(j, "false");
+		break;
+	case 'n':
+		v->type = J_NULL;
+		rc = jp_lit(j, "null");
+		break;
+	default:
+		v->type = J_NUM;
+		start = j->p;
+		while (j->p < j->end && strchr("-+.eE0123456789", *j->p) &&
+		    *j->p != '\0')
+			j->p++;
+		if (j->p == start || (v->s = strndup(start,
+		    (size_t)(j->p - start))) == NULL)
+			return -1;
+		v->len = (size_t)(j->p - start);
+		rc = 0;
+	}
+	j->depth--;
+	return rc;
+}
+
+/* Parse exactly one JSON value from s; NULL if it is not JSON. */
+static struct jv *
+jparse(const char *s, size_t len)
+{
+	struct jp j = { s, s + len, 0 };
+	struct jv *v;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return NULL;
+	if (jp_value(&j, v) != 0) {
+		jfree(v);
+		return NULL;
+	}
+	jp_ws(&j);
+	if (j.p != j.end) {
+		jfree(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* Member key of object o, or NULL (also if o is not an object). */
+static const struct jv *
+jget(const struct jv *o, const char *key)
+{
+	if (o == NULL || o->type != J_OBJ)
+		return NULL;
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->keys[i], key) == 0)
+			return &o->items[i];
+	return NULL;
+}
+
+/* The string at o.key, or NULL. */
+static const char *
+jstr(const struct jv *o, const char *key)
+{
+	const struct jv *v = jget(o, key);
+
+	return v != NULL && v->type == J_STR ? v->s : NULL;
+}
+
+/* Headers every answer carries. */
+static void
+assert_common_headers(const struct resp *r)
+{
+	ck_assert_pstr_eq(header(r, "Cache-Control"), "no-store");
+	ck_assert_pstr_eq(header(r, "X-Content-Type-Options"), "nosniff");
+}
+
+/* The body of r as JSON: one value, then a newline. */
+static struct jv *
+body_json(const struct resp *r)
+{
+	struct jv *v = jparse(r->body.p, r->body.len);
+
+	ck_assert_msg(v != NULL, "not json: [%.600s]", r->body.p);
+	ck_assert_msg(r->body.len > 0 && r->body.p[r->body.len - 1] == '\n',
+	    "no final newline: [%.600s]", r->body.p);
+	assert_common_headers(r);
+	return v;
+}
+
+/* Reading answers. */
+
+/* The number at o.key, which must be a non-negative integer. */
+static uint64_t
+jnum(const struct jv *o, const char *key)
+{
+	const struct jv *v = jget(o, key);
+	char *end;
+	unsigned long long n;
+
+	ck_assert_msg(v != NULL && v->type == J_NUM, "no number \"%s\"", key);
+	errno = 0;
+	n = strtoull(v->s, &end, 10);
+	ck_assert_msg(errno == 0 && *end == '\0' && v->s[0] != '-',
+	    "\"%s\": not an integer [%s]", key, v->s);
+	return (uint64_t)n;
+}
+
+/* o.key is true (1) or false (0). */
+static int
+jbool(const struct jv *o, const char *key)
+{
+	const struct jv *v = jget(o, key);
+
+	ck_assert_msg(v != NULL && (v->type == J_TRUE || v->type == J_FALSE),
+	    "no boolean \"%s\"", key);
+	return v->type == J_TRUE;
+}
+
+/* r is status st with {"error":{"code":code,"message":"…"}}, exactly. */
+static void
+assert_error(const struct resp *r, long st, const char *code)
+{
+	const struct jv *e;
+	const char *msg;
+	struct jv *v;
+
+	ck_assert_msg(r->status == st, "status %ld, want %ld (%s): [%.600s]",
+	    r->status, st, code, r->body.p);
+	ck_assert_pstr_eq(header(r, "Content-Type"), "application/json");
+	v = body_json(r);
+	e = jget(v, "error");
+	ck_assert_msg(v->type == J_OBJ && v->n == 1 && e != NULL &&
+	    e->type == J_OBJ && e->n == 2, "not {\"error\":{code,message}}: "
+	    "[%s]", r->body.p);
+	ck_assert_pstr_eq(jstr(e, "code"), code);
+	msg = jstr(e, "message");
+	ck_assert_msg(msg != NULL && *msg != '\0', "no message: [%s]",
+	    r->body.p);
+	jfree(v);
+}
+
+/* One request that must fail with st and code. */
+static void
+expect_error(const char *method, const char *path, int key, const char *body,
+    long st, const char *code)
+{
+	struct resp r;
+
+	req(&r, method, path, key, body);
+	assert_error(&r, st, code);
+	resp_free(&r);
+}
+
+/* Building request bodies. */
+
+static void
+buf_quote(struct pv_buf *b, const char *s)
+{
+	ck_assert_int_eq(api_json_quote(b, s, strlen(s)), PV_OK);
+}
+
+static void
+buf_add(struct pv_buf *b, const char *s)
+{
+	ck_assert_int_eq(pv_buf_add(b, s, strlen(s)), PV_OK);
+}
+
+struct fv {
+	const char	*name;
+	const char	*value;
+};
+
+/*
+ * {"fields":{...}[,"consent":{"marketing":…}][,"retention_days":N]} into
+ * b (initialized by the caller); consent -1 and days 0 leave them out.
+ */
+static void
+record_body(struct pv_buf *b, const struct fv *f, size_t n, int consent,
+    int days)
+{
+	buf_add(b, "{\"fields\":{");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(b, ",");
+		buf_quote(b, f[i].name);
+		buf_add(b, ":");
+		buf_quote(b, f[i].value);
+	}
+	buf_add(b, "}");
+	if (consent >= 0)
+		buf_add(b, consent ? ",\"consent\":{\"marketing\":true}" :
+		    ",\"consent\":{\"marketing\":false}");
+	if (days > 0)
+		ck_assert_int_eq(pv_buf_printf(b, ",\"retention_days\":%d",
+		    days), PV_OK);
+	buf_add(b, "}");
+}
+
+/* Records and tokens. */
+
+/* A token or record id: prefix and 22 base64url characters. */
+static int
+id_valid(const char *s, const char *prefix)
+{
+	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	if (s == NULL || strlen(s) != 4 + PV_B64URL16_LEN ||
+	    memcmp(s, prefix, 4) != 0)
+		return 0;
+	for (size_t i = 4; s[i] != '\0'; i++)
+		if (strchr(b64url, s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+struct rec {
+	char	 id[ID_BUF];
+	size_t	 n;
+	char	 name[REC_FIELDS][PV_FIELD_NAME_MAX + 1];
+	char	 tok[REC_FIELDS][ID_BUF];
+};
+
+/* {"id":"rec_…","tokens":{"f":"tok_…",…}} into out. */
+static void
+rec_from_json(const struct jv *v, struct rec *out, const char *text)
+{
+	const struct jv *toks = jget(v, "tokens");
+	const char *id = jstr(v, "id");
+
+	memset(out, 0, sizeof(*out));
+	ck_assert_msg(v->type == J_OBJ && v->n == 2 && id_valid(id, "rec_") &&
+	    toks != NULL && toks->type == J_OBJ && toks->n <= REC_FIELDS,
+	    "not {\"id\":…,\"tokens\":…}: [%s]", text);
+	memcpy(out->id, id, ID_BUF);
+	for (size_t i = 0; i < toks->n; i++) {
+		ck_assert_msg(toks->items[i].type == J_STR &&
+		    id_valid(toks->items[i].s, "tok_") &&
+		    strlen(toks->keys[i]) <= PV_FIELD_NAME_MAX,
+		    "bad token for %s: [%s]", toks->keys[i], text);
+		memcpy(out->name[i], toks->keys[i], strlen(toks->keys[i]) + 1);
+		memcpy(out->tok[i], toks->items[i].s, ID_BUF);
+	}
+	out->n = toks->n;
+}
+
+/* The token of field name in r, or NULL. */
+static const char *
+tok_find(const struct rec *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->name[i], name) == 0)
+			return r->tok[i];
+	return NULL;
+}
+
+static const char *
+tok_of(const struct rec *r, const char *name)
+{
+	const char *t = tok_find(r, name);
+
+	ck_assert_msg(t != NULL, "no token for field %s", name);
+	return t;
+}
+
+/* Store fields as the writer: 201, its id and tokens, in order. */
+static void
+put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
+{
+	struct pv_buf b;
+	struct resp r;
+	struct jv *v;
+
+	pv_buf_init(&b, 1u << 20);
+	record_body(&b, f, n, consent, days);
+	req(&r, "POST", "/v1/records", K_WRITER, b.p);
+	pv_buf_cleanup(&b);
+	assert_status(&r, 201);
+	v = body_json(&r);
+	rec_from_json(v, out, r.body.p);
+	jfree(v);
+	resp_free(&r);
+	ck_assert_uint_eq(out->n, n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_str_eq(out->name[i], f[i].name);
+}
+
+/* POST /v1/detokenize as key: the answer, whatever its status. */
+static void
+detok_req(struct resp *r, int key, const char *purpose, const char *reason,
+    const char *const *toks, size_t n)
+{
+	struct pv_buf b;
+
+	pv_buf_init(&b, 1u << 20);
+	buf_add(&b, "{\"tokens\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(&b, ",");
+		buf_quote(&b, toks[i]);
+	}
+	buf_add(&b, "],\"purpose\":");
+	buf_quote(&b, purpose);
+	if (reason != NULL) {
+		buf_add(&b, ",\"reason\":");
+		buf_quote(&b, reason);
+	}
+	buf_add(&b, "}");
+	req(r, "POST", "/v1/detokenize", key, b.p);
+	pv_buf_cleanup(&b);
+}
+
+/* The same, which must answer 200 with {"results":{…}}. */
+static struct jv *
+detok(int key, const char *purpose, const char *reason,
+    const char *const *toks, size_t n)
+{
+	struct resp r;
+	struct jv *v;
+
+	detok_req(&r, key, purpose, reason, toks, n);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	ck_assert_msg(v->type == J_OBJ && v->n == 1 &&
+	    jget(v, "results") != NULL, "not {\"results\":…}: [%.300s]",
+	    r.body.p);
+	resp_free(&r);
+	return v;
+}
+
+/* The answer for tok in a detokenize answer. */
+static const struct jv *
+result(const struct jv *doc, const char *tok)
+{
+	const struct jv *r = jget(jget(doc, "results"), tok);
+
+	ck_assert_msg(r != NULL && r->type == J_OBJ, "no answer for %s", tok);
+	return r;
+}
+
+/* tok was answered {"field":field,"value":value}. */
+static void
+assert_value(const struct jv *doc, const char *tok, const char *field,
+    const char *value)
+{
+	const struct jv *r = result(doc, tok), *v = jget(r, "value");
+
+	ck_assert_msg(r->n == 2 && v != NULL && v->type == J_STR,
+	    "%s (%s): no plain value", tok, field);
+	ck_assert_pstr_eq(jstr(r, "field"), field);
+	ck_assert_msg(strcmp(v->s, value) == 0, "%s (%s): value [%s], want "
+	    "[%s]", tok, field, v->s, value);
+}
+
+/* tok was answered {"error":{"code":code}}. */
+static void
+assert_tok_error(const struct jv *doc, const char *tok, const char *code)
+{
+	const struct jv *r = result(doc, tok), *e = jget(r, "error");
+
+	ck_assert_msg(r->n == 1 && e != NULL && e->type == J_OBJ,
+	    "%s: not {\"error\":…}", tok);
+	ck_assert_pstr_eq(jstr(e, "code"), code);
+}
+
+/* One token, detokenized for service by the all-purpose reader. */
+static void
+expect_value(const char *tok, const char *field, const char *value)
+{
+	struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
+
+	assert_value(v, tok, field, value);
+	jfree(v);
+}
+
+static void
+expect_tok_error(const char *tok, const char *code)
+{
+	struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
+
+	assert_tok_error(v, tok, code);
+	jfree(v);
+}
+
+/* POST /v1/lookup as the writer: the matches array (in doc, jfree). */
+static struct jv *
+lookup(const char *field, const char *value)
+{
+	struct pv_buf b;
+	struct resp r;
+	struct jv *v;
+
+	pv_buf_init(&b, 1u << 16);
+	buf_add(&b, "{\"field\":");
+	buf_quote(&b, field);
+	buf_add(&b, ",\"value\":");
+	buf_quote(&b, value);
+	buf_add(&b, "}");
+	req(&r, "POST", "/v1/lookup", K_WRITER, b.p);
+	pv_buf_cleanup(&b);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	ck_assert_msg(jget(v, "matches") != NULL &&
+	    jget(v, "matches")->type == J_ARR, "not {\"matches\":[…]}: [%s]",
+	    r.body.p);
+	resp_free(&r);
+	return v;
+}
+
+/* "/v1/records/ID" plus suffix. */
+static const char *
+rec_path(const char *id, const char *suffix)
+{
+	static char path[4][128];
+	static int next;
+	char *p = path[next++ % 4];
+
+	(void)snprintf(p, sizeof(path[0]), "/v1/records/%s%s", id, suffix);
+	return p;
+}
+
+/* GET /v1/records/ID as the admin: 200 and the answer. */
+static struct jv *
+access_rec(const char *id)
+{
+	struct resp r;
+	struct jv *v;
+
+	req(&r, "GET", rec_path(id, ""), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	ck_assert_pstr_eq(jstr(v, "id"), id);
+	resp_free(&r);
+	return v;
+}
+
+/* PUT legal-hold as the admin: 200. */
+static void
+set_hold(const char *id, int hold, const char *reason)
+{
+	char body[256], want[128];
+	struct resp r;
+
+	(void)snprintf(body, sizeof(body), "{\"hold\":%s,\"reason\":\"%s\"}",
+	    hold ? "true" : "false", reason);
+	req(&r, "PUT", rec_path(id, "/legal-hold"), K_ADMIN, body);
+	assert_status(&r, 200);
+	(void)snprintf(want, sizeof(want), "{\"id\":\"%s\",\"legal_hold\":%s}"
+	    "\n", id, hold ? "true" : "false");
+	ck_assert_str_eq(r.body.p, want);
+	resp_free(&r);
+}
+
+/* PUT consent as the admin: 200, echoing the consent. */
+static void
+set_consent(const char *id, int marketing)
+{
+	char body[64], want[160];
+	struct resp r;
+
+	(void)snprintf(body, sizeof(body), "{\"marketing\":%s}", marketing ?
+	    "true" : "false");
+	req(&r, "PUT", rec_path(id, "/consent"), K_ADMIN, body);
+	assert_status(&r, 200);
+	(void)snprintf(want, sizeof(want), "{\"id\":\"%s\",\"consent\":"
+	    "{\"marketing\":%s,\"notices\":true}}\n", id, marketing ? "true" :
+	    "false");
+	ck_assert_str_eq(r.body.p, want);
+	resp_free(&r);
+}
+
+/* DELETE as the admin: 200 and a receipt for id (the answer, jfree). */
+static struct jv *
+delete_rec(const char *id)
+{
+	const struct jv *rc;
+	struct resp r;
+	struct jv *v;
+
+	req(&r, "DELETE", rec_path(id, ""), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	rc = jget(v, "receipt");
+	ck_assert_msg(rc != NULL && rc->type == J_OBJ, "no receipt: [%s]",
+	    r.body.p);
+	ck_assert_pstr_eq(jstr(rc, "record"), id);
+	ck_assert_msg(jstr(v, "signature") != NULL, "no signature: [%s]",
+	    r.body.p);
+	resp_free(&r);
+	return v;
+}
+
+/* The audit log. */
+
+/* GET /v1/audit?query as key; want 200: the answer, checked. */
+static struct jv *
+audit_page(const char *query, struct gbuf *all)
+{
+	const struct jv *ev;
+	char path[128];
+	struct resp r;
+	struct jv *v;
+
+	(void)snprintf(path, sizeof(path), "/v1/audit%s", query);
+	req(&r, "GET", path, K_AUDITOR, NULL);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	ev = jget(v, "events");
+	ck_assert_msg(v->n == 2 && ev != NULL && ev->type == J_ARR &&
+	    jget(v, "next") != NULL, "not {\"events\":[…],\"next\":N}: "
+	    "[%.300s]", r.body.p);
+	if (all != NULL)
+		ck_assert_int_eq(gbuf_add(all, r.body.p, r.body.len), 0);
+	resp_free(&r);
+	return v;
+}
+
+#define PAGES_MAX	256
+#define EVENTS_MAX	2048
+
+/* Every event, read page by page through next. */
+struct audit_all {
+	struct jv		*docs[PAGES_MAX];
+	size_t			 ndocs;
+	const struct jv		*ev[EVENTS_MAX];
+	size_t			 n;
+	struct gbuf		 text;	/* every page's body */
+};
+
+static void
+audit_all_free(struct audit_all *a)
+{
+	for (size_t i = 0; i < a->ndocs; i++)
+		jfree(a->docs[i]);
+	free(a->text.p);
+	memset(a, 0, sizeof(*a));
+}
+
+/*
+ * Read the whole log as the auditor, limit events a page, starting after
+ * 0 and going on from each page's next, until a page is not full.  Each
+ * page must hold the events right after the one asked for, in order, and
+ * next must be the last one's seq.  Every page request is itself logged,
+ * so the log grows by one while it is read; it still ends.
+ */
+static void
+audit_read_all(struct audit_all *a, unsigned limit)
+{
+	uint64_t after = 0;
+	char q[64];
+
+	memset(a, 0, sizeof(*a));
+	for (;;) {
+		const struct jv *ev;
+		struct jv *v;
+
+		(void)snprintf(q, sizeof(q), "?after=%" PRIu64 "&limit=%u",
+		    after, limit);
+		ck_assert_uint_lt(a->ndocs, PAGES_MAX);
+		v = a->docs[a->ndocs++] = audit_page(q, &a->text);
+		ev = jget(v, "events");
+		ck_assert_uint_le(ev->n, limit);
+		for (size_t i = 0; i < ev->n; i++) {
+			ck_assert_uint_lt(a->n, EVENTS_MAX);
+			ck_assert_msg(jnum(&ev->items[i], "seq") == after + 1 +
+			    i, "page after %" PRIu64 ": event %zu has seq %"
+			    PRIu64, after, i, jnum(&ev->items[i], "seq"));
+			a->ev[a->n++] = &ev->items[i];
+		}
+		ck_assert_uint_eq(jnum(v, "next"), after + ev->n);
+		after += ev->n;
+		if (ev->n < limit)
+			break;
+	}
+	ck_assert_uint_gt(a->n, 0);
+}
+
+/* What one event must say; lists end with NULL. */
+struct xev {
+	const char	*actor;
+	const char	*action;
+	int		 ok;
+	const char	*code;		/* NULL: none */
+	const char	*purpose;	/* NULL: none */
+	const char	*reason;	/* NULL: none */
+	const char	*recs[6];	/* exactly these record ids */
+	const char	*fields[6];	/* exactly these field names */
+	int		 any_fields;	/* fields not checked */
+};
+
+/* arr is an array of exactly the strings want (NULL-terminated). */
+static int
+strs_eq(const struct jv *arr, const char *const *want)
+{
+	size_t n = 0;
+
+	if (arr == NULL || arr->type != J_ARR)
+		return 0;
+	for (; want[n] != NULL; n++)
+		if (n >= arr->n || arr->items[n].type != J_STR ||
+		    strcmp(arr->items[n].s, want[n]) != 0)
+			return 0;
+	return n == arr->n;
+}
+
+static void
+check_event(const struct jv *e, const struct xev *x, size_t i)
+{
+	const char *outcome = jstr(e, "outcome");
+	uint64_t seq = jnum(e, "seq");
+
+	ck_assert_msg(jstr(e, "actor") != NULL && strcmp(jstr(e, "actor"),
+	    x->actor) == 0 && jstr(e, "action") != NULL &&
+	    strcmp(jstr(e, "action"), x->action) == 0,
+	    "event %zu (seq %" PRIu64 "): %s %s, want %s %s", i, seq,
+	    jstr(e, "actor"), jstr(e, "action"), x->actor, x->action);
+	ck_assert_msg(outcome != NULL && strcmp(outcome, x->ok ? "allowed" :
+	    "denied") == 0, "event %zu (%s): outcome %s", i, x->action,
+	    outcome);
+	ck_assert_msg(x->code == NULL ? jget(e, "code") == NULL :
+	    jstr(e, "code") != NULL && strcmp(jstr(e, "code"), x->code) == 0,
+	    "event %zu (%s): code %s, want %s", i, x->action, jstr(e, "code"),
+	    x->code ? x->code : "none");
+	ck_assert_msg(x->purpose == NULL ? jget(e, "purpose") == NULL :
+	    jstr(e, "purpose") != NULL && strcmp(jstr(e, "purpose"),
+	    x->purpose) == 0, "event %zu (%s): purpose %s, want %s", i,
+	    x->action, jstr(e, "purpose"), x->purpose ? x->purpose : "none");
+	ck_assert_msg(x->reason == NULL ? jget(e, "reason") == NULL :
+	    jstr(e, "reason") != NULL && strcmp(jstr(e, "reason"),
+	    x->reason) == 0, "event %zu (%s): reason %s, want %s", i,
+	    x->action, jstr(e, "reason"), x->reason ? x->reason : "none");
+	ck_assert_msg(strs_eq(jget(e, "records"), x->recs),
+	    "event %zu (seq %" PRIu64 ", %s %s %s): records not as expected "
+	    "(first want %s)", i, seq, x->actor, x->action, outcome,
+	    x->recs[0] ? x->recs[0] : "none");
+	ck_assert_msg(x->any_fields || strs_eq(jget(e, "fields"), x->fields),
+	    "event %zu (%s): fields not as expected (first want %s)", i,
+	    x->action, x->fields[0] ? x->fields[0] : "none");
+	ck_assert_msg(jget(e, "time") != NULL && jnum(e, "time") == fake_now,
+	    "event %zu: time is not the pinned clock", i);
+}
+
+/* How often needle occurs in a command's output. */
+static size_t
+export_count(const struct run *r, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = r->out; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* audit verify must pass: the number of events it counted. */
+static uint64_t
+verify_ok(void)
+{
+	unsigned long long n;
+	struct run r;
+
+	cli(&r, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(sscanf(r.out, "audit chain verified: %llu events\n",
+	    &n) == 1, "audit verify said [%s]", r.out);
+	run_free(&r);
+	return (uint64_t)n;
+}
+
+/* piivault_records_stored, from /metrics (which is not logged). */
+static long long
+stored(void)
+{
+	static const char series[] = "piivault_records_stored ";
+	struct resp r;
+	const char *p;
+	long long n;
+
+	req(&r, "GET", "/metrics", K_NONE, NULL);
+	assert_status(&r, 200);
+	p = strstr(r.body.p, series);
+	ck_assert_msg(p != NULL, "no %s: [%s]", series, r.body.p);
+	n = strtoll(p + sizeof(series) - 1, NULL, 10);
+	resp_free(&r);
+	return n;
+}
+
+/* Nothing of any of needles is in text (what: where, for the message). */
+static void
+assert_none_of(const char *text, const char *const *needles, size_t n,
+    const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(strstr(text, needles[i]) == NULL, "%s holds [%s]",
+		    what, needles[i]);
+}
+
+/* Tests: the audit log. */
+
+#define N_SETUP_EVENTS	K__COUNT	/* one apikey.create each */
+
+/* The events the fixture's piivault apikey create left. */
+static void
+check_setup_events(const struct audit_all *a)
+{
+	ck_assert_uint_ge(a->n, N_SETUP_EVENTS);
+	for (size_t i = 0; i < N_SETUP_EVENTS; i++) {
+		struct xev x = { "cli", "apikey.create", 1, NULL, NULL,
+		    key_names[i], { NULL }, { NULL }, 0 };
+
+		check_event(a->ev[i], &x, i);
+	}
+}
+
+/*
+ * A mixed workload through the server, then the whole log through the
+ * API, page by page: every request but health and metrics is there, in
+ * order, with its actor, action, outcome, code, purpose, reason, records
+ * and fields, and nothing personal, no token and no key.  Then the chain
+ * verifies and exports.
+ */
+START_TEST(test_audit_workload)
+{
+	static const struct fv fa[] = {
+		{ "email", "zq.aud-4101@a.example" },
+		{ "name", "zq.aud-name-4102" },
+		{ "phone", "+1 555 4103" },
+	};
+	static const struct fv fb[] = { { "name", "zq.aud-name-4104" } };
+	static const char batch[] = "{\"records\":["
+	    "{\"fields\":{\"name\":\"zq.aud-name-4105\"}},"
+	    "{\"fields\":{\"email\":\"zq.aud-bad-4106\"}},"
+	    "{\"fields\":{\"email\":\"zq.aud-4107@b.example\"}}]}";
+	static const char forged[] = "Bearer pvk_zqForgedSecret000000000000000"
+	    "00000000000000";
+	static const char *const bad_audit[] = { "?after=abc", "?after=-1",
+	    "?after=", "?limit=0", "?limit=1001", "?limit=x", "?limit=-5",
+	    "?after=1&limit=1x" };
+	static const int not_auditor[] = { K_WRITER, K_READER, K_ADMIN };
+	const char *never[16];
+	struct xev x[40];
+	size_t nx = 0, nnever = 0, base;
+	struct audit_all all;
+	const char *toks[3];
+	struct rec a, b;
+	char c_id[ID_BUF], d_id[ID_BUF];
+	struct resp r;
+	struct run run;
+	struct jv *v;
+	uint64_t count;
+	char *log;
+
+	srv_start_plain();
+
+	put(fa, 3, 1, KEEP, &a);
+	x[nx++] = (struct xev){ "pw-writer", "records.create", 1, NULL, NULL,
+	    NULL, { a.id }, { NULL }, 1 };
+	put(fb, 1, 0, 0, &b);
+	x[nx++] = (struct xev){ "pw-writer", "records.create", 1, NULL, NULL,
+	    NULL, { b.id }, { NULL }, 1 };
+
+	/* A batch: the valid records are stored and named, the bad not. */
+	req(&r, "POST", "/v1/records/batch", K_WRITER, batch);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	{
+		const struct jv *res = jget(v, "results");
+
+		ck_assert_msg(res != NULL && res->type == J_ARR && res->n == 3,
+		    "batch: [%s]", r.body.p);
+		ck_assert_msg(id_valid(jstr(&res->items[0], "id"), "rec_") &&
+		    jget(&res->items[1], "error") != NULL &&
+		    id_valid(jstr(&res->items[2], "id"), "rec_"),
+		    "batch: [%s]", r.body.p);
+		memcpy(c_id, jstr(&res->items[0], "id"), ID_BUF);
+		memcpy(d_id, jstr(&res->items[2], "id"), ID_BUF);
+		toks[0] = jstr(jget(&res->items[0], "tokens"), "name");
+		ck_assert_ptr_nonnull(toks[0]);
+	}
+	x[nx++] = (struct xev){ "pw-writer", "records.batch", 1, NULL, NULL,
+	    NULL, { c_id, d_id }, { NULL }, 1 };
+	{
+		/* C's name, for the legal purpose, with its reason. */
+		struct jv *d = detok(K_READER, "legal", "case 2024-17", toks,
+		    1);
+
+		assert_value(d, toks[0], "name", "zq.aud-name-4105");
+		jfree(d);
+	}
+	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "legal",
+	    "case 2024-17", { c_id }, { "name" }, 0 };
+	jfree(v);
+	resp_free(&r);
+
+	/* Several purposes: each logged with the records and fields read. */
+	toks[0] = tok_of(&a, "email");
+	toks[1] = tok_of(&a, "name");
+	toks[2] = tok_of(&b, "name");
+	v = detok(K_READER, "service", NULL, toks, 3);
+	assert_value(v, toks[0], "email", fa[0].value);
+	assert_value(v, toks[2], "name", fb[0].value);
+	jfree(v);
+	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "service",
+	    NULL, { a.id, b.id }, { "email", "name" }, 0 };
+	toks[0] = tok_of(&a, "phone");
+	toks[1] = tok_of(&b, "name");
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_value(v, toks[0], "phone", fa[2].value);
+	assert_tok_error(v, toks[1], "consent_withdrawn");
+	jfree(v);
+	/* B gave no consent: nothing of it was read. */
+	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL,
+	    "marketing", NULL, { a.id }, { "phone" }, 0 };
+
+	v = lookup("email", "ZQ.AUD-4101@a.example");
+	ck_assert_uint_eq(jget(v, "matches")->n, 1);
+	jfree(v);
+	x[nx++] = (struct xev){ "pw-writer", "lookup", 1, NULL, NULL, NULL,
+	    { a.id }, { "email" }, 0 };
+
+	/* Refusals. */
+	toks[0] = tok_of(&a, "email");
+	detok_req(&r, K_NONE, "service", NULL, toks, 1);
+	assert_error(&r, 401, "unauthenticated");
+	resp_free(&r);
+	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
+	    NULL, { NULL }, { NULL }, 0 };
+	req_auth(&r, "POST", "/v1/detokenize", K_RAW, forged,
+	    "{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],\"purpose\":"
+	    "\"service\"}");
+	assert_error(&r, 401, "unauthenticated");
+	resp_free(&r);
+	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
+	    NULL, { NULL }, { NULL }, 0 };
+	detok_req(&r, K_WRITER, "service", NULL, toks, 1);
+	assert_error(&r, 403, "forbidden");
+	resp_free(&r);
+	x[nx++] = (struct xev){ "pw-writer", "detokenize", 0, "forbidden",
+	    NULL, NULL, { NULL }, { NULL }, 0 };
+	detok_req(&r, K_SERVICE, "marketing", NULL, toks, 1);
+	assert_error(&r, 403, "purpose_not_allowed");
+	resp_free(&r);
+	x[nx++] = (struct xev){ "pw-service", "detokenize", 0,
+	    "purpose_not_allowed", "marketing", NULL, { NULL }, { NULL }, 0 };
+	expect_error("POST", "/v1/records", K_WRITER,
+	    "{\"fields\":{\"email\":\"zq.aud-bad-4108\"}}", 422,
+	    "invalid_value");
+	x[nx++] = (struct xev){ "pw-writer", "records.create", 0,
+	    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0 };
+
+	/* Health and metrics touch no personal data: not logged. */
+	req(&r, "GET", "/v1/health", K_NONE, NULL);
+	assert_status(&r, 200);
+	resp_free(&r);
+	(void)stored();
+
+	v = access_rec(a.id);
+	jfree(v);
+	x[nx++] = (struct xev){ "pw-admin", "records.access", 1, NULL, NULL,
+	    NULL, { a.id }, { NULL }, 0 };
+
+	/* The log is the auditor's alone. */
+	for (size_t i = 0; i < NELEM(not_auditor); i++) {
+		expect_error("GET", "/v1/audit", not_auditor[i], NULL, 403,
+		    "forbidden");
+		x[nx++] = (struct xev){ key_names[not_auditor[i]],
+		    "audit.read", 0, "forbidden", NULL, NULL, { NULL },
+		    { NULL }, 0 };
+	}
+	expect_error("GET", "/v1/audit", K_NONE, NULL, 401, "unauthenticated");
+	x[nx++] = (struct xev){ "-", "audit.read", 0, "unauthenticated", NULL,
+	    NULL, { NULL }, { NULL }, 0 };
+	for (size_t i = 0; i < NELEM(bad_audit); i++) {
+		char path[64];
+
+		(void)snprintf(path, sizeof(path), "/v1/audit%s",
+		    bad_audit[i]);
+		req(&r, "GET", path, K_AUDITOR, NULL);
+		ck_assert_msg(r.status == 422, "%s: %ld [%s]", path, r.status,
+		    r.body.p);
+		assert_error(&r, 422, "invalid_value");
+		resp_free(&r);
+		x[nx++] = (struct xev){ "pw-auditor", "audit.read", 0,
+		    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0 };
+	}
+	/* Past the end: no events, next stays where it was asked. */
+	v = audit_page("?after=999999&limit=5", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 0);
+	ck_assert_uint_eq(jnum(v, "next"), 999999);
+	jfree(v);
+	x[nx++] = (struct xev){ "pw-auditor", "audit.read", 1, NULL, NULL,
+	    NULL, { NULL }, { NULL }, 0 };
+	ck_assert_uint_le(nx, NELEM(x));
+
+	/* The whole log, four events a page. */
+	audit_read_all(&all, 4);
+	check_setup_events(&all);
+	base = N_SETUP_EVENTS;
+	ck_assert_msg(all.n >= base + nx, "%zu events, want at least %zu",
+	    all.n, base + nx);
+	for (size_t i = 0; i < nx; i++)
+		check_event(all.ev[base + i], &x[i], base + i);
+	/* Then only the reads of the log just made. */
+	for (size_t i = base + nx; i < all.n; i++) {
+		struct xev rd = { "pw-auditor", "audit.read", 1, NULL, NULL,
+		    NULL, { NULL }, { NULL }, 0 };
+
+		check_event(all.ev[i], &rd, i);
+	}
+	ck_assert_uint_eq(all.n, base + nx + all.ndocs - 1);
+
+	/* No value, token or secret anywhere in it. */
+	never[nnever++] = "zq.";
+	never[nnever++] = "ZQ.";
+	never[nnever++] = "555 4103";
+	never[nnever++] = "5554103";
+	never[nnever++] = "tok_";
+	never[nnever++] = "pvk_";
+	for (size_t i = 0; i < K__COUNT; i++)
+		never[nnever++] = keys[i] + 4;
+	assert_none_of(all.text.p, never, nnever, "the audit API");
+	count = all.n;
+	audit_all_free(&all);
+
+	srv_stop();
+	/* The last page's own read is logged after it was answered. */
+	ck_assert_uint_eq(verify_ok(), count + 1);
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_uint_eq(export_count(&run, "{\"seq\":"), count + 1);
+	ck_assert_uint_eq(export_count(&run, "\n"), count + 1);
+	assert_none_of(run.out, never, nnever, "audit export");
+	run_free(&run);
+	ck_assert_ptr_nonnull(log = slurp(logpath, NULL));
+	assert_none_of(log, never, nnever, "the server's log");
+	free(log);
+}
+END_TEST
+
+/*
+ * A request the vault refuses for a record it found (legal hold, an
+ * invalid correction, the request limit) is logged naming that record,
+ * as SECURITY.md lists "record ids" among what every event holds: an
+ * auditor must be able to see who tried to delete a held record.
+ */
+START_TEST(test_audit_refusal_names_record)
+{
+	static const struct fv f[] = { { "email", "zq.ref-1201@a.example" } };
+	static const char *const what[] = { "records.delete (409)",
+	    "records.correct (422)", "records.access (429)" };
+	char missing[256] = "";
+	struct audit_all all;
+	struct rec a;
+	struct resp r;
+	struct jv *v;
+
+	srv_start("--request-limit", "1", NULL);
+	put(f, 1, 0, KEEP, &a);
+	set_hold(a.id, 1, "case 12");
+	expect_error("DELETE", rec_path(a.id, ""), K_ADMIN, NULL, 409,
+	    "legal_hold");
+	expect_error("PATCH", rec_path(a.id, ""), K_ADMIN,
+	    "{\"fields\":{\"email\":\"zq.not-an-email-1202\"}}", 422,
+	    "invalid_value");
+	v = access_rec(a.id);
+	jfree(v);
+	req(&r, "GET", rec_path(a.id, ""), K_ADMIN, NULL);
+	assert_error(&r, 429, "too_many_requests");
+	resp_free(&r);
+
+	audit_read_all(&all, 100);
+	check_setup_events(&all);
+	ck_assert_uint_ge(all.n, N_SETUP_EVENTS + 6);
+	{
+		const struct xev x[] = {
+			{ "pw-writer", "records.create", 1, NULL, NULL, NULL,
+			    { a.id }, { NULL }, 1 },
+			{ "pw-admin", "records.legal_hold", 1, NULL, NULL,
+			    "case 12", { a.id }, { NULL }, 0 },
+			{ "pw-admin", "records.access", 1, NULL, NULL, NULL,
+			    { a.id }, { NULL }, 0 },
+		};
+		static const char *const code[] = { "legal_hold",
+		    "invalid_value", "too_many_requests" };
+		const char *const want[] = { a.id, NULL };
+		const struct jv *e[3] = { all.ev[N_SETUP_EVENTS + 2],
+		    all.ev[N_SETUP_EVENTS + 3], all.ev[N_SETUP_EVENTS + 5] };
+
+		check_event(all.ev[N_SETUP_EVENTS], &x[0], 0);
+		check_event(all.ev[N_SETUP_EVENTS + 1], &x[1], 1);
+		check_event(all.ev[N_SETUP_EVENTS + 4], &x[2], 4);
+		for (size_t i = 0; i < 3; i++) {
+			ck_assert_pstr_eq(jstr(e[i], "outcome"), "denied");
+			ck_assert_pstr_eq(jstr(e[i], "code"), code[i]);
+			if (!strs_eq(jget(e[i], "records"), want)) {
+				size_t l = strlen(missing);
+
+				(void)snprintf(missing + l, sizeof(missing) - l,
+				    "%s; ", what[i]);
+			}
+		}
+	}
+	audit_all_free(&all);
+	ck_assert_msg(missing[0] == '\0', "refusals logged without the record "
+	    "they were about: %s", missing);
+}
+END_TEST
+
+/*
+ * Requests to no route (404) or with a method the route does not take
+ * (405) are API requests too, and SECURITY.md excepts only health and
+ * metrics from the log; route_action[API_R_OTHER] ("unknown") exists
+ * for them.  Such probing, keyed or not, must leave events.
+ */
+START_TEST(test_audit_unrouted_requests)
+{
+	struct jv *v;
+	uint64_t n0, n1;
+	size_t unknown = 0;
+	const struct jv *ev;
+
+	srv_start_plain();
+	v = audit_page("?limit=1000", NULL);
+	n0 = jnum(v, "next");
+	jfree(v);
+	expect_error("GET", "/v1/nope", K_AUDITOR, NULL, 404, "not_found");
+	expect_error("POST", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA",
+	    K_ADMIN, "{}", 405, "method_not_allowed");
+	expect_error("GET", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/x",
+	    K_NONE, NULL, 404, "not_found");
+	{
+		char q[64];
+
+		(void)snprintf(q, sizeof(q), "?after=%" PRIu64 "&limit=1000",
+		    n0);
+		v = audit_page(q, NULL);
+	}
+	ev = jget(v, "events");
+	n1 = jnum(v, "next");
+	for (size_t i = 0; i < ev->n; i++)
+		if (jstr(&ev->items[i], "action") != NULL &&
+		    strcmp(jstr(&ev->items[i], "action"), "audit.read") != 0)
+			unknown++;
+	jfree(v);
+	ck_assert_msg(unknown == 3, "3 requests to no route or with a wrong "
+	    "method left %zu events (log %" PRIu64 " -> %" PRIu64 ", the "
+	    "first read's own event included)", unknown, n0, n1);
+}
+END_TEST
+
+/* Tampering, directly on the data file. */
+
+#define E_STRINGS_OFF	12	/* audit.c: an event's strings */
+#define HASH_LEN	32
+#define EV_MAX		4096
+
+static struct pv_store *
+store_open(void)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s = NULL;
+	char dir[PATH_MAX + 32];
+
+	(void)snprintf(dir, sizeof(dir), "%s/piivault-data", tdir);
+	ck_assert_int_eq(pv_store_open(dir, &so, &s), PV_OK);
+	return s;
+}
+
+/* Event seq's stored value (event bytes, then its hash) into buf. */
+static size_t
+ev_read(uint64_t seq, uint8_t *buf, size_t cap)
+{
+	struct pv_store *s = store_open();
+	struct pv_txn *t;
+	uint8_t key[8];
+	const void *val;
+	size_t vl;
+
+	pv_put_u64(key, seq);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_AUDIT, key, sizeof(key), &val, &vl),
+	    PV_OK);
+	ck_assert_uint_le(vl, cap);
+	ck_assert_uint_gt(vl, E_STRINGS_OFF + HASH_LEN);
+	memcpy(buf, val, vl);
+	pv_txn_abort(t);
+	pv_store_close(s);
+	return vl;
+}
+
+/* Write (val != NULL) or delete event seq, in a commit of its own. */
+static void
+ev_write(uint64_t seq, const uint8_t *val, size_t len)
+{
+	struct pv_store *s = store_open();
+	struct pv_txn *t;
+	uint8_t key[8];
+
+	pv_put_u64(key, seq);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	if (val != NULL)
+		ck_assert_int_eq(pv_put(t, PV_T_AUDIT, key, sizeof(key), val,
+		    len, 0), PV_OK);
+	else
+		ck_assert_int_eq(pv_del(t, PV_T_AUDIT, key, sizeof(key), NULL,
+		    0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	pv_store_close(s);
+}
+
+/* The newest event's seq. */
+static uint64_t
+ev_last(void)
+{
+	struct pv_store *s = store_open();
+	struct pv_cursor *c;
+	struct pv_txn *t;
+	const void *k, *val;
+	size_t kl, vl;
+	uint64_t seq;
+
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_AUDIT, &c), PV_OK);
+	ck_assert_int_eq(pv_cursor_last(c, &k, &kl, &val, &vl), PV_OK);
+	ck_assert_uint_eq(kl, 8);
+	seq = pv_get_u64(k);
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	pv_store_close(s);
+	return seq;
+}
+
+/*
+ * A small workload through the server, then stop it: the log's length,
+ * checked against verify.
+ */
+static uint64_t
+tamper_workload(void)
+{
+	static const struct fv f[] = { { "email", "zq.tam-3101@a.example" },
+	    { "name", "zq.tam-name-3102" } };
+	const char *t;
+	struct rec a;
+	struct resp r;
+	struct jv *v;
+	uint64_t n;
+
+	srv_start_plain();
+	put(f, 2, 1, KEEP, &a);
+	t = tok_of(&a, "email");
+	v = detok(K_READER, "service", NULL, &t, 1);
+	jfree(v);
+	v = detok(K_READER, "marketing", NULL, &t, 1);
+	jfree(v);
+	detok_req(&r, K_SERVICE, "marketing", NULL, &t, 1);
+	assert_error(&r, 403, "purpose_not_allowed");
+	resp_free(&r);
+	detok_req(&r, K_NONE, "service", NULL, &t, 1);
+	assert_error(&r, 401, "unauthenticated");
+	resp_free(&r);
+	v = access_rec(a.id);
+	jfree(v);
+	srv_stop();
+	n = verify_ok();
+	ck_assert_uint_eq(n, ev_last());
+	ck_assert_uint_ge(n, N_SETUP_EVENTS + 6);
+	return n;
+}
+
+/* audit verify exits 1 naming bad; audit export exits 1. */
+static void
+assert_cli_detects(uint64_t bad)
+{
+	char want[128], seqs[32];
+	struct run r;
+
+	cli(&r, "audit", "verify", NULL);
+	ck_assert_exit(&r, 1);
+	(void)snprintf(want, sizeof(want), "event %" PRIu64 " does not verify "
+	    "(%" PRIu64 " events before it do)", bad, bad - 1);
+	ck_assert_msg(strstr(r.err, want) != NULL, "verify said [%s], want "
+	    "[%s]", r.err, want);
+	ck_assert_msg(strstr(r.out, "verified") == NULL, "verify: [%s]",
+	    r.out);
+	run_free(&r);
+	cli(&r, "audit", "export", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "does not verify") != NULL,
+	    "export said [%s]", r.err);
+	/* Nothing from the bad event on is exported as if it were good. */
+	(void)snprintf(seqs, sizeof(seqs), "{\"seq\":%" PRIu64 ",", bad);
+	ck_assert_msg(strstr(r.out, seqs) == NULL, "export printed event %"
+	    PRIu64, bad);
+	run_free(&r);
+}
+
+/*
+ * Through the API: a page that covers bad answers 500 and shows no event;
+ * the events before it still read.
+ */
+static void
+assert_api_detects(uint64_t bad)
+{
+	char path[64];
+	struct resp r;
+	struct jv *v;
+
+	srv_start_plain();
+	req(&r, "GET", "/v1/audit?limit=1000", K_AUDITOR, NULL);
+	assert_error(&r, 500, "internal");
+	ck_assert_msg(strstr(r.body.p, "actor") == NULL, "[%s]", r.body.p);
+	resp_free(&r);
+	(void)snprintf(path, sizeof(path), "/v1/audit?after=%" PRIu64
+	    "&limit=1", bad - 1);
+	req(&r, "GET", path, K_AUDITOR, NULL);
+	assert_error(&r, 500, "internal");
+	resp_free(&r);
+	(void)snprintf(path, sizeof(path), "?after=0&limit=%" PRIu64, bad - 1);
+	v = audit_page(path, NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, bad - 1);
+	jfree(v);
+	srv_stop();
+}
+
+START_TEST(test_tamper_edit)
+{
+	uint8_t orig[EV_MAX], ev[EV_MAX];
+	uint64_t n = tamper_workload(), k = n / 2;
+	size_t len = ev_read(k, orig, sizeof(orig));
+
+	/* One byte of the event (its actor's first letter), not its hash. */
+	memcpy(ev, orig, len);
+	ev[E_STRINGS_OFF + 1] ^= 0x20;
+	ev_write(k, ev, len);
+	assert_cli_detects(k);
+	assert_api_detects(k);
+	/* Put back, the chain verifies again: the edit was what broke it. */
+	ev_write(k, orig, len);
+	ck_assert_uint_gt(verify_ok(), n);
+	/* An edited hash is caught the same way. */
+	memcpy(ev, orig, len);
+	ev[len - 1] ^= 0x01;
+	ev_write(k, ev, len);
+	assert_cli_detects(k);
+	ev_write(k, orig, len);
+	(void)verify_ok();
+}
+END_TEST
+
+START_TEST(test_tamper_delete)
+{
+	uint8_t orig[EV_MAX];
+	uint64_t n = tamper_workload(), k = n / 2;
+	size_t len = ev_read(k, orig, sizeof(orig));
+
+	ev_write(k, NULL, 0);
+	assert_cli_detects(k);
+	assert_api_detects(k);
+	ev_write(k, orig, len);
+	ck_assert_uint_gt(verify_ok(), n);
+	/* Deleting the first is caught too. */
+	len = ev_read(1, orig, sizeof(orig));
+	ev_write(1, NULL, 0);
+	assert_cli_detects(1);
+	ev_write(1, orig, len);
+	(void)verify_ok();
+}
+END_TEST
+
+START_TEST(test_tamper_reorder)
+{
+	uint8_t a[EV_MAX], b[EV_MAX];
+	uint64_t n = tamper_workload(), k = n / 2;
+	size_t la = ev_read(k, a, sizeof(a)), lb = ev_read(k + 1, b,
+	    sizeof(b));
+
+	/* Swap two neighbours, each with its own hash. */
+	ev_write(k, b, lb);
+	ev_write(k + 1, a, la);
+	assert_cli_detects(k);
+	assert_api_detects(k);
+	ev_write(k, a, la);
+	ev_write(k + 1, b, lb);
+	ck_assert_uint_gt(verify_ok(), n);
+}
+END_TEST
+
+START_TEST(test_tamper_insert)
+{
+	uint8_t copy[EV_MAX], orig[EV_MAX];
+	uint64_t n = tamper_workload(), k = n / 2;
+	size_t lc, lo;
+
+	/* A replayed event (bytes and hash) appended after the last. */
+	lc = ev_read(2, copy, sizeof(copy));
+	ev_write(n + 1, copy, lc);
+	assert_cli_detects(n + 1);
+	ev_write(n + 1, NULL, 0);
+	ck_assert_uint_eq(verify_ok(), n);
+	/* One put in the middle, in place of the event at k. */
+	lc = ev_read(k - 1, copy, sizeof(copy));
+	lo = ev_read(k, orig, sizeof(orig));
+	ev_write(k, NULL, 0);
+	ev_write(k, copy, lc);
+	assert_cli_detects(k);
+	assert_api_detects(k);
+	ev_write(k, orig, lo);
+	ck_assert_uint_gt(verify_ok(), n);
+}
+END_TEST
+
+/*
+ * The audit write made to fail: a server on a 1 MiB map, filled until
+ * writes fail.  A write then answers 503 and stores nothing; a read
+ * whose event cannot be written answers 503 and reveals nothing; and
+ * every value that was released has its event.
+ */
+START_TEST(test_audit_unavailable_503)
+{
+	static const struct fv f[] = { { "name", "zq.full-name-5501" } };
+	const char *t;
+	struct pv_buf big;
+	struct resp r;
+	struct run run;
+	struct rec s;
+	size_t released = 0;
+	long long before;
+	int full;
+
+	map_mib = 1;
+	srv_start("--sweep-interval", "0", NULL);
+	map_mib = 0;
+	put(f, 1, 0, 0, &s);
+	t = s.tok[0];
+	expect_value(t, "name", f[0].value);
+	released++;
+
+	/* Fill the map: big records first, then small ones. */
+	pv_buf_init(&big, 1u << 20);
+	buf_add(&big, "{\"records\":[");
+	for (int i = 0; i < 8; i++) {
+		buf_add(&big, i ? ",{\"fields\":{\"blob\":\"" :
+		    "{\"fields\":{\"blob\":\"");
+		for (int j = 0; j < 4000; j++)
+			buf_add(&big, "q");
+		buf_add(&big, "\"}}");
+	}
+	buf_add(&big, "]}");
+	full = 0;
+	for (int i = 0; i < 200 && !full; i++) {
+		before = stored();
+		req(&r, "POST", "/v1/records/batch", K_WRITER, big.p);
+		if (r.status != 200) {
+			assert_error(&r, 503, "unavailable");
+			ck_assert_int_eq(stored(), before);
+			full = 1;
+		}
+		resp_free(&r);
+	}
+	pv_buf_cleanup(&big);
+	ck_assert_msg(full, "a 1 MiB map never filled");
+	full = 0;
+	for (int i = 0; i < 1000 && !full; i++) {
+		before = stored();
+		req(&r, "POST", "/v1/records", K_WRITER,
+		    "{\"fields\":{\"blob\":\"zq.small-5502\"}}");
+		if (r.status != 201) {
+			assert_error(&r, 503, "unavailable");
+			ck_assert_int_eq(stored(), before);
+			full = 1;
+		}
+		resp_free(&r);
+	}
+	ck_assert_msg(full, "small records never filled the map");
+
+	/* Reads until one cannot be logged. */
+	full = 0;
+	for (int i = 0; i < 5000 && !full; i++) {
+		detok_req(&r, K_READER, "service", NULL, &t, 1);
+		if (r.status == 200) {
+			struct jv *v = body_json(&r);
+
+			assert_value(v, t, "name", f[0].value);
+			jfree(v);
+			released++;
+		} else {
+			assert_error(&r, 503, "unavailable");
+			ck_assert_msg(strstr(r.body.p, "zq.") == NULL &&
+			    strstr(r.body.p, "results") == NULL,
+			    "a 503 revealed: [%s]", r.body.p);
+			full = 1;
+		}
+		resp_free(&r);
+	}
+	ck_assert_msg(full, "detokenize never failed to log");
+	srv_stop();
+
+	/* The chain is whole; every released value has its event. */
+	(void)verify_ok();
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_uint_eq(export_count(&run, "\"action\":\"detokenize\","
+	    "\"outcome\":\"allowed\""), released);
+	ck_assert_msg(strstr(run.out, "zq.") == NULL, "export holds a value");
+	run_free(&run);
+}
+END_TEST
+
+/* Tests: the person's requests. */
+
+START_TEST(test_access_request)
+{
+	static const struct fv f[] = {
+		{ "email", "zq.acc-6101@a.example" },
+		{ "name", "zq.acc-name-6102" },
+		{ "city", "zq.acc-city-6103" },
+	};
+	static const struct fv g[] = { { "name", "zq.acc-other-6104" } };
+	static const struct fv h[] = { { "name", "zq.acc-nocon-6105" } };
+	static const char *const purposes[] = { "service", "marketing",
+	    "legal" };
+	static const int not_admin[] = { K_WRITER, K_READER, K_SERVICE,
+	    K_AUDITOR };
+	const struct jv *fl, *reads, *cons;
+	uint64_t prev = 0;
+	const char *t;
+	struct rec a, b, c;
+	struct resp r;
+	struct jv *v;
+
+	srv_start_plain();
+	put(f, 3, 1, 30, &a);
+	put(g, 1, 1, 0, &b);
+	put(h, 1, 0, KEEP, &c);
+	/* Asked for marketing without consent: nothing of c was read. */
+	t = c.tok[0];
+	v = detok(K_READER, "marketing", NULL, &t, 1);
+	assert_tok_error(v, t, "consent_withdrawn");
+	jfree(v);
+	v = access_rec(c.id);
+	ck_assert_uint_eq(jget(v, "reads")->n, 0);
+	jfree(v);
+	t = tok_of(&a, "email");
+	jfree(detok(K_READER, "service", NULL, &t, 1));
+	t = tok_of(&a, "name");
+	jfree(detok(K_READER, "marketing", NULL, &t, 1));
+	t = tok_of(&a, "city");
+	jfree(detok(K_READER, "legal", "case 2024-18", &t, 1));
+	/* Not reads of a's values: another record's, a look-up, a refusal. */
+	t = b.tok[0];
+	jfree(detok(K_READER, "service", NULL, &t, 1));
+	jfree(lookup("email", f[0].value));
+	t = tok_of(&a, "email");
+	detok_req(&r, K_SERVICE, "marketing", NULL, &t, 1);
+	assert_error(&r, 403, "purpose_not_allowed");
+	resp_free(&r);
+
+	req(&r, "GET", rec_path(a.id, ""), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	resp_free(&r);
+	ck_assert_pstr_eq(jstr(v, "id"), a.id);
+	fl = jget(v, "fields");
+	ck_assert_msg(fl != NULL && fl->type == J_OBJ && fl->n == 3,
+	    "fields");
+	for (size_t i = 0; i < NELEM(f); i++) {
+		const struct jv *e = jget(fl, f[i].name);
+
+		ck_assert_msg(e != NULL && e->n == 2, "field %s", f[i].name);
+		ck_assert_pstr_eq(jstr(e, "token"), tok_of(&a, f[i].name));
+		ck_assert_pstr_eq(jstr(e, "value"), f[i].value);
+	}
+	cons = jget(v, "consent");
+	ck_assert_int_eq(jbool(cons, "marketing"), 1);
+	ck_assert_int_eq(jbool(cons, "notices"), 1);
+	ck_assert_uint_eq(jnum(v, "created"), T0);
+	ck_assert_uint_eq(jnum(v, "retain_until"), T0 + 30 * DAY);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 0);
+	reads = jget(v, "reads");
+	ck_assert_msg(reads != NULL && reads->type == J_ARR && reads->n == 3,
+	    "reads: want 3");
+	for (size_t i = 0; i < 3; i++) {
+		const struct jv *e = &reads->items[i];
+		uint64_t seq = jnum(e, "audit_seq");
+		char q[64];
+		struct jv *p;
+		const struct jv *ev;
+
+		ck_assert_pstr_eq(jstr(e, "by"), "pw-reader");
+		ck_assert_uint_eq(jnum(e, "at"), T0);
+		ck_assert_pstr_eq(jstr(e, "purpose"), purposes[i]);
+		ck_assert_uint_gt(seq, prev);
+		prev = seq;
+		/* It names the log's own event for that read. */
+		(void)snprintf(q, sizeof(q), "?after=%" PRIu64 "&limit=1",
+		    seq - 1);
+		p = audit_page(q, NULL);
+		ev = jget(p, "events");
+		ck_assert_uint_eq(ev->n, 1);
+		ck_assert_pstr_eq(jstr(&ev->items[0], "action"), "detokenize");
+		ck_assert_pstr_eq(jstr(&ev->items[0], "purpose"), purposes[i]);
+		ck_assert_uint_eq(jget(&ev->items[0], "records")->n, 1);
+		ck_assert_pstr_eq(jget(&ev->items[0], "records")->items[0].s,
+		    a.id);
+		jfree(p);
+	}
+	jfree(v);
+
+	/* No retention date: null (and the answer still JSON); one read. */
+	req(&r, "GET", rec_path(b.id, ""), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	v = jparse(r.body.p, r.body.len);
+	ck_assert_msg(v != NULL, "the access answer for a record without a "
+	    "retention date is not JSON: [%s]", r.body.p);
+	resp_free(&r);
+	ck_assert_msg(jget(v, "retain_until") != NULL &&
+	    jget(v, "retain_until")->type == J_NULL, "retain_until not null");
+	ck_assert_uint_eq(jget(v, "reads")->n, 1);
+	ck_assert_pstr_eq(jstr(&jget(v, "reads")->items[0], "by"),
+	    "pw-reader");
+	jfree(v);
+
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("GET", rec_path(a.id, ""), not_admin[i], NULL, 403,
+		    "forbidden");
+	expect_error("GET", rec_path(a.id, ""), K_NONE, NULL, 401,
+	    "unauthenticated");
+	expect_error("GET", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA", K_ADMIN,
+	    NULL, 404, "not_found");
+	expect_error("GET", "/v1/records/rec_nonsense", K_ADMIN, NULL, 404,
+	    "not_found");
+	/* A token is not a record id. */
+	expect_error("GET", rec_path(tok_of(&a, "email"), ""), K_ADMIN, NULL,
+	    404, "not_found");
+	jfree(delete_rec(b.id));
+	expect_error("GET", rec_path(b.id, ""), K_ADMIN, NULL, 410,
+	    "shredded");
+}
+END_TEST
+
+START_TEST(test_correction)
+{
+	static const struct fv f[] = {
+		{ "email", "zq.old-7101@a.example" },
+		{ "name", "zq.cor-name-7102" },
+		{ "phone", "+1 555 7103" },
+	};
+	static const char patch[] = "{\"fields\":{\"email\":"
+	    "\"zq.new-7104@a.example\",\"name\":null,\"city\":"
+	    "\"zq.cor-city-7105\"}}";
+	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
+	const char *toks[4], *m;
+	struct audit_all all;
+	struct rec a, c;
+	struct resp r;
+	struct jv *v;
+	int found = 0;
+
+	srv_start_plain();
+	put(f, 3, 0, KEEP, &a);
+	req(&r, "PATCH", rec_path(a.id, ""), K_ADMIN, patch);
+	assert_status(&r, 200);
+	v = body_json(&r);
+	rec_from_json(v, &c, r.body.p);
+	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "values echoed");
+	jfree(v);
+	resp_free(&r);
+	/* Every field's token after the change: kept ones keep theirs. */
+	ck_assert_str_eq(c.id, a.id);
+	ck_assert_uint_eq(c.n, 3);
+	ck_assert_pstr_eq(tok_find(&c, "email"), tok_of(&a, "email"));
+	ck_assert_pstr_eq(tok_find(&c, "phone"), tok_of(&a, "phone"));
+	ck_assert_ptr_null(tok_find(&c, "name"));
+	ck_assert_ptr_nonnull(tok_find(&c, "city"));
+	for (size_t i = 0; i < a.n; i++)
+		ck_assert_str_ne(tok_of(&c, "city"), a.tok[i]);
+
+	toks[0] = tok_of(&a, "email");
+	toks[1] = tok_of(&a, "name");
+	toks[2] = tok_of(&a, "phone");
+	toks[3] = tok_of(&c, "city");
+	v = detok(K_READER, "service", NULL, toks, 4);
+	assert_value(v, toks[0], "email", "zq.new-7104@a.example");
+	assert_tok_error(v, toks[1], "not_found");
+	assert_value(v, toks[2], "phone", f[2].value);
+	assert_value(v, toks[3], "city", "zq.cor-city-7105");
+	jfree(v);
+
+	/* The blind index follows. */
+	v = lookup("email", " ZQ.NEW-7104@a.example");
+	ck_assert_uint_eq(jget(v, "matches")->n, 1);
+	ck_assert_pstr_eq(jstr(&jget(v, "matches")->items[0], "id"), a.id);
+	ck_assert_pstr_eq(jstr(&jget(v, "matches")->items[0], "token"),
+	    toks[0]);
+	jfree(v);
+	v = lookup("email", f[0].value);
+	ck_assert_uint_eq(jget(v, "matches")->n, 0);
+	jfree(v);
+	v = lookup("phone", "+15557103");
+	ck_assert_uint_eq(jget(v, "matches")->n, 1);
+	jfree(v);
+
+	v = access_rec(a.id);
+	ck_assert_uint_eq(jget(v, "fields")->n, 3);
+	ck_assert_pstr_eq(jstr(jget(jget(v, "fields"), "email"), "value"),
+	    "zq.new-7104@a.example");
+	ck_assert_ptr_null(jget(jget(v, "fields"), "name"));
+	jfree(v);
+
+	/* Refused corrections change nothing. */
+	expect_error("PATCH", rec_path(a.id, ""), K_ADMIN,
+	    "{\"fields\":{\"email\":\"zq.not-an-email-7106\"}}", 422,
+	    "invalid_value");
+	expect_error("PATCH", rec_path(a.id, ""), K_ADMIN,
+	    "{\"fields\":{\"email\":null,\"phone\":null,\"city\":null}}", 422,
+	    "invalid_value");
+	expect_error("PATCH", rec_path(a.id, ""), K_ADMIN,
+	    "{\"fields\":{}}", 422, "invalid_value");
+	expect_error("PATCH", rec_path(a.id, ""), K_ADMIN,
+	    "{\"fields\":{\"Bad-Name\":\"x\"}}", 422, "invalid_field");
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("PATCH", rec_path(a.id, ""), not_admin[i],
+		    "{\"fields\":{\"city\":\"zq.cor-city-7107\"}}", 403,
+		    "forbidden");
+	expect_error("PATCH", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA",
+	    K_ADMIN, "{\"fields\":{\"city\":\"x\"}}", 404, "not_found");
+	v = detok(K_READER, "service", NULL, toks, 4);
+	assert_value(v, toks[0], "email", "zq.new-7104@a.example");
+	assert_value(v, toks[2], "phone", f[2].value);
+	assert_value(v, toks[3], "city", "zq.cor-city-7105");
+	jfree(v);
+
+	/* The log names the fields changed, never their values. */
+	audit_read_all(&all, 200);
+	for (size_t i = 0; i < all.n; i++) {
+		struct xev x = { "pw-admin", "records.correct", 1, NULL, NULL,
+		    NULL, { a.id }, { "email", "name", "city" }, 0 };
+
+		if ((m = jstr(all.ev[i], "action")) == NULL ||
+		    strcmp(m, "records.correct") != 0 ||
+		    strcmp(jstr(all.ev[i], "outcome"), "allowed") != 0)
+			continue;
+		check_event(all.ev[i], &x, i);
+		found++;
+	}
+	ck_assert_int_eq(found, 1);
+	ck_assert_msg(strstr(all.text.p, "zq.") == NULL, "a value in the log");
+	audit_all_free(&all);
+}
+END_TEST
+
+START_TEST(test_deletion_and_hold)
+{
+	static const struct fv f[] = { { "email", "zq.del-8101@a.example" },
+	    { "name", "zq.del-name-8102" } };
+	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
+	const struct jv *rc;
+	struct rec h, o;
+	struct jv *v, *p;
+	char q[64];
+
+	srv_start_plain();
+	put(f, 2, 0, KEEP, &h);
+	put(f, 2, 0, KEEP, &o);
+
+	/* A hold needs a reason, and an admin. */
+	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+	    "{\"hold\":true}", 422, "reason_required");
+	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+	    "{\"hold\":true,\"reason\":\"\"}", 422, "reason_required");
+	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+	    "{\"reason\":\"case 7\"}", 422, "invalid_value");
+	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+	    "{\"hold\":true,\"reason\":\"case 7\",\"until\":1}", 422,
+	    "unknown_member");
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("PUT", rec_path(h.id, "/legal-hold"),
+		    not_admin[i], "{\"hold\":true,\"reason\":\"case 7\"}", 403,
+		    "forbidden");
+	expect_error("PUT", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA"
+	    "/legal-hold", K_ADMIN, "{\"hold\":true,\"reason\":\"case 7\"}",
+	    404, "not_found");
+	v = access_rec(h.id);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 0);
+	jfree(v);
+
+	set_hold(h.id, 1, "case 7");
+	v = access_rec(h.id);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 1);
+	jfree(v);
+	expect_error("DELETE", rec_path(h.id, ""), K_ADMIN, NULL, 409,
+	    "legal_hold");
+	expect_value(h.tok[0], "email", f[0].value);
+
+	/* Another record is not held: deleted, with a receipt. */
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("DELETE", rec_path(o.id, ""), not_admin[i], NULL,
+		    403, "forbidden");
+	expect_error("DELETE", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA",
+	    K_ADMIN, NULL, 404, "not_found");
+	v = delete_rec(o.id);
+	rc = jget(v, "receipt");
+	ck_assert_pstr_eq(jstr(rc, "reason"), "request");
+	ck_assert_uint_eq(jnum(rc, "shredded_at"), T0);
+	/* Its receipt names the deletion's event. */
+	(void)snprintf(q, sizeof(q), "?after=%" PRIu64 "&limit=1",
+	    jnum(rc, "audit_seq") - 1);
+	p = audit_page(q, NULL);
+	{
+		struct xev x = { "pw-admin", "records.delete", 1, NULL, NULL,
+		    "request", { o.id }, { NULL }, 0 };
+
+		ck_assert_uint_eq(jget(p, "events")->n, 1);
+		check_event(&jget(p, "events")->items[0], &x, 0);
+	}
+	jfree(p);
+	jfree(v);
+	expect_tok_error(o.tok[0], "shredded");
+	expect_tok_error(o.tok[1], "shredded");
+	v = lookup("email", f[0].value);
+	ck_assert_uint_eq(jget(v, "matches")->n, 1);
+	ck_assert_pstr_eq(jstr(&jget(v, "matches")->items[0], "id"), h.id);
+	jfree(v);
+
+	/* Released, the held record may go. */
+	set_hold(h.id, 0, "case 7 closed");
+	v = access_rec(h.id);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 0);
+	jfree(v);
+	{
+		struct resp r;
+
+		req(&r, "DELETE", rec_path(h.id, "?reason=person%20asked"),
+		    K_ADMIN, NULL);
+		assert_status(&r, 200);
+		v = body_json(&r);
+		resp_free(&r);
+	}
+	rc = jget(v, "receipt");
+	ck_assert_pstr_eq(jstr(rc, "record"), h.id);
+	ck_assert_pstr_eq(jstr(rc, "reason"), "person asked");
+	jfree(v);
+	expect_tok_error(h.tok[0], "shredded");
+	expect_error("GET", rec_path(h.id, ""), K_ADMIN, NULL, 410,
+	    "shredded");
+	/* What is gone cannot be held, consented to or corrected. */
+	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+	    "{\"hold\":true,\"reason\":\"case 8\"}", 410, "shredded");
+	expect_error("PUT", rec_path(h.id, "/consent"), K_ADMIN,
+	    "{\"marketing\":true}", 410, "shredded");
+	expect_error("PATCH", rec_path(h.id, ""), K_ADMIN,
+	    "{\"fields\":{\"name\":\"zq.del-name-8103\"}}", 410,
+	    "shredded");
+	v = lookup("email", f[0].value);
+	ck_assert_uint_eq(jget(v, "matches")->n, 0);
+	jfree(v);
+}
+END_TEST
+
+/* Tests: requests limited per record and window. */
+
+/* GET id as the admin must answer 429 with Retry-After retry. */
+static void
+expect_limited(const char *method, const char *id, unsigned long long retry)
+{
+	const char *ra;
+	struct resp r;
+
+	req(&r, method, rec_path(id, ""), K_ADMIN, NULL);
+	assert_error(&r, 429, "too_many_requests");
+	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "[%s]", r.body.p);
+	ra = header(&r, "Retry-After");
+	ck_assert_msg(ra != NULL && strtoull(ra, NULL, 10) == retry,
+	    "%s: Retry-After %s, want %llu", method, ra ? ra : "(none)",
+	    retry);
+	resp_free(&r);
+}
+
+START_TEST(test_request_limit_access)
+{
+	static const struct fv f[] = { { "name", "zq.lim-name-2101" } };
+	struct rec x, y;
+
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	put(f, 1, 0, KEEP, &x);
+	put(f, 1, 0, KEEP, &y);
+	jfree(access_rec(x.id));
+	jfree(access_rec(x.id));
+	expect_limited("GET", x.id, WINDOW);
+	expect_limited("GET", x.id, WINDOW);
+	/* Other records are not affected, nor other requests. */
+	jfree(access_rec(y.id));
+	expect_value(x.tok[0], "name", f[0].value);
+	srv_stop();
+
+	/* A day before the window ends: still limited, for a day. */
+	fake_now = T0 + WINDOW - DAY;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	expect_limited("GET", x.id, DAY);
+	jfree(access_rec(y.id));
+	srv_stop();
+
+	/* Past it: two more, then limited for a whole window again. */
+	fake_now = T0 + WINDOW + 1;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	jfree(access_rec(x.id));
+	jfree(access_rec(x.id));
+	expect_limited("GET", x.id, WINDOW);
+}
+END_TEST
+
+/* One of several clients asking for a record's access at once. */
+struct racer {
+	pthread_t		 th;
+	pthread_barrier_t	*go;
+	char			 url[256];
+	long			 status;
+	char			 err[CURL_ERROR_SIZE];
+};
+
+static void *
+racer_run(void *arg)
+{
+	struct racer *rc = arg;
+	char auth[64 + KEY_BUF];
+	const char *h[3] = { "Expect:", auth, NULL };
+	struct resp r;
+	CURL *c;
+
+	rc->status = -1;
+	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	    keys[K_ADMIN]);
+	if ((c = curl_easy_init()) == NULL)
+		return NULL;
+	(void)pthread_barrier_wait(rc->go);
+	if (http_do(c, &r, "GET", rc->url, h, NULL, 0, rc->err) == 0) {
+		rc->status = r.status;
+		resp_free(&r);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/*
+ * The count and the request's event commit together: clients asking at
+ * once cannot slip past the limit.
+ */
+START_TEST(test_request_limit_concurrent)
+{
+	static const struct fv f[] = { { "name", "zq.lim-name-2301" } };
+	struct racer rc[8];
+	pthread_barrier_t go;
+	int ok = 0, limited = 0;
+	struct rec x;
+
+	srv_start("--request-limit", "2", NULL);
+	put(f, 1, 0, KEEP, &x);
+	ck_assert_int_eq(pthread_barrier_init(&go, NULL, NELEM(rc)), 0);
+	for (size_t i = 0; i < NELEM(rc); i++) {
+		rc[i].go = &go;
+		(void)snprintf(rc[i].url, sizeof(rc[i].url), "%s%s", srv.base,
+		    rec_path(x.id, ""));
+		ck_assert_int_eq(pthread_create(&rc[i].th, NULL, racer_run,
+		    &rc[i]), 0);
+	}
+	for (size_t i = 0; i < NELEM(rc); i++) {
+		ck_assert_int_eq(pthread_join(rc[i].th, NULL), 0);
+		ck_assert_msg(rc[i].status == 200 || rc[i].status == 429,
+		    "client %zu: %ld %s", i, rc[i].status, rc[i].err);
+		ok += rc[i].status == 200;
+		limited += rc[i].status == 429;
+	}
+	(void)pthread_barrier_destroy(&go);
+	ck_assert_int_eq(ok, 2);
+	ck_assert_int_eq(limited, (int)NELEM(rc) - 2);
+}
+END_TEST
+
+/*
+ * Deletion requests are limited "likewise" (SECURITY.md: access and
+ * deletion requests are limited per record and window).  The case where
+ * a limit matters is a live record asked for again and again: here one
+ * under legal hold, so that each request is refused (409) and the person
+ * asks once more.  With --request-limit 2, the third deletion request in
+ * the window is over the limit.
+ */
+START_TEST(test_request_limit_deletion)
+{
+	static const struct fv f[] = { { "name", "zq.lim-name-2201" } };
+	struct resp r;
+	struct rec y, z;
+
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	put(f, 1, 0, KEEP, &y);
+	put(f, 1, 0, KEEP, &z);
+	set_hold(y.id, 1, "case 22");
+	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
+	    "legal_hold");
+	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
+	    "legal_hold");
+	/* Another record is not limited by y's requests. */
+	jfree(delete_rec(z.id));
+	req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN, NULL);
+	ck_assert_msg(r.status == 429, "3rd deletion request for one record "
+	    "with --request-limit 2: status %ld, want 429 [%s]", r.status,
+	    r.body.p);
+	resp_free(&r);
+	expect_limited("DELETE", y.id, WINDOW);
+	expect_value(y.tok[0], "name", f[0].value);
+}
+END_TEST
+
+/* Tests: consent. */
+
+START_TEST(test_consent)
+{
+	static const struct fv f[] = { { "email", "zq.con-9101@a.example" },
+	    { "name", "zq.con-name-9102" } };
+	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
+	static const char *const other[] = { "service", "notices" };
+	const char *toks[2];
+	struct rec a;
+	struct jv *v;
+
+	srv_start_plain();
+	put(f, 2, 1, KEEP, &a);
+	toks[0] = a.tok[0];
+	toks[1] = a.tok[1];
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_value(v, toks[0], "email", f[0].value);
+	assert_value(v, toks[1], "name", f[1].value);
+	jfree(v);
+
+	/* Withdrawn: at once for marketing, and for nothing else. */
+	set_consent(a.id, 0);
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_tok_error(v, toks[0], "consent_withdrawn");
+	assert_tok_error(v, toks[1], "consent_withdrawn");
+	jfree(v);
+	for (size_t i = 0; i < NELEM(other); i++) {
+		v = detok(K_READER, other[i], NULL, toks, 2);
+		assert_value(v, toks[0], "email", f[0].value);
+		assert_value(v, toks[1], "name", f[1].value);
+		jfree(v);
+	}
+	v = access_rec(a.id);
+	ck_assert_int_eq(jbool(jget(v, "consent"), "marketing"), 0);
+	ck_assert_int_eq(jbool(jget(v, "consent"), "notices"), 1);
+	jfree(v);
+
+	/* Given again. */
+	set_consent(a.id, 1);
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_value(v, toks[0], "email", f[0].value);
+	jfree(v);
+
+	/* Notices cannot be opted out of; nothing changes when asked. */
+	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
+	    "{\"notices\":false}", 422, "cannot_opt_out");
+	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
+	    "{\"marketing\":false,\"notices\":false}", 422, "cannot_opt_out");
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_value(v, toks[1], "name", f[1].value);
+	jfree(v);
+	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
+	    "{\"marketing\":false,\"sms\":true}", 422, "unknown_member");
+	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN, "{}", 422,
+	    "invalid_value");
+	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
+	    "{\"marketing\":\"no\"}", 422, "invalid_value");
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("PUT", rec_path(a.id, "/consent"), not_admin[i],
+		    "{\"marketing\":false}", 403, "forbidden");
+	expect_error("PUT", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/consent",
+	    K_ADMIN, "{\"marketing\":false}", 404, "not_found");
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_value(v, toks[0], "email", f[0].value);
+	jfree(v);
+
+	/* notices true with it is fine. */
+	{
+		struct resp r;
+
+		req(&r, "PUT", rec_path(a.id, "/consent"), K_ADMIN,
+		    "{\"marketing\":false,\"notices\":true}");
+		assert_status(&r, 200);
+		resp_free(&r);
+	}
+	v = detok(K_READER, "marketing", NULL, toks, 2);
+	assert_tok_error(v, toks[0], "consent_withdrawn");
+	jfree(v);
+}
+END_TEST
+
+/* Tests: retention, on a clock the tests move. */
+
+/* piivault retention sweep [--dry-run] must print exactly want. */
+static void
+sweep(int dry_run, unsigned shredded, unsigned held)
+{
+	char want[128];
+	struct run r;
+
+	if (dry_run)
+		cli(&r, "retention", "sweep", "--dry-run", NULL);
+	else
+		cli(&r, "retention", "sweep", NULL);
+	ck_assert_exit(&r, 0);
+	(void)snprintf(want, sizeof(want), "{\"dry_run\":%s,\"shredded\":%u,"
+	    "\"held\":%u}\n", dry_run ? "true" : "false", shredded, held);
+	ck_assert_msg(strcmp(r.out, want) == 0, "sweep at %" PRIu64 " said "
+	    "[%s], want [%s]", fake_now, r.out, want);
+	run_free(&r);
+}
+
+/* The last line of audit export, parsed. */
+static struct jv *
+last_event(void)
+{
+	struct run r;
+	struct jv *v;
+	char *p;
+
+	cli(&r, "audit", "export", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_uint_gt(r.outlen, 1);
+	r.out[r.outlen - 1] = '\0';
+	p = strrchr(r.out, '\n');
+	p = p != NULL ? p + 1 : r.out;
+	ck_assert_ptr_nonnull(v = jparse(p, strlen(p)));
+	run_free(&r);
+	return v;
+}
+
+/* retain_until in the access answer: 0 for null. */
+static uint64_t
+retain_until(const char *id)
+{
+	struct jv *v = access_rec(id);
+	const struct jv *u = jget(v, "retain_until");
+	uint64_t n;
+
+	ck_assert_ptr_nonnull(u);
+	n = u->type == J_NULL ? 0 : jnum(v, "retain_until");
+	jfree(v);
+	return n;
+}
+
+START_TEST(test_retention_sweep_cli)
+{
+	static const struct fv f[] = { { "email", "zq.ret-1301@a.example" },
+	    { "name", "zq.ret-name-1302" } };
+	struct rec r1, r30, rnone, rheld, rdef;
+	uint64_t n0;
+	struct jv *v;
+
+	srv_start("--sweep-interval", "0", NULL);
+	put(f, 2, 0, 1, &r1);
+	put(f, 2, 0, 30, &r30);
+	put(f, 2, 0, 0, &rnone);
+	put(f, 2, 0, 1, &rheld);
+	set_hold(rheld.id, 1, "case 9");
+	ck_assert_uint_eq(retain_until(r1.id), T0 + DAY);
+	ck_assert_uint_eq(retain_until(r30.id), T0 + 30 * DAY);
+	/* rnone has none: test_access_request checks how that reads. */
+	srv_stop();
+	/* The server's default applies to records made without one. */
+	srv_start("--sweep-interval", "0", "--default-retention-days", "5",
+	    NULL);
+	put(f, 2, 0, 0, &rdef);
+	ck_assert_uint_eq(retain_until(rdef.id), T0 + 5 * DAY);
+	srv_stop();
+
+	/* Nothing is due yet. */
+	n0 = verify_ok();
+	sweep(0, 0, 0);
+	ck_assert_uint_eq(verify_ok(), n0);
+
+	/* Two days on: a dry run counts and changes nothing. */
+	fake_now = T0 + 2 * DAY;
+	sweep(1, 1, 1);
+	ck_assert_uint_eq(verify_ok(), n0);
+	sweep(1, 1, 1);
+	/* Then the 1-day record goes; the held one stays. */
+	sweep(0, 1, 1);
+	ck_assert_uint_eq(verify_ok(), n0 + 1);
+	v = last_event();
+	{
+		struct xev x = { "retention", "retention.sweep", 1, NULL, NULL,
+		    "retention", { r1.id }, { NULL }, 0 };
+
+		check_event(v, &x, 0);
+	}
+	jfree(v);
+	sweep(0, 0, 1);
+
+	srv_start("--sweep-interval", "0", NULL);
+	expect_tok_error(r1.tok[0], "shredded");
+	expect_tok_error(r1.tok[1], "shredded");
+	expect_error("GET", rec_path(r1.id, ""), K_ADMIN, NULL, 410,
+	    "shredded");
+	expect_value(r30.tok[0], "email", f[0].value);
+	expect_value(rnone.tok[0], "email", f[0].value);
+	expect_value(rdef.tok[1], "name", f[1].value);
+	expect_value(rheld.tok[0], "email", f[0].value);
+	set_hold(rheld.id, 0, "case 9 closed");
+	srv_stop();
+
+	/* Released, the next sweep takes it. */
+	sweep(0, 1, 0);
+	/* The default-retention record at six days, r30 at thirty-one. */
+	fake_now = T0 + 6 * DAY;
+	sweep(0, 1, 0);
+	fake_now = T0 + 31 * DAY;
+	sweep(1, 1, 0);
+	sweep(0, 1, 0);
+	/* Without a date (the default is not retroactive): never. */
+	fake_now = T0 + 3650 * DAY;
+	sweep(0, 0, 0);
+
+	srv_start("--sweep-interval", "0", NULL);
+	expect_tok_error(rheld.tok[0], "shredded");
+	expect_tok_error(rdef.tok[0], "shredded");
+	expect_tok_error(r30.tok[1], "shredded");
+	expect_value(rnone.tok[0], "email", f[0].value);
+	expect_value(rnone.tok[1], "name", f[1].value);
+	srv_stop();
+	(void)verify_ok();
+}
+END_TEST
+
+/* Wait up to ms for tok to answer shredded; 0 if it did. */
+static int
+wait_shredded(const char *tok, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 100) {
+		struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
+		const struct jv *e = jget(result(v, tok), "error");
+		int gone = e != NULL && jstr(e, "code") != NULL &&
+		    strcmp(jstr(e, "code"), "shredded") == 0;
+
+		jfree(v);
+		if (gone)
+			return 0;
+		(void)usleep(100000);
+	}
+	return -1;
+}
+
+/* The server's own sweep, every --sweep-interval seconds. */
+START_TEST(test_retention_server_sweep)
+{
+	static const struct fv f[] = { { "name", "zq.swp-name-1401" } };
+	struct rec r1, rh, rk;
+	struct run run;
+
+	srv_start_plain();
+	put(f, 1, 0, 1, &r1);
+	put(f, 1, 0, 1, &rh);
+	put(f, 1, 0, 30, &rk);
+	set_hold(rh.id, 1, "case 11");
+	srv_stop();
+
+	fake_now = T0 + 2 * DAY;
+	srv_start("--sweep-interval", "1", NULL);
+	ck_assert_msg(wait_shredded(r1.tok[0], 10000) == 0,
+	    "the server did not sweep a record past its date");
+	expect_value(rh.tok[0], "name", f[0].value);
+	expect_value(rk.tok[0], "name", f[0].value);
+	/* Released while it runs: a later round of the sweep takes it. */
+	set_hold(rh.id, 0, "case 11 closed");
+	ck_assert_msg(wait_shredded(rh.tok[0], 10000) == 0,
+	    "the periodic sweep did not take a released record");
+	expect_value(rk.tok[0], "name", f[0].value);
+	srv_stop();
+
+	(void)verify_ok();
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_uint_eq(export_count(&run, "\"actor\":\"retention\","
+	    "\"action\":\"retention.sweep\""), 2);
+	run_free(&run);
+}
+END_TEST
+
+static TCase *
+tcase(Suite *s, const char *name, int timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *
+policy_suite(void)
+{
+	Suite *s = suite_create("policy");
+	TCase *tc;
+
+	tc = tcase(s, "audit", TIMEOUT);
+	tcase_add_test(tc, test_audit_workload);
+	tcase_add_test(tc, test_audit_refusal_names_record);
+	tcase_add_test(tc, test_audit_unrouted_requests);
+	tcase_add_test(tc, test_audit_unavailable_503);
+
+	tc = tcase(s, "tamper", TIMEOUT);
+	tcase_add_test(tc, test_tamper_edit);
+	tcase_add_test(tc, test_tamper_delete);
+	tcase_add_test(tc, test_tamper_reorder);
+	tcase_add_test(tc, test_tamper_insert);
+
+	tc = tcase(s, "person", TIMEOUT);
+	tcase_add_test(tc, test_access_request);
+	tcase_add_test(tc, test_correction);
+	tcase_add_test(tc, test_deletion_and_hold);
+	tcase_add_test(tc, test_consent);
+	tcase_add_test(tc, test_request_limit_access);
+	tcase_add_test(tc, test_request_limit_concurrent);
+	tcase_add_test(tc, test_request_limit_deletion);
+
+	tc = tcase(s, "retention", TIMEOUT);
+	tcase_add_test(tc, test_retention_sweep_cli);
+	tcase_add_test(tc, test_retention_server_sweep);
+	return s;
+}
+
+int
+main(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "check_policy: curl_global_init failed\n");
+		return 1;
+	}
+	return tu_run(policy_suite());
+}
