@@ -23,4 +23,14 @@ echo "== tests under sanitizers"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-sanitize --no-tests=error --output-on-failure -j "$jobs"
+echo "== benchmark, smoke mode (proves every figure is produced; asserts no time)"
+sh tools/bench/run.sh --smoke >/dev/null
+for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no index"' \
+    '"op":"detokenize"' '"op":"lookup"' '"ceiling_rps"' '"rewrap_idle":{"records"' \
+    '"rewrap_under_load":{"records"' '"detok_during_rewrap_rps"' '"shred":' \
+    '"compact":' '"data_file_bytes_per_million"' '"server_peak_rss_kib"' \
+    '"durable_commits_per_s"'; do
+	grep -q "$k" bench-out/results.json ||
+	    { echo "benchmark: no $k in bench-out/results.json" >&2; exit 1; }
+done
 echo "== all tests passed"

@@ -103,7 +103,8 @@ main(int argc, char **argv)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)(argc > 1 ? atoi(argv[1]) : 0));
+	sa.sin_port = htons((uint16_t)(argc > 1 ? strtoul(argv[1], NULL, 10) :
+	    0));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (sigemptyset(&sigs) != 0 || sigaddset(&sigs, SIGINT) != 0 ||
 	    sigaddset(&sigs, SIGTERM) != 0 ||

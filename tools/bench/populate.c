@@ -12,15 +12,15 @@
 
 #include "vault.h"
 
-#define BATCH	1000
+#define BATCH_MAX	1000
 
 int
 main(int argc, char **argv)
 {
 	struct vault_opts o;
 	struct vault *v;
-	struct vault_record_in recs[BATCH];
-	struct vault_put_result res[BATCH];
+	struct vault_record_in recs[BATCH_MAX];
+	struct vault_put_result res[BATCH_MAX];
 	struct vault_field (*f)[4];
 	char (*vals)[4][48], (*toks)[4][VAULT_ID_STRLEN + 1];
 	struct timespec t0, t1;
@@ -28,13 +28,18 @@ main(int argc, char **argv)
 	unsigned long long vbytes = 0;
 	pv_status rc;
 
+	size_t batch = BATCH_MAX;
+
 	if (argc < 4) {
 		(void)fprintf(stderr, "usage: populate DATA_DIR KEY_FILE N "
-		    "[print-ids]\n");
+		    "[ids|commit1]\n");
 		return 2;
 	}
 	n = strtoul(argv[3], NULL, 10);
-	ids = argc > 4;
+	ids = argc > 4 && strcmp(argv[4], "ids") == 0;
+	/* commit1: one record a commit, to measure the durable commit rate */
+	if (argc > 4 && strcmp(argv[4], "commit1") == 0)
+		batch = 1;
 	if (pv_init() != PV_OK)
 		return 1;
 	memset(&o, 0, sizeof(o));
@@ -45,14 +50,14 @@ main(int argc, char **argv)
 		(void)fprintf(stderr, "populate: %s\n", pv_strerror(rc));
 		return 1;
 	}
-	f = calloc(BATCH, sizeof(*f));
-	vals = calloc(BATCH, sizeof(*vals));
-	toks = calloc(BATCH, sizeof(*toks));
+	f = calloc(BATCH_MAX, sizeof(*f));
+	vals = calloc(BATCH_MAX, sizeof(*vals));
+	toks = calloc(BATCH_MAX, sizeof(*toks));
 	if (f == NULL || vals == NULL || toks == NULL)
 		return 1;
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned long done = 0; done < n; ) {
-		size_t k = n - done < BATCH ? n - done : BATCH;
+		size_t k = n - done < batch ? n - done : batch;
 
 		for (size_t i = 0; i < k; i++) {
 			unsigned long u = done + i;

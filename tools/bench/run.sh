@@ -83,8 +83,8 @@ printf '{"machine":"%s","cores":%s,"smoke":%s,"duration_s":%s,"connections":%s,"
     "$(uname -srm)" "$(nproc)" "$smoke" "$dur" "$conns" >"$results"
 md="$out/results.md"
 {
-	echo "| operation | per request | req/s | records/s | ceiling req/s | ratio | p50 ms | p99 ms | errors |"
-	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| operation | per request | req/s | records/s | ceiling req/s | ratio | p50 ms | p99 ms | errors | requests/commit |"
+	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >"$md"
 
 # -- HTTP ------------------------------------------------------------------
@@ -113,11 +113,30 @@ while [ $i -lt $warm ]; do
 	i=$((i + 1000))
 done
 
+commits() {
+	curl -sf "$pv_url/metrics" | awk '/^piivault_commits_total/ { print $2 }'
+}
+
+# Wait until the server has answered what the last run left in flight, so
+# that one run's backlog is not measured against the next.
+settle() {
+	prev=-1
+	for _ in $(seq 1 100); do
+		cur=$(commits)
+		[ "$cur" = "$prev" ] && return 0
+		prev=$cur
+		sleep 0.3
+	done
+}
+
 first=1
 run_http() {	# LABEL MODE N KEY [FILE]
 	label=$1; mode=$2; per=$3; shift 3
+	settle
 	ceil=$(load "$echo_url" echo 1 "")
+	c0=$(commits)
 	res=$(load "$pv_url" "$mode" "$per" "$@")
+	c1=$(commits)
 	crps=$(jget "$ceil" rps)
 	rps=$(jget "$res" rps)
 	recs=1
@@ -125,12 +144,15 @@ run_http() {	# LABEL MODE N KEY [FILE]
 	rec_s=$(awk -v a="$rps" -v b="$recs" 'BEGIN { printf "%.0f", a * b }')
 	ratio=$(awk -v a="$rps" -v b="$crps" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 	p50=$(jget "$res" p50_ms); p99=$(jget "$res" p99_ms); err=$(jget "$res" errors)
-	printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s | %s |\n' "$label" "$per" \
-	    "$rps" "$rec_s" "$crps" "$ratio" "$p50" "$p99" "$err" >>"$md"
+	reqs=$(jget "$res" requests)
+	per_commit=$(awk -v r="$reqs" -v a="$c0" -v b="$c1" \
+	    'BEGIN { printf "%.1f", (b > a ? r / (b - a) : 0) }')
+	printf '| %s | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |\n' "$label" "$per" \
+	    "$rps" "$rec_s" "$crps" "$ratio" "$p50" "$p99" "$err" "$per_commit" >>"$md"
 	[ $first -eq 1 ] || printf ',' >>"$results"
 	first=0
-	printf '{"op":"%s","per_request":%s,"rps":%s,"records_per_s":%s,"ceiling_rps":%s,"ratio":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s}' \
-	    "$label" "$per" "$rps" "$rec_s" "$crps" "$ratio" "$p50" "$p99" "$err" >>"$results"
+	printf '{"op":"%s","per_request":%s,"rps":%s,"records_per_s":%s,"ceiling_rps":%s,"ratio":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"requests_per_commit":%s}' \
+	    "$label" "$per" "$rps" "$rec_s" "$crps" "$ratio" "$p50" "$p99" "$err" "$per_commit" >>"$results"
 	echo "bench: $label: $rps req/s ($ratio of $crps)" >&2
 }
 run_http tokenize tokenize 1 "$W"
@@ -146,6 +168,15 @@ anon=$(awk '/RssAnon/ { print $2 }' /proc/"$pv_pid"/status)
 kill -TERM "$pv_pid"
 wait "$pv_pid" 2>/dev/null || true
 printf '],"server_peak_rss_kib":%s,"server_rss_anon_kib":%s' "$hwm" "$anon" >>"$results"
+
+# -- the disk's durable commit rate: one record a commit ----------------
+mkdir commit1
+(cd commit1 && "$pv" init >/dev/null &&
+    "$root/$b/pv-populate" piivault-data piivault.key $((dur * 100)) commit1 \
+    2>populate.json >/dev/null)
+c1s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' commit1/populate.json)
+commit_rate=$(awk -v s="$c1s" -v n=$((dur * 100)) 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+printf ',"durable_commits_per_s":%s' "$commit_rate" >>"$results"
 
 # -- key lifecycle -------------------------------------------------------
 mkdir life
@@ -174,7 +205,8 @@ curl -sf -H "Authorization: Bearer $W" -H 'Content-Type: application/json' \
     --data-binary "$body]}" "$pv_url/v1/records/batch" |
     grep -o 'tok_[A-Za-z0-9_-]*' >tokens.txt
 before=$(load "$pv_url" detok 1 "$R" tokens.txt)
-"$pv" kms rewrap --batch 5000 >rewrap.log 2>&1 &
+# Smaller transactions under load: the server gets the writer lock between.
+"$pv" kms rewrap --batch 1000 >rewrap.log 2>&1 &
 rwpid=$!
 during=$(load "$pv_url" detok 1 "$R" tokens.txt)
 wait $rwpid
@@ -216,6 +248,7 @@ printf ',"shred":{"records":%s,"seconds":%s},"compact":{"seconds":%s,"result":"%
 	echo "| compact | $compact_s s ($compact) |"
 	echo "| data file per 1,000,000 records | $per_m bytes ($ratio_size x the sealed fields) |"
 	echo "| server peak RSS under load | $hwm KiB (anonymous $anon KiB) |"
+	echo "| durable commits/s, one record each (the disk's flush rate) | $commit_rate |"
 } >>"$md"
 cat "$md"
 echo "bench: wrote $results and $md" >&2
