@@ -103,21 +103,16 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 /* Shredding. */
 
 /*
- * Shred one record inside t.  *ts_out receives the tombstone (for the
- * receipt), whether made now or found.  *shredded says whether this call
- * shredded it (for the counters).
+ * What a shred would do to one record: PV_OK if it is live and may go,
+ * PV_ESHREDDED (its tombstone copied to ts) if it went before, or why not.
  */
 static pv_status
-shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
-    const uint8_t *check, const char *reason, size_t reasonlen,
-    uint64_t audit_seq, uint8_t ts[static TS_REASON + VAULT_REASON_MAX],
-    size_t *tslen, uint32_t *kekv)
+shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
+    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
 {
-	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], idx[INDEX_VAL_LEN];
-	uint8_t *copy = NULL, *zero = NULL;
-	const uint8_t *rec, *tv;
-	struct field_view f;
-	size_t len, pos, nf, tl;
+	uint8_t key[SEQ_LEN];
+	const uint8_t *rec;
+	size_t len;
 	pv_status rc;
 
 	pv_put_u64(key, seq);
@@ -136,8 +131,33 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	}
 	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
 		return PV_EINTEGRITY;
-	if (rec[R_FLAGS] & RF_HOLD)
-		return PV_EHOLD;
+	return (rec[R_FLAGS] & RF_HOLD) ? PV_EHOLD : PV_OK;
+}
+
+/*
+ * Shred one record inside t.  ts receives the tombstone (for the receipt),
+ * whether made now or found (then PV_ESHREDDED); *kekv the KEK that
+ * wrapped its DEK, for the counters.
+ */
+static pv_status
+shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const uint8_t *check, const char *reason, size_t reasonlen,
+    uint64_t audit_seq, uint8_t ts[static TS_REASON + VAULT_REASON_MAX],
+    size_t *tslen, uint32_t *kekv)
+{
+	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], idx[INDEX_VAL_LEN];
+	uint8_t *copy = NULL, *zero = NULL;
+	const uint8_t *rec, *tv;
+	struct field_view f;
+	size_t len, pos, nf, tl;
+	pv_status rc;
+
+	if ((rc = shred_check(t, seq, check, ts, tslen)) != PV_OK)
+		return rc;
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &len)) != PV_OK)
+		return rc;
 	/* Work on a copy: every write below moves the map's pages. */
 	if ((copy = malloc(len)) == NULL || (zero = calloc(1, len)) == NULL) {
 		rc = PV_ENOMEM;
@@ -251,38 +271,6 @@ struct shred_arg {
 	int				 logged;
 	uint64_t			 retry;
 };
-
-/*
- * What a shred would do to one record: PV_OK if it is live and may go,
- * PV_ESHREDDED (its tombstone copied to ts) if it went before, or why not.
- */
-static pv_status
-shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
-    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
-{
-	uint8_t key[SEQ_LEN];
-	const uint8_t *rec;
-	size_t len;
-	pv_status rc;
-
-	pv_put_u64(key, seq);
-	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
-	    (const void **)&rec, &len)) != PV_OK)
-		return rc;
-	if (len < R_CHECK + CHECK_LEN ||
-	    !pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
-		return PV_ENOTFOUND;
-	if (rec[R_TYPE] == REC_TOMBSTONE) {
-		if (len > TS_REASON + VAULT_REASON_MAX)
-			return PV_EINTEGRITY;
-		memcpy(ts, rec, len);
-		*tslen = len;
-		return PV_ESHREDDED;
-	}
-	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
-		return PV_EINTEGRITY;
-	return (rec[R_FLAGS] & RF_HOLD) ? PV_EHOLD : PV_OK;
-}
 
 /*
  * Two passes: first decide each record's fate, then log the shreds (so
