@@ -210,6 +210,7 @@ http_status(pv_status rc)
 		return 422;
 	case PV_EFULL:
 	case PV_EUNAVAIL:
+	case PV_EKEYSTATE:	/* no active KEK: until kms rotate */
 		return 503;
 	default:
 		return 500;

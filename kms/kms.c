@@ -1182,8 +1182,13 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 	    aad, sizeof(aad), NULL, 0)) != PV_OK ||
 	    (rc = meta_put(t, META_ROOT, rootmeta, rootmetalen)) != PV_OK ||
 	    (rc = meta_put(t, META_ROOT_CHECK, check, sizeof(check))) !=
-	    PV_OK || (rc = ring_bump(t)) != PV_OK)
+	    PV_OK)
 		goto out;
+	/*
+	 * The ring's keys are the same, only sealed anew: the generation
+	 * stays, so running processes keep the keys they hold instead of
+	 * failing to unseal them with the old root.
+	 */
 	/* This handle now speaks the new root; close it after the commit. */
 	memcpy(k->root, newroot, PV_KEY_LEN);
 out:

@@ -197,8 +197,9 @@ enum kms_state kms_version_state(struct kms *k, enum kms_kind kind,
  * kms_rotate_root: re-seal every key under the root nu describes, and
  * record the new root's kind and check value; PV_EEXIST if nu is the root
  * in use.  The handle holds the new root afterwards and MUST be closed once
- * the transaction ends.  Other processes keep the keys they hold and must
- * be restarted with the new root before they can load a changed ring.
+ * the transaction ends.  The ring generation does not change (the keys do
+ * not): other processes keep the keys they hold, and must be restarted
+ * with the new root before they can load a ring changed later.
  * kms_ensure: create kinds this vault was made without (KMS_SIGN); *added
  * says whether it did.
  */

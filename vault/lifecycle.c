@@ -508,10 +508,16 @@ out:
 }
 
 struct rewrap_want {
-	uint32_t	active;
-	uint32_t	from;
+	struct vault	*v;
+	uint32_t	 active;
+	uint32_t	 from;
 };
 
+/*
+ * Records under an older version that may still unwrap.  Those under a
+ * retired or destroyed version cannot be moved and are left where they
+ * are.
+ */
 static int
 want_rewrap(const uint8_t *rec, size_t len, void *arg)
 {
@@ -519,7 +525,8 @@ want_rewrap(const uint8_t *rec, size_t len, void *arg)
 	uint32_t kv = pv_get_u32(rec + R_KEKV);
 
 	(void)len;
-	return kv != w->active && (w->from == 0 || kv == w->from);
+	return kv != w->active && (w->from == 0 || kv == w->from) &&
+	    kms_version_state(w->v->kms, KMS_KEK, kv) == KMS_DECRYPT_ONLY;
 }
 
 /* Sum of records wrapped under versions other than active (or from). */
@@ -575,6 +582,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			rc = PV_EKEYSTATE;
 			goto out;
 		}
+		w.v = v;
 		w.from = from;
 		if (from == w.active) {
 			rc = PV_OK;		/* nothing is older than itself */
@@ -583,10 +591,15 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		if (p.total == 0)
 			p.total = rewrap_total(v, w.active, from);
 		start = 1;
+		/*
+		 * Resume where a run stopped, even if the KEK rotated since
+		 * (a server's cryptoperiod may rotate it often): what was
+		 * moved before stays readable under its version, and a rerun
+		 * after this pass moves it on.
+		 */
 		rc = pv_get(t, PV_T_META, META_REWRAP, strlen(META_REWRAP),
 		    &pv, &pl);
-		if (rc == PV_OK && pl == sizeof(pos) &&
-		    pv_get_u32(pv) == w.active && pv_get_u32((const uint8_t *)
+		if (rc == PV_OK && pl == sizeof(pos) && pv_get_u32((const uint8_t *)
 		    pv + 4) == from)
 			start = pv_get_u64((const uint8_t *)pv + 8);
 		else if (rc != PV_OK && rc != PV_ENOTFOUND)
@@ -613,11 +626,14 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 				goto out;
 			for (j = 0; j < nold && oldv[j] != kv; j++)
 				;
-			if (j == nold) {
-				if (nold == VERSIONS_MAX) {
-					rc = PV_EFULL;
+			if (j == nold && nold == VERSIONS_MAX) {
+				/* Many versions in one batch: count at once. */
+				if ((rc = kms_count_wraps(v->kms, t, kv, -1,
+				    0)) != PV_OK)
 					goto out;
-				}
+				continue;
+			}
+			if (j == nold) {
 				oldv[nold] = kv;
 				oldn[nold++] = 0;
 			}
@@ -698,6 +714,10 @@ vault_key_state(struct vault *v, enum kms_kind kind, uint32_t version,
 	if ((rc = kms_key_info(v->kms, t, kind, version, &info)) != PV_OK)
 		goto out;
 	*wrapped = kind == KMS_KEK ? info.wraps_live : 0;
+	if (info.state == KMS_ACTIVE && st != KMS_DESTROYED) {
+		rc = PV_EKEYSTATE;	/* rotate first, whatever it wraps */
+		goto out;
+	}
 	if (kind == KMS_KEK && info.wraps_live > 0 && !force &&
 	    (st == KMS_RETIRED || st == KMS_DESTROYED)) {
 		rc = PV_EBUSY;
@@ -736,11 +756,16 @@ vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
 static int
 want_indexed(const uint8_t *rec, size_t len, void *arg)
 {
+	struct vault *v = arg;
 	size_t pos = R_FIELDS, nf = (size_t)rec[R_NFIELDS] << 8 |
 	    rec[R_NFIELDS + 1];
 	struct field_view f;
+	enum kms_state st = kms_version_state(v->kms, KMS_KEK,
+	    pv_get_u32(rec + R_KEKV));
 
-	(void)arg;
+	/* A record whose KEK may not unwrap cannot be read to re-index. */
+	if (st != KMS_ACTIVE && st != KMS_DECRYPT_ONLY)
+		return 0;
 	for (size_t i = 0; i < nf; i++) {
 		if (vault_field_next(rec, len, &pos, &f) != PV_OK)
 			return 1;	/* let the rebuild report it */
@@ -810,13 +835,14 @@ reindex_one(struct vault *v, struct pv_txn *t, struct candidate *c,
 }
 
 /*
- * Destroy every version of kind but the active one, in t.  A KEK that
+ * Destroy every version of kind but the active one (only those below
+ * version below, if not 0), in t.  A KEK that
  * still wraps records (a rotation raced the job that moved them) is left
  * alone: *left says how many such versions there are.
  */
 static pv_status
 destroy_older(struct vault *v, struct pv_txn *t, enum kms_kind kind,
-    size_t *left)
+    uint32_t below, size_t *left)
 {
 	struct kms_key_info *info = NULL;
 	size_t n = 0;
@@ -827,10 +853,17 @@ destroy_older(struct vault *v, struct pv_txn *t, enum kms_kind kind,
 		return rc;
 	for (size_t i = 0; i < n && rc == PV_OK; i++) {
 		if (info[i].kind != kind || info[i].state == KMS_ACTIVE ||
-		    info[i].state == KMS_DESTROYED)
+		    info[i].state == KMS_DESTROYED ||
+		    (below != 0 && info[i].version >= below))
 			continue;
 		if (kind == KMS_KEK && info[i].wraps_live > 0) {
-			(*left)++;
+			/*
+			 * Decrypt-only: a rotation raced the re-wrap, move
+			 * them and come back.  Retired: an operator made its
+			 * records unreadable on purpose; left for kms destroy.
+			 */
+			if (info[i].state == KMS_DECRYPT_ONLY)
+				(*left)++;
 			continue;
 		}
 		rc = kms_set_state(v->kms, t, kind, info[i].version,
@@ -905,7 +938,7 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 		 */
 		if (pv_get_u32(pv) != kms_active_version(v->kms, KMS_INDEX))
 			start = 1;
-		if ((rc = collect(t, start, batch, want_indexed, NULL, &c, &n,
+		if ((rc = collect(t, start, batch, want_indexed, v, &c, &n,
 		    &next)) != PV_OK)
 			goto out;
 		for (size_t i = 0; i < n; i++) {
@@ -924,7 +957,7 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 			pv_put_u64(pos + 4, next);
 			rc = pv_put(t, PV_T_META, META_INDEX,
 			    strlen(META_INDEX), pos, sizeof(pos), 0);
-		} else if ((rc = destroy_older(v, t, KMS_INDEX, &left)) ==
+		} else if ((rc = destroy_older(v, t, KMS_INDEX, 0, &left)) ==
 		    PV_OK && (rc = pv_del(t, PV_T_META, META_INDEX,
 		    strlen(META_INDEX), NULL, 0)) == PV_OK)
 			rc = vault_log_op(v, t, "kms.index_rebuilt",
@@ -1038,7 +1071,13 @@ vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
 
 		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 			return rc;
-		if ((rc = destroy_older(v, t, KMS_KEK, &left)) != PV_OK)
+		/*
+		 * Only what existed before the epoch must go: a version a
+		 * cryptoperiod made since never wrapped a record shredded
+		 * before it.
+		 */
+		if ((rc = destroy_older(v, t, KMS_KEK, target, &left)) !=
+		    PV_OK)
 			goto out;
 		if (left == 0 && ((rc = pv_del(t, PV_T_META, META_EPOCH,
 		    strlen(META_EPOCH), NULL, 0)) != PV_OK ||
