@@ -23,6 +23,7 @@
 
 #include "pv.h"
 #include "api.h"
+#include "srvutil.h"
 #include "testutil.h"
 
 #ifndef PIIVAULT_BIN
@@ -44,39 +45,12 @@ struct run {
 };
 
 static char tdir[PATH_MAX];	/* this test's directory, the child's cwd */
-static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
-static char *saved_tmpdir;
 
-/* Unchecked: runs in the runner process, where ck_assert may not. */
+/* The test case's directory (see su_case_setup). */
 static void
 case_setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	if (t == NULL || *t == '\0')
-		t = "/tmp";
-	if (snprintf(casedir, sizeof(casedir), "%s/pvcli.XXXXXX", t) >=
-	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
-		perror("check_cli: mkdtemp");
-		abort();
-	}
-	if ((t = getenv("TMPDIR")) != NULL &&
-	    (saved_tmpdir = strdup(t)) == NULL)
-		abort();
-	if (setenv("TMPDIR", casedir, 1) != 0)
-		abort();
-}
-
-static void
-case_teardown(void)
-{
-	tu_rmrf(casedir);
-	if (saved_tmpdir != NULL)
-		(void)setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		(void)unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
+	su_case_setup("cli");
 }
 
 static void
@@ -1290,7 +1264,7 @@ tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, TIMEOUT);
 	suite_add_tcase(s, tc);

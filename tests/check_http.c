@@ -43,6 +43,7 @@
 #include "pv.h"
 #include "api.h"
 #include "api_int.h"	/* white-box: the route table */
+#include "srvutil.h"
 #include "testutil.h"
 
 #ifndef PIIVAULT_BIN
@@ -60,11 +61,6 @@
 #define PSN_BUF		(VAULT_PSEUDONYM_STRLEN + 1)
 #define REC_FIELDS	8
 
-static char tdir[PATH_MAX];	/* this test's directory, the children's cwd */
-static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
-static char *saved_tmpdir;
-static char logpath[PATH_MAX];	/* the server's stderr, every run of it */
-
 /* The API keys every test's vault has. */
 enum {
 	K_WRITER,	/* writer */
@@ -81,237 +77,19 @@ enum {
 };
 static char keys[K__COUNT][KEY_BUF];
 
-static struct srv {
-	pid_t	 pid;		/* 0 when not running */
-	int	 out;		/* its stdout */
-	char	 url[128];	/* as it announced itself */
-	char	 base[160];	/* where we connect */
-} srv;
-
-static CURL *ch;		/* the test's own handle, kept alive */
-
 /* Fixtures. */
 
-/* Unchecked: runs in the runner process, where ck_assert may not. */
 static void
 case_setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	if (t == NULL || *t == '\0')
-		t = "/tmp";
-	if (snprintf(casedir, sizeof(casedir), "%s/pvhttp.XXXXXX", t) >=
-	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
-		perror("check_http: mkdtemp");
-		abort();
-	}
-	if ((t = getenv("TMPDIR")) != NULL &&
-	    (saved_tmpdir = strdup(t)) == NULL)
-		abort();
-	if (setenv("TMPDIR", casedir, 1) != 0)
-		abort();
-}
-
-static void
-case_teardown(void)
-{
-	tu_rmrf(casedir);
-	if (saved_tmpdir != NULL)
-		(void)setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		(void)unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
-}
-
-/* Growable buffers, for what curl and the children hand us. */
-
-struct gbuf {
-	char	*p;		/* NUL-terminated once anything arrived */
-	size_t	 len;
-};
-
-static int
-gbuf_add(struct gbuf *b, const void *p, size_t len)
-{
-	char *np;
-
-	if ((np = realloc(b->p, b->len + len + 1)) == NULL)
-		return -1;
-	memcpy(np + b->len, p, len);
-	b->p = np;
-	b->len += len;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-/* The whole of a file, NUL-terminated; NULL if it does not exist. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	struct gbuf b = { NULL, 0 };
-	char chunk[16384];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		ck_assert_msg(errno == ENOENT, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_eq(gbuf_add(&b, chunk, (size_t)n), 0);
-	}
-	(void)close(fd);
-	if (b.p == NULL)
-		ck_assert_ptr_nonnull(b.p = calloc(1, 1));
-	if (lenp != NULL)
-		*lenp = b.len;
-	return b.p;
-}
-
-/* The server's log so far, for failure messages ("" if none). */
-static const char *
-server_log(void)
-{
-	static char tail[2048];
-	size_t len;
-	char *s = slurp(logpath, &len);
-
-	tail[0] = '\0';
-	if (s != NULL) {
-		/* The end says why it stopped. */
-		const char *from = len > sizeof(tail) - 1 ?
-		    s + len - (sizeof(tail) - 1) : s;
-
-		(void)snprintf(tail, sizeof(tail), "%s", from);
-		free(s);
-	}
-	return tail;
+	su_case_setup("http");
 }
 
 /* Running the binary. */
 
-/*
- * Start the binary with args (NULL-terminated) in the test directory:
- * stdin /dev/null, stdout into a pipe (*outfd), stderr onto errfd.  The
- * environment holds only PIIVAULT_KDF_MEMORY_KIB, PATH and the
- * sanitizers' options from ours.  The child runs in a session of its own
- * (no terminal, so it can never prompt) and is killed if this process
- * dies first.
- */
-static pid_t
-spawn(const char *const *args, int *outfd, int errfd)
-{
-	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-	    "LSAN_OPTIONS" };
-	char *argv[ARGS_MAX + 2], *envp[8], pass_buf[3][1024];
-	size_t argc = 0, envc = 0;
-	pid_t pid, parent = getpid();
-	int pout[2], null;
-
-	argv[argc++] = (char *)PIIVAULT_BIN;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		ck_assert_uint_lt(argc, ARGS_MAX + 1);
-		argv[argc++] = (char *)args[i];
-	}
-	argv[argc] = NULL;
-	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
-	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
-	for (size_t i = 0; i < 3; i++) {
-		const char *v = getenv(pass[i]);
-
-		if (v == NULL)
-			continue;
-		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
-		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
-		envp[envc++] = pass_buf[i];
-	}
-	envp[envc] = NULL;
-
-	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
-	ck_assert_int_ge(null = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
-	ck_assert_int_ge(pid = fork(), 0);
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here to execve. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
-		    getppid() != parent || setsid() < 0 || chdir(tdir) != 0 ||
-		    dup2(null, 0) < 0 || dup2(pout[1], 1) < 0 ||
-		    dup2(errfd, 2) < 0)
-			_exit(126);
-		execve(PIIVAULT_BIN, argv, envp);
-		_exit(127);
-	}
-	(void)close(pout[1]);
-	(void)close(null);
-	*outfd = pout[0];
-	return pid;
-}
-
-/* Wait up to ms for pid: its exit status, 128 + signal, or -1. */
-static int
-wait_for(pid_t pid, int ms)
-{
-	pid_t w;
-	int st;
-
-	for (int waited = 0;; waited += 10) {
-		if ((w = waitpid(pid, &st, WNOHANG)) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s",
-		    strerror(errno));
-		if (waited >= ms)
-			return -1;
-		(void)usleep(10000);
-	}
-}
-
-/* What one run of a command produced. */
-struct run {
-	int	 status;
-	char	 out[4096];
-	char	 err[4096];
-};
-
-/* Run a command to its end: piivault args... (NULL-terminated). */
-static void
-cli_argv(struct run *r, const char *const *args)
-{
-	char errpath[PATH_MAX + 16], *e;
-	size_t outlen = 0;
-	ssize_t got;
-	pid_t pid;
-	int out, errfd;
-
-	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/cli.err",
-	    tdir), (int)sizeof(errpath));
-	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600), 0);
-	pid = spawn(args, &out, errfd);
-	(void)close(errfd);
-	memset(r, 0, sizeof(*r));
-	while ((got = read(out, r->out + outlen, sizeof(r->out) - 1 -
-	    outlen)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(got, 0);
-		outlen += (size_t)got;
-		ck_assert_uint_lt(outlen, sizeof(r->out) - 1);
-	}
-	(void)close(out);
-	r->status = wait_for(pid, WAIT_MS);
-	ck_assert_msg(r->status >= 0, "%s %s: did not finish", args[0],
-	    args[1] ? args[1] : "");
-	ck_assert_ptr_nonnull(e = slurp(errpath, NULL));
-	(void)snprintf(r->err, sizeof(r->err), "%s", e);
-	free(e);
-}
-
+/* piivault args... (NULL-terminated) to its end; su_run_free r after. */
 static void __attribute__((sentinel))
-cli(struct run *r, ...)
+cli(struct su_run *r, ...)
 {
 	const char *args[ARGS_MAX + 1];
 	size_t n = 0;
@@ -323,7 +101,7 @@ cli(struct run *r, ...)
 		ck_assert_uint_lt(n, ARGS_MAX);
 	}
 	va_end(ap);
-	cli_argv(r, args);
+	su_cli_argv(r, NULL, args);
 }
 
 #define ck_assert_exit(r, code) ck_assert_msg((r)->status == (code),	\
@@ -338,7 +116,7 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 	const char *args[ARGS_MAX + 1] = { "apikey", "create", "--name", name,
 	    "--role", role };
 	size_t n = 6;
-	struct run r;
+	struct su_run r;
 
 	if (purposes != NULL) {
 		args[n++] = "--purposes";
@@ -353,7 +131,7 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 		args[n++] = reveal;
 	}
 	args[n] = NULL;
-	cli_argv(&r, args);
+	su_cli_argv(&r, NULL, args);
 	ck_assert_exit(&r, 0);
 	ck_assert_msg(strlen(r.out) == VAULT_APIKEY_SECRET_LEN + 1 &&
 	    strncmp(r.out, "pvk_", 4) == 0 &&
@@ -361,79 +139,18 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 	    name, r.out);
 	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
 	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	su_run_free(&r);
 }
 
 /* The server. */
 
-/*
- * Start piivault serve with args (NULL-terminated, after "serve") and
- * wait for "piivault: listening on URL" on its stdout.
- */
+/* Start piivault serve with extra (NULL-terminated, after "serve"). */
 static void
 srv_start_args(const char *const *extra)
 {
-	static const char prefix[] = "piivault: listening on ";
-	const char *args[ARGS_MAX + 1] = { "serve" };
-	char line[256], *nl;
-	size_t n = 1, len = 0;
-	struct pollfd pfd;
-	ssize_t got;
-	int errfd, waited = 0, st;
+	static const char *const serve[] = { "serve", NULL };
 
-	ck_assert_msg(srv.pid == 0, "a server is already running");
-	for (size_t i = 0; extra[i] != NULL; i++) {
-		ck_assert_uint_lt(n, ARGS_MAX);
-		args[n++] = extra[i];
-	}
-	args[n] = NULL;
-	ck_assert_int_ge(errfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND |
-	    O_CLOEXEC, 0600), 0);
-	srv.pid = spawn(args, &srv.out, errfd);
-	(void)close(errfd);
-	for (;;) {
-		pfd.fd = srv.out;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 100) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		if (pfd.revents == 0) {
-			if ((waited += 100) < WAIT_MS)
-				continue;
-			(void)kill(srv.pid, SIGKILL);
-			(void)wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve did not say where it listens; "
-			    "log [%s]", server_log());
-		}
-		got = read(srv.out, line + len, sizeof(line) - 1 - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			st = wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve exited (%d) before listening; "
-			    "log [%s]", st, server_log());
-		}
-		len += (size_t)got;
-		line[len] = '\0';
-		if ((nl = strchr(line, '\n')) != NULL)
-			break;
-		ck_assert_uint_lt(len, sizeof(line) - 1);
-	}
-	*nl = '\0';
-	ck_assert_msg(strncmp(line, prefix, sizeof(prefix) - 1) == 0,
-	    "serve said [%s]", line);
-	ck_assert_int_lt(snprintf(srv.url, sizeof(srv.url), "%s",
-	    line + sizeof(prefix) - 1), (int)sizeof(srv.url));
-	ck_assert_msg(strncmp(srv.url, "http://", 7) == 0 &&
-	    strrchr(srv.url, ':') > srv.url + 7, "url [%s]", srv.url);
-	/* A wildcard address is reached through loopback. */
-	if (strncmp(srv.url, "http://0.0.0.0:", 15) == 0)
-		(void)snprintf(srv.base, sizeof(srv.base),
-		    "http://127.0.0.1%.100s", srv.url + 14);
-	else
-		(void)snprintf(srv.base, sizeof(srv.base), "%.127s", srv.url);
+	su_srv_start(serve, extra, NULL);
 }
 
 static void
@@ -444,55 +161,20 @@ srv_start(void)
 	srv_start_args(args);
 }
 
-/* Wait for the server to exit: its exit status (or 128 + signal). */
-static int
-srv_wait(void)
-{
-	int st;
-
-	ck_assert_int_gt(srv.pid, 0);
-	if ((st = wait_for(srv.pid, WAIT_MS)) < 0) {
-		(void)kill(srv.pid, SIGKILL);
-		(void)wait_for(srv.pid, WAIT_MS);
-	}
-	(void)close(srv.out);
-	srv.pid = 0;
-	ck_assert_msg(st >= 0, "server did not stop; log [%s]", server_log());
-	return st;
-}
-
-/* Send sig and wait for the server: its exit status (or 128 + signal). */
-static int
-srv_signal(int sig)
-{
-	ck_assert_int_gt(srv.pid, 0);
-	ck_assert_int_eq(kill(srv.pid, sig), 0);
-	return srv_wait();
-}
-
-/* SIGTERM: the server must finish and exit 0. */
-static void
-srv_stop(void)
-{
-	int st = srv_signal(SIGTERM);
-
-	ck_assert_msg(st == 0, "server exited %d after SIGTERM; log [%s]", st,
-	    server_log());
-}
-
 static void
 setup(void)
 {
-	struct run r;
+	struct su_run r;
 
-	tu_tmpdir(tdir);
-	ck_assert_int_eq(chdir(tdir), 0);
+	tu_tmpdir(su_tdir);
+	ck_assert_int_eq(chdir(su_tdir), 0);
 	(void)signal(SIGPIPE, SIG_IGN);
-	ck_assert_int_lt(snprintf(logpath, sizeof(logpath), "%s/serve.log",
-	    tdir), (int)sizeof(logpath));
-	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath),
+	    "%s/serve.log", su_tdir), (int)sizeof(su_logpath));
+	memset(&su_srv, 0, sizeof(su_srv));
 	cli(&r, "init", NULL);
 	ck_assert_exit(&r, 0);
+	su_run_free(&r);
 	apikey_create(keys[K_WRITER], "app-writer", "writer", NULL, NULL,
 	    NULL);
 	apikey_create(keys[K_READER], "app-reader", "reader",
@@ -515,104 +197,14 @@ setup(void)
 static void
 teardown(void)
 {
-	if (ch != NULL) {
-		curl_easy_cleanup(ch);
-		ch = NULL;
-	}
-	if (srv.pid > 0)
-		srv_stop();
+	su_curl_cleanup();
+	if (su_srv.pid > 0)
+		su_srv_stop();
 	ck_assert_int_eq(chdir("/"), 0);
-	tu_rmrf(tdir);
+	tu_rmrf(su_tdir);
 }
 
 /* HTTP. */
-
-struct resp {
-	long		 status;
-	struct gbuf	 body;		/* NUL-terminated, never NULL */
-	struct gbuf	 hdr;		/* the response's header lines */
-};
-
-static void
-resp_free(struct resp *r)
-{
-	free(r->body.p);
-	free(r->hdr.p);
-	memset(r, 0, sizeof(*r));
-}
-
-static size_t
-on_curl_data(char *p, size_t size, size_t n, void *arg)
-{
-	return gbuf_add(arg, p, size * n) == 0 ? size * n : 0;
-}
-
-/*
- * One request on c, whose connection is kept for the next.  headers is
- * NULL-terminated; body NULL for none.  0, or -1 with err saying why.
- * Asserts nothing: threads call it.
- */
-static int
-http_do(CURL *c, struct resp *r, const char *method, const char *url,
-    const char *const *headers, const char *body, size_t len,
-    char err[static CURL_ERROR_SIZE])
-{
-	struct curl_slist *hl = NULL, *t;
-	CURLcode cc;
-
-	memset(r, 0, sizeof(*r));
-	err[0] = '\0';
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
-		if ((t = curl_slist_append(hl, headers[i])) == NULL) {
-			curl_slist_free_all(hl);
-			(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-			return -1;
-		}
-		hl = t;
-	}
-	curl_easy_reset(c);
-	(void)curl_easy_setopt(c, CURLOPT_URL, url);
-	(void)curl_easy_setopt(c, CURLOPT_PROXY, "");
-	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_data);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-	(void)curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_curl_data);
-	(void)curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdr);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	if (body != NULL) {
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)len);
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		if (strcmp(method, "POST") != 0)
-			(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
-			    method);
-	} else if (strcmp(method, "GET") == 0)
-		(void)curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	else if (strcmp(method, "HEAD") == 0)
-		(void)curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	else
-		(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	cc = curl_easy_perform(c);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	if (cc != CURLE_OK) {
-		if (err[0] == '\0')
-			(void)snprintf(err, CURL_ERROR_SIZE, "%s",
-			    curl_easy_strerror(cc));
-		resp_free(r);
-		return -1;
-	}
-	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->body.p == NULL && gbuf_add(&r->body, "", 0) != 0) {
-		resp_free(r);
-		(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * A request to the running server.  key: an index in keys, K_NONE, or
@@ -620,38 +212,21 @@ http_do(CURL *c, struct resp *r, const char *method, const char *url,
  * application/json with a body; "" sends no Content-Type at all.
  */
 static void
-req_auth(struct resp *r, const char *method, const char *path, int key,
+req_auth(struct su_resp *r, const char *method, const char *path, int key,
     const char *auth, const char *ctype, const char *body, size_t len)
 {
-	char url[512], ah[1024], ct[256], err[CURL_ERROR_SIZE];
-	const char *h[4];
-	size_t nh = 0;
+	char bearer[KEY_BUF + 8];
 
-	if (ch == NULL)
-		ck_assert_ptr_nonnull(ch = curl_easy_init());
-	ck_assert_int_lt(snprintf(url, sizeof(url), "%s%s", srv.base, path),
-	    (int)sizeof(url));
-	h[nh++] = "Expect:";	/* no 100-continue round trip */
-	if (key >= 0 || key == K_RAW) {
-		ck_assert_int_lt(snprintf(ah, sizeof(ah), "Authorization: %s%s",
-		    key >= 0 ? "Bearer " : "", key >= 0 ? keys[key] : auth),
-		    (int)sizeof(ah));
-		h[nh++] = ah;
-	}
-	if (ctype == NULL && body != NULL)
-		ctype = "application/json";
-	if (ctype != NULL) {
-		ck_assert_int_lt(snprintf(ct, sizeof(ct), "Content-Type:%s%s",
-		    *ctype ? " " : "", ctype), (int)sizeof(ct));
-		h[nh++] = ct;
-	}
-	h[nh] = NULL;
-	ck_assert_msg(http_do(ch, r, method, url, h, body, len, err) == 0,
-	    "%s %s: %s; log [%s]", method, path, err, server_log());
+	if (key >= 0) {
+		(void)snprintf(bearer, sizeof(bearer), "Bearer %s", keys[key]);
+		auth = bearer;
+	} else if (key != K_RAW)
+		auth = NULL;
+	su_req(r, method, path, auth, ctype, body, len);
 }
 
 static void
-req(struct resp *r, const char *method, const char *path, int key,
+req(struct su_resp *r, const char *method, const char *path, int key,
     const char *ctype, const char *body)
 {
 	req_auth(r, method, path, key, NULL, ctype, body,
@@ -659,393 +234,14 @@ req(struct resp *r, const char *method, const char *path, int key,
 }
 
 static void
-post(struct resp *r, const char *path, int key, const char *body)
+post(struct su_resp *r, const char *path, int key, const char *body)
 {
 	req(r, "POST", path, key, NULL, body);
-}
-
-/* The value of header name in r, or NULL; in a static buffer. */
-static const char *
-header(const struct resp *r, const char *name)
-{
-	static char val[512];
-	size_t nl = strlen(name);
-
-	for (const char *p = r->hdr.p; p != NULL && *p != '\0';) {
-		const char *end = strstr(p, "\r\n");
-		size_t ll = end ? (size_t)(end - p) : strlen(p);
-
-		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			const char *v = p + nl + 1;
-
-			while (*v == ' ')
-				v++;
-			(void)snprintf(val, sizeof(val), "%.*s",
-			    (int)(ll - (size_t)(v - p)), v);
-			return val;
-		}
-		p = end ? end + 2 : NULL;
-	}
-	return NULL;
 }
 
 #define assert_status(r, want) ck_assert_msg((r)->status == (want),	\
 	"status %ld, want %d: [%.600s]", (r)->status, (int)(want),	\
 	(r)->body.p)
-
-/* A small JSON reader, strict, so answers are checked to be JSON. */
-
-enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jv {
-	enum jtype	 type;
-	char		*s;	/* J_STR decoded, J_NUM as text; NUL-ended */
-	size_t		 len;
-	size_t		 n;	/* J_ARR, J_OBJ */
-	struct jv	*items;
-	char		**keys;	/* J_OBJ */
-};
-
-struct jp {
-	const char	*p, *end;
-	int		 depth;
-};
-
-static void
-jv_clear(struct jv *v)
-{
-	for (size_t i = 0; i < v->n; i++) {
-		jv_clear(&v->items[i]);
-		if (v->keys != NULL)
-			free(v->keys[i]);
-	}
-	free(v->items);
-	free(v->keys);
-	free(v->s);
-	memset(v, 0, sizeof(*v));
-}
-
-static void
-jfree(struct jv *v)
-{
-	if (v != NULL) {
-		jv_clear(v);
-		free(v);
-	}
-}
-
-static void
-jp_ws(struct jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
-	    *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int
-jp_hex4(struct jp *j, unsigned *out)
-{
-	unsigned u = 0;
-
-	if (j->end - j->p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		char c = *j->p++;
-
-		u <<= 4;
-		if (c >= '0' && c <= '9')
-			u |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			u |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			u |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = u;
-	return 0;
-}
-
-static size_t
-utf8_put(char *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* A string; the decoded form is never longer than its source. */
-static int
-jp_string(struct jp *j, char **out, size_t *outlen)
-{
-	char *o;
-	size_t n = 0;
-	unsigned cp, lo;
-
-	if (j->p >= j->end || *j->p != '"')
-		return -1;
-	j->p++;
-	if ((o = malloc((size_t)(j->end - j->p) + 1)) == NULL)
-		return -1;
-	while (j->p < j->end && *j->p != '"') {
-		unsigned char c = (unsigned char)*j->p++;
-
-		if (c < 0x20)		/* raw control: not JSON */
-			goto bad;
-		if (c != '\\') {
-			o[n++] = (char)c;
-			continue;
-		}
-		if (j->p >= j->end)
-			goto bad;
-		switch (*j->p++) {
-		case '"': o[n++] = '"'; break;
-		case '\\': o[n++] = '\\'; break;
-		case '/': o[n++] = '/'; break;
-		case 'b': o[n++] = '\b'; break;
-		case 'f': o[n++] = '\f'; break;
-		case 'n': o[n++] = '\n'; break;
-		case 'r': o[n++] = '\r'; break;
-		case 't': o[n++] = '\t'; break;
-		case 'u':
-			if (jp_hex4(j, &cp) != 0)
-				goto bad;
-			if (cp >= 0xd800 && cp < 0xdc00) {
-				if (j->end - j->p < 6 || j->p[0] != '\\' ||
-				    j->p[1] != 'u')
-					goto bad;
-				j->p += 2;
-				if (jp_hex4(j, &lo) != 0 || lo < 0xdc00 ||
-				    lo > 0xdfff)
-					goto bad;
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-			} else if (cp >= 0xdc00 && cp < 0xe000)
-				goto bad;
-			n += utf8_put(o + n, cp);
-			break;
-		default:
-			goto bad;
-		}
-	}
-	if (j->p >= j->end)
-		goto bad;
-	j->p++;
-	o[n] = '\0';
-	*out = o;
-	*outlen = n;
-	return 0;
-bad:
-	free(o);
-	return -1;
-}
-
-static int jp_value(struct jp *j, struct jv *v);
-
-static int
-jp_push(struct jv *v, char *key)
-{
-	struct jv *ni;
-	char **nk;
-
-	if ((ni = realloc(v->items, (v->n + 1) * sizeof(*ni))) == NULL)
-		return -1;
-	v->items = ni;
-	memset(&v->items[v->n], 0, sizeof(v->items[v->n]));
-	if (v->type == J_OBJ) {
-		if ((nk = realloc(v->keys, (v->n + 1) * sizeof(*nk))) == NULL)
-			return -1;
-		v->keys = nk;
-		v->keys[v->n] = key;
-	}
-	v->n++;
-	return 0;
-}
-
-static int
-jp_container(struct jp *j, struct jv *v, char close)
-{
-	char *key;
-	size_t kl;
-
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		key = NULL;
-		if (v->type == J_OBJ) {
-			jp_ws(j);
-			if (jp_string(j, &key, &kl) != 0)
-				return -1;
-			jp_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				free(key);
-				return -1;
-			}
-			j->p++;
-		}
-		if (jp_push(v, key) != 0) {
-			free(key);
-			return -1;
-		}
-		if (jp_value(j, &v->items[v->n - 1]) != 0)
-			return -1;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		return -1;
-	}
-}
-
-static int
-jp_lit(struct jp *j, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
-		return -1;
-	j->p += n;
-	return 0;
-}
-
-static int
-jp_value(struct jp *j, struct jv *v)
-{
-	const char *start;
-	int rc;
-
-	jp_ws(j);
-	if (j->p >= j->end || ++j->depth > 64)
-		return -1;
-	switch (*j->p) {
-	case '{':
-		v->type = J_OBJ;
-		rc = jp_container(j, v, '}');
-		break;
-	case '[':
-		v->type = J_ARR;
-		rc = jp_container(j, v, ']');
-		break;
-	case '"':
-		v->type = J_STR;
-		rc = jp_string(j, &v->s, &v->len);
-		break;
-	case 't':
-		v->type = J_TRUE;
-		rc = jp_lit(j, "true");
-		break;
-	case 'f':
-		v->type = J_FALSE;
-		rc = jp_lit(j, "false");
-		break;
-	case 'n':
-		v->type = J_NULL;
-		rc = jp_lit(j, "null");
-		break;
-	default:
-		v->type = J_NUM;
-		start = j->p;
-		while (j->p < j->end && strchr("-+.eE0123456789", *j->p) &&
-		    *j->p != '\0')
-			j->p++;
-		if (j->p == start || (v->s = strndup(start,
-		    (size_t)(j->p - start))) == NULL)
-			return -1;
-		v->len = (size_t)(j->p - start);
-		rc = 0;
-	}
-	j->depth--;
-	return rc;
-}
-
-/* Parse exactly one JSON value from s; NULL if it is not JSON. */
-static struct jv *
-jparse(const char *s, size_t len)
-{
-	struct jp j = { s, s + len, 0 };
-	struct jv *v;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return NULL;
-	if (jp_value(&j, v) != 0) {
-		jfree(v);
-		return NULL;
-	}
-	jp_ws(&j);
-	if (j.p != j.end) {
-		jfree(v);
-		return NULL;
-	}
-	return v;
-}
-
-/* Member key of object o, or NULL (also if o is not an object). */
-static const struct jv *
-jget(const struct jv *o, const char *key)
-{
-	if (o == NULL || o->type != J_OBJ)
-		return NULL;
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->keys[i], key) == 0)
-			return &o->items[i];
-	return NULL;
-}
-
-/* The string at o.key, or NULL. */
-static const char *
-jstr(const struct jv *o, const char *key)
-{
-	const struct jv *v = jget(o, key);
-
-	return v != NULL && v->type == J_STR ? v->s : NULL;
-}
-
-/* Headers every answer carries. */
-static void
-assert_common_headers(const struct resp *r)
-{
-	ck_assert_pstr_eq(header(r, "Cache-Control"), "no-store");
-	ck_assert_pstr_eq(header(r, "X-Content-Type-Options"), "nosniff");
-}
-
-/* The body of r as JSON: one value, then a newline. */
-static struct jv *
-body_json(const struct resp *r)
-{
-	struct jv *v = jparse(r->body.p, r->body.len);
-
-	ck_assert_msg(v != NULL, "not json: [%.600s]", r->body.p);
-	ck_assert_msg(r->body.len > 0 && r->body.p[r->body.len - 1] == '\n',
-	    "no final newline: [%.600s]", r->body.p);
-	assert_common_headers(r);
-	return v;
-}
 
 /* Building request bodies. */
 
@@ -1094,22 +290,6 @@ record_body(struct pv_buf *b, const struct fv *f, size_t n, int consent,
 
 /* Records and tokens. */
 
-/* A token, record id or pseudonym: prefix and 22 base64url characters. */
-static int
-id_valid(const char *s, const char *prefix)
-{
-	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	if (s == NULL || strlen(s) != 4 + PV_B64URL16_LEN ||
-	    memcmp(s, prefix, 4) != 0)
-		return 0;
-	for (size_t i = 4; s[i] != '\0'; i++)
-		if (strchr(b64url, s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
 struct rec {
 	char	 id[ID_BUF];
 	size_t	 n;
@@ -1128,7 +308,7 @@ rec_from_json(const struct jv *v, struct rec *out, char *why, size_t whylen)
 	const char *id = jstr(v, "id");
 
 	memset(out, 0, sizeof(*out));
-	if (v == NULL || v->type != J_OBJ || v->n != 2 || !id_valid(id,
+	if (v == NULL || v->type != J_OBJ || v->n != 2 || !su_id_valid(id,
 	    "rec_") || toks == NULL || toks->type != J_OBJ ||
 	    toks->n > REC_FIELDS) {
 		(void)snprintf(why, whylen, "not {\"id\":…,\"tokens\":…}");
@@ -1137,7 +317,7 @@ rec_from_json(const struct jv *v, struct rec *out, char *why, size_t whylen)
 	memcpy(out->id, id, ID_BUF);
 	for (size_t i = 0; i < toks->n; i++) {
 		if (toks->items[i].type != J_STR ||
-		    !id_valid(toks->items[i].s, "tok_") ||
+		    !su_id_valid(toks->items[i].s, "tok_") ||
 		    strlen(toks->keys[i]) > PV_FIELD_NAME_MAX) {
 			(void)snprintf(why, whylen, "bad token for %s",
 			    toks->keys[i]);
@@ -1170,18 +350,18 @@ tok_of(const struct rec *r, const char *name)
 static void
 put_raw(const char *body, struct rec *out)
 {
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	char why[128];
 
 	post(&r, "/v1/records", K_WRITER, body);
 	assert_status(&r, 201);
-	ck_assert_pstr_eq(header(&r, "Content-Type"), "application/json");
-	v = body_json(&r);
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	v = su_body_json(&r);
 	ck_assert_msg(rec_from_json(v, out, why, sizeof(why)) == 0,
 	    "%s: [%s]", why, r.body.p);
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 
 /* Store fields; the answer must name exactly these fields, in order. */
@@ -1230,7 +410,7 @@ detok(int key, const char *purpose, const char *reason,
 {
 	const struct jv *res;
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	size_t k = 0;
 
@@ -1239,8 +419,8 @@ detok(int key, const char *purpose, const char *reason,
 	post(&r, "/v1/detokenize", key, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
-	ck_assert_pstr_eq(header(&r, "Content-Type"), "application/json");
-	v = body_json(&r);	/* also: values must not linger in caches */
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	v = su_body_json(&r);	/* also: values must not linger in caches */
 	res = jget(v, "results");
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 && res != NULL &&
 	    res->type == J_OBJ, "not {\"results\":{…}}: [%.300s]", r.body.p);
@@ -1256,7 +436,7 @@ detok(int key, const char *purpose, const char *reason,
 		k++;
 	}
 	ck_assert_uint_eq(res->n, k);
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1312,7 +492,7 @@ assert_masked(const struct jv *doc, const char *tok, const char *field,
 	ck_assert_pstr_eq(jstr(r, "masked"), masked);
 	if (psn != NULL) {
 		ck_assert_uint_eq(r->n, 3);
-		ck_assert_msg(id_valid(p, "psn_"), "%s: pseudonym [%s]", tok,
+		ck_assert_msg(su_id_valid(p, "psn_"), "%s: pseudonym [%s]", tok,
 		    p ? p : "(none)");
 		memcpy(psn, p, PSN_BUF);
 	} else {
@@ -1327,20 +507,20 @@ assert_masked(const struct jv *doc, const char *tok, const char *field,
 static char *
 metrics(void)
 {
-	struct resp r;
+	struct su_resp r;
 	char *m;
 
 	req(&r, "GET", "/metrics", K_NONE, NULL, NULL);
 	assert_status(&r, 200);
-	ck_assert_msg(header(&r, "Content-Type") != NULL &&
-	    strncmp(header(&r, "Content-Type"), "text/plain", 10) == 0,
+	ck_assert_msg(su_header(&r, "Content-Type") != NULL &&
+	    strncmp(su_header(&r, "Content-Type"), "text/plain", 10) == 0,
 	    "metrics content type [%s]", r.hdr.p);
-	assert_common_headers(&r);
+	su_assert_common_headers(&r);
 	ck_assert_msg(r.body.len >= 2 && strcmp(r.body.p + r.body.len - 2,
 	    "\n\n") == 0, "metrics do not end with an empty line");
 	m = r.body.p;
 	r.body.p = NULL;
-	resp_free(&r);
+	su_resp_free(&r);
 	return m;
 }
 
@@ -1396,7 +576,7 @@ metrics_until(const char *series, long long want)
 
 /* Neither the answer nor the server's log holds secret. */
 static void
-assert_not_leaked(const struct resp *r, const char *secret)
+assert_not_leaked(const struct su_resp *r, const char *secret)
 {
 	char *log;
 
@@ -1406,7 +586,7 @@ assert_not_leaked(const struct resp *r, const char *secret)
 	    "answer holds [%s]: [%s]", secret, r->body.p);
 	ck_assert_msg(r->hdr.p == NULL || strstr(r->hdr.p, secret) == NULL,
 	    "headers hold [%s]", secret);
-	if ((log = slurp(logpath, NULL)) != NULL) {
+	if ((log = su_slurp(su_logpath, NULL)) != NULL) {
 		ck_assert_msg(strstr(log, secret) == NULL,
 		    "server log holds [%s]", secret);
 		free(log);
@@ -1418,7 +598,7 @@ assert_not_leaked(const struct resp *r, const char *secret)
  * and holds nothing of secret.
  */
 static void
-assert_error(const struct resp *r, long st, const char *code,
+assert_error(const struct su_resp *r, long st, const char *code,
     const char *secret)
 {
 	const struct jv *e;
@@ -1427,8 +607,8 @@ assert_error(const struct resp *r, long st, const char *code,
 
 	ck_assert_msg(r->status == st, "status %ld, want %ld (%s): [%.600s]",
 	    r->status, st, code, r->body.p);
-	ck_assert_pstr_eq(header(r, "Content-Type"), "application/json");
-	v = body_json(r);
+	ck_assert_pstr_eq(su_header(r, "Content-Type"), "application/json");
+	v = su_body_json(r);
 	e = jget(v, "error");
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 && e != NULL &&
 	    e->type == J_OBJ && e->n == 2, "not {\"error\":{code,message}}: "
@@ -1439,10 +619,10 @@ assert_error(const struct resp *r, long st, const char *code,
 	    r->body.p);
 	jfree(v);
 	if (st == 401)
-		ck_assert_pstr_eq(header(r, "WWW-Authenticate"),
+		ck_assert_pstr_eq(su_header(r, "WWW-Authenticate"),
 		    "Bearer realm=\"piivault\"");
 	if (st == 405)
-		ck_assert_msg(header(r, "Allow") != NULL, "405 without Allow");
+		ck_assert_msg(su_header(r, "Allow") != NULL, "405 without Allow");
 	assert_not_leaked(r, secret);
 }
 
@@ -1463,7 +643,7 @@ static void
 expect_bad(const struct bad *b, size_t i)
 {
 	long long before = stored(), after;
-	struct resp r;
+	struct su_resp r;
 
 	req_auth(&r, b->method, b->path, b->key, b->auth, b->ctype, b->body,
 	    b->body ? strlen(b->body) : 0);
@@ -1472,7 +652,7 @@ expect_bad(const struct bad *b, size_t i)
 		    "[%s]", i, b->method, b->path, b->body ? b->body : "",
 		    r.status, b->status, r.body.p);
 	assert_error(&r, b->status, b->code, b->secret);
-	resp_free(&r);
+	su_resp_free(&r);
 	after = stored();
 	ck_assert_msg(after == before, "case %zu: records %lld, then %lld",
 	    i, before, after);
@@ -1499,20 +679,20 @@ expect_all_bad(const struct bad *b, size_t n)
 
 START_TEST(test_health)
 {
-	struct resp r;
+	struct su_resp r;
 
 	req(&r, "GET", "/v1/health", K_NONE, NULL, NULL);
 	assert_status(&r, 200);
 	ck_assert_str_eq(r.body.p, "{\"status\":\"ok\"}\n");
-	ck_assert_pstr_eq(header(&r, "Content-Type"), "application/json");
-	assert_common_headers(&r);
-	resp_free(&r);
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	su_assert_common_headers(&r);
+	su_resp_free(&r);
 	/* A key, even a bad one, changes nothing here. */
 	req_auth(&r, "GET", "/v1/health", K_RAW, "Bearer nonsense", NULL,
 	    NULL, 0);
 	assert_status(&r, 200);
 	ck_assert_str_eq(r.body.p, "{\"status\":\"ok\"}\n");
-	resp_free(&r);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -1567,14 +747,14 @@ START_TEST(test_records_header_variants)
 	static const char *const schemes[] = { "bearer ", "BEARER    ",
 	    "BeArEr " };
 	char auth[KEY_BUF + 16];
-	struct resp r;
+	struct su_resp r;
 	long long before = stored();
 
 	for (size_t i = 0; i < NELEM(ok); i++) {
 		req(&r, "POST", "/v1/records", K_WRITER, ok[i],
 		    "{\"fields\":{\"name\":\"Media Type\"}}");
 		assert_status(&r, 201);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	for (size_t i = 0; i < NELEM(schemes); i++) {
 		(void)snprintf(auth, sizeof(auth), "%s%s", schemes[i],
@@ -1582,7 +762,7 @@ START_TEST(test_records_header_variants)
 		req_auth(&r, "POST", "/v1/records", K_RAW, auth, NULL,
 		    GOOD_REC, strlen(GOOD_REC));
 		assert_status(&r, 201);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	ck_assert_int_eq(stored(), before + 6);
 }
@@ -1623,7 +803,7 @@ START_TEST(test_batch)
 	const struct jv *res;
 	const char *toks[4];
 	long long before = stored();
-	struct resp r;
+	struct su_resp r;
 	struct jv *v, *d;
 	char why[128];
 
@@ -1635,7 +815,7 @@ START_TEST(test_batch)
 	post(&r, "/v1/records/batch", K_WRITER, body);
 	free(body);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	res = jget(v, "results");
 	ck_assert_msg(v->n == 1 && res != NULL && res->type == J_ARR,
 	    "not {\"results\":[…]}: [%s]", r.body.p);
@@ -1656,7 +836,7 @@ START_TEST(test_batch)
 	for (size_t i = 0; i < NELEM(secrets); i++)
 		assert_not_leaked(&r, secrets[i]);
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_int_eq(stored(), before + 2);
 
 	/* The valid ones are stored, each under its own tokens. */
@@ -1703,7 +883,7 @@ START_TEST(test_batch_limits)
 {
 	const struct jv *res;
 	long long before = stored();
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	char *body;
 
@@ -1712,14 +892,14 @@ START_TEST(test_batch_limits)
 	post(&r, "/v1/records/batch", K_WRITER, body);
 	free(body);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ck_assert_ptr_nonnull(res = jget(v, "results"));
 	ck_assert_uint_eq(res->n, 1000);
 	for (size_t i = 0; i < res->n; i++)
-		ck_assert_msg(id_valid(jstr(&res->items[i], "id"), "rec_"),
+		ck_assert_msg(su_id_valid(jstr(&res->items[i], "id"), "rec_"),
 		    "result %zu has no id", i);
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_int_eq(stored(), before + 1000);
 
 	/* ... one more is not, and nothing of it is stored. */
@@ -1727,7 +907,7 @@ START_TEST(test_batch_limits)
 	post(&r, "/v1/records/batch", K_WRITER, body);
 	free(body);
 	assert_error(&r, 413, "too_large", "zq-toomany-8812");
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_int_eq(stored(), before + 1000);
 }
 END_TEST
@@ -1819,16 +999,17 @@ START_TEST(test_err_unauthenticated)
 	};
 	char unknown[KEY_BUF + 16], cut[KEY_BUF + 16], nospace[KEY_BUF + 16];
 	const char *auths[8];
-	struct run run;
-	struct resp r;
+	struct su_run run;
+	struct su_resp r;
 	size_t na = 0;
 
 	/* A key that works, revoked by the CLI while the server runs. */
 	post(&r, "/v1/detokenize", K_GONE, GOOD_DETOK);
 	assert_status(&r, 200);
-	resp_free(&r);
+	su_resp_free(&r);
 	cli(&run, "apikey", "revoke", "gone-reader", NULL);
 	ck_assert_exit(&run, 0);
+	su_run_free(&run);
 
 	(void)snprintf(unknown, sizeof(unknown), "Bearer pvk_%.44s",
 	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
@@ -2047,10 +1228,10 @@ START_TEST(test_err_too_large_small_limit)
 	char body[1100];
 	struct bad x = { "POST", "/v1/records", K_WRITER, NULL, NULL, body,
 	    413, "too_large", "zq-small-3401" };
-	struct resp r;
+	struct su_resp r;
 	size_t len;
 
-	srv_stop();
+	su_srv_stop();
 	srv_start_args(args);
 	/* Exactly the limit is accepted ... */
 	len = (size_t)snprintf(body, sizeof(body),
@@ -2059,7 +1240,7 @@ START_TEST(test_err_too_large_small_limit)
 	body[1024] = '\0';
 	req(&r, "POST", "/v1/records", K_WRITER, NULL, body);
 	assert_status(&r, 201);
-	resp_free(&r);
+	su_resp_free(&r);
 	/* ... one byte more is not, on every route that takes a body. */
 	body[1024] = ' ';
 	body[1025] = '\0';
@@ -2440,7 +1621,7 @@ START_TEST(test_field_restriction)
 	static const struct fv f[] = { { "email", "only.email@f.example" },
 	    { "name", "zq-hidden-name-6601" }, { "phone", "+1 555 0123" } };
 	const char *toks[3];
-	struct resp r;
+	struct su_resp r;
 	struct pv_buf b;
 	struct rec rec;
 	struct jv *v;
@@ -2461,7 +1642,7 @@ START_TEST(test_field_restriction)
 	assert_status(&r, 200);
 	ck_assert_ptr_null(strstr(r.body.p, "zq-hidden-name-6601"));
 	ck_assert_ptr_null(strstr(r.body.p, f[2].value));
-	resp_free(&r);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -2519,7 +1700,7 @@ lookup(int key, const char *field, const char *value)
 {
 	const struct jv *m;
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 16);
@@ -2531,18 +1712,18 @@ lookup(int key, const char *field, const char *value)
 	post(&r, "/v1/lookup", key, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	m = jget(v, "matches");
 	ck_assert_msg(v->n == 1 && m != NULL && m->type == J_ARR,
 	    "not {\"matches\":[…]}: [%s]", r.body.p);
 	for (size_t i = 0; i < m->n; i++)
 		ck_assert_msg(m->items[i].n == 2 &&
-		    id_valid(jstr(&m->items[i], "id"), "rec_") &&
-		    id_valid(jstr(&m->items[i], "token"), "tok_"),
+		    su_id_valid(jstr(&m->items[i], "id"), "rec_") &&
+		    su_id_valid(jstr(&m->items[i], "token"), "tok_"),
 		    "match %zu: [%s]", i, r.body.p);
 	/* A look-up answers with references, never with the value. */
 	ck_assert_msg(strstr(r.body.p, value) == NULL, "value echoed");
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -2625,8 +1806,8 @@ START_TEST(test_key_revocation_live)
 	static const struct fv f[] = { { "name", "Revocation Test" } };
 	char fresh_w[KEY_BUF], fresh_r[KEY_BUF];
 	const char *t;
-	struct resp r;
-	struct run run;
+	struct su_resp r;
+	struct su_run run;
 	struct rec rec;
 	struct jv *v;
 	char body[256];
@@ -2639,17 +1820,19 @@ START_TEST(test_key_revocation_live)
 
 	cli(&run, "apikey", "revoke", "svc-reader", NULL);
 	ck_assert_exit(&run, 0);
+	su_run_free(&run);
 	(void)snprintf(body, sizeof(body), "{\"tokens\":[\"%s\"],\"purpose\":"
 	    "\"service\"}", t);
 	post(&r, "/v1/detokenize", K_SERVICE, body);
 	assert_error(&r, 401, "unauthenticated", "Revocation");
-	resp_free(&r);
+	su_resp_free(&r);
 	/* Revoking a writer stops its writes at once too. */
 	cli(&run, "apikey", "revoke", "app-writer", NULL);
 	ck_assert_exit(&run, 0);
+	su_run_free(&run);
 	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"x\"}}");
 	assert_error(&r, 401, "unauthenticated", NULL);
-	resp_free(&r);
+	su_resp_free(&r);
 	/* Other keys are untouched. */
 	v = detok(K_READER, "service", NULL, &t, 1);
 	assert_value(v, t, "name", f[0].value);
@@ -2679,7 +1862,7 @@ START_TEST(test_shred)
 	const char *toks[2];
 	char path[64], *first;
 	struct rec a, b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	put(f, 2, 1, 0, &a);
@@ -2705,7 +1888,7 @@ START_TEST(test_shred)
 
 	req(&r, "DELETE", path, K_ADMIN, NULL, NULL);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	rc = jget(v, "receipt");
 	ck_assert_msg(rc != NULL && rc->type == J_OBJ, "no receipt: [%s]",
 	    r.body.p);
@@ -2714,7 +1897,7 @@ START_TEST(test_shred)
 	ck_assert_ptr_null(strstr(r.body.p, "zq-shred"));
 	jfree(v);
 	ck_assert_ptr_nonnull(first = strdup(r.body.p));
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_int_eq(stored(), 1);
 
 	/* Its tokens answer shredded; the other record is untouched. */
@@ -2732,7 +1915,7 @@ START_TEST(test_shred)
 	req(&r, "DELETE", path, K_ADMIN, NULL, NULL);
 	assert_status(&r, 200);
 	ck_assert_str_eq(r.body.p, first);
-	resp_free(&r);
+	su_resp_free(&r);
 	free(first);
 	ck_assert_int_eq(stored(), 1);
 }
@@ -2748,7 +1931,7 @@ START_TEST(test_metrics)
 	    "piivault_request_duration_seconds_bucket{le=\"";
 	unsigned long long cum = 0, prev = 0;
 	struct rec a, b;
-	struct resp r;
+	struct su_resp r;
 	const char *t;
 	char *m, *p;
 	int buckets = 0;
@@ -2757,13 +1940,13 @@ START_TEST(test_metrics)
 	put(f, 2, 1, 0, &a);
 	put(f, 1, 0, 0, &b);
 	req(&r, "GET", "/v1/nope", K_NONE, NULL, NULL);
-	resp_free(&r);
+	su_resp_free(&r);
 	post(&r, "/v1/detokenize", K_NONE, GOOD_DETOK);
-	resp_free(&r);
+	su_resp_free(&r);
 	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"x\":1}}");
-	resp_free(&r);
+	su_resp_free(&r);
 	post(&r, "/v1/records", K_WRITER, "{\"fields\":");
-	resp_free(&r);
+	su_resp_free(&r);
 	t = a.tok[0];
 	v = detok(K_READER, "service", NULL, &t, 1);
 	jfree(v);
@@ -2851,7 +2034,7 @@ raw_connect(void)
 	unsigned port;
 	int fd;
 
-	ck_assert_int_eq(sscanf(srv.base, "http://127.0.0.1:%u", &port), 1);
+	ck_assert_int_eq(sscanf(su_srv.base, "http://127.0.0.1:%u", &port), 1);
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)port);
@@ -2998,16 +2181,16 @@ START_TEST(test_http_405_allow)
 {
 	static const char *const probes[] = { "PATCH", "PUT", "DELETE",
 	    "POST", "GET" };
-	struct resp r;
+	struct su_resp r;
 	const char *h;
 
 	req(&r, "GET", "/v1/records", K_WRITER, NULL, NULL);
 	assert_status(&r, 405);
-	h = header(&r, "Allow");
+	h = su_header(&r, "Allow");
 	ck_assert_msg(h != NULL && strstr(h, "POST") != NULL,
 	    "405 without Allow: POST; headers [%s]", r.hdr.p);
 	ck_assert_str_eq(h, "POST");
-	resp_free(&r);
+	su_resp_free(&r);
 	/*
 	 * Every path, asked with a method it does not take: 405, and Allow
 	 * names the methods it takes.  HEAD is answered where GET is
@@ -3042,9 +2225,9 @@ START_TEST(test_http_405_allow)
 		    strcmp(probe, "GET") != 0 && strcmp(probe, "DELETE") != 0 ?
 		    "{}" : NULL);
 		assert_error(&r, 405, "method_not_allowed", NULL);
-		ck_assert_msg(allow_is(header(&r, "Allow"), t),
-		    "%s %s: Allow [%s]", probe, path, header(&r, "Allow"));
-		resp_free(&r);
+		ck_assert_msg(allow_is(su_header(&r, "Allow"), t),
+		    "%s %s: Allow [%s]", probe, path, su_header(&r, "Allow"));
+		su_resp_free(&r);
 		req(&r, "HEAD", path, K_NONE, NULL, NULL);
 		/* HEAD only where GET has no effect: health and metrics. */
 		if (has_get && (strcmp(t, "/v1/health") == 0 ||
@@ -3052,27 +2235,27 @@ START_TEST(test_http_405_allow)
 			ck_assert_msg(r.status != 405, "HEAD %s: 405", path);
 		else {
 			assert_status(&r, 405);
-			ck_assert_msg(allow_is(header(&r, "Allow"), t),
-			    "HEAD %s: Allow [%s]", path, header(&r, "Allow"));
+			ck_assert_msg(allow_is(su_header(&r, "Allow"), t),
+			    "HEAD %s: Allow [%s]", path, su_header(&r, "Allow"));
 		}
 		ck_assert_uint_eq(r.body.len, 0);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 }
 END_TEST
 
 START_TEST(test_http_401_challenge)
 {
-	struct resp r;
+	struct su_resp r;
 	const char *h;
 
 	/* 401 "MUST send a WWW-Authenticate header field" (11.6.1). */
 	post(&r, "/v1/records", K_NONE, GOOD_REC);
 	assert_status(&r, 401);
-	h = header(&r, "WWW-Authenticate");
+	h = su_header(&r, "WWW-Authenticate");
 	ck_assert_msg(h != NULL && strncasecmp(h, "Bearer", 6) == 0,
 	    "401 without WWW-Authenticate: Bearer; headers [%s]", r.hdr.p);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -3102,22 +2285,22 @@ conc_values(int t, int i, char email[static 96], char name[static 96],
 /* One request from a thread: -1 with c->err set on any surprise. */
 static int
 conc_post(struct conc *c, CURL *h, const char *path, const char *key,
-    const char *body, long want, struct resp *r)
+    const char *body, long want, struct su_resp *r)
 {
 	char url[512], auth[128], err[CURL_ERROR_SIZE];
 	const char *hd[] = { "Expect:", auth,
 	    "Content-Type: application/json", NULL };
 
-	(void)snprintf(url, sizeof(url), "%s%s", srv.base, path);
+	(void)snprintf(url, sizeof(url), "%s%s", su_srv.base, path);
 	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	if (http_do(h, r, "POST", url, hd, body, strlen(body), err) != 0) {
+	if (su_http_do(h, r, "POST", url, hd, body, strlen(body), err) != 0) {
 		(void)snprintf(c->err, sizeof(c->err), "%s: %s", path, err);
 		return -1;
 	}
 	if (r->status != want) {
 		(void)snprintf(c->err, sizeof(c->err), "%s: status %ld: %.300s",
 		    path, r->status, r->body.p);
-		resp_free(r);
+		su_resp_free(r);
 		return -1;
 	}
 	return 0;
@@ -3129,7 +2312,7 @@ conc_worker(void *arg)
 	struct conc *c = arg;
 	char email[96], name[96], phone[32], body[1024], why[128];
 	const char *want[3];
-	struct resp r;
+	struct su_resp r;
 	struct jv *v = NULL;
 	CURL *h;
 
@@ -3154,12 +2337,12 @@ conc_worker(void *arg)
 		    rec->n != 3) {
 			(void)snprintf(c->err, sizeof(c->err), "put: %s",
 			    r.body.p);
-			resp_free(&r);
+			su_resp_free(&r);
 			break;
 		}
 		jfree(v);
 		v = NULL;
-		resp_free(&r);
+		su_resp_free(&r);
 		(void)snprintf(body, sizeof(body), "{\"tokens\":[\"%s\","
 		    "\"%s\",\"%s\"],\"purpose\":\"service\"}", rec->tok[0],
 		    rec->tok[1], rec->tok[2]);
@@ -3187,7 +2370,7 @@ conc_worker(void *arg)
 		}
 		jfree(v);
 		v = NULL;
-		resp_free(&r);
+		su_resp_free(&r);
 		if (c->err[0] != '\0')
 			break;
 	}
@@ -3225,7 +2408,7 @@ START_TEST(test_concurrent_clients)
 	(void)pthread_barrier_destroy(&go);
 	for (int t = 0; t < CONC_THREADS; t++)
 		ck_assert_msg(c[t].err[0] == '\0', "thread %d: %s; log [%s]",
-		    t, c[t].err, server_log());
+		    t, c[t].err, su_server_log());
 	ck_assert_int_eq(stored(), before + CONC_THREADS * CONC_RECORDS);
 
 	/* No id or token handed out twice. */
@@ -3292,7 +2475,7 @@ START_TEST(test_restart_keeps_records)
 	size_t n = 0;
 	char email[96], name[96];
 	struct rec rec;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	struct pv_buf b;
 
@@ -3322,13 +2505,13 @@ START_TEST(test_restart_keeps_records)
 	post(&r, "/v1/records/batch", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ck_assert_uint_eq(jget(v, "results")->n, 20);
 	for (size_t i = 0; i < 20; i++) {
 		const char *t = jstr(jget(&jget(v, "results")->items[i],
 		    "tokens"), "city");
 
-		ck_assert_msg(id_valid(t, "tok_"), "batch result %zu", i);
+		ck_assert_msg(su_id_valid(t, "tok_"), "batch result %zu", i);
 		memcpy(k[n].tok, t, ID_BUF);
 		(void)snprintf(k[n].field, sizeof(k[n].field), "city");
 		(void)snprintf(k[n].value, sizeof(k[n].value),
@@ -3336,10 +2519,10 @@ START_TEST(test_restart_keeps_records)
 		n++;
 	}
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_int_eq(stored(), 50);
 
-	srv_stop();
+	su_srv_stop();
 	srv_start();
 	ck_assert_int_eq(stored(), 50);
 	assert_kept(k, n);
@@ -3376,14 +2559,14 @@ pool_worker(void *arg)
 	char url[512], auth[128], err[CURL_ERROR_SIZE], body[256], why[128];
 	const char *hd[] = { "Expect:", auth,
 	    "Content-Type: application/json", NULL };
-	struct resp r;
+	struct su_resp r;
 	struct rec rec;
 	struct jv *v;
 	CURL *h;
 
 	if ((h = curl_easy_init()) == NULL)
 		return NULL;
-	(void)snprintf(url, sizeof(url), "%s/v1/records", srv.base);
+	(void)snprintf(url, sizeof(url), "%s/v1/records", su_srv.base);
 	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    keys[K_WRITER]);
 	while (!atomic_load(p->stop) && p->n < POOL_MAX) {
@@ -3394,7 +2577,7 @@ pool_worker(void *arg)
 		(void)snprintf(k->field, sizeof(k->field), "name");
 		(void)snprintf(body, sizeof(body), "{\"fields\":{\"name\":"
 		    "\"%s\"}}", k->value);
-		if (http_do(h, &r, "POST", url, hd, body, strlen(body),
+		if (su_http_do(h, &r, "POST", url, hd, body, strlen(body),
 		    err) != 0)
 			break;		/* the server is gone */
 		if (r.status == 503) {
@@ -3406,7 +2589,7 @@ pool_worker(void *arg)
 				    "503: %s", r.body.p);
 			jfree(v);
 			p->unavailable++;
-			resp_free(&r);
+			su_resp_free(&r);
 			break;
 		}
 		v = r.status == 201 ? jparse(r.body.p, r.body.len) : NULL;
@@ -3415,14 +2598,14 @@ pool_worker(void *arg)
 			(void)snprintf(p->bad, sizeof(p->bad), "%ld: %s",
 			    r.status, r.body.p);
 			jfree(v);
-			resp_free(&r);
+			su_resp_free(&r);
 			break;
 		}
 		memcpy(k->tok, rec.tok[0], ID_BUF);
 		p->n++;
 		atomic_fetch_add(p->acked, 1);
 		jfree(v);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	curl_easy_cleanup(h);
 	return NULL;
@@ -3451,7 +2634,7 @@ writes_survive(int sig, int min)
 	}
 	for (i = 0; i < 3000 && atomic_load(&acked) < min; i++)
 		(void)usleep(10000);
-	st = srv_signal(sig);
+	st = su_srv_signal(sig);
 	atomic_store(&stop, 1);
 	for (int t = 0; t < POOL_THREADS; t++)
 		ck_assert_int_eq(pthread_join(p[t].th, NULL), 0);
@@ -3461,7 +2644,7 @@ writes_survive(int sig, int min)
 		ck_assert_int_eq(st, 128 + SIGKILL);
 	else
 		ck_assert_msg(st == 0, "exit %d after SIGTERM with requests "
-		    "in flight; log [%s]", st, server_log());
+		    "in flight; log [%s]", st, su_server_log());
 	for (int t = 0; t < POOL_THREADS; t++) {
 		ck_assert_msg(p[t].bad[0] == '\0', "writer %d got %s", t,
 		    p[t].bad);
@@ -3487,7 +2670,7 @@ START_TEST(test_sigkill_keeps_acknowledged)
 		put(g, 1, 0, 0, &rec);
 		memcpy(k[i].tok, rec.tok[0], ID_BUF);
 	}
-	ck_assert_int_eq(srv_signal(SIGKILL), 128 + SIGKILL);
+	ck_assert_int_eq(su_srv_signal(SIGKILL), 128 + SIGKILL);
 	srv_start();
 	ck_assert_int_eq(stored(), 20);
 	assert_kept(k, 20);
@@ -3515,7 +2698,7 @@ START_TEST(test_sigterm_stalled_client)
 	    "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
 	    "Content-Length: 200\r\n\r\n{\"fields\":{\"name\":\"zq-stall-";
 	struct timespec t0, t1;
-	struct resp r;
+	struct su_resp r;
 	struct rec rec;
 	char retry[32];
 	double secs;
@@ -3528,28 +2711,28 @@ START_TEST(test_sigterm_stalled_client)
 	    (ssize_t)(sizeof(part) - 1));
 	(void)usleep(200000);
 	ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &t0), 0);
-	ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
+	ck_assert_int_eq(kill(su_srv.pid, SIGTERM), 0);
 	for (int i = 0; i < 500; i++) {
 		req(&r, "GET", "/v1/health", K_NONE, NULL, NULL);
 		if (r.status != 200)
 			break;
-		resp_free(&r);
+		su_resp_free(&r);
 		(void)usleep(10000);
 	}
 	assert_error(&r, 503, "unavailable", NULL);
-	ck_assert_ptr_null(header(&r, "Retry-After"));
-	resp_free(&r);
+	ck_assert_ptr_null(su_header(&r, "Retry-After"));
+	su_resp_free(&r);
 	free(metrics());
 	post(&r, "/v1/records", K_WRITER, GOOD_REC);
 	assert_error(&r, 503, "unavailable", "zq-");
-	(void)snprintf(retry, sizeof(retry), "%s", header(&r, "Retry-After") ?
-	    header(&r, "Retry-After") : "(none)");
-	resp_free(&r);
+	(void)snprintf(retry, sizeof(retry), "%s", su_header(&r, "Retry-After") ?
+	    su_header(&r, "Retry-After") : "(none)");
+	su_resp_free(&r);
 
-	st = srv_wait();
+	st = su_srv_wait();
 	ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &t1), 0);
 	(void)close(fd);
-	ck_assert_msg(st == 0, "exit %d; log [%s]", st, server_log());
+	ck_assert_msg(st == 0, "exit %d; log [%s]", st, su_server_log());
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ck_assert_msg(secs < 20.0, "SIGTERM took %.1f s", secs);
@@ -3570,23 +2753,23 @@ START_TEST(test_listen_off_loopback)
 	static const char *const insecure[] = { "--listen", "0.0.0.0:0",
 	    "--insecure-plaintext", NULL };
 	char errpath[PATH_MAX + 16], *err;
-	struct resp r;
+	struct su_resp r;
 	pid_t pid;
 	int out, errfd, st;
 
-	srv_stop();
+	su_srv_stop();
 	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/wild.err",
-	    tdir), (int)sizeof(errpath));
+	    su_tdir), (int)sizeof(errpath));
 	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0600), 0);
-	pid = spawn(wild, &out, errfd);
+	pid = su_spawn(wild, NULL, &out, errfd);
 	(void)close(errfd);
-	if ((st = wait_for(pid, WAIT_MS)) < 0) {
+	if ((st = su_wait_for(pid, WAIT_MS)) < 0) {
 		(void)kill(pid, SIGKILL);
-		(void)wait_for(pid, WAIT_MS);
+		(void)su_wait_for(pid, WAIT_MS);
 	}
 	(void)close(out);
-	ck_assert_ptr_nonnull(err = slurp(errpath, NULL));
+	ck_assert_ptr_nonnull(err = su_slurp(errpath, NULL));
 	ck_assert_msg(st > 0, "serve on 0.0.0.0 without TLS: exit %d [%s]",
 	    st, err);
 	ck_assert_msg(strstr(err, "--insecure-plaintext") != NULL &&
@@ -3594,12 +2777,12 @@ START_TEST(test_listen_off_loopback)
 	free(err);
 
 	srv_start_args(insecure);
-	ck_assert_msg(strncmp(srv.url, "http://0.0.0.0:", 15) == 0, "url %s",
-	    srv.url);
+	ck_assert_msg(strncmp(su_srv.url, "http://0.0.0.0:", 15) == 0, "url %s",
+	    su_srv.url);
 	req(&r, "GET", "/v1/health", K_NONE, NULL, NULL);
 	assert_status(&r, 200);
-	resp_free(&r);
-	srv_stop();
+	su_resp_free(&r);
+	su_srv_stop();
 }
 END_TEST
 
@@ -3610,7 +2793,7 @@ START_TEST(test_openapi_documents_routes)
 	static const char path[] = PIIVAULT_SOURCE_DIR "/docs/openapi.yaml";
 	char *doc;
 
-	doc = slurp(path, NULL);
+	doc = su_slurp(path, NULL);
 	ck_assert_msg(doc != NULL, "%s does not exist", path);
 	for (int r = 0; r < API_R_OTHER; r++) {
 		char want[128], method[16];
@@ -3661,7 +2844,7 @@ tcase(Suite *s, const char *name, int fixture, int timeout)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
 	if (fixture)
 		tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, timeout);

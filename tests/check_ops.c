@@ -54,6 +54,7 @@
 #include "pv.h"
 #include "api.h"
 #include "vault.h"
+#include "srvutil.h"
 #include "testutil.h"
 
 #ifndef PIIVAULT_BIN
@@ -79,104 +80,17 @@
 
 static const char *const fname[NF] = { "email", "name" };
 
-static char tdir[PATH_MAX];	/* this test's directory, the children's cwd */
-static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
-static char *saved_tmpdir;
-static char logpath[PATH_MAX];	/* the server's stderr, every run of it */
 static char cur_key[PATH_MAX];	/* the root key file in use */
 
 enum { K_WRITER, K_READER, K_ADMIN, K_AUDITOR, K__COUNT };
 static char keys[K__COUNT][KEY_BUF];
 
-static struct srv {
-	pid_t	 pid;		/* 0 when not running */
-	int	 out;		/* its stdout */
-	char	 base[160];	/* where we connect */
-} srv;
+/* Fixtures. */
 
-static CURL *ch;		/* the main thread's handle */
-
-/*
- * Fixtures.  Unchecked: these run in the runner process, where ck_assert
- * may not.
- */
 static void
 case_setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	if (t == NULL || *t == '\0')
-		t = "/tmp";
-	if (snprintf(casedir, sizeof(casedir), "%s/pvops.XXXXXX", t) >=
-	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
-		perror("check_ops: mkdtemp");
-		abort();
-	}
-	if ((t = getenv("TMPDIR")) != NULL &&
-	    (saved_tmpdir = strdup(t)) == NULL)
-		abort();
-	if (setenv("TMPDIR", casedir, 1) != 0)
-		abort();
-}
-
-static void
-case_teardown(void)
-{
-	tu_rmrf(casedir);
-	if (saved_tmpdir != NULL)
-		(void)setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		(void)unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
-}
-
-/* Growable buffers, for what curl and the children hand us. */
-
-struct gbuf {
-	char	*p;		/* NUL-terminated once anything arrived */
-	size_t	 len;
-};
-
-static int
-gbuf_add(struct gbuf *b, const void *p, size_t len)
-{
-	char *np;
-
-	if ((np = realloc(b->p, b->len + len + 1)) == NULL)
-		return -1;
-	memcpy(np + b->len, p, len);
-	b->p = np;
-	b->len += len;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-/* The whole of a file, NUL-terminated; NULL if it does not exist. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	struct gbuf b = { NULL, 0 };
-	char chunk[16384];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		ck_assert_msg(errno == ENOENT, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_eq(gbuf_add(&b, chunk, (size_t)n), 0);
-	}
-	(void)close(fd);
-	if (b.p == NULL)
-		ck_assert_ptr_nonnull(b.p = calloc(1, 1));
-	if (lenp != NULL)
-		*lenp = b.len;
-	return b.p;
+	su_case_setup("ops");
 }
 
 static void
@@ -192,149 +106,15 @@ spit(const char *path, const char *s, mode_t mode)
 	ck_assert_int_eq(close(fd), 0);
 }
 
-/* The server's log so far, its end, for failure messages. */
-static const char *
-server_log(void)
-{
-	static char tail[2048];
-	size_t len;
-	char *s = slurp(logpath, &len);
-
-	tail[0] = '\0';
-	if (s != NULL) {
-		const char *from = len > sizeof(tail) - 1 ?
-		    s + len - (sizeof(tail) - 1) : s;
-
-		(void)snprintf(tail, sizeof(tail), "%s", from);
-		free(s);
-	}
-	return tail;
-}
-
-/* Running the binary. */
-
-/*
- * Start the binary with args (NULL-terminated) in the test directory:
- * stdin /dev/null, stdout into a pipe (*outfd), stderr onto errfd.  The
- * environment holds only what the tests choose and the sanitizers'
- * options.  The child runs in a session of its own (no terminal, so it
- * can never prompt or confirm) and is killed if this process dies first.
- */
-static pid_t
-spawn(const char *const *args, int *outfd, int errfd)
-{
-	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-	    "LSAN_OPTIONS" };
-	char *argv[ARGS_MAX + 2], *envp[8], pass_buf[3][1024];
-	size_t argc = 0, envc = 0;
-	pid_t pid, parent = getpid();
-	int pout[2], null;
-
-	argv[argc++] = (char *)PIIVAULT_BIN;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		ck_assert_uint_lt(argc, ARGS_MAX + 1);
-		argv[argc++] = (char *)args[i];
-	}
-	argv[argc] = NULL;
-	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
-	envp[envc++] = (char *)"PIIVAULT_MAP_SIZE_MIB=1024";
-	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
-	for (size_t i = 0; i < NELEM(pass); i++) {
-		const char *v = getenv(pass[i]);
-
-		if (v == NULL)
-			continue;
-		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
-		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
-		envp[envc++] = pass_buf[i];
-	}
-	envp[envc] = NULL;
-
-	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
-	ck_assert_int_ge(null = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
-	ck_assert_int_ge(pid = fork(), 0);
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here to execve. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
-		    getppid() != parent || setsid() < 0 || chdir(tdir) != 0 ||
-		    dup2(null, 0) < 0 || dup2(pout[1], 1) < 0 ||
-		    dup2(errfd, 2) < 0)
-			_exit(126);
-		execve(PIIVAULT_BIN, argv, envp);
-		_exit(127);
-	}
-	(void)close(pout[1]);
-	(void)close(null);
-	*outfd = pout[0];
-	return pid;
-}
-
-/* Wait up to ms for pid: its exit status, 128 + signal, or -1. */
-static int
-wait_for(pid_t pid, int ms)
-{
-	pid_t w;
-	int st;
-
-	for (int waited = 0;; waited += 5) {
-		if ((w = waitpid(pid, &st, WNOHANG)) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s",
-		    strerror(errno));
-		if (waited >= ms)
-			return -1;
-		(void)usleep(5000);
-	}
-}
-
-/* What one run of a command produced. */
-struct run {
-	int	 status;
-	char	*out;		/* all of stdout, NUL-terminated */
-	size_t	 outlen;
-	char	 err[8192];	/* the start of stderr */
-};
-
-static void
-run_free(struct run *r)
-{
-	free(r->out);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Every stdout byte of a child until it closes it. */
-static void
-read_all(int fd, struct gbuf *b)
-{
-	char chunk[16384];
-	ssize_t got;
-
-	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(got, 0);
-		ck_assert_int_eq(gbuf_add(b, chunk, (size_t)got), 0);
-	}
-	if (b->p == NULL)
-		ck_assert_int_eq(gbuf_add(b, "", 0), 0);
-}
+/* What every child sees beyond the defaults (see su_spawn). */
+static const char *const child_env[] = { "PIIVAULT_MAP_SIZE_MIB=1024",
+	NULL };
 
 static void
 err_path(char out[static PATH_MAX], const char *name)
 {
-	ck_assert_int_lt(snprintf(out, PATH_MAX, "%s/%s", tdir, name),
+	ck_assert_int_lt(snprintf(out, PATH_MAX, "%s/%s", su_tdir, name),
 	    PATH_MAX);
-}
-
-static void
-take_err(struct run *r, const char *path)
-{
-	char *e;
-
-	ck_assert_ptr_nonnull(e = slurp(path, NULL));
-	(void)snprintf(r->err, sizeof(r->err), "%s", e);
-	free(e);
 }
 
 /*
@@ -359,33 +139,16 @@ with_key(const char **out, const char *const *args, const char *key)
 
 /* Run piivault args... --key-file key to its end. */
 static void
-cli_key_argv(struct run *r, const char *key, const char *const *args)
+cli_key_argv(struct su_run *r, const char *key, const char *const *args)
 {
 	const char *full[ARGS_MAX + 1];
-	char errpath[PATH_MAX];
-	struct gbuf b = { NULL, 0 };
-	pid_t pid;
-	int out, errfd;
 
 	with_key(full, args, key);
-	err_path(errpath, "cli.err");
-	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600), 0);
-	pid = spawn(full, &out, errfd);
-	(void)close(errfd);
-	memset(r, 0, sizeof(*r));
-	read_all(out, &b);
-	(void)close(out);
-	r->out = b.p;
-	r->outlen = b.len;
-	r->status = wait_for(pid, WAIT_MS);
-	ck_assert_msg(r->status >= 0, "%s %s: did not finish", args[0],
-	    args[1] ? args[1] : "");
-	take_err(r, errpath);
+	su_cli_argv(r, child_env, full);
 }
 
 static void __attribute__((sentinel))
-cli_key(struct run *r, const char *key, ...)
+cli_key(struct su_run *r, const char *key, ...)
 {
 	const char *args[ARGS_MAX + 1];
 	size_t n = 0;
@@ -418,7 +181,7 @@ cli_key(struct run *r, const char *key, ...)
 struct bg {
 	pid_t		 pid;
 	int		 out;
-	struct gbuf	 buf;		/* stdout so far */
+	struct su_gbuf	 buf;		/* stdout so far */
 	char		 errpath[PATH_MAX];
 	int		 status;
 	int		 killed;	/* SIGKILL sent while it ran */
@@ -436,9 +199,9 @@ bg_start_argv(struct bg *b, const char *const *args)
 	err_path(b->errpath, "bg.err");
 	ck_assert_int_ge(errfd = open(b->errpath, O_WRONLY | O_CREAT |
 	    O_TRUNC | O_CLOEXEC, 0600), 0);
-	b->pid = spawn(full, &b->out, errfd);
+	b->pid = su_spawn(full, child_env, &b->out, errfd);
 	(void)close(errfd);
-	ck_assert_int_eq(gbuf_add(&b->buf, "", 0), 0);
+	ck_assert_int_eq(su_gbuf_add(&b->buf, "", 0), 0);
 }
 
 static void __attribute__((sentinel))
@@ -478,7 +241,7 @@ on_output(const struct bg *b, const void *arg)
  */
 static void
 bg_finish(struct bg *b, kill_when_fn *when, const void *arg,
-    struct run *err)
+    struct su_run *err)
 {
 	char chunk[4096];
 	struct pollfd pfd;
@@ -510,15 +273,15 @@ bg_finish(struct bg *b, kill_when_fn *when, const void *arg,
 		ck_assert_int_ge(got, 0);
 		if (got == 0)
 			break;
-		ck_assert_int_eq(gbuf_add(&b->buf, chunk, (size_t)got), 0);
+		ck_assert_int_eq(su_gbuf_add(&b->buf, chunk, (size_t)got), 0);
 	}
 	(void)close(b->out);
-	b->status = wait_for(b->pid, WAIT_MS);
+	b->status = su_wait_for(b->pid, WAIT_MS);
 	ck_assert_msg(b->status >= 0, "background command did not exit");
 	if (err != NULL) {
 		memset(err, 0, sizeof(*err));
 		err->status = b->status;
-		take_err(err, b->errpath);
+		su_take_err(err, b->errpath);
 	}
 }
 
@@ -538,7 +301,7 @@ kill_soon(unsigned us, ...)
 {
 	const char *args[ARGS_MAX + 1];
 	struct bg b;
-	struct gbuf sink = { NULL, 0 };
+	struct su_gbuf sink = { NULL, 0 };
 	size_t n = 0;
 	va_list ap;
 	int st;
@@ -552,10 +315,10 @@ kill_soon(unsigned us, ...)
 	bg_start_argv(&b, args);
 	(void)usleep(us);
 	(void)kill(b.pid, SIGKILL);
-	read_all(b.out, &sink);
+	su_read_all(b.out, &sink);
 	(void)close(b.out);
 	free(sink.p);
-	st = wait_for(b.pid, WAIT_MS);
+	st = su_wait_for(b.pid, WAIT_MS);
 	bg_free(&b);
 	ck_assert_msg(st == 0 || st == 128 + SIGKILL, "%s %s: exit %d",
 	    args[0], args[1] ? args[1] : "", st);
@@ -576,7 +339,7 @@ static const unsigned kill_delays[] = { 1000, 6000, 20000, 45000 };
 static void
 apikey_create(char out[static KEY_BUF], const char *name, const char *role)
 {
-	struct run r;
+	struct su_run r;
 
 	cli(&r, "apikey", "create", "--name", name, "--role", role, NULL);
 	ck_assert_exit(&r, 0);
@@ -585,7 +348,7 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role)
 	    r.out);
 	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
 	out[VAULT_APIKEY_SECRET_LEN] = '\0';
-	run_free(&r);
+	su_run_free(&r);
 }
 
 /* The server. */
@@ -597,62 +360,12 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role)
 static void
 srv_start_args(const char *const *extra)
 {
-	static const char prefix[] = "piivault: listening on ";
-	const char *args[ARGS_MAX + 1] = { "serve", "--listen", "127.0.0.1:0",
-	    "--key-file", cur_key };
-	char line[256], *nl;
-	size_t n = 5, len = 0;
-	struct pollfd pfd;
-	ssize_t got;
-	int errfd, waited = 0, st;
+	const char *serve[] = { "serve", "--listen", "127.0.0.1:0",
+	    "--key-file", cur_key, NULL };
 
-	ck_assert_msg(srv.pid == 0, "a server is already running");
-	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
-		ck_assert_uint_lt(n, ARGS_MAX);
-		args[n++] = extra[i];
-	}
-	args[n] = NULL;
-	ck_assert_int_ge(errfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND |
-	    O_CLOEXEC, 0600), 0);
-	srv.pid = spawn(args, &srv.out, errfd);
-	(void)close(errfd);
-	for (;;) {
-		pfd.fd = srv.out;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 100) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		if (pfd.revents == 0) {
-			if ((waited += 100) < WAIT_MS)
-				continue;
-			(void)kill(srv.pid, SIGKILL);
-			(void)wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve did not say where it listens; "
-			    "log [%s]", server_log());
-		}
-		got = read(srv.out, line + len, sizeof(line) - 1 - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			st = wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve exited (%d) before listening; "
-			    "log [%s]", st, server_log());
-		}
-		len += (size_t)got;
-		line[len] = '\0';
-		if ((nl = strchr(line, '\n')) != NULL)
-			break;
-		ck_assert_uint_lt(len, sizeof(line) - 1);
-	}
-	*nl = '\0';
-	ck_assert_msg(strncmp(line, prefix, sizeof(prefix) - 1) == 0 &&
-	    strncmp(line + sizeof(prefix) - 1, "http://127.0.0.1:", 17) == 0,
-	    "serve said [%s]", line);
-	(void)snprintf(srv.base, sizeof(srv.base), "%.150s",
-	    line + sizeof(prefix) - 1);
+	su_srv_start(serve, extra, child_env);
+	ck_assert_msg(strncmp(su_srv.url, "http://127.0.0.1:", 17) == 0,
+	    "serve said [piivault: listening on %s]", su_srv.url);
 }
 
 static void
@@ -661,471 +374,44 @@ srv_start(void)
 	srv_start_args(NULL);
 }
 
-/* Send sig and wait for the server: its exit status (or 128 + signal). */
-static int
-srv_signal(int sig)
-{
-	int st;
-
-	ck_assert_int_gt(srv.pid, 0);
-	ck_assert_int_eq(kill(srv.pid, sig), 0);
-	if ((st = wait_for(srv.pid, WAIT_MS)) < 0) {
-		(void)kill(srv.pid, SIGKILL);
-		(void)wait_for(srv.pid, WAIT_MS);
-	}
-	(void)close(srv.out);
-	srv.pid = 0;
-	ck_assert_msg(st >= 0, "server did not stop; log [%s]", server_log());
-	return st;
-}
-
-/* SIGTERM: the server must finish and exit 0. */
-static void
-srv_stop(void)
-{
-	int st = srv_signal(SIGTERM);
-
-	ck_assert_msg(st == 0, "server exited %d after SIGTERM; log [%s]", st,
-	    server_log());
-}
-
 /* HTTP. */
-
-struct resp {
-	long		 status;
-	struct gbuf	 body;		/* NUL-terminated, never NULL */
-};
-
-static void
-resp_free(struct resp *r)
-{
-	free(r->body.p);
-	memset(r, 0, sizeof(*r));
-}
-
-static size_t
-on_curl_data(char *p, size_t size, size_t n, void *arg)
-{
-	return gbuf_add(arg, p, size * n) == 0 ? size * n : 0;
-}
 
 /*
  * One request on c (its connection kept for the next): method on
- * srv.base + path with key's bearer token, body as JSON if not NULL.
+ * su_srv.base + path with key's bearer token, body as JSON if not NULL.
  * 0, or -1 with err saying why.  Asserts nothing: threads call it.
  */
 static int
-http_do(CURL *c, struct resp *r, const char *method, const char *path,
+http_do(CURL *c, struct su_resp *r, const char *method, const char *path,
     int key, const char *body, char err[static CURL_ERROR_SIZE])
 {
-	struct curl_slist *hl = NULL, *t;
 	char url[512], auth[128];
-	const char *h[3] = { "Expect:", auth,
-	    "Content-Type: application/json" };
-	CURLcode cc;
+	const char *h[4] = { "Expect:", auth,
+	    "Content-Type: application/json", NULL };
 
-	memset(r, 0, sizeof(*r));
-	err[0] = '\0';
-	(void)snprintf(url, sizeof(url), "%s%s", srv.base, path);
+	(void)snprintf(url, sizeof(url), "%s%s", su_srv.base, path);
 	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    keys[key]);
-	for (size_t i = 0; i < (body != NULL ? 3u : 2u); i++) {
-		if ((t = curl_slist_append(hl, h[i])) == NULL) {
-			curl_slist_free_all(hl);
-			(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-			return -1;
-		}
-		hl = t;
-	}
-	curl_easy_reset(c);
-	(void)curl_easy_setopt(c, CURLOPT_URL, url);
-	(void)curl_easy_setopt(c, CURLOPT_PROXY, "");
-	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_data);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	if (body != NULL) {
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)strlen(body));
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		if (strcmp(method, "POST") != 0)
-			(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
-			    method);
-	} else if (strcmp(method, "GET") == 0)
-		(void)curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	else
-		(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	cc = curl_easy_perform(c);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	if (cc != CURLE_OK) {
-		if (err[0] == '\0')
-			(void)snprintf(err, CURL_ERROR_SIZE, "%s",
-			    curl_easy_strerror(cc));
-		resp_free(r);
-		return -1;
-	}
-	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->body.p == NULL && gbuf_add(&r->body, "", 0) != 0) {
-		resp_free(r);
-		(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-		return -1;
-	}
-	return 0;
+	if (body == NULL)
+		h[2] = NULL;
+	return su_http_do(c, r, method, url, h, body,
+	    body != NULL ? strlen(body) : 0, err);
 }
 
 /* A request of the main thread, which must get an answer. */
 static void
-req(struct resp *r, const char *method, const char *path, int key,
+req(struct su_resp *r, const char *method, const char *path, int key,
     const char *body)
 {
-	char err[CURL_ERROR_SIZE];
+	char auth[KEY_BUF + 8];
 
-	if (ch == NULL)
-		ck_assert_ptr_nonnull(ch = curl_easy_init());
-	ck_assert_msg(http_do(ch, r, method, path, key, body, err) == 0,
-	    "%s %s: %s; log [%s]", method, path, err, server_log());
+	(void)snprintf(auth, sizeof(auth), "Bearer %s", keys[key]);
+	su_req(r, method, path, auth, NULL, body, body ? strlen(body) : 0);
 }
 
 #define assert_status(r, want) ck_assert_msg((r)->status == (want),	\
 	"status %ld, want %d: [%.600s]; log [%s]", (r)->status,		\
-	(int)(want), (r)->body.p, server_log())
-
-/* A small JSON reader, strict, so answers are checked to be JSON. */
-
-enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jv {
-	enum jtype	 type;
-	char		*s;	/* J_STR decoded, J_NUM as text; NUL-ended */
-	size_t		 len;
-	size_t		 n;	/* J_ARR, J_OBJ */
-	struct jv	*items;
-	char		**keys;	/* J_OBJ */
-};
-
-struct jp {
-	const char	*p, *end;
-	int		 depth;
-};
-
-static void
-jv_clear(struct jv *v)
-{
-	for (size_t i = 0; i < v->n; i++) {
-		jv_clear(&v->items[i]);
-		if (v->keys != NULL)
-			free(v->keys[i]);
-	}
-	free(v->items);
-	free(v->keys);
-	free(v->s);
-	memset(v, 0, sizeof(*v));
-}
-
-static void
-jfree(struct jv *v)
-{
-	if (v != NULL) {
-		jv_clear(v);
-		free(v);
-	}
-}
-
-static void
-jp_ws(struct jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
-	    *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int
-jp_hex4(struct jp *j, unsigned *out)
-{
-	unsigned u = 0;
-
-	if (j->end - j->p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		char c = *j->p++;
-
-		u <<= 4;
-		if (c >= '0' && c <= '9')
-			u |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			u |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			u |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = u;
-	return 0;
-}
-
-static size_t
-utf8_put(char *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* A string; the decoded form is never longer than its source. */
-static int
-jp_string(struct jp *j, char **out, size_t *outlen)
-{
-	char *o;
-	size_t n = 0;
-	unsigned cp, lo;
-
-	if (j->p >= j->end || *j->p != '"')
-		return -1;
-	j->p++;
-	if ((o = malloc((size_t)(j->end - j->p) + 1)) == NULL)
-		return -1;
-	while (j->p < j->end && *j->p != '"') {
-		unsigned char c = (unsigned char)*j->p++;
-
-		if (c < 0x20)		/* raw control: not JSON */
-			goto bad;
-		if (c != '\\') {
-			o[n++] = (char)c;
-			continue;
-		}
-		if (j->p >= j->end)
-			goto bad;
-		switch (*j->p++) {
-		case '"': o[n++] = '"'; break;
-		case '\\': o[n++] = '\\'; break;
-		case '/': o[n++] = '/'; break;
-		case 'b': o[n++] = '\b'; break;
-		case 'f': o[n++] = '\f'; break;
-		case 'n': o[n++] = '\n'; break;
-		case 'r': o[n++] = '\r'; break;
-		case 't': o[n++] = '\t'; break;
-		case 'u':
-			if (jp_hex4(j, &cp) != 0)
-				goto bad;
-			if (cp >= 0xd800 && cp < 0xdc00) {
-				if (j->end - j->p < 6 || j->p[0] != '\\' ||
-				    j->p[1] != 'u')
-					goto bad;
-				j->p += 2;
-				if (jp_hex4(j, &lo) != 0 || lo < 0xdc00 ||
-				    lo > 0xdfff)
-					goto bad;
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-			} else if (cp >= 0xdc00 && cp < 0xe000)
-				goto bad;
-			n += utf8_put(o + n, cp);
-			break;
-		default:
-			goto bad;
-		}
-	}
-	if (j->p >= j->end)
-		goto bad;
-	j->p++;
-	o[n] = '\0';
-	*out = o;
-	*outlen = n;
-	return 0;
-bad:
-	free(o);
-	return -1;
-}
-
-static int jp_value(struct jp *j, struct jv *v);
-
-static int
-jp_push(struct jv *v, char *key)
-{
-	struct jv *ni;
-	char **nk;
-
-	if ((ni = realloc(v->items, (v->n + 1) * sizeof(*ni))) == NULL)
-		return -1;
-	v->items = ni;
-	memset(&v->items[v->n], 0, sizeof(v->items[v->n]));
-	if (v->type == J_OBJ) {
-		if ((nk = realloc(v->keys, (v->n + 1) * sizeof(*nk))) == NULL)
-			return -1;
-		v->keys = nk;
-		v->keys[v->n] = key;
-	}
-	v->n++;
-	return 0;
-}
-
-static int
-jp_container(struct jp *j, struct jv *v, char close)
-{
-	char *key;
-	size_t kl;
-
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		key = NULL;
-		if (v->type == J_OBJ) {
-			jp_ws(j);
-			if (jp_string(j, &key, &kl) != 0)
-				return -1;
-			jp_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				free(key);
-				return -1;
-			}
-			j->p++;
-		}
-		if (jp_push(v, key) != 0) {
-			free(key);
-			return -1;
-		}
-		if (jp_value(j, &v->items[v->n - 1]) != 0)
-			return -1;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		return -1;
-	}
-}
-
-static int
-jp_lit(struct jp *j, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
-		return -1;
-	j->p += n;
-	return 0;
-}
-
-static int
-jp_value(struct jp *j, struct jv *v)
-{
-	const char *start;
-	int rc;
-
-	jp_ws(j);
-	if (j->p >= j->end || ++j->depth > 64)
-		return -1;
-	switch (*j->p) {
-	case '{':
-		v->type = J_OBJ;
-		rc = jp_container(j, v, '}');
-		break;
-	case '[':
-		v->type = J_ARR;
-		rc = jp_container(j, v, ']');
-		break;
-	case '"':
-		v->type = J_STR;
-		rc = jp_string(j, &v->s, &v->len);
-		break;
-	case 't':
-		v->type = J_TRUE;
-		rc = jp_lit(j, "true");
-		break;
-	case 'f':
-		v->type = J_FALSE;
-		rc = jp_lit(j, "false");
-		break;
-	case 'n':
-		v->type = J_NULL;
-		rc = jp_lit(j, "null");
-		break;
-	default:
-		v->type = J_NUM;
-		start = j->p;
-		while (j->p < j->end && strchr("-+.eE0123456789", *j->p) &&
-		    *j->p != '\0')
-			j->p++;
-		if (j->p == start || (v->s = strndup(start,
-		    (size_t)(j->p - start))) == NULL)
-			return -1;
-		v->len = (size_t)(j->p - start);
-		rc = 0;
-	}
-	j->depth--;
-	return rc;
-}
-
-/* Parse exactly one JSON value from s; NULL if it is not JSON. */
-static struct jv *
-jparse(const char *s, size_t len)
-{
-	struct jp j = { s, s + len, 0 };
-	struct jv *v;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return NULL;
-	if (jp_value(&j, v) != 0) {
-		jfree(v);
-		return NULL;
-	}
-	jp_ws(&j);
-	if (j.p != j.end) {
-		jfree(v);
-		return NULL;
-	}
-	return v;
-}
-
-/* Member key of object o, or NULL (also if o is not an object). */
-static const struct jv *
-jget(const struct jv *o, const char *key)
-{
-	if (o == NULL || o->type != J_OBJ)
-		return NULL;
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->keys[i], key) == 0)
-			return &o->items[i];
-	return NULL;
-}
-
-/* The string at o.key, or NULL. */
-static const char *
-jstr(const struct jv *o, const char *key)
-{
-	const struct jv *v = jget(o, key);
-
-	return v != NULL && v->type == J_STR ? v->s : NULL;
-}
+	(int)(want), (r)->body.p, su_server_log())
 
 /* The number at o.key, or -1. */
 static long long
@@ -1141,22 +427,6 @@ static const char *
 jcode(const struct jv *o)
 {
 	return jstr(jget(o, "error"), "code");
-}
-
-/* A token, record id: prefix and 22 base64url characters. */
-static int
-id_valid(const char *s, const char *prefix)
-{
-	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	if (s == NULL || strlen(s) != VAULT_ID_STRLEN ||
-	    memcmp(s, prefix, 4) != 0)
-		return 0;
-	for (size_t i = 4; s[i] != '\0'; i++)
-		if (strchr(b64url, s[i]) == NULL)
-			return 0;
-	return 1;
 }
 
 /*
@@ -1231,13 +501,13 @@ tab_add(const struct jv *v, const char *const *vals, char *why,
 	struct orec *r;
 
 	if (v == NULL || v->type != J_OBJ || v->n != 2 ||
-	    !id_valid(id, "rec_") || toks == NULL || toks->type != J_OBJ ||
+	    !su_id_valid(id, "rec_") || toks == NULL || toks->type != J_OBJ ||
 	    toks->n != NF) {
 		(void)snprintf(why, whylen, "not {\"id\":…,\"tokens\":…}");
 		return -1;
 	}
 	for (size_t f = 0; f < NF; f++)
-		if (!id_valid(t[f] = jstr(toks, fname[f]), "tok_")) {
+		if (!su_id_valid(t[f] = jstr(toks, fname[f]), "tok_")) {
 			(void)snprintf(why, whylen, "no token for %s",
 			    fname[f]);
 			return -1;
@@ -1304,7 +574,7 @@ detok_body(struct pv_buf *b, const struct ask *q, size_t n)
  * first.  0, or -1 with why.  Threads call it.
  */
 static int
-detok_judge(const struct resp *r, struct ask *q, size_t n, char *why,
+detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
     size_t whylen, struct tally *t)
 {
 	const struct jv *res, *a;
@@ -1383,7 +653,7 @@ out:
  * none once it may be shredded.  0, or -1 with why.
  */
 static int
-lookup_judge(const struct resp *r, size_t i, int allow, char *why,
+lookup_judge(const struct su_resp *r, size_t i, int allow, char *why,
     size_t whylen)
 {
 	const struct orec *o = &tab[i];
@@ -1480,7 +750,7 @@ load_detok(struct loader *l, CURL *h)
 	struct ask *q = l->q;
 	struct tally t = { 0, 0, 0 };
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	char err[CURL_ERROR_SIZE];
 	size_t n = tab_count(), m = load.detok_n;
 	int rc;
@@ -1495,7 +765,7 @@ load_detok(struct loader *l, CURL *h)
 	pv_buf_cleanup(&b);
 	if (rc != 0 || r.status == 503) {
 		if (load_down()) {
-			resp_free(&r);
+			su_resp_free(&r);
 			return 0;
 		}
 		if (rc != 0)
@@ -1504,11 +774,11 @@ load_detok(struct loader *l, CURL *h)
 		else
 			(void)snprintf(l->err, sizeof(l->err), "detokenize: "
 			    "503 while running: %.300s", r.body.p);
-		resp_free(&r);
+		su_resp_free(&r);
 		return -1;
 	}
 	rc = detok_judge(&r, q, m, l->err, sizeof(l->err), &t);
-	resp_free(&r);
+	su_resp_free(&r);
 	if (rc == 0) {
 		atomic_fetch_add(&load.ops, 1);
 		atomic_fetch_add(&load.values, t.values);
@@ -1524,22 +794,22 @@ load_lookup(struct loader *l, CURL *h)
 	char body[256], err[CURL_ERROR_SIZE];
 	size_t i = (size_t)(rnd(&l->seed) % tab_count());
 	int allow = allow_of(i), rc;
-	struct resp r;
+	struct su_resp r;
 
 	lookup_body(body, sizeof(body), i);
 	if (http_do(h, &r, "POST", "/v1/lookup", K_READER, body, err) != 0 ||
 	    r.status == 503) {
 		if (load_down()) {
-			resp_free(&r);
+			su_resp_free(&r);
 			return 0;
 		}
 		(void)snprintf(l->err, sizeof(l->err), "lookup: %s %.300s",
 		    err, r.body.p ? r.body.p : "");
-		resp_free(&r);
+		su_resp_free(&r);
 		return -1;
 	}
 	rc = lookup_judge(&r, i, allow, l->err, sizeof(l->err));
-	resp_free(&r);
+	su_resp_free(&r);
 	if (rc == 0)
 		atomic_fetch_add(&load.ops, 1);
 	return rc;
@@ -1550,7 +820,7 @@ load_write(struct loader *l, CURL *h)
 {
 	char email[VAL_MAX], name[VAL_MAX], body[256], err[CURL_ERROR_SIZE];
 	const char *vals[NF] = { email, name };
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	int rc;
 
@@ -1562,24 +832,24 @@ load_write(struct loader *l, CURL *h)
 	if (http_do(h, &r, "POST", "/v1/records", K_WRITER, body, err) != 0 ||
 	    r.status == 503) {
 		if (load_down()) {
-			resp_free(&r);
+			su_resp_free(&r);
 			return 0;
 		}
 		(void)snprintf(l->err, sizeof(l->err), "write: %s %.300s",
 		    err, r.body.p ? r.body.p : "");
-		resp_free(&r);
+		su_resp_free(&r);
 		return -1;
 	}
 	if (r.status != 201) {
 		(void)snprintf(l->err, sizeof(l->err), "write: status %ld: "
 		    "%.300s", r.status, r.body.p);
-		resp_free(&r);
+		su_resp_free(&r);
 		return -1;
 	}
 	v = jparse(r.body.p, r.body.len);
 	rc = tab_add(v, vals, l->err, sizeof(l->err));
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	if (rc == 0) {
 		l->writes++;
 		atomic_fetch_add(&load.ops, 1);
@@ -1674,7 +944,7 @@ load_stop(void)
 	char why[1100];
 
 	load_halt(why, sizeof(why));
-	ck_assert_msg(why[0] == '\0', "%s; log [%s]", why, server_log());
+	ck_assert_msg(why[0] == '\0', "%s; log [%s]", why, su_server_log());
 }
 
 /* Wait until the load has had n more answers (all threads alive). */
@@ -1732,7 +1002,7 @@ static void
 detok_check(struct ask *q, size_t n, struct tally *t)
 {
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	char why[1024];
 
 	detok_body(&b, q, n);
@@ -1740,8 +1010,8 @@ detok_check(struct ask *q, size_t n, struct tally *t)
 	req(&r, "POST", "/v1/detokenize", K_READER, b.p);
 	pv_buf_cleanup(&b);
 	ck_assert_msg(detok_judge(&r, q, n, why, sizeof(why), t) == 0,
-	    "%s; log [%s]", why, server_log());
-	resp_free(&r);
+	    "%s; log [%s]", why, su_server_log());
+	su_resp_free(&r);
 }
 
 static void
@@ -1749,13 +1019,13 @@ lookup_check(size_t i)
 {
 	char body[256], why[1024];
 	int allow = allow_of(i);
-	struct resp r;
+	struct su_resp r;
 
 	lookup_body(body, sizeof(body), i);
 	req(&r, "POST", "/v1/lookup", K_READER, body);
 	ck_assert_msg(lookup_judge(&r, i, allow, why, sizeof(why)) == 0,
-	    "%s; log [%s]", why, server_log());
-	resp_free(&r);
+	    "%s; log [%s]", why, su_server_log());
+	su_resp_free(&r);
 }
 
 /* One check while a command runs: random tokens, and a look-up. */
@@ -1829,7 +1099,7 @@ put_batch(size_t n, const char *prefix)
 	static size_t seq;	/* names stay unique with load running */
 	const struct jv *res;
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	size_t base = seq, before = tab_count();
 
@@ -1866,7 +1136,7 @@ put_batch(size_t n, const char *prefix)
 			    sizeof(why)) == 0, "batch result %zu: %s", i, why);
 		}
 		jfree(v);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	seq += n;
 	if (!load.running)
@@ -1893,7 +1163,7 @@ static void
 kst_get_key(struct kst *s, const char *key)
 {
 	const struct jv *ks;
-	struct run r;
+	struct su_run r;
 	struct jv *v;
 
 	memset(s, 0, sizeof(*s));
@@ -1921,7 +1191,7 @@ kst_get_key(struct kst *s, const char *key)
 		o->wrapped = jnum(k, "wrapped_total");
 	}
 	jfree(v);
-	run_free(&r);
+	su_run_free(&r);
 }
 
 static void
@@ -2019,7 +1289,7 @@ assert_same_keys(const struct kst *a, const struct kst *b)
 
 /* The "records" of the last line of a command's output (a summary). */
 static long long
-summary_records(const struct gbuf *out, const char *step)
+summary_records(const struct su_gbuf *out, const char *step)
 {
 	const char *end, *start;
 	long long n;
@@ -2042,7 +1312,7 @@ summary_records(const struct gbuf *out, const char *step)
 
 /* Every line before the summary is a progress line of step. */
 static void
-assert_progress_lines(const struct gbuf *out, const char *step)
+assert_progress_lines(const struct su_gbuf *out, const char *step)
 {
 	const char *p = out->p, *nl;
 	size_t lines = 0;
@@ -2068,23 +1338,24 @@ assert_progress_lines(const struct gbuf *out, const char *step)
 static void
 setup(void)
 {
-	tu_tmpdir(tdir);
-	ck_assert_int_eq(chdir(tdir), 0);
+	tu_tmpdir(su_tdir);
+	ck_assert_int_eq(chdir(su_tdir), 0);
 	(void)signal(SIGPIPE, SIG_IGN);
-	ck_assert_int_lt(snprintf(logpath, sizeof(logpath), "%s/serve.log",
-	    tdir), (int)sizeof(logpath));
+	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath), "%s/serve.log",
+	    su_tdir), (int)sizeof(su_logpath));
 	(void)snprintf(cur_key, sizeof(cur_key), "piivault.key");
-	memset(&srv, 0, sizeof(srv));
+	su_wait_ms = WAIT_MS;
+	memset(&su_srv, 0, sizeof(su_srv));
 	memset(&load, 0, sizeof(load));
 	ck_assert_ptr_nonnull(tab = calloc(RECS_MAX, sizeof(*tab)));
 	tab_n = 0;
 	probe_lookups = 0;
 	{
-		struct run r;
+		struct su_run r;
 
 		cli(&r, "init", NULL);
 		ck_assert_exit(&r, 0);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	apikey_create(keys[K_WRITER], "ops-writer", "writer");
 	apikey_create(keys[K_READER], "ops-reader", "reader");
@@ -2100,14 +1371,11 @@ teardown(void)
 	char why[1100];
 
 	load_halt(why, sizeof(why));
-	if (ch != NULL) {
-		curl_easy_cleanup(ch);
-		ch = NULL;
-	}
-	if (srv.pid > 0)
-		srv_stop();
+	su_curl_cleanup();
+	if (su_srv.pid > 0)
+		su_srv_stop();
 	ck_assert_int_eq(chdir("/"), 0);
-	tu_rmrf(tdir);
+	tu_rmrf(su_tdir);
 	free(tab);
 	tab = NULL;
 }
@@ -2144,7 +1412,7 @@ static char *
 api_shred(size_t i)
 {
 	const struct jv *rc;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	char path[64], *out;
 
@@ -2162,7 +1430,7 @@ api_shred(size_t i)
 	    "a receipt is one line: [%s]", r.body.p);
 	out = r.body.p;
 	r.body.p = NULL;
-	resp_free(&r);
+	su_resp_free(&r);
 	return out;
 }
 
@@ -2173,7 +1441,7 @@ api_shred(size_t i)
 START_TEST(test_rotate)
 {
 	struct kst s0, s1, s2;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	size_t before, after, n;
 	const struct kver *k1, *k2;
@@ -2189,12 +1457,12 @@ START_TEST(test_rotate)
 	/* Refusals change nothing. */
 	cli(&r, "kms", "rotate", "now", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	spit("wrong.key", WRONG_KEY, 0600);
 	cli_key(&r, "wrong.key", "kms", "rotate", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "wrong root key");
-	run_free(&r);
+	su_run_free(&r);
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
 
@@ -2262,7 +1530,7 @@ START_TEST(test_rotate)
 	/* And a rerun. */
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	load_wait(40);
 	load_stop();
 	kst_get(&s2);
@@ -2285,13 +1553,13 @@ START_TEST(test_rewrap)
 		{ "kms", "rewrap", "1", NULL },
 	};
 	struct kst s0, s1;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	long long left;
 
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	probe_lookups = 1;
 	load_start(2, 1);
 	load_wait(40);
@@ -2301,12 +1569,12 @@ START_TEST(test_rewrap)
 	for (size_t i = 0; i < NELEM(bad); i++) {
 		cli_key_argv(&r, cur_key, bad[i]);
 		ck_assert_exit(&r, 2);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	/* The active version has nothing older than itself to move. */
 	cli(&r, "kms", "rewrap", "--from", "2", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	kst_get(&s1);
 	ck_assert_int_eq(kst_find(&s1, "kek", 1)->records, NFIX);
 	ck_assert_str_eq(kst_find(&s1, "kek", 1)->state,
@@ -2349,9 +1617,9 @@ START_TEST(test_rewrap)
 	/* Again: nothing left to move. */
 	cli(&r, "kms", "rewrap", NULL);
 	ck_assert_exit(&r, 0);
-	ck_assert_int_eq(summary_records(&(struct gbuf){ r.out, r.outlen },
+	ck_assert_int_eq(summary_records(&(struct su_gbuf){ r.out, r.outlen },
 	    "rewrap"), 0);
-	run_free(&r);
+	su_run_free(&r);
 }
 END_TEST
 
@@ -2364,7 +1632,7 @@ START_TEST(test_retire)
 	};
 	struct kst s0, s1;
 	struct tally t;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	size_t n;
 	int st;
@@ -2372,7 +1640,7 @@ START_TEST(test_retire)
 	/* Records 0..NFIX-1 under kek 1, what the load writes under 2. */
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	probe_lookups = 1;
 	load_start(2, 1);
 	load_wait(40);
@@ -2382,25 +1650,25 @@ START_TEST(test_retire)
 	cli(&r, "kms", "retire", "1", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "kek 1 still wraps 2000 records");
-	run_free(&r);
+	su_run_free(&r);
 	/*
 	 * The active version (refused; the message may also say it wraps
 	 * records), and one that does not exist.
 	 */
 	cli(&r, "kms", "retire", "2", NULL);
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "retire", "2", "--force", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "cannot be retired");
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "retire", "9", "--force", NULL);
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	for (size_t i = 0; i < NELEM(usage); i++) {
 		cli_key_argv(&r, cur_key, usage[i]);
 		ck_assert_exit(&r, 2);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
@@ -2433,7 +1701,7 @@ START_TEST(test_retire)
 	/* Retiring it again changes nothing. */
 	cli(&r, "kms", "retire", "1", "--force", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 
 	/*
 	 * kill -9 in the middle, then a rerun: kek 2 wraps what the load
@@ -2441,7 +1709,7 @@ START_TEST(test_retire)
 	 */
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	n = tab_count();
 	mark(NFIX, n, ST_MAYBE_GONE);
 	load_start(0, 1);
@@ -2459,7 +1727,7 @@ START_TEST(test_retire)
 	}
 	cli(&r, "kms", "retire", "2", "--force", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	mark(NFIX, n, ST_GONE);
 	load_wait(20);
 	load_stop();
@@ -2479,13 +1747,13 @@ START_TEST(test_destroy)
 {
 	struct kst s0, s1;
 	struct tally t;
-	struct run r;
+	struct su_run r;
 	size_t n, n2;
 	int st;
 
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	probe_lookups = 1;
 	load_start(2, 1);
 	load_wait(40);
@@ -2496,17 +1764,17 @@ START_TEST(test_destroy)
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "kek 1 wraps 2000 records");
 	ck_assert_err_has(&r, "not confirmed");
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "destroy", "9", "--yes", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "no such kek version");
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "destroy", "--yes", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "destroy", "0", "--yes", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
 	sweep(0, NFIX, &t);
@@ -2530,7 +1798,7 @@ START_TEST(test_destroy)
 	ck_assert_exit(&r, 0);
 	ck_assert_str_eq(r.out, "kek 1 is destroyed; 2000 records under it "
 	    "are unreadable\n");
-	run_free(&r);
+	su_run_free(&r);
 	mark(0, NFIX, ST_GONE);
 
 	/* From the next request on, never a value of kek 1's records. */
@@ -2570,7 +1838,7 @@ START_TEST(test_destroy)
 	load_wait(20);
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	{
 		struct bg b;
 
@@ -2586,7 +1854,7 @@ START_TEST(test_destroy)
 	ck_assert_exit(&r, 0);
 	ck_assert_str_eq(r.out, "kek 2 is destroyed; 0 records under it are "
 	    "unreadable\n");
-	run_free(&r);
+	su_run_free(&r);
 	n2 = tab_count();
 	load_wait(60);
 	load_stop();
@@ -2613,17 +1881,17 @@ START_TEST(test_shred_epoch_after_destroy)
 {
 	struct kst s;
 	struct tally t;
-	struct run r, r2;
+	struct su_run r, r2;
 	size_t n;
 
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	put_batch(50, "e");
 	mark(0, NFIX, ST_GONE);
 	cli(&r, "kms", "destroy", "1", "--yes", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	n = tab_count();
 	sweep(0, n, &t);
 	ck_assert_int_eq(t.keygone, NF * NFIX);
@@ -2634,8 +1902,8 @@ START_TEST(test_shred_epoch_after_destroy)
 	ck_assert_msg(r.status == 0 && r2.status == 0, "after kms destroy 1 "
 	    "--yes: kms shred-epoch exit %d [%s]; then kms rewrap exit %d "
 	    "[%s]", r.status, r.err, r2.status, r2.err);
-	run_free(&r);
-	run_free(&r2);
+	su_run_free(&r);
+	su_run_free(&r2);
 	kst_get(&s);
 	assert_consistent(&s);
 	ck_assert_uint_eq(kst_count(&s, "kek", NULL) - 1,
@@ -2654,7 +1922,7 @@ START_TEST(test_rotate_index)
 		{ "kms", "rotate-index", "2", NULL },
 	};
 	struct kst s0, s1;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	long long done;
 
@@ -2665,7 +1933,7 @@ START_TEST(test_rotate_index)
 	for (size_t i = 0; i < NELEM(usage); i++) {
 		cli_key_argv(&r, cur_key, usage[i]);
 		ck_assert_exit(&r, 2);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
@@ -2726,7 +1994,7 @@ END_TEST
 static void
 verify_receipts(const char *path, size_t n)
 {
-	struct run r;
+	struct su_run r;
 	char pub[128], *p;
 	size_t oks = 0;
 
@@ -2735,21 +2003,21 @@ verify_receipts(const char *path, size_t n)
 	ck_assert_msg(strncmp(r.out, "pvpub_", 6) == 0 && r.outlen < 128 &&
 	    r.out[r.outlen - 1] == '\n', "public-key: [%s]", r.out);
 	(void)snprintf(pub, sizeof(pub), "%.*s", (int)r.outlen - 1, r.out);
-	run_free(&r);
+	su_run_free(&r);
 	cli_key(&r, NULL, "receipt", "verify", path, "--public-key", pub,
 	    NULL);
 	ck_assert_exit(&r, 0);
 	for (p = r.out; (p = strstr(p, "ok rec_")) != NULL; p++)
 		oks++;
 	ck_assert_uint_eq(oks, n);
-	run_free(&r);
+	su_run_free(&r);
 }
 
 START_TEST(test_shred)
 {
 	struct kst s0, s1;
 	struct tally t;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	struct pv_buf all;
 	char *first[NFIX], *again, path[64], *p;
@@ -2764,32 +2032,32 @@ START_TEST(test_shred)
 	/* Refusals shred nothing. */
 	cli(&r, "shred", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "shred", tab[5].id, "--reason", "", NULL);
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "shred", "rec_AAAAAAAAAAAAAAAAAAAAAA", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "1 of 1 not shredded");
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "shred", tab[5].tok[0], NULL);	/* a token is no record id */
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "shred", "--from-file", "no-such-file", NULL);
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	{
-		struct resp x;
+		struct su_resp x;
 
 		(void)snprintf(path, sizeof(path), "/v1/records/%s",
 		    tab[5].id);
 		req(&x, "DELETE", path, K_READER, NULL);
 		assert_status(&x, 403);
-		resp_free(&x);
+		su_resp_free(&x);
 		req(&x, "DELETE", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA",
 		    K_ADMIN, NULL);
 		assert_status(&x, 404);
-		resp_free(&x);
+		su_resp_free(&x);
 	}
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
@@ -2863,12 +2131,12 @@ START_TEST(test_shred)
 		ck_assert_exit(&r, 0);
 		(void)snprintf(pub, sizeof(pub), "%.*s", (int)r.outlen - 1,
 		    r.out);
-		run_free(&r);
+		su_run_free(&r);
 		cli_key(&r, NULL, "receipt", "verify", "tampered.jsonl",
 		    "--public-key", pub, NULL);
 		ck_assert_exit(&r, 1);
 		ck_assert_err_has(&r, "signature does not verify");
-		run_free(&r);
+		su_run_free(&r);
 	}
 
 	/* Twice is harmless: the same receipts, nothing else changes. */
@@ -2877,7 +2145,7 @@ START_TEST(test_shred)
 	    NULL);
 	ck_assert_exit(&r, 0);
 	ck_assert_str_eq(r.out, b.buf.p);
-	run_free(&r);
+	su_run_free(&r);
 	bg_free(&b);
 	for (size_t i = 11, k = 0; i < NFIX; i += 40, k++) {
 		again = api_shred(i);
@@ -2927,7 +2195,7 @@ START_TEST(test_shred)
 	cli(&r, "shred", "--from-file", "ids2.txt", NULL);
 	ck_assert_exit(&r, 0);
 	spit("receipts2.jsonl", r.out, 0600);
-	run_free(&r);
+	su_run_free(&r);
 	mark_mod(0, NFIX, 10, 7, ST_SHREDDED);
 	verify_receipts("receipts2.jsonl", 200);
 	load_wait(40);
@@ -2959,7 +2227,7 @@ START_TEST(test_shred_epoch)
 		{ "kms", "shred-epoch", "now", NULL },
 	};
 	struct kst s0, s1;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 
 	/* Some shreds for the epoch to make final. */
@@ -2974,7 +2242,7 @@ START_TEST(test_shred_epoch)
 	for (size_t i = 0; i < NELEM(usage); i++) {
 		cli_key_argv(&r, cur_key, usage[i]);
 		ck_assert_exit(&r, 2);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
@@ -3065,7 +2333,7 @@ file_size(const char *path)
 START_TEST(test_compact)
 {
 	struct kst s0, s1;
-	struct run r;
+	struct su_run r;
 	long long size0, size1, before, after;
 	int st;
 
@@ -3073,12 +2341,12 @@ START_TEST(test_compact)
 	ck_assert_uint_eq(ids_file("ids.txt", 0, NFIX, 20, 9), 100);
 	cli(&r, "shred", "--from-file", "ids.txt", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	mark_mod(0, NFIX, 20, 9, ST_SHREDDED);
 	ck_assert_uint_eq(ids_file("ids.txt", 0, NFIX, 10, 4), 200);
 	cli(&r, "shred", "--from-file", "ids.txt", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	mark_mod(0, NFIX, 10, 4, ST_SHREDDED);
 
 	probe_lookups = 1;
@@ -3089,10 +2357,10 @@ START_TEST(test_compact)
 	cli(&r, "compact", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "in use");
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "compact", "now", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	kst_get(&s1);
 	assert_same_keys(&s0, &s1);
 	sweep_all();
@@ -3100,7 +2368,7 @@ START_TEST(test_compact)
 	/* Stop the server under load: a 503 or a closed connection. */
 	load_wait(40);
 	atomic_store(&load.stopping, 1);
-	srv_stop();
+	su_srv_stop();
 	load_stop();
 	kst_get(&s0);
 	assert_consistent(&s0);
@@ -3119,7 +2387,7 @@ START_TEST(test_compact)
 	ck_assert_msg(sscanf(r.out, "compacted ./piivault-data: %lld -> %lld "
 	    "bytes", &before, &after) == 2, "compact (after exit %d): [%s]",
 	    st, r.out);
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_int_le(after, before);
 	size1 = file_size("piivault-data/data.mdb");
 	ck_assert_msg(size1 <= size0, "data.mdb grew: %lld -> %lld", size0,
@@ -3148,14 +2416,14 @@ END_TEST
 static int
 opens_with(const char *key)
 {
-	struct run r;
+	struct su_run r;
 	int st;
 
 	cli_key(&r, key, "kms", "status", NULL);
 	st = r.status;
 	ck_assert_msg(st == 0 || st == 1, "kms status --key-file %s: exit %d "
 	    "[%s]", key, st, r.err);
-	run_free(&r);
+	su_run_free(&r);
 	return st == 0;
 }
 
@@ -3164,8 +2432,8 @@ START_TEST(test_rotate_root)
 	char soft[4096] = "", why[1100];
 	struct kst s0, s1;
 	struct tally t;
-	struct resp x;
-	struct run r;
+	struct su_resp x;
+	struct su_run r;
 	size_t len;
 	int st, extra;
 
@@ -3177,19 +2445,19 @@ START_TEST(test_rotate_root)
 	/* Refusals change nothing. */
 	cli(&r, "kms", "rotate-root", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "rotate-root", "--new-key-file", "a.key",
 	    "--new-passphrase", NULL);
 	ck_assert_exit(&r, 2);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "kms", "rotate-root", "--new-key-file", "piivault.key", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_err_has(&r, "root in use");
-	run_free(&r);
+	su_run_free(&r);
 	spit("loose.key", WRONG_KEY, 0644);
 	cli(&r, "kms", "rotate-root", "--new-key-file", "loose.key", NULL);
 	ck_assert_exit(&r, 1);
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_int_eq(access("a.key", F_OK), -1);
 	ck_assert_int_eq(opens_with("piivault.key"), 1);
 	kst_get(&s1);
@@ -3202,11 +2470,11 @@ START_TEST(test_rotate_root)
 	ck_assert_exit(&r, 0);
 	ck_assert_msg(strstr(r.out, "the root key is now new.key") != NULL,
 	    "[%s]", r.out);
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_int_eq(opens_with("piivault.key"), 0);
 	cli_key(&r, "piivault.key", "kms", "status", NULL);
 	ck_assert_err_has(&r, "wrong root key");
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_int_eq(opens_with("new.key"), 1);
 	(void)snprintf(cur_key, sizeof(cur_key), "new.key");
 	kst_get(&s1);
@@ -3244,7 +2512,7 @@ START_TEST(test_rotate_root)
 			(void)snprintf(soft + len, sizeof(soft) - len,
 			    "detokenize after rotate-root: %s; ", w2);
 		}
-		resp_free(&x);
+		su_resp_free(&x);
 		/* And a write, for the report. */
 		req(&x, "POST", "/v1/records", K_WRITER,
 		    "{\"fields\":{\"name\":\"after rotate-root\"}}");
@@ -3255,11 +2523,11 @@ START_TEST(test_rotate_root)
 			    "a write after rotate-root: %ld %.200s; ",
 			    x.status, x.body.p);
 		}
-		resp_free(&x);
+		su_resp_free(&x);
 	}
 
 	/* Restarted with the new key, it answers everything. */
-	st = srv_signal(SIGTERM);
+	st = su_srv_signal(SIGTERM);
 	if (st != 0) {
 		len = strlen(soft);
 		(void)snprintf(soft + len, sizeof(soft) - len, "the server "
@@ -3278,14 +2546,14 @@ START_TEST(test_rotate_root)
 		cli_key_argv(&r, NULL, args);
 		ck_assert_exit(&r, 1);
 		ck_assert_err_has(&r, "wrong root key");
-		run_free(&r);
+		su_run_free(&r);
 	}
 
 	/*
 	 * kill -9 in the middle: the old root or the new one opens the
 	 * vault, never neither, never both.  Then a rerun.
 	 */
-	srv_stop();
+	su_srv_stop();
 	for (size_t d = 0; d < NELEM(kill_delays); d++) {
 		char nk[32];
 
@@ -3301,7 +2569,7 @@ START_TEST(test_rotate_root)
 	}
 	cli(&r, "kms", "rotate-root", "--new-key-file", "final.key", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_int_eq(opens_with(cur_key), 0);
 	(void)snprintf(cur_key, sizeof(cur_key), "final.key");
 	srv_start();
@@ -3329,7 +2597,7 @@ START_TEST(test_cryptoperiod)
 	};
 	static const char *const opts[] = { "--max-kek-wraps", "50", NULL };
 	struct kst s;
-	struct run r;
+	struct su_run r;
 	size_t nver, rotations = 0;
 	long long ghosts;
 	const char *p, *nl;
@@ -3337,9 +2605,9 @@ START_TEST(test_cryptoperiod)
 	for (size_t i = 0; i < NELEM(bad); i++) {
 		cli_key_argv(&r, cur_key, bad[i]);
 		ck_assert_exit(&r, 2);
-		run_free(&r);
+		su_run_free(&r);
 	}
-	srv_stop();
+	su_srv_stop();
 	srv_start_args(opts);
 	probe_lookups = 1;
 	load_start(6, 1);
@@ -3382,7 +2650,7 @@ START_TEST(test_cryptoperiod)
 		}
 		jfree(v);
 	}
-	run_free(&r);
+	su_run_free(&r);
 	ck_assert_uint_eq(rotations, nver - 1);
 	sweep_all();
 
@@ -3390,7 +2658,7 @@ START_TEST(test_cryptoperiod)
 	load_start(6, 1);
 	load_wait(100);
 	atomic_store(&load.stopping, 1);
-	ck_assert_int_eq(srv_signal(SIGKILL), 128 + SIGKILL);
+	ck_assert_int_eq(su_srv_signal(SIGKILL), 128 + SIGKILL);
 	load_stop();
 	srv_start_args(opts);
 	kst_get(&s);
@@ -3444,7 +2712,7 @@ on_runaway(const struct bg *b, const void *arg)
 static size_t
 kek_versions(void)
 {
-	struct run r;
+	struct su_run r;
 	size_t n = 0;
 
 	cli(&r, "kms", "status", "--json", NULL);
@@ -3452,7 +2720,7 @@ kek_versions(void)
 	for (const char *p = r.out; (p = strstr(p, "\"kind\":\"kek\"")) !=
 	    NULL; p++)
 		n++;
-	run_free(&r);
+	su_run_free(&r);
 	return n;
 }
 
@@ -3466,11 +2734,11 @@ START_TEST(test_shred_epoch_cryptoperiod)
 	static const char *const opts[] = { "--max-kek-wraps", "10", NULL };
 	struct runaway w;
 	struct kst s;
-	struct run r;
+	struct su_run r;
 	struct bg b;
 	size_t nver, records;
 
-	srv_stop();
+	su_srv_stop();
 	srv_start_args(opts);
 	load_start(4, 1);
 	load_wait_records(NFIX + 100);
@@ -3509,15 +2777,15 @@ START_TEST(test_destroy_active)
 {
 	struct kst s;
 	struct tally t;
-	struct resp x;
-	struct run r;
+	struct su_resp x;
+	struct su_run r;
 	const char *code;
 	struct jv *v;
 
 	mark(0, NFIX, ST_MAYBE_GONE);
 	cli(&r, "kms", "destroy", "1", "--yes", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	mark(0, NFIX, ST_GONE);
 	sweep(0, NFIX, &t);
 	ck_assert_int_eq(t.keygone, NF * NFIX);
@@ -3534,12 +2802,12 @@ START_TEST(test_destroy_active)
 	    "a write with the active KEK destroyed: %ld %s", x.status,
 	    x.body.p);
 	jfree(v);
-	resp_free(&x);
+	su_resp_free(&x);
 
 	/* A rotation makes it write again, without a restart. */
 	cli(&r, "kms", "rotate", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	put_batch(5, "a");
 	sweep(NFIX, tab_count(), &t);
 	ck_assert_int_eq(t.values, NF * 5);
@@ -3555,7 +2823,7 @@ END_TEST
 START_TEST(test_rewrap_then_destroy_race)
 {
 	struct kst s;
-	struct run r;
+	struct su_run r;
 
 	load.detok_n = CHUNK;
 	load_start(0, 0);
@@ -3566,15 +2834,15 @@ START_TEST(test_rewrap_then_destroy_race)
 		(void)snprintf(ver, sizeof(ver), "%u", v);
 		cli(&r, "kms", "rotate", NULL);
 		ck_assert_exit(&r, 0);
-		run_free(&r);
+		su_run_free(&r);
 		cli(&r, "kms", "rewrap", "--from", ver, NULL);
 		ck_assert_exit(&r, 0);
-		run_free(&r);
+		su_run_free(&r);
 		cli(&r, "kms", "destroy", ver, "--yes", NULL);
 		ck_assert_exit(&r, 0);
 		ck_assert_msg(strstr(r.out, "; 0 records") != NULL, "[%s]",
 		    r.out);
-		run_free(&r);
+		su_run_free(&r);
 	}
 	load_wait(4);
 	load_stop();
@@ -3593,7 +2861,7 @@ END_TEST
 START_TEST(test_retire_active_message)
 {
 	struct kst s0, s1;
-	struct run r;
+	struct su_run r;
 
 	kst_get(&s0);
 	cli(&r, "kms", "retire", "1", NULL);
@@ -3603,7 +2871,7 @@ START_TEST(test_retire_active_message)
 	ck_assert_msg(strstr(r.err, "cannot be retired") != NULL &&
 	    strstr(r.err, "--force") == NULL, "kms retire of the active kek "
 	    "1 (wrapping %d records) says [%s]", NFIX, r.err);
-	run_free(&r);
+	su_run_free(&r);
 }
 END_TEST
 
@@ -3612,7 +2880,7 @@ tcase(Suite *s, const char *name, const TTest *test)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, TIMEOUT);
 	tcase_add_test(tc, test);

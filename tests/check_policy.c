@@ -52,6 +52,7 @@
 #include "pv_store.h"	/* white-box: the tampering tests */
 #include "api.h"
 #include "vault.h"
+#include "srvutil.h"
 #include "testutil.h"
 
 #ifndef PIIVAULT_BIN
@@ -77,11 +78,6 @@
  */
 #define KEEP		365
 
-static char tdir[PATH_MAX];	/* this test's directory, the children's cwd */
-static char casedir[PATH_MAX];	/* the test case's; TMPDIR while it runs */
-static char *saved_tmpdir;
-static char logpath[PATH_MAX];	/* the server's stderr, every run of it */
-
 /* What every child sees: the pinned clock, and the map size if set. */
 static uint64_t fake_now;	/* 0: the real clock */
 static unsigned map_mib;	/* 0: the default map */
@@ -102,256 +98,41 @@ static const char *const key_names[K__COUNT] = {
 };
 static char keys[K__COUNT][KEY_BUF];
 
-static struct srv {
-	pid_t	 pid;		/* 0 when not running */
-	int	 out;		/* its stdout */
-	char	 base[160];	/* where we connect */
-} srv;
-
-static CURL *ch;		/* the test's own handle, kept alive */
-
 /* Fixtures. */
 
-/* Unchecked: runs in the runner process, where ck_assert may not. */
 static void
 case_setup(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	if (t == NULL || *t == '\0')
-		t = "/tmp";
-	if (snprintf(casedir, sizeof(casedir), "%s/pvpolicy.XXXXXX", t) >=
-	    (int)sizeof(casedir) || mkdtemp(casedir) == NULL) {
-		perror("check_policy: mkdtemp");
-		abort();
-	}
-	if ((t = getenv("TMPDIR")) != NULL &&
-	    (saved_tmpdir = strdup(t)) == NULL)
-		abort();
-	if (setenv("TMPDIR", casedir, 1) != 0)
-		abort();
-}
-
-static void
-case_teardown(void)
-{
-	tu_rmrf(casedir);
-	if (saved_tmpdir != NULL)
-		(void)setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		(void)unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
-}
-
-/* Growable buffers, for what curl and the children hand us. */
-
-struct gbuf {
-	char	*p;		/* NUL-terminated once anything arrived */
-	size_t	 len;
-};
-
-static int
-gbuf_add(struct gbuf *b, const void *p, size_t len)
-{
-	char *np;
-
-	if ((np = realloc(b->p, b->len + len + 1)) == NULL)
-		return -1;
-	memcpy(np + b->len, p, len);
-	b->p = np;
-	b->len += len;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-/* The whole of a file, NUL-terminated; NULL if it does not exist. */
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	struct gbuf b = { NULL, 0 };
-	char chunk[16384];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		ck_assert_msg(errno == ENOENT, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_eq(gbuf_add(&b, chunk, (size_t)n), 0);
-	}
-	(void)close(fd);
-	if (b.p == NULL)
-		ck_assert_ptr_nonnull(b.p = calloc(1, 1));
-	if (lenp != NULL)
-		*lenp = b.len;
-	return b.p;
-}
-
-/* The end of the server's log so far, for failure messages. */
-static const char *
-server_log(void)
-{
-	static char tail[2048];
-	size_t len;
-	char *s = slurp(logpath, &len);
-
-	tail[0] = '\0';
-	if (s != NULL) {
-		const char *from = len > sizeof(tail) - 1 ?
-		    s + len - (sizeof(tail) - 1) : s;
-
-		(void)snprintf(tail, sizeof(tail), "%s", from);
-		free(s);
-	}
-	return tail;
+	su_case_setup("policy");
 }
 
 /* Running the binary. */
 
-/*
- * Start the binary with args (NULL-terminated) in the test directory:
- * stdin /dev/null, stdout into a pipe (*outfd), stderr onto errfd.  The
- * environment holds PIIVAULT_KDF_MEMORY_KIB, PATH, the sanitizers'
- * options from ours, and the pinned clock and map size when set.  The
- * child runs in a session of its own and is killed if this process dies
- * first.
- */
-static pid_t
-spawn(const char *const *args, int *outfd, int errfd)
+/* The children's environment: fake_now and map_mib, when set. */
+static const char *const *
+child_env(void)
 {
-	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-	    "LSAN_OPTIONS" };
-	char *argv[ARGS_MAX + 2], *envp[10], pass_buf[3][1024];
-	char now_buf[64], map_buf[64];
-	size_t argc = 0, envc = 0;
-	pid_t pid, parent = getpid();
-	int pout[2], null;
+	static char now_buf[64], map_buf[64];
+	static const char *env[3];
+	size_t n = 0;
 
-	argv[argc++] = (char *)PIIVAULT_BIN;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		ck_assert_uint_lt(argc, ARGS_MAX + 1);
-		argv[argc++] = (char *)args[i];
-	}
-	argv[argc] = NULL;
-	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
-	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
-	for (size_t i = 0; i < 3; i++) {
-		const char *v = getenv(pass[i]);
-
-		if (v == NULL)
-			continue;
-		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
-		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
-		envp[envc++] = pass_buf[i];
-	}
 	if (fake_now != 0) {
 		(void)snprintf(now_buf, sizeof(now_buf),
 		    "PIIVAULT_FAKE_NOW=%" PRIu64, fake_now);
-		envp[envc++] = now_buf;
+		env[n++] = now_buf;
 	}
 	if (map_mib != 0) {
 		(void)snprintf(map_buf, sizeof(map_buf),
 		    "PIIVAULT_MAP_SIZE_MIB=%u", map_mib);
-		envp[envc++] = map_buf;
+		env[n++] = map_buf;
 	}
-	envp[envc] = NULL;
-
-	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
-	ck_assert_int_ge(null = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
-	ck_assert_int_ge(pid = fork(), 0);
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here to execve. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
-		    getppid() != parent || setsid() < 0 || chdir(tdir) != 0 ||
-		    dup2(null, 0) < 0 || dup2(pout[1], 1) < 0 ||
-		    dup2(errfd, 2) < 0)
-			_exit(126);
-		execve(PIIVAULT_BIN, argv, envp);
-		_exit(127);
-	}
-	(void)close(pout[1]);
-	(void)close(null);
-	*outfd = pout[0];
-	return pid;
+	env[n] = NULL;
+	return env;
 }
 
-/* Wait up to ms for pid: its exit status, 128 + signal, or -1. */
-static int
-wait_for(pid_t pid, int ms)
-{
-	pid_t w;
-	int st;
-
-	for (int waited = 0;; waited += 10) {
-		if ((w = waitpid(pid, &st, WNOHANG)) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s",
-		    strerror(errno));
-		if (waited >= ms)
-			return -1;
-		(void)usleep(10000);
-	}
-}
-
-/* What one run of a command produced; release with run_free. */
-struct run {
-	int	 status;
-	char	*out;		/* all of stdout, never NULL */
-	size_t	 outlen;
-	char	 err[4096];	/* the start of stderr */
-};
-
-static void
-run_free(struct run *r)
-{
-	free(r->out);
-	r->out = NULL;
-}
-
-/* Run a command to its end: piivault args... (NULL-terminated). */
-static void
-cli_argv(struct run *r, const char *const *args)
-{
-	char errpath[PATH_MAX + 16], chunk[16384], *e;
-	struct gbuf out = { NULL, 0 };
-	ssize_t got;
-	pid_t pid;
-	int fd, errfd;
-
-	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/cli.err",
-	    tdir), (int)sizeof(errpath));
-	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600), 0);
-	pid = spawn(args, &fd, errfd);
-	(void)close(errfd);
-	memset(r, 0, sizeof(*r));
-	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(got, 0);
-		ck_assert_int_eq(gbuf_add(&out, chunk, (size_t)got), 0);
-	}
-	(void)close(fd);
-	if (out.p == NULL)
-		ck_assert_int_eq(gbuf_add(&out, "", 0), 0);
-	r->out = out.p;
-	r->outlen = out.len;
-	r->status = wait_for(pid, WAIT_MS);
-	ck_assert_msg(r->status >= 0, "%s %s: did not finish", args[0],
-	    args[1] ? args[1] : "");
-	ck_assert_ptr_nonnull(e = slurp(errpath, NULL));
-	(void)snprintf(r->err, sizeof(r->err), "%s", e);
-	free(e);
-}
-
+/* piivault args... (NULL-terminated) to its end; su_run_free r after. */
 static void __attribute__((sentinel))
-cli(struct run *r, ...)
+cli(struct su_run *r, ...)
 {
 	const char *args[ARGS_MAX + 1];
 	size_t n = 0;
@@ -363,7 +144,7 @@ cli(struct run *r, ...)
 		ck_assert_uint_lt(n, ARGS_MAX);
 	}
 	va_end(ap);
-	cli_argv(r, args);
+	su_cli_argv(r, child_env(), args);
 }
 
 #define ck_assert_exit(r, code) ck_assert_msg((r)->status == (code),	\
@@ -378,14 +159,14 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 	const char *args[ARGS_MAX + 1] = { "apikey", "create", "--name", name,
 	    "--role", role };
 	size_t n = 6;
-	struct run r;
+	struct su_run r;
 
 	if (purposes != NULL) {
 		args[n++] = "--purposes";
 		args[n++] = purposes;
 	}
 	args[n] = NULL;
-	cli_argv(&r, args);
+	su_cli_argv(&r, child_env(), args);
 	ck_assert_exit(&r, 0);
 	ck_assert_msg(strlen(r.out) == VAULT_APIKEY_SECRET_LEN + 1 &&
 	    strncmp(r.out, "pvk_", 4) == 0 &&
@@ -393,7 +174,7 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 	    name, r.out);
 	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
 	out[VAULT_APIKEY_SECRET_LEN] = '\0';
-	run_free(&r);
+	su_run_free(&r);
 }
 
 /* The server. */
@@ -405,61 +186,12 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 static void
 srv_start_v(const char *const *extra)
 {
-	static const char prefix[] = "piivault: listening on ";
-	const char *args[ARGS_MAX + 1] = { "serve", "--listen", "127.0.0.1:0" };
-	char line[256], *nl;
-	size_t n = 3, len = 0;
-	struct pollfd pfd;
-	ssize_t got;
-	int errfd, waited = 0, st;
+	static const char *const serve[] = { "serve", "--listen",
+	    "127.0.0.1:0", NULL };
 
-	ck_assert_msg(srv.pid == 0, "a server is already running");
-	for (size_t i = 0; extra[i] != NULL; i++) {
-		ck_assert_uint_lt(n, ARGS_MAX);
-		args[n++] = extra[i];
-	}
-	args[n] = NULL;
-	ck_assert_int_ge(errfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND |
-	    O_CLOEXEC, 0600), 0);
-	srv.pid = spawn(args, &srv.out, errfd);
-	(void)close(errfd);
-	for (;;) {
-		pfd.fd = srv.out;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 100) < 0) {
-			ck_assert_int_eq(errno, EINTR);
-			continue;
-		}
-		if (pfd.revents == 0) {
-			if ((waited += 100) < WAIT_MS)
-				continue;
-			(void)kill(srv.pid, SIGKILL);
-			(void)wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve did not say where it listens; "
-			    "log [%s]", server_log());
-		}
-		got = read(srv.out, line + len, sizeof(line) - 1 - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			st = wait_for(srv.pid, WAIT_MS);
-			srv.pid = 0;
-			ck_abort_msg("serve exited (%d) before listening; "
-			    "log [%s]", st, server_log());
-		}
-		len += (size_t)got;
-		line[len] = '\0';
-		if ((nl = strchr(line, '\n')) != NULL)
-			break;
-		ck_assert_uint_lt(len, sizeof(line) - 1);
-	}
-	*nl = '\0';
-	ck_assert_msg(strncmp(line, prefix, sizeof(prefix) - 1) == 0 &&
-	    strncmp(line + sizeof(prefix) - 1, "http://127.0.0.1:", 17) == 0,
-	    "serve said [%s]", line);
-	ck_assert_int_lt(snprintf(srv.base, sizeof(srv.base), "%s",
-	    line + sizeof(prefix) - 1), (int)sizeof(srv.base));
+	su_srv_start(serve, extra, child_env());
+	ck_assert_msg(strncmp(su_srv.url, "http://127.0.0.1:", 17) == 0,
+	    "serve said [piivault: listening on %s]", su_srv.url);
 }
 
 /* srv_start_v with its arguments listed, NULL last. */
@@ -484,45 +216,25 @@ srv_start(const char *first, ...)
 static void
 srv_start_plain(void)
 {
-	static const char *const none[] = { NULL };
-
-	srv_start_v(none);
-}
-
-/* SIGTERM: the server must finish and exit 0. */
-static void
-srv_stop(void)
-{
-	int st;
-
-	ck_assert_int_gt(srv.pid, 0);
-	ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
-	if ((st = wait_for(srv.pid, WAIT_MS)) < 0) {
-		(void)kill(srv.pid, SIGKILL);
-		(void)wait_for(srv.pid, WAIT_MS);
-	}
-	(void)close(srv.out);
-	srv.pid = 0;
-	ck_assert_msg(st == 0, "server exited %d after SIGTERM; log [%s]", st,
-	    server_log());
+	srv_start_v(NULL);
 }
 
 static void
 setup(void)
 {
-	struct run r;
+	struct su_run r;
 
-	tu_tmpdir(tdir);
-	ck_assert_int_eq(chdir(tdir), 0);
+	tu_tmpdir(su_tdir);
+	ck_assert_int_eq(chdir(su_tdir), 0);
 	(void)signal(SIGPIPE, SIG_IGN);
-	ck_assert_int_lt(snprintf(logpath, sizeof(logpath), "%s/serve.log",
-	    tdir), (int)sizeof(logpath));
-	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath),
+	    "%s/serve.log", su_tdir), (int)sizeof(su_logpath));
+	memset(&su_srv, 0, sizeof(su_srv));
 	fake_now = T0;
 	map_mib = 0;
 	cli(&r, "init", NULL);
 	ck_assert_exit(&r, 0);
-	run_free(&r);
+	su_run_free(&r);
 	apikey_create(keys[K_WRITER], key_names[K_WRITER], "writer", NULL);
 	apikey_create(keys[K_READER], key_names[K_READER], "reader",
 	    "service,notices,marketing,research,contest,payment,legal");
@@ -535,101 +247,14 @@ setup(void)
 static void
 teardown(void)
 {
-	if (ch != NULL) {
-		curl_easy_cleanup(ch);
-		ch = NULL;
-	}
-	if (srv.pid > 0)
-		srv_stop();
+	su_curl_cleanup();
+	if (su_srv.pid > 0)
+		su_srv_stop();
 	ck_assert_int_eq(chdir("/"), 0);
-	tu_rmrf(tdir);
+	tu_rmrf(su_tdir);
 }
 
 /* HTTP. */
-
-struct resp {
-	long		 status;
-	struct gbuf	 body;		/* NUL-terminated, never NULL */
-	struct gbuf	 hdr;		/* the response's header lines */
-};
-
-static void
-resp_free(struct resp *r)
-{
-	free(r->body.p);
-	free(r->hdr.p);
-	memset(r, 0, sizeof(*r));
-}
-
-static size_t
-on_curl_data(char *p, size_t size, size_t n, void *arg)
-{
-	return gbuf_add(arg, p, size * n) == 0 ? size * n : 0;
-}
-
-/*
- * One request on c, whose connection is kept for the next.  headers is
- * NULL-terminated; body NULL for none.  0, or -1 with err saying why.
- */
-static int
-http_do(CURL *c, struct resp *r, const char *method, const char *url,
-    const char *const *headers, const char *body, size_t len,
-    char err[static CURL_ERROR_SIZE])
-{
-	struct curl_slist *hl = NULL, *t;
-	CURLcode cc;
-
-	memset(r, 0, sizeof(*r));
-	err[0] = '\0';
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
-		if ((t = curl_slist_append(hl, headers[i])) == NULL) {
-			curl_slist_free_all(hl);
-			(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-			return -1;
-		}
-		hl = t;
-	}
-	curl_easy_reset(c);
-	(void)curl_easy_setopt(c, CURLOPT_URL, url);
-	(void)curl_easy_setopt(c, CURLOPT_PROXY, "");
-	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_data);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-	(void)curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_curl_data);
-	(void)curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->hdr);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	if (body != NULL) {
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)len);
-		(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		if (strcmp(method, "POST") != 0)
-			(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
-			    method);
-	} else if (strcmp(method, "GET") == 0)
-		(void)curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	else
-		(void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	cc = curl_easy_perform(c);
-	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	if (cc != CURLE_OK) {
-		if (err[0] == '\0')
-			(void)snprintf(err, CURL_ERROR_SIZE, "%s",
-			    curl_easy_strerror(cc));
-		resp_free(r);
-		return -1;
-	}
-	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->body.p == NULL && gbuf_add(&r->body, "", 0) != 0) {
-		resp_free(r);
-		(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * A request to the running server.  key: an index in keys, K_NONE, or
@@ -637,421 +262,29 @@ http_do(CURL *c, struct resp *r, const char *method, const char *url,
  * application/json.
  */
 static void
-req_auth(struct resp *r, const char *method, const char *path, int key,
+req_auth(struct su_resp *r, const char *method, const char *path, int key,
     const char *auth, const char *body)
 {
-	char url[512], ah[1024], err[CURL_ERROR_SIZE];
-	const char *h[4];
-	size_t nh = 0;
+	char bearer[KEY_BUF + 8];
 
-	if (ch == NULL)
-		ck_assert_ptr_nonnull(ch = curl_easy_init());
-	ck_assert_int_lt(snprintf(url, sizeof(url), "%s%s", srv.base, path),
-	    (int)sizeof(url));
-	h[nh++] = "Expect:";	/* no 100-continue round trip */
-	if (key >= 0 || key == K_RAW) {
-		ck_assert_int_lt(snprintf(ah, sizeof(ah), "Authorization: %s%s",
-		    key >= 0 ? "Bearer " : "", key >= 0 ? keys[key] : auth),
-		    (int)sizeof(ah));
-		h[nh++] = ah;
-	}
-	if (body != NULL)
-		h[nh++] = "Content-Type: application/json";
-	h[nh] = NULL;
-	ck_assert_msg(http_do(ch, r, method, url, h, body, body ?
-	    strlen(body) : 0, err) == 0, "%s %s: %s; log [%s]", method, path,
-	    err, server_log());
+	if (key >= 0) {
+		(void)snprintf(bearer, sizeof(bearer), "Bearer %s", keys[key]);
+		auth = bearer;
+	} else if (key != K_RAW)
+		auth = NULL;
+	su_req(r, method, path, auth, NULL, body, body ? strlen(body) : 0);
 }
 
 static void
-req(struct resp *r, const char *method, const char *path, int key,
+req(struct su_resp *r, const char *method, const char *path, int key,
     const char *body)
 {
 	req_auth(r, method, path, key, NULL, body);
 }
 
-/* The value of header name in r, or NULL; in a static buffer. */
-static const char *
-header(const struct resp *r, const char *name)
-{
-	static char val[512];
-	size_t nl = strlen(name);
-
-	for (const char *p = r->hdr.p; p != NULL && *p != '\0';) {
-		const char *end = strstr(p, "\r\n");
-		size_t ll = end ? (size_t)(end - p) : strlen(p);
-
-		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			const char *v = p + nl + 1;
-
-			while (*v == ' ')
-				v++;
-			(void)snprintf(val, sizeof(val), "%.*s",
-			    (int)(ll - (size_t)(v - p)), v);
-			return val;
-		}
-		p = end ? end + 2 : NULL;
-	}
-	return NULL;
-}
-
 #define assert_status(r, want) ck_assert_msg((r)->status == (want),	\
 	"status %ld, want %d: [%.600s]; log [%s]", (r)->status,		\
-	(int)(want), (r)->body.p, server_log())
-
-/* A small JSON reader, strict, so answers are checked to be JSON. */
-
-enum jtype { J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jv {
-	enum jtype	 type;
-	char		*s;	/* J_STR decoded, J_NUM as text; NUL-ended */
-	size_t		 len;
-	size_t		 n;	/* J_ARR, J_OBJ */
-	struct jv	*items;
-	char		**keys;	/* J_OBJ */
-};
-
-struct jp {
-	const char	*p, *end;
-	int		 depth;
-};
-
-static void
-jv_clear(struct jv *v)
-{
-	for (size_t i = 0; i < v->n; i++) {
-		jv_clear(&v->items[i]);
-		if (v->keys != NULL)
-			free(v->keys[i]);
-	}
-	free(v->items);
-	free(v->keys);
-	free(v->s);
-	memset(v, 0, sizeof(*v));
-}
-
-static void
-jfree(struct jv *v)
-{
-	if (v != NULL) {
-		jv_clear(v);
-		free(v);
-	}
-}
-
-static void
-jp_ws(struct jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
-	    *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int
-jp_hex4(struct jp *j, unsigned *out)
-{
-	unsigned u = 0;
-
-	if (j->end - j->p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		char c = *j->p++;
-
-		u <<= 4;
-		if (c >= '0' && c <= '9')
-			u |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			u |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			u |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = u;
-	return 0;
-}
-
-static size_t
-utf8_put(char *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* A string; the decoded form is never longer than its source. */
-static int
-jp_string(struct jp *j, char **out, size_t *outlen)
-{
-	char *o;
-	size_t n = 0;
-	unsigned cp, lo;
-
-	if (j->p >= j->end || *j->p != '"')
-		return -1;
-	j->p++;
-	if ((o = malloc((size_t)(j->end - j->p) + 1)) == NULL)
-		return -1;
-	while (j->p < j->end && *j->p != '"') {
-		unsigned char c = (unsigned char)*j->p++;
-
-		if (c < 0x20)		/* raw control: not JSON */
-			goto bad;
-		if (c != '\\') {
-			o[n++] = (char)c;
-			continue;
-		}
-		if (j->p >= j->end)
-			goto bad;
-		switch (*j->p++) {
-		case '"': o[n++] = '"'; break;
-		case '\\': o[n++] = '\\'; break;
-		case '/': o[n++] = '/'; break;
-		case 'b': o[n++] = '\b'; break;
-		case 'f': o[n++] = '\f'; break;
-		case 'n': o[n++] = '\n'; break;
-		case 'r': o[n++] = '\r'; break;
-		case 't': o[n++] = '\t'; break;
-		case 'u':
-			if (jp_hex4(j, &cp) != 0)
-				goto bad;
-			if (cp >= 0xd800 && cp < 0xdc00) {
-				if (j->end - j->p < 6 || j->p[0] != '\\' ||
-				    j->p[1] != 'u')
-					goto bad;
-				j->p += 2;
-				if (jp_hex4(j, &lo) != 0 || lo < 0xdc00 ||
-				    lo > 0xdfff)
-					goto bad;
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-			} else if (cp >= 0xdc00 && cp < 0xe000)
-				goto bad;
-			n += utf8_put(o + n, cp);
-			break;
-		default:
-			goto bad;
-		}
-	}
-	if (j->p >= j->end)
-		goto bad;
-	j->p++;
-	o[n] = '\0';
-	*out = o;
-	*outlen = n;
-	return 0;
-bad:
-	free(o);
-	return -1;
-}
-
-static int jp_value(struct jp *j, struct jv *v);
-
-static int
-jp_push(struct jv *v, char *key)
-{
-	struct jv *ni;
-	char **nk;
-
-	if ((ni = realloc(v->items, (v->n + 1) * sizeof(*ni))) == NULL)
-		return -1;
-	v->items = ni;
-	memset(&v->items[v->n], 0, sizeof(v->items[v->n]));
-	if (v->type == J_OBJ) {
-		if ((nk = realloc(v->keys, (v->n + 1) * sizeof(*nk))) == NULL)
-			return -1;
-		v->keys = nk;
-		v->keys[v->n] = key;
-	}
-	v->n++;
-	return 0;
-}
-
-static int
-jp_container(struct jp *j, struct jv *v, char close)
-{
-	char *key;
-	size_t kl;
-
-	j->p++;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		key = NULL;
-		if (v->type == J_OBJ) {
-			jp_ws(j);
-			if (jp_string(j, &key, &kl) != 0)
-				return -1;
-			jp_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				free(key);
-				return -1;
-			}
-			j->p++;
-		}
-		if (jp_push(v, key) != 0) {
-			free(key);
-			return -1;
-		}
-		if (jp_value(j, &v->items[v->n - 1]) != 0)
-			return -1;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		return -1;
-	}
-}
-
-static int
-jp_lit(struct jp *j, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
-		return -1;
-	j->p += n;
-	return 0;
-}
-
-static int
-jp_value(struct jp *j, struct jv *v)
-{
-	const char *start;
-	int rc;
-
-	jp_ws(j);
-	if (j->p >= j->end || ++j->depth > 64)
-		return -1;
-	switch (*j->p) {
-	case '{':
-		v->type = J_OBJ;
-		rc = jp_container(j, v, '}');
-		break;
-	case '[':
-		v->type = J_ARR;
-		rc = jp_container(j, v, ']');
-		break;
-	case '"':
-		v->type = J_STR;
-		rc = jp_string(j, &v->s, &v->len);
-		break;
-	case 't':
-		v->type = J_TRUE;
-		rc = jp_lit(j, "true");
-		break;
-	case 'f':
-		v->type = J_FALSE;
-		rc = jp_lit(j, "false");
-		break;
-	case 'n':
-		v->type = J_NULL;
-		rc = jp_lit(j, "null");
-		break;
-	default:
-		v->type = J_NUM;
-		start = j->p;
-		while (j->p < j->end && strchr("-+.eE0123456789", *j->p) &&
-		    *j->p != '\0')
-			j->p++;
-		if (j->p == start || (v->s = strndup(start,
-		    (size_t)(j->p - start))) == NULL)
-			return -1;
-		v->len = (size_t)(j->p - start);
-		rc = 0;
-	}
-	j->depth--;
-	return rc;
-}
-
-/* Parse exactly one JSON value from s; NULL if it is not JSON. */
-static struct jv *
-jparse(const char *s, size_t len)
-{
-	struct jp j = { s, s + len, 0 };
-	struct jv *v;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL)
-		return NULL;
-	if (jp_value(&j, v) != 0) {
-		jfree(v);
-		return NULL;
-	}
-	jp_ws(&j);
-	if (j.p != j.end) {
-		jfree(v);
-		return NULL;
-	}
-	return v;
-}
-
-/* Member key of object o, or NULL (also if o is not an object). */
-static const struct jv *
-jget(const struct jv *o, const char *key)
-{
-	if (o == NULL || o->type != J_OBJ)
-		return NULL;
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->keys[i], key) == 0)
-			return &o->items[i];
-	return NULL;
-}
-
-/* The string at o.key, or NULL. */
-static const char *
-jstr(const struct jv *o, const char *key)
-{
-	const struct jv *v = jget(o, key);
-
-	return v != NULL && v->type == J_STR ? v->s : NULL;
-}
-
-/* Headers every answer carries. */
-static void
-assert_common_headers(const struct resp *r)
-{
-	ck_assert_pstr_eq(header(r, "Cache-Control"), "no-store");
-	ck_assert_pstr_eq(header(r, "X-Content-Type-Options"), "nosniff");
-}
-
-/* The body of r as JSON: one value, then a newline. */
-static struct jv *
-body_json(const struct resp *r)
-{
-	struct jv *v = jparse(r->body.p, r->body.len);
-
-	ck_assert_msg(v != NULL, "not json: [%.600s]", r->body.p);
-	ck_assert_msg(r->body.len > 0 && r->body.p[r->body.len - 1] == '\n',
-	    "no final newline: [%.600s]", r->body.p);
-	assert_common_headers(r);
-	return v;
-}
+	(int)(want), (r)->body.p, su_server_log())
 
 /* Reading answers. */
 
@@ -1084,7 +317,7 @@ jbool(const struct jv *o, const char *key)
 
 /* r is status st with {"error":{"code":code,"message":"…"}}, exactly. */
 static void
-assert_error(const struct resp *r, long st, const char *code)
+assert_error(const struct su_resp *r, long st, const char *code)
 {
 	const struct jv *e;
 	const char *msg;
@@ -1092,8 +325,8 @@ assert_error(const struct resp *r, long st, const char *code)
 
 	ck_assert_msg(r->status == st, "status %ld, want %ld (%s): [%.600s]",
 	    r->status, st, code, r->body.p);
-	ck_assert_pstr_eq(header(r, "Content-Type"), "application/json");
-	v = body_json(r);
+	ck_assert_pstr_eq(su_header(r, "Content-Type"), "application/json");
+	v = su_body_json(r);
 	e = jget(v, "error");
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 && e != NULL &&
 	    e->type == J_OBJ && e->n == 2, "not {\"error\":{code,message}}: "
@@ -1110,11 +343,11 @@ static void
 expect_error(const char *method, const char *path, int key, const char *body,
     long st, const char *code)
 {
-	struct resp r;
+	struct su_resp r;
 
 	req(&r, method, path, key, body);
 	assert_error(&r, st, code);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 
 /* Building request bodies. */
@@ -1164,22 +397,6 @@ record_body(struct pv_buf *b, const struct fv *f, size_t n, int consent,
 
 /* Records and tokens. */
 
-/* A token or record id: prefix and 22 base64url characters. */
-static int
-id_valid(const char *s, const char *prefix)
-{
-	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	if (s == NULL || strlen(s) != 4 + PV_B64URL16_LEN ||
-	    memcmp(s, prefix, 4) != 0)
-		return 0;
-	for (size_t i = 4; s[i] != '\0'; i++)
-		if (strchr(b64url, s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
 struct rec {
 	char	 id[ID_BUF];
 	size_t	 n;
@@ -1195,13 +412,13 @@ rec_from_json(const struct jv *v, struct rec *out, const char *text)
 	const char *id = jstr(v, "id");
 
 	memset(out, 0, sizeof(*out));
-	ck_assert_msg(v->type == J_OBJ && v->n == 2 && id_valid(id, "rec_") &&
+	ck_assert_msg(v->type == J_OBJ && v->n == 2 && su_id_valid(id, "rec_") &&
 	    toks != NULL && toks->type == J_OBJ && toks->n <= REC_FIELDS,
 	    "not {\"id\":…,\"tokens\":…}: [%s]", text);
 	memcpy(out->id, id, ID_BUF);
 	for (size_t i = 0; i < toks->n; i++) {
 		ck_assert_msg(toks->items[i].type == J_STR &&
-		    id_valid(toks->items[i].s, "tok_") &&
+		    su_id_valid(toks->items[i].s, "tok_") &&
 		    strlen(toks->keys[i]) <= PV_FIELD_NAME_MAX,
 		    "bad token for %s: [%s]", toks->keys[i], text);
 		memcpy(out->name[i], toks->keys[i], strlen(toks->keys[i]) + 1);
@@ -1234,7 +451,7 @@ static void
 put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
 {
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 20);
@@ -1242,10 +459,10 @@ put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
 	req(&r, "POST", "/v1/records", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 201);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	rec_from_json(v, out, r.body.p);
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_uint_eq(out->n, n);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_str_eq(out->name[i], f[i].name);
@@ -1253,7 +470,7 @@ put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
 
 /* POST /v1/detokenize as key: the answer, whatever its status. */
 static void
-detok_req(struct resp *r, int key, const char *purpose, const char *reason,
+detok_req(struct su_resp *r, int key, const char *purpose, const char *reason,
     const char *const *toks, size_t n)
 {
 	struct pv_buf b;
@@ -1281,16 +498,16 @@ static struct jv *
 detok(int key, const char *purpose, const char *reason,
     const char *const *toks, size_t n)
 {
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	detok_req(&r, key, purpose, reason, toks, n);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 &&
 	    jget(v, "results") != NULL, "not {\"results\":…}: [%.300s]",
 	    r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1353,7 +570,7 @@ static struct jv *
 lookup(const char *field, const char *value)
 {
 	struct pv_buf b;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 16);
@@ -1365,11 +582,11 @@ lookup(const char *field, const char *value)
 	req(&r, "POST", "/v1/lookup", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ck_assert_msg(jget(v, "matches") != NULL &&
 	    jget(v, "matches")->type == J_ARR, "not {\"matches\":[…]}: [%s]",
 	    r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1389,14 +606,14 @@ rec_path(const char *id, const char *suffix)
 static struct jv *
 access_rec(const char *id)
 {
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	req(&r, "GET", rec_path(id, ""), K_ADMIN, NULL);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ck_assert_pstr_eq(jstr(v, "id"), id);
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1405,7 +622,7 @@ static void
 set_hold(const char *id, int hold, const char *reason)
 {
 	char body[256], want[128];
-	struct resp r;
+	struct su_resp r;
 
 	(void)snprintf(body, sizeof(body), "{\"hold\":%s,\"reason\":\"%s\"}",
 	    hold ? "true" : "false", reason);
@@ -1414,7 +631,7 @@ set_hold(const char *id, int hold, const char *reason)
 	(void)snprintf(want, sizeof(want), "{\"id\":\"%s\",\"legal_hold\":%s}"
 	    "\n", id, hold ? "true" : "false");
 	ck_assert_str_eq(r.body.p, want);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 
 /* PUT consent as the admin: 200, echoing the consent. */
@@ -1422,7 +639,7 @@ static void
 set_consent(const char *id, int marketing)
 {
 	char body[64], want[160];
-	struct resp r;
+	struct su_resp r;
 
 	(void)snprintf(body, sizeof(body), "{\"marketing\":%s}", marketing ?
 	    "true" : "false");
@@ -1432,7 +649,7 @@ set_consent(const char *id, int marketing)
 	    "{\"marketing\":%s,\"notices\":true}}\n", id, marketing ? "true" :
 	    "false");
 	ck_assert_str_eq(r.body.p, want);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 
 /* DELETE as the admin: 200 and a receipt for id (the answer, jfree). */
@@ -1440,19 +657,19 @@ static struct jv *
 delete_rec(const char *id)
 {
 	const struct jv *rc;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	req(&r, "DELETE", rec_path(id, ""), K_ADMIN, NULL);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	rc = jget(v, "receipt");
 	ck_assert_msg(rc != NULL && rc->type == J_OBJ, "no receipt: [%s]",
 	    r.body.p);
 	ck_assert_pstr_eq(jstr(rc, "record"), id);
 	ck_assert_msg(jstr(v, "signature") != NULL, "no signature: [%s]",
 	    r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1460,24 +677,24 @@ delete_rec(const char *id)
 
 /* GET /v1/audit?query as key; want 200: the answer, checked. */
 static struct jv *
-audit_page(const char *query, struct gbuf *all)
+audit_page(const char *query, struct su_gbuf *all)
 {
 	const struct jv *ev;
 	char path[128];
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	(void)snprintf(path, sizeof(path), "/v1/audit%s", query);
 	req(&r, "GET", path, K_AUDITOR, NULL);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	ev = jget(v, "events");
 	ck_assert_msg(v->n == 2 && ev != NULL && ev->type == J_ARR &&
 	    jget(v, "next") != NULL, "not {\"events\":[…],\"next\":N}: "
 	    "[%.300s]", r.body.p);
 	if (all != NULL)
-		ck_assert_int_eq(gbuf_add(all, r.body.p, r.body.len), 0);
-	resp_free(&r);
+		ck_assert_int_eq(su_gbuf_add(all, r.body.p, r.body.len), 0);
+	su_resp_free(&r);
 	return v;
 }
 
@@ -1490,7 +707,7 @@ struct audit_all {
 	size_t			 ndocs;
 	const struct jv		*ev[EVENTS_MAX];
 	size_t			 n;
-	struct gbuf		 text;	/* every page's body */
+	struct su_gbuf		 text;	/* every page's body */
 };
 
 static void
@@ -1608,7 +825,7 @@ check_event(const struct jv *e, const struct xev *x, size_t i)
 
 /* How often needle occurs in a command's output. */
 static size_t
-export_count(const struct run *r, const char *needle)
+export_count(const struct su_run *r, const char *needle)
 {
 	size_t n = 0;
 
@@ -1622,13 +839,13 @@ static uint64_t
 verify_ok(void)
 {
 	unsigned long long n;
-	struct run r;
+	struct su_run r;
 
 	cli(&r, "audit", "verify", NULL);
 	ck_assert_exit(&r, 0);
 	ck_assert_msg(sscanf(r.out, "audit chain verified: %llu events\n",
 	    &n) == 1, "audit verify said [%s]", r.out);
-	run_free(&r);
+	su_run_free(&r);
 	return (uint64_t)n;
 }
 
@@ -1637,7 +854,7 @@ static long long
 stored(void)
 {
 	static const char series[] = "piivault_records_stored ";
-	struct resp r;
+	struct su_resp r;
 	const char *p;
 	long long n;
 
@@ -1646,7 +863,7 @@ stored(void)
 	p = strstr(r.body.p, series);
 	ck_assert_msg(p != NULL, "no %s: [%s]", series, r.body.p);
 	n = strtoll(p + sizeof(series) - 1, NULL, 10);
-	resp_free(&r);
+	su_resp_free(&r);
 	return n;
 }
 
@@ -1709,8 +926,8 @@ START_TEST(test_audit_workload)
 	const char *toks[3];
 	struct rec a, b;
 	char c_id[ID_BUF], d_id[ID_BUF];
-	struct resp r;
-	struct run run;
+	struct su_resp r;
+	struct su_run run;
 	struct jv *v;
 	uint64_t count;
 	char *log;
@@ -1727,15 +944,15 @@ START_TEST(test_audit_workload)
 	/* A batch: the valid records are stored and named, the bad not. */
 	req(&r, "POST", "/v1/records/batch", K_WRITER, batch);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	{
 		const struct jv *res = jget(v, "results");
 
 		ck_assert_msg(res != NULL && res->type == J_ARR && res->n == 3,
 		    "batch: [%s]", r.body.p);
-		ck_assert_msg(id_valid(jstr(&res->items[0], "id"), "rec_") &&
+		ck_assert_msg(su_id_valid(jstr(&res->items[0], "id"), "rec_") &&
 		    jget(&res->items[1], "error") != NULL &&
-		    id_valid(jstr(&res->items[2], "id"), "rec_"),
+		    su_id_valid(jstr(&res->items[2], "id"), "rec_"),
 		    "batch: [%s]", r.body.p);
 		memcpy(c_id, jstr(&res->items[0], "id"), ID_BUF);
 		memcpy(d_id, jstr(&res->items[2], "id"), ID_BUF);
@@ -1755,7 +972,7 @@ START_TEST(test_audit_workload)
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "legal",
 	    "case 2024-17", { c_id }, { "name" }, 0 };
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 
 	/* Several purposes: each logged with the records and fields read. */
 	toks[0] = tok_of(&a, "email");
@@ -1787,24 +1004,24 @@ START_TEST(test_audit_workload)
 	toks[0] = tok_of(&a, "email");
 	detok_req(&r, K_NONE, "service", NULL, toks, 1);
 	assert_error(&r, 401, "unauthenticated");
-	resp_free(&r);
+	su_resp_free(&r);
 	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
 	    NULL, { NULL }, { NULL }, 0 };
 	req_auth(&r, "POST", "/v1/detokenize", K_RAW, forged,
 	    "{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],\"purpose\":"
 	    "\"service\"}");
 	assert_error(&r, 401, "unauthenticated");
-	resp_free(&r);
+	su_resp_free(&r);
 	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
 	    NULL, { NULL }, { NULL }, 0 };
 	detok_req(&r, K_WRITER, "service", NULL, toks, 1);
 	assert_error(&r, 403, "forbidden");
-	resp_free(&r);
+	su_resp_free(&r);
 	x[nx++] = (struct xev){ "pw-writer", "detokenize", 0, "forbidden",
 	    NULL, NULL, { NULL }, { NULL }, 0 };
 	detok_req(&r, K_SERVICE, "marketing", NULL, toks, 1);
 	assert_error(&r, 403, "purpose_not_allowed");
-	resp_free(&r);
+	su_resp_free(&r);
 	x[nx++] = (struct xev){ "pw-service", "detokenize", 0,
 	    "purpose_not_allowed", "marketing", NULL, { NULL }, { NULL }, 0 };
 	expect_error("POST", "/v1/records", K_WRITER,
@@ -1816,7 +1033,7 @@ START_TEST(test_audit_workload)
 	/* Health and metrics touch no personal data: not logged. */
 	req(&r, "GET", "/v1/health", K_NONE, NULL);
 	assert_status(&r, 200);
-	resp_free(&r);
+	su_resp_free(&r);
 	(void)stored();
 
 	v = access_rec(a.id);
@@ -1844,7 +1061,7 @@ START_TEST(test_audit_workload)
 		ck_assert_msg(r.status == 422, "%s: %ld [%s]", path, r.status,
 		    r.body.p);
 		assert_error(&r, 422, "invalid_value");
-		resp_free(&r);
+		su_resp_free(&r);
 		x[nx++] = (struct xev){ "pw-auditor", "audit.read", 0,
 		    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0 };
 	}
@@ -1887,7 +1104,7 @@ START_TEST(test_audit_workload)
 	count = all.n;
 	audit_all_free(&all);
 
-	srv_stop();
+	su_srv_stop();
 	/* The last page's own read is logged after it was answered. */
 	ck_assert_uint_eq(verify_ok(), count + 1);
 	cli(&run, "audit", "export", NULL);
@@ -1895,8 +1112,8 @@ START_TEST(test_audit_workload)
 	ck_assert_uint_eq(export_count(&run, "{\"seq\":"), count + 1);
 	ck_assert_uint_eq(export_count(&run, "\n"), count + 1);
 	assert_none_of(run.out, never, nnever, "audit export");
-	run_free(&run);
-	ck_assert_ptr_nonnull(log = slurp(logpath, NULL));
+	su_run_free(&run);
+	ck_assert_ptr_nonnull(log = su_slurp(su_logpath, NULL));
 	assert_none_of(log, never, nnever, "the server's log");
 	free(log);
 }
@@ -1916,7 +1133,7 @@ START_TEST(test_audit_refusal_names_record)
 	char missing[256] = "";
 	struct audit_all all;
 	struct rec a;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	srv_start("--request-limit", "1", NULL);
@@ -1931,7 +1148,7 @@ START_TEST(test_audit_refusal_names_record)
 	jfree(v);
 	req(&r, "GET", rec_path(a.id, ""), K_ADMIN, NULL);
 	assert_error(&r, 429, "too_many_requests");
-	resp_free(&r);
+	su_resp_free(&r);
 
 	audit_read_all(&all, 100);
 	check_setup_events(&all);
@@ -2026,7 +1243,7 @@ store_open(void)
 	struct pv_store *s = NULL;
 	char dir[PATH_MAX + 32];
 
-	(void)snprintf(dir, sizeof(dir), "%s/piivault-data", tdir);
+	(void)snprintf(dir, sizeof(dir), "%s/piivault-data", su_tdir);
 	ck_assert_int_eq(pv_store_open(dir, &so, &s), PV_OK);
 	return s;
 }
@@ -2106,7 +1323,7 @@ tamper_workload(void)
 	    { "name", "zq.tam-name-3102" } };
 	const char *t;
 	struct rec a;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	uint64_t n;
 
@@ -2119,13 +1336,13 @@ tamper_workload(void)
 	jfree(v);
 	detok_req(&r, K_SERVICE, "marketing", NULL, &t, 1);
 	assert_error(&r, 403, "purpose_not_allowed");
-	resp_free(&r);
+	su_resp_free(&r);
 	detok_req(&r, K_NONE, "service", NULL, &t, 1);
 	assert_error(&r, 401, "unauthenticated");
-	resp_free(&r);
+	su_resp_free(&r);
 	v = access_rec(a.id);
 	jfree(v);
-	srv_stop();
+	su_srv_stop();
 	n = verify_ok();
 	ck_assert_uint_eq(n, ev_last());
 	ck_assert_uint_ge(n, N_SETUP_EVENTS + 6);
@@ -2137,7 +1354,7 @@ static void
 assert_cli_detects(uint64_t bad)
 {
 	char want[128], seqs[32];
-	struct run r;
+	struct su_run r;
 
 	cli(&r, "audit", "verify", NULL);
 	ck_assert_exit(&r, 1);
@@ -2147,7 +1364,7 @@ assert_cli_detects(uint64_t bad)
 	    "[%s]", r.err, want);
 	ck_assert_msg(strstr(r.out, "verified") == NULL, "verify: [%s]",
 	    r.out);
-	run_free(&r);
+	su_run_free(&r);
 	cli(&r, "audit", "export", NULL);
 	ck_assert_exit(&r, 1);
 	ck_assert_msg(strstr(r.err, "does not verify") != NULL,
@@ -2156,7 +1373,7 @@ assert_cli_detects(uint64_t bad)
 	(void)snprintf(seqs, sizeof(seqs), "{\"seq\":%" PRIu64 ",", bad);
 	ck_assert_msg(strstr(r.out, seqs) == NULL, "export printed event %"
 	    PRIu64, bad);
-	run_free(&r);
+	su_run_free(&r);
 }
 
 /*
@@ -2167,24 +1384,24 @@ static void
 assert_api_detects(uint64_t bad)
 {
 	char path[64];
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	srv_start_plain();
 	req(&r, "GET", "/v1/audit?limit=1000", K_AUDITOR, NULL);
 	assert_error(&r, 500, "internal");
 	ck_assert_msg(strstr(r.body.p, "actor") == NULL, "[%s]", r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	(void)snprintf(path, sizeof(path), "/v1/audit?after=%" PRIu64
 	    "&limit=1", bad - 1);
 	req(&r, "GET", path, K_AUDITOR, NULL);
 	assert_error(&r, 500, "internal");
-	resp_free(&r);
+	su_resp_free(&r);
 	(void)snprintf(path, sizeof(path), "?after=0&limit=%" PRIu64, bad - 1);
 	v = audit_page(path, NULL);
 	ck_assert_uint_eq(jget(v, "events")->n, bad - 1);
 	jfree(v);
-	srv_stop();
+	su_srv_stop();
 }
 
 START_TEST(test_tamper_edit)
@@ -2285,8 +1502,8 @@ START_TEST(test_audit_unavailable_503)
 	static const struct fv f[] = { { "name", "zq.full-name-5501" } };
 	const char *t;
 	struct pv_buf big;
-	struct resp r;
-	struct run run;
+	struct su_resp r;
+	struct su_run run;
 	struct rec s;
 	size_t released = 0;
 	long long before;
@@ -2320,7 +1537,7 @@ START_TEST(test_audit_unavailable_503)
 			ck_assert_int_eq(stored(), before);
 			full = 1;
 		}
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	pv_buf_cleanup(&big);
 	ck_assert_msg(full, "a 1 MiB map never filled");
@@ -2334,7 +1551,7 @@ START_TEST(test_audit_unavailable_503)
 			ck_assert_int_eq(stored(), before);
 			full = 1;
 		}
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	ck_assert_msg(full, "small records never filled the map");
 
@@ -2343,7 +1560,7 @@ START_TEST(test_audit_unavailable_503)
 	for (int i = 0; i < 5000 && !full; i++) {
 		detok_req(&r, K_READER, "service", NULL, &t, 1);
 		if (r.status == 200) {
-			struct jv *v = body_json(&r);
+			struct jv *v = su_body_json(&r);
 
 			assert_value(v, t, "name", f[0].value);
 			jfree(v);
@@ -2355,10 +1572,10 @@ START_TEST(test_audit_unavailable_503)
 			    "a 503 revealed: [%s]", r.body.p);
 			full = 1;
 		}
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	ck_assert_msg(full, "detokenize never failed to log");
-	srv_stop();
+	su_srv_stop();
 
 	/* The chain is whole; every released value has its event. */
 	(void)verify_ok();
@@ -2367,7 +1584,7 @@ START_TEST(test_audit_unavailable_503)
 	ck_assert_uint_eq(export_count(&run, "\"action\":\"detokenize\","
 	    "\"outcome\":\"allowed\""), released);
 	ck_assert_msg(strstr(run.out, "zq.") == NULL, "export holds a value");
-	run_free(&run);
+	su_run_free(&run);
 }
 END_TEST
 
@@ -2390,7 +1607,7 @@ START_TEST(test_access_request)
 	uint64_t prev = 0;
 	const char *t;
 	struct rec a, b, c;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 
 	srv_start_plain();
@@ -2418,12 +1635,12 @@ START_TEST(test_access_request)
 	t = tok_of(&a, "email");
 	detok_req(&r, K_SERVICE, "marketing", NULL, &t, 1);
 	assert_error(&r, 403, "purpose_not_allowed");
-	resp_free(&r);
+	su_resp_free(&r);
 
 	req(&r, "GET", rec_path(a.id, ""), K_ADMIN, NULL);
 	assert_status(&r, 200);
-	v = body_json(&r);
-	resp_free(&r);
+	v = su_body_json(&r);
+	su_resp_free(&r);
 	ck_assert_pstr_eq(jstr(v, "id"), a.id);
 	fl = jget(v, "fields");
 	ck_assert_msg(fl != NULL && fl->type == J_OBJ && fl->n == 3,
@@ -2477,7 +1694,7 @@ START_TEST(test_access_request)
 	v = jparse(r.body.p, r.body.len);
 	ck_assert_msg(v != NULL, "the access answer for a record without a "
 	    "retention date is not JSON: [%s]", r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	ck_assert_msg(jget(v, "retain_until") != NULL &&
 	    jget(v, "retain_until")->type == J_NULL, "retain_until not null");
 	ck_assert_uint_eq(jget(v, "reads")->n, 1);
@@ -2517,7 +1734,7 @@ START_TEST(test_correction)
 	const char *toks[4], *m;
 	struct audit_all all;
 	struct rec a, c;
-	struct resp r;
+	struct su_resp r;
 	struct jv *v;
 	int found = 0;
 
@@ -2525,11 +1742,11 @@ START_TEST(test_correction)
 	put(f, 3, 0, KEEP, &a);
 	req(&r, "PATCH", rec_path(a.id, ""), K_ADMIN, patch);
 	assert_status(&r, 200);
-	v = body_json(&r);
+	v = su_body_json(&r);
 	rec_from_json(v, &c, r.body.p);
 	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "values echoed");
 	jfree(v);
-	resp_free(&r);
+	su_resp_free(&r);
 	/* Every field's token after the change: kept ones keep theirs. */
 	ck_assert_str_eq(c.id, a.id);
 	ck_assert_uint_eq(c.n, 3);
@@ -2693,13 +1910,13 @@ START_TEST(test_deletion_and_hold)
 	ck_assert_int_eq(jbool(v, "legal_hold"), 0);
 	jfree(v);
 	{
-		struct resp r;
+		struct su_resp r;
 
 		req(&r, "DELETE", rec_path(h.id, "?reason=person%20asked"),
 		    K_ADMIN, NULL);
 		assert_status(&r, 200);
-		v = body_json(&r);
-		resp_free(&r);
+		v = su_body_json(&r);
+		su_resp_free(&r);
 	}
 	rc = jget(v, "receipt");
 	ck_assert_pstr_eq(jstr(rc, "record"), h.id);
@@ -2729,16 +1946,16 @@ static void
 expect_limited(const char *method, const char *id, unsigned long long retry)
 {
 	const char *ra;
-	struct resp r;
+	struct su_resp r;
 
 	req(&r, method, rec_path(id, ""), K_ADMIN, NULL);
 	assert_error(&r, 429, "too_many_requests");
 	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "[%s]", r.body.p);
-	ra = header(&r, "Retry-After");
+	ra = su_header(&r, "Retry-After");
 	ck_assert_msg(ra != NULL && strtoull(ra, NULL, 10) == retry,
 	    "%s: Retry-After %s, want %llu", method, ra ? ra : "(none)",
 	    retry);
-	resp_free(&r);
+	su_resp_free(&r);
 }
 
 START_TEST(test_request_limit_access)
@@ -2757,7 +1974,7 @@ START_TEST(test_request_limit_access)
 	/* Other records are not affected, nor other requests. */
 	jfree(access_rec(y.id));
 	expect_value(x.tok[0], "name", f[0].value);
-	srv_stop();
+	su_srv_stop();
 
 	/* A day before the window ends: still limited, for a day. */
 	fake_now = T0 + WINDOW - DAY;
@@ -2765,7 +1982,7 @@ START_TEST(test_request_limit_access)
 	    NULL);
 	expect_limited("GET", x.id, DAY);
 	jfree(access_rec(y.id));
-	srv_stop();
+	su_srv_stop();
 
 	/* Past it: two more, then limited for a whole window again. */
 	fake_now = T0 + WINDOW + 1;
@@ -2792,7 +2009,7 @@ racer_run(void *arg)
 	struct racer *rc = arg;
 	char auth[64 + KEY_BUF];
 	const char *h[3] = { "Expect:", auth, NULL };
-	struct resp r;
+	struct su_resp r;
 	CURL *c;
 
 	rc->status = -1;
@@ -2801,9 +2018,9 @@ racer_run(void *arg)
 	if ((c = curl_easy_init()) == NULL)
 		return NULL;
 	(void)pthread_barrier_wait(rc->go);
-	if (http_do(c, &r, "GET", rc->url, h, NULL, 0, rc->err) == 0) {
+	if (su_http_do(c, &r, "GET", rc->url, h, NULL, 0, rc->err) == 0) {
 		rc->status = r.status;
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	curl_easy_cleanup(c);
 	return NULL;
@@ -2826,7 +2043,7 @@ START_TEST(test_request_limit_concurrent)
 	ck_assert_int_eq(pthread_barrier_init(&go, NULL, NELEM(rc)), 0);
 	for (size_t i = 0; i < NELEM(rc); i++) {
 		rc[i].go = &go;
-		(void)snprintf(rc[i].url, sizeof(rc[i].url), "%s%s", srv.base,
+		(void)snprintf(rc[i].url, sizeof(rc[i].url), "%s%s", su_srv.base,
 		    rec_path(x.id, ""));
 		ck_assert_int_eq(pthread_create(&rc[i].th, NULL, racer_run,
 		    &rc[i]), 0);
@@ -2855,7 +2072,7 @@ END_TEST
 START_TEST(test_request_limit_deletion)
 {
 	static const struct fv f[] = { { "name", "zq.lim-name-2201" } };
-	struct resp r;
+	struct su_resp r;
 	struct rec y, z;
 
 	srv_start("--request-limit", "2", "--request-window-days", "30",
@@ -2873,7 +2090,7 @@ START_TEST(test_request_limit_deletion)
 	ck_assert_msg(r.status == 429, "3rd deletion request for one record "
 	    "with --request-limit 2: status %ld, want 429 [%s]", r.status,
 	    r.body.p);
-	resp_free(&r);
+	su_resp_free(&r);
 	expect_limited("DELETE", y.id, WINDOW);
 	expect_value(y.tok[0], "name", f[0].value);
 }
@@ -2948,12 +2165,12 @@ START_TEST(test_consent)
 
 	/* notices true with it is fine. */
 	{
-		struct resp r;
+		struct su_resp r;
 
 		req(&r, "PUT", rec_path(a.id, "/consent"), K_ADMIN,
 		    "{\"marketing\":false,\"notices\":true}");
 		assert_status(&r, 200);
-		resp_free(&r);
+		su_resp_free(&r);
 	}
 	v = detok(K_READER, "marketing", NULL, toks, 2);
 	assert_tok_error(v, toks[0], "consent_withdrawn");
@@ -2968,7 +2185,7 @@ static void
 sweep(int dry_run, unsigned shredded, unsigned held)
 {
 	char want[128];
-	struct run r;
+	struct su_run r;
 
 	if (dry_run)
 		cli(&r, "retention", "sweep", "--dry-run", NULL);
@@ -2979,14 +2196,14 @@ sweep(int dry_run, unsigned shredded, unsigned held)
 	    "\"held\":%u}\n", dry_run ? "true" : "false", shredded, held);
 	ck_assert_msg(strcmp(r.out, want) == 0, "sweep at %" PRIu64 " said "
 	    "[%s], want [%s]", fake_now, r.out, want);
-	run_free(&r);
+	su_run_free(&r);
 }
 
 /* The last line of audit export, parsed. */
 static struct jv *
 last_event(void)
 {
-	struct run r;
+	struct su_run r;
 	struct jv *v;
 	char *p;
 
@@ -2997,7 +2214,7 @@ last_event(void)
 	p = strrchr(r.out, '\n');
 	p = p != NULL ? p + 1 : r.out;
 	ck_assert_ptr_nonnull(v = jparse(p, strlen(p)));
-	run_free(&r);
+	su_run_free(&r);
 	return v;
 }
 
@@ -3032,13 +2249,13 @@ START_TEST(test_retention_sweep_cli)
 	ck_assert_uint_eq(retain_until(r1.id), T0 + DAY);
 	ck_assert_uint_eq(retain_until(r30.id), T0 + 30 * DAY);
 	/* rnone has none: test_access_request checks how that reads. */
-	srv_stop();
+	su_srv_stop();
 	/* The server's default applies to records made without one. */
 	srv_start("--sweep-interval", "0", "--default-retention-days", "5",
 	    NULL);
 	put(f, 2, 0, 0, &rdef);
 	ck_assert_uint_eq(retain_until(rdef.id), T0 + 5 * DAY);
-	srv_stop();
+	su_srv_stop();
 
 	/* Nothing is due yet. */
 	n0 = verify_ok();
@@ -3073,7 +2290,7 @@ START_TEST(test_retention_sweep_cli)
 	expect_value(rdef.tok[1], "name", f[1].value);
 	expect_value(rheld.tok[0], "email", f[0].value);
 	set_hold(rheld.id, 0, "case 9 closed");
-	srv_stop();
+	su_srv_stop();
 
 	/* Released, the next sweep takes it. */
 	sweep(0, 1, 0);
@@ -3093,7 +2310,7 @@ START_TEST(test_retention_sweep_cli)
 	expect_tok_error(r30.tok[1], "shredded");
 	expect_value(rnone.tok[0], "email", f[0].value);
 	expect_value(rnone.tok[1], "name", f[1].value);
-	srv_stop();
+	su_srv_stop();
 	(void)verify_ok();
 }
 END_TEST
@@ -3121,14 +2338,14 @@ START_TEST(test_retention_server_sweep)
 {
 	static const struct fv f[] = { { "name", "zq.swp-name-1401" } };
 	struct rec r1, rh, rk;
-	struct run run;
+	struct su_run run;
 
 	srv_start_plain();
 	put(f, 1, 0, 1, &r1);
 	put(f, 1, 0, 1, &rh);
 	put(f, 1, 0, 30, &rk);
 	set_hold(rh.id, 1, "case 11");
-	srv_stop();
+	su_srv_stop();
 
 	fake_now = T0 + 2 * DAY;
 	srv_start("--sweep-interval", "1", NULL);
@@ -3141,14 +2358,14 @@ START_TEST(test_retention_server_sweep)
 	ck_assert_msg(wait_shredded(rh.tok[0], 10000) == 0,
 	    "the periodic sweep did not take a released record");
 	expect_value(rk.tok[0], "name", f[0].value);
-	srv_stop();
+	su_srv_stop();
 
 	(void)verify_ok();
 	cli(&run, "audit", "export", NULL);
 	ck_assert_exit(&run, 0);
 	ck_assert_uint_eq(export_count(&run, "\"actor\":\"retention\","
 	    "\"action\":\"retention.sweep\""), 2);
-	run_free(&run);
+	su_run_free(&run);
 }
 END_TEST
 
@@ -3157,7 +2374,7 @@ tcase(Suite *s, const char *name, int timeout)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, timeout);
 	suite_add_tcase(s, tc);
