@@ -802,6 +802,50 @@ out:
 }
 
 pv_status
+kms_dek_rewrap(struct kms *k, const void *ctx, size_t ctxlen,
+    uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
+    uint8_t wrapped[static KMS_WRAPPED_LEN], uint32_t *newv)
+{
+	uint8_t aad[DEK_AAD_MAX], out[KMS_WRAPPED_LEN], *dek;
+	const struct ring_key *from, *to;
+	size_t aadlen;
+	pv_status rc;
+
+	if (ctxlen > KMS_DEK_CTX_MAX)
+		return PV_EINVAL;
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	if (pthread_rwlock_rdlock(&k->lock) != 0) {
+		pv_secure_free(dek, PV_KEY_LEN);
+		return PV_EIO;
+	}
+	from = ring_find(k, KMS_KEK, version);
+	if ((to = ring_find(k, KMS_KEK, 0)) == NULL || from == NULL ||
+	    from->key == NULL || (from->state != KMS_ACTIVE &&
+	    from->state != KMS_DECRYPT_ONLY)) {
+		rc = PV_EKEYSTATE;
+		goto out;
+	}
+	dek_aad(aad, &aadlen, k, version, ctx, ctxlen);
+	if ((rc = pv_aead_open(dek, from->key, wrapped,
+	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, aadlen,
+	    wrapped + PV_GCM_NONCE_LEN, PV_KEY_LEN)) != PV_OK)
+		goto out;
+	dek_aad(aad, &aadlen, k, to->version, ctx, ctxlen);
+	memcpy(out, nonce, PV_GCM_NONCE_LEN);
+	if ((rc = pv_aead_seal_nonce(out + PV_GCM_NONCE_LEN,
+	    out + PV_GCM_NONCE_LEN + PV_KEY_LEN, to->key, nonce, aad, aadlen,
+	    dek, PV_KEY_LEN)) != PV_OK)
+		goto out;
+	memcpy(wrapped, out, sizeof(out));
+	*newv = to->version;
+out:
+	(void)pthread_rwlock_unlock(&k->lock);
+	pv_secure_free(dek, PV_KEY_LEN);
+	return rc;
+}
+
+pv_status
 kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
     int64_t delta, uint64_t n_new)
 {

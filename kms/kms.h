@@ -136,6 +136,16 @@ pv_status kms_dek_wrap(struct kms *k, const void *ctx, size_t ctxlen,
 	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
 
 /*
+ * Re-wrap a DEK in place, from version to the active KEK, under one look
+ * at the ring, with nonce (fresh random bytes the caller drew, perhaps for
+ * many DEKs at once): the DEK never leaves this module.  PV_EKEYSTATE,
+ * PV_EINTEGRITY as kms_dek_open; *newv is the active version.
+ */
+pv_status kms_dek_rewrap(struct kms *k, const void *ctx, size_t ctxlen,
+	      uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
+	      uint8_t wrapped[static KMS_WRAPPED_LEN], uint32_t *newv) PV_WUR;
+
+/*
  * Unwrap a DEK.  PV_EKEYSTATE if the version is retired, destroyed or
  * unknown; PV_EINTEGRITY if wrapped or ctx was altered (dek is then
  * wiped).

@@ -559,7 +559,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	struct pv_txn *t = NULL;
 	uint32_t oldv[VERSIONS_MAX];
 	int64_t oldn[VERSIONS_MAX];
-	uint8_t *dek = NULL, pos[16];
+	uint8_t *nonces = NULL, pos[16];
 	uint64_t start, next;
 	size_t n = 0, nold;
 	pv_status rc;
@@ -568,7 +568,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		batch = BATCH_DEFAULT;
 	if (batch > BATCH_MAX)
 		return PV_EINVAL;
-	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+	if ((nonces = malloc(batch * PV_GCM_NONCE_LEN)) == NULL)
 		return PV_ENOMEM;
 	*done = 0;
 	for (;;) {
@@ -608,16 +608,19 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		    &next)) != PV_OK)
 			goto out;
 		nold = 0;
+		/* One draw of nonces for the batch, not one a record. */
+		if (n > 0 && (rc = pv_random(nonces, n * PV_GCM_NONCE_LEN)) !=
+		    PV_OK)
+			goto out;
 		for (size_t i = 0; i < n; i++) {
 			uint8_t ctx[DEK_CTX_LEN], key[SEQ_LEN];
 			uint32_t kv = pv_get_u32(c[i].val + R_KEKV), nv;
 			size_t j;
 
 			vault_dek_ctx(ctx, c[i].seq, c[i].val);
-			if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx), kv,
-			    c[i].val + R_DEK, dek)) != PV_OK ||
-			    (rc = kms_dek_wrap(v->kms, ctx, sizeof(ctx), dek,
-			    &nv, c[i].val + R_DEK)) != PV_OK)
+			if ((rc = kms_dek_rewrap(v->kms, ctx, sizeof(ctx), kv,
+			    nonces + i * PV_GCM_NONCE_LEN, c[i].val + R_DEK,
+			    &nv)) != PV_OK)
 				goto out;
 			pv_put_u32(c[i].val + R_KEKV, nv);
 			pv_put_u64(key, c[i].seq);
@@ -679,7 +682,7 @@ out:
 	pv_txn_abort(t);
 	if (c != NULL)
 		candidates_free(c, n);
-	pv_secure_free(dek, PV_KEY_LEN);
+	free(nonces);
 	return rc;
 }
 
