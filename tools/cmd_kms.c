@@ -8,7 +8,8 @@
 
 #include "cli_int.h"
 
-enum { O_FROM = CLI_OPT_OWN, O_BATCH, O_FORCE, O_YES, O_NEWKEY, O_NEWPASS };
+enum { O_FROM = CLI_OPT_OWN, O_BATCH, O_FORCE, O_YES, O_NEWKEY, O_NEWPASS,
+    O_DUTY };
 
 struct kms_opts {
 	uint32_t	 from;
@@ -17,6 +18,7 @@ struct kms_opts {
 	int		 yes;
 	const char	*new_key_file;
 	int		 new_passphrase;
+	unsigned	 duty;
 };
 
 static int
@@ -49,6 +51,11 @@ kms_opt(void *arg, int ch, const char *val)
 	case O_NEWPASS:
 		o->new_passphrase = 1;
 		break;
+	case O_DUTY:
+		if ((r = cli_number("kms", "--duty", val, 1, 100, &n)) ==
+		    CLI_OK)
+			o->duty = (unsigned)n;
+		break;
 	}
 	return r;
 }
@@ -60,6 +67,7 @@ static const struct option kms_options[] = {
 	{ "yes", no_argument, NULL, O_YES },
 	{ "new-key-file", required_argument, NULL, O_NEWKEY },
 	{ "new-passphrase", no_argument, NULL, O_NEWPASS },
+	{ "duty", required_argument, NULL, O_DUTY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -84,7 +92,9 @@ kms_begin(int argc, char **argv, const char *usage, struct kms_opts *o,
 	if (argc - *first != operands)
 		return cli_usage(cmd, operands ? "expected a version" :
 		    "unexpected argument");
-	return cli_open(&c, cmd, v);
+	if ((r = cli_open(&c, cmd, v)) == CLI_OK && o->duty != 0)
+		vault_set_duty(*v, o->duty);
+	return r;
 }
 
 static int
@@ -205,7 +215,8 @@ kms_rewrap_cmd(int argc, char **argv)
 	    "Re-wraps the DEKs of records under older KEK versions (only V\n"
 	    "with --from) with the active one, N records a transaction\n"
 	    "(default 1000), without re-encrypting field data.  A server on\n"
-	    "the same vault keeps answering.  Interrupted, run it again.\n",
+	    "the same vault keeps answering; --duty PCT (1-100) leaves it the\n"
+	    "writer lock the rest of the time.  Interrupted, run it again.\n",
 	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
 		return r;
 	cli_progress_init(&p, "rewrap");

@@ -7,6 +7,7 @@
  * position in the meta table so that a rerun after a crash resumes.
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,36 @@
 #define BATCH_DEFAULT	1000
 #define BATCH_MAX	100000
 #define SCAN_FACTOR	16	/* records scanned per batch slot at most */
+
+uint64_t
+vault_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+vault_set_duty(struct vault *v, unsigned percent)
+{
+	v->duty = percent == 0 || percent > 100 ? 100 : percent;
+}
+
+void
+vault_pace(struct vault *v, uint64_t since_us)
+{
+	uint64_t held = vault_now_us() - since_us, rest;
+	struct timespec ts;
+
+	if (v->duty == 0 || v->duty >= 100)
+		return;
+	rest = held * (100 - v->duty) / v->duty;
+	ts.tv_sec = (time_t)(rest / 1000000u);
+	ts.tv_nsec = (long)(rest % 1000000u) * 1000;
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
 
 /* Receipts. */
 
@@ -575,6 +606,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		struct rewrap_want w;
 		const void *pv;
 		size_t pl;
+		uint64_t t0 = vault_now_us();
 
 		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 			goto out;
@@ -675,6 +707,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			progress(arg, &p);
 		if (next == 0)
 			break;
+		vault_pace(v, t0);
 	}
 	rc = vault_log_op(v, NULL, "kms.rewrap", VAULT_EK_NONE, NULL, 0,
 	    NULL, NULL);
@@ -925,6 +958,8 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 		}
 	}
 	for (;;) {
+		uint64_t t0 = vault_now_us();
+
 		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 			goto out;
 		if ((rc = pv_get(t, PV_T_META, META_INDEX, strlen(META_INDEX),
@@ -979,6 +1014,7 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 			progress(arg, &p);
 		if (next == 0)
 			break;
+		vault_pace(v, t0);
 	}
 	rc = PV_OK;
 out:

@@ -504,6 +504,13 @@ struct vault_progress {
 };
 typedef void	vault_progress_fn(void *arg, const struct vault_progress *p);
 
+/*
+ * Let the long jobs (rewrap, index rebuild, shred epoch) hold the writer
+ * lock at most percent of the time (1..100, default 100), resting between
+ * transactions, so that a server on the same vault keeps its turns.
+ */
+void	  vault_set_duty(struct vault *v, unsigned percent);
+
 /* Rotate KEK or INDEX; the new version is *newv. */
 pv_status vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
 	      PV_WUR;

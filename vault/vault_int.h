@@ -105,6 +105,7 @@ struct vault {
 	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
 	uint32_t	 retention_days; /* default for new records; 0: none */
 	const char	*actor;		/* logs this process's own operations */
+	unsigned	 duty;		/* long jobs' share of the writer, % */
 	uint32_t	 limit_count;	/* person's requests per window */
 	uint64_t	 limit_window;	/* seconds */
 };
@@ -200,6 +201,14 @@ pv_status vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
 pv_status vault_log_op(struct vault *v, struct pv_txn *t, const char *action,
 	      int kind, const uint64_t *recs, size_t nrecs, const char *reason,
 	      uint64_t *seq) PV_WUR;
+
+/*
+ * After a long job's transaction that took since_us, leave the writer lock
+ * free for a while, so that the job holds it at most v->duty percent of
+ * the time.
+ */
+void	  vault_pace(struct vault *v, uint64_t since_us);
+uint64_t  vault_now_us(void);
 
 pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	      PV_WUR;
