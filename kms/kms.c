@@ -1062,69 +1062,26 @@ ring_restate(struct kms *k, struct pv_txn *t, const uint8_t *root,
 	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
 }
 
-/* Every (version, state) of kind in t, ascending; *out is free()d. */
-static pv_status
-ring_versions(struct pv_txn *t, enum kms_kind kind, uint32_t **vers,
-    uint8_t **states, size_t *n)
-{
-	struct pv_cursor *c;
-	const uint8_t *key, *val;
-	uint32_t *vs = NULL, *nv;
-	uint8_t *ss = NULL, *ns;
-	size_t cnt = 0, kl, vl;
-	pv_status rc;
-
-	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
-		return rc;
-	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl); rc == PV_OK;
-	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl)) {
-		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
-			rc = PV_EFORMAT;
-			break;
-		}
-		if (key[0] != kind)
-			continue;
-		if ((nv = realloc(vs, (cnt + 1) * sizeof(*vs))) == NULL ||
-		    (vs = nv, (ns = realloc(ss, cnt + 1)) == NULL)) {
-			rc = PV_ENOMEM;
-			break;
-		}
-		ss = ns;
-		vs[cnt] = pv_get_u32(key + 1);
-		ss[cnt++] = val[RV_STATE];
-	}
-	pv_cursor_close(c);
-	if (rc != PV_ENOTFOUND) {
-		free(vs);
-		free(ss);
-		return rc;
-	}
-	*vers = vs;
-	*states = ss;
-	*n = cnt;
-	return PV_OK;
-}
-
 pv_status
 kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
     uint32_t *newv)
 {
-	uint32_t *vers = NULL, max = 0;
-	uint8_t *states = NULL;
+	struct kms_key_info *info = NULL;
+	uint32_t max = 0;
 	size_t n = 0;
 	pv_status rc;
 
 	if (kind != KMS_KEK && kind != KMS_INDEX)
 		return PV_EINVAL;	/* ids and signatures must not change */
-	if ((rc = ring_versions(t, kind, &vers, &states, &n)) != PV_OK)
+	if ((rc = kms_status(k, t, &info, &n)) != PV_OK)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		if (vers[i] > max)
-			max = vers[i];
-		if (states[i] == KMS_ACTIVE &&
-		    (rc = ring_restate(k, t, k->root, kind, vers[i],
+		if (info[i].kind != kind)
+			continue;
+		if (info[i].version > max)
+			max = info[i].version;
+		if (info[i].state == KMS_ACTIVE &&
+		    (rc = ring_restate(k, t, k->root, kind, info[i].version,
 		    KMS_DECRYPT_ONLY)) != PV_OK)
 			goto out;
 	}
@@ -1137,8 +1094,7 @@ kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 		goto out;
 	*newv = max + 1;
 out:
-	free(vers);
-	free(states);
+	free(info);
 	return rc;
 }
 
@@ -1176,10 +1132,9 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 {
 	uint8_t rootmeta[ROOT_META_LEN], check[PV_GCM_NONCE_LEN +
 	    PV_GCM_TAG_LEN], aad[13 + KMS_VAULT_ID_LEN];
-	struct pv_cursor *c = NULL;
-	const uint8_t *key, *val;
-	uint8_t *newroot, (*keys)[RING_KEY_LEN] = NULL, (*nk)[RING_KEY_LEN];
-	size_t n = 0, kl, vl, rootmetalen;
+	struct kms_key_info *info = NULL;
+	uint8_t *newroot;
+	size_t n = 0, rootmetalen;
 	pv_status rc;
 
 	if ((newroot = pv_secure_alloc(PV_KEY_LEN)) == NULL)
@@ -1191,36 +1146,14 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 		rc = PV_EEXIST;		/* the same root: nothing would change */
 		goto out;
 	}
-	/* Collect the entries first: re-sealing writes to the table. */
-	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+	/* Listed first: re-sealing writes to the table. */
+	if ((rc = kms_status(k, t, &info, &n)) != PV_OK)
 		goto out;
-	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl); rc == PV_OK;
-	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl)) {
-		if ((nk = realloc(keys, (n + 1) * sizeof(*keys))) == NULL) {
-			rc = PV_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (info[i].state != KMS_DESTROYED &&
+		    (rc = ring_restate(k, t, newroot, info[i].kind,
+		    info[i].version, info[i].state)) != PV_OK)
 			goto out;
-		}
-		keys = nk;
-		memcpy(keys[n++], key, RING_KEY_LEN);
-	}
-	pv_cursor_close(c);
-	c = NULL;
-	if (rc != PV_ENOTFOUND)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t v[RING_VAL_LEN];
-
-		if ((rc = ring_read(t, keys[i][0], pv_get_u32(keys[i] + 1),
-		    v)) != PV_OK)
-			goto out;
-		if (v[RV_STATE] == KMS_DESTROYED)
-			continue;
-		if ((rc = ring_restate(k, t, newroot, keys[i][0],
-		    pv_get_u32(keys[i] + 1), v[RV_STATE])) != PV_OK)
-			goto out;
-	}
 	root_check_aad(aad, k->vault_id);
 	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, newroot,
 	    aad, sizeof(aad), NULL, 0)) != PV_OK ||
@@ -1236,8 +1169,7 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 	/* This handle now speaks the new root; close it after the commit. */
 	memcpy(k->root, newroot, PV_KEY_LEN);
 out:
-	pv_cursor_close(c);
-	free(keys);
+	free(info);
 	pv_secure_free(newroot, PV_KEY_LEN);
 	return rc;
 }
@@ -1245,17 +1177,17 @@ out:
 pv_status
 kms_ensure(struct kms *k, struct pv_txn *t, int *added)
 {
-	uint32_t *vers = NULL;
-	uint8_t *states = NULL;
-	size_t n = 0;
+	struct kms_key_info *info = NULL;
+	size_t n = 0, have = 0;
 	pv_status rc;
 
 	*added = 0;
-	if ((rc = ring_versions(t, KMS_SIGN, &vers, &states, &n)) != PV_OK)
+	if ((rc = kms_status(k, t, &info, &n)) != PV_OK)
 		return rc;
-	free(vers);
-	free(states);
-	if (n > 0)
+	for (size_t i = 0; i < n; i++)
+		have += info[i].kind == KMS_SIGN;
+	free(info);
+	if (have > 0)
 		return PV_OK;
 	if ((rc = ring_add(k, t, KMS_SIGN, 1, KMS_ACTIVE)) != PV_OK ||
 	    (rc = ring_bump(t)) != PV_OK)
