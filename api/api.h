@@ -87,6 +87,7 @@ struct api_limits {
 	unsigned	connections;	/* concurrent connections: 256 */
 	unsigned	idle_timeout;	/* seconds a connection may idle: 30 */
 	unsigned	threads;	/* worker threads: 64 */
+	unsigned	large;		/* large bodies decoded at once: 4 */
 };
 
 struct api_serve_opts {

@@ -10,6 +10,7 @@
 #ifndef API_INT_H
 #define API_INT_H
 
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "api.h"
@@ -78,7 +79,16 @@ struct api_server {
 	atomic_ullong		 lat_sum_us;
 	atomic_ullong		 lat_count;
 	atomic_int		 stopping;
+	/*
+	 * Decoding a body costs several times its size, so requests whose
+	 * body exceeds API_LARGE_BODY are decoded limits.large at a time:
+	 * the server's memory then follows that number, not the thread
+	 * count.
+	 */
+	sem_t			 large;
 };
+
+#define API_LARGE_BODY	(16u << 10)
 
 /* Handle one request; resp->body is initialized by the caller. */
 void	api_handle(struct api_server *s, const struct api_req *req,

@@ -24,6 +24,7 @@
 #define LISTEN_DEFAULT		"127.0.0.1:7400"
 #define THREADS_DEFAULT		64
 #define CONNECTIONS_DEFAULT	256
+#define LARGE_DEFAULT		4
 #define IDLE_DEFAULT		30
 #define DRAIN_SECONDS		10
 #define TLS_FILE_MAX		(64u << 10)
@@ -324,6 +325,8 @@ limits_default(struct api_limits *l)
 		l->idle_timeout = IDLE_DEFAULT;
 	if (l->threads == 0)
 		l->threads = THREADS_DEFAULT;
+	if (l->large == 0)
+		l->large = LARGE_DEFAULT;
 }
 
 pv_status
@@ -333,6 +336,7 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	struct MHD_Daemon *d = NULL;
 	const union MHD_DaemonInfo *info;
 	struct http *h = NULL;
+	int gate = 0;
 	char *cert = NULL, *key = NULL, url[96], addr[64];
 	unsigned flags;
 	sigset_t sigs;
@@ -363,6 +367,11 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	h->srv.limits = o->limits;
 	h->srv.request_limit = 1;	/* a person's requests, per window */
 	limits_default(&h->srv.limits);
+	if (sem_init(&h->srv.large, 0, h->srv.limits.large) != 0) {
+		rc = PV_EIO;
+		goto out;
+	}
+	gate = 1;
 
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
 	    MHD_USE_ERROR_LOG | MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0) |
@@ -424,6 +433,8 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 out:
 	if (d != NULL)
 		MHD_stop_daemon(d);
+	if (gate)
+		(void)sem_destroy(&h->srv.large);
 	free(h);
 	if (key != NULL) {
 		pv_cleanse(key, strlen(key));

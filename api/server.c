@@ -1055,6 +1055,16 @@ dispatch(struct api_server *s, enum api_route r, const struct api_req *rq,
 	}
 }
 
+/* Wait for a turn to decode a large body. */
+static pv_status
+admit_large(struct api_server *s)
+{
+	while (sem_wait(&s->large) != 0)
+		if (errno != EINTR)
+			return PV_EIO;
+	return PV_OK;
+}
+
 void
 api_handle(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs)
@@ -1117,8 +1127,15 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	else if (has_body(rq->method) && !is_json(rq->ctype))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
 		    "send application/json");
-	else
+	else if (rq->len <= API_LARGE_BODY)
 		dispatch(s, r, rq, rs, &key, &ev, id);
+	else if (admit_large(s) != PV_OK) {
+		fail(rs, 503, "unavailable", PV_EUNAVAIL, NULL);
+		rs->retry_after = 1;
+	} else {
+		dispatch(s, r, rq, rs, &key, &ev, id);
+		(void)sem_post(&s->large);
+	}
 	/*
 	 * Every request is logged before it is answered: what the vault did
 	 * not log with the change itself (refusals, and reads of the log),

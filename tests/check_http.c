@@ -2440,6 +2440,107 @@ START_TEST(test_concurrent_clients)
 }
 END_TEST
 
+/*
+ * Large bodies take turns (--max-large 1): each turn is given back, so
+ * that every one of several concurrent large batches is served, whole.
+ */
+#define LARGE_THREADS	4
+#define LARGE_ROUNDS	3
+#define LARGE_RECORDS	400
+
+struct large {
+	pthread_t	 th;
+	int		 id;
+	pthread_barrier_t *go;
+	int		 stored;
+	char		 err[512];
+};
+
+static void *
+large_worker(void *arg)
+{
+	struct large *c = arg;
+	struct conc cc;
+	struct su_gbuf b = { NULL, 0 };
+	struct su_resp r;
+	char rec[160];
+	CURL *h;
+	int n;
+
+	memset(&cc, 0, sizeof(cc));
+	if ((h = curl_easy_init()) == NULL) {
+		(void)snprintf(c->err, sizeof(c->err), "curl_easy_init");
+		return NULL;
+	}
+	(void)pthread_barrier_wait(c->go);
+	for (int round = 0; round < LARGE_ROUNDS; round++) {
+		free(b.p);
+		b.p = NULL;
+		b.len = 0;
+		for (int i = 0; i < LARGE_RECORDS; i++) {
+			n = snprintf(rec, sizeof(rec), "%s{\"fields\":{"
+			    "\"name\":\"Large %d/%d/%03d padded to be long "
+			    "enough\"}}%s", i == 0 ? "{\"records\":[" : "",
+			    c->id, round, i, i + 1 == LARGE_RECORDS ? "]}" :
+			    ",");
+			if (su_gbuf_add(&b, rec, (size_t)n) != 0) {
+				(void)snprintf(c->err, sizeof(c->err), "oom");
+				goto out;
+			}
+		}
+		if (b.len <= 16 * 1024) {
+			(void)snprintf(c->err, sizeof(c->err), "body of %zu "
+			    "bytes is not large", b.len);
+			goto out;
+		}
+		if (conc_post(&cc, h, "/v1/records/batch", keys[K_WRITER],
+		    b.p, 200, &r) != 0) {
+			memcpy(c->err, cc.err, sizeof(c->err));
+			goto out;
+		}
+		for (const char *p = r.body.p; (p = strstr(p, "\"id\":")) !=
+		    NULL; p++)
+			c->stored++;
+		su_resp_free(&r);
+	}
+out:
+	free(b.p);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+START_TEST(test_large_bodies_take_turns)
+{
+	static const char *const args[] = { "--listen", "127.0.0.1:0",
+	    "--max-large", "1", NULL };
+	static struct large c[LARGE_THREADS];
+	pthread_barrier_t go;
+	long long before;
+
+	su_srv_stop();
+	srv_start_args(args);
+	before = stored();
+	ck_assert_int_eq(pthread_barrier_init(&go, NULL, LARGE_THREADS), 0);
+	for (int t = 0; t < LARGE_THREADS; t++) {
+		memset(&c[t], 0, sizeof(c[t]));
+		c[t].id = t;
+		c[t].go = &go;
+		ck_assert_int_eq(pthread_create(&c[t].th, NULL, large_worker,
+		    &c[t]), 0);
+	}
+	for (int t = 0; t < LARGE_THREADS; t++)
+		ck_assert_int_eq(pthread_join(c[t].th, NULL), 0);
+	(void)pthread_barrier_destroy(&go);
+	for (int t = 0; t < LARGE_THREADS; t++) {
+		ck_assert_msg(c[t].err[0] == '\0', "thread %d: %s; log [%s]",
+		    t, c[t].err, su_server_log());
+		ck_assert_int_eq(c[t].stored, LARGE_ROUNDS * LARGE_RECORDS);
+	}
+	ck_assert_int_eq(stored(), before +
+	    LARGE_THREADS * LARGE_ROUNDS * LARGE_RECORDS);
+}
+END_TEST
+
 /* Tests: restarts, crashes and shutdown. */
 
 /* A token and the value it must give back. */
@@ -2894,6 +2995,7 @@ http_suite(void)
 
 	tc = tcase(s, "load", 1, 2 * TIMEOUT);
 	tcase_add_test(tc, test_concurrent_clients);
+	tcase_add_test(tc, test_large_bodies_take_turns);
 	tcase_add_test(tc, test_restart_keeps_records);
 	tcase_add_test(tc, test_sigkill_keeps_acknowledged);
 	tcase_add_test(tc, test_sigterm_in_flight);

@@ -12,7 +12,7 @@
 
 enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
-	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_CONNS, O_IDLE, O_KEKAGE,
+	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_LARGE, O_CONNS, O_IDLE, O_KEKAGE,
 	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP,
 	O_NAME, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
 };
@@ -71,6 +71,11 @@ serve_opt(void *arg, int ch, const char *val)
 		if ((r = cli_number("serve", "--max-batch", val, 1,
 		    VAULT_BATCH_MAX, &n)) == CLI_OK)
 			l->batch_max = (size_t)n;
+		break;
+	case O_LARGE:
+		if ((r = cli_number("serve", "--max-large", val, 1, 256,
+		    &n)) == CLI_OK)
+			l->large = (unsigned)n;
 		break;
 	case O_CONNS:
 		if ((r = cli_number("serve", "--max-connections", val, 1,
@@ -213,6 +218,7 @@ cmd_serve(int argc, char **argv)
 		{ "max-fields", required_argument, NULL, O_FIELDS },
 		{ "max-value", required_argument, NULL, O_VALUE },
 		{ "max-batch", required_argument, NULL, O_BATCH },
+		{ "max-large", required_argument, NULL, O_LARGE },
 		{ "max-connections", required_argument, NULL, O_CONNS },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "max-kek-age", required_argument, NULL, O_KEKAGE },
@@ -237,6 +243,8 @@ cmd_serve(int argc, char **argv)
 	    "  --max-value BYTES      bytes per value (default 4096)\n"
 	    "  --max-batch N          records or tokens a request "
 	    "(default 1000)\n"
+	    "  --max-large N          requests with bodies over 16 KiB "
+	    "decoded at once (default 4)\n"
 	    "  --max-connections N    concurrent connections (default 256)\n"
 	    "  --idle-timeout SEC     idle connection timeout (default 30)\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
