@@ -686,10 +686,7 @@ kms_sync(struct kms *k, struct pv_txn *t)
 
 	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK)
 		return rc;
-	if (pthread_rwlock_rdlock(&k->lock) != 0)
-		return PV_EIO;
-	have = k->gen;
-	(void)pthread_rwlock_unlock(&k->lock);
+	have = kms_generation(k);
 	if (gen <= have)
 		return PV_OK;
 	return ring_load(k, t, gen);
@@ -699,6 +696,18 @@ const uint8_t *
 kms_vault_id(const struct kms *k)
 {
 	return k->vault_id;
+}
+
+uint64_t
+kms_generation(struct kms *k)
+{
+	uint64_t gen;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return 0;
+	gen = k->gen;
+	(void)pthread_rwlock_unlock(&k->lock);
+	return gen;
 }
 
 /* Find kind's active version, or version v if v != 0; lock held. */

@@ -117,6 +117,12 @@ void	  kms_free(struct kms *k);
 pv_status kms_sync(struct kms *k, struct pv_txn *txn) PV_WUR;
 
 const uint8_t *kms_vault_id(const struct kms *k);
+/*
+ * The ring generation this handle has loaded, or 0 if it cannot tell.
+ * Work done under one generation used exactly the keys a transaction that
+ * synced to the same generation sees.
+ */
+uint64_t  kms_generation(struct kms *k);
 
 /*
  * DEKs.  Each is wrapped under a KEK version with AES-256-GCM, its AAD the

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,30 @@ raw_read(struct pv_store *s, enum pv_table tab, const void *key,
 	memcpy(buf, v, vl);
 	pv_txn_abort(t);
 	return vl;
+}
+
+/* The numbers of the records table, in order; how many (at most max). */
+static size_t
+rec_seqs(struct pv_store *s, uint64_t *out, size_t max)
+{
+	struct pv_cursor *c;
+	struct pv_txn *t;
+	const void *k, *v;
+	size_t kl, vl, n = 0;
+	pv_status rc;
+
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_RECORDS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, &k, &kl, &v, &vl);
+	    rc == PV_OK; rc = pv_cursor_next(c, 0, &k, &kl, &v, &vl)) {
+		ck_assert_uint_eq(kl, 8);
+		ck_assert_uint_lt(n, max);
+		out[n++] = pv_get_u64(k);
+	}
+	ck_assert_int_eq(rc, PV_ENOTFOUND);
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	return n;
 }
 
 static size_t
@@ -551,6 +576,100 @@ run_killed(enum job job, int at)
 
 /* Rotation. */
 
+/*
+ * Records are sealed before their commit, outside the writer lock.  One
+ * sealed under a KEK or index key that a rotation replaced before the
+ * commit must be sealed again: else it would land under a key that the
+ * rewrap has already passed and the operator then retires and destroys,
+ * or under an index key the rebuild has already dropped.
+ */
+#define RACE_PUTS	300
+
+struct racer {
+	struct vault	*v;
+	char		 toks[RACE_PUTS][2][ID_LEN];
+	int		 done;
+	pv_status	 rc;
+};
+
+static void
+race_email(char *buf, size_t cap, int i)
+{
+	(void)snprintf(buf, cap, "racer%03d@race.example", i);
+}
+
+static void *
+race_puts(void *arg)
+{
+	struct racer *r = arg;
+	char email[64];
+	pv_status rc;
+
+	for (int i = 0; i < RACE_PUTS; i++) {
+		struct vault_field f[] = { F("name", "Race Person"),
+		    { "email", 5, email, 0 } };
+
+		race_email(email, sizeof(email), i);
+		f[1].len = strlen(email);
+		if ((rc = put1(r->v, f, 2, NULL, r->toks[i])) != PV_OK) {
+			__atomic_store_n(&r->rc, rc, __ATOMIC_RELEASE);
+			break;
+		}
+		(void)__atomic_add_fetch(&r->done, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+START_TEST(puts_race_key_rotations)
+{
+	static struct racer r;
+	struct vault_match m;
+	struct vault *v, *w;
+	pthread_t th;
+	uint32_t old, newv = 0;
+	uint64_t wrapped, done;
+	char email[64];
+	int rounds = 0;
+
+	v = vcreate();
+	w = vopen();		/* the operator's CLI */
+	memset(&r, 0, sizeof(r));
+	r.v = v;
+	ck_assert_int_eq(pthread_create(&th, NULL, race_puts, &r), 0);
+	do {
+		old = newv ? newv : 1;
+		ck_assert_int_eq(vault_rotate(w, KMS_KEK, &newv), PV_OK);
+		ck_assert_int_eq(vault_rewrap(w, 0, 16, NULL, NULL, &done),
+		    PV_OK);
+		wrapped = 99;
+		ck_assert_int_eq(vault_key_state(w, KMS_KEK, old, KMS_RETIRED,
+		    0, &wrapped), PV_OK);
+		ck_assert_uint_eq(wrapped, 0);
+		ck_assert_int_eq(vault_key_state(w, KMS_KEK, old,
+		    KMS_DESTROYED, 0, &wrapped), PV_OK);
+		ck_assert_int_eq(vault_rotate_index(w, 16, NULL, NULL, &done),
+		    PV_OK);
+		rounds++;
+	} while (__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) < RACE_PUTS &&
+	    __atomic_load_n(&r.rc, __ATOMIC_ACQUIRE) == PV_OK);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(r.rc, PV_OK);
+	ck_assert_int_gt(rounds, 1);
+	/* Every record reads back, and is found under the current key. */
+	for (int i = 0; i < RACE_PUTS; i++) {
+		race_email(email, sizeof(email), i);
+		expect_value(v, r.toks[i][0], "name", "Race Person", 11);
+		expect_value(w, r.toks[i][1], "email", email, strlen(email));
+		ck_assert_uint_eq(lookup(w, "email", email, &m), 1);
+		ck_assert_str_eq(m.token, r.toks[i][1]);
+	}
+	expect_kek(w, newv, KMS_ACTIVE, RACE_PUTS, key_row(w, KMS_KEK,
+	    newv).wraps_total);
+	vault_close(w);
+	vault_close(v);
+}
+END_TEST
+
 START_TEST(rotate_kek)
 {
 	struct vault_field a[] = { F("name", "Ann Before"),
@@ -559,6 +678,7 @@ START_TEST(rotate_kek)
 	    F("email", "bob.after@example.org") };
 	char ta[3][2][ID_LEN], tb[3][2][ID_LEN];
 	uint8_t buf[REC_BUF];
+	uint64_t seqs[8];
 	struct pv_store *s;
 	struct vault *v, *w;
 	uint32_t newv = 0;
@@ -577,10 +697,16 @@ START_TEST(rotate_kek)
 	ck_assert_int_eq(put1(w, b, 2, NULL, tb[2]), PV_OK);
 	expect_kek(w, 1, KMS_DECRYPT_ONLY, 3, 3);
 	expect_kek(w, 2, KMS_ACTIVE, 3, 3);
+	/*
+	 * In number order, the first three under version 1.  The two
+	 * handles lease numbers apart: w's record comes after a gap.
+	 */
 	s = store_open();
-	for (uint64_t seq = 1; seq <= 6; seq++) {
-		(void)rec_read(s, seq, buf, sizeof(buf));
-		ck_assert_uint_eq(pv_get_u32(buf + REC_KEKV), seq <= 3 ? 1 : 2);
+	ck_assert_uint_eq(rec_seqs(s, seqs, 8), 6);
+	ck_assert_uint_gt(seqs[5], 6);
+	for (size_t i = 0; i < 6; i++) {
+		(void)rec_read(s, seqs[i], buf, sizeof(buf));
+		ck_assert_uint_eq(pv_get_u32(buf + REC_KEKV), i < 3 ? 1 : 2);
 	}
 	pv_store_close(s);
 	/* Old and new records all read, through either handle. */
@@ -2254,6 +2380,7 @@ lifecycle_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, rotate_kek);
+	tcase_add_test(tc, puts_race_key_rotations);
 	tcase_add_test(tc, rewrap_changes_only_the_dek);
 	tcase_add_test(tc, rewrap_from_one_version);
 	tcase_add_test(tc, rewrap_100k_records);

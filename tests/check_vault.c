@@ -912,8 +912,17 @@ START_TEST(two_handles_one_directory)
 	expect_value(b, toks[0], "name", "shared", 6);
 	ck_assert_int_eq(put1(b, f, 1, NULL, toks), PV_OK);
 	expect_value(a, toks[0], "name", "shared", 6);
+	/*
+	 * Each handle leases its own numbers: a's second lease holds one it
+	 * has not used when b stores a later one, so a's next record and
+	 * token go in before b's, not after.
+	 */
+	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
+	ck_assert_int_eq(put1(b, f, 1, NULL, toks), PV_OK);
+	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
+	expect_value(b, toks[0], "name", "shared", 6);
 	ck_assert_int_eq(vault_info(a, &info), PV_OK);
-	ck_assert_uint_eq(info.records, 2);
+	ck_assert_uint_eq(info.records, 5);
 	free(info.keys);
 	vault_close(b);
 	vault_close(a);

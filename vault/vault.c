@@ -288,7 +288,13 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 		free(v);
 		return PV_ENOMEM;
 	}
+	if (pthread_mutex_init(&v->lease_lock, NULL) != 0) {
+		(void)pthread_mutex_destroy(&v->gc_lock);
+		free(v);
+		return PV_ENOMEM;
+	}
 	if (pthread_cond_init(&v->gc_done, NULL) != 0) {
+		(void)pthread_mutex_destroy(&v->lease_lock);
 		(void)pthread_mutex_destroy(&v->gc_lock);
 		free(v);
 		return PV_ENOMEM;
@@ -351,6 +357,7 @@ vault_close(struct vault *v)
 	kms_free(v->kms);
 	pv_store_close(v->store);
 	(void)pthread_cond_destroy(&v->gc_done);
+	(void)pthread_mutex_destroy(&v->lease_lock);
 	(void)pthread_mutex_destroy(&v->gc_lock);
 	free(v);
 }
@@ -401,119 +408,207 @@ vault_index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
 	return PV_OK;
 }
 
-static pv_status
-put_one(struct vault *v, struct pv_txn *t, const struct vault_record_in *r,
-    uint64_t seq, uint64_t *next_tok, uint8_t *dek, struct put_scratch *sc,
-    uint32_t *kekv, struct vault_put_result *res)
+/* The bytes record r takes in the records table. */
+static size_t
+record_size(const struct vault_record_in *r)
 {
-	uint8_t key[SEQ_LEN], rec[16], check[CHECK_LEN], aad[AAD_MAX];
-	uint8_t ctx[DEK_CTX_LEN], *p, *q;
-	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], tokkey[SEQ_LEN];
-	uint8_t idxval[INDEX_VAL_LEN];
-	size_t size = R_FIELDS, normlen, aadlen;
-	uint64_t now = pv_now(), retain;
-	uint32_t days;
-	pv_status rc;
+	size_t size = R_FIELDS;
 
-	if ((rc = pv_random(check, sizeof(check))) != PV_OK)
-		return rc;
-	vault_id_block(rec, seq, check);
-	if ((rc = pv_random(sc->tok_check, r->nfields * CHECK_LEN)) != PV_OK)
-		return rc;
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
 
-		sc->indexed[i] = (uint8_t)vault_field_indexed(f->name,
-		    f->namelen);
-		if (sc->indexed[i]) {
-			if ((rc = vault_normalize(sc->norm, &normlen, f->name,
-			    f->namelen, f->value, f->len)) != PV_OK)
-				return rc;
-			rc = kms_blind_index(v->kms, 0, sc->digest[i], f->name,
-			    f->namelen, sc->norm, normlen);
-			pv_cleanse(sc->norm, normlen);
-			if (rc != PV_OK)
-				return rc;
-		}
-		sc->tok_seq[i] = (*next_tok)++;
-		size += 1 + f->namelen + 1 + (sc->indexed[i] ? PV_HMAC_LEN :
-		    0) + SEQ_LEN + 2 + PV_GCM_NONCE_LEN + f->len +
-		    PV_GCM_TAG_LEN;
+		size += 1 + f->namelen + 1 + (vault_field_indexed(f->name,
+		    f->namelen) ? PV_HMAC_LEN : 0) + SEQ_LEN + 2 +
+		    PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
 	}
+	return size;
+}
 
-	/* The record, built in place. */
-	pv_put_u64(key, seq);
-	if ((rc = pv_reserve(t, PV_T_RECORDS, key, sizeof(key), size,
-	    PV_PUT_APPEND, (void **)&p)) != PV_OK)
+/*
+ * Seal record r as number seq, its tokens numbered from tok: build its
+ * stored value in p (record_size bytes), draw its token checks and MAC its
+ * index entries into tc and im (one slot per field), and format its id
+ * and tokens into res.  Nothing is written to the store.
+ */
+static pv_status
+seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
+    uint64_t tok, uint8_t *p, uint8_t (*tc)[CHECK_LEN],
+    uint8_t (*im)[INDEX_MAC_LEN], uint8_t *dek, uint64_t *retainp,
+    struct vault_put_result *res)
+{
+	uint8_t rec[16], aad[AAD_MAX], ctx[DEK_CTX_LEN], idx[INDEX_VAL_LEN];
+	char norm[PV_VALUE_MAX];
+	uint8_t *q;
+	size_t normlen, aadlen;
+	uint64_t now = pv_now(), retain;
+	uint32_t days, kekv;
+	pv_status rc;
+
+	if ((rc = pv_random(p + R_CHECK, CHECK_LEN)) != PV_OK ||
+	    (rc = pv_random(tc, r->nfields * CHECK_LEN)) != PV_OK)
 		return rc;
+	vault_id_block(rec, seq, p + R_CHECK);
 	p[R_TYPE] = REC_LIVE;
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
-	memcpy(p + R_CHECK, check, CHECK_LEN);
 	pv_put_u64(p + R_CREATED, now);
 	days = r->retention_days ? r->retention_days : v->retention_days;
 	retain = days ? now + (uint64_t)days * 86400 : 0;
 	pv_put_u64(p + R_RETAIN, retain);
 	vault_dek_ctx(ctx, seq, p);
-	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, kekv,
+	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, &kekv,
 	    p + R_DEK)) != PV_OK)
 		return rc;
-	pv_put_u32(p + R_KEKV, *kekv);
+	pv_put_u32(p + R_KEKV, kekv);
 	p[R_NFIELDS] = (uint8_t)(r->nfields >> 8);
 	p[R_NFIELDS + 1] = (uint8_t)r->nfields;
 	q = p + R_FIELDS;
-	for (size_t i = 0; i < r->nfields; i++) {
+	for (size_t i = 0; i < r->nfields; i++, tok++) {
 		const struct vault_field *f = &r->fields[i];
+		int indexed = vault_field_indexed(f->name, f->namelen);
 
 		*q++ = (uint8_t)f->namelen;
 		memcpy(q, f->name, f->namelen);
 		q += f->namelen;
-		*q++ = sc->indexed[i] ? FF_INDEXED : 0;
-		if (sc->indexed[i]) {
-			memcpy(q, sc->digest[i], PV_HMAC_LEN);
+		*q++ = indexed ? FF_INDEXED : 0;
+		if (indexed) {
+			if ((rc = vault_normalize(norm, &normlen, f->name,
+			    f->namelen, f->value, f->len)) != PV_OK)
+				return rc;
+			rc = kms_blind_index(v->kms, 0, q, f->name,
+			    f->namelen, norm, normlen);
+			pv_cleanse(norm, normlen);
+			pv_put_u64(idx, seq);
+			pv_put_u64(idx + SEQ_LEN, tok);
+			if (rc != PV_OK ||
+			    (rc = vault_index_mac(v, idx, q)) != PV_OK)
+				return rc;
+			memcpy(im[i], idx + 2 * SEQ_LEN, INDEX_MAC_LEN);
 			q += PV_HMAC_LEN;
 		}
-		pv_put_u64(q, sc->tok_seq[i]);
+		pv_put_u64(q, tok);
 		q += SEQ_LEN;
 		*q++ = (uint8_t)(f->len >> 8);
 		*q++ = (uint8_t)f->len;
-		field_aad(aad, &aadlen, v->kms, rec, sc->tok_seq[i], f->name,
-		    f->namelen);
+		field_aad(aad, &aadlen, v->kms, rec, tok, f->name, f->namelen);
 		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
 		    q + PV_GCM_NONCE_LEN + f->len, dek, aad, aadlen, f->value,
 		    f->len)) != PV_OK)
 			return rc;
 		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
-	}
-
-	/* Tokens, index and retention entries: p is dead from here on. */
-	if (retain != 0 && (rc = vault_retain_put(t, retain, seq)) != PV_OK)
-		return rc;
-	for (size_t i = 0; i < r->nfields; i++) {
-		const struct vault_field *f = &r->fields[i];
-
-		pv_put_u64(tokkey, sc->tok_seq[i]);
-		pv_put_u64(tokval + T_REC, seq);
-		memcpy(tokval + T_CHECK, sc->tok_check[i], CHECK_LEN);
-		tokval[T_NAMELEN] = (uint8_t)f->namelen;
-		memcpy(tokval + T_NAME, f->name, f->namelen);
-		if ((rc = pv_put(t, PV_T_TOKENS, tokkey, sizeof(tokkey),
-		    tokval, T_NAME + f->namelen, PV_PUT_APPEND)) != PV_OK)
+		if ((rc = vault_id_format(v, KMS_ID_TOKEN, tok, tc[i],
+		    res->tokens[i])) != PV_OK)
 			return rc;
-		if (sc->indexed[i]) {
-			pv_put_u64(idxval, seq);
-			pv_put_u64(idxval + SEQ_LEN, sc->tok_seq[i]);
-			if ((rc = vault_index_mac(v, idxval, sc->digest[i])) !=
-			    PV_OK)
+	}
+	*retainp = retain;
+	return vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK, res->id);
+}
+
+/*
+ * A put, sealed by its caller's thread before the commit, so that the
+ * commit's leader (one thread) only stores it.  Record k of those stored
+ * is number rec0 + k; its tokens follow on from tok0.
+ */
+struct put_arg {
+	const struct vault_record_in	*recs;
+	struct vault_put_result		*res;
+	size_t				 n, stored, ntok;
+	const struct vault_event	*ev;
+	uint64_t			 rec0, tok0;
+	uint64_t			 gen;	/* ring generation; 0: reseal */
+	uint8_t				*buf;	/* the records, back to back */
+	size_t				*off;	/* record i at buf + off[i] */
+	uint64_t			*retain;
+	uint8_t			       (*tc)[CHECK_LEN];	/* per token */
+	uint8_t			       (*im)[INDEX_MAC_LEN];
+	struct put_arg			*next;	/* the commit's puts */
+};
+
+/* Seal every record of a that is to be stored (see struct put_arg). */
+static pv_status
+put_seal(struct vault *v, struct put_arg *a)
+{
+	uint64_t gen = kms_generation(v->kms), seq = a->rec0, tok = a->tok0;
+	uint8_t *dek;
+	pv_status rc = PV_OK;
+
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	for (size_t i = 0, k = 0; i < a->n && rc == PV_OK; i++) {
+		if (a->res[i].status != PV_OK)
+			continue;
+		rc = seal_one(v, &a->recs[i], seq++, tok, a->buf + a->off[i],
+		    a->tc + k, a->im + k, dek, &a->retain[i], &a->res[i]);
+		tok += a->recs[i].nfields;
+		k += a->recs[i].nfields;
+	}
+	pv_secure_free(dek, PV_KEY_LEN);
+	/* Sealed under one ring, or the leader seals again. */
+	a->gen = rc == PV_OK && kms_generation(v->kms) == gen ? gen : 0;
+	return rc;
+}
+
+/*
+ * Put at key, which normally sorts after every other: append, or insert
+ * where another process's numbers were stored first.
+ */
+static pv_status
+put_seq(struct pv_txn *t, enum pv_table tab, uint64_t seq, const void *val,
+    size_t len)
+{
+	uint8_t key[SEQ_LEN];
+	pv_status rc;
+
+	pv_put_u64(key, seq);
+	rc = pv_put(t, tab, key, sizeof(key), val, len, PV_PUT_APPEND);
+	if (rc == PV_EEXIST)
+		rc = pv_put(t, tab, key, sizeof(key), val, len,
+		    PV_PUT_NOOVERWRITE);
+	return rc;
+}
+
+/* Store the sealed records of a inside t. */
+static pv_status
+put_store(struct pv_txn *t, const struct put_arg *a)
+{
+	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], idx[INDEX_VAL_LEN];
+	struct field_view f;
+	uint64_t seq = a->rec0;
+	size_t k = 0;
+	pv_status rc;
+
+	for (size_t i = 0; i < a->n; i++, seq++) {
+		const uint8_t *p = a->buf + a->off[i];
+		size_t len = a->off[i + 1] - a->off[i], pos = R_FIELDS;
+
+		if (a->res[i].status != PV_OK) {
+			seq--;
+			continue;
+		}
+		if ((rc = put_seq(t, PV_T_RECORDS, seq, p, len)) != PV_OK ||
+		    (a->retain[i] != 0 && (rc = vault_retain_put(t,
+		    a->retain[i], seq)) != PV_OK))
+			return rc;
+		for (size_t j = 0; j < a->recs[i].nfields; j++, k++) {
+			if ((rc = vault_field_next(p, len, &pos, &f)) != PV_OK)
 				return rc;
-			if ((rc = pv_put(t, PV_T_INDEX, sc->digest[i],
-			    PV_HMAC_LEN, idxval, sizeof(idxval), 0)) != PV_OK)
+			pv_put_u64(tokval + T_REC, seq);
+			memcpy(tokval + T_CHECK, a->tc[k], CHECK_LEN);
+			tokval[T_NAMELEN] = (uint8_t)f.namelen;
+			memcpy(tokval + T_NAME, f.name, f.namelen);
+			if ((rc = put_seq(t, PV_T_TOKENS, f.tok_seq, tokval,
+			    T_NAME + f.namelen)) != PV_OK)
+				return rc;
+			if (!f.indexed)
+				continue;
+			pv_put_u64(idx, seq);
+			pv_put_u64(idx + SEQ_LEN, f.tok_seq);
+			memcpy(idx + 2 * SEQ_LEN, a->im[k], INDEX_MAC_LEN);
+			if ((rc = pv_put(t, PV_T_INDEX, f.digest, PV_HMAC_LEN,
+			    idx, sizeof(idx), 0)) != PV_OK)
 				return rc;
 		}
-		if ((rc = vault_id_format(v, KMS_ID_TOKEN, sc->tok_seq[i],
-		    sc->tok_check[i], res->tokens[i])) != PV_OK)
-			return rc;
 	}
-	return vault_id_format(v, KMS_ID_RECORD, seq, check, res->id);
+	return PV_OK;
 }
 
 /* Records one group commit takes at most, to bound its transaction. */
@@ -556,24 +651,26 @@ static pv_status
 commit_jobs(struct vault *v, struct gc_job *jobs)
 {
 	struct gc_ctx g;
-	uint64_t added;
+	uint64_t added, next_tok;
 	pv_status rc;
 
 	memset(&g, 0, sizeof(g));
-	if ((g.dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
-	    (g.sc = malloc(sizeof(*g.sc))) == NULL) {
+	if ((g.dek = pv_secure_alloc(PV_KEY_LEN)) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
 	if ((rc = vault_txn_begin(v, 1, &g.t)) != PV_OK)
 		goto out;
-	if ((rc = vault_meta_u64(g.t, META_NEXT_REC, &g.next_rec)) != PV_OK ||
-	    (rc = vault_meta_u64(g.t, META_NEXT_TOK, &g.next_tok)) != PV_OK ||
+	if ((rc = vault_meta_u64(g.t, META_NEXT_TOK, &g.next_tok)) != PV_OK ||
 	    (rc = vault_meta_u64(g.t, META_RECORDS, &g.records)) != PV_OK)
 		goto out;
 	added = g.records;
+	next_tok = g.next_tok;
 	for (struct gc_job *j = jobs; j != NULL; j = j->next)
 		if ((rc = j->apply(v, &g, j->arg)) != PV_OK)
+			goto out;
+	for (struct put_arg *a = g.puts; a != NULL; a = a->next)
+		if ((rc = put_store(g.t, a)) != PV_OK)
 			goto out;
 	if (g.wrapped > 0) {
 		/* One write transaction holds one ring state: one KEK. */
@@ -582,9 +679,8 @@ commit_jobs(struct vault *v, struct gc_job *jobs)
 		    (rc = cryptoperiod(v, g.t, g.kekv)) != PV_OK)
 			goto out;
 	}
-	if ((rc = vault_meta_set_u64(g.t, META_NEXT_REC, g.next_rec)) !=
-	    PV_OK || (rc = vault_meta_set_u64(g.t, META_NEXT_TOK,
-	    g.next_tok)) != PV_OK ||
+	if ((next_tok != g.next_tok && (rc = vault_meta_set_u64(g.t,
+	    META_NEXT_TOK, g.next_tok)) != PV_OK) ||
 	    (added != g.records && (rc = vault_meta_set_u64(g.t, META_RECORDS,
 	    g.records)) != PV_OK))
 		goto out;
@@ -593,10 +689,6 @@ commit_jobs(struct vault *v, struct gc_job *jobs)
 out:
 	pv_txn_abort(g.t);
 	pv_secure_free(g.dek, PV_KEY_LEN);
-	if (g.sc != NULL) {
-		pv_cleanse(g.sc, sizeof(*g.sc));
-		free(g.sc);
-	}
 	return rc;
 }
 
@@ -659,46 +751,124 @@ vault_commit_job(struct vault *v, struct gc_job *job)
 	return job->rc;
 }
 
-struct put_arg {
-	const struct vault_record_in	*recs;
-	struct vault_put_result		*res;
-	size_t				 n;
-	const struct vault_event	*ev;
-};
-
+/*
+ * Put a into the commit: seal it again if the ring changed since it was
+ * sealed, log it, and queue it in number order for commit_jobs to store.
+ */
 static pv_status
 put_apply(struct vault *v, struct gc_ctx *g, void *arg)
 {
-	struct put_arg *a = arg;
+	struct put_arg *a = arg, **pp;
 	struct vault_event ev;
-	uint64_t *seqs = NULL;
-	size_t nseq = 0;
+	uint64_t *seqs;
+	uint32_t kekv = 0;
 	pv_status rc;
 
-	if ((seqs = calloc(a->n ? a->n : 1, sizeof(*seqs))) == NULL)
+	if ((a->gen == 0 || a->gen != kms_generation(v->kms)) &&
+	    (rc = put_seal(v, a)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < a->n && kekv == 0; i++)
+		if (a->res[i].status == PV_OK)
+			kekv = pv_get_u32(a->buf + a->off[i] + R_KEKV);
+	/* One ring, one active KEK: every put of a commit shares it. */
+	if (g->wrapped > 0 && kekv != g->kekv)
+		return PV_ECRYPTO;
+	g->kekv = kekv;
+	g->wrapped += a->stored;
+	g->records += a->stored;
+	for (pp = &g->puts; *pp != NULL && (*pp)->rec0 < a->rec0;
+	    pp = &(*pp)->next)
+		continue;
+	a->next = *pp;
+	*pp = a;
+
+	if ((seqs = calloc(a->stored, sizeof(*seqs))) == NULL)
 		return PV_ENOMEM;
-	for (size_t i = 0; i < a->n; i++) {
-		if (a->res[i].status != PV_OK)
-			continue;
-		seqs[nseq++] = g->next_rec;
-		if ((rc = put_one(v, g->t, &a->recs[i], g->next_rec++,
-		    &g->next_tok, g->dek, g->sc, &g->kekv,
-		    &a->res[i])) != PV_OK)
-			goto out;
-		g->wrapped++;
-		g->records++;
-	}
+	for (size_t k = 0; k < a->stored; k++)
+		seqs[k] = a->rec0 + k;
 	if (a->ev != NULL) {
 		ev = *a->ev;
 		ev.recs = seqs;
-		ev.nrecs = nseq;
+		ev.nrecs = a->stored;
 		ev.ok = 1;
 		rc = vault_audit_in(v, g->t, &ev, NULL);
 	} else
-		rc = vault_log_op(v, g->t, "put", VAULT_EK_NONE, seqs, nseq,
-		    NULL, NULL);
-out:
+		rc = vault_log_op(v, g->t, "put", VAULT_EK_NONE, seqs,
+		    a->stored, NULL, NULL);
 	free(seqs);
+	return rc;
+}
+
+/* Records a lease takes at most, unless one put needs more. */
+#define LEASE_MAX	4096
+/* Tokens leased per record leased. */
+#define LEASE_TOK	4
+
+/*
+ * Lease nrec record numbers and ntok token numbers, each run contiguous,
+ * from this process's block; take a new block from the meta counters (its
+ * own durable commit) when this one runs short, extending ours if no other
+ * process took numbers since.  Leases double from one record up to
+ * LEASE_MAX, so that a short-lived process (one CLI put) leaves only a
+ * small gap.  The rest of a block is lost on exit: numbers only grow.
+ */
+static pv_status
+lease(struct vault *v, uint64_t nrec, uint64_t ntok, uint64_t *rec0,
+    uint64_t *tok0)
+{
+	struct pv_txn *t = NULL;
+	uint64_t next_rec, next_tok, size, take_rec = 0, take_tok = 0;
+	pv_status rc = PV_OK;
+
+	if (pthread_mutex_lock(&v->lease_lock) != 0)
+		return PV_EIO;
+	size = v->lease_size ? v->lease_size * 2 : 1;
+	if (size > LEASE_MAX)
+		size = LEASE_MAX;
+	/* Each run is refilled only when short, so numbers stay dense. */
+	if (v->lease_rec_end - v->lease_rec < nrec)
+		take_rec = nrec > size ? nrec : size;
+	if (v->lease_tok_end - v->lease_tok < ntok)
+		take_tok = ntok > size * LEASE_TOK ? ntok : size * LEASE_TOK;
+	if (take_rec == 0 && take_tok == 0)
+		goto give;
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK ||
+	    (rc = vault_meta_u64(t, META_NEXT_REC, &next_rec)) != PV_OK ||
+	    (rc = vault_meta_u64(t, META_NEXT_TOK, &next_tok)) != PV_OK)
+		goto out;
+	if (next_rec > UINT64_MAX / 2 || next_tok > UINT64_MAX / 2) {
+		rc = PV_EFULL;		/* numbers never wrap around */
+		goto out;
+	}
+	if ((take_rec != 0 && (rc = vault_meta_set_u64(t, META_NEXT_REC,
+	    next_rec + take_rec)) != PV_OK) || (take_tok != 0 &&
+	    (rc = vault_meta_set_u64(t, META_NEXT_TOK, next_tok +
+	    take_tok)) != PV_OK))
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+	if (rc != PV_OK)
+		goto out;
+	/* A block that follows on from ours extends it. */
+	v->lease_size = size;
+	if (take_rec != 0) {
+		if (v->lease_rec_end != next_rec)
+			v->lease_rec = next_rec;
+		v->lease_rec_end = next_rec + take_rec;
+	}
+	if (take_tok != 0) {
+		if (v->lease_tok_end != next_tok)
+			v->lease_tok = next_tok;
+		v->lease_tok_end = next_tok + take_tok;
+	}
+give:
+	*rec0 = v->lease_rec;
+	*tok0 = v->lease_tok;
+	v->lease_rec += nrec;
+	v->lease_tok += ntok;
+out:
+	pv_txn_abort(t);
+	(void)pthread_mutex_unlock(&v->lease_lock);
 	return rc;
 }
 
@@ -709,27 +879,67 @@ vault_put(struct vault *v, const struct vault_record_in *recs, size_t n,
 	return vault_put_ev(v, recs, n, res, NULL);
 }
 
+/*
+ * Check, lease numbers, seal (in this thread) and commit (in the group):
+ * only the stores run in the commit's leader.
+ */
 pv_status
 vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
     struct vault_put_result *res, const struct vault_event *ev)
 {
-	struct put_arg a = { recs, res, n, ev };
+	struct put_arg a;
 	struct gc_job job = { put_apply, &a, 0, PV_OK, 0, NULL };
+	size_t size = 0;
 	pv_status rc;
 
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
+	memset(&a, 0, sizeof(a));
+	a.recs = recs;
+	a.res = res;
+	a.n = n;
+	a.ev = ev;
+	if ((a.off = calloc(n + 1, sizeof(*a.off))) == NULL ||
+	    (a.retain = calloc(n + 1, sizeof(*a.retain))) == NULL) {
+		rc = PV_ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		a.off[i] = size;
+		if ((res[i].status = vault_record_check(&recs[i])) != PV_OK)
+			continue;
+		a.stored++;
+		a.ntok += recs[i].nfields;
+		size += record_size(&recs[i]);
+	}
+	a.off[n] = size;
+	if (a.stored == 0) {
+		rc = PV_OK;	/* nothing stored, nothing logged here */
+		goto out;
+	}
+	job.weight = a.stored;
+	if ((a.buf = malloc(size)) == NULL ||
+	    (a.tc = calloc(a.ntok, sizeof(*a.tc))) == NULL ||
+	    (a.im = calloc(a.ntok, sizeof(*a.im))) == NULL) {
+		rc = PV_ENOMEM;
+		goto fail;
+	}
+	if ((rc = lease(v, a.stored, a.ntok, &a.rec0, &a.tok0)) == PV_OK &&
+	    (rc = put_seal(v, &a)) == PV_OK &&
+	    (rc = vault_commit_job(v, &job)) == PV_OK)
+		goto out;
+fail:
 	for (size_t i = 0; i < n; i++)
-		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK)
-			job.weight++;
-	if (job.weight == 0)
-		return PV_OK;	/* nothing stored, nothing logged here */
-	if ((rc = vault_commit_job(v, &job)) != PV_OK)
-		for (size_t i = 0; i < n; i++)
-			if (res[i].status == PV_OK) {
-				res[i].status = rc;
-				res[i].id[0] = '\0';
-			}
+		if (res[i].status == PV_OK) {
+			res[i].status = rc;
+			res[i].id[0] = '\0';
+		}
+out:
+	free(a.buf);
+	free(a.off);
+	free(a.retain);
+	free(a.tc);
+	free(a.im);
 	return rc;
 }
 

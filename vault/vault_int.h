@@ -47,26 +47,16 @@
 #define INDEX_VAL_LEN	(2 * SEQ_LEN + INDEX_MAC_LEN)
 #define AAD_MAX		(KMS_VAULT_ID_LEN + 16 + SEQ_LEN + PV_FIELD_NAME_MAX)
 
-/*
- * Per-record scratch: the digests of indexed fields and the token numbers,
- * kept while the record is built, since a later write moves the record.
- */
-struct put_scratch {
-	uint8_t		digest[PV_FIELDS_MAX][PV_HMAC_LEN];
-	uint8_t		indexed[PV_FIELDS_MAX];
-	uint8_t		tok_check[PV_FIELDS_MAX][CHECK_LEN];
-	uint64_t	tok_seq[PV_FIELDS_MAX];
-	char		norm[PV_VALUE_MAX];
-};
+struct put_arg;
 
 /* One group commit's shared state, handed to each job in it. */
 struct gc_ctx {
 	struct pv_txn		*t;
-	uint64_t		 next_rec, next_tok, records;
+	uint64_t		 next_tok, records;
 	uint32_t		 kekv;		/* KEK that wrapped here */
 	uint64_t		 wrapped;	/* DEKs wrapped here */
 	uint8_t			*dek;		/* secure scratch */
-	struct put_scratch	*sc;
+	struct put_arg		*puts;		/* sealed puts, by number */
 };
 
 /*
@@ -108,6 +98,16 @@ struct vault {
 	unsigned	 duty;		/* long jobs' share of the writer, % */
 	uint32_t	 limit_count;	/* person's requests per window */
 	uint64_t	 limit_window;	/* seconds */
+
+	/*
+	 * Numbers leased for records and tokens, so that writes are sealed
+	 * before their commit: [lease_rec, lease_rec_end) and the same for
+	 * tokens, taken from the meta counters a block at a time.
+	 */
+	pthread_mutex_t	 lease_lock;
+	uint64_t	 lease_rec, lease_rec_end;
+	uint64_t	 lease_tok, lease_tok_end;
+	uint64_t	 lease_size;	/* records the last lease took */
 };
 
 /* A parsed view of one field entry inside a stored record. */
