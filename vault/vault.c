@@ -437,6 +437,8 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
     struct vault_put_result *res)
 {
 	uint8_t rec[16], aad[AAD_MAX], ctx[DEK_CTX_LEN], idx[INDEX_VAL_LEN];
+	uint8_t rnd[CHECK_LEN + PV_FIELDS_MAX * (CHECK_LEN +
+	    PV_GCM_NONCE_LEN)], *nonce;
 	char norm[PV_VALUE_MAX];
 	uint8_t *q;
 	size_t normlen, aadlen;
@@ -444,9 +446,15 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 	uint32_t days, kekv;
 	pv_status rc;
 
-	if ((rc = pv_random(p + R_CHECK, CHECK_LEN)) != PV_OK ||
-	    (rc = pv_random(tc, r->nfields * CHECK_LEN)) != PV_OK)
+	/* One draw for the record's check, token checks and nonces. */
+	if (r->nfields > PV_FIELDS_MAX)
+		return PV_EINVAL;
+	if ((rc = pv_random(rnd, CHECK_LEN + r->nfields * (CHECK_LEN +
+	    PV_GCM_NONCE_LEN))) != PV_OK)
 		return rc;
+	memcpy(p + R_CHECK, rnd, CHECK_LEN);
+	memcpy(tc, rnd + CHECK_LEN, r->nfields * CHECK_LEN);
+	nonce = rnd + CHECK_LEN + r->nfields * CHECK_LEN;
 	vault_id_block(rec, seq, p + R_CHECK);
 	p[R_TYPE] = REC_LIVE;
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
@@ -490,9 +498,10 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 		*q++ = (uint8_t)(f->len >> 8);
 		*q++ = (uint8_t)f->len;
 		field_aad(aad, &aadlen, v->kms, rec, tok, f->name, f->namelen);
-		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
-		    q + PV_GCM_NONCE_LEN + f->len, dek, aad, aadlen, f->value,
-		    f->len)) != PV_OK)
+		memcpy(q, nonce + i * PV_GCM_NONCE_LEN, PV_GCM_NONCE_LEN);
+		if ((rc = pv_aead_seal_nonce(q + PV_GCM_NONCE_LEN,
+		    q + PV_GCM_NONCE_LEN + f->len, dek, q, aad, aadlen,
+		    f->value, f->len)) != PV_OK)
 			return rc;
 		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
 		if ((rc = vault_id_format(v, KMS_ID_TOKEN, tok, tc[i],
@@ -800,7 +809,7 @@ put_apply(struct vault *v, struct gc_ctx *g, void *arg)
 }
 
 /* Records a lease takes at most, unless one put needs more. */
-#define LEASE_MAX	4096
+#define LEASE_MAX	65536
 /* Tokens leased per record leased. */
 #define LEASE_TOK	4
 
@@ -961,7 +970,8 @@ vault_commits(struct vault *v)
  * entry; returns PV_EINTEGRITY for bytes that do not parse.
  */
 pv_status
-vault_field_next(const uint8_t *rec, size_t len, size_t *pos, struct field_view *f)
+vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
+    struct field_view *f)
 {
 	size_t p = *pos;
 
