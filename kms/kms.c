@@ -810,48 +810,114 @@ out:
 	return rc;
 }
 
-pv_status
-kms_dek_rewrap(struct kms *k, const void *ctx, size_t ctxlen,
-    uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
-    uint8_t wrapped[static KMS_WRAPPED_LEN], uint32_t *newv)
+/* Source versions a batch keeps set up; more are rare (and still work). */
+#define REWRAP_FROM_MAX	8
+
+struct kms_rewrap {
+	struct kms	*k;
+	uint32_t	 to_v;
+	struct pv_gcm	*to;
+	size_t		 nfrom;
+	uint32_t	 from_v[REWRAP_FROM_MAX];
+	struct pv_gcm	*from[REWRAP_FROM_MAX];
+	uint8_t		*dek;		/* secure scratch */
+};
+
+/* Set up KEK version v (0: the active one), *found, if it may unwrap. */
+static pv_status
+gcm_for(struct kms *k, uint32_t v, uint32_t *found, struct pv_gcm **out)
 {
-	uint8_t aad[DEK_AAD_MAX], out[KMS_WRAPPED_LEN], *dek;
-	const struct ring_key *from, *to;
-	size_t aadlen;
+	const struct ring_key *r;
 	pv_status rc;
 
-	if (ctxlen > KMS_DEK_CTX_MAX)
-		return PV_EINVAL;
-	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
-		return PV_ENOMEM;
-	if (pthread_rwlock_rdlock(&k->lock) != 0) {
-		pv_secure_free(dek, PV_KEY_LEN);
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	}
-	from = ring_find(k, KMS_KEK, version);
-	if ((to = ring_find(k, KMS_KEK, 0)) == NULL || from == NULL ||
-	    from->key == NULL || (from->state != KMS_ACTIVE &&
-	    from->state != KMS_DECRYPT_ONLY)) {
+	r = ring_find(k, KMS_KEK, v);
+	if (r == NULL || r->key == NULL || (r->state != KMS_ACTIVE &&
+	    r->state != KMS_DECRYPT_ONLY))
 		rc = PV_EKEYSTATE;
-		goto out;
+	else {
+		*found = r->version;
+		rc = pv_gcm_new(r->key, out);
 	}
-	dek_aad(aad, &aadlen, k, version, ctx, ctxlen);
-	if ((rc = pv_aead_open(dek, from->key, wrapped,
-	    wrapped + PV_GCM_NONCE_LEN + PV_KEY_LEN, aad, aadlen,
-	    wrapped + PV_GCM_NONCE_LEN, PV_KEY_LEN)) != PV_OK)
-		goto out;
-	dek_aad(aad, &aadlen, k, to->version, ctx, ctxlen);
-	memcpy(out, nonce, PV_GCM_NONCE_LEN);
-	if ((rc = pv_aead_seal_nonce(out + PV_GCM_NONCE_LEN,
-	    out + PV_GCM_NONCE_LEN + PV_KEY_LEN, to->key, nonce, aad, aadlen,
-	    dek, PV_KEY_LEN)) != PV_OK)
-		goto out;
-	memcpy(wrapped, out, sizeof(out));
-	*newv = to->version;
-out:
 	(void)pthread_rwlock_unlock(&k->lock);
-	pv_secure_free(dek, PV_KEY_LEN);
 	return rc;
+}
+
+pv_status
+kms_rewrap_begin(struct kms *k, struct kms_rewrap **out, uint32_t *newv)
+{
+	struct kms_rewrap *r;
+	pv_status rc;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return PV_ENOMEM;
+	r->k = k;
+	if ((r->dek = pv_secure_alloc(PV_KEY_LEN)) == NULL) {
+		free(r);
+		return PV_ENOMEM;
+	}
+	if ((rc = gcm_for(k, 0, &r->to_v, &r->to)) != PV_OK) {
+		kms_rewrap_end(r);
+		return rc;
+	}
+	*newv = r->to_v;
+	*out = r;
+	return PV_OK;
+}
+
+pv_status
+kms_rewrap_one(struct kms_rewrap *r, const void *ctx, size_t ctxlen,
+    uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
+    uint8_t wrapped[static KMS_WRAPPED_LEN])
+{
+	uint8_t aad[DEK_AAD_MAX], out[KMS_WRAPPED_LEN];
+	struct pv_gcm *from = NULL, *once = NULL;
+	size_t aadlen, i;
+	uint32_t found;
+	pv_status rc;
+
+	if (version == 0 || ctxlen > KMS_DEK_CTX_MAX)
+		return version == 0 ? PV_EKEYSTATE : PV_EINVAL;
+	for (i = 0; i < r->nfrom; i++)
+		if (r->from_v[i] == version)
+			from = r->from[i];
+	if (from == NULL) {
+		if ((rc = gcm_for(r->k, version, &found, &from)) != PV_OK)
+			return rc;
+		if (r->nfrom < REWRAP_FROM_MAX) {
+			r->from_v[r->nfrom] = version;
+			r->from[r->nfrom++] = from;
+		} else
+			once = from;
+	}
+	dek_aad(aad, &aadlen, r->k, version, ctx, ctxlen);
+	rc = pv_gcm_open(from, r->dek, wrapped, wrapped + PV_GCM_NONCE_LEN +
+	    PV_KEY_LEN, aad, aadlen, wrapped + PV_GCM_NONCE_LEN, PV_KEY_LEN);
+	pv_gcm_free(once);
+	if (rc != PV_OK)
+		return rc;
+	dek_aad(aad, &aadlen, r->k, r->to_v, ctx, ctxlen);
+	memcpy(out, nonce, PV_GCM_NONCE_LEN);
+	rc = pv_gcm_seal(r->to, out + PV_GCM_NONCE_LEN, out +
+	    PV_GCM_NONCE_LEN + PV_KEY_LEN, nonce, aad, aadlen, r->dek,
+	    PV_KEY_LEN);
+	pv_cleanse(r->dek, PV_KEY_LEN);
+	if (rc == PV_OK)
+		memcpy(wrapped, out, sizeof(out));
+	return rc;
+}
+
+void
+kms_rewrap_end(struct kms_rewrap *r)
+{
+	if (r == NULL)
+		return;
+	pv_gcm_free(r->to);
+	for (size_t i = 0; i < r->nfrom; i++)
+		pv_gcm_free(r->from[i]);
+	pv_secure_free(r->dek, PV_KEY_LEN);
+	free(r);
 }
 
 pv_status

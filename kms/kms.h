@@ -142,14 +142,22 @@ pv_status kms_dek_wrap(struct kms *k, const void *ctx, size_t ctxlen,
 	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
 
 /*
- * Re-wrap a DEK in place, from version to the active KEK, under one look
- * at the ring, with nonce (fresh random bytes the caller drew, perhaps for
- * many DEKs at once): the DEK never leaves this module.  PV_EKEYSTATE,
- * PV_EINTEGRITY as kms_dek_open; *newv is the active version.
+ * Re-wrapping DEKs in place, from their versions to the active KEK, for a
+ * batch: kms_rewrap_begin sets up the active KEK once (*newv), and each
+ * source version once, on first use, instead of once a DEK.  nonce is
+ * fresh random bytes the caller drew (perhaps for the batch at once); the
+ * DEK never leaves this module.  kms_rewrap_one: PV_EKEYSTATE,
+ * PV_EINTEGRITY as kms_dek_open.  kms_rewrap_end wipes every expanded
+ * key; keep a batch only as long as the transaction it serves.
  */
-pv_status kms_dek_rewrap(struct kms *k, const void *ctx, size_t ctxlen,
-	      uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
-	      uint8_t wrapped[static KMS_WRAPPED_LEN], uint32_t *newv) PV_WUR;
+struct kms_rewrap;
+pv_status kms_rewrap_begin(struct kms *k, struct kms_rewrap **out,
+	      uint32_t *newv) PV_WUR;
+pv_status kms_rewrap_one(struct kms_rewrap *r, const void *ctx,
+	      size_t ctxlen, uint32_t version,
+	      const uint8_t nonce[static PV_GCM_NONCE_LEN],
+	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
+void	  kms_rewrap_end(struct kms_rewrap *r);
 
 /*
  * Unwrap a DEK.  PV_EKEYSTATE if the version is retired, destroyed or

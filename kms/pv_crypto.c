@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -120,12 +121,15 @@ pv_random(void *out, size_t len)
 	return PV_OK;
 }
 
+/*
+ * Seal under ctx: with cipher and key for a fresh context, or NULL and
+ * NULL for one that holds its key already (struct pv_gcm).
+ */
 static pv_status
-gcm_seal(uint8_t *ct, uint8_t *tag, const uint8_t *key, const uint8_t *nonce,
-    const void *aad, size_t aadlen, const void *pt, size_t ptlen)
+ctx_seal(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *key,
+    uint8_t *ct, uint8_t *tag, const uint8_t *nonce, const void *aad,
+    size_t aadlen, const void *pt, size_t ptlen)
 {
-	EVP_CIPHER_CTX *ctx;
-	pv_status rc = PV_ECRYPTO;
 	uint8_t none[1];
 	int n;
 
@@ -133,24 +137,50 @@ gcm_seal(uint8_t *ct, uint8_t *tag, const uint8_t *key, const uint8_t *nonce,
 		return PV_EINVAL;
 	if (ct == NULL)		/* empty message: a tag over the AAD alone */
 		ct = none;
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
-		return PV_ENOMEM;
-	if (EVP_EncryptInit_ex2(ctx, aes_gcm, key, nonce, NULL) != 1)
-		goto out;
-	if (aadlen > 0 &&
-	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
-		goto out;
-	if (ptlen > 0 &&
-	    EVP_EncryptUpdate(ctx, ct, &n, pt, (int)ptlen) != 1)
-		goto out;
-	if (EVP_EncryptFinal_ex(ctx, ct + ptlen, &n) != 1)
-		goto out;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, PV_GCM_TAG_LEN,
+	if (EVP_EncryptInit_ex2(ctx, cipher, key, nonce, NULL) != 1 ||
+	    (aadlen > 0 &&
+	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	    (ptlen > 0 &&
+	    EVP_EncryptUpdate(ctx, ct, &n, pt, (int)ptlen) != 1) ||
+	    EVP_EncryptFinal_ex(ctx, ct + ptlen, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, PV_GCM_TAG_LEN,
 	    tag) != 1)
+		return PV_ECRYPTO;
+	return PV_OK;
+}
+
+/* Open under ctx (as ctx_seal); pt is wiped unless PV_OK. */
+static pv_status
+ctx_open(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *key,
+    uint8_t *pt, const uint8_t *nonce, const uint8_t *tag, const void *aad,
+    size_t aadlen, const void *ct, size_t ctlen)
+{
+	pv_status rc = PV_ECRYPTO;
+	uint8_t t[PV_GCM_TAG_LEN], none[1];
+	int n;
+
+	if (aadlen > INT32_MAX || ctlen > INT32_MAX)
+		return PV_EINVAL;
+	if (pt == NULL)
+		pt = none;
+	memcpy(t, tag, sizeof(t));
+	if (EVP_DecryptInit_ex2(ctx, cipher, key, nonce, NULL) != 1 ||
+	    (aadlen > 0 &&
+	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	    (ctlen > 0 &&
+	    EVP_DecryptUpdate(ctx, pt, &n, ct, (int)ctlen) != 1) ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, PV_GCM_TAG_LEN,
+	    t) != 1)
 		goto out;
+	/* Final fails exactly when the tag does not verify. */
+	if (EVP_DecryptFinal_ex(ctx, pt + ctlen, &n) != 1) {
+		rc = PV_EINTEGRITY;
+		goto out;
+	}
 	rc = PV_OK;
 out:
-	EVP_CIPHER_CTX_free(ctx);	/* wipes the expanded key */
+	if (rc != PV_OK)
+		pv_cleanse(pt, ctlen);
 	return rc;
 }
 
@@ -163,7 +193,8 @@ pv_aead_seal(uint8_t *ct, uint8_t nonce[static PV_GCM_NONCE_LEN],
 
 	if ((rc = pv_random(nonce, PV_GCM_NONCE_LEN)) != PV_OK)
 		return rc;
-	return gcm_seal(ct, tag, key, nonce, aad, aadlen, pt, ptlen);
+	return pv_aead_seal_nonce(ct, tag, key, nonce, aad, aadlen, pt,
+	    ptlen);
 }
 
 pv_status
@@ -172,7 +203,15 @@ pv_aead_seal_nonce(uint8_t *ct, uint8_t tag[static PV_GCM_TAG_LEN],
     const uint8_t nonce[static PV_GCM_NONCE_LEN], const void *aad,
     size_t aadlen, const void *pt, size_t ptlen)
 {
-	return gcm_seal(ct, tag, key, nonce, aad, aadlen, pt, ptlen);
+	EVP_CIPHER_CTX *ctx;
+	pv_status rc;
+
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return PV_ENOMEM;
+	rc = ctx_seal(ctx, aes_gcm, key, ct, tag, nonce, aad, aadlen, pt,
+	    ptlen);
+	EVP_CIPHER_CTX_free(ctx);	/* wipes the expanded key */
+	return rc;
 }
 
 pv_status
@@ -182,39 +221,65 @@ pv_aead_open(uint8_t *pt, const uint8_t key[static PV_KEY_LEN],
     const void *ct, size_t ctlen)
 {
 	EVP_CIPHER_CTX *ctx;
-	pv_status rc = PV_ECRYPTO;
-	uint8_t t[PV_GCM_TAG_LEN], none[1];
-	int n;
+	pv_status rc;
 
-	if (aadlen > INT32_MAX || ctlen > INT32_MAX)
-		return PV_EINVAL;
-	if (pt == NULL)
-		pt = none;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return PV_ENOMEM;
-	memcpy(t, tag, sizeof(t));
-	if (EVP_DecryptInit_ex2(ctx, aes_gcm, key, nonce, NULL) != 1)
-		goto out;
-	if (aadlen > 0 &&
-	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
-		goto out;
-	if (ctlen > 0 &&
-	    EVP_DecryptUpdate(ctx, pt, &n, ct, (int)ctlen) != 1)
-		goto out;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, PV_GCM_TAG_LEN,
-	    t) != 1)
-		goto out;
-	/* Final fails exactly when the tag does not verify. */
-	if (EVP_DecryptFinal_ex(ctx, pt + ctlen, &n) != 1) {
-		rc = PV_EINTEGRITY;
-		goto out;
-	}
-	rc = PV_OK;
-out:
-	if (rc != PV_OK)
-		pv_cleanse(pt, ctlen);
+	rc = ctx_open(ctx, aes_gcm, key, pt, nonce, tag, aad, aadlen, ct,
+	    ctlen);
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;
+}
+
+struct pv_gcm {
+	EVP_CIPHER_CTX	*ctx;
+};
+
+pv_status
+pv_gcm_new(const uint8_t key[static PV_KEY_LEN], struct pv_gcm **out)
+{
+	struct pv_gcm *g;
+
+	if ((g = malloc(sizeof(*g))) == NULL)
+		return PV_ENOMEM;
+	if ((g->ctx = EVP_CIPHER_CTX_new()) == NULL) {
+		free(g);
+		return PV_ENOMEM;
+	}
+	if (EVP_CipherInit_ex2(g->ctx, aes_gcm, key, NULL, 1, NULL) != 1) {
+		pv_gcm_free(g);
+		return PV_ECRYPTO;
+	}
+	*out = g;
+	return PV_OK;
+}
+
+void
+pv_gcm_free(struct pv_gcm *g)
+{
+	if (g == NULL)
+		return;
+	EVP_CIPHER_CTX_free(g->ctx);	/* wipes the expanded key */
+	free(g);
+}
+
+pv_status
+pv_gcm_seal(struct pv_gcm *g, uint8_t *ct, uint8_t tag[static PV_GCM_TAG_LEN],
+    const uint8_t nonce[static PV_GCM_NONCE_LEN], const void *aad,
+    size_t aadlen, const void *pt, size_t ptlen)
+{
+	return ctx_seal(g->ctx, NULL, NULL, ct, tag, nonce, aad, aadlen, pt,
+	    ptlen);
+}
+
+pv_status
+pv_gcm_open(struct pv_gcm *g, uint8_t *pt,
+    const uint8_t nonce[static PV_GCM_NONCE_LEN],
+    const uint8_t tag[static PV_GCM_TAG_LEN], const void *aad, size_t aadlen,
+    const void *ct, size_t ctlen)
+{
+	return ctx_open(g->ctx, NULL, NULL, pt, nonce, tag, aad, aadlen, ct,
+	    ctlen);
 }
 
 pv_status

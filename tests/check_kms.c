@@ -534,6 +534,84 @@ START_TEST(sync_reloads_changed_ring)
 }
 END_TEST
 
+/*
+ * A batch re-wrap moves DEKs from many versions (more than it keeps set
+ * up) to the active KEK, each DEK unchanged and bound to its context; a
+ * wrong context or a retired version changes nothing.
+ */
+#define RW_VERSIONS	11
+
+START_TEST(rewrap_batch)
+{
+	struct kms_unlock u = { .key_file = keyfile };
+	uint8_t dek[RW_VERSIONS][PV_KEY_LEN], got[PV_KEY_LEN];
+	uint8_t wrapped[RW_VERSIONS][KMS_WRAPPED_LEN], keep[KMS_WRAPPED_LEN];
+	uint8_t rec[16] = { 5 }, other[16] = { 6 }, nonce[PV_GCM_NONCE_LEN];
+	uint32_t v[RW_VERSIONS], newv = 0, to = 0;
+	struct kms_rewrap *r;
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct kms *k;
+
+	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
+	make_kms(&u, &s, &k);
+	for (size_t i = 0; i < RW_VERSIONS; i++) {
+		rec[1] = (uint8_t)i;
+		ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), dek[i], &v[i],
+		    wrapped[i]), PV_OK);
+		ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+		ck_assert_int_eq(kms_rotate(k, t, KMS_KEK, &newv), PV_OK);
+		ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+		ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+		ck_assert_int_eq(kms_sync(k, t), PV_OK);
+		pv_txn_abort(t);
+		ck_assert_uint_eq(v[i], i + 1);
+	}
+	ck_assert_int_eq(kms_rewrap_begin(k, &r, &to), PV_OK);
+	ck_assert_uint_eq(to, newv);
+	for (size_t i = 0; i < RW_VERSIONS; i++) {
+		rec[1] = (uint8_t)i;
+		ck_assert_int_eq(pv_random(nonce, sizeof(nonce)), PV_OK);
+		/* Bound to its context: refused, left as it was. */
+		memcpy(keep, wrapped[i], sizeof(keep));
+		ck_assert_int_eq(kms_rewrap_one(r, other, sizeof(other), v[i],
+		    nonce, wrapped[i]), PV_EINTEGRITY);
+		ck_assert_mem_eq(wrapped[i], keep, sizeof(keep));
+		ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), v[i],
+		    nonce, wrapped[i]), PV_OK);
+		ck_assert_mem_eq(wrapped[i], nonce, sizeof(nonce));
+		ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), to,
+		    wrapped[i], got), PV_OK);
+		ck_assert_mem_eq(got, dek[i], PV_KEY_LEN);
+		ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), v[i],
+		    wrapped[i], got), PV_EINTEGRITY);
+	}
+	kms_rewrap_end(r);
+
+	/* A retired version may not unwrap, in a batch either. */
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(kms_set_state(k, t, KMS_KEK, 1, KMS_RETIRED), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(kms_sync(k, t), PV_OK);
+	pv_txn_abort(t);
+	rec[1] = 0;
+	ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), dek[0], &v[0],
+	    wrapped[0]), PV_OK);
+	ck_assert_int_eq(kms_rewrap_begin(k, &r, &to), PV_OK);
+	memcpy(keep, wrapped[0], sizeof(keep));
+	ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), 1, nonce,
+	    wrapped[0]), PV_EKEYSTATE);
+	ck_assert_mem_eq(wrapped[0], keep, sizeof(keep));
+	ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), 0, nonce,
+	    wrapped[0]), PV_EKEYSTATE);
+	kms_rewrap_end(r);
+	kms_rewrap_end(NULL);
+	kms_free(k);
+	pv_store_close(s);
+}
+END_TEST
+
 static Suite *
 kms_suite(void)
 {
@@ -557,6 +635,7 @@ kms_suite(void)
 	tcase_add_test(tc, ids_and_blind_index);
 	tcase_add_test(tc, status_and_counters);
 	tcase_add_test(tc, sync_reloads_changed_ring);
+	tcase_add_test(tc, rewrap_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }

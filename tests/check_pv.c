@@ -77,6 +77,50 @@ START_TEST(gcm_kat_case16)
 }
 END_TEST
 
+/*
+ * A key expanded once (struct pv_gcm) gives exactly the one-shot answers,
+ * message after message, sealing and opening in turn, and a forged
+ * message opens to nothing.
+ */
+START_TEST(gcm_keyed_matches_one_shot)
+{
+	uint8_t key[32], nonce[12], aad[24], pt[64], ct[64], tag[16];
+	uint8_t want_ct[64], want_tag[16], back[64], zero[64] = { 0 };
+	struct pv_gcm *g = NULL;
+
+	ck_assert_int_eq(pv_random(key, sizeof(key)), PV_OK);
+	ck_assert_int_eq(pv_random(aad, sizeof(aad)), PV_OK);
+	ck_assert_int_eq(pv_gcm_new(key, &g), PV_OK);
+	for (size_t len = 0; len <= sizeof(pt); len += 13) {
+		ck_assert_int_eq(pv_random(nonce, sizeof(nonce)), PV_OK);
+		ck_assert_int_eq(pv_random(pt, sizeof(pt)), PV_OK);
+		ck_assert_int_eq(pv_aead_seal_nonce(want_ct, want_tag, key,
+		    nonce, aad, len % sizeof(aad), pt, len), PV_OK);
+		ck_assert_int_eq(pv_gcm_seal(g, ct, tag, nonce, aad,
+		    len % sizeof(aad), pt, len), PV_OK);
+		ck_assert_mem_eq(ct, want_ct, len);
+		ck_assert_mem_eq(tag, want_tag, sizeof(tag));
+		ck_assert_int_eq(pv_gcm_open(g, back, nonce, tag, aad,
+		    len % sizeof(aad), ct, len), PV_OK);
+		ck_assert_mem_eq(back, pt, len);
+		if (len == 0)
+			continue;
+		ct[len - 1] ^= 0x01;
+		memset(back, 0xa5, sizeof(back));
+		ck_assert_int_eq(pv_gcm_open(g, back, nonce, tag, aad,
+		    len % sizeof(aad), ct, len), PV_EINTEGRITY);
+		ck_assert_mem_eq(back, zero, len);
+		ct[len - 1] ^= 0x01;
+		/* And the context is still good after a failure. */
+		ck_assert_int_eq(pv_gcm_open(g, back, nonce, tag, aad,
+		    len % sizeof(aad), ct, len), PV_OK);
+		ck_assert_mem_eq(back, pt, len);
+	}
+	pv_gcm_free(g);
+	pv_gcm_free(NULL);
+}
+END_TEST
+
 START_TEST(gcm_kat_case13_empty)
 {
 	uint8_t key[32] = { 0 }, iv[12] = { 0 }, tag[16], got_tag[16];
@@ -1152,6 +1196,7 @@ pv_suite(void)
 
 	tcase_add_test(kat, gcm_kat_case16);
 	tcase_add_test(kat, gcm_kat_case13_empty);
+	tcase_add_test(kat, gcm_keyed_matches_one_shot);
 	tcase_add_test(kat, hmac_rfc4231);
 	tcase_add_test(kat, hmac_parts);
 	tcase_add_test(kat, hkdf_rfc5869);

@@ -587,8 +587,9 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 {
 	struct vault_progress p = { 0, 0 };
 	struct candidate *c = NULL;
+	struct kms_rewrap *rw = NULL;
 	struct pv_txn *t = NULL;
-	uint32_t oldv[VERSIONS_MAX];
+	uint32_t oldv[VERSIONS_MAX], nv;
 	int64_t oldn[VERSIONS_MAX];
 	uint8_t *nonces = NULL, pos[16];
 	uint64_t start, next;
@@ -640,19 +641,25 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		    &next)) != PV_OK)
 			goto out;
 		nold = 0;
-		/* One draw of nonces for the batch, not one a record. */
-		if (n > 0 && (rc = pv_random(nonces, n * PV_GCM_NONCE_LEN)) !=
-		    PV_OK)
+		/* One draw of nonces and one key set-up for the batch. */
+		if (n > 0 && ((rc = pv_random(nonces, n * PV_GCM_NONCE_LEN)) !=
+		    PV_OK || (rc = kms_rewrap_begin(v->kms, &rw, &nv)) !=
+		    PV_OK))
 			goto out;
+		/* The ring is the transaction's: its active KEK is counted. */
+		if (n > 0 && nv != w.active) {
+			rc = PV_EKEYSTATE;
+			goto out;
+		}
 		for (size_t i = 0; i < n; i++) {
 			uint8_t ctx[DEK_CTX_LEN], key[SEQ_LEN];
-			uint32_t kv = pv_get_u32(c[i].val + R_KEKV), nv;
+			uint32_t kv = pv_get_u32(c[i].val + R_KEKV);
 			size_t j;
 
 			vault_dek_ctx(ctx, c[i].seq, c[i].val);
-			if ((rc = kms_dek_rewrap(v->kms, ctx, sizeof(ctx), kv,
-			    nonces + i * PV_GCM_NONCE_LEN, c[i].val + R_DEK,
-			    &nv)) != PV_OK)
+			if ((rc = kms_rewrap_one(rw, ctx, sizeof(ctx), kv,
+			    nonces + i * PV_GCM_NONCE_LEN, c[i].val + R_DEK)) !=
+			    PV_OK)
 				goto out;
 			pv_put_u32(c[i].val + R_KEKV, nv);
 			pv_put_u64(key, c[i].seq);
@@ -678,6 +685,8 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			if ((rc = kms_count_wraps(v->kms, t, oldv[j], oldn[j],
 			    0)) != PV_OK)
 				goto out;
+		kms_rewrap_end(rw);
+		rw = NULL;
 		if (n > 0 && (rc = kms_count_wraps(v->kms, t, w.active,
 		    (int64_t)n, n)) != PV_OK)
 			goto out;
@@ -712,6 +721,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	rc = vault_log_op(v, NULL, "kms.rewrap", VAULT_EK_NONE, NULL, 0,
 	    NULL, NULL);
 out:
+	kms_rewrap_end(rw);
 	pv_txn_abort(t);
 	if (c != NULL)
 		candidates_free(c, n);
