@@ -29,7 +29,7 @@ for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no ind
     '"op":"detokenize"' '"op":"lookup"' '"ceiling_rps"' '"rewrap_idle":{"records"' \
     '"rewrap_under_load":{"records"' '"detok_during_rewrap_rps"' '"shred":' \
     '"compact":' '"data_file_bytes_per_million"' '"server_peak_rss_kib"' \
-    '"durable_commits_per_s"'; do
+    '"server_peak_anon_kib"' '"audited_probe":{"rps"' '"durable_commits_per_s"'; do
 	grep -q "$k" bench-out/results.json ||
 	    { echo "benchmark: no $k in bench-out/results.json" >&2; exit 1; }
 done

@@ -93,6 +93,18 @@ W=$("$pv" apikey create --name bench-writer --role writer)
 R=$("$pv" apikey create --name bench-reader --role reader --purposes service)
 start echo "$root/$b/pv-echo"
 start pv "$pv" serve --listen 127.0.0.1:0
+# The server's anonymous memory, sampled through the HTTP runs: its peak.
+(
+	peak=0
+	while kill -0 "$pv_pid" 2>/dev/null; do
+		a=$(awk '/RssAnon/ { print $2 }' /proc/"$pv_pid"/status 2>/dev/null)
+		if [ -n "$a" ] && [ "$a" -gt "$peak" ]; then
+			peak=$a
+			echo "$peak" >anon-peak.txt
+		fi
+		sleep 0.1
+	done
+) &
 
 # Records to read: created through the API, tokens and emails kept.
 i=0
@@ -163,11 +175,23 @@ run_http detokenize detok 1 "$R" tokens.txt
 run_http detokenize detok 10 "$R" tokens.txt
 run_http lookup lookup 1 "$R" emails.txt
 
+# The floor of the audit rule: a 404, logged durably like any request.
+settle
+pceil=$(load "$echo_url" echo 1 "")
+c0=$(commits)
+probe=$(load "$pv_url" probe 1 "$W")
+c1=$(commits)
+p_rps=$(jget "$probe" rps)
+p_ratio=$(awk -v a="$p_rps" -v b="$(jget "$pceil" rps)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+p_per=$(awk -v r="$(jget "$probe" requests)" -v a="$c0" -v b="$c1" \
+    'BEGIN { printf "%.1f", (b > a ? r / (b - a) : 0) }')
+
 hwm=$(awk '/VmHWM/ { print $2 }' /proc/"$pv_pid"/status)
-anon=$(awk '/RssAnon/ { print $2 }' /proc/"$pv_pid"/status)
+anon=$(cat anon-peak.txt 2>/dev/null || echo 0)
 kill -TERM "$pv_pid"
 wait "$pv_pid" 2>/dev/null || true
-printf '],"server_peak_rss_kib":%s,"server_rss_anon_kib":%s' "$hwm" "$anon" >>"$results"
+printf '],"audited_probe":{"rps":%s,"ratio":%s,"p99_ms":%s,"requests_per_commit":%s},"server_peak_rss_kib":%s,"server_peak_anon_kib":%s' \
+    "$p_rps" "$p_ratio" "$(jget "$probe" p99_ms)" "$p_per" "$hwm" "$anon" >>"$results"
 
 # -- the disk's durable commit rate: one record a commit ----------------
 mkdir commit1
@@ -247,7 +271,8 @@ printf ',"shred":{"records":%s,"seconds":%s},"compact":{"seconds":%s,"result":"%
 	echo "| shred of $shred records | $shred_s s |"
 	echo "| compact | $compact_s s ($compact) |"
 	echo "| data file per 1,000,000 records | $per_m bytes ($ratio_size x the sealed fields) |"
-	echo "| server peak RSS under load | $hwm KiB (anonymous $anon KiB) |"
+	echo "| audited 404 probe (the audit rule's floor) | $p_rps req/s ($p_ratio of the ceiling), $p_per requests/commit |"
+	echo "| server peak RSS under load | $hwm KiB (peak anonymous $anon KiB) |"
 	echo "| durable commits/s, one record each (the disk's flush rate) | $commit_rate |"
 } >>"$md"
 cat "$md"
