@@ -283,10 +283,15 @@ cmd_serve(int argc, char **argv)
 	/*
 	 * A pool of many threads would otherwise get as many malloc arenas,
 	 * each holding freed request memory: a few arenas keep the resident
-	 * size near what is in use.
+	 * size near what is in use.  Buffers over 64 KiB (batch bodies, their
+	 * sealed records, answers) are mapped and unmapped on their own, and
+	 * an arena gives back a free top over 1 MiB: glibc's default would
+	 * let both thresholds climb to 32 MiB after the first large buffer.
 	 */
-	if (mallopt(M_ARENA_MAX, 4) != 1)
-		pv_log(PV_LOG_WARN, "serve: could not limit malloc arenas");
+	if (mallopt(M_ARENA_MAX, 4) != 1 ||
+	    mallopt(M_MMAP_THRESHOLD, 64 << 10) != 1 ||
+	    mallopt(M_TRIM_THRESHOLD, 1 << 20) != 1)
+		pv_log(PV_LOG_WARN, "serve: could not tune malloc");
 	if ((r = cli_open(&c, "serve", &v)) != CLI_OK)
 		return r;
 	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);

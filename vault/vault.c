@@ -620,8 +620,12 @@ put_store(struct pv_txn *t, const struct put_arg *a)
 	return PV_OK;
 }
 
-/* Records one group commit takes at most, to bound its transaction. */
-#define GC_MAX_WEIGHT	20000
+/*
+ * Records one group commit takes at most, to bound its transaction: LMDB
+ * holds a commit's dirty pages (about two a record, with indexed fields)
+ * in memory, and keeps them for reuse.
+ */
+#define GC_MAX_WEIGHT	5000
 
 /*
  * Rotate the KEK in this commit if it is past its cryptoperiod: AES-GCM
