@@ -89,6 +89,7 @@ struct api_server {
 };
 
 #define API_LARGE_BODY	(16u << 10)
+#define API_LARGE_WAIT	10	/* seconds for a turn, then 503 */
 
 /* Handle one request; resp->body is initialized by the caller. */
 void	api_handle(struct api_server *s, const struct api_req *req,

@@ -368,6 +368,7 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	h->srv.request_limit = 1;	/* a person's requests, per window */
 	limits_default(&h->srv.limits);
 	if (sem_init(&h->srv.large, 0, h->srv.limits.large) != 0) {
+		pv_log(PV_LOG_ERROR, "serve: semaphore: %s", strerror(errno));
 		rc = PV_EIO;
 		goto out;
 	}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "api_int.h"
 
@@ -1055,13 +1056,22 @@ dispatch(struct api_server *s, enum api_route r, const struct api_req *rq,
 	}
 }
 
-/* Wait for a turn to decode a large body. */
+/*
+ * Wait for a turn to decode a large body: PV_EUNAVAIL after
+ * API_LARGE_WAIT seconds, so that a worker (and the other connections
+ * libmicrohttpd gives it) is never held without bound.
+ */
 static pv_status
 admit_large(struct api_server *s)
 {
-	while (sem_wait(&s->large) != 0)
+	struct timespec until;
+
+	if (clock_gettime(CLOCK_REALTIME, &until) != 0)
+		return PV_EIO;
+	until.tv_sec += API_LARGE_WAIT;
+	while (sem_timedwait(&s->large, &until) != 0)
 		if (errno != EINTR)
-			return PV_EIO;
+			return errno == ETIMEDOUT ? PV_EUNAVAIL : PV_EIO;
 	return PV_OK;
 }
 
@@ -1130,7 +1140,8 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	else if (rq->len <= API_LARGE_BODY)
 		dispatch(s, r, rq, rs, &key, &ev, id);
 	else if (admit_large(s) != PV_OK) {
-		fail(rs, 503, "unavailable", PV_EUNAVAIL, NULL);
+		fail(rs, 503, "unavailable", PV_EUNAVAIL, "too many large "
+		    "requests at once; retry");
 		rs->retry_after = 1;
 	} else {
 		dispatch(s, r, rq, rs, &key, &ev, id);

@@ -425,14 +425,15 @@ record_size(const struct vault_record_in *r)
 }
 
 /*
- * Seal record r as number seq, its tokens numbered from tok: build its
- * stored value in p (record_size bytes), draw its token checks and MAC its
- * index entries into tc and im (one slot per field), and format its id
- * and tokens into res.  Nothing is written to the store.
+ * Seal record r as number seq, its tokens numbered from tok, kept days
+ * unless r says: build its stored value in p (record_size bytes), draw its
+ * token checks and MAC its index entries into tc and im (one slot per
+ * field), and format its id and tokens into res.  Nothing is written to
+ * the store.
  */
 static pv_status
 seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
-    uint64_t tok, uint8_t *p, uint8_t (*tc)[CHECK_LEN],
+    uint64_t tok, uint32_t days, uint8_t *p, uint8_t (*tc)[CHECK_LEN],
     uint8_t (*im)[INDEX_MAC_LEN], uint8_t *dek, uint64_t *retainp,
     struct vault_put_result *res)
 {
@@ -443,7 +444,7 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 	uint8_t *q;
 	size_t normlen, aadlen;
 	uint64_t now = pv_now(), retain;
-	uint32_t days, kekv;
+	uint32_t kekv;
 	pv_status rc;
 
 	/* One draw for the record's check, token checks and nonces. */
@@ -459,7 +460,8 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 	p[R_TYPE] = REC_LIVE;
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
 	pv_put_u64(p + R_CREATED, now);
-	days = r->retention_days ? r->retention_days : v->retention_days;
+	if (r->retention_days != 0)
+		days = r->retention_days;
 	retain = days ? now + (uint64_t)days * 86400 : 0;
 	pv_put_u64(p + R_RETAIN, retain);
 	vault_dek_ctx(ctx, seq, p);
@@ -509,7 +511,9 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 			return rc;
 	}
 	*retainp = retain;
-	return vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK, res->id);
+	rc = vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK, res->id);
+	pv_cleanse(rnd, sizeof(rnd));
+	return rc;
 }
 
 /*
@@ -523,6 +527,7 @@ struct put_arg {
 	size_t				 n, stored, ntok;
 	const struct vault_event	*ev;
 	uint64_t			 rec0, tok0;
+	uint32_t			 days;	/* default retention */
 	uint64_t			 gen;	/* ring generation; 0: reseal */
 	uint8_t				*buf;	/* the records, back to back */
 	size_t				*off;	/* record i at buf + off[i] */
@@ -545,8 +550,9 @@ put_seal(struct vault *v, struct put_arg *a)
 	for (size_t i = 0, k = 0; i < a->n && rc == PV_OK; i++) {
 		if (a->res[i].status != PV_OK)
 			continue;
-		rc = seal_one(v, &a->recs[i], seq++, tok, a->buf + a->off[i],
-		    a->tc + k, a->im + k, dek, &a->retain[i], &a->res[i]);
+		rc = seal_one(v, &a->recs[i], seq++, tok, a->days,
+		    a->buf + a->off[i], a->tc + k, a->im + k, dek,
+		    &a->retain[i], &a->res[i]);
 		tok += a->recs[i].nfields;
 		k += a->recs[i].nfields;
 	}
@@ -585,14 +591,12 @@ put_store(struct pv_txn *t, const struct put_arg *a)
 	size_t k = 0;
 	pv_status rc;
 
-	for (size_t i = 0; i < a->n; i++, seq++) {
+	for (size_t i = 0; i < a->n; i++) {
 		const uint8_t *p = a->buf + a->off[i];
 		size_t len = a->off[i + 1] - a->off[i], pos = R_FIELDS;
 
-		if (a->res[i].status != PV_OK) {
-			seq--;
+		if (a->res[i].status != PV_OK)
 			continue;
-		}
 		if ((rc = put_seq(t, PV_T_RECORDS, seq, p, len)) != PV_OK ||
 		    (a->retain[i] != 0 && (rc = vault_retain_put(t,
 		    a->retain[i], seq)) != PV_OK))
@@ -616,6 +620,7 @@ put_store(struct pv_txn *t, const struct put_arg *a)
 			    idx, sizeof(idx), 0)) != PV_OK)
 				return rc;
 		}
+		seq++;
 	}
 	return PV_OK;
 }
@@ -912,31 +917,34 @@ vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
 	a.res = res;
 	a.n = n;
 	a.ev = ev;
-	if ((a.off = calloc(n + 1, sizeof(*a.off))) == NULL ||
-	    (a.retain = calloc(n + 1, sizeof(*a.retain))) == NULL) {
-		rc = PV_ENOMEM;
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		a.off[i] = size;
-		if ((res[i].status = vault_record_check(&recs[i])) != PV_OK)
-			continue;
-		a.stored++;
-		a.ntok += recs[i].nfields;
-		size += record_size(&recs[i]);
-	}
-	a.off[n] = size;
-	if (a.stored == 0) {
-		rc = PV_OK;	/* nothing stored, nothing logged here */
-		goto out;
-	}
+	for (size_t i = 0; i < n; i++)
+		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK) {
+			a.stored++;
+			a.ntok += recs[i].nfields;
+		}
+	if (a.stored == 0)
+		return PV_OK;	/* nothing stored, nothing logged here */
 	job.weight = a.stored;
-	if ((a.buf = malloc(size)) == NULL ||
+	if ((a.off = calloc(n + 1, sizeof(*a.off))) == NULL ||
+	    (a.retain = calloc(n + 1, sizeof(*a.retain))) == NULL ||
 	    (a.tc = calloc(a.ntok, sizeof(*a.tc))) == NULL ||
 	    (a.im = calloc(a.ntok, sizeof(*a.im))) == NULL) {
 		rc = PV_ENOMEM;
 		goto fail;
 	}
+	for (size_t i = 0; i < n; i++) {
+		a.off[i] = size;
+		if (res[i].status == PV_OK)
+			size += record_size(&recs[i]);
+	}
+	a.off[n] = size;
+	if ((a.buf = malloc(size)) == NULL) {
+		rc = PV_ENOMEM;
+		goto fail;
+	}
+	(void)pthread_mutex_lock(&v->gc_lock);
+	a.days = v->retention_days;	/* vault_set_policy's, under lock */
+	(void)pthread_mutex_unlock(&v->gc_lock);
 	if ((rc = lease(v, a.stored, a.ntok, &a.rec0, &a.tok0)) == PV_OK &&
 	    (rc = put_seal(v, &a)) == PV_OK &&
 	    (rc = vault_commit_job(v, &job)) == PV_OK)
@@ -951,6 +959,8 @@ out:
 	free(a.buf);
 	free(a.off);
 	free(a.retain);
+	if (a.tc != NULL)
+		pv_cleanse(a.tc, a.ntok * sizeof(*a.tc));
 	free(a.tc);
 	free(a.im);
 	return rc;
