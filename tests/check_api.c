@@ -1,12 +1,17 @@
 /*
  * check_api.c: the JSON codec of api.h: parsing records, quoting
- * strings, the put result and the error codes.
+ * strings, the put result and the error codes; and, white-box, the turns
+ * api_handle gives large bodies.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pv.h"
-#include "api.h"
+#include "api_int.h"	/* white-box: api_handle and its gate */
+#include "vault.h"
 #include "testutil.h"
 
 /* Something no successful parse ever writes to *out. */
@@ -399,6 +404,116 @@ START_TEST(test_error_code)
 }
 END_TEST
 
+/*
+ * A large body waits for a turn to be decoded, and no longer than
+ * API_LARGE_WAIT: then 503 with Retry-After, logged, nothing stored.
+ * With a turn free, the same request is served and the turn given back.
+ */
+static char adir[PATH_MAX], akey[PATH_MAX + 16], adata[PATH_MAX + 16];
+
+static void
+admission_setup(void)
+{
+	tu_tmpdir(adir);
+	(void)snprintf(akey, sizeof(akey), "%s/root.key", adir);
+	(void)snprintf(adata, sizeof(adata), "%s/data", adir);
+	ck_assert_int_eq(kms_key_file_create(akey), PV_OK);
+}
+
+static void
+admission_teardown(void)
+{
+	tu_rmrf(adir);
+}
+
+static void
+handle(struct api_server *s, const char *auth, const char *body,
+    struct api_resp *rs)
+{
+	struct api_req rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.method = "POST";
+	rq.path = "/v1/records/batch";
+	rq.auth = auth;
+	rq.ctype = "application/json";
+	rq.body = body;
+	rq.len = strlen(body);
+	memset(rs, 0, sizeof(*rs));
+	pv_buf_init(&rs->body, 1u << 20);
+	api_handle(s, &rq, rs);
+}
+
+START_TEST(test_large_body_turns)
+{
+	struct vault_opts o = { .data_dir = adata, .unlock.key_file = akey };
+	struct vault_apikey spec = { .name = "w", .role = VAULT_ROLE_WRITER,
+	    .reveal = VAULT_REVEAL_PLAIN };
+	char secret[VAULT_APIKEY_SECRET_LEN + 1], auth[128], *body;
+	struct vault_audit_entry *e = NULL;
+	struct vault_info info;
+	struct api_server *s;
+	struct api_resp rs;
+	size_t n = 0, len = 0, cap = 64u << 10;
+	struct vault *v;
+	time_t t0;
+	int left;
+
+	ck_assert_int_eq(vault_create(&o, &v), PV_OK);
+	ck_assert_int_eq(vault_apikey_create(v, &spec, secret), PV_OK);
+	(void)snprintf(auth, sizeof(auth), "Bearer %s", secret);
+	ck_assert_ptr_nonnull(body = malloc(cap));
+	len += (size_t)snprintf(body, cap, "{\"records\":[");
+	for (int i = 0; i < 500; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"fields\":"
+		    "{\"name\":\"Waiting Person %03d\"}}", i ? "," : "", i);
+	len += (size_t)snprintf(body + len, cap - len, "]}");
+	ck_assert_uint_gt(len, API_LARGE_BODY);
+	ck_assert_uint_lt(len, cap);
+
+	ck_assert_ptr_nonnull(s = calloc(1, sizeof(*s)));
+	s->vault = v;
+	s->limits.body_max = 1u << 20;
+	s->limits.fields_max = 64;
+	s->limits.value_max = 4096;
+	s->limits.batch_max = 1000;
+	s->limits.large = 1;
+	ck_assert_int_eq(sem_init(&s->large, 0, 0), 0);	/* all taken */
+
+	t0 = time(NULL);
+	handle(s, auth, body, &rs);
+	ck_assert_int_ge(time(NULL) - t0, API_LARGE_WAIT - 1);
+	ck_assert_uint_eq(rs.status, 503);
+	ck_assert_uint_eq(rs.retry_after, 1);
+	ck_assert_ptr_nonnull(strstr(rs.body.p, "\"unavailable\""));
+	pv_buf_cleanup(&rs.body);
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	free(info.keys);
+	ck_assert_uint_eq(info.records, 0);
+	ck_assert_int_eq(vault_audit_read(v, 0, 100, &e, &n), PV_OK);
+	ck_assert_uint_ge(n, 1);
+	ck_assert_str_eq(e[n - 1].action, "records.batch");
+	ck_assert_int_eq(e[n - 1].ok, 0);
+	vault_audit_entries_free(e, n);
+
+	/* A turn free: served, and the turn is back afterwards. */
+	ck_assert_int_eq(sem_post(&s->large), 0);
+	handle(s, auth, body, &rs);
+	ck_assert_uint_eq(rs.status, 200);
+	pv_buf_cleanup(&rs.body);
+	ck_assert_int_eq(sem_getvalue(&s->large, &left), 0);
+	ck_assert_int_eq(left, 1);
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	free(info.keys);
+	ck_assert_uint_eq(info.records, 500);
+
+	(void)sem_destroy(&s->large);
+	free(s);
+	free(body);
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 api_suite(void)
 {
@@ -425,6 +540,12 @@ api_suite(void)
 	tcase_add_test(tc, test_quote_round_trip);
 	tcase_add_test(tc, test_put_result);
 	tcase_add_test(tc, test_error_code);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("admission");
+	tcase_add_checked_fixture(tc, admission_setup, admission_teardown);
+	tcase_set_timeout(tc, 4 * API_LARGE_WAIT);
+	tcase_add_test(tc, test_large_body_turns);
 	suite_add_tcase(s, tc);
 	return s;
 }
