@@ -41,7 +41,7 @@ void
 vault_set_policy(struct vault *v, const struct vault_policy *p)
 {
 	(void)pthread_mutex_lock(&v->gc_lock);
-	v->retention_days = p->retention_days;
+	atomic_store(&v->retention_days, p->retention_days);
 	v->limit_count = p->request_limit;
 	v->limit_window = p->request_window;
 	(void)pthread_mutex_unlock(&v->gc_lock);

@@ -868,7 +868,7 @@ lease(struct vault *v, uint64_t nrec, uint64_t ntok, uint64_t *rec0,
 	if (rc != PV_OK)
 		goto out;
 	/* A block that follows on from ours extends it. */
-	v->lease_size = size;
+	v->lease_size = take_rec > size ? take_rec : size;
 	if (take_rec != 0) {
 		if (v->lease_rec_end != next_rec)
 			v->lease_rec = next_rec;
@@ -942,9 +942,7 @@ vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
 		rc = PV_ENOMEM;
 		goto fail;
 	}
-	(void)pthread_mutex_lock(&v->gc_lock);
-	a.days = v->retention_days;	/* vault_set_policy's, under lock */
-	(void)pthread_mutex_unlock(&v->gc_lock);
+	a.days = atomic_load(&v->retention_days);
 	if ((rc = lease(v, a.stored, a.ntok, &a.rec0, &a.tok0)) == PV_OK &&
 	    (rc = put_seal(v, &a)) == PV_OK &&
 	    (rc = vault_commit_job(v, &job)) == PV_OK)

@@ -6,6 +6,7 @@
 #define VAULT_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "pv_store.h"
 #include "vault.h"
@@ -93,7 +94,7 @@ struct vault {
 	uint64_t	 gc_commits;	/* for tests and metrics */
 	uint64_t	 max_kek_age;	/* cryptoperiod, seconds; 0: none */
 	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
-	uint32_t	 retention_days; /* default for new records; 0: none */
+	atomic_uint	 retention_days; /* default for new records; 0: none */
 	const char	*actor;		/* logs this process's own operations */
 	unsigned	 duty;		/* long jobs' share of the writer, % */
 	uint32_t	 limit_count;	/* person's requests per window */
