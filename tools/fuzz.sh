@@ -12,6 +12,13 @@ cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 for h in codec record; do
 	mkdir -p "build-fuzz/corpus/$h"
 	echo "== fuzz_$h for ${secs}s"
-	"build-fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" \
-	    -max_len=65536 "build-fuzz/corpus/$h" 2>&1 | tail -n 2
+	# Not a pipe: sh has no pipefail, and a crash must fail the run.
+	if ! "build-fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" \
+	    -max_len=65536 -artifact_prefix=build-fuzz/ "build-fuzz/corpus/$h" \
+	    >"build-fuzz/fuzz_$h.log" 2>&1; then
+		tail -n 40 "build-fuzz/fuzz_$h.log" >&2
+		echo "fuzz: fuzz_$h failed (build-fuzz/fuzz_$h.log)" >&2
+		exit 1
+	fi
+	tail -n 1 "build-fuzz/fuzz_$h.log"
 done

@@ -23,6 +23,8 @@ echo "== tests under sanitizers"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-sanitize --no-tests=error --output-on-failure -j "$jobs"
+echo "== fuzz, smoke mode (the libFuzzer harnesses, 10 s each)"
+sh tools/fuzz.sh 10
 echo "== benchmark, smoke mode (proves every figure is produced; asserts no time)"
 sh tools/bench/run.sh --smoke >/dev/null
 for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no index"' \
