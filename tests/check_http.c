@@ -243,51 +243,6 @@ post(struct su_resp *r, const char *path, int key, const char *body)
 	"status %ld, want %d: [%.600s]", (r)->status, (int)(want),	\
 	(r)->body.p)
 
-/* Building request bodies. */
-
-static void
-buf_quote(struct pv_buf *b, const char *s)
-{
-	ck_assert_int_eq(api_json_quote(b, s, strlen(s)), PV_OK);
-}
-
-static void
-buf_add(struct pv_buf *b, const char *s)
-{
-	ck_assert_int_eq(pv_buf_add(b, s, strlen(s)), PV_OK);
-}
-
-struct fv {
-	const char	*name;
-	const char	*value;
-};
-
-/*
- * {"fields":{...}[,"consent":{"marketing":…}][,"retention_days":N]} into
- * b (initialized by the caller); consent -1 and days 0 leave them out.
- */
-static void
-record_body(struct pv_buf *b, const struct fv *f, size_t n, int consent,
-    int days)
-{
-	buf_add(b, "{\"fields\":{");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(b, ",");
-		buf_quote(b, f[i].name);
-		buf_add(b, ":");
-		buf_quote(b, f[i].value);
-	}
-	buf_add(b, "}");
-	if (consent >= 0)
-		buf_add(b, consent ? ",\"consent\":{\"marketing\":true}" :
-		    ",\"consent\":{\"marketing\":false}");
-	if (days > 0)
-		ck_assert_int_eq(pv_buf_printf(b, ",\"retention_days\":%d",
-		    days), PV_OK);
-	buf_add(b, "}");
-}
-
 /* Records and tokens. */
 
 struct rec {
@@ -366,12 +321,12 @@ put_raw(const char *body, struct rec *out)
 
 /* Store fields; the answer must name exactly these fields, in order. */
 static void
-put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
+put(const struct su_fv *f, size_t n, int consent, int days, struct rec *out)
 {
 	struct pv_buf b;
 
 	pv_buf_init(&b, 1u << 20);
-	record_body(&b, f, n, consent, days);
+	su_record_body(&b, f, n, consent, days);
 	put_raw(b.p, out);
 	pv_buf_cleanup(&b);
 	ck_assert_uint_eq(out->n, n);
@@ -384,19 +339,19 @@ static void
 detok_body(struct pv_buf *b, const char *purpose, const char *reason,
     const char *const *toks, size_t n)
 {
-	buf_add(b, "{\"tokens\":[");
+	su_buf_add(b, "{\"tokens\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0)
-			buf_add(b, ",");
-		buf_quote(b, toks[i]);
+			su_buf_add(b, ",");
+		su_buf_quote(b, toks[i]);
 	}
-	buf_add(b, "],\"purpose\":");
-	buf_quote(b, purpose);
+	su_buf_add(b, "],\"purpose\":");
+	su_buf_quote(b, purpose);
 	if (reason != NULL) {
-		buf_add(b, ",\"reason\":");
-		buf_quote(b, reason);
+		su_buf_add(b, ",\"reason\":");
+		su_buf_quote(b, reason);
 	}
-	buf_add(b, "}");
+	su_buf_add(b, "}");
 }
 
 /*
@@ -697,7 +652,7 @@ START_TEST(test_health)
 END_TEST
 
 /* Values that test the JSON codec both ways. */
-static const struct fv tricky[] = {
+static const struct su_fv tricky[] = {
 	{ "email", "Ada.Lovelace+vault@Example.ORG" },
 	{ "phone", "+44 (20) 7946-0958" },
 	{ "name", "Zoë Ωμέγα 日本語 🙂 Łódź" },
@@ -869,11 +824,11 @@ batch_of(size_t n, const char *prefix)
 	char *s;
 
 	pv_buf_init(&b, 8u << 20);
-	buf_add(&b, "{\"records\":[");
+	su_buf_add(&b, "{\"records\":[");
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(pv_buf_printf(&b, "%s{\"fields\":{\"name\":"
 		    "\"%s-%zu\"}}", i ? "," : "", prefix, i), PV_OK);
-	buf_add(&b, "]}");
+	su_buf_add(&b, "]}");
 	ck_assert_ptr_nonnull(s = strdup(b.p));
 	pv_buf_cleanup(&b);
 	return s;
@@ -1167,11 +1122,11 @@ START_TEST(test_err_too_large)
 
 	/* 1001 tokens. */
 	pv_buf_init(&b, 1u << 20);
-	buf_add(&b, "{\"purpose\":\"service\",\"tokens\":[");
+	su_buf_add(&b, "{\"purpose\":\"service\",\"tokens\":[");
 	for (int i = 0; i < 1001; i++)
-		buf_add(&b, i ? ",\"tok_AAAAAAAAAAAAAAAAAAAAAA\"" :
+		su_buf_add(&b, i ? ",\"tok_AAAAAAAAAAAAAAAAAAAAAA\"" :
 		    "\"tok_AAAAAAAAAAAAAAAAAAAAAA\"");
-	buf_add(&b, "]}");
+	su_buf_add(&b, "]}");
 	ck_assert_ptr_nonnull(toks = strdup(b.p));
 	pv_buf_cleanup(&b);
 	x.body = toks;
@@ -1182,11 +1137,11 @@ START_TEST(test_err_too_large)
 
 	/* 65 fields, and a value of 4097 bytes. */
 	pv_buf_init(&b, 1u << 20);
-	buf_add(&b, "{\"fields\":{");
+	su_buf_add(&b, "{\"fields\":{");
 	for (int i = 0; i < 65; i++)
 		ck_assert_int_eq(pv_buf_printf(&b, "%s\"f%d\":\"zq-f65-3302\"",
 		    i ? "," : "", i), PV_OK);
-	buf_add(&b, "}}");
+	su_buf_add(&b, "}}");
 	ck_assert_ptr_nonnull(body = strdup(b.p));
 	pv_buf_cleanup(&b);
 	x.path = "/v1/records";
@@ -1448,10 +1403,10 @@ END_TEST
 
 START_TEST(test_purposes_and_consent)
 {
-	static const struct fv yes[] = {
+	static const struct su_fv yes[] = {
 		{ "email", "yes.consent@p.example" }, { "name", "Yes Person" },
 	};
-	static const struct fv no[] = {
+	static const struct su_fv no[] = {
 		{ "email", "no.consent@p.example" }, { "name", "No Person" },
 	};
 	static const char *const plain[] = { "service", "notices", "contest",
@@ -1517,11 +1472,11 @@ END_TEST
 
 START_TEST(test_pseudonyms)
 {
-	static const struct fv a[] = { { "email", "Same.Person@psn.example" },
+	static const struct su_fv a[] = { { "email", "Same.Person@psn.example" },
 	    { "name", "Same Name" }, { "phone", "+1 555 0101" } };
-	static const struct fv b[] = { { "email", "same.person@psn.example" },
+	static const struct su_fv b[] = { { "email", "same.person@psn.example" },
 	    { "name", "Same Name" }, { "phone", "+1 (555) 010-1" } };
-	static const struct fv c[] = { { "email", "other.person@psn.example" },
+	static const struct su_fv c[] = { { "email", "other.person@psn.example" },
 	    { "name", "Other Name" }, { "phone", "+1 555 0102" } };
 	char p1[9][PSN_BUF], p2[9][PSN_BUF];
 	const char *toks[9];
@@ -1568,7 +1523,7 @@ END_TEST
 
 START_TEST(test_masked_key)
 {
-	static const struct fv f[] = {
+	static const struct su_fv f[] = {
 		{ "email", "ada.lovelace@b.example" },
 		{ "phone", "+1 (555) 867-5309" },
 		{ "name", "Ada" },
@@ -1598,7 +1553,7 @@ START_TEST(test_masked_key)
 		struct rec e;
 		const char *t;
 
-		put((const struct fv[]){ { "email", " \t Dee@e.example" } }, 1,
+		put((const struct su_fv[]){ { "email", " \t Dee@e.example" } }, 1,
 		    0, 0, &e);
 		t = e.tok[0];
 		v = detok(K_MASKED, "service", NULL, &t, 1);
@@ -1618,7 +1573,7 @@ END_TEST
 
 START_TEST(test_field_restriction)
 {
-	static const struct fv f[] = { { "email", "only.email@f.example" },
+	static const struct su_fv f[] = { { "email", "only.email@f.example" },
 	    { "name", "zq-hidden-name-6601" }, { "phone", "+1 555 0123" } };
 	const char *toks[3];
 	struct su_resp r;
@@ -1648,7 +1603,7 @@ END_TEST
 
 START_TEST(test_token_errors)
 {
-	static const struct fv f[] = { { "name", "Still Answered" } };
+	static const struct su_fv f[] = { { "name", "Still Answered" } };
 	const char *toks[6];
 	struct rec rec;
 	struct jv *v;
@@ -1704,11 +1659,11 @@ lookup(int key, const char *field, const char *value)
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 16);
-	buf_add(&b, "{\"field\":");
-	buf_quote(&b, field);
-	buf_add(&b, ",\"value\":");
-	buf_quote(&b, value);
-	buf_add(&b, "}");
+	su_buf_add(&b, "{\"field\":");
+	su_buf_quote(&b, field);
+	su_buf_add(&b, ",\"value\":");
+	su_buf_quote(&b, value);
+	su_buf_add(&b, "}");
 	post(&r, "/v1/lookup", key, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
@@ -1739,9 +1694,9 @@ assert_one_match(const struct jv *v, const char *id, const char *tok)
 
 START_TEST(test_lookup)
 {
-	static const struct fv a[] = { { "email", "  ada@b.example\t" },
+	static const struct su_fv a[] = { { "email", "  ada@b.example\t" },
 	    { "phone", "+1 555 0100" }, { "name", "Ada" } };
-	static const struct fv other[] = { { "email", "bob@b.example" },
+	static const struct su_fv other[] = { { "email", "bob@b.example" },
 	    { "phone", "+1 555 0111" } };
 	static const int who[] = { K_WRITER, K_READER, K_SERVICE };
 	struct rec ra, rb;
@@ -1803,7 +1758,7 @@ END_TEST
 
 START_TEST(test_key_revocation_live)
 {
-	static const struct fv f[] = { { "name", "Revocation Test" } };
+	static const struct su_fv f[] = { { "name", "Revocation Test" } };
 	char fresh_w[KEY_BUF], fresh_r[KEY_BUF];
 	const char *t;
 	struct su_resp r;
@@ -1855,7 +1810,7 @@ END_TEST
 /* DELETE /v1/records/{id}: crypto-shredding, for admin keys only. */
 START_TEST(test_shred)
 {
-	static const struct fv f[] = { { "email", "zq-shred-8801@s.example" },
+	static const struct su_fv f[] = { { "email", "zq-shred-8801@s.example" },
 	    { "name", "zq-shred-name-8802" } };
 	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
 	const struct jv *rc;
@@ -1925,7 +1880,7 @@ END_TEST
 
 START_TEST(test_metrics)
 {
-	static const struct fv f[] = { { "email", "zq-metric-7701@m.example" },
+	static const struct su_fv f[] = { { "email", "zq-metric-7701@m.example" },
 	    { "name", "zq-metric-name-7702" } };
 	static const char bucket[] =
 	    "piivault_request_duration_seconds_bucket{le=\"";
@@ -2581,7 +2536,7 @@ START_TEST(test_restart_keeps_records)
 	struct pv_buf b;
 
 	for (int i = 0; i < 30; i++) {
-		struct fv f[2] = { { "email", email }, { "name", name } };
+		struct su_fv f[2] = { { "email", email }, { "name", name } };
 
 		(void)snprintf(email, sizeof(email), "restart%02d@r.example",
 		    i);
@@ -2598,11 +2553,11 @@ START_TEST(test_restart_keeps_records)
 	}
 	/* And a batch. */
 	pv_buf_init(&b, 1u << 20);
-	buf_add(&b, "{\"records\":[");
+	su_buf_add(&b, "{\"records\":[");
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(pv_buf_printf(&b, "%s{\"fields\":{\"city\":"
 		    "\"Batch City %02d\"}}", i ? "," : "", i), PV_OK);
-	buf_add(&b, "]}");
+	su_buf_add(&b, "]}");
 	post(&r, "/v1/records/batch", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
@@ -2631,7 +2586,7 @@ START_TEST(test_restart_keeps_records)
 	ck_assert_uint_eq(jget(v, "matches")->n, 1);
 	jfree(v);
 	/* And it goes on writing where it left off. */
-	put((const struct fv[]){ { "name", "After Restart" } }, 1, 0, 0, &rec);
+	put((const struct su_fv[]){ { "name", "After Restart" } }, 1, 0, 0, &rec);
 	ck_assert_int_eq(stored(), 51);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_str_ne(rec.tok[0], k[i].tok);
@@ -2764,7 +2719,7 @@ START_TEST(test_sigkill_keeps_acknowledged)
 
 	/* One by one, then under load. */
 	for (int i = 0; i < 20; i++) {
-		const struct fv g[] = { { "name", k[i].value } };
+		const struct su_fv g[] = { { "name", k[i].value } };
 
 		(void)snprintf(k[i].value, sizeof(k[i].value), "killed %d", i);
 		(void)snprintf(k[i].field, sizeof(k[i].field), "name");
@@ -2806,7 +2761,7 @@ START_TEST(test_sigterm_stalled_client)
 	int fd, st;
 
 	/* Leaves this test's connection open, for use during the drain. */
-	put((const struct fv[]){ { "name", "Before Stall" } }, 1, 0, 0, &rec);
+	put((const struct su_fv[]){ { "name", "Before Stall" } }, 1, 0, 0, &rec);
 	fd = raw_connect();
 	ck_assert_int_eq(write(fd, part, sizeof(part) - 1),
 	    (ssize_t)(sizeof(part) - 1));

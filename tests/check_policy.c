@@ -350,51 +350,6 @@ expect_error(const char *method, const char *path, int key, const char *body,
 	su_resp_free(&r);
 }
 
-/* Building request bodies. */
-
-static void
-buf_quote(struct pv_buf *b, const char *s)
-{
-	ck_assert_int_eq(api_json_quote(b, s, strlen(s)), PV_OK);
-}
-
-static void
-buf_add(struct pv_buf *b, const char *s)
-{
-	ck_assert_int_eq(pv_buf_add(b, s, strlen(s)), PV_OK);
-}
-
-struct fv {
-	const char	*name;
-	const char	*value;
-};
-
-/*
- * {"fields":{...}[,"consent":{"marketing":…}][,"retention_days":N]} into
- * b (initialized by the caller); consent -1 and days 0 leave them out.
- */
-static void
-record_body(struct pv_buf *b, const struct fv *f, size_t n, int consent,
-    int days)
-{
-	buf_add(b, "{\"fields\":{");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(b, ",");
-		buf_quote(b, f[i].name);
-		buf_add(b, ":");
-		buf_quote(b, f[i].value);
-	}
-	buf_add(b, "}");
-	if (consent >= 0)
-		buf_add(b, consent ? ",\"consent\":{\"marketing\":true}" :
-		    ",\"consent\":{\"marketing\":false}");
-	if (days > 0)
-		ck_assert_int_eq(pv_buf_printf(b, ",\"retention_days\":%d",
-		    days), PV_OK);
-	buf_add(b, "}");
-}
-
 /* Records and tokens. */
 
 struct rec {
@@ -448,14 +403,14 @@ tok_of(const struct rec *r, const char *name)
 
 /* Store fields as the writer: 201, its id and tokens, in order. */
 static void
-put(const struct fv *f, size_t n, int consent, int days, struct rec *out)
+put(const struct su_fv *f, size_t n, int consent, int days, struct rec *out)
 {
 	struct pv_buf b;
 	struct su_resp r;
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 20);
-	record_body(&b, f, n, consent, days);
+	su_record_body(&b, f, n, consent, days);
 	req(&r, "POST", "/v1/records", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 201);
@@ -476,19 +431,19 @@ detok_req(struct su_resp *r, int key, const char *purpose, const char *reason,
 	struct pv_buf b;
 
 	pv_buf_init(&b, 1u << 20);
-	buf_add(&b, "{\"tokens\":[");
+	su_buf_add(&b, "{\"tokens\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0)
-			buf_add(&b, ",");
-		buf_quote(&b, toks[i]);
+			su_buf_add(&b, ",");
+		su_buf_quote(&b, toks[i]);
 	}
-	buf_add(&b, "],\"purpose\":");
-	buf_quote(&b, purpose);
+	su_buf_add(&b, "],\"purpose\":");
+	su_buf_quote(&b, purpose);
 	if (reason != NULL) {
-		buf_add(&b, ",\"reason\":");
-		buf_quote(&b, reason);
+		su_buf_add(&b, ",\"reason\":");
+		su_buf_quote(&b, reason);
 	}
-	buf_add(&b, "}");
+	su_buf_add(&b, "}");
 	req(r, "POST", "/v1/detokenize", key, b.p);
 	pv_buf_cleanup(&b);
 }
@@ -574,11 +529,11 @@ lookup(const char *field, const char *value)
 	struct jv *v;
 
 	pv_buf_init(&b, 1u << 16);
-	buf_add(&b, "{\"field\":");
-	buf_quote(&b, field);
-	buf_add(&b, ",\"value\":");
-	buf_quote(&b, value);
-	buf_add(&b, "}");
+	su_buf_add(&b, "{\"field\":");
+	su_buf_quote(&b, field);
+	su_buf_add(&b, ",\"value\":");
+	su_buf_quote(&b, value);
+	su_buf_add(&b, "}");
 	req(&r, "POST", "/v1/lookup", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
@@ -903,12 +858,12 @@ check_setup_events(const struct audit_all *a)
  */
 START_TEST(test_audit_workload)
 {
-	static const struct fv fa[] = {
+	static const struct su_fv fa[] = {
 		{ "email", "zq.aud-4101@a.example" },
 		{ "name", "zq.aud-name-4102" },
 		{ "phone", "+1 555 4103" },
 	};
-	static const struct fv fb[] = { { "name", "zq.aud-name-4104" } };
+	static const struct su_fv fb[] = { { "name", "zq.aud-name-4104" } };
 	static const char batch[] = "{\"records\":["
 	    "{\"fields\":{\"name\":\"zq.aud-name-4105\"}},"
 	    "{\"fields\":{\"email\":\"zq.aud-bad-4106\"}},"
@@ -1127,7 +1082,7 @@ END_TEST
  */
 START_TEST(test_audit_refusal_names_record)
 {
-	static const struct fv f[] = { { "email", "zq.ref-1201@a.example" } };
+	static const struct su_fv f[] = { { "email", "zq.ref-1201@a.example" } };
 	static const char *const what[] = { "records.delete (409)",
 	    "records.correct (422)", "records.access (429)" };
 	char missing[256] = "";
@@ -1319,7 +1274,7 @@ ev_last(void)
 static uint64_t
 tamper_workload(void)
 {
-	static const struct fv f[] = { { "email", "zq.tam-3101@a.example" },
+	static const struct su_fv f[] = { { "email", "zq.tam-3101@a.example" },
 	    { "name", "zq.tam-name-3102" } };
 	const char *t;
 	struct rec a;
@@ -1499,7 +1454,7 @@ END_TEST
  */
 START_TEST(test_audit_unavailable_503)
 {
-	static const struct fv f[] = { { "name", "zq.full-name-5501" } };
+	static const struct su_fv f[] = { { "name", "zq.full-name-5501" } };
 	const char *t;
 	struct pv_buf big;
 	struct su_resp r;
@@ -1519,15 +1474,15 @@ START_TEST(test_audit_unavailable_503)
 
 	/* Fill the map: big records first, then small ones. */
 	pv_buf_init(&big, 1u << 20);
-	buf_add(&big, "{\"records\":[");
+	su_buf_add(&big, "{\"records\":[");
 	for (int i = 0; i < 8; i++) {
-		buf_add(&big, i ? ",{\"fields\":{\"blob\":\"" :
+		su_buf_add(&big, i ? ",{\"fields\":{\"blob\":\"" :
 		    "{\"fields\":{\"blob\":\"");
 		for (int j = 0; j < 4000; j++)
-			buf_add(&big, "q");
-		buf_add(&big, "\"}}");
+			su_buf_add(&big, "q");
+		su_buf_add(&big, "\"}}");
 	}
-	buf_add(&big, "]}");
+	su_buf_add(&big, "]}");
 	full = 0;
 	for (int i = 0; i < 200 && !full; i++) {
 		before = stored();
@@ -1592,13 +1547,13 @@ END_TEST
 
 START_TEST(test_access_request)
 {
-	static const struct fv f[] = {
+	static const struct su_fv f[] = {
 		{ "email", "zq.acc-6101@a.example" },
 		{ "name", "zq.acc-name-6102" },
 		{ "city", "zq.acc-city-6103" },
 	};
-	static const struct fv g[] = { { "name", "zq.acc-other-6104" } };
-	static const struct fv h[] = { { "name", "zq.acc-nocon-6105" } };
+	static const struct su_fv g[] = { { "name", "zq.acc-other-6104" } };
+	static const struct su_fv h[] = { { "name", "zq.acc-nocon-6105" } };
 	static const char *const purposes[] = { "service", "marketing",
 	    "legal" };
 	static const int not_admin[] = { K_WRITER, K_READER, K_SERVICE,
@@ -1722,7 +1677,7 @@ END_TEST
 
 START_TEST(test_correction)
 {
-	static const struct fv f[] = {
+	static const struct su_fv f[] = {
 		{ "email", "zq.old-7101@a.example" },
 		{ "name", "zq.cor-name-7102" },
 		{ "phone", "+1 555 7103" },
@@ -1833,7 +1788,7 @@ END_TEST
 
 START_TEST(test_deletion_and_hold)
 {
-	static const struct fv f[] = { { "email", "zq.del-8101@a.example" },
+	static const struct su_fv f[] = { { "email", "zq.del-8101@a.example" },
 	    { "name", "zq.del-name-8102" } };
 	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
 	const struct jv *rc;
@@ -1960,7 +1915,7 @@ expect_limited(const char *method, const char *id, unsigned long long retry)
 
 START_TEST(test_request_limit_access)
 {
-	static const struct fv f[] = { { "name", "zq.lim-name-2101" } };
+	static const struct su_fv f[] = { { "name", "zq.lim-name-2101" } };
 	struct rec x, y;
 
 	srv_start("--request-limit", "2", "--request-window-days", "30",
@@ -2032,7 +1987,7 @@ racer_run(void *arg)
  */
 START_TEST(test_request_limit_concurrent)
 {
-	static const struct fv f[] = { { "name", "zq.lim-name-2301" } };
+	static const struct su_fv f[] = { { "name", "zq.lim-name-2301" } };
 	struct racer rc[8];
 	pthread_barrier_t go;
 	int ok = 0, limited = 0;
@@ -2071,7 +2026,7 @@ END_TEST
  */
 START_TEST(test_request_limit_deletion)
 {
-	static const struct fv f[] = { { "name", "zq.lim-name-2201" } };
+	static const struct su_fv f[] = { { "name", "zq.lim-name-2201" } };
 	struct su_resp r;
 	struct rec y, z;
 
@@ -2100,7 +2055,7 @@ END_TEST
 
 START_TEST(test_consent)
 {
-	static const struct fv f[] = { { "email", "zq.con-9101@a.example" },
+	static const struct su_fv f[] = { { "email", "zq.con-9101@a.example" },
 	    { "name", "zq.con-name-9102" } };
 	static const int not_admin[] = { K_WRITER, K_READER, K_AUDITOR };
 	static const char *const other[] = { "service", "notices" };
@@ -2234,7 +2189,7 @@ retain_until(const char *id)
 
 START_TEST(test_retention_sweep_cli)
 {
-	static const struct fv f[] = { { "email", "zq.ret-1301@a.example" },
+	static const struct su_fv f[] = { { "email", "zq.ret-1301@a.example" },
 	    { "name", "zq.ret-name-1302" } };
 	struct rec r1, r30, rnone, rheld, rdef;
 	uint64_t n0;
@@ -2336,7 +2291,7 @@ wait_shredded(const char *tok, int ms)
 /* The server's own sweep, every --sweep-interval seconds. */
 START_TEST(test_retention_server_sweep)
 {
-	static const struct fv f[] = { { "name", "zq.swp-name-1401" } };
+	static const struct su_fv f[] = { { "name", "zq.swp-name-1401" } };
 	struct rec r1, rh, rk;
 	struct su_run run;
 

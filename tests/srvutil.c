@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "pv.h"
+#include "api.h"
 #include "srvutil.h"
 #include "testutil.h"
 
@@ -859,4 +860,40 @@ su_body_json(const struct su_resp *r)
 	    "no final newline: [%.600s]", r->body.p);
 	su_assert_common_headers(r);
 	return v;
+}
+
+/* Request bodies. */
+
+void
+su_buf_quote(struct pv_buf *b, const char *s)
+{
+	ck_assert_int_eq(api_json_quote(b, s, strlen(s)), PV_OK);
+}
+
+void
+su_buf_add(struct pv_buf *b, const char *s)
+{
+	ck_assert_int_eq(pv_buf_add(b, s, strlen(s)), PV_OK);
+}
+
+void
+su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
+    int consent, int days)
+{
+	su_buf_add(b, "{\"fields\":{");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			su_buf_add(b, ",");
+		su_buf_quote(b, f[i].name);
+		su_buf_add(b, ":");
+		su_buf_quote(b, f[i].value);
+	}
+	su_buf_add(b, "}");
+	if (consent >= 0)
+		su_buf_add(b, consent ? ",\"consent\":{\"marketing\":true}" :
+		    ",\"consent\":{\"marketing\":false}");
+	if (days > 0)
+		ck_assert_int_eq(pv_buf_printf(b, ",\"retention_days\":%d",
+		    days), PV_OK);
+	su_buf_add(b, "}");
 }

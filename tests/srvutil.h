@@ -2,7 +2,8 @@
  * srvutil.h: what the suites that drive the real binary share: a test
  * case's own TMPDIR, running piivault (PIIVAULT_BIN) with an environment
  * the test controls, piivault serve on a port the kernel picks, requests
- * to it with libcurl, and a small strict JSON reader for the answers.
+ * to it with libcurl, the request bodies they send, and a small strict
+ * JSON reader for the answers.
  *
  * Ownership: every string or buffer a function hands back is the
  * caller's, to release with the matching _free (su_run_free,
@@ -29,6 +30,8 @@
 #include <stddef.h>
 
 #include <curl/curl.h>
+
+#include "pv.h"
 
 #define SU_ARGS_MAX	32	/* arguments a command may have */
 #define SU_ENV_MAX	8	/* "K=V" a caller may add to a child's env */
@@ -177,5 +180,21 @@ const char	*jstr(const struct jv *o, const char *key);
 void		 su_assert_common_headers(const struct su_resp *r);
 /* The body of r as JSON: one value, then a newline; r's headers checked. */
 struct jv	*su_body_json(const struct su_resp *r);
+
+/* Request bodies, built into b (initialized by the caller); they assert. */
+struct su_fv {
+	const char	*name;
+	const char	*value;
+};
+
+void	su_buf_add(struct pv_buf *b, const char *s);
+/* s as a JSON string, quoted and escaped. */
+void	su_buf_quote(struct pv_buf *b, const char *s);
+/*
+ * {"fields":{...}[,"consent":{"marketing":…}][,"retention_days":N]};
+ * consent -1 and days 0 leave them out.
+ */
+void	su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
+	    int consent, int days);
 
 #endif /* SRVUTIL_H */
