@@ -845,7 +845,7 @@ gcm_for(struct kms *k, uint32_t v, uint32_t *found, struct pv_gcm **out)
 }
 
 pv_status
-kms_rewrap_begin(struct kms *k, struct kms_rewrap **out, uint32_t *newv)
+kms_rewrap_new(struct kms *k, struct kms_rewrap **out, uint32_t *newv)
 {
 	struct kms_rewrap *r;
 	pv_status rc;
@@ -858,7 +858,7 @@ kms_rewrap_begin(struct kms *k, struct kms_rewrap **out, uint32_t *newv)
 		return PV_ENOMEM;
 	}
 	if ((rc = gcm_for(k, 0, &r->to_v, &r->to)) != PV_OK) {
-		kms_rewrap_end(r);
+		kms_rewrap_free(r);
 		return rc;
 	}
 	*newv = r->to_v;
@@ -867,7 +867,7 @@ kms_rewrap_begin(struct kms *k, struct kms_rewrap **out, uint32_t *newv)
 }
 
 pv_status
-kms_rewrap_one(struct kms_rewrap *r, const void *ctx, size_t ctxlen,
+kms_rewrap_dek(struct kms_rewrap *r, const void *ctx, size_t ctxlen,
     uint32_t version, const uint8_t nonce[static PV_GCM_NONCE_LEN],
     uint8_t wrapped[static KMS_WRAPPED_LEN])
 {
@@ -909,7 +909,7 @@ kms_rewrap_one(struct kms_rewrap *r, const void *ctx, size_t ctxlen,
 }
 
 void
-kms_rewrap_end(struct kms_rewrap *r)
+kms_rewrap_free(struct kms_rewrap *r)
 {
 	if (r == NULL)
 		return;

@@ -143,21 +143,26 @@ pv_status kms_dek_wrap(struct kms *k, const void *ctx, size_t ctxlen,
 
 /*
  * Re-wrapping DEKs in place, from their versions to the active KEK, for a
- * batch: kms_rewrap_begin sets up the active KEK once (*newv), and each
- * source version once, on first use, instead of once a DEK.  nonce is
- * fresh random bytes the caller drew (perhaps for the batch at once); the
- * DEK never leaves this module.  kms_rewrap_one: PV_EKEYSTATE,
- * PV_EINTEGRITY as kms_dek_open.  kms_rewrap_end wipes every expanded
- * key; keep a batch only as long as the transaction it serves.
+ * batch: kms_rewrap_new sets up the active KEK once (*newv), and
+ * kms_rewrap_dek each source version once, on first use, instead of once
+ * a DEK.  nonce is fresh random bytes the caller drew (perhaps for the
+ * batch at once); the DEK never leaves this module, and wrapped changes
+ * only on PV_OK.  kms_rewrap_free wipes every expanded key; keep a batch
+ * only as long as the transaction it serves.
+ *
+ * kms_rewrap_new: PV_EKEYSTATE if there is no active KEK; PV_ENOMEM,
+ * PV_ECRYPTO, PV_EIO.  kms_rewrap_dek: PV_EKEYSTATE, PV_EINTEGRITY as
+ * kms_dek_open; PV_EINVAL for a ctx over KMS_DEK_CTX_MAX; PV_ENOMEM,
+ * PV_ECRYPTO.
  */
 struct kms_rewrap;
-pv_status kms_rewrap_begin(struct kms *k, struct kms_rewrap **out,
+pv_status kms_rewrap_new(struct kms *k, struct kms_rewrap **out,
 	      uint32_t *newv) PV_WUR;
-pv_status kms_rewrap_one(struct kms_rewrap *r, const void *ctx,
+pv_status kms_rewrap_dek(struct kms_rewrap *r, const void *ctx,
 	      size_t ctxlen, uint32_t version,
 	      const uint8_t nonce[static PV_GCM_NONCE_LEN],
 	      uint8_t wrapped[static KMS_WRAPPED_LEN]) PV_WUR;
-void	  kms_rewrap_end(struct kms_rewrap *r);
+void	  kms_rewrap_free(struct kms_rewrap *r);
 
 /*
  * Unwrap a DEK.  PV_EKEYSTATE if the version is retired, destroyed or

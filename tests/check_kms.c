@@ -547,6 +547,7 @@ START_TEST(rewrap_batch)
 	uint8_t dek[RW_VERSIONS][PV_KEY_LEN], got[PV_KEY_LEN];
 	uint8_t wrapped[RW_VERSIONS][KMS_WRAPPED_LEN], keep[KMS_WRAPPED_LEN];
 	uint8_t rec[16] = { 5 }, other[16] = { 6 }, nonce[PV_GCM_NONCE_LEN];
+	uint8_t big[KMS_DEK_CTX_MAX + 1] = { 0 };
 	uint32_t v[RW_VERSIONS], newv = 0, to = 0;
 	struct kms_rewrap *r;
 	struct pv_store *s;
@@ -567,17 +568,17 @@ START_TEST(rewrap_batch)
 		pv_txn_abort(t);
 		ck_assert_uint_eq(v[i], i + 1);
 	}
-	ck_assert_int_eq(kms_rewrap_begin(k, &r, &to), PV_OK);
+	ck_assert_int_eq(kms_rewrap_new(k, &r, &to), PV_OK);
 	ck_assert_uint_eq(to, newv);
 	for (size_t i = 0; i < RW_VERSIONS; i++) {
 		rec[1] = (uint8_t)i;
 		ck_assert_int_eq(pv_random(nonce, sizeof(nonce)), PV_OK);
 		/* Bound to its context: refused, left as it was. */
 		memcpy(keep, wrapped[i], sizeof(keep));
-		ck_assert_int_eq(kms_rewrap_one(r, other, sizeof(other), v[i],
+		ck_assert_int_eq(kms_rewrap_dek(r, other, sizeof(other), v[i],
 		    nonce, wrapped[i]), PV_EINTEGRITY);
 		ck_assert_mem_eq(wrapped[i], keep, sizeof(keep));
-		ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), v[i],
+		ck_assert_int_eq(kms_rewrap_dek(r, rec, sizeof(rec), v[i],
 		    nonce, wrapped[i]), PV_OK);
 		ck_assert_mem_eq(wrapped[i], nonce, sizeof(nonce));
 		ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), to,
@@ -586,7 +587,7 @@ START_TEST(rewrap_batch)
 		ck_assert_int_eq(kms_dek_open(k, rec, sizeof(rec), v[i],
 		    wrapped[i], got), PV_EINTEGRITY);
 	}
-	kms_rewrap_end(r);
+	kms_rewrap_free(r);
 
 	/* A retired version may not unwrap, in a batch either. */
 	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
@@ -598,15 +599,18 @@ START_TEST(rewrap_batch)
 	rec[1] = 0;
 	ck_assert_int_eq(kms_dek_new(k, rec, sizeof(rec), dek[0], &v[0],
 	    wrapped[0]), PV_OK);
-	ck_assert_int_eq(kms_rewrap_begin(k, &r, &to), PV_OK);
+	ck_assert_int_eq(kms_rewrap_new(k, &r, &to), PV_OK);
 	memcpy(keep, wrapped[0], sizeof(keep));
-	ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), 1, nonce,
+	ck_assert_int_eq(kms_rewrap_dek(r, rec, sizeof(rec), 1, nonce,
 	    wrapped[0]), PV_EKEYSTATE);
 	ck_assert_mem_eq(wrapped[0], keep, sizeof(keep));
-	ck_assert_int_eq(kms_rewrap_one(r, rec, sizeof(rec), 0, nonce,
+	ck_assert_int_eq(kms_rewrap_dek(r, rec, sizeof(rec), 0, nonce,
 	    wrapped[0]), PV_EKEYSTATE);
-	kms_rewrap_end(r);
-	kms_rewrap_end(NULL);
+	ck_assert_int_eq(kms_rewrap_dek(r, big, sizeof(big), 2, nonce,
+	    wrapped[0]), PV_EINVAL);
+	ck_assert_mem_eq(wrapped[0], keep, sizeof(keep));
+	kms_rewrap_free(r);
+	kms_rewrap_free(NULL);
 	kms_free(k);
 	pv_store_close(s);
 }

@@ -643,7 +643,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		nold = 0;
 		/* One draw of nonces and one key set-up for the batch. */
 		if (n > 0 && ((rc = pv_random(nonces, n * PV_GCM_NONCE_LEN)) !=
-		    PV_OK || (rc = kms_rewrap_begin(v->kms, &rw, &nv)) !=
+		    PV_OK || (rc = kms_rewrap_new(v->kms, &rw, &nv)) !=
 		    PV_OK))
 			goto out;
 		/* The ring is the transaction's: its active KEK is counted. */
@@ -657,7 +657,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			size_t j;
 
 			vault_dek_ctx(ctx, c[i].seq, c[i].val);
-			if ((rc = kms_rewrap_one(rw, ctx, sizeof(ctx), kv,
+			if ((rc = kms_rewrap_dek(rw, ctx, sizeof(ctx), kv,
 			    nonces + i * PV_GCM_NONCE_LEN, c[i].val + R_DEK)) !=
 			    PV_OK)
 				goto out;
@@ -685,7 +685,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			if ((rc = kms_count_wraps(v->kms, t, oldv[j], oldn[j],
 			    0)) != PV_OK)
 				goto out;
-		kms_rewrap_end(rw);
+		kms_rewrap_free(rw);
 		rw = NULL;
 		if (n > 0 && (rc = kms_count_wraps(v->kms, t, w.active,
 		    (int64_t)n, n)) != PV_OK)
@@ -721,7 +721,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	rc = vault_log_op(v, NULL, "kms.rewrap", VAULT_EK_NONE, NULL, 0,
 	    NULL, NULL);
 out:
-	kms_rewrap_end(rw);
+	kms_rewrap_free(rw);
 	pv_txn_abort(t);
 	if (c != NULL)
 		candidates_free(c, n);

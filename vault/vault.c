@@ -452,7 +452,7 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 		return PV_EINVAL;
 	if ((rc = pv_random(rnd, CHECK_LEN + r->nfields * (CHECK_LEN +
 	    PV_GCM_NONCE_LEN))) != PV_OK)
-		return rc;
+		goto out;
 	memcpy(p + R_CHECK, rnd, CHECK_LEN);
 	memcpy(tc, rnd + CHECK_LEN, r->nfields * CHECK_LEN);
 	nonce = rnd + CHECK_LEN + r->nfields * CHECK_LEN;
@@ -467,7 +467,7 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 	vault_dek_ctx(ctx, seq, p);
 	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, &kekv,
 	    p + R_DEK)) != PV_OK)
-		return rc;
+		goto out;
 	pv_put_u32(p + R_KEKV, kekv);
 	p[R_NFIELDS] = (uint8_t)(r->nfields >> 8);
 	p[R_NFIELDS + 1] = (uint8_t)r->nfields;
@@ -482,8 +482,10 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 		*q++ = indexed ? FF_INDEXED : 0;
 		if (indexed) {
 			if ((rc = vault_normalize(norm, &normlen, f->name,
-			    f->namelen, f->value, f->len)) != PV_OK)
-				return rc;
+			    f->namelen, f->value, f->len)) != PV_OK) {
+				pv_cleanse(norm, sizeof(norm));
+				goto out;
+			}
 			rc = kms_blind_index(v->kms, 0, q, f->name,
 			    f->namelen, norm, normlen);
 			pv_cleanse(norm, normlen);
@@ -491,7 +493,7 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 			pv_put_u64(idx + SEQ_LEN, tok);
 			if (rc != PV_OK ||
 			    (rc = vault_index_mac(v, idx, q)) != PV_OK)
-				return rc;
+				goto out;
 			memcpy(im[i], idx + 2 * SEQ_LEN, INDEX_MAC_LEN);
 			q += PV_HMAC_LEN;
 		}
@@ -504,14 +506,16 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 		if ((rc = pv_aead_seal_nonce(q + PV_GCM_NONCE_LEN,
 		    q + PV_GCM_NONCE_LEN + f->len, dek, q, aad, aadlen,
 		    f->value, f->len)) != PV_OK)
-			return rc;
+			goto out;
 		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
 		if ((rc = vault_id_format(v, KMS_ID_TOKEN, tok, tc[i],
 		    res->tokens[i])) != PV_OK)
-			return rc;
+			goto out;
 	}
-	*retainp = retain;
-	rc = vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK, res->id);
+	if ((rc = vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK,
+	    res->id)) == PV_OK)
+		*retainp = retain;
+out:
 	pv_cleanse(rnd, sizeof(rnd));
 	return rc;
 }
