@@ -898,6 +898,45 @@ START_TEST(failed_group_commit_fails_every_job)
 }
 END_TEST
 
+/*
+ * Record numbers never wrap: with the counter past 2^63 a put fails
+ * PV_EFULL, stores nothing and hands out no id.
+ */
+START_TEST(numbers_exhausted)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct vault_field f[] = { F("name", "last one") };
+	struct vault_record_in r = { f, 1, 0, 0 };
+	char toks[1][VAULT_ID_STRLEN + 1];
+	struct vault_put_result res = { .tokens = toks };
+	struct vault_info info;
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct vault *v;
+	uint8_t big[8];
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	vault_close(v);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	pv_put_u64(big, (UINT64_MAX >> 1) + 2);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_put(t, PV_T_META, "next_rec", 8, big, sizeof(big),
+	    0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	pv_store_close(s);
+
+	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
+	memset(res.id, 'x', sizeof(res.id));
+	ck_assert_int_eq(vault_put(v, &r, 1, &res), PV_EFULL);
+	ck_assert_int_eq(res.status, PV_EFULL);
+	ck_assert_str_eq(res.id, "");
+	ck_assert_int_eq(vault_info(v, &info), PV_OK);
+	free(info.keys);
+	ck_assert_uint_eq(info.records, 0);
+	vault_close(v);
+}
+END_TEST
+
 START_TEST(two_handles_one_directory)
 {
 	struct vault_field f[] = { F("name", "shared") };
@@ -955,6 +994,7 @@ vault_suite(void)
 	tcase_add_test(tc, threads_share_a_vault);
 	tcase_add_test(tc, two_handles_one_directory);
 	tcase_add_test(tc, failed_group_commit_fails_every_job);
+	tcase_add_test(tc, numbers_exhausted);
 	suite_add_tcase(s, tc);
 	return s;
 }

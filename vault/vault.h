@@ -95,7 +95,8 @@ struct vault_put_result {
  * not, and res[i].status tells each record's outcome.  Returns PV_OK when
  * the commit succeeded (or nothing was valid), else the commit's failure,
  * which is then every valid record's status too: PV_EFULL when the map is
- * full.  Nothing is stored unless PV_OK is returned.
+ * full or record numbers are spent (past 2^63).  Nothing is stored unless
+ * PV_OK is returned.
  */
 pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 	      size_t n, struct vault_put_result *res) PV_WUR;
