@@ -234,6 +234,7 @@ struct change_arg {
 	char				(*tokens)[VAULT_ID_STRLEN + 1];
 	char				(*names)[PV_FIELD_NAME_MAX + 1];
 	size_t				 ntokens;
+	uint64_t			 tok, tok_end;	/* leased */
 	/* flags */
 	uint8_t				 set, clear;
 	pv_status			 st;
@@ -415,7 +416,13 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 				continue;	/* removing what is not there */
 			sl[n].name = f->name;
 			sl[n].namelen = f->namelen;
-			sl[n].tok_seq = g->next_tok++;
+			if (a->tok == a->tok_end) {
+				/* Cannot be: one is leased per value set. */
+				a->st = PV_EINVAL;
+				rc = PV_OK;
+				goto out;
+			}
+			sl[n].tok_seq = a->tok++;
 			if ((rc = pv_random(sl[n].tok_check, CHECK_LEN)) !=
 			    PV_OK)
 				goto out;
@@ -541,7 +548,8 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 			tokval[T_NAMELEN] = (uint8_t)s->namelen;
 			memcpy(tokval + T_NAME, s->name, s->namelen);
 			if ((rc = pv_put(g->t, PV_T_TOKENS, tk, sizeof(tk),
-			    tokval, T_NAME + s->namelen, 0)) != PV_OK)
+			    tokval, T_NAME + s->namelen,
+			    PV_PUT_NOOVERWRITE)) != PV_OK)
 				goto out;
 		} else {
 			const uint8_t *tv;
@@ -631,6 +639,8 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 	struct change_arg a = { .ev = ev, .id = id, .len = len,
 	    .fields = fields, .nfields = nfields, .tokens = tokens,
 	    .names = names };
+	uint64_t rec0;
+	size_t nvalues = 0;
 	pv_status rc;
 
 	if (nfields == 0)
@@ -647,6 +657,13 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 			    fields[i].namelen) == 0)
 				return PV_EFIELD;
 	}
+	/* A number for every value the patch sets, in case each is new. */
+	for (size_t i = 0; i < nfields; i++)
+		nvalues += fields[i].value != NULL;
+	if (nvalues > 0 && (rc = vault_lease(v, 0, nvalues, &rec0,
+	    &a.tok)) != PV_OK)
+		return rc;
+	a.tok_end = a.tok + nvalues;
 	*logged = 0;
 	rc = change(v, &a, correct_apply);
 	*logged = a.logged;

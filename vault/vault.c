@@ -568,7 +568,8 @@ put_seal(struct vault *v, struct put_arg *a)
 
 /*
  * Put at key, which normally sorts after every other: append, or insert
- * where another process's numbers were stored first.
+ * where higher numbers were stored first (another process's, or a put
+ * that finished sealing before one leased earlier).
  */
 static pv_status
 put_seq(struct pv_txn *t, enum pv_table tab, uint64_t seq, const void *val,
@@ -674,7 +675,7 @@ static pv_status
 commit_jobs(struct vault *v, struct gc_job *jobs)
 {
 	struct gc_ctx g;
-	uint64_t added, next_tok;
+	uint64_t added;
 	pv_status rc;
 
 	memset(&g, 0, sizeof(g));
@@ -684,11 +685,9 @@ commit_jobs(struct vault *v, struct gc_job *jobs)
 	}
 	if ((rc = vault_txn_begin(v, 1, &g.t)) != PV_OK)
 		goto out;
-	if ((rc = vault_meta_u64(g.t, META_NEXT_TOK, &g.next_tok)) != PV_OK ||
-	    (rc = vault_meta_u64(g.t, META_RECORDS, &g.records)) != PV_OK)
+	if ((rc = vault_meta_u64(g.t, META_RECORDS, &g.records)) != PV_OK)
 		goto out;
 	added = g.records;
-	next_tok = g.next_tok;
 	for (struct gc_job *j = jobs; j != NULL; j = j->next)
 		if ((rc = j->apply(v, &g, j->arg)) != PV_OK)
 			goto out;
@@ -702,10 +701,8 @@ commit_jobs(struct vault *v, struct gc_job *jobs)
 		    (rc = cryptoperiod(v, g.t, g.kekv)) != PV_OK)
 			goto out;
 	}
-	if ((next_tok != g.next_tok && (rc = vault_meta_set_u64(g.t,
-	    META_NEXT_TOK, g.next_tok)) != PV_OK) ||
-	    (added != g.records && (rc = vault_meta_set_u64(g.t, META_RECORDS,
-	    g.records)) != PV_OK))
+	if (added != g.records && (rc = vault_meta_set_u64(g.t, META_RECORDS,
+	    g.records)) != PV_OK)
 		goto out;
 	rc = pv_txn_commit(g.t);
 	g.t = NULL;
@@ -835,8 +832,8 @@ put_apply(struct vault *v, struct gc_ctx *g, void *arg)
  * LEASE_MAX, so that a short-lived process (one CLI put) leaves only a
  * small gap.  The rest of a block is lost on exit: numbers only grow.
  */
-static pv_status
-lease(struct vault *v, uint64_t nrec, uint64_t ntok, uint64_t *rec0,
+pv_status
+vault_lease(struct vault *v, uint64_t nrec, uint64_t ntok, uint64_t *rec0,
     uint64_t *tok0)
 {
 	struct pv_txn *t = NULL;
@@ -948,7 +945,7 @@ vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
 		goto fail;
 	}
 	a.days = atomic_load(&v->retention_days);
-	if ((rc = lease(v, a.stored, a.ntok, &a.rec0, &a.tok0)) == PV_OK &&
+	if ((rc = vault_lease(v, a.stored, a.ntok, &a.rec0, &a.tok0)) == PV_OK &&
 	    (rc = put_seal(v, &a)) == PV_OK &&
 	    (rc = vault_commit_job(v, &job)) == PV_OK)
 		goto out;

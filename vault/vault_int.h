@@ -53,7 +53,7 @@ struct put_arg;
 /* One group commit's shared state, handed to each job in it. */
 struct gc_ctx {
 	struct pv_txn		*t;
-	uint64_t		 next_tok, records;
+	uint64_t		 records;
 	uint32_t		 kekv;		/* KEK that wrapped here */
 	uint64_t		 wrapped;	/* DEKs wrapped here */
 	uint8_t			*dek;		/* secure scratch */
@@ -74,6 +74,15 @@ struct gc_job {
 	int		 done;
 	struct gc_job	*next;
 };
+
+/*
+ * Lease nrec record numbers and ntok token numbers (each run contiguous)
+ * for this process, before the commit that uses them: every number comes
+ * from a lease, never from inside a commit.  PV_EFULL once numbers pass
+ * 2^63; PV_EIO, PV_ESTORE.
+ */
+pv_status vault_lease(struct vault *v, uint64_t nrec, uint64_t ntok,
+	      uint64_t *rec0, uint64_t *tok0) PV_WUR;
 
 /* Run job in a group commit; its status once durable, or the failure. */
 pv_status vault_commit_job(struct vault *v, struct gc_job *job) PV_WUR;
