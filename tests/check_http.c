@@ -395,42 +395,6 @@ detok(int key, const char *purpose, const char *reason,
 	return v;
 }
 
-/* The answer for tok in a detokenize answer. */
-static const struct jv *
-result(const struct jv *doc, const char *tok)
-{
-	const struct jv *r = jget(jget(doc, "results"), tok);
-
-	ck_assert_msg(r != NULL && r->type == J_OBJ, "no answer for %s", tok);
-	return r;
-}
-
-/* tok was answered {"field":field,"value":value}. */
-static void
-assert_value(const struct jv *doc, const char *tok, const char *field,
-    const char *value)
-{
-	const struct jv *r = result(doc, tok), *v = jget(r, "value");
-
-	ck_assert_msg(r->n == 2 && v != NULL && v->type == J_STR,
-	    "%s (%s): no plain value", tok, field);
-	ck_assert_pstr_eq(jstr(r, "field"), field);
-	ck_assert_msg(v->len == strlen(value) && memcmp(v->s, value,
-	    v->len) == 0, "%s (%s): value [%s], want [%s]", tok, field, v->s,
-	    value);
-}
-
-/* tok was answered {"error":{"code":code}}. */
-static void
-assert_tok_error(const struct jv *doc, const char *tok, const char *code)
-{
-	const struct jv *r = result(doc, tok), *e = jget(r, "error");
-
-	ck_assert_msg(r->n == 1 && e != NULL && e->type == J_OBJ &&
-	    e->n == 1, "%s: not {\"error\":{\"code\":…}}", tok);
-	ck_assert_pstr_eq(jstr(e, "code"), code);
-}
-
 /*
  * tok was answered {"field":field,"masked":masked} and, when psn is not
  * NULL, a pseudonym, copied there; never a value.
@@ -439,7 +403,7 @@ static void
 assert_masked(const struct jv *doc, const char *tok, const char *field,
     const char *masked, char *psn)
 {
-	const struct jv *r = result(doc, tok);
+	const struct jv *r = su_result(doc, tok);
 	const char *p = jstr(r, "pseudonym");
 
 	ck_assert_msg(jget(r, "value") == NULL, "%s: a value", tok);
@@ -683,13 +647,13 @@ START_TEST(test_records_put_and_detokenize)
 
 	v = detok(K_READER, "service", NULL, toks, NELEM(tricky));
 	for (size_t i = 0; i < NELEM(tricky); i++)
-		assert_value(v, toks[i], tricky[i].name, tricky[i].value);
+		su_assert_value(v, toks[i], tricky[i].name, tricky[i].value);
 	jfree(v);
 	toks[0] = b.tok[2];
 	toks[1] = b.tok[0];
 	v = detok(K_SERVICE, "service", NULL, toks, 2);
-	assert_value(v, b.tok[2], "name", tricky[2].value);
-	assert_value(v, b.tok[0], "email", tricky[0].value);
+	su_assert_value(v, b.tok[2], "name", tricky[2].value);
+	su_assert_value(v, b.tok[0], "email", tricky[0].value);
 	jfree(v);
 }
 END_TEST
@@ -803,15 +767,15 @@ START_TEST(test_batch)
 	toks[2] = tok_of(&recs[5], "phone");
 	toks[3] = tok_of(&recs[5], "name");
 	d = detok(K_READER, "service", NULL, toks, 4);
-	assert_value(d, toks[0], "email", "first-b1@batch.example");
-	assert_value(d, toks[1], "name", "First \"B1\"");
-	assert_value(d, toks[2], "phone", "+1 555 0199");
-	assert_value(d, toks[3], "name", "Last B6");
+	su_assert_value(d, toks[0], "email", "first-b1@batch.example");
+	su_assert_value(d, toks[1], "name", "First \"B1\"");
+	su_assert_value(d, toks[2], "phone", "+1 555 0199");
+	su_assert_value(d, toks[3], "name", "Last B6");
 	jfree(d);
 	/* Consent travelled with each record of the batch. */
 	d = detok(K_READER, "marketing", NULL, toks, 4);
-	assert_value(d, toks[0], "email", "first-b1@batch.example");
-	assert_tok_error(d, toks[2], "consent_withdrawn");
+	su_assert_value(d, toks[0], "email", "first-b1@batch.example");
+	su_assert_tok_error(d, toks[2], "consent_withdrawn");
 	jfree(d);
 }
 END_TEST
@@ -1169,7 +1133,7 @@ START_TEST(test_err_too_large)
 		put_raw(body, &rec);
 		t = tok_of(&rec, "note");
 		v = detok(K_READER, "service", NULL, &t, 1);
-		ck_assert_uint_eq(strlen(jstr(result(v, t), "value")), 4096);
+		ck_assert_uint_eq(strlen(jstr(su_result(v, t), "value")), 4096);
 		jfree(v);
 	}
 	free(body);
@@ -1426,30 +1390,30 @@ START_TEST(test_purposes_and_consent)
 
 	/* Marketing: only with consent, answered per token. */
 	v = detok(K_READER, "marketing", NULL, toks, 5);
-	assert_value(v, toks[0], "email", yes[0].value);
-	assert_value(v, toks[1], "name", yes[1].value);
-	assert_tok_error(v, toks[2], "consent_withdrawn");
-	assert_tok_error(v, toks[3], "consent_withdrawn");
-	assert_tok_error(v, toks[4], "consent_withdrawn");
+	su_assert_value(v, toks[0], "email", yes[0].value);
+	su_assert_value(v, toks[1], "name", yes[1].value);
+	su_assert_tok_error(v, toks[2], "consent_withdrawn");
+	su_assert_tok_error(v, toks[3], "consent_withdrawn");
+	su_assert_tok_error(v, toks[4], "consent_withdrawn");
 	jfree(v);
 
 	/* Notices cannot be opted out of; the others need no consent. */
 	for (size_t i = 0; i < NELEM(plain); i++) {
 		v = detok(K_READER, plain[i], NULL, toks, 5);
-		assert_value(v, toks[0], "email", yes[0].value);
-		assert_value(v, toks[2], "email", no[0].value);
-		assert_value(v, toks[3], "name", no[1].value);
-		assert_value(v, toks[4], "email", no[0].value);
+		su_assert_value(v, toks[0], "email", yes[0].value);
+		su_assert_value(v, toks[2], "email", no[0].value);
+		su_assert_value(v, toks[3], "name", no[1].value);
+		su_assert_value(v, toks[4], "email", no[0].value);
 		jfree(v);
 	}
 	/* Legal, with a reason. */
 	v = detok(K_READER, "legal", "court order 2024-17", toks, 5);
-	assert_value(v, toks[1], "name", yes[1].value);
-	assert_value(v, toks[2], "email", no[0].value);
+	su_assert_value(v, toks[1], "name", yes[1].value);
+	su_assert_value(v, toks[2], "email", no[0].value);
 	jfree(v);
 	/* A reason given for another purpose does no harm. */
 	v = detok(K_READER, "service", "why not", toks, 1);
-	assert_value(v, toks[0], "email", yes[0].value);
+	su_assert_value(v, toks[0], "email", yes[0].value);
 	jfree(v);
 
 	/* Research: masked values and pseudonyms, never a value. */
@@ -1566,7 +1530,7 @@ START_TEST(test_masked_key)
 	/* The same tokens, plain, for a plain key. */
 	v = detok(K_READER, "service", NULL, toks, NELEM(f));
 	for (size_t i = 0; i < NELEM(f); i++)
-		assert_value(v, toks[i], f[i].name, f[i].value);
+		su_assert_value(v, toks[i], f[i].name, f[i].value);
 	jfree(v);
 }
 END_TEST
@@ -1585,9 +1549,9 @@ START_TEST(test_field_restriction)
 	for (size_t i = 0; i < 3; i++)
 		toks[i] = rec.tok[i];
 	v = detok(K_EMAIL, "service", NULL, toks, 3);
-	assert_value(v, toks[0], "email", f[0].value);
-	assert_tok_error(v, toks[1], "forbidden");
-	assert_tok_error(v, toks[2], "forbidden");
+	su_assert_value(v, toks[0], "email", f[0].value);
+	su_assert_tok_error(v, toks[1], "forbidden");
+	su_assert_tok_error(v, toks[2], "forbidden");
 	jfree(v);
 	/* Nothing of the hidden fields in the answer. */
 	pv_buf_init(&b, 1u << 16);
@@ -1616,10 +1580,10 @@ START_TEST(test_token_errors)
 	toks[4] = "not a token at all";
 	toks[5] = "";
 	v = detok(K_READER, "service", NULL, toks, 6);
-	assert_tok_error(v, toks[0], "not_found");
-	assert_value(v, toks[1], "name", "Still Answered");
+	su_assert_tok_error(v, toks[0], "not_found");
+	su_assert_value(v, toks[1], "name", "Still Answered");
 	for (size_t i = 2; i < 6; i++) {
-		const struct jv *e = jget(result(v, toks[i]), "error");
+		const struct jv *e = jget(su_result(v, toks[i]), "error");
 
 		ck_assert_msg(e != NULL && jstr(e, "code") != NULL,
 		    "no error for token %zu", i);
@@ -1627,8 +1591,8 @@ START_TEST(test_token_errors)
 		    strcmp(jstr(e, "code"), "not_found") == 0,
 		    "token %zu: code %s", i, jstr(e, "code"));
 	}
-	assert_tok_error(v, toks[2], "invalid_token");
-	assert_tok_error(v, toks[4], "invalid_token");
+	su_assert_tok_error(v, toks[2], "invalid_token");
+	su_assert_tok_error(v, toks[4], "invalid_token");
 	jfree(v);
 
 	/* A token asked for twice is answered once, where it came first. */
@@ -1642,8 +1606,8 @@ START_TEST(test_token_errors)
 		ck_assert_uint_eq(res->n, 2);
 		ck_assert_str_eq(res->keys[0], rec.tok[0]);
 		ck_assert_str_eq(res->keys[1], dup[1]);
-		assert_value(v, rec.tok[0], "name", "Still Answered");
-		assert_tok_error(v, dup[1], "not_found");
+		su_assert_value(v, rec.tok[0], "name", "Still Answered");
+		su_assert_tok_error(v, dup[1], "not_found");
 		jfree(v);
 	}
 }
@@ -1709,7 +1673,7 @@ START_TEST(test_lookup)
 		const char *t = tok_of(&ra, "email");
 
 		v = detok(K_READER, "service", NULL, &t, 1);
-		assert_value(v, t, "email", a[0].value);
+		su_assert_value(v, t, "email", a[0].value);
 		jfree(v);
 	}
 	for (size_t i = 0; i < NELEM(who); i++) {
@@ -1770,7 +1734,7 @@ START_TEST(test_key_revocation_live)
 	put(f, 1, 0, 0, &rec);
 	t = rec.tok[0];
 	v = detok(K_SERVICE, "service", NULL, &t, 1);
-	assert_value(v, t, "name", f[0].value);
+	su_assert_value(v, t, "name", f[0].value);
 	jfree(v);
 
 	cli(&run, "apikey", "revoke", "svc-reader", NULL);
@@ -1790,7 +1754,7 @@ START_TEST(test_key_revocation_live)
 	su_resp_free(&r);
 	/* Other keys are untouched. */
 	v = detok(K_READER, "service", NULL, &t, 1);
-	assert_value(v, t, "name", f[0].value);
+	su_assert_value(v, t, "name", f[0].value);
 	jfree(v);
 
 	/* Keys created while it runs work at once. */
@@ -1802,7 +1766,7 @@ START_TEST(test_key_revocation_live)
 	put(f, 1, 0, 0, &rec);
 	t = rec.tok[0];
 	v = detok(K_SERVICE, "service", NULL, &t, 1);
-	assert_value(v, t, "name", f[0].value);
+	su_assert_value(v, t, "name", f[0].value);
 	jfree(v);
 }
 END_TEST
@@ -1859,8 +1823,8 @@ START_TEST(test_shred)
 	toks[0] = a.tok[0];
 	toks[1] = b.tok[0];
 	v = detok(K_READER, "service", NULL, toks, 2);
-	assert_tok_error(v, a.tok[0], "shredded");
-	assert_value(v, b.tok[0], "email", f[0].value);
+	su_assert_tok_error(v, a.tok[0], "shredded");
+	su_assert_value(v, b.tok[0], "email", f[0].value);
 	jfree(v);
 	v = lookup(K_WRITER, "email", f[0].value);
 	assert_one_match(v, b.id, b.tok[0]);
@@ -2519,7 +2483,7 @@ assert_kept(const struct kept *k, size_t n)
 		struct jv *v = detok(K_READER, "service", NULL, toks + off, m);
 
 		for (size_t i = off; i < off + m; i++)
-			assert_value(v, k[i].tok, k[i].field, k[i].value);
+			su_assert_value(v, k[i].tok, k[i].field, k[i].value);
 		jfree(v);
 	}
 	free(toks);

@@ -466,48 +466,13 @@ detok(int key, const char *purpose, const char *reason,
 	return v;
 }
 
-/* The answer for tok in a detokenize answer. */
-static const struct jv *
-result(const struct jv *doc, const char *tok)
-{
-	const struct jv *r = jget(jget(doc, "results"), tok);
-
-	ck_assert_msg(r != NULL && r->type == J_OBJ, "no answer for %s", tok);
-	return r;
-}
-
-/* tok was answered {"field":field,"value":value}. */
-static void
-assert_value(const struct jv *doc, const char *tok, const char *field,
-    const char *value)
-{
-	const struct jv *r = result(doc, tok), *v = jget(r, "value");
-
-	ck_assert_msg(r->n == 2 && v != NULL && v->type == J_STR,
-	    "%s (%s): no plain value", tok, field);
-	ck_assert_pstr_eq(jstr(r, "field"), field);
-	ck_assert_msg(strcmp(v->s, value) == 0, "%s (%s): value [%s], want "
-	    "[%s]", tok, field, v->s, value);
-}
-
-/* tok was answered {"error":{"code":code}}. */
-static void
-assert_tok_error(const struct jv *doc, const char *tok, const char *code)
-{
-	const struct jv *r = result(doc, tok), *e = jget(r, "error");
-
-	ck_assert_msg(r->n == 1 && e != NULL && e->type == J_OBJ,
-	    "%s: not {\"error\":…}", tok);
-	ck_assert_pstr_eq(jstr(e, "code"), code);
-}
-
 /* One token, detokenized for service by the all-purpose reader. */
 static void
 expect_value(const char *tok, const char *field, const char *value)
 {
 	struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
 
-	assert_value(v, tok, field, value);
+	su_assert_value(v, tok, field, value);
 	jfree(v);
 }
 
@@ -516,7 +481,7 @@ expect_tok_error(const char *tok, const char *code)
 {
 	struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
 
-	assert_tok_error(v, tok, code);
+	su_assert_tok_error(v, tok, code);
 	jfree(v);
 }
 
@@ -921,7 +886,7 @@ START_TEST(test_audit_workload)
 		struct jv *d = detok(K_READER, "legal", "case 2024-17", toks,
 		    1);
 
-		assert_value(d, toks[0], "name", "zq.aud-name-4105");
+		su_assert_value(d, toks[0], "name", "zq.aud-name-4105");
 		jfree(d);
 	}
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "legal",
@@ -934,16 +899,16 @@ START_TEST(test_audit_workload)
 	toks[1] = tok_of(&a, "name");
 	toks[2] = tok_of(&b, "name");
 	v = detok(K_READER, "service", NULL, toks, 3);
-	assert_value(v, toks[0], "email", fa[0].value);
-	assert_value(v, toks[2], "name", fb[0].value);
+	su_assert_value(v, toks[0], "email", fa[0].value);
+	su_assert_value(v, toks[2], "name", fb[0].value);
 	jfree(v);
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "service",
 	    NULL, { a.id, b.id }, { "email", "name" }, 0 };
 	toks[0] = tok_of(&a, "phone");
 	toks[1] = tok_of(&b, "name");
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_value(v, toks[0], "phone", fa[2].value);
-	assert_tok_error(v, toks[1], "consent_withdrawn");
+	su_assert_value(v, toks[0], "phone", fa[2].value);
+	su_assert_tok_error(v, toks[1], "consent_withdrawn");
 	jfree(v);
 	/* B gave no consent: nothing of it was read. */
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL,
@@ -1517,7 +1482,7 @@ START_TEST(test_audit_unavailable_503)
 		if (r.status == 200) {
 			struct jv *v = su_body_json(&r);
 
-			assert_value(v, t, "name", f[0].value);
+			su_assert_value(v, t, "name", f[0].value);
 			jfree(v);
 			released++;
 		} else {
@@ -1572,7 +1537,7 @@ START_TEST(test_access_request)
 	/* Asked for marketing without consent: nothing of c was read. */
 	t = c.tok[0];
 	v = detok(K_READER, "marketing", NULL, &t, 1);
-	assert_tok_error(v, t, "consent_withdrawn");
+	su_assert_tok_error(v, t, "consent_withdrawn");
 	jfree(v);
 	v = access_rec(c.id);
 	ck_assert_uint_eq(jget(v, "reads")->n, 0);
@@ -1717,10 +1682,10 @@ START_TEST(test_correction)
 	toks[2] = tok_of(&a, "phone");
 	toks[3] = tok_of(&c, "city");
 	v = detok(K_READER, "service", NULL, toks, 4);
-	assert_value(v, toks[0], "email", "zq.new-7104@a.example");
-	assert_tok_error(v, toks[1], "not_found");
-	assert_value(v, toks[2], "phone", f[2].value);
-	assert_value(v, toks[3], "city", "zq.cor-city-7105");
+	su_assert_value(v, toks[0], "email", "zq.new-7104@a.example");
+	su_assert_tok_error(v, toks[1], "not_found");
+	su_assert_value(v, toks[2], "phone", f[2].value);
+	su_assert_value(v, toks[3], "city", "zq.cor-city-7105");
 	jfree(v);
 
 	/* The blind index follows. */
@@ -1762,9 +1727,9 @@ START_TEST(test_correction)
 	expect_error("PATCH", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA",
 	    K_ADMIN, "{\"fields\":{\"city\":\"x\"}}", 404, "not_found");
 	v = detok(K_READER, "service", NULL, toks, 4);
-	assert_value(v, toks[0], "email", "zq.new-7104@a.example");
-	assert_value(v, toks[2], "phone", f[2].value);
-	assert_value(v, toks[3], "city", "zq.cor-city-7105");
+	su_assert_value(v, toks[0], "email", "zq.new-7104@a.example");
+	su_assert_value(v, toks[2], "phone", f[2].value);
+	su_assert_value(v, toks[3], "city", "zq.cor-city-7105");
 	jfree(v);
 
 	/* The log names the fields changed, never their values. */
@@ -2068,20 +2033,20 @@ START_TEST(test_consent)
 	toks[0] = a.tok[0];
 	toks[1] = a.tok[1];
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_value(v, toks[0], "email", f[0].value);
-	assert_value(v, toks[1], "name", f[1].value);
+	su_assert_value(v, toks[0], "email", f[0].value);
+	su_assert_value(v, toks[1], "name", f[1].value);
 	jfree(v);
 
 	/* Withdrawn: at once for marketing, and for nothing else. */
 	set_consent(a.id, 0);
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_tok_error(v, toks[0], "consent_withdrawn");
-	assert_tok_error(v, toks[1], "consent_withdrawn");
+	su_assert_tok_error(v, toks[0], "consent_withdrawn");
+	su_assert_tok_error(v, toks[1], "consent_withdrawn");
 	jfree(v);
 	for (size_t i = 0; i < NELEM(other); i++) {
 		v = detok(K_READER, other[i], NULL, toks, 2);
-		assert_value(v, toks[0], "email", f[0].value);
-		assert_value(v, toks[1], "name", f[1].value);
+		su_assert_value(v, toks[0], "email", f[0].value);
+		su_assert_value(v, toks[1], "name", f[1].value);
 		jfree(v);
 	}
 	v = access_rec(a.id);
@@ -2092,7 +2057,7 @@ START_TEST(test_consent)
 	/* Given again. */
 	set_consent(a.id, 1);
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_value(v, toks[0], "email", f[0].value);
+	su_assert_value(v, toks[0], "email", f[0].value);
 	jfree(v);
 
 	/* Notices cannot be opted out of; nothing changes when asked. */
@@ -2101,7 +2066,7 @@ START_TEST(test_consent)
 	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
 	    "{\"marketing\":false,\"notices\":false}", 422, "cannot_opt_out");
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_value(v, toks[1], "name", f[1].value);
+	su_assert_value(v, toks[1], "name", f[1].value);
 	jfree(v);
 	expect_error("PUT", rec_path(a.id, "/consent"), K_ADMIN,
 	    "{\"marketing\":false,\"sms\":true}", 422, "unknown_member");
@@ -2115,7 +2080,7 @@ START_TEST(test_consent)
 	expect_error("PUT", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/consent",
 	    K_ADMIN, "{\"marketing\":false}", 404, "not_found");
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_value(v, toks[0], "email", f[0].value);
+	su_assert_value(v, toks[0], "email", f[0].value);
 	jfree(v);
 
 	/* notices true with it is fine. */
@@ -2128,7 +2093,7 @@ START_TEST(test_consent)
 		su_resp_free(&r);
 	}
 	v = detok(K_READER, "marketing", NULL, toks, 2);
-	assert_tok_error(v, toks[0], "consent_withdrawn");
+	su_assert_tok_error(v, toks[0], "consent_withdrawn");
 	jfree(v);
 }
 END_TEST
@@ -2276,7 +2241,7 @@ wait_shredded(const char *tok, int ms)
 {
 	for (int waited = 0; waited <= ms; waited += 100) {
 		struct jv *v = detok(K_READER, "service", NULL, &tok, 1);
-		const struct jv *e = jget(result(v, tok), "error");
+		const struct jv *e = jget(su_result(v, tok), "error");
 		int gone = e != NULL && jstr(e, "code") != NULL &&
 		    strcmp(jstr(e, "code"), "shredded") == 0;
 

@@ -897,3 +897,38 @@ su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
 		    days), PV_OK);
 	su_buf_add(b, "}");
 }
+
+/* Detokenize answers. */
+
+const struct jv *
+su_result(const struct jv *doc, const char *tok)
+{
+	const struct jv *r = jget(jget(doc, "results"), tok);
+
+	ck_assert_msg(r != NULL && r->type == J_OBJ, "no answer for %s", tok);
+	return r;
+}
+
+void
+su_assert_value(const struct jv *doc, const char *tok, const char *field,
+    const char *value)
+{
+	const struct jv *r = su_result(doc, tok), *v = jget(r, "value");
+
+	ck_assert_msg(r->n == 2 && v != NULL && v->type == J_STR,
+	    "%s (%s): no plain value", tok, field);
+	ck_assert_pstr_eq(jstr(r, "field"), field);
+	ck_assert_msg(v->len == strlen(value) && memcmp(v->s, value,
+	    v->len) == 0, "%s (%s): value [%s], want [%s]", tok, field, v->s,
+	    value);
+}
+
+void
+su_assert_tok_error(const struct jv *doc, const char *tok, const char *code)
+{
+	const struct jv *r = su_result(doc, tok), *e = jget(r, "error");
+
+	ck_assert_msg(r->n == 1 && e != NULL && e->type == J_OBJ &&
+	    e->n == 1, "%s: not {\"error\":{\"code\":…}}", tok);
+	ck_assert_pstr_eq(jstr(e, "code"), code);
+}

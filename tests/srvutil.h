@@ -197,4 +197,14 @@ void	su_buf_quote(struct pv_buf *b, const char *s);
 void	su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
 	    int consent, int days);
 
+/* Detokenize answers ({"results":{tok:…}}); they assert. */
+/* The answer for tok. */
+const struct jv *su_result(const struct jv *doc, const char *tok);
+/* tok was answered {"field":field,"value":value}. */
+void	su_assert_value(const struct jv *doc, const char *tok,
+	    const char *field, const char *value);
+/* tok was answered {"error":{"code":code}}. */
+void	su_assert_tok_error(const struct jv *doc, const char *tok,
+	    const char *code);
+
 #endif /* SRVUTIL_H */
