@@ -79,6 +79,14 @@ pv_status api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN],
  * it) and going over any of them gets a clear error.  fields_max and
  * value_max may only lower the vault's own PV_FIELDS_MAX and PV_VALUE_MAX.
  */
+/* serve's defaults, shared by api_serve and the CLI's help. */
+#define API_LISTEN_DEFAULT	"127.0.0.1:7400"
+#define API_THREADS_DEFAULT	64
+#define API_CONNECTIONS_DEFAULT	256
+#define API_IDLE_DEFAULT	30	/* seconds */
+#define API_LARGE_DEFAULT	4
+#define API_SWEEP_DEFAULT	3600	/* seconds between retention sweeps */
+
 struct api_limits {
 	size_t		body_max;	/* request body bytes: 1 MiB */
 	size_t		fields_max;	/* fields per record: 64 */

@@ -21,11 +21,6 @@
 
 #include "api_int.h"
 
-#define LISTEN_DEFAULT		"127.0.0.1:7400"
-#define THREADS_DEFAULT		64
-#define CONNECTIONS_DEFAULT	256
-#define LARGE_DEFAULT		4
-#define IDLE_DEFAULT		30
 #define DRAIN_SECONDS		10
 #define TLS_FILE_MAX		(64u << 10)
 #define CONN_POOL		(8u << 10)	/* per connection, bytes */
@@ -320,13 +315,13 @@ limits_default(struct api_limits *l)
 	if (l->batch_max == 0 || l->batch_max > VAULT_BATCH_MAX)
 		l->batch_max = VAULT_BATCH_MAX;
 	if (l->connections == 0)
-		l->connections = CONNECTIONS_DEFAULT;
+		l->connections = API_CONNECTIONS_DEFAULT;
 	if (l->idle_timeout == 0)
-		l->idle_timeout = IDLE_DEFAULT;
+		l->idle_timeout = API_IDLE_DEFAULT;
 	if (l->threads == 0)
-		l->threads = THREADS_DEFAULT;
+		l->threads = API_THREADS_DEFAULT;
 	if (l->large == 0)
-		l->large = LARGE_DEFAULT;
+		l->large = API_LARGE_DEFAULT;
 }
 
 pv_status
@@ -343,7 +338,7 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	pv_status rc;
 	int v6, loopback, sig, tls;
 
-	if ((rc = parse_listen(o->listen ? o->listen : LISTEN_DEFAULT, &ss,
+	if ((rc = parse_listen(o->listen ? o->listen : API_LISTEN_DEFAULT, &ss,
 	    &v6, &loopback)) != PV_OK)
 		return rc;
 	tls = o->tls_cert != NULL || o->tls_key != NULL;

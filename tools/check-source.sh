@@ -25,8 +25,8 @@ only() {	# only HEADER FILE...: HEADER may be included by FILE... alone
 		fi
 	done
 }
-only 'openssl/' kms/pv_crypto.c
-only 'lmdb.h' kms/pv_store.c
+only 'openssl/' base/pv_crypto.c
+only 'lmdb.h' store/pv_store.c
 only 'jansson.h' api/json.c tools/bench/echo.c
 only 'argon2.h' kms/kms.c
 only 'microhttpd.h' api/http.c tools/bench/echo.c

@@ -31,6 +31,9 @@
 #define VAULT_ID_STRLEN		(4 + PV_B64URL16_LEN)
 #define VAULT_LOOKUP_MAX	1000	/* matches returned by one look-up */
 #define VAULT_BATCH_MAX		1000	/* records or tokens per call */
+#define VAULT_DAY		86400ull	/* seconds */
+#define VAULT_RETENTION_DAYS_MAX 36500	/* a record's retention_days */
+#define VAULT_KEY_BATCH_MAX	100000	/* records per key-job commit */
 
 struct vault;
 

@@ -373,6 +373,15 @@ pv_log(enum pv_log_level lvl, const char *fmt, ...)
 static uint64_t pinned_now;
 
 uint64_t
+pv_mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
 pv_now(void)
 {
 	if (pinned_now != 0)

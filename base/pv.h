@@ -78,6 +78,7 @@ const char *pv_strerror(pv_status rc);
 #define PV_GCM_TAG_LEN		16
 #define PV_HMAC_LEN		32
 #define PV_BLOCK_LEN		16
+#define PV_RETRY_AFTER_MAX	(86400u * 365)	/* seconds a Retry-After says */
 
 /*
  * Process set-up.  pv_init MUST be called once before any other function;
@@ -265,6 +266,54 @@ pv_status pv_buf_add(struct pv_buf *b, const void *p, size_t len) PV_WUR;
 pv_status pv_buf_printf(struct pv_buf *b, const char *fmt, ...)
 	      __attribute__((format(printf, 2, 3))) PV_WUR;
 
+/*
+ * The one JSON writer: every answer the server sends and every JSON line
+ * the CLI prints is built with it, so escaping never depends on a call
+ * site knowing its strings are safe.  It writes into a pv_buf and places
+ * the commas itself.  Errors are sticky (the first failure is kept and
+ * every later call does nothing), so a caller builds a whole document and
+ * checks once, with pv_json_end, which also fails a document left open.
+ * Strings are escaped as RFC 8259 requires: quote, backslash and every
+ * control character; other bytes pass through, so a caller MUST hand in
+ * UTF-8 (the vault only stores UTF-8).
+ */
+#define PV_JSON_DEPTH	16
+struct pv_json {
+	struct pv_buf	*b;
+	pv_status	 rc;		/* first failure, or PV_OK */
+	int		 depth;
+	int		 key;		/* a key was written, its value next */
+	uint8_t		 n[PV_JSON_DEPTH];	/* items yet at each depth */
+	char		 close[PV_JSON_DEPTH];	/* '}' or ']' at each depth */
+};
+void	  pv_json_init(struct pv_json *j, struct pv_buf *b);
+void	  pv_json_obj(struct pv_json *j);	/* { */
+void	  pv_json_arr(struct pv_json *j);	/* [ */
+void	  pv_json_close(struct pv_json *j);	/* } or ], as opened */
+void	  pv_json_key(struct pv_json *j, const char *k);
+void	  pv_json_str(struct pv_json *j, const char *s);
+void	  pv_json_strn(struct pv_json *j, const char *s, size_t len);
+void	  pv_json_u64(struct pv_json *j, uint64_t v);
+void	  pv_json_i64(struct pv_json *j, int64_t v);
+void	  pv_json_dbl(struct pv_json *j, double v);	/* finite, %.17g */
+void	  pv_json_bool(struct pv_json *j, int v);
+void	  pv_json_null(struct pv_json *j);
+/* A string, or null when s is NULL. */
+void	  pv_json_str_or_null(struct pv_json *j, const char *s);
+/*
+ * Append text that is already one complete JSON value (a document this
+ * writer produced earlier); the caller vouches for it.
+ */
+void	  pv_json_raw(struct pv_json *j, const char *s, size_t len);
+/* Member shorthands: pv_json_key then the value. */
+void	  pv_json_kstr(struct pv_json *j, const char *k, const char *s);
+void	  pv_json_ku64(struct pv_json *j, const char *k, uint64_t v);
+void	  pv_json_kbool(struct pv_json *j, const char *k, int v);
+/* PV_OK if every call succeeded and every object and array was closed. */
+pv_status pv_json_end(const struct pv_json *j) PV_WUR;
+/* Escape len bytes of s as one JSON string, quotes included. */
+pv_status pv_json_quote(struct pv_buf *b, const char *s, size_t len) PV_WUR;
+
 /* Validation shared by the CLI and the API. */
 int	  pv_field_name_valid(const char *name, size_t len);
 int	  pv_utf8_valid(const void *p, size_t len);
@@ -277,6 +326,9 @@ enum pv_log_level { PV_LOG_ERROR, PV_LOG_WARN, PV_LOG_INFO, PV_LOG_DEBUG };
 void	pv_log_set_level(enum pv_log_level lvl);
 void	pv_log(enum pv_log_level lvl, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+
+/* Microseconds of the monotonic clock, for durations only. */
+uint64_t pv_mono_us(void);
 
 /* Seconds since the epoch; tests may pin it with pv_clock_set. */
 uint64_t pv_now(void);
