@@ -63,6 +63,8 @@ typedef enum {
 	PV_EHOLD,		/* the record is under legal hold */
 	PV_ELIMIT,		/* too many requests of this kind: wait */
 	PV_EOPTOUT,		/* this purpose cannot be opted out of */
+	PV_EDIRPERM,		/* data directory writable by group or others */
+	PV_ENOTDIR,		/* data directory is not a directory */
 	PV__COUNT
 } pv_status;
 

@@ -49,6 +49,9 @@ static const char *const status_str[PV__COUNT] = {
 	[PV_EHOLD] = "the record is under legal hold",
 	[PV_ELIMIT] = "too many requests for this record in the window",
 	[PV_EOPTOUT] = "important notices cannot be opted out of",
+	[PV_EDIRPERM] = "data directory is writable by group or others "
+	    "(chmod 700 it)",
+	[PV_ENOTDIR] = "data directory is not a directory",
 };
 
 const char *
@@ -222,10 +225,12 @@ pv_b64url_decode16(uint8_t out[static 16], const char *in, size_t inlen)
 	/* Invalid, or non-canonical: the four unused bits must be zero. */
 	bad |= ((unsigned)val >> 31) | ((unsigned)val & 0xffff);
 	tmp[15] = (uint8_t)(val >> 16);
-	if (bad != 0)
-		return PV_ETOKEN;
-	memcpy(out, tmp, sizeof(tmp));
-	return PV_OK;
+	/* The 16 bytes may be half an API secret: wipe them on every path. */
+	pv_cleanse(&val, sizeof(val));
+	if (bad == 0)
+		memcpy(out, tmp, sizeof(tmp));
+	pv_cleanse(tmp, sizeof(tmp));
+	return bad == 0 ? PV_OK : PV_ETOKEN;
 }
 
 void

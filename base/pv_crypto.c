@@ -28,6 +28,26 @@ static EVP_CIPHER	*aes_ecb;
 static EVP_MAC		*hmac;
 static EVP_KDF		*hkdf;
 
+/*
+ * Say what an operator must change, exactly: under the default 8 MiB
+ * memlock limit a non-root process cannot lock the 16 MiB heap.
+ */
+static void
+memlock_warn(void)
+{
+	struct rlimit rl;
+	unsigned long long kib = 0;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+		kib = rl.rlim_cur == RLIM_INFINITY ? 0 :
+		    (unsigned long long)rl.rlim_cur >> 10;
+	pv_log(PV_LOG_WARN, "secure heap (%u MiB) is not locked in memory: "
+	    "keys may reach swap; RLIMIT_MEMLOCK is %llu KiB; raise it to at "
+	    "least %u KiB (ulimit -l %u, or LimitMEMLOCK=%uM in the service "
+	    "unit)", SECURE_HEAP_SIZE >> 20, kib, (SECURE_HEAP_SIZE >> 10) * 2,
+	    (SECURE_HEAP_SIZE >> 10) * 2, (SECURE_HEAP_SIZE >> 20) * 2);
+}
+
 pv_status
 pv_init(void)
 {
@@ -44,8 +64,7 @@ pv_init(void)
 		if (r == 0)
 			return PV_ENOMEM;
 		if (r == 2)
-			pv_log(PV_LOG_WARN, "secure heap is not locked in "
-			    "memory (raise RLIMIT_MEMLOCK)");
+			memlock_warn();
 	}
 	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	aes_ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);

@@ -104,6 +104,26 @@ store_lock(struct pv_store *s, int exclusive)
 	return PV_OK;
 }
 
+/*
+ * Whoever may write the data directory may swap its files (an older data
+ * file, a planted lock file): like the key file, a directory that group
+ * or others may write is refused, never silently used or repaired.  A
+ * symbolic link is followed; the directory it names is what is checked.
+ */
+static pv_status
+dir_private(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) != 0)
+		return errno == ENOENT ? PV_ENOVAULT : PV_EIO;
+	if (!S_ISDIR(st.st_mode))
+		return PV_ENOTDIR;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return PV_EDIRPERM;
+	return PV_OK;
+}
+
 pv_status
 pv_store_open(const char *dir, const struct pv_store_opts *opts,
     struct pv_store **out)
@@ -141,10 +161,19 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 			goto out;
 		}
 		(void)close(fd);
+	} else if (stat(dir, &st) != 0) {
+		rc = errno == ENOENT ? PV_ENOVAULT : errno == ENOTDIR ?
+		    PV_ENOTDIR : PV_EIO;
+		goto out;
+	} else if (!S_ISDIR(st.st_mode)) {
+		rc = PV_ENOTDIR;
+		goto out;
 	} else if (stat(s->path, &st) != 0) {
 		rc = errno == ENOENT ? PV_ENOVAULT : PV_EIO;
 		goto out;
 	}
+	if ((rc = dir_private(dir)) != PV_OK)
+		goto out;
 	if ((rc = store_lock(s, opts->exclusive)) != PV_OK)
 		goto out;
 	if ((rc = xlate(mdb_env_create(&s->env), "mdb_env_create")) != PV_OK)
