@@ -40,16 +40,23 @@ void	  api_record_free(struct api_record *r);
  */
 const char *api_error_code(pv_status rc);
 
-/* Append s as a quoted, escaped JSON string. */
-pv_status api_json_quote(struct pv_buf *b, const char *s, size_t len) PV_WUR;
+/*
+ * Output, through the one JSON writer (pv_json in pv.h).  Each function
+ * writes one JSON value into j, where a value may go (the top, an array,
+ * or after a key); errors stay in j until pv_json_end.
+ */
+
+/* {"error":{"code":…,"message":…}}, without "message" if it is NULL. */
+void	  api_json_error(struct pv_json *j, const char *code,
+	      const char *message);
 
 /*
  * {"id":"rec_…","tokens":{"email":"tok_…",…}} for a stored record, its
  * field names taken from rec.
  */
-pv_status api_json_put_result(struct pv_buf *b,
+void	  api_json_put_result(struct pv_json *j,
 	      const struct vault_record_in *rec,
-	      const struct vault_put_result *res) PV_WUR;
+	      const struct vault_put_result *res);
 
 /*
  * Shred receipts as JSON:
@@ -58,14 +65,17 @@ pv_status api_json_put_result(struct pv_buf *b,
  * api_receipt_parse reads one back (PV_EJSON, PV_EVALUE, PV_EMEMBER); it
  * does not check the signature (vault_receipt_verify does).
  */
-pv_status api_json_receipt(struct pv_buf *b, const struct vault_receipt *r)
-	      PV_WUR;
+void	  api_json_receipt(struct pv_json *j,
+	      const struct vault_receipt *r);
 pv_status api_receipt_parse(const char *text, size_t len,
 	      struct vault_receipt *out, char err[static API_ERR_MAX]) PV_WUR;
 
-/* One audit event as a JSON object, after a comma if comma. */
-pv_status api_json_event(struct pv_buf *b, const struct vault_audit_entry *e,
-	      int comma) PV_WUR;
+/*
+ * One audit event: {"seq":…,"time":…,"actor":…,"action":…,"outcome":…,
+ * "code":…,"purpose":…,"reason":…,"records":[…],"fields":[…]}; code,
+ * purpose and reason only when the event has them.
+ */
+void	  api_json_event(struct pv_json *j, const struct vault_audit_entry *e);
 
 /* A public key as text: "pvpub_" and 44 base64url characters. */
 #define API_PUBKEY_STRLEN	(6 + 2 * PV_B64URL16_LEN)

@@ -41,30 +41,38 @@ struct api_resp {
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 };
 
-/* Routes, for dispatch, metrics and the OpenAPI test. */
-enum api_route {
-	API_R_HEALTH,
-	API_R_RECORDS,
-	API_R_BATCH,
-	API_R_DETOKENIZE,
-	API_R_LOOKUP,
-	API_R_METRICS,
-	API_R_SHRED,		/* DELETE /v1/records/{id} */
-	API_R_ACCESS,		/* GET /v1/records/{id} */
-	API_R_CORRECT,		/* PATCH /v1/records/{id} */
-	API_R_CONSENT,		/* PUT /v1/records/{id}/consent */
-	API_R_HOLD,		/* PUT /v1/records/{id}/legal-hold */
-	API_R_AUDIT,		/* GET /v1/audit */
-	API_R_OTHER,		/* unknown routes */
-	API_R__COUNT
-};
+struct api_server;
 
-/* One (path, method) pair; "{id}" in a path stands for one segment. */
-struct api_route_info {
-	const char	*path;
+/*
+ * A route's handler.  key and ev are NULL on a public route; id is the
+ * "{id}" segment of the path ("" where the template has none).  The
+ * route's role check has passed before it is called.
+ */
+typedef void api_handler(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev, const char *id);
+
+/* A role in a route's roles mask. */
+#define API_ROLE(r)	(1u << (r))
+
+/*
+ * The route table (server.c): every fact of a route in one row, read by
+ * dispatch, the 405 Allow lists, the audit log, the role checks, the
+ * metrics and the OpenAPI test.  "{id}" in a path stands for one segment.
+ * A public route (roles 0) takes no key and is not logged; HEAD is
+ * answered there as GET, since a GET has no effect.
+ */
+struct api_route {
 	const char	*method;
+	const char	*path;
+	const char	*action;	/* its name in the audit log */
+	unsigned	 roles;		/* API_ROLE bits; 0: public */
+	int		 body;		/* takes a JSON body */
+	api_handler	*handler;
 };
-extern const struct api_route_info api_routes[API_R_OTHER];
+/* The rows of api_routes; a table of another size does not compile. */
+#define API_NROUTES	12
+extern const struct api_route api_routes[API_NROUTES];
 
 #define API_LAT_BUCKETS	12
 #define API_STATUS_SLOTS 16	/* status_slots in server.c */
@@ -73,8 +81,11 @@ struct api_server {
 	struct vault		*vault;
 	struct api_limits	 limits;
 	int			 request_limit;	/* limit access/deletion */
-	/* Metrics: requests by route and status slot, and latency. */
-	atomic_ullong		 requests[API_R__COUNT][API_STATUS_SLOTS];
+	/*
+	 * Metrics: requests by route (a row of api_routes, then one slot for
+	 * the unknown) and status slot, and latency.
+	 */
+	atomic_ullong		 requests[API_NROUTES + 1][API_STATUS_SLOTS];
 	atomic_ullong		 lat_bucket[API_LAT_BUCKETS + 1];
 	atomic_ullong		 lat_sum_us;
 	atomic_ullong		 lat_count;
@@ -95,15 +106,18 @@ struct api_server {
 void	api_handle(struct api_server *s, const struct api_req *req,
 	    struct api_resp *resp);
 
-/* Record a finished request in the metrics. */
-void	api_observe(struct api_server *s, enum api_route r, unsigned status,
-	    uint64_t micros);
 /*
- * The route for method and path (HEAD counts as GET), or API_R_OTHER; a
- * "{id}" segment is copied to id (API_ID_MAX bytes, NUL-terminated).
+ * Record a finished request in the metrics; r is its route, or NULL for
+ * an unknown one.
+ */
+void	api_observe(struct api_server *s, const struct api_route *r,
+	    unsigned status, uint64_t micros);
+/*
+ * The route for method and path, or NULL; a "{id}" segment is copied to
+ * id (API_ID_MAX bytes, NUL-terminated), which is "" otherwise.
  */
 #define API_ID_MAX	64
-enum api_route api_route_of(const char *method, const char *path,
+const struct api_route *api_route_of(const char *method, const char *path,
 	    char id[static API_ID_MAX + 1]);
 /* Whether some route has path; if so, its methods go to allow. */
 int	api_route_allow(const char *path, char *allow, size_t cap);

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -36,7 +35,7 @@ struct conn {
 	int		 too_large;
 	int		 late;		/* arrived after shutdown began */
 	uint64_t	 start_us;
-	enum api_route	 route;
+	const struct api_route *route;	/* NULL: no such route */
 	unsigned	 status;
 };
 
@@ -44,15 +43,6 @@ struct owned {
 	char	*p;
 	size_t	 cap;
 };
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Responses may hold personal values: wiped before they are freed. */
 static void
@@ -144,7 +134,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((cx = calloc(1, sizeof(*cx))) == NULL)
 			return MHD_NO;
 		pv_buf_init(&cx->body, h->srv.limits.body_max);
-		cx->start_us = now_us();
+		cx->start_us = pv_mono_us();
 		cx->route = api_route_of(method, url, id);
 		cx->late = atomic_load(&h->srv.stopping);
 		atomic_fetch_add(&h->inflight, 1);
@@ -197,7 +187,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (cx == NULL)
 		return;
 	api_observe(&h->srv, cx->route, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK
-	    ? cx->status : 0, now_us() - cx->start_us);
+	    ? cx->status : 0, pv_mono_us() - cx->start_us);
 	pv_buf_cleanup(&cx->body);
 	free(cx);
 	*con_cls = NULL;

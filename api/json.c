@@ -2,6 +2,7 @@
  * json.c: the JSON codec.  The only file that includes jansson; its
  * NULL / -1 conventions end here.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,80 @@ json_error_what(const json_error_t *e)
 	}
 }
 
+/* Say in err what is wrong, never quoting a value, and return rc. */
+static pv_status bad(char err[static API_ERR_MAX], pv_status rc,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static pv_status
+bad(char err[static API_ERR_MAX], pv_status rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, API_ERR_MAX, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* PV_EMEMBER naming the first member of obj not in allowed. */
+static pv_status
+only_members(json_t *obj, const char *const *allowed, const char *where,
+    char err[static API_ERR_MAX])
+{
+	const char *name;
+	json_t *val;
+
+	json_object_foreach(obj, name, val) {
+		int ok = 0;
+
+		for (const char *const *a = allowed; *a != NULL; a++)
+			if (strcmp(*a, name) == 0)
+				ok = 1;
+		if (!ok) {
+			/* A member name may itself be data: name it only
+			 * if it looks like one of ours. */
+			if (pv_field_name_valid(name, strlen(name)))
+				return bad(err, PV_EMEMBER, "%s: unknown "
+				    "member \"%s\"", where, name);
+			return bad(err, PV_EMEMBER, "%s: unknown member",
+			    where);
+		}
+	}
+	return PV_OK;
+}
+
+/*
+ * Parse text that must be one JSON object and, unless members is NULL,
+ * have no member but those (PV_EMEMBER, naming where).  NULL with *rc
+ * set and err saying why if it is not.
+ */
+static json_t *
+load(const char *text, size_t len, const char *const *members,
+    const char *where, char err[static API_ERR_MAX], pv_status *rc)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		/*
+		 * jansson's own text quotes the input near the error, which
+		 * may be a personal value: say what and where, never that.
+		 */
+		*rc = bad(err, PV_EJSON, "line %d column %d: %s", jerr.line,
+		    jerr.column, json_error_what(&jerr));
+		pv_cleanse(&jerr, sizeof(jerr));
+		return NULL;
+	}
+	if (!json_is_object(root))
+		*rc = bad(err, PV_EJSON, "expected a json object");
+	else if (members == NULL ||
+	    (*rc = only_members(root, members, where, err)) == PV_OK)
+		return root;
+	json_decref(root);
+	return NULL;
+}
+
 void
 api_init(void)
 {
@@ -85,41 +160,22 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
     char err[static API_ERR_MAX])
 {
 	struct api_record *r;
-	json_error_t jerr;
 	const char *name;
 	json_t *val;
 	size_t n = 0;
-	pv_status rc;
+	pv_status rc = PV_OK;
 
 	err[0] = '\0';
-	if (len > API_BODY_MAX) {
-		(void)snprintf(err, API_ERR_MAX, "input over %u bytes",
+	if (len > API_BODY_MAX)
+		return bad(err, PV_ETOOBIG, "input over %u bytes",
 		    API_BODY_MAX);
-		return PV_ETOOBIG;
-	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return PV_ENOMEM;
-	r->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (r->root == NULL) {
-		/*
-		 * jansson's own text quotes the input near the error, which
-		 * may be a personal value: say what and where, never that.
-		 */
-		(void)snprintf(err, API_ERR_MAX, "line %d column %d: %s",
-		    jerr.line, jerr.column, json_error_what(&jerr));
-		pv_cleanse(&jerr, sizeof(jerr));
-		rc = PV_EJSON;
+	if ((r->root = load(text, len, NULL, NULL, err, &rc)) == NULL)
 		goto out;
-	}
-	if (!json_is_object(r->root)) {
-		(void)snprintf(err, API_ERR_MAX, "expected a json object");
-		rc = PV_EJSON;
-		goto out;
-	}
 	if (json_object_size(r->root) > PV_FIELDS_MAX) {
-		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
+		rc = bad(err, PV_ETOOBIG, "more than %d fields",
 		    PV_FIELDS_MAX);
-		rc = PV_ETOOBIG;
 		goto out;
 	}
 	json_object_foreach(r->root, name, val) {
@@ -128,13 +184,13 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
 		f->name = name;
 		f->namelen = strlen(name);
 		if (!json_is_string(val)) {
+			/* A name may itself be data (see only_members). */
 			if (pv_field_name_valid(f->name, f->namelen))
-				(void)snprintf(err, API_ERR_MAX, "field %s: "
-				    "value must be a string", name);
+				rc = bad(err, PV_EJSON, "field %s: value must "
+				    "be a string", name);
 			else
-				(void)snprintf(err, API_ERR_MAX, "every "
-				    "value must be a string");
-			rc = PV_EJSON;
+				rc = bad(err, PV_EJSON, "every value must be "
+				    "a string");
 			goto out;
 		}
 		f->value = json_string_value(val);
@@ -144,7 +200,6 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
 	r->in.nfields = n;
 	*out = r;
 	r = NULL;
-	rc = PV_OK;
 out:
 	api_record_free(r);
 	return rc;
@@ -219,120 +274,58 @@ api_error_code(pv_status rc)
 	}
 }
 
-pv_status
-api_json_quote(struct pv_buf *b, const char *s, size_t len)
+/* Output. */
+
+/*
+ * A member whose name is len bytes, not NUL-terminated (a record's field
+ * names point into the request).  pv_json has no counted key, so the name
+ * is copied; a name longer than any field name is a caller's bug.
+ */
+static void
+key_n(struct pv_json *j, const char *k, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
-	pv_status rc;
+	char name[PV_FIELD_NAME_MAX + 1];
 
-	if ((rc = pv_buf_add(b, "\"", 1)) != PV_OK)
-		return rc;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t elen = 2;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if ((rc = pv_buf_add(b, s + run, i - run)) != PV_OK)
-			return rc;
-		run = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			elen = 6;
-		}
-		if ((rc = pv_buf_add(b, esc, elen)) != PV_OK)
-			return rc;
+	if (len > PV_FIELD_NAME_MAX) {
+		if (j->rc == PV_OK)
+			j->rc = PV_EINVAL;
+		return;
 	}
-	if ((rc = pv_buf_add(b, s + run, len - run)) != PV_OK)
-		return rc;
-	return pv_buf_add(b, "\"", 1);
+	memcpy(name, k, len);
+	name[len] = '\0';
+	pv_json_key(j, name);
 }
 
-pv_status
-api_json_put_result(struct pv_buf *b, const struct vault_record_in *rec,
+void
+api_json_error(struct pv_json *j, const char *code, const char *message)
+{
+	pv_json_obj(j);
+	pv_json_key(j, "error");
+	pv_json_obj(j);
+	pv_json_kstr(j, "code", code);
+	if (message != NULL)
+		pv_json_kstr(j, "message", message);
+	pv_json_close(j);
+	pv_json_close(j);
+}
+
+void
+api_json_put_result(struct pv_json *j, const struct vault_record_in *rec,
     const struct vault_put_result *res)
 {
-	pv_status rc;
-
-	if ((rc = pv_buf_printf(b, "{\"id\":\"%s\",\"tokens\":{", res->id)) !=
-	    PV_OK)
-		return rc;
+	pv_json_obj(j);
+	pv_json_kstr(j, "id", res->id);
+	pv_json_key(j, "tokens");
+	pv_json_obj(j);
 	for (size_t i = 0; i < rec->nfields; i++) {
-		if (i > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK)
-			return rc;
-		if ((rc = api_json_quote(b, rec->fields[i].name,
-		    rec->fields[i].namelen)) != PV_OK ||
-		    (rc = pv_buf_printf(b, ":\"%s\"", res->tokens[i])) != PV_OK)
-			return rc;
+		key_n(j, rec->fields[i].name, rec->fields[i].namelen);
+		pv_json_str(j, res->tokens[i]);
 	}
-	return pv_buf_add(b, "}}", 2);
+	pv_json_close(j);
+	pv_json_close(j);
 }
 
 /* Request bodies. */
-
-static json_t *
-load(const char *text, size_t len, char err[static API_ERR_MAX],
-    pv_status *rc)
-{
-	json_error_t jerr;
-	json_t *root;
-
-	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL) {
-		(void)snprintf(err, API_ERR_MAX, "line %d column %d: %s",
-		    jerr.line, jerr.column, json_error_what(&jerr));
-		pv_cleanse(&jerr, sizeof(jerr));
-		*rc = PV_EJSON;
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		(void)snprintf(err, API_ERR_MAX, "expected a json object");
-		json_decref(root);
-		*rc = PV_EJSON;
-		return NULL;
-	}
-	return root;
-}
-
-/* PV_EMEMBER naming the first member of obj not in allowed. */
-static pv_status
-only_members(json_t *obj, const char *const *allowed, const char *where,
-    char err[static API_ERR_MAX])
-{
-	const char *name;
-	json_t *val;
-
-	json_object_foreach(obj, name, val) {
-		int ok = 0;
-
-		for (const char *const *a = allowed; *a != NULL; a++)
-			if (strcmp(*a, name) == 0)
-				ok = 1;
-		if (!ok) {
-			/* A member name may itself be data: name it only
-			 * if it looks like one of ours. */
-			if (pv_field_name_valid(name, strlen(name)))
-				(void)snprintf(err, API_ERR_MAX, "%s: unknown "
-				    "member \"%s\"", where, name);
-			else
-				(void)snprintf(err, API_ERR_MAX, "%s: unknown "
-				    "member", where);
-			return PV_EMEMBER;
-		}
-	}
-	return PV_OK;
-}
 
 struct api_records {
 	json_t			*root;
@@ -360,29 +353,25 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 	size_t n = 0;
 
 	if (!json_is_object(obj)) {
-		(void)snprintf(err, API_ERR_MAX, "a record must be an object");
-		return PV_EVALUE;
+		return bad(err, PV_EVALUE, "a record must be an object");
 	}
 	if ((rc = only_members(obj, members, "record", err)) != PV_OK)
 		return rc;
 	fields = json_object_get(obj, "fields");
 	if (!json_is_object(fields)) {
-		(void)snprintf(err, API_ERR_MAX, "\"fields\" must be an "
+		return bad(err, PV_EVALUE, "\"fields\" must be an "
 		    "object of strings");
-		return PV_EVALUE;
 	}
 	if (json_object_size(fields) > PV_FIELDS_MAX) {
-		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
+		return bad(err, PV_ETOOBIG, "more than %d fields",
 		    PV_FIELDS_MAX);
-		return PV_ETOOBIG;
 	}
 	json_object_foreach(fields, name, val) {
 		f[n].name = name;
 		f[n].namelen = strlen(name);
 		if (!json_is_string(val)) {
-			(void)snprintf(err, API_ERR_MAX, "every field value "
+			return bad(err, PV_EVALUE, "every field value "
 			    "must be a string");
-			return PV_EVALUE;
 		}
 		f[n].value = json_string_value(val);
 		f[n].len = json_string_length(val);
@@ -392,28 +381,26 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 	in->nfields = n;
 	if ((consent = json_object_get(obj, "consent")) != NULL) {
 		if (!json_is_object(consent)) {
-			(void)snprintf(err, API_ERR_MAX, "\"consent\" must be "
+			return bad(err, PV_EVALUE, "\"consent\" must be "
 			    "an object");
-			return PV_EVALUE;
 		}
 		if ((rc = only_members(consent, consent_members, "consent",
 		    err)) != PV_OK)
 			return rc;
 		if ((mk = json_object_get(consent, "marketing")) != NULL) {
 			if (!json_is_boolean(mk)) {
-				(void)snprintf(err, API_ERR_MAX, "\"marketing\" "
+				return bad(err, PV_EVALUE, "\"marketing\" "
 				    "must be true or false");
-				return PV_EVALUE;
 			}
 			in->marketing = json_is_true(mk);
 		}
 	}
 	if ((days = json_object_get(obj, "retention_days")) != NULL) {
 		if (!json_is_integer(days) || json_integer_value(days) < 1 ||
-		    json_integer_value(days) > 36500) {
-			(void)snprintf(err, API_ERR_MAX, "\"retention_days\" "
-			    "must be an integer from 1 to 36500");
-			return PV_EVALUE;
+		    json_integer_value(days) > VAULT_RETENTION_DAYS_MAX) {
+			return bad(err, PV_EVALUE, "\"retention_days\" "
+			    "must be an integer from 1 to %d",
+			    VAULT_RETENTION_DAYS_MAX);
 		}
 		in->retention_days = (uint32_t)json_integer_value(days);
 	}
@@ -433,24 +420,20 @@ api_records_parse(const char *text, size_t len, int batch, size_t max,
 	err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return PV_ENOMEM;
-	if ((r->root = load(text, len, err, &rc)) == NULL)
+	if ((r->root = load(text, len, batch ? members : NULL, "body", err,
+	    &rc)) == NULL)
 		goto out;
 	if (batch) {
-		if ((rc = only_members(r->root, members, "body", err)) !=
-		    PV_OK)
-			goto out;
 		list = json_object_get(r->root, "records");
 		if (!json_is_array(list) || json_array_size(list) == 0) {
-			(void)snprintf(err, API_ERR_MAX, "\"records\" must be "
+			rc = bad(err, PV_EVALUE, "\"records\" must be "
 			    "a non-empty array");
-			rc = PV_EVALUE;
 			goto out;
 		}
 		r->n = json_array_size(list);
 		if (r->n > max) {
-			(void)snprintf(err, API_ERR_MAX, "more than %zu "
+			rc = bad(err, PV_ETOOBIG, "more than %zu "
 			    "records", max);
-			rc = PV_ETOOBIG;
 			goto out;
 		}
 	} else
@@ -542,41 +525,34 @@ api_detok_parse(const char *text, size_t len, size_t max,
 	err[0] = '\0';
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return PV_ENOMEM;
-	if ((root = load(text, len, err, &rc)) == NULL)
+	if ((root = load(text, len, members, "body", err, &rc)) == NULL)
 		goto out;
 	d->root = root;
-	if ((rc = only_members(root, members, "body", err)) != PV_OK)
-		goto out;
 	toks = json_object_get(root, "tokens");
 	purpose = json_object_get(root, "purpose");
 	reason = json_object_get(root, "reason");
 	if (!json_is_array(toks) || json_array_size(toks) == 0) {
-		(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be a "
+		rc = bad(err, PV_EVALUE, "\"tokens\" must be a "
 		    "non-empty array of strings");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	if ((d->n = json_array_size(toks)) > max) {
-		(void)snprintf(err, API_ERR_MAX, "more than %zu tokens", max);
-		rc = PV_ETOOBIG;
+		rc = bad(err, PV_ETOOBIG, "more than %zu tokens", max);
 		goto out;
 	}
 	if (!json_is_string(purpose)) {
-		(void)snprintf(err, API_ERR_MAX, "\"purpose\" must be a "
+		rc = bad(err, PV_EVALUE, "\"purpose\" must be a "
 		    "string");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	if (vault_purpose_parse(json_string_value(purpose),
 	    json_string_length(purpose), &d->purpose) != PV_OK) {
-		(void)snprintf(err, API_ERR_MAX, "unknown purpose");
-		rc = PV_EVALUE;
+		rc = bad(err, PV_EVALUE, "unknown purpose");
 		goto out;
 	}
 	if (reason != NULL && !json_is_string(reason)) {
-		(void)snprintf(err, API_ERR_MAX, "\"reason\" must be a "
+		rc = bad(err, PV_EVALUE, "\"reason\" must be a "
 		    "string");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	d->reason = reason ? json_string_value(reason) : NULL;
@@ -589,9 +565,8 @@ api_detok_parse(const char *text, size_t len, size_t max,
 		json_t *t = json_array_get(toks, i);
 
 		if (!json_is_string(t)) {
-			(void)snprintf(err, API_ERR_MAX, "\"tokens\" must be "
+			rc = bad(err, PV_EVALUE, "\"tokens\" must be "
 			    "a non-empty array of strings");
-			rc = PV_EVALUE;
 			goto out;
 		}
 		d->tokens[i] = json_string_value(t);
@@ -627,17 +602,14 @@ api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
 	err[0] = '\0';
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return PV_ENOMEM;
-	if ((root = load(text, len, err, &rc)) == NULL)
+	if ((root = load(text, len, members, "body", err, &rc)) == NULL)
 		goto out;
 	l->root = root;
-	if ((rc = only_members(root, members, "body", err)) != PV_OK)
-		goto out;
 	field = json_object_get(root, "field");
 	value = json_object_get(root, "value");
 	if (!json_is_string(field) || !json_is_string(value)) {
-		(void)snprintf(err, API_ERR_MAX, "\"field\" and \"value\" "
+		rc = bad(err, PV_EVALUE, "\"field\" and \"value\" "
 		    "must be strings");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	l->field = json_string_value(field);
@@ -700,21 +672,24 @@ api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN], const char *s,
 	return b64url_unblocks(pub, s + 6, len - 6, PV_ED25519_LEN / 16);
 }
 
-pv_status
-api_json_receipt(struct pv_buf *b, const struct vault_receipt *r)
+void
+api_json_receipt(struct pv_json *j, const struct vault_receipt *r)
 {
 	char sig[4 * PV_B64URL16_LEN + 1];
-	pv_status rc;
 
 	b64url_blocks(sig, r->sig, PV_ED25519_SIG_LEN / 16);
-	if ((rc = pv_buf_printf(b, "{\"receipt\":{\"vault\":\"%s\","
-	    "\"record\":\"%s\",\"shredded_at\":%llu,\"kek_version\":%u,"
-	    "\"audit_seq\":%llu,\"reason\":", r->vault_id, r->id,
-	    (unsigned long long)r->shredded_at, r->kek_version,
-	    (unsigned long long)r->audit_seq)) != PV_OK ||
-	    (rc = api_json_quote(b, r->reason, strlen(r->reason))) != PV_OK)
-		return rc;
-	return pv_buf_printf(b, "},\"signature\":\"%s\"}", sig);
+	pv_json_obj(j);
+	pv_json_key(j, "receipt");
+	pv_json_obj(j);
+	pv_json_kstr(j, "vault", r->vault_id);
+	pv_json_kstr(j, "record", r->id);
+	pv_json_ku64(j, "shredded_at", r->shredded_at);
+	pv_json_ku64(j, "kek_version", r->kek_version);
+	pv_json_ku64(j, "audit_seq", r->audit_seq);
+	pv_json_kstr(j, "reason", r->reason);
+	pv_json_close(j);
+	pv_json_kstr(j, "signature", sig);
+	pv_json_close(j);
 }
 
 /* Copy a string member of at most cap - 1 bytes. */
@@ -757,15 +732,12 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 
 	err[0] = '\0';
 	memset(&r, 0, sizeof(r));
-	if ((root = load(text, len, err, &rc)) == NULL)
+	if ((root = load(text, len, top, "receipt file", err, &rc)) == NULL)
 		return rc;
-	if ((rc = only_members(root, top, "receipt file", err)) != PV_OK)
-		goto out;
 	rec = json_object_get(root, "receipt");
 	if (!json_is_object(rec)) {
-		(void)snprintf(err, API_ERR_MAX, "\"receipt\" must be an "
+		rc = bad(err, PV_EVALUE, "\"receipt\" must be an "
 		    "object");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	if ((rc = only_members(rec, fields, "receipt", err)) != PV_OK)
@@ -813,21 +785,17 @@ api_patch_parse(const char *text, size_t len, struct api_patch **out,
 	err[0] = '\0';
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return PV_ENOMEM;
-	if ((p->root = load(text, len, err, &rc)) == NULL)
-		goto out;
-	if ((rc = only_members(p->root, members, "body", err)) != PV_OK)
+	if ((p->root = load(text, len, members, "body", err, &rc)) == NULL)
 		goto out;
 	fields = json_object_get(p->root, "fields");
 	if (!json_is_object(fields) || json_object_size(fields) == 0) {
-		(void)snprintf(err, API_ERR_MAX, "\"fields\" must be a "
+		rc = bad(err, PV_EVALUE, "\"fields\" must be a "
 		    "non-empty object of strings or nulls");
-		rc = PV_EVALUE;
 		goto out;
 	}
 	if (json_object_size(fields) > VAULT_FIELDS_PATCH_MAX) {
-		(void)snprintf(err, API_ERR_MAX, "more than %d fields",
+		rc = bad(err, PV_ETOOBIG, "more than %d fields",
 		    VAULT_FIELDS_PATCH_MAX);
-		rc = PV_ETOOBIG;
 		goto out;
 	}
 	json_object_foreach(fields, name, val) {
@@ -838,9 +806,8 @@ api_patch_parse(const char *text, size_t len, struct api_patch **out,
 		if (json_is_null(val))
 			continue;	/* value NULL: remove the field */
 		if (!json_is_string(val)) {
-			(void)snprintf(err, API_ERR_MAX, "every field value "
+			rc = bad(err, PV_EVALUE, "every field value "
 			    "must be a string or null");
-			rc = PV_EVALUE;
 			goto out;
 		}
 		f->value = json_string_value(val);
@@ -890,16 +857,13 @@ api_flags_parse(const char *text, size_t len, const char *const *bools,
 	if (str != NULL)
 		members[n++] = str;
 	members[n] = NULL;
-	if ((root = load(text, len, err, &rc)) == NULL)
+	if ((root = load(text, len, members, "body", err, &rc)) == NULL)
 		return rc;
-	if ((rc = only_members(root, members, "body", err)) != PV_OK)
-		goto out;
 	for (size_t i = 0; bools[i] != NULL && i < 6; i++) {
 		v = json_object_get(root, bools[i]);
 		if (v != NULL && !json_is_boolean(v)) {
-			(void)snprintf(err, API_ERR_MAX, "\"%s\" must be true "
+			rc = bad(err, PV_EVALUE, "\"%s\" must be true "
 			    "or false", bools[i]);
-			rc = PV_EVALUE;
 			goto out;
 		}
 		vals[i] = v == NULL ? -1 : json_is_true(v);
@@ -910,9 +874,8 @@ api_flags_parse(const char *text, size_t len, const char *const *bools,
 		if (v != NULL && (!json_is_string(v) ||
 		    json_string_length(v) >= scap ||
 		    strlen(json_string_value(v)) != json_string_length(v))) {
-			(void)snprintf(err, API_ERR_MAX, "\"%s\" must be a "
+			rc = bad(err, PV_EVALUE, "\"%s\" must be a "
 			    "string of fewer than %zu bytes", str, scap);
-			rc = PV_EVALUE;
 			goto out;
 		}
 		if (v != NULL)
@@ -924,42 +887,31 @@ out:
 	return rc;
 }
 
-pv_status
-api_json_event(struct pv_buf *b, const struct vault_audit_entry *e, int comma)
+void
+api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 {
-	pv_status rc;
-
-	if ((rc = pv_buf_printf(b, "%s{\"seq\":%llu,\"time\":%llu,\"actor\":",
-	    comma ? "," : "", (unsigned long long)e->seq,
-	    (unsigned long long)e->time)) != PV_OK ||
-	    (rc = api_json_quote(b, e->actor, strlen(e->actor))) != PV_OK ||
-	    (rc = pv_buf_add(b, ",\"action\":", 10)) != PV_OK ||
-	    (rc = api_json_quote(b, e->action, strlen(e->action))) != PV_OK ||
-	    (rc = pv_buf_printf(b, ",\"outcome\":\"%s\"", e->ok ? "allowed" :
-	    "denied")) != PV_OK)
-		return rc;
-	if (e->code[0] != '\0' && ((rc = pv_buf_add(b, ",\"code\":", 8)) !=
-	    PV_OK || (rc = api_json_quote(b, e->code, strlen(e->code))) !=
-	    PV_OK))
-		return rc;
-	if (e->purpose >= 0 && (rc = pv_buf_printf(b, ",\"purpose\":\"%s\"",
-	    vault_purpose_name((enum vault_purpose)e->purpose))) != PV_OK)
-		return rc;
-	if (e->reason[0] != '\0' && ((rc = pv_buf_add(b, ",\"reason\":", 10)) !=
-	    PV_OK || (rc = api_json_quote(b, e->reason, strlen(e->reason))) !=
-	    PV_OK))
-		return rc;
-	if ((rc = pv_buf_add(b, ",\"records\":[", 12)) != PV_OK)
-		return rc;
+	pv_json_obj(j);
+	pv_json_ku64(j, "seq", e->seq);
+	pv_json_ku64(j, "time", e->time);
+	pv_json_kstr(j, "actor", e->actor);
+	pv_json_kstr(j, "action", e->action);
+	pv_json_kstr(j, "outcome", e->ok ? "allowed" : "denied");
+	if (e->code[0] != '\0')
+		pv_json_kstr(j, "code", e->code);
+	if (e->purpose >= 0)
+		pv_json_kstr(j, "purpose",
+		    vault_purpose_name((enum vault_purpose)e->purpose));
+	if (e->reason[0] != '\0')
+		pv_json_kstr(j, "reason", e->reason);
+	pv_json_key(j, "records");
+	pv_json_arr(j);
 	for (size_t i = 0; i < e->nrecs; i++)
-		if ((rc = pv_buf_printf(b, "%s\"%s\"", i ? "," : "",
-		    e->ids[i])) != PV_OK)
-			return rc;
-	if ((rc = pv_buf_add(b, "],\"fields\":[", 12)) != PV_OK)
-		return rc;
+		pv_json_str(j, e->ids[i]);
+	pv_json_close(j);
+	pv_json_key(j, "fields");
+	pv_json_arr(j);
 	for (size_t i = 0; i < e->nfields; i++)
-		if ((rc = pv_buf_printf(b, "%s\"%s\"", i ? "," : "",
-		    e->fields[i])) != PV_OK)
-			return rc;
-	return pv_buf_add(b, "]}", 2);
+		pv_json_str(j, e->fields[i]);
+	pv_json_close(j);
+	pv_json_close(j);
 }

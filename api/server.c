@@ -1,7 +1,8 @@
 /*
  * server.c: the API's routes and handlers, authentication, and metrics.
  * No socket here (http.c) and no jansson (json.c): a handler reads a
- * struct api_req and fills a struct api_resp.
+ * struct api_req and fills a struct api_resp.  Every fact of a route is
+ * in its row of api_routes, at the end of the file.
  *
  * Nothing here logs or echoes a personal value: error messages are built
  * from status strings and field names only.
@@ -15,37 +16,8 @@
 
 #include "api_int.h"
 
-const struct api_route_info api_routes[API_R_OTHER] = {
-	[API_R_HEALTH] = { "/v1/health", "GET" },
-	[API_R_RECORDS] = { "/v1/records", "POST" },
-	[API_R_BATCH] = { "/v1/records/batch", "POST" },
-	[API_R_DETOKENIZE] = { "/v1/detokenize", "POST" },
-	[API_R_LOOKUP] = { "/v1/lookup", "POST" },
-	[API_R_METRICS] = { "/metrics", "GET" },
-	[API_R_SHRED] = { "/v1/records/{id}", "DELETE" },
-	[API_R_ACCESS] = { "/v1/records/{id}", "GET" },
-	[API_R_CORRECT] = { "/v1/records/{id}", "PATCH" },
-	[API_R_CONSENT] = { "/v1/records/{id}/consent", "PUT" },
-	[API_R_HOLD] = { "/v1/records/{id}/legal-hold", "PUT" },
-	[API_R_AUDIT] = { "/v1/audit", "GET" },
-};
-
-/* Each route's name in the audit log. */
-static const char *const route_action[API_R__COUNT] = {
-	[API_R_HEALTH] = "health",
-	[API_R_RECORDS] = "records.create",
-	[API_R_BATCH] = "records.batch",
-	[API_R_DETOKENIZE] = "detokenize",
-	[API_R_LOOKUP] = "lookup",
-	[API_R_METRICS] = "metrics",
-	[API_R_SHRED] = "records.delete",
-	[API_R_ACCESS] = "records.access",
-	[API_R_CORRECT] = "records.correct",
-	[API_R_CONSENT] = "records.consent",
-	[API_R_HOLD] = "records.legal_hold",
-	[API_R_AUDIT] = "audit.read",
-	[API_R_OTHER] = "unknown",
-};
+/* The audit action of a request that matches no route. */
+#define ACTION_UNKNOWN	"unknown"
 
 static const unsigned status_slots[API_STATUS_SLOTS] = {
 	200, 201, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500,
@@ -84,20 +56,23 @@ path_match(const char *tmpl, const char *path, char id[static API_ID_MAX + 1])
 	return 1;
 }
 
-enum api_route
+const struct api_route *
 api_route_of(const char *method, const char *path,
     char id[static API_ID_MAX + 1])
 {
-	/* HEAD only where a GET has no effect: health and metrics. */
-	if (strcmp(method, "HEAD") == 0 && (strcmp(path,
-	    api_routes[API_R_HEALTH].path) == 0 || strcmp(path,
-	    api_routes[API_R_METRICS].path) == 0))
-		method = "GET";
-	for (int r = 0; r < API_R_OTHER; r++)
-		if (strcmp(method, api_routes[r].method) == 0 &&
-		    path_match(api_routes[r].path, path, id))
-			return (enum api_route)r;
-	return API_R_OTHER;
+	int head = strcmp(method, "HEAD") == 0;
+
+	id[0] = '\0';
+	for (size_t r = 0; r < API_NROUTES; r++) {
+		const struct api_route *rt = &api_routes[r];
+
+		/* HEAD only where a GET has no effect: the public routes. */
+		if ((strcmp(method, rt->method) == 0 || (head &&
+		    rt->roles == 0 && strcmp(rt->method, "GET") == 0)) &&
+		    path_match(rt->path, path, id))
+			return rt;
+	}
+	return NULL;
 }
 
 int
@@ -108,14 +83,16 @@ api_route_allow(const char *path, char *allow, size_t cap)
 	int known = 0;
 
 	allow[0] = '\0';
-	for (int r = 0; r < API_R_OTHER; r++) {
+	for (size_t r = 0; r < API_NROUTES; r++) {
 		size_t ml = strlen(api_routes[r].method);
 
 		if (!path_match(api_routes[r].path, path, id) ||
 		    n + ml + 3 > cap)
 			continue;
-		if (known++)
-			memcpy(allow + n, ", ", 2), n += 2;
+		if (known++) {
+			memcpy(allow + n, ", ", 2);
+			n += 2;
+		}
 		memcpy(allow + n, api_routes[r].method, ml + 1);
 		n += ml;
 	}
@@ -123,9 +100,10 @@ api_route_allow(const char *path, char *allow, size_t cap)
 }
 
 void
-api_observe(struct api_server *s, enum api_route r, unsigned status,
+api_observe(struct api_server *s, const struct api_route *r, unsigned status,
     uint64_t micros)
 {
+	size_t row = r == NULL ? API_NROUTES : (size_t)(r - api_routes);
 	int slot = API_STATUS_SLOTS - 1, b;
 
 	for (int i = 0; i < API_STATUS_SLOTS - 1; i++)
@@ -133,7 +111,7 @@ api_observe(struct api_server *s, enum api_route r, unsigned status,
 			slot = i;
 			break;
 		}
-	atomic_fetch_add(&s->requests[r][slot], 1);
+	atomic_fetch_add(&s->requests[row][slot], 1);
 	for (b = 0; b < API_LAT_BUCKETS && micros > lat_bounds[b]; b++)
 		;
 	atomic_fetch_add(&s->lat_bucket[b], 1);
@@ -150,33 +128,64 @@ reply(struct api_resp *rs, unsigned status)
 	rs->ctype = "application/json";
 }
 
+/* Begin an answer of status in JSON: j writes the body. */
+static void
+answer(struct api_resp *rs, unsigned status, struct pv_json *j)
+{
+	reply(rs, status);
+	pv_json_init(j, &rs->body);
+}
+
 /*
- * An error answer.  detail, when given, is our own text (it never holds a
- * value); it follows the status's own message.
+ * An error's message: the status's own, then detail if there is one.
+ * detail is our own text; it never holds a value.
  */
+static void
+error_message(char *msg, size_t cap, pv_status rc, const char *detail)
+{
+	if (detail != NULL && *detail != '\0')
+		(void)snprintf(msg, cap, "%s: %s", pv_strerror(rc), detail);
+	else
+		(void)snprintf(msg, cap, "%s", pv_strerror(rc));
+}
+
+/* An error answer, in place of anything written so far. */
 static void
 fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
     const char *detail)
 {
-	struct pv_buf *b = &rs->body;
 	char msg[API_ERR_MAX + 128];
+	struct pv_json j;
 
-	pv_buf_cleanup(b);
-	if (detail != NULL && *detail != '\0')
-		(void)snprintf(msg, sizeof(msg), "%s: %s", pv_strerror(rc),
-		    detail);
-	else
-		(void)snprintf(msg, sizeof(msg), "%s", pv_strerror(rc));
+	pv_buf_cleanup(&rs->body);
+	error_message(msg, sizeof(msg), rc, detail);
 	reply(rs, status);
 	rs->code = code;
 	rs->challenge = 0;
-	if (pv_buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code)
-	    != PV_OK || api_json_quote(b, msg, strlen(msg)) != PV_OK ||
-	    pv_buf_add(b, "}}", 2) != PV_OK) {
+	pv_json_init(&j, &rs->body);
+	api_json_error(&j, code, msg);
+	if (pv_json_end(&j) != PV_OK) {
 		/* The buffer holds at least a small error: fall back. */
-		pv_buf_cleanup(b);
+		pv_buf_cleanup(&rs->body);
 		rs->status = 500;
 	}
+}
+
+/* A 503 that tells the client when to try again. */
+static void
+unavailable(struct api_resp *rs, const char *detail)
+{
+	fail(rs, 503, "unavailable", PV_EUNAVAIL, detail);
+	rs->retry_after = 1;
+}
+
+/* A 429, with the vault's wait capped at what a Retry-After may say. */
+static void
+too_many(struct api_resp *rs, const char *detail, uint64_t retry)
+{
+	fail(rs, 429, "too_many_requests", PV_ELIMIT, detail);
+	rs->retry_after = (unsigned)(retry > PV_RETRY_AFTER_MAX ?
+	    PV_RETRY_AFTER_MAX : retry);
 }
 
 /* The HTTP status that goes with a whole-request failure. */
@@ -230,6 +239,16 @@ fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
 	rs->challenge = st == 401;
 }
 
+/* A handler's answer is written: an error instead if it could not be. */
+static void
+finish(struct api_resp *rs, const struct pv_json *j)
+{
+	pv_status rc;
+
+	if ((rc = pv_json_end(j)) != PV_OK)
+		fail_rc(rs, rc, NULL);
+}
+
 /* Authentication: "Authorization: Bearer pvk_…". */
 static pv_status
 authenticate(struct api_server *s, const struct api_req *rq,
@@ -275,24 +294,35 @@ check_limits(const struct api_server *s, const struct vault_record_in *in,
 	return PV_OK;
 }
 
-/* Handlers. */
+/*
+ * Handlers, one per route (api_handler).  Each starts after its route's
+ * role check; key and ev are NULL on the public routes.
+ */
 
 static void
-h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
+h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
+	struct pv_json j;
+
+	(void)key;
+	(void)ev;
+	(void)id;
 	if (rq->late || atomic_load(&s->stopping)) {
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
 		return;
 	}
-	reply(rs, 200);
-	if (pv_buf_add(&rs->body, "{\"status\":\"ok\"}", 15) != PV_OK)
-		fail_rc(rs, PV_ENOMEM, NULL);
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "status", "ok");
+	pv_json_close(&j);
+	finish(rs, &j);
 }
 
 static void
 h_records(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
-    const struct vault_event *ev)
+    struct vault_event *ev, const char *id)
 {
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	struct vault_put_result res;
@@ -300,12 +330,11 @@ h_records(struct api_server *s, const struct api_req *rq,
 	struct vault_record_in *in;
 	char err[API_ERR_MAX];
 	const char *detail;
+	struct pv_json j;
 	pv_status rc;
 
-	if (key->role != VAULT_ROLE_WRITER) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer key");
-		return;
-	}
+	(void)key;
+	(void)id;
 	if ((rc = api_records_parse(rq->body, rq->len, 0, 1, &recs, err)) !=
 	    PV_OK) {
 		fail_rc(rs, rc, err);
@@ -330,32 +359,42 @@ h_records(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	rs->audited = 1;
-	reply(rs, 201);
-	if ((rc = api_json_put_result(&rs->body, in, &res)) != PV_OK)
-		fail_rc(rs, rc, NULL);
+	answer(rs, 201, &j);
+	api_json_put_result(&j, in, &res);
+	finish(rs, &j);
 out:
 	free(tokens);
 	api_records_free(recs);
 }
 
+/* A batch entry that was not stored: why, as an error object. */
+static void
+batch_error(struct pv_json *j, pv_status st, const char *detail)
+{
+	char msg[API_ERR_MAX + 128];
+
+	if (st == PV_EINVAL && (detail == NULL || *detail == '\0'))
+		detail = "a record needs fields";
+	error_message(msg, sizeof(msg), st, detail);
+	api_json_error(j, api_error_code(st), msg);
+}
+
 static void
 h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key, const struct vault_event *ev)
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	struct api_records *recs = NULL;
 	struct vault_record_in *valid = NULL;
 	struct vault_put_result *res = NULL;
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	size_t *map = NULL, n, nvalid = 0, ntok = 0, pos = 0;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
 	char err[API_ERR_MAX];
 	const char *detail;
 	pv_status rc;
 
-	if (key->role != VAULT_ROLE_WRITER) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer key");
-		return;
-	}
+	(void)key;
+	(void)id;
 	if ((rc = api_records_parse(rq->body, rq->len, 1, s->limits.batch_max,
 	    &recs, err)) != PV_OK) {
 		fail_rc(rs, rc, err);
@@ -383,9 +422,9 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_rc(rs, PV_ENOMEM, NULL);
 		goto out;
 	}
-	for (size_t j = 0; j < nvalid; j++) {
-		res[j].tokens = tokens + pos;
-		pos += valid[j].nfields;
+	for (size_t k = 0; k < nvalid; k++) {
+		res[k].tokens = tokens + pos;
+		pos += valid[k].nfields;
 	}
 	if (nvalid > 0 && (rc = vault_put_ev(s->vault, valid, nvalid, res,
 	    ev)) != PV_OK && http_status(rc) >= 500) {
@@ -393,48 +432,32 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_rc(rs, rc, NULL);
 		goto out;
 	}
-	for (size_t j = 0; j < nvalid; j++)
-		if (res[j].status == PV_OK)
+	for (size_t k = 0; k < nvalid; k++)
+		if (res[k].status == PV_OK)
 			rs->audited = 1;	/* logged with what it stored */
-	reply(rs, 200);
-	rc = pv_buf_add(b, "{\"results\":[", 12);
-	for (size_t i = 0, j = 0; i < n && rc == PV_OK; i++) {
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_key(&j, "results");
+	pv_json_arr(&j);
+	for (size_t i = 0, k = 0; i < n; i++) {
 		struct vault_record_in *in = api_records_in(recs, i);
 		pv_status st;
 
-		if (i > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK)
-			break;
 		detail = NULL;
-		if (j < nvalid && map[j] == i) {
-			st = res[j].status;
-			if (st == PV_OK) {
-				rc = api_json_put_result(b, in, &res[j]);
-				j++;
-				continue;
-			}
-			j++;
+		if (k < nvalid && map[k] == i) {
+			/* Sent to the vault: its answer for this record. */
+			if ((st = res[k].status) == PV_OK)
+				api_json_put_result(&j, in, &res[k]);
+			k++;
 		} else if ((st = api_records_status(recs, i, &detail)) ==
 		    PV_OK)
 			st = check_limits(s, in, &detail);
-		if (st == PV_EINVAL && (detail == NULL || *detail == '\0'))
-			detail = "a record needs fields";
-		rc = pv_buf_printf(b, "{\"error\":{\"code\":\"%s\","
-		    "\"message\":", api_error_code(st));
-		if (rc == PV_OK) {
-			char msg[API_ERR_MAX + 64];
-
-			(void)snprintf(msg, sizeof(msg), "%s%s%s",
-			    pv_strerror(st), detail && *detail ? ": " : "",
-			    detail ? detail : "");
-			if ((rc = api_json_quote(b, msg, strlen(msg))) ==
-			    PV_OK)
-				rc = pv_buf_add(b, "}}", 2);
-		}
+		if (st != PV_OK)
+			batch_error(&j, st, detail);
 	}
-	if (rc == PV_OK)
-		rc = pv_buf_add(b, "]}", 2);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
 out:
 	free(tokens);
 	free(map);
@@ -443,49 +466,40 @@ out:
 	api_records_free(recs);
 }
 
-static pv_status
-emit_reveal(struct pv_buf *b, const struct vault_reveal *r)
+/* One token's answer: its value, or its masked form, or why not. */
+static void
+emit_reveal(struct pv_json *j, const struct vault_reveal *r)
 {
-	pv_status rc;
-
-	if (r->status != PV_OK)
-		return pv_buf_printf(b, "{\"error\":{\"code\":\"%s\"}}",
-		    api_error_code(r->status));
-	if ((rc = pv_buf_printf(b, "{\"field\":\"%s\",", r->field)) != PV_OK)
-		return rc;
-	if (r->value != NULL) {
-		if ((rc = pv_buf_add(b, "\"value\":", 8)) != PV_OK ||
-		    (rc = api_json_quote(b, r->value, r->len)) != PV_OK)
-			return rc;
-	} else {
-		if ((rc = pv_buf_add(b, "\"masked\":", 9)) != PV_OK ||
-		    (rc = api_json_quote(b, r->masked, strlen(r->masked))) !=
-		    PV_OK)
-			return rc;
-		if (r->pseudonym[0] != '\0' &&
-		    (rc = pv_buf_printf(b, ",\"pseudonym\":\"%s\"",
-		    r->pseudonym)) != PV_OK)
-			return rc;
+	if (r->status != PV_OK) {
+		api_json_error(j, api_error_code(r->status), NULL);
+		return;
 	}
-	return pv_buf_add(b, "}", 1);
+	pv_json_obj(j);
+	pv_json_kstr(j, "field", r->field);
+	if (r->value != NULL) {
+		pv_json_key(j, "value");
+		pv_json_strn(j, r->value, r->len);
+	} else {
+		pv_json_kstr(j, "masked", r->masked);
+		if (r->pseudonym[0] != '\0')
+			pv_json_kstr(j, "pseudonym", r->pseudonym);
+	}
+	pv_json_close(j);
 }
 
 static void
 h_detokenize(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
-    struct vault_event *ev)
+    struct vault_event *ev, const char *id)
 {
 	struct api_detok *d = NULL;
 	struct vault_reveal *out = NULL;
 	struct vault_access a;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
 	char err[API_ERR_MAX];
 	pv_status rc;
 
-	if (key->role != VAULT_ROLE_READER) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a reader key");
-		return;
-	}
+	(void)id;
 	if ((rc = api_detok_parse(rq->body, rq->len, s->limits.batch_max, &d,
 	    err)) != PV_OK) {
 		fail_rc(rs, rc, err);
@@ -509,27 +523,26 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	rs->audited = 1;
-	reply(rs, 200);
-	rc = pv_buf_add(b, "{\"results\":{", 12);
-	for (size_t i = 0, emitted = 0; i < d->n && rc == PV_OK; i++) {
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_key(&j, "results");
+	pv_json_obj(&j);
+	for (size_t i = 0; i < d->n; i++) {
 		int dup = 0;
 
 		/* A token asked for twice is answered once: keys are unique. */
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = d->lens[j] == d->lens[i] &&
-			    memcmp(d->tokens[j], d->tokens[i], d->lens[i]) == 0;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = d->lens[k] == d->lens[i] &&
+			    memcmp(d->tokens[k], d->tokens[i], d->lens[i]) == 0;
 		if (dup)
 			continue;
-		if ((emitted++ > 0 && (rc = pv_buf_add(b, ",", 1)) != PV_OK) ||
-		    (rc = api_json_quote(b, d->tokens[i], d->lens[i])) !=
-		    PV_OK || (rc = pv_buf_add(b, ":", 1)) != PV_OK)
-			break;
-		rc = emit_reveal(b, &out[i]);
+		/* A decoded JSON string: NUL-terminated, with no NUL inside. */
+		pv_json_key(&j, d->tokens[i]);
+		emit_reveal(&j, &out[i]);
 	}
-	if (rc == PV_OK)
-		rc = pv_buf_add(b, "}}", 2);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
 out:
 	ev->reason = NULL;	/* points into d */
 	if (out != NULL) {
@@ -539,22 +552,35 @@ out:
 	api_detok_free(d);
 }
 
+/* {"matches":[{"id":…,"token":…},…]}: the records holding a value. */
+static void
+emit_matches(struct pv_json *j, const struct vault_match *m, size_t n)
+{
+	pv_json_obj(j);
+	pv_json_key(j, "matches");
+	pv_json_arr(j);
+	for (size_t i = 0; i < n; i++) {
+		pv_json_obj(j);
+		pv_json_kstr(j, "id", m[i].id);
+		pv_json_kstr(j, "token", m[i].token);
+		pv_json_close(j);
+	}
+	pv_json_close(j);
+	pv_json_close(j);
+}
+
 static void
 h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key, const struct vault_event *ev)
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	struct api_lookup *l = NULL;
 	struct vault_match *m = NULL;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
 	char err[API_ERR_MAX];
 	size_t n = 0;
 	pv_status rc;
 
-	if (key->role != VAULT_ROLE_WRITER && key->role != VAULT_ROLE_READER) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs a writer or "
-		    "reader key");
-		return;
-	}
+	(void)id;
 	if ((rc = api_lookup_parse(rq->body, rq->len, &l, err)) != PV_OK) {
 		fail_rc(rs, rc, err);
 		return;
@@ -575,15 +601,9 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		goto out;
 	}
 	rs->audited = 1;
-	reply(rs, 200);
-	rc = pv_buf_add(b, "{\"matches\":[", 12);
-	for (size_t i = 0; i < n && rc == PV_OK; i++)
-		rc = pv_buf_printf(b, "%s{\"id\":\"%s\",\"token\":\"%s\"}",
-		    i ? "," : "", m[i].id, m[i].token);
-	if (rc == PV_OK)
-		rc = pv_buf_add(b, "]}", 2);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	answer(rs, 200, &j);
+	emit_matches(&j, m, n);
+	finish(rs, &j);
 out:
 	free(m);
 	api_lookup_free(l);
@@ -597,19 +617,18 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	const char *ids[1] = { id };
 	size_t lens[1] = { strlen(id) };
 	struct vault_receipt receipt;
+	struct pv_json j;
 	uint64_t retry = 0;
 	pv_status rc, st;
 	int logged = 0;
 
-	if (key->role != VAULT_ROLE_ADMIN) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an admin key");
-		return;
-	}
+	(void)key;
 	if (reason == NULL || *reason == '\0')
 		reason = "request";
 	ev->reason = reason;
-	if ((rc = vault_shred_ev(s->vault, ev, s->request_limit, ids, lens, 1,
-	    reason, &receipt, &st, &retry, &logged)) != PV_OK) {
+	if ((rc = vault_shred_ev(s->vault, ev, &(struct vault_shred_req){
+	    ids, lens, 1, reason, s->request_limit, &receipt, &st, &retry,
+	    &logged })) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EVALUE ? "reason must be 1 to 200 "
 		    "characters without control characters" : NULL);
 		return;
@@ -624,18 +643,16 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		return;
 	}
 	if (st == PV_ELIMIT) {
-		fail(rs, 429, "too_many_requests", PV_ELIMIT, "deletion");
-		rs->retry_after = (unsigned)(retry > 86400 * 365 ? 86400 * 365 :
-		    retry);
+		too_many(rs, "deletion", retry);
 		return;
 	}
 	if (st != PV_OK) {
 		fail_rc(rs, st, NULL);
 		return;
 	}
-	reply(rs, 200);
-	if ((rc = api_json_receipt(&rs->body, &receipt)) != PV_OK)
-		fail_rc(rs, rc, NULL);
+	answer(rs, 200, &j);
+	api_json_receipt(&j, &receipt);
+	finish(rs, &j);
 }
 
 /* Answers for a record id, as the person's requests share them. */
@@ -653,9 +670,7 @@ record_failed(struct api_resp *rs, pv_status rc, uint64_t retry)
 		fail(rs, 410, "shredded", PV_ESHREDDED, NULL);
 		break;
 	case PV_ELIMIT:
-		fail(rs, 429, "too_many_requests", PV_ELIMIT, NULL);
-		rs->retry_after = (unsigned)(retry > 86400 * 365 ?
-		    86400 * 365 : retry);
+		too_many(rs, NULL, retry);
 		break;
 	default:
 		fail_rc(rs, rc, NULL);
@@ -663,90 +678,88 @@ record_failed(struct api_resp *rs, pv_status rc, uint64_t retry)
 	return 1;
 }
 
-static int
-need_admin(struct api_resp *rs, const struct vault_apikey *key)
+/* One read of a record: who, when, for what, and its audit event. */
+static void
+emit_read(struct pv_json *j, const struct vault_audit_entry *e)
 {
-	if (key->role == VAULT_ROLE_ADMIN)
-		return 0;
-	fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an admin key");
-	return 1;
+	pv_json_obj(j);
+	pv_json_kstr(j, "by", e->actor);
+	pv_json_ku64(j, "at", e->time);
+	pv_json_key(j, "purpose");
+	pv_json_str_or_null(j, e->purpose < 0 ? NULL :
+	    vault_purpose_name((enum vault_purpose)e->purpose));
+	pv_json_ku64(j, "audit_seq", e->seq);
+	pv_json_close(j);
 }
 
 static void
-h_access(struct api_server *s, struct api_resp *rs,
-    const struct vault_apikey *key, const struct vault_event *ev,
-    const char *id)
+h_access(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	struct vault_record_view *r = NULL;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
 	uint64_t retry = 0;
 	pv_status rc;
 
-	if (need_admin(rs, key))
-		return;
+	(void)rq;
+	(void)key;
 	rc = vault_record_access(s->vault, ev, id, strlen(id), &r, &retry,
 	    &rs->audited);
 	if (record_failed(rs, rc, retry))
 		return;
-	reply(rs, 200);
-	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"fields\":{", r->id);
-	for (size_t i = 0; i < r->nfields && rc == PV_OK; i++) {
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "id", r->id);
+	pv_json_key(&j, "fields");
+	pv_json_obj(&j);
+	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_record_field *f = &r->fields[i];
 
-		if ((rc = pv_buf_printf(b, "%s\"%s\":{\"token\":\"%s\","
-		    "\"value\":", i ? "," : "", f->name, f->token)) == PV_OK &&
-		    (rc = api_json_quote(b, f->value, f->len)) == PV_OK)
-			rc = pv_buf_add(b, "}", 1);
+		pv_json_key(&j, f->name);
+		pv_json_obj(&j);
+		pv_json_kstr(&j, "token", f->token);
+		pv_json_key(&j, "value");
+		pv_json_strn(&j, f->value, f->len);
+		pv_json_close(&j);
 	}
-	if (rc == PV_OK)
-		rc = pv_buf_printf(b, "},\"consent\":{\"marketing\":%s,"
-		    "\"notices\":true},\"created\":%llu,\"retain_until\":",
-		    r->marketing ? "true" : "false",
-		    (unsigned long long)r->created);
-	if (rc == PV_OK)
-		rc = r->retain_until ? pv_buf_printf(b, "%llu",
-		    (unsigned long long)r->retain_until) :
-		    pv_buf_add(b, "null", 4);
-	if (rc == PV_OK)
-		rc = pv_buf_printf(b, ",\"legal_hold\":%s,\"reads\":[",
-		    r->hold ? "true" : "false");
-	for (size_t i = 0; i < r->nreads && rc == PV_OK; i++) {
-		const struct vault_audit_entry *e = &r->reads[i];
-
-		rc = pv_buf_printf(b, "%s{\"by\":", i ? "," : "");
-		if (rc == PV_OK)
-			rc = api_json_quote(b, e->actor, strlen(e->actor));
-		if (rc == PV_OK)
-			rc = pv_buf_printf(b, ",\"at\":%llu,\"purpose\":%s%s%s,"
-			    "\"audit_seq\":%llu}", (unsigned long long)e->time,
-			    e->purpose < 0 ? "null" : "\"", e->purpose < 0 ?
-			    "" : vault_purpose_name((enum vault_purpose)
-			    e->purpose), e->purpose < 0 ? "" : "\"",
-			    (unsigned long long)e->seq);
-	}
-	if (rc == PV_OK)
-		rc = pv_buf_add(b, "]}", 2);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	pv_json_close(&j);
+	pv_json_key(&j, "consent");
+	pv_json_obj(&j);
+	pv_json_kbool(&j, "marketing", r->marketing);
+	pv_json_kbool(&j, "notices", 1);
+	pv_json_close(&j);
+	pv_json_ku64(&j, "created", r->created);
+	pv_json_key(&j, "retain_until");
+	if (r->retain_until != 0)
+		pv_json_u64(&j, r->retain_until);
+	else
+		pv_json_null(&j);
+	pv_json_kbool(&j, "legal_hold", r->hold);
+	pv_json_key(&j, "reads");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < r->nreads; i++)
+		emit_read(&j, &r->reads[i]);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
 	vault_record_view_free(r);
 }
 
 static void
 h_correct(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
-    const struct vault_event *ev, const char *id)
+    struct vault_event *ev, const char *id)
 {
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	char (*names)[PV_FIELD_NAME_MAX + 1] = NULL;
 	const struct vault_field *f;
 	struct api_patch *p = NULL;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
 	char err[API_ERR_MAX];
 	size_t n, nt = 0;
 	pv_status rc;
 
-	if (need_admin(rs, key))
-		return;
+	(void)key;
 	if ((rc = api_patch_parse(rq->body, rq->len, &p, err)) != PV_OK) {
 		fail_rc(rs, rc, err);
 		return;
@@ -766,8 +779,8 @@ h_correct(struct api_server *s, const struct api_req *rq,
 		fail_rc(rs, PV_ENOMEM, NULL);
 		goto out;
 	}
-	rc = vault_record_correct(s->vault, ev, id, strlen(id), f, n, tokens,
-	    names, &nt, &rs->audited);
+	rc = vault_record_correct(s->vault, ev, &(struct vault_correction){
+	    id, strlen(id), f, n, tokens, names, &nt, &rs->audited });
 	if (rc == PV_EFIELD || rc == PV_EVALUE || rc == PV_ETOOBIG ||
 	    rc == PV_EINVAL) {
 		fail_rc(rs, rc, rc == PV_EINVAL ? "a record keeps at least "
@@ -776,15 +789,16 @@ h_correct(struct api_server *s, const struct api_req *rq,
 	}
 	if (record_failed(rs, rc, 0))
 		goto out;
-	reply(rs, 200);
-	rc = pv_buf_printf(b, "{\"id\":\"%s\",\"tokens\":{", id);
-	for (size_t i = 0; i < nt && rc == PV_OK; i++)
-		rc = pv_buf_printf(b, "%s\"%s\":\"%s\"", i ? "," : "", names[i],
-		    tokens[i]);
-	if (rc == PV_OK)
-		rc = pv_buf_add(b, "}}", 2);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "id", id);
+	pv_json_key(&j, "tokens");
+	pv_json_obj(&j);
+	for (size_t i = 0; i < nt; i++)
+		pv_json_kstr(&j, names[i], tokens[i]);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
 out:
 	free(tokens);
 	free(names);
@@ -794,15 +808,15 @@ out:
 static void
 h_consent(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
-    const struct vault_event *ev, const char *id)
+    struct vault_event *ev, const char *id)
 {
 	static const char *const bools[] = { "marketing", "notices", NULL };
+	struct pv_json j;
 	char err[API_ERR_MAX];
 	int vals[2];
 	pv_status rc;
 
-	if (need_admin(rs, key))
-		return;
+	(void)key;
 	if ((rc = api_flags_parse(rq->body, rq->len, bools, vals, NULL, NULL,
 	    0, err)) != PV_OK) {
 		fail_rc(rs, rc, err);
@@ -822,11 +836,16 @@ h_consent(struct api_server *s, const struct api_req *rq,
 	    strlen(id), vals[0]), 0))
 		return;
 	rs->audited = 1;
-	reply(rs, 200);
-	if (pv_buf_printf(&rs->body, "{\"id\":\"%s\",\"consent\":"
-	    "{\"marketing\":%s,\"notices\":true}}", id, vals[0] ? "true" :
-	    "false") != PV_OK)
-		fail_rc(rs, PV_ENOMEM, NULL);
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "id", id);
+	pv_json_key(&j, "consent");
+	pv_json_obj(&j);
+	pv_json_kbool(&j, "marketing", vals[0]);
+	pv_json_kbool(&j, "notices", 1);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
 }
 
 static void
@@ -835,11 +854,11 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 {
 	static const char *const bools[] = { "hold", NULL };
 	char err[API_ERR_MAX], reason[VAULT_REASON_MAX + 1];
+	struct pv_json j;
 	int vals[1];
 	pv_status rc;
 
-	if (need_admin(rs, key))
-		return;
+	(void)key;
 	if ((rc = api_flags_parse(rq->body, rq->len, bools, vals, "reason",
 	    reason, sizeof(reason), err)) != PV_OK) {
 		fail_rc(rs, rc, err);
@@ -862,53 +881,63 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	if (record_failed(rs, rc, 0))
 		return;
 	rs->audited = 1;
-	reply(rs, 200);
-	if (pv_buf_printf(&rs->body, "{\"id\":\"%s\",\"legal_hold\":%s}",
-	    id, vals[0] ? "true" : "false") != PV_OK)
-		fail_rc(rs, PV_ENOMEM, NULL);
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "id", id);
+	pv_json_kbool(&j, "legal_hold", vals[0]);
+	pv_json_close(&j);
+	finish(rs, &j);
 }
 
-/* A whole, unsigned decimal number: digits and nothing else. */
+/*
+ * A query argument that is a whole, unsigned decimal number: digits and
+ * nothing else, that fit in 64 bits.
+ */
 static int
-digits(const char *s)
+decimal(const char *s, unsigned long long *out)
 {
+	unsigned long long v;
+	char *end;
+
 	if (*s == '\0' || strlen(s) > 20)
 		return 0;
-	for (; *s != '\0'; s++)
-		if (*s < '0' || *s > '9')
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p < '0' || *p > '9')
 			return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return 0;
+	*out = v;
 	return 1;
 }
 
 static void
 h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
-    const struct vault_apikey *key)
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	const char *after_s = rq->arg ? rq->arg(rq, "after") : NULL;
 	const char *limit_s = rq->arg ? rq->arg(rq, "limit") : NULL;
 	struct vault_audit_entry *e = NULL;
-	struct pv_buf *b = &rs->body;
+	struct pv_json j;
+	char detail[48];
 	unsigned long long after = 0, limit = 100;
 	size_t n = 0;
-	char *end;
 	pv_status rc;
 
-	if (key->role != VAULT_ROLE_AUDITOR) {
-		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "needs an auditor "
-		    "key");
-		return;
-	}
-	if (after_s != NULL && (!digits(after_s) || (errno = 0,
-	    after = strtoull(after_s, &end, 10), errno != 0))) {
+	(void)key;
+	(void)ev;
+	(void)id;
+	if (after_s != NULL && !decimal(after_s, &after)) {
 		fail(rs, 422, "invalid_value", PV_EVALUE, "after must be a "
 		    "sequence number");
 		return;
 	}
-	if (limit_s != NULL && (!digits(limit_s) || (errno = 0,
-	    limit = strtoull(limit_s, &end, 10), errno != 0) || limit == 0 ||
+	if (limit_s != NULL && (!decimal(limit_s, &limit) || limit == 0 ||
 	    limit > VAULT_BATCH_MAX)) {
-		fail(rs, 422, "invalid_value", PV_EVALUE, "limit must be 1 to "
-		    "1000");
+		(void)snprintf(detail, sizeof(detail), "limit must be 1 to %d",
+		    VAULT_BATCH_MAX);
+		fail(rs, 422, "invalid_value", PV_EVALUE, detail);
 		return;
 	}
 	if ((rc = vault_audit_read(s->vault, after, (size_t)limit, &e, &n)) !=
@@ -917,20 +946,23 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "not verify" : NULL);
 		return;
 	}
-	reply(rs, 200);
-	rc = pv_buf_add(b, "{\"events\":[", 11);
-	for (size_t i = 0; i < n && rc == PV_OK; i++)
-		rc = api_json_event(b, &e[i], i > 0);
-	if (rc == PV_OK)
-		rc = pv_buf_printf(b, "],\"next\":%llu}", n > 0 ?
-		    (unsigned long long)e[n - 1].seq : after);
-	if (rc != PV_OK)
-		fail_rc(rs, rc, NULL);
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_key(&j, "events");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < n; i++)
+		api_json_event(&j, &e[i]);
+	pv_json_close(&j);
+	pv_json_ku64(&j, "next", n > 0 ? e[n - 1].seq : after);
+	pv_json_close(&j);
+	finish(rs, &j);
 	vault_audit_entries_free(e, n);
 }
 
+/* Prometheus text, not JSON: the one answer built with printf. */
 static void
-h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
+h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	struct pv_buf *b = &rs->body;
 	struct vault_info info;
@@ -939,26 +971,29 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 	pv_status rc;
 
 	(void)rq;
+	(void)key;
+	(void)ev;
+	(void)id;
 	if ((rc = vault_info(s->vault, &info)) != PV_OK) {
 		fail_rc(rs, rc, NULL);
 		return;
 	}
 	for (size_t i = 0; i < info.nkeys; i++)
-		if (info.keys[i].kind == KMS_KEK &&
-		    info.keys[i].state == KMS_ACTIVE)
+		if (info.keys[i].kind == VAULT_KEK &&
+		    info.keys[i].state == VAULT_KEY_ACTIVE)
 			kek = info.keys[i].version;
 	free(info.keys);
 	reply(rs, 200);
 	rs->ctype = "text/plain; version=0.0.4";
 	rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP requests "
 	    "by route and status.\n# TYPE piivault_requests_total counter\n");
-	for (int r = 0; r < API_R__COUNT && rc == PV_OK; r++)
+	for (size_t r = 0; r <= API_NROUTES && rc == PV_OK; r++)
 		for (int st = 0; st < API_STATUS_SLOTS && rc == PV_OK; st++) {
 			unsigned long long c = atomic_load(&s->requests[r][st]);
+			char label[16];
 
 			if (c == 0)
 				continue;
-			char label[16];
 
 			if (status_slots[st] != 0)
 				(void)snprintf(label, sizeof(label), "%u",
@@ -967,8 +1002,8 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 				memcpy(label, "other", 6);
 			rc = pv_buf_printf(b, "piivault_requests_total{route="
 			    "\"%s\",method=\"%s\",status=\"%s\"} %llu\n",
-			    r == API_R_OTHER ? "other" : api_routes[r].path,
-			    r == API_R_OTHER ? "other" : api_routes[r].method,
+			    r == API_NROUTES ? "other" : api_routes[r].path,
+			    r == API_NROUTES ? "other" : api_routes[r].method,
 			    label, c);
 		}
 	if (rc == PV_OK)
@@ -1007,53 +1042,81 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 		fail_rc(rs, rc, NULL);
 }
 
+#define WRITER	API_ROLE(VAULT_ROLE_WRITER)
+#define READER	API_ROLE(VAULT_ROLE_READER)
+#define ADMIN	API_ROLE(VAULT_ROLE_ADMIN)
+#define AUDITOR	API_ROLE(VAULT_ROLE_AUDITOR)
+
+/*
+ * The routes.  Their order is the order of a 405's Allow list and of the
+ * metrics; docs/openapi.yaml documents every row (a test checks it).
+ */
+const struct api_route api_routes[] = {
+	{ "GET", "/v1/health", "health", 0, 0, h_health },
+	{ "POST", "/v1/records", "records.create", WRITER, 1, h_records },
+	{ "POST", "/v1/records/batch", "records.batch", WRITER, 1, h_batch },
+	{ "POST", "/v1/detokenize", "detokenize", READER, 1, h_detokenize },
+	{ "POST", "/v1/lookup", "lookup", WRITER | READER, 1, h_lookup },
+	{ "GET", "/metrics", "metrics", 0, 0, h_metrics },
+	{ "DELETE", "/v1/records/{id}", "records.delete", ADMIN, 0, h_shred },
+	{ "GET", "/v1/records/{id}", "records.access", ADMIN, 0, h_access },
+	{ "PATCH", "/v1/records/{id}", "records.correct", ADMIN, 1,
+	    h_correct },
+	{ "PUT", "/v1/records/{id}/consent", "records.consent", ADMIN, 1,
+	    h_consent },
+	{ "PUT", "/v1/records/{id}/legal-hold", "records.legal_hold", ADMIN,
+	    1, h_hold },
+	{ "GET", "/v1/audit", "audit.read", AUDITOR, 0, h_audit },
+};
+
+#undef WRITER
+#undef READER
+#undef ADMIN
+#undef AUDITOR
+
+/*
+ * 403 unless the key's role is among roles, saying which roles may:
+ * "needs a writer key", "needs a writer or reader key".
+ */
 static int
-has_body(const char *method)
+role_refused(struct api_resp *rs, unsigned roles,
+    const struct vault_apikey *key)
 {
-	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-	    strcmp(method, "PATCH") == 0;
+	char msg[96];		/* room for all four roles */
+	const char *word = NULL;
+	size_t n;
+
+	if (key->role >= VAULT_ROLE_WRITER && key->role <= VAULT_ROLE_AUDITOR &&
+	    (roles & API_ROLE(key->role)) != 0)
+		return 0;
+	n = (size_t)snprintf(msg, sizeof(msg), "needs");
+	for (int r = VAULT_ROLE_WRITER; r <= VAULT_ROLE_AUDITOR; r++) {
+		const char *name = vault_role_name((enum vault_role)r);
+
+		if ((roles & API_ROLE(r)) == 0)
+			continue;
+		if (word != NULL)
+			word = "or";
+		else if (strchr("aeiou", name[0]) != NULL)
+			word = "an";
+		else
+			word = "a";
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n, " %s %s",
+		    word, name);
+	}
+	(void)snprintf(msg + n, sizeof(msg) - n, " key");
+	fail(rs, 403, "forbidden", PV_EFORBIDDEN, msg);
+	return 1;
 }
 
-/* Dispatch an authenticated request to its handler. */
+/* Run an authenticated request's handler, if the key's role may. */
 static void
-dispatch(struct api_server *s, enum api_route r, const struct api_req *rq,
-    struct api_resp *rs, const struct vault_apikey *key,
-    struct vault_event *ev, const char *id)
+dispatch(struct api_server *s, const struct api_route *r,
+    const struct api_req *rq, struct api_resp *rs,
+    const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
-	switch (r) {
-	case API_R_RECORDS:
-		h_records(s, rq, rs, key, ev);
-		break;
-	case API_R_BATCH:
-		h_batch(s, rq, rs, key, ev);
-		break;
-	case API_R_DETOKENIZE:
-		h_detokenize(s, rq, rs, key, ev);
-		break;
-	case API_R_LOOKUP:
-		h_lookup(s, rq, rs, key, ev);
-		break;
-	case API_R_SHRED:
-		h_shred(s, rq, rs, key, ev, id);
-		break;
-	case API_R_ACCESS:
-		h_access(s, rs, key, ev, id);
-		break;
-	case API_R_CORRECT:
-		h_correct(s, rq, rs, key, ev, id);
-		break;
-	case API_R_CONSENT:
-		h_consent(s, rq, rs, key, ev, id);
-		break;
-	case API_R_HOLD:
-		h_hold(s, rq, rs, key, ev, id);
-		break;
-	case API_R_AUDIT:
-		h_audit(s, rq, rs, key);
-		break;
-	default:
-		fail(rs, 404, "not_found", PV_ENOTFOUND, NULL);
-	}
+	if (!role_refused(rs, r->roles, key))
+		r->handler(s, rq, rs, key, ev, id);
 }
 
 /*
@@ -1075,12 +1138,31 @@ admit_large(struct api_server *s)
 	return PV_OK;
 }
 
+/* A request for no route: 405 if the path has others, else 404. */
+static void
+no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
+{
+	struct vault_event ev = { .actor = "-", .action = ACTION_UNKNOWN,
+	    .ok = 0, .purpose = -1 };
+
+	if (api_route_allow(rq->path, rs->allow_buf, sizeof(rs->allow_buf))) {
+		fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this route "
+		    "takes another method (see Allow)");
+		rs->allow = rs->allow_buf;
+	} else
+		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such route");
+	/* Logged too: a probe of the API is a request. */
+	ev.code = rs->code;
+	if (vault_audit(s->vault, &ev, NULL) != PV_OK)
+		unavailable(rs, "the audit log cannot be written");
+}
+
 void
 api_handle(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs)
 {
 	char id[API_ID_MAX + 1];
-	enum api_route r = api_route_of(rq->method, rq->path, id);
+	const struct api_route *r = api_route_of(rq->method, rq->path, id);
 	struct vault_apikey key;
 	struct vault_event ev;
 	pv_status rc;
@@ -1092,58 +1174,39 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->challenge = 0;
 	rs->code = NULL;
 	rs->audited = 0;
-	if (r == API_R_OTHER) {
-		if (api_route_allow(rq->path, rs->allow_buf,
-		    sizeof(rs->allow_buf))) {
-			fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this "
-			    "route takes another method (see Allow)");
-			rs->allow = rs->allow_buf;
-		} else
-			fail(rs, 404, "not_found", PV_ENOTFOUND, "no such "
-			    "route");
-		/* Logged too: a probe of the API is a request. */
-		if (vault_audit(s->vault, &(struct vault_event){ .actor = "-",
-		    .action = route_action[API_R_OTHER], .ok = 0,
-		    .code = rs->code, .purpose = -1 }, NULL) != PV_OK) {
-			fail(rs, 503, "unavailable", PV_EUNAVAIL, "the audit "
-			    "log cannot be written");
-			rs->retry_after = 1;
-		}
+	if (r == NULL) {
+		no_route(s, rq, rs);
 		return;
 	}
-	/* Health and metrics hold no personal data: not logged. */
-	if (r == API_R_HEALTH) {
-		h_health(s, rq, rs);
-		return;
-	}
-	if (r == API_R_METRICS) {
-		h_metrics(s, rq, rs);
+	/* Health and metrics hold no personal data: no key, not logged. */
+	if (r->roles == 0) {
+		r->handler(s, rq, rs, NULL, NULL, id);
 		return;
 	}
 	/* The key's record names it and its rights; it holds no secret. */
 	key.name[0] = '\0';
 	memset(&ev, 0, sizeof(ev));
 	ev.actor = "-";
-	ev.action = route_action[r];
+	ev.action = r->action;
 	ev.purpose = -1;
-	if ((rc = authenticate(s, rq, &key)) != PV_OK)
+	rc = authenticate(s, rq, &key);
+	if (rc == PV_OK)
+		ev.actor = key.name;
+	if (rc != PV_OK)
 		fail_rc(rs, rc, NULL);
-	else if (ev.actor = key.name, rq->late) {
+	else if (rq->late) {
 		/* Requests already under way at shutdown are finished. */
-		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
-		rs->retry_after = 1;
+		unavailable(rs, "shutting down");
 	} else if (rq->too_large)
 		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
-	else if (has_body(rq->method) && !is_json(rq->ctype))
+	else if (r->body && !is_json(rq->ctype))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
 		    "send application/json");
 	else if (rq->len <= API_LARGE_BODY)
 		dispatch(s, r, rq, rs, &key, &ev, id);
-	else if (admit_large(s) != PV_OK) {
-		fail(rs, 503, "unavailable", PV_EUNAVAIL, "too many large "
-		    "requests at once; retry");
-		rs->retry_after = 1;
-	} else {
+	else if (admit_large(s) != PV_OK)
+		unavailable(rs, "too many large requests at once; retry");
+	else {
 		dispatch(s, r, rq, rs, &key, &ev, id);
 		(void)sem_post(&s->large);
 	}
@@ -1156,10 +1219,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		ev.ok = rs->status < 400;
 		ev.code = ev.ok ? NULL : rs->code;
 		ev.reason = NULL;
-		if (vault_audit(s->vault, &ev, NULL) != PV_OK) {
-			fail(rs, 503, "unavailable", PV_EUNAVAIL, "the audit "
-			    "log cannot be written");
-			rs->retry_after = 1;
-		}
+		if (vault_audit(s->vault, &ev, NULL) != PV_OK)
+			unavailable(rs, "the audit log cannot be written");
 	}
 }

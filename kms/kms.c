@@ -450,20 +450,35 @@ idkeys_derive(const uint8_t *ids, uint8_t **out)
 	return PV_OK;
 }
 
+/* A ring entry's public row, from its key and value. */
+static void
+ring_row(struct kms_key_info *out, enum kms_kind kind, uint32_t version,
+    const uint8_t val[static RING_VAL_LEN])
+{
+	out->kind = kind;
+	out->version = version;
+	out->state = val[RV_STATE];
+	out->created = pv_get_u64(val + RV_CREATED);
+	out->wraps_live = pv_get_u64(val + RV_LIVE);
+	out->wraps_total = pv_get_u64(val + RV_TOTAL);
+}
+
+/* What ring_walk hands each entry to: its row and its stored value. */
+typedef pv_status ring_visit_fn(void *arg, const struct kms_key_info *row,
+    const uint8_t val[static RING_VAL_LEN]);
+
 /*
- * Read and unwrap the whole ring, then swap it in under the write lock.
- * The ring is small (a few versions per kind), so a full read is cheap.
+ * Visit every ring entry in t, ordered by kind then version.  PV_EFORMAT
+ * for an entry of the wrong size; a visit's failure stops the walk.
  */
 static pv_status
-ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
+ring_walk(struct pv_txn *t, ring_visit_fn *visit, void *arg)
 {
-	struct ring_key *keys = NULL, *nk;
+	struct kms_key_info row;
 	struct pv_cursor *c = NULL;
 	const uint8_t *key, *val;
-	uint8_t *idkeys = NULL;
-	size_t n = 0, kl, vl;
+	size_t kl, vl;
 	pv_status rc;
-	int have_ids = 0;
 
 	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
 		return rc;
@@ -473,35 +488,64 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 	    (const void **)&val, &vl)) {
 		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
 			rc = PV_EFORMAT;
-			goto out;
+			break;
 		}
-		if ((nk = realloc(keys, (n + 1) * sizeof(*keys))) == NULL) {
-			rc = PV_ENOMEM;
-			goto out;
-		}
-		keys = nk;
-		nk = &keys[n++];
-		nk->kind = key[0];
-		nk->version = pv_get_u32(key + 1);
-		nk->state = val[RV_STATE];
-		nk->key = NULL;
-		if (nk->state != KMS_DESTROYED &&
-		    (rc = ring_unwrap(k, nk->kind, nk->version, val,
-		    &nk->key)) != PV_OK)
-			goto out;
-		if (nk->kind == KMS_IDS && nk->state == KMS_ACTIVE) {
-			if (have_ids) {
-				rc = PV_EFORMAT;	/* two active IDS keys */
-				goto out;
-			}
-			if ((rc = idkeys_derive(nk->key, &idkeys)) != PV_OK)
-				goto out;
-			have_ids = 1;
-		}
+		ring_row(&row, key[0], pv_get_u32(key + 1), val);
+		if ((rc = visit(arg, &row, val)) != PV_OK)
+			break;
 	}
-	if (rc != PV_ENOTFOUND)
+	pv_cursor_close(c);
+	return rc == PV_ENOTFOUND ? PV_OK : rc;
+}
+
+/* The ring as ring_load gathers it, before it is swapped in. */
+struct ring_gather {
+	struct kms	*k;
+	struct ring_key	*keys;
+	size_t		 n;
+	uint8_t		*idkeys;	/* from the one active IDS key */
+};
+
+static pv_status
+ring_gather_one(void *arg, const struct kms_key_info *row,
+    const uint8_t val[static RING_VAL_LEN])
+{
+	struct ring_gather *g = arg;
+	struct ring_key *nk;
+	pv_status rc;
+
+	if ((nk = realloc(g->keys, (g->n + 1) * sizeof(*nk))) == NULL)
+		return PV_ENOMEM;
+	g->keys = nk;
+	nk = &g->keys[g->n++];
+	nk->kind = row->kind;
+	nk->version = row->version;
+	nk->state = row->state;
+	nk->key = NULL;
+	if (nk->state != KMS_DESTROYED &&
+	    (rc = ring_unwrap(g->k, nk->kind, nk->version, val, &nk->key)) !=
+	    PV_OK)
+		return rc;
+	if (nk->kind != KMS_IDS || nk->state != KMS_ACTIVE)
+		return PV_OK;
+	if (g->idkeys != NULL)
+		return PV_EFORMAT;	/* two active IDS keys */
+	return idkeys_derive(nk->key, &g->idkeys);
+}
+
+/*
+ * Read and unwrap the whole ring, then swap it in under the write lock.
+ * The ring is small (a few versions per kind), so a full read is cheap.
+ */
+static pv_status
+ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
+{
+	struct ring_gather g = { k, NULL, 0, NULL };
+	pv_status rc;
+
+	if ((rc = ring_walk(t, ring_gather_one, &g)) != PV_OK)
 		goto out;
-	if (!have_ids) {
+	if (g.idkeys == NULL) {
 		rc = PV_EFORMAT;
 		goto out;
 	}
@@ -520,19 +564,18 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 	}
 	ring_free(k->keys, k->nkeys);
 	pv_secure_free(k->idkeys, SUBKEYS_LEN);
-	k->keys = keys;
-	k->nkeys = n;
-	k->idkeys = idkeys;
+	k->keys = g.keys;
+	k->nkeys = g.n;
+	k->idkeys = g.idkeys;
 	k->gen = gen;
-	keys = NULL;
-	idkeys = NULL;
-	n = 0;
+	g.keys = NULL;
+	g.idkeys = NULL;
+	g.n = 0;
 	(void)pthread_rwlock_unlock(&k->lock);
 	rc = PV_OK;
 out:
-	pv_cursor_close(c);
-	ring_free(keys, n);
-	pv_secure_free(idkeys, SUBKEYS_LEN);
+	ring_free(g.keys, g.n);
+	pv_secure_free(g.idkeys, SUBKEYS_LEN);
 	return rc;
 }
 
@@ -953,32 +996,38 @@ kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
 	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
 }
 
-pv_status
-kms_id_seal(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
-    const uint8_t in[static 16])
+/* The permutation of domain d, forward (seal) or back, under the lock. */
+static pv_status
+id_permute(struct kms *k, enum kms_id_domain d, int seal,
+    uint8_t out[static 16], const uint8_t in[static 16])
 {
+	const uint8_t *key;
 	pv_status rc;
 
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	rc = pv_block_encrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
-	    SUB_TOKEN : SUB_RECORD) * PV_KEY_LEN, in);
+	key = k->idkeys + (d == KMS_ID_TOKEN ? SUB_TOKEN : SUB_RECORD) *
+	    PV_KEY_LEN;
+	if (seal)
+		rc = pv_block_encrypt(out, key, in);
+	else
+		rc = pv_block_decrypt(out, key, in);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
+}
+
+pv_status
+kms_id_seal(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
+    const uint8_t in[static 16])
+{
+	return id_permute(k, d, 1, out, in);
 }
 
 pv_status
 kms_id_open(struct kms *k, enum kms_id_domain d, uint8_t out[static 16],
     const uint8_t in[static 16])
 {
-	pv_status rc;
-
-	if (pthread_rwlock_rdlock(&k->lock) != 0)
-		return PV_EIO;
-	rc = pv_block_decrypt(out, k->idkeys + (d == KMS_ID_TOKEN ?
-	    SUB_TOKEN : SUB_RECORD) * PV_KEY_LEN, in);
-	(void)pthread_rwlock_unlock(&k->lock);
-	return rc;
+	return id_permute(k, d, 0, out, in);
 }
 
 pv_status
@@ -1314,12 +1363,28 @@ kms_key_info(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 	(void)k;
 	if ((rc = ring_read(t, kind, version, val)) != PV_OK)
 		return rc;
-	out->kind = kind;
-	out->version = version;
-	out->state = val[RV_STATE];
-	out->created = pv_get_u64(val + RV_CREATED);
-	out->wraps_live = pv_get_u64(val + RV_LIVE);
-	out->wraps_total = pv_get_u64(val + RV_TOTAL);
+	ring_row(out, kind, version, val);
+	return PV_OK;
+}
+
+/* The rows as kms_status gathers them. */
+struct status_gather {
+	struct kms_key_info	*info;
+	size_t			 n;
+};
+
+static pv_status
+status_one(void *arg, const struct kms_key_info *row,
+    const uint8_t val[static RING_VAL_LEN])
+{
+	struct status_gather *g = arg;
+	struct kms_key_info *ni;
+
+	(void)val;
+	if ((ni = realloc(g->info, (g->n + 1) * sizeof(*ni))) == NULL)
+		return PV_ENOMEM;
+	g->info = ni;
+	g->info[g->n++] = *row;
 	return PV_OK;
 }
 
@@ -1327,44 +1392,15 @@ pv_status
 kms_status(struct kms *k, struct pv_txn *t, struct kms_key_info **out,
     size_t *n)
 {
-	struct kms_key_info *info = NULL, *ni;
-	struct pv_cursor *c = NULL;
-	const uint8_t *key, *val;
-	size_t cnt = 0, kl, vl;
+	struct status_gather g = { NULL, 0 };
 	pv_status rc;
 
 	(void)k;
-	if ((rc = pv_cursor_open(t, PV_T_RING, &c)) != PV_OK)
+	if ((rc = ring_walk(t, status_one, &g)) != PV_OK) {
+		free(g.info);
 		return rc;
-	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl); rc == PV_OK;
-	    rc = pv_cursor_next(c, 0, (const void **)&key, &kl,
-	    (const void **)&val, &vl)) {
-		if (kl != RING_KEY_LEN || vl != RING_VAL_LEN) {
-			rc = PV_EFORMAT;
-			goto out;
-		}
-		if ((ni = realloc(info, (cnt + 1) * sizeof(*info))) == NULL) {
-			rc = PV_ENOMEM;
-			goto out;
-		}
-		info = ni;
-		ni = &info[cnt++];
-		ni->kind = key[0];
-		ni->version = pv_get_u32(key + 1);
-		ni->state = val[RV_STATE];
-		ni->created = pv_get_u64(val + RV_CREATED);
-		ni->wraps_live = pv_get_u64(val + RV_LIVE);
-		ni->wraps_total = pv_get_u64(val + RV_TOTAL);
 	}
-	if (rc != PV_ENOTFOUND)
-		goto out;
-	*out = info;
-	*n = cnt;
-	info = NULL;
-	rc = PV_OK;
-out:
-	pv_cursor_close(c);
-	free(info);
-	return rc;
+	*out = g.info;
+	*n = g.n;
+	return PV_OK;
 }

@@ -31,7 +31,6 @@
 #endif
 
 #define ARGS_MAX	16
-#define ENV_MAX		16
 #define TIMEOUT		60	/* seconds per test, for the sanitizer build */
 #define ID_BUF		(VAULT_ID_STRLEN + 1)
 
@@ -44,28 +43,11 @@ struct run {
 	size_t	 errlen;
 };
 
-static char tdir[PATH_MAX];	/* this test's directory, the child's cwd */
-
 /* The test case's directory (see su_case_setup). */
 static void
 case_setup(void)
 {
 	su_case_setup("cli");
-}
-
-static void
-setup(void)
-{
-	tu_tmpdir(tdir);
-	ck_assert_int_eq(chdir(tdir), 0);
-	(void)signal(SIGPIPE, SIG_IGN);
-}
-
-static void
-teardown(void)
-{
-	ck_assert_int_eq(chdir("/"), 0);
-	tu_rmrf(tdir);
 }
 
 static void
@@ -107,37 +89,14 @@ static void
 run_argv(struct run *r, const char *const *env, const void *in,
     size_t inlen, const char *const *args)
 {
-	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-	    "LSAN_OPTIONS" };
-	char *argv[ARGS_MAX + 2], *envp[ENV_MAX + 8], pass_buf[3][1024];
+	struct su_exec x;
 	int pin[2], pout[2], perr[2], st, open_fds;
-	size_t argc = 0, envc = 0, off = 0;
+	size_t off = 0;
 	struct pollfd pfd[3];
 	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
-	argv[argc++] = (char *)PIIVAULT_BIN;
-	for (; args[argc - 1] != NULL; argc++) {
-		ck_assert_uint_lt(argc, ARGS_MAX + 1);
-		argv[argc] = (char *)args[argc - 1];
-	}
-	argv[argc] = NULL;
-	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
-	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
-	for (size_t i = 0; i < 3; i++) {
-		const char *v = getenv(pass[i]);
-
-		if (v == NULL)
-			continue;
-		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
-		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
-		envp[envc++] = pass_buf[i];
-	}
-	for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
-		ck_assert_uint_lt(envc, ENV_MAX);
-		envp[envc++] = (char *)env[i];
-	}
-	envp[envc] = NULL;
+	su_exec_init(&x, args, env);
 
 	ck_assert_int_eq(pipe2(pin, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
@@ -145,11 +104,11 @@ run_argv(struct run *r, const char *const *env, const void *in,
 	ck_assert_int_ge(pid = fork(), 0);
 	if (pid == 0) {
 		/* Only async-signal-safe calls from here to execve. */
-		if (setsid() < 0 || chdir(tdir) != 0 ||
+		if (setsid() < 0 || chdir(su_tdir) != 0 ||
 		    dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 ||
 		    dup2(perr[1], 2) < 0)
 			_exit(126);
-		execve(PIIVAULT_BIN, argv, envp);
+		execve(PIIVAULT_BIN, x.argv, x.envp);
 		_exit(127);
 	}
 	(void)close(pin[0]);
@@ -213,14 +172,10 @@ static void __attribute__((sentinel))
 run(struct run *r, const char *const *env, const char *in, ...)
 {
 	const char *args[ARGS_MAX + 1];
-	size_t n = 0;
 	va_list ap;
 
 	va_start(ap, in);
-	while ((args[n] = va_arg(ap, const char *)) != NULL) {
-		n++;
-		ck_assert_uint_lt(n, ARGS_MAX);
-	}
+	su_args_va(args, ARGS_MAX, ap);
 	va_end(ap);
 	run_argv(r, env, in, in != NULL ? strlen(in) : 0, args);
 }
@@ -302,14 +257,10 @@ init_ok(const char *const *env, ...)
 {
 	const char *args[ARGS_MAX + 1] = { "init" };
 	struct run r;
-	size_t n = 1;
 	va_list ap;
 
 	va_start(ap, env);
-	while ((args[n] = va_arg(ap, const char *)) != NULL) {
-		n++;
-		ck_assert_uint_lt(n, ARGS_MAX);
-	}
+	su_args_va(args + 1, ARGS_MAX - 1, ap);
 	va_end(ap);
 	run_argv(&r, env, NULL, 0, args);
 	ck_assert_exit(&r, 0);
@@ -1265,7 +1216,7 @@ tcase(Suite *s, const char *name)
 	TCase *tc = tcase_create(name);
 
 	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, su_srv_setup, su_srv_teardown);
 	tcase_set_timeout(tc, TIMEOUT);
 	suite_add_tcase(s, tc);
 	return tc;

@@ -21,15 +21,7 @@ static char dir[PATH_MAX], keyfile[PATH_MAX + 16], datadir[PATH_MAX + 16];
 static void
 setup(void)
 {
-	tu_tmpdir(dir);
-	(void)snprintf(keyfile, sizeof(keyfile), "%s/root.key", dir);
-	(void)snprintf(datadir, sizeof(datadir), "%s/data", dir);
-}
-
-static void
-teardown(void)
-{
-	tu_rmrf(dir);
+	tu_vault_setup(dir, keyfile, datadir, NULL);
 }
 
 static void
@@ -237,17 +229,26 @@ poke(struct pv_store *s, enum pv_table tab, const void *key, size_t klen,
 	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
 }
 
-START_TEST(newer_format_refused)
+/* A new key file and store whose kms is made and closed again. */
+static struct pv_store *
+fresh_store(const struct kms_unlock *u)
 {
-	struct kms_unlock u = { .key_file = keyfile };
-	const uint8_t v2[4] = { 0, 0, 0, KMS_FORMAT_VERSION + 1 };
 	struct pv_store *s;
 	struct kms *k;
 
 	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
-	make_kms(&u, &s, &k);
+	make_kms(u, &s, &k);
 	kms_free(k);
-	k = NULL;
+	return s;
+}
+
+START_TEST(newer_format_refused)
+{
+	struct kms_unlock u = { .key_file = keyfile };
+	const uint8_t v2[4] = { 0, 0, 0, KMS_FORMAT_VERSION + 1 };
+	struct pv_store *s = fresh_store(&u);
+	struct kms *k = NULL;
+
 	poke(s, PV_T_META, "format", 6, 0, 0, v2, sizeof(v2));
 	ck_assert_int_eq(reopen(&u, s, &k), PV_EFORMAT);
 	ck_assert_ptr_null(k);
@@ -259,13 +260,9 @@ START_TEST(ring_tamper_detected)
 {
 	struct kms_unlock u = { .key_file = keyfile };
 	const uint8_t kek1[5] = { KMS_KEK, 0, 0, 0, 1 };
-	struct pv_store *s;
-	struct kms *k;
+	struct pv_store *s = fresh_store(&u);
+	struct kms *k = NULL;
 
-	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
-	make_kms(&u, &s, &k);
-	kms_free(k);
-	k = NULL;
 	/* One bit of the wrapped KEK (offset 40: inside the ciphertext). */
 	poke(s, PV_T_RING, kek1, sizeof(kek1), 40, 0x01, NULL, 0);
 	ck_assert_int_eq(reopen(&u, s, &k), PV_EINTEGRITY);
@@ -281,13 +278,9 @@ START_TEST(ring_state_bound)
 {
 	struct kms_unlock u = { .key_file = keyfile };
 	const uint8_t kek1[5] = { KMS_KEK, 0, 0, 0, 1 };
-	struct pv_store *s;
-	struct kms *k;
+	struct pv_store *s = fresh_store(&u);
+	struct kms *k = NULL;
 
-	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
-	make_kms(&u, &s, &k);
-	kms_free(k);
-	k = NULL;
 	/* active (1) edited to decrypt-only (2): the state is in the AAD. */
 	poke(s, PV_T_RING, kek1, sizeof(kek1), 0, 0x03, NULL, 0);
 	ck_assert_int_eq(reopen(&u, s, &k), PV_EINTEGRITY);
@@ -619,29 +612,14 @@ END_TEST
 static Suite *
 kms_suite(void)
 {
-	Suite *s = suite_create("kms");
-	TCase *tc = tcase_create("core");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, key_file_create_and_read);
-	tcase_add_test(tc, key_file_refused);
-	tcase_add_test(tc, open_with_right_and_wrong_root);
-	tcase_add_test(tc, passphrase_root);
-	tcase_add_test(tc, passphrase_cost_floor);
-	tcase_add_test(tc, newer_format_refused);
-	tcase_add_test(tc, ring_tamper_detected);
-	tcase_add_test(tc, ring_state_bound);
-	tcase_add_test(tc, counters_saturate);
-	tcase_add_test(tc, key_file_fifo_refused);
-	tcase_add_test(tc, kdf_costs_bounded);
-	tcase_add_test(tc, dek_wrap_and_unwrap);
-	tcase_add_test(tc, ids_and_blind_index);
-	tcase_add_test(tc, status_and_counters);
-	tcase_add_test(tc, sync_reloads_changed_ring);
-	tcase_add_test(tc, rewrap_batch);
-	suite_add_tcase(s, tc);
-	return s;
+	return tu_suite_core("kms", setup, tu_teardown, 120,
+	    key_file_create_and_read, key_file_refused,
+	    open_with_right_and_wrong_root, passphrase_root,
+	    passphrase_cost_floor, newer_format_refused, ring_tamper_detected,
+	    ring_state_bound, counters_saturate, key_file_fifo_refused,
+	    kdf_costs_bounded, dek_wrap_and_unwrap, ids_and_blind_index,
+	    status_and_counters, sync_reloads_changed_ring, rewrap_batch,
+	    NULL);
 }
 
 int

@@ -5,10 +5,10 @@
  * operation gets its happy path and its refusals; the resumable jobs are
  * killed with SIGKILL half-way and run again.
  *
- * White-box: opens the store directly (pv_store.h) to read raw records,
- * tombstones, index entries and ring entries, with the byte offsets of
- * docs/format.md; records are read by seq, which counts from 1 in the
- * order they were put.
+ * White-box: opens the store directly (pv_store.h; the suite links pvkms
+ * and pvstore itself) to read raw records, tombstones, index entries and
+ * ring entries, with the byte offsets of docs/format.md; records are read
+ * by seq, which counts from 1 in the order they were put.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kms.h"		/* white-box: KMS_WRAPPED_LEN */
 #include "pv_store.h"
 #include "vault.h"
 #include "testutil.h"
@@ -50,20 +51,7 @@ static struct vault_opts opts;
 static void
 setup(void)
 {
-	tu_tmpdir(dir);
-	(void)snprintf(keyfile, sizeof(keyfile), "%s/root.key", dir);
-	(void)snprintf(datadir, sizeof(datadir), "%s/data", dir);
-	memset(&opts, 0, sizeof(opts));
-	opts.data_dir = datadir;
-	opts.unlock.key_file = keyfile;
-	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
-}
-
-static void
-teardown(void)
-{
-	pv_clock_set(0);
-	tu_rmrf(dir);
+	tu_vault_setup(dir, keyfile, datadir, &opts);
 }
 
 #define F(n, v)	{ n, sizeof(n) - 1, v, sizeof(v) - 1 }
@@ -102,35 +90,6 @@ put1(struct vault *v, const struct vault_field *f, size_t n, char *id,
 	return res.status;
 }
 
-static void
-expect_value(struct vault *v, const char *tok, const char *field,
-    const char *value, size_t len)
-{
-	struct vault_value *val = NULL;
-	pv_status rc;
-
-	rc = vault_get(v, tok, strlen(tok), &val);
-	ck_assert_msg(rc == PV_OK, "token %s: %s", tok, pv_strerror(rc));
-	ck_assert_str_eq(val->field, field);
-	ck_assert_uint_eq(val->len, len);
-	ck_assert_mem_eq(val->value, value, len);
-	vault_value_free(val);
-}
-
-static pv_status
-get_status(struct vault *v, const char *tok)
-{
-	struct vault_value *val = NULL;
-	pv_status rc;
-
-	rc = vault_get(v, tok, strlen(tok), &val);
-	if (rc == PV_OK)
-		vault_value_free(val);
-	else
-		ck_assert_ptr_null(val);
-	return rc;
-}
-
 /* Look a value up; returns the number of matches, the first into m0. */
 static size_t
 lookup(struct vault *v, const char *field, const char *value,
@@ -161,10 +120,10 @@ shred1(struct vault *v, const char *id, const char *reason,
 /* Key ring views, through vault_info. */
 
 /* The row of (kind, version); fails the test if there is none. */
-static struct kms_key_info
-key_row(struct vault *v, enum kms_kind kind, uint32_t version)
+static struct vault_key_info
+key_row(struct vault *v, enum vault_key_kind kind, uint32_t version)
 {
-	struct kms_key_info row;
+	struct vault_key_info row;
 	struct vault_info info;
 	int found = 0;
 
@@ -177,31 +136,31 @@ key_row(struct vault *v, enum kms_kind kind, uint32_t version)
 			found = 1;
 		}
 	free(info.keys);
-	ck_assert_msg(found, "no %s version %u", kms_kind_name(kind),
+	ck_assert_msg(found, "no %s version %u", vault_key_kind_name(kind),
 	    version);
 	return row;
 }
 
 static void
-expect_state(struct vault *v, enum kms_kind kind, uint32_t version,
-    enum kms_state st)
+expect_state(struct vault *v, enum vault_key_kind kind, uint32_t version,
+    enum vault_key_state st)
 {
-	struct kms_key_info k = key_row(v, kind, version);
+	struct vault_key_info k = key_row(v, kind, version);
 
 	ck_assert_msg(k.state == st, "%s %u is %s, not %s",
-	    kms_kind_name(kind), version, kms_state_name(k.state),
-	    kms_state_name(st));
+	    vault_key_kind_name(kind), version, vault_key_state_name(k.state),
+	    vault_key_state_name(st));
 }
 
 /* A KEK's state and counters: records wrapped now, DEKs ever wrapped. */
 static void
-expect_kek(struct vault *v, uint32_t version, enum kms_state st,
+expect_kek(struct vault *v, uint32_t version, enum vault_key_state st,
     uint64_t live, uint64_t total)
 {
-	struct kms_key_info k = key_row(v, KMS_KEK, version);
+	struct vault_key_info k = key_row(v, VAULT_KEK, version);
 
 	ck_assert_msg(k.state == st, "kek %u is %s, not %s", version,
-	    kms_state_name(k.state), kms_state_name(st));
+	    vault_key_state_name(k.state), vault_key_state_name(st));
 	ck_assert_msg(k.wraps_live == live, "kek %u wraps %llu, not %llu",
 	    version, (unsigned long long)k.wraps_live,
 	    (unsigned long long)live);
@@ -211,7 +170,7 @@ expect_kek(struct vault *v, uint32_t version, enum kms_state st,
 }
 
 static size_t
-key_count(struct vault *v, enum kms_kind kind)
+key_count(struct vault *v, enum vault_key_kind kind)
 {
 	struct vault_info info;
 	size_t n = 0;
@@ -232,7 +191,7 @@ live_sum(struct vault *v)
 
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	for (size_t i = 0; i < info.nkeys; i++)
-		if (info.keys[i].kind == KMS_KEK)
+		if (info.keys[i].kind == VAULT_KEK)
 			n += info.keys[i].wraps_live;
 	free(info.keys);
 	return n;
@@ -312,7 +271,7 @@ rec_read(struct pv_store *s, uint64_t seq, uint8_t *buf, size_t cap)
 
 /* A ring entry, RING_VAL_LEN bytes. */
 static void
-ring_read(struct pv_store *s, enum kms_kind kind, uint32_t version,
+ring_read(struct pv_store *s, enum vault_key_kind kind, uint32_t version,
     uint8_t val[static RING_VAL_LEN])
 {
 	uint8_t key[5];
@@ -468,7 +427,7 @@ bulk_expect(struct vault *v, const struct bulk *b, size_t i)
 	char val[BULK_VAL];
 
 	for (int k = 0; k < 2; k++)
-		expect_value(v, b->toks[i][k], bulk_field(b, k), val,
+		tu_expect_value(v, b->toks[i][k], bulk_field(b, k), val,
 		    bulk_value(val, b, i, k));
 }
 
@@ -477,7 +436,7 @@ static void
 bulk_expect_shredded(struct vault *v, const struct bulk *b, size_t i)
 {
 	for (int k = 0; k < 2; k++)
-		ck_assert_int_eq(get_status(v, b->toks[i][k]), PV_ESHREDDED);
+		ck_assert_int_eq(tu_get_status(v, b->toks[i][k]), PV_ESHREDDED);
 }
 
 /* A look-up of record i's email finds record i, and only it. */
@@ -638,15 +597,15 @@ START_TEST(puts_race_key_rotations)
 	ck_assert_int_eq(pthread_create(&th, NULL, race_puts, &r), 0);
 	do {
 		old = newv ? newv : 1;
-		ck_assert_int_eq(vault_rotate(w, KMS_KEK, &newv), PV_OK);
+		ck_assert_int_eq(vault_rotate(w, VAULT_KEK, &newv), PV_OK);
 		ck_assert_int_eq(vault_rewrap(w, 0, 16, NULL, NULL, &done),
 		    PV_OK);
 		wrapped = 99;
-		ck_assert_int_eq(vault_key_state(w, KMS_KEK, old, KMS_RETIRED,
-		    0, &wrapped), PV_OK);
+		ck_assert_int_eq(vault_key_state(w, VAULT_KEK, old,
+		    VAULT_KEY_RETIRED, 0, &wrapped), PV_OK);
 		ck_assert_uint_eq(wrapped, 0);
-		ck_assert_int_eq(vault_key_state(w, KMS_KEK, old,
-		    KMS_DESTROYED, 0, &wrapped), PV_OK);
+		ck_assert_int_eq(vault_key_state(w, VAULT_KEK, old,
+		    VAULT_KEY_DESTROYED, 0, &wrapped), PV_OK);
 		ck_assert_int_eq(vault_rotate_index(w, 16, NULL, NULL, &done),
 		    PV_OK);
 		rounds++;
@@ -658,12 +617,12 @@ START_TEST(puts_race_key_rotations)
 	/* Every record reads back, and is found under the current key. */
 	for (int i = 0; i < RACE_PUTS; i++) {
 		race_email(email, sizeof(email), i);
-		expect_value(v, r.toks[i][0], "name", "Race Person", 11);
-		expect_value(w, r.toks[i][1], "email", email, strlen(email));
+		tu_expect_value(v, r.toks[i][0], "name", "Race Person", 11);
+		tu_expect_value(w, r.toks[i][1], "email", email, strlen(email));
 		ck_assert_uint_eq(lookup(w, "email", email, &m), 1);
 		ck_assert_str_eq(m.token, r.toks[i][1]);
 	}
-	expect_kek(w, newv, KMS_ACTIVE, RACE_PUTS, key_row(w, KMS_KEK,
+	expect_kek(w, newv, VAULT_KEY_ACTIVE, RACE_PUTS, key_row(w, VAULT_KEK,
 	    newv).wraps_total);
 	vault_close(w);
 	vault_close(v);
@@ -687,16 +646,16 @@ START_TEST(rotate_kek)
 	for (size_t i = 0; i < 3; i++)
 		ck_assert_int_eq(put1(v, a, 2, NULL, ta[i]), PV_OK);
 	w = vopen();		/* a second handle, as a server holds one */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_uint_eq(newv, 2);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 3, 3);
-	expect_kek(v, 2, KMS_ACTIVE, 0, 0);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 0, 0);
 	ck_assert_int_eq(put1(v, b, 2, NULL, tb[0]), PV_OK);
 	ck_assert_int_eq(put1(v, b, 2, NULL, tb[1]), PV_OK);
 	/* The other handle writes under the new version as well. */
 	ck_assert_int_eq(put1(w, b, 2, NULL, tb[2]), PV_OK);
-	expect_kek(w, 1, KMS_DECRYPT_ONLY, 3, 3);
-	expect_kek(w, 2, KMS_ACTIVE, 3, 3);
+	expect_kek(w, 1, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	expect_kek(w, 2, VAULT_KEY_ACTIVE, 3, 3);
 	/*
 	 * In number order, the first three under version 1.  The two
 	 * handles lease numbers apart: w's record comes after a gap.
@@ -711,37 +670,37 @@ START_TEST(rotate_kek)
 	pv_store_close(s);
 	/* Old and new records all read, through either handle. */
 	for (size_t i = 0; i < 3; i++) {
-		expect_value(v, ta[i][0], "name", "Ann Before", 10);
-		expect_value(w, ta[i][1], "email", "ann.before@example.org",
+		tu_expect_value(v, ta[i][0], "name", "Ann Before", 10);
+		tu_expect_value(w, ta[i][1], "email", "ann.before@example.org",
 		    22);
-		expect_value(v, tb[i][1], "email", "bob.after@example.org",
+		tu_expect_value(v, tb[i][1], "email", "bob.after@example.org",
 		    21);
-		expect_value(w, tb[i][0], "name", "Bob After", 9);
+		tu_expect_value(w, tb[i][0], "name", "Bob After", 9);
 	}
 	/* Only KEK and INDEX rotate; a refusal changes nothing. */
 	newv = 0;
-	ck_assert_int_eq(vault_rotate(v, KMS_IDS, &newv), PV_EINVAL);
-	ck_assert_int_eq(vault_rotate(v, KMS_SIGN, &newv), PV_EINVAL);
+	ck_assert_int_eq(vault_rotate(v, VAULT_IDS, &newv), PV_EINVAL);
+	ck_assert_int_eq(vault_rotate(v, VAULT_SIGN, &newv), PV_EINVAL);
 	ck_assert_uint_eq(newv, 0);
-	ck_assert_uint_eq(key_count(v, KMS_IDS), 1);
-	ck_assert_uint_eq(key_count(v, KMS_SIGN), 1);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 2);
+	ck_assert_uint_eq(key_count(v, VAULT_IDS), 1);
+	ck_assert_uint_eq(key_count(v, VAULT_SIGN), 1);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 2);
 	/* Again: one active version, the others decrypt-only. */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_uint_eq(newv, 3);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 3, 3);
-	expect_kek(v, 2, KMS_DECRYPT_ONLY, 3, 3);
-	expect_kek(v, 3, KMS_ACTIVE, 0, 0);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	expect_kek(v, 2, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	expect_kek(v, 3, VAULT_KEY_ACTIVE, 0, 0);
 	ck_assert_uint_eq(live_sum(v), record_count(v));
 	ck_assert_uint_eq(record_count(v), 6);
 	vault_close(w);
 	vault_close(v);
 	/* Durable. */
 	v = vopen();
-	expect_kek(v, 3, KMS_ACTIVE, 0, 0);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 3, 3);
-	expect_value(v, ta[0][0], "name", "Ann Before", 10);
-	expect_value(v, tb[2][0], "name", "Bob After", 9);
+	expect_kek(v, 3, VAULT_KEY_ACTIVE, 0, 0);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	tu_expect_value(v, ta[0][0], "name", "Ann Before", 10);
+	tu_expect_value(v, tb[2][0], "name", "Bob After", 9);
 	vault_close(v);
 }
 END_TEST
@@ -763,7 +722,7 @@ START_TEST(rewrap_changes_only_the_dek)
 	bulk_init(&b, 30, 1);
 	v = vcreate();
 	bulk_put(v, &b, 0, 25);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	bulk_put(v, &b, 25, 30);
 	s = store_open();
 	for (size_t i = 0; i < 30; i++)
@@ -797,8 +756,8 @@ START_TEST(rewrap_changes_only_the_dek)
 			ck_assert_mem_eq(after, before[i], len);
 	}
 	pv_store_close(s);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, 25);
-	expect_kek(v, 2, KMS_ACTIVE, 30, 30);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, 25);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 30, 30);
 	ck_assert_uint_eq(record_count(v), 30);
 	for (size_t i = 0; i < 30; i++) {
 		bulk_expect(v, &b, i);
@@ -810,8 +769,8 @@ START_TEST(rewrap_changes_only_the_dek)
 	    PV_OK);
 	ck_assert_uint_eq(done, 0);
 	ck_assert_uint_eq(g.last, 0);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, 25);
-	expect_kek(v, 2, KMS_ACTIVE, 30, 30);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, 25);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 30, 30);
 	/* Refusals, and nothing is older than the active version. */
 	ck_assert_int_eq(vault_rewrap(v, 0, 100001, NULL, NULL, &done),
 	    PV_EINVAL);
@@ -821,7 +780,7 @@ START_TEST(rewrap_changes_only_the_dek)
 	done = 99;
 	ck_assert_int_eq(vault_rewrap(v, 77, 0, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, 0);
-	expect_kek(v, 2, KMS_ACTIVE, 30, 30);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 30, 30);
 	vault_close(v);
 	bulk_free(&b);
 }
@@ -839,15 +798,15 @@ START_TEST(rewrap_from_one_version)
 	bulk_init(&b, 9, 0);
 	v = vcreate();
 	bulk_put(v, &b, 0, 4);				/* seq 1-4: kek 1 */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	bulk_put(v, &b, 4, 7);				/* seq 5-7: kek 2 */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	bulk_put(v, &b, 7, 9);				/* seq 8-9: kek 3 */
 	ck_assert_int_eq(vault_rewrap(v, 1, 2, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, 4);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, 4);
-	expect_kek(v, 2, KMS_DECRYPT_ONLY, 3, 3);
-	expect_kek(v, 3, KMS_ACTIVE, 6, 6);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, 4);
+	expect_kek(v, 2, VAULT_KEY_DECRYPT_ONLY, 3, 3);
+	expect_kek(v, 3, VAULT_KEY_ACTIVE, 6, 6);
 	s = store_open();
 	for (uint64_t seq = 1; seq <= 9; seq++) {
 		(void)rec_read(s, seq, buf, sizeof(buf));
@@ -861,8 +820,8 @@ START_TEST(rewrap_from_one_version)
 		ck_assert_uint_eq(pv_get_u32(buf + REC_KEKV), 3);
 	}
 	pv_store_close(s);
-	expect_kek(v, 2, KMS_DECRYPT_ONLY, 0, 3);
-	expect_kek(v, 3, KMS_ACTIVE, 9, 9);
+	expect_kek(v, 2, VAULT_KEY_DECRYPT_ONLY, 0, 3);
+	expect_kek(v, 3, VAULT_KEY_ACTIVE, 9, 9);
 	ck_assert_int_eq(vault_rewrap(v, 2, 0, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, 0);
 	for (size_t i = 0; i < 9; i++)
@@ -885,7 +844,7 @@ START_TEST(rewrap_100k_records)
 	bulk_init(&b, N, 0);
 	v = vcreate();
 	bulk_put(v, &b, 0, N);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	prog_init(&g);
 	ck_assert_int_eq(vault_rewrap(v, 0, 5000, prog_record, &g, &done),
 	    PV_OK);
@@ -893,15 +852,15 @@ START_TEST(rewrap_100k_records)
 	ck_assert_int_ge(g.calls, N / 5000);
 	ck_assert(g.increasing);
 	ck_assert_uint_eq(g.last, N);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, N);
-	expect_kek(v, 2, KMS_ACTIVE, N, N);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, N, N);
 	ck_assert_uint_eq(record_count(v), N);
 	for (size_t k = 0; k < SAMPLE; k++)
 		bulk_expect(v, &b, k * (N - 1) / (SAMPLE - 1));
 	vault_close(v);
 	v = vopen();
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, N);
-	expect_kek(v, 2, KMS_ACTIVE, N, N);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, N, N);
 	ck_assert_uint_eq(record_count(v), N);
 	vault_close(v);
 	bulk_free(&b);
@@ -919,21 +878,21 @@ START_TEST(rewrap_killed_and_rerun)
 	bulk_init(&b, N, 0);
 	v = vcreate();
 	bulk_put(v, &b, 0, N);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	vault_close(v);
 	run_killed(JOB_REWRAP, 3);
 	v = vopen();
 	ck_assert_uint_eq(record_count(v), N);
 	ck_assert_uint_eq(live_sum(v), N);
 	/* Three transactions of 100 were committed before the kill. */
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, N - 300, N);
-	expect_kek(v, 2, KMS_ACTIVE, 300, 300);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, N - 300, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 300, 300);
 	for (size_t i = 0; i < N; i++)
 		bulk_expect(v, &b, i);
 	ck_assert_int_eq(vault_rewrap(v, 0, 100, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, N - 300);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, N);
-	expect_kek(v, 2, KMS_ACTIVE, N, N);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, N, N);
 	ck_assert_uint_eq(record_count(v), N);
 	for (size_t i = 0; i < N; i++)
 		bulk_expect(v, &b, i);
@@ -956,60 +915,60 @@ START_TEST(retire_kek)
 	v = vcreate();
 	ck_assert_int_eq(put1(v, a, 1, NULL, ta[0]), PV_OK);
 	ck_assert_int_eq(put1(v, a, 1, NULL, ta[1]), PV_OK);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_int_eq(put1(v, c, 1, NULL, tc), PV_OK);
 	w = vopen();
 	/* Still wrapping records: refused without force, and says why. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_RETIRED, 0,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 0,
 	    &wrapped), PV_EBUSY);
 	ck_assert_uint_eq(wrapped, 2);
-	expect_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY);
-	expect_value(v, ta[0][0], "name", "Old Key Person", 14);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_DECRYPT_ONLY);
+	tu_expect_value(v, ta[0][0], "name", "Old Key Person", 14);
 	/* The active version cannot be retired, forced or not. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 2, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 2, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_EKEYSTATE);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 2, KMS_DECRYPT_ONLY, 1,
-	    &wrapped), PV_EKEYSTATE);
-	expect_state(v, KMS_KEK, 2, KMS_ACTIVE);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 3, KMS_RETIRED, 0,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 2,
+	    VAULT_KEY_DECRYPT_ONLY, 1, &wrapped), PV_EKEYSTATE);
+	expect_state(v, VAULT_KEK, 2, VAULT_KEY_ACTIVE);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 3, VAULT_KEY_RETIRED, 0,
 	    &wrapped), PV_EKEYSTATE);		/* wraps nothing, but active */
-	expect_state(v, KMS_KEK, 3, KMS_ACTIVE);
+	expect_state(v, VAULT_KEK, 3, VAULT_KEY_ACTIVE);
 	/* Nothing but a rotation makes a version active. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_ACTIVE, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_ACTIVE, 1,
 	    &wrapped), PV_EKEYSTATE);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 99, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 99, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_ENOTFOUND);
 	/* IDS and SIGN keys are never retired. */
-	ck_assert_int_eq(vault_key_state(v, KMS_IDS, 1, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_IDS, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_EKEYSTATE);
-	ck_assert_int_eq(vault_key_state(v, KMS_SIGN, 1, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_SIGN, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_EKEYSTATE);
 	/* Forced: its records may no longer be read, in every handle. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_OK);
 	ck_assert_uint_eq(wrapped, 2);
-	expect_state(v, KMS_KEK, 1, KMS_RETIRED);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED);
 	for (size_t i = 0; i < 2; i++) {
-		ck_assert_int_eq(get_status(v, ta[i][0]), PV_EKEYSTATE);
-		ck_assert_int_eq(get_status(w, ta[i][0]), PV_EKEYSTATE);
+		ck_assert_int_eq(tu_get_status(v, ta[i][0]), PV_EKEYSTATE);
+		ck_assert_int_eq(tu_get_status(w, ta[i][0]), PV_EKEYSTATE);
 	}
-	expect_value(w, tc[0], "name", "New Key Person", 14);
+	tu_expect_value(w, tc[0], "name", "New Key Person", 14);
 	/* Retiring twice is harmless. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_OK);
 	vault_close(w);
 	vault_close(v);
 	v = vopen();
-	expect_state(v, KMS_KEK, 1, KMS_RETIRED);
-	ck_assert_int_eq(get_status(v, ta[1][0]), PV_EKEYSTATE);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED);
+	ck_assert_int_eq(tu_get_status(v, ta[1][0]), PV_EKEYSTATE);
 	/* Back to decrypt-only: readable again; the counters were kept. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY, 0,
-	    &wrapped), PV_OK);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 2, 2);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DECRYPT_ONLY, 0, &wrapped), PV_OK);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 2, 2);
 	for (size_t i = 0; i < 2; i++)
-		expect_value(v, ta[i][0], "name", "Old Key Person", 14);
-	expect_value(v, tc[0], "name", "New Key Person", 14);
+		tu_expect_value(v, ta[i][0], "name", "Old Key Person", 14);
+	tu_expect_value(v, tc[0], "name", "New Key Person", 14);
 	vault_close(v);
 }
 END_TEST
@@ -1039,55 +998,55 @@ START_TEST(destroy_kek)
 
 	v = vcreate();
 	ck_assert_int_eq(put1(v, a, 1, ida, ta), PV_OK);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_int_eq(put1(v, b, 1, NULL, tb), PV_OK);
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_int_eq(put1(v, c, 1, NULL, tc), PV_OK);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DESTROYED, 0,
-	    &wrapped), PV_EBUSY);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DESTROYED, 0, &wrapped), PV_EBUSY);
 	ck_assert_uint_eq(wrapped, 1);
-	expect_value(v, ta[0], "name", "Destroyed Key Person", 20);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DESTROYED, 1,
-	    &wrapped), PV_OK);
-	expect_state(v, KMS_KEK, 1, KMS_DESTROYED);
-	ck_assert_int_eq(get_status(v, ta[0]), PV_EKEYSTATE);
-	expect_value(v, tb[0], "name", "Second Key Person", 17);
-	expect_value(v, tc[0], "name", "Third Key Person", 16);
+	tu_expect_value(v, ta[0], "name", "Destroyed Key Person", 20);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DESTROYED, 1, &wrapped), PV_OK);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_DESTROYED);
+	ck_assert_int_eq(tu_get_status(v, ta[0]), PV_EKEYSTATE);
+	tu_expect_value(v, tb[0], "name", "Second Key Person", 17);
+	tu_expect_value(v, tc[0], "name", "Third Key Person", 16);
 	/* On disk the key material is zeros; the others' is not. */
 	s = store_open();
-	ring_read(s, KMS_KEK, 1, ring);
-	ck_assert_uint_eq(ring[0], KMS_DESTROYED);
+	ring_read(s, VAULT_KEK, 1, ring);
+	ck_assert_uint_eq(ring[0], VAULT_KEY_DESTROYED);
 	ck_assert(all_zero(ring + RING_SEALED, RING_VAL_LEN - RING_SEALED));
-	ring_read(s, KMS_KEK, 2, ring);
+	ring_read(s, VAULT_KEK, 2, ring);
 	ck_assert(!all_zero(ring + RING_SEALED, RING_VAL_LEN - RING_SEALED));
 	/* Twice is harmless; there is no way back. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DESTROYED, 1,
-	    &wrapped), PV_OK);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DESTROYED, 1, &wrapped), PV_OK);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DECRYPT_ONLY, 1, &wrapped), PV_EKEYSTATE);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_EKEYSTATE);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_RETIRED, 1,
-	    &wrapped), PV_EKEYSTATE);
-	ring_read(s, KMS_KEK, 1, ring);
-	ck_assert_uint_eq(ring[0], KMS_DESTROYED);
+	ring_read(s, VAULT_KEK, 1, ring);
+	ck_assert_uint_eq(ring[0], VAULT_KEY_DESTROYED);
 	ck_assert(all_zero(ring + RING_SEALED, RING_VAL_LEN - RING_SEALED));
 	pv_store_close(s);
-	expect_state(v, KMS_KEK, 2, KMS_DECRYPT_ONLY);
-	expect_state(v, KMS_KEK, 3, KMS_ACTIVE);
+	expect_state(v, VAULT_KEK, 2, VAULT_KEY_DECRYPT_ONLY);
+	expect_state(v, VAULT_KEK, 3, VAULT_KEY_ACTIVE);
 	vault_close(v);
 	/* Forever: after a reopen too. */
 	v = vopen();
-	expect_state(v, KMS_KEK, 1, KMS_DESTROYED);
-	ck_assert_int_eq(get_status(v, ta[0]), PV_EKEYSTATE);
-	expect_value(v, tb[0], "name", "Second Key Person", 17);
-	expect_value(v, tc[0], "name", "Third Key Person", 16);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_DESTROYED);
+	ck_assert_int_eq(tu_get_status(v, ta[0]), PV_EKEYSTATE);
+	tu_expect_value(v, tb[0], "name", "Second Key Person", 17);
+	tu_expect_value(v, tc[0], "name", "Third Key Person", 16);
 	/* Its record can still be shredded; then it wraps nothing. */
 	ck_assert_int_eq(shred1(v, ida, "key destroyed", &r, &st), PV_OK);
 	ck_assert_int_eq(st, PV_OK);
 	ck_assert_uint_eq(r.kek_version, 1);
-	ck_assert_int_eq(get_status(v, ta[0]), PV_ESHREDDED);
-	expect_kek(v, 1, KMS_DESTROYED, 0, 1);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DESTROYED, 0,
-	    &wrapped), PV_OK);
+	ck_assert_int_eq(tu_get_status(v, ta[0]), PV_ESHREDDED);
+	expect_kek(v, 1, VAULT_KEY_DESTROYED, 0, 1);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DESTROYED, 0, &wrapped), PV_OK);
 	ck_assert_uint_eq(wrapped, 0);
 	ck_assert_uint_eq(live_sum(v), record_count(v));
 	vault_close(v);
@@ -1114,26 +1073,26 @@ START_TEST(rotate_root_key_file)
 	    F("email", "root.rotation@example.org") };
 	char toks[4][2][ID_LEN], newkey[PATH_MAX + 32];
 	struct vault_match m;
-	struct kms_unlock nu;
+	struct vault_unlock nu;
 	struct vault *v = NULL;
 	uint64_t wrapped;
 	uint32_t newv;
 
 	(void)snprintf(newkey, sizeof(newkey), "%s/new.key", dir);
-	ck_assert_int_eq(kms_key_file_create(newkey), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(newkey), PV_OK);
 	v = vcreate();
 	ck_assert_int_eq(put1(v, a, 2, NULL, toks[0]), PV_OK);
 	ck_assert_int_eq(put1(v, a, 2, NULL, toks[1]), PV_OK);
 	/* Some history: two KEK versions, the older one retired. */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_int_eq(put1(v, a, 2, NULL, toks[2]), PV_OK);
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_RETIRED, 1,
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 1,
 	    &wrapped), PV_OK);
 	memset(&nu, 0, sizeof(nu));
 	nu.key_file = newkey;
 	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_OK);
 	/* The handle goes on with the new root. */
-	expect_value(v, toks[2][0], "name", "Root Rotation", 13);
+	tu_expect_value(v, toks[2][0], "name", "Root Rotation", 13);
 	ck_assert_int_eq(put1(v, a, 2, NULL, toks[3]), PV_OK);
 	vault_close(v);
 	v = NULL;
@@ -1142,22 +1101,22 @@ START_TEST(rotate_root_key_file)
 	opts.unlock.key_file = newkey;
 	v = vopen();
 	ck_assert_uint_eq(record_count(v), 4);
-	expect_state(v, KMS_KEK, 1, KMS_RETIRED);
-	expect_state(v, KMS_KEK, 2, KMS_ACTIVE);
-	ck_assert_int_eq(get_status(v, toks[0][0]), PV_EKEYSTATE);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED);
+	expect_state(v, VAULT_KEK, 2, VAULT_KEY_ACTIVE);
+	ck_assert_int_eq(tu_get_status(v, toks[0][0]), PV_EKEYSTATE);
 	/* The retired key was re-sealed too: it can come back. */
-	ck_assert_int_eq(vault_key_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY, 0,
-	    &wrapped), PV_OK);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1,
+	    VAULT_KEY_DECRYPT_ONLY, 0, &wrapped), PV_OK);
 	for (size_t i = 0; i < 4; i++) {
-		expect_value(v, toks[i][0], "name", "Root Rotation", 13);
-		expect_value(v, toks[i][1], "email",
+		tu_expect_value(v, toks[i][0], "name", "Root Rotation", 13);
+		tu_expect_value(v, toks[i][1], "email",
 		    "root.rotation@example.org", 25);
 	}
 	ck_assert_uint_eq(lookup(v, "email", "root.rotation@example.org", &m),
 	    4);
 	/* The same root again changes nothing. */
 	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_EEXIST);
-	expect_value(v, toks[3][0], "name", "Root Rotation", 13);
+	tu_expect_value(v, toks[3][0], "name", "Root Rotation", 13);
 	vault_close(v);
 	v = vopen();
 	ck_assert_uint_eq(record_count(v), 4);
@@ -1169,7 +1128,7 @@ START_TEST(rotate_root_passphrase)
 {
 	struct vault_field a[] = { F("name", "Passphrase Person") };
 	char toks[3][1][ID_LEN], key2[PATH_MAX + 32];
-	struct kms_unlock nu;
+	struct vault_unlock nu;
 	struct vault *v = NULL;
 
 	v = vcreate();
@@ -1180,9 +1139,9 @@ START_TEST(rotate_root_passphrase)
 	nu.passphrase = passphrase_cb;
 	nu.arg = (void *)"correct horse battery staple";
 	nu.kdf_time = 1;
-	nu.kdf_memory_kib = KMS_KDF_MEMORY_MIN - 1;
+	nu.kdf_memory_kib = VAULT_KDF_MEMORY_MIN - 1;
 	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_EINVAL);
-	nu.kdf_memory_kib = KMS_KDF_MEMORY_MIN;
+	nu.kdf_memory_kib = VAULT_KDF_MEMORY_MIN;
 	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_OK);
 	vault_close(v);
 	v = NULL;
@@ -1196,10 +1155,10 @@ START_TEST(rotate_root_passphrase)
 	v = vopen();
 	ck_assert_uint_eq(record_count(v), 3);
 	for (size_t i = 0; i < 3; i++)
-		expect_value(v, toks[i][0], "name", "Passphrase Person", 17);
+		tu_expect_value(v, toks[i][0], "name", "Passphrase Person", 17);
 	/* And on to a key file again. */
 	(void)snprintf(key2, sizeof(key2), "%s/key2", dir);
-	ck_assert_int_eq(kms_key_file_create(key2), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(key2), PV_OK);
 	memset(&nu, 0, sizeof(nu));
 	nu.key_file = key2;
 	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_OK);
@@ -1208,7 +1167,7 @@ START_TEST(rotate_root_passphrase)
 	opts.unlock.key_file = key2;
 	v = vopen();
 	ck_assert_uint_eq(record_count(v), 3);
-	expect_value(v, toks[2][0], "name", "Passphrase Person", 17);
+	tu_expect_value(v, toks[2][0], "name", "Passphrase Person", 17);
 	vault_close(v);
 }
 END_TEST
@@ -1245,7 +1204,7 @@ START_TEST(rotate_index_rebuilds)
 	}
 	ck_assert_uint_eq(index_entries(s), N);
 	/* A bare rotation: entries stay under the old key, still found. */
-	ck_assert_int_eq(vault_rotate(v, KMS_INDEX, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_INDEX, &newv), PV_OK);
 	ck_assert_uint_eq(newv, 2);
 	for (size_t i = 0; i < N; i++)
 		bulk_expect_lookup(v, &b, i);
@@ -1257,9 +1216,9 @@ START_TEST(rotate_index_rebuilds)
 	ck_assert_uint_eq(g.last, N);
 	ck_assert_int_ge(g.calls, (N + 6) / 7);
 	/* A new version; every older one is destroyed. */
-	expect_state(v, KMS_INDEX, 1, KMS_DESTROYED);
-	expect_state(v, KMS_INDEX, 2, KMS_DESTROYED);
-	expect_state(v, KMS_INDEX, 3, KMS_ACTIVE);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DESTROYED);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_DESTROYED);
+	expect_state(v, VAULT_INDEX, 3, VAULT_KEY_ACTIVE);
 	for (size_t i = 0; i < N; i++)
 		bulk_expect_lookup(v, &b, i);
 	/* Every entry moved to a new digest, the record's copy with it. */
@@ -1287,8 +1246,8 @@ START_TEST(rotate_index_rebuilds)
 	/* Refused: nothing rotated. */
 	ck_assert_int_eq(vault_rotate_index(v, 100001, NULL, NULL, &done),
 	    PV_EINVAL);
-	ck_assert_uint_eq(key_count(v, KMS_INDEX), 3);
-	expect_value(v, ptok[0], "name", "Not Indexed", 11);
+	ck_assert_uint_eq(key_count(v, VAULT_INDEX), 3);
+	tu_expect_value(v, ptok[0], "name", "Not Indexed", 11);
 	vault_close(v);
 	bulk_free(&b);
 }
@@ -1313,8 +1272,8 @@ START_TEST(rotate_index_killed_and_rerun)
 	run_killed(JOB_INDEX, 3);
 	v = vopen();
 	/* Half-way: both keys usable, every look-up right. */
-	expect_state(v, KMS_INDEX, 1, KMS_DECRYPT_ONLY);
-	expect_state(v, KMS_INDEX, 2, KMS_ACTIVE);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DECRYPT_ONLY);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_ACTIVE);
 	for (size_t i = 0; i < N; i++)
 		bulk_expect_lookup(v, &b, i);
 	/* A record written in the middle of the rebuild. */
@@ -1326,9 +1285,9 @@ START_TEST(rotate_index_killed_and_rerun)
 	ck_assert_int_eq(vault_rotate_index(v, 100, NULL, NULL, &done),
 	    PV_OK);
 	ck_assert_uint_eq(done, N - 300 + 1);
-	ck_assert_uint_eq(key_count(v, KMS_INDEX), 2);
-	expect_state(v, KMS_INDEX, 1, KMS_DESTROYED);
-	expect_state(v, KMS_INDEX, 2, KMS_ACTIVE);
+	ck_assert_uint_eq(key_count(v, VAULT_INDEX), 2);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DESTROYED);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_ACTIVE);
 	for (size_t i = 0; i < N; i++) {
 		bulk_expect_lookup(v, &b, i);
 		bulk_expect(v, &b, i);
@@ -1393,29 +1352,29 @@ START_TEST(shred_epoch_killed_and_rerun)
 	/* Killed while re-wrapping. */
 	run_killed(JOB_EPOCH, 3);
 	v = vopen();
-	expect_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY);
-	expect_state(v, KMS_KEK, 2, KMS_ACTIVE);
-	expect_state(v, KMS_INDEX, 1, KMS_ACTIVE);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_DECRYPT_ONLY);
+	expect_state(v, VAULT_KEK, 2, VAULT_KEY_ACTIVE);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_ACTIVE);
 	epoch_expect_all(v, &b, N, gone, 2);
 	vault_close(v);
 
 	/* Resumed, and killed again while rebuilding the index. */
 	run_killed(JOB_EPOCH, 10);
 	v = vopen();
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, N);
-	expect_state(v, KMS_KEK, 2, KMS_ACTIVE);
-	expect_state(v, KMS_INDEX, 1, KMS_DECRYPT_ONLY);
-	expect_state(v, KMS_INDEX, 2, KMS_ACTIVE);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, N);
+	expect_state(v, VAULT_KEK, 2, VAULT_KEY_ACTIVE);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DECRYPT_ONLY);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_ACTIVE);
 	epoch_expect_all(v, &b, N, gone, 2);
 
 	/* The rerun finishes the epoch it started: no further rotation. */
 	ck_assert_int_eq(vault_shred_epoch(v, 100, NULL, NULL), PV_OK);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 2);
-	ck_assert_uint_eq(key_count(v, KMS_INDEX), 2);
-	expect_kek(v, 1, KMS_DESTROYED, 0, N);
-	expect_kek(v, 2, KMS_ACTIVE, N - 2, N - 2);
-	expect_state(v, KMS_INDEX, 1, KMS_DESTROYED);
-	expect_state(v, KMS_INDEX, 2, KMS_ACTIVE);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 2);
+	ck_assert_uint_eq(key_count(v, VAULT_INDEX), 2);
+	expect_kek(v, 1, VAULT_KEY_DESTROYED, 0, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, N - 2, N - 2);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DESTROYED);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_ACTIVE);
 	epoch_expect_all(v, &b, N, gone, 2);
 	vault_close(v);
 	v = vopen();
@@ -1444,9 +1403,9 @@ START_TEST(shred_epoch_leaves_no_old_key)
 	bulk_put(v, &b, 0, N);
 	s = store_open();
 	(void)rec_read(s, gone[0] + 1, rec, sizeof(rec));
-	ring_read(s, KMS_KEK, 1, kek1);
-	ring_read(s, KMS_INDEX, 1, idx1);
-	ring_read(s, KMS_IDS, 1, ids1);
+	ring_read(s, VAULT_KEK, 1, kek1);
+	ring_read(s, VAULT_INDEX, 1, idx1);
+	ring_read(s, VAULT_IDS, 1, ids1);
 	pv_store_close(s);
 	ck_assert_int_eq(shred1(v, b.ids[gone[0]], "erasure", &r, &st),
 	    PV_OK);
@@ -1454,16 +1413,16 @@ START_TEST(shred_epoch_leaves_no_old_key)
 	prog_init(&g);
 	ck_assert_int_eq(vault_shred_epoch(v, 8, prog_record, &g), PV_OK);
 	ck_assert_int_gt(g.calls, 0);
-	expect_kek(v, 1, KMS_DESTROYED, 0, N);
-	expect_kek(v, 2, KMS_ACTIVE, N - 1, N - 1);
-	expect_state(v, KMS_INDEX, 1, KMS_DESTROYED);
-	expect_state(v, KMS_INDEX, 2, KMS_ACTIVE);
+	expect_kek(v, 1, VAULT_KEY_DESTROYED, 0, N);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, N - 1, N - 1);
+	expect_state(v, VAULT_INDEX, 1, VAULT_KEY_DESTROYED);
+	expect_state(v, VAULT_INDEX, 2, VAULT_KEY_ACTIVE);
 	epoch_expect_all(v, &b, N, gone, 1);
 	/* A second epoch: a third KEK, the second destroyed. */
 	ck_assert_int_eq(vault_shred_epoch(v, 0, NULL, NULL), PV_OK);
-	expect_kek(v, 2, KMS_DESTROYED, 0, N - 1);
-	expect_kek(v, 3, KMS_ACTIVE, N - 1, N - 1);
-	expect_state(v, KMS_INDEX, 3, KMS_ACTIVE);
+	expect_kek(v, 2, VAULT_KEY_DESTROYED, 0, N - 1);
+	expect_kek(v, 3, VAULT_KEY_ACTIVE, N - 1, N - 1);
+	expect_state(v, VAULT_INDEX, 3, VAULT_KEY_ACTIVE);
 	epoch_expect_all(v, &b, N, gone, 1);
 	vault_close(v);
 	ck_assert_int_eq(vault_compact(&opts, &before, &after), PV_OK);
@@ -1489,7 +1448,7 @@ END_TEST
  * callback stands in for it, through a second handle.
  */
 static struct vault *rot_handle;
-static enum kms_kind rot_kind;
+static enum vault_key_kind rot_kind;
 static int rot_at, rot_calls;
 static pv_status rot_rc;
 
@@ -1512,8 +1471,8 @@ expect_no_lost_records(struct vault *v)
 
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	for (size_t i = 0; i < info.nkeys; i++)
-		ck_assert_msg(info.keys[i].kind != KMS_KEK ||
-		    info.keys[i].state != KMS_DESTROYED ||
+		ck_assert_msg(info.keys[i].kind != VAULT_KEK ||
+		    info.keys[i].state != VAULT_KEY_DESTROYED ||
 		    info.keys[i].wraps_live == 0, "kek %u was destroyed while "
 		    "it wraps %llu records", info.keys[i].version,
 		    (unsigned long long)info.keys[i].wraps_live);
@@ -1531,7 +1490,7 @@ START_TEST(shred_epoch_with_concurrent_rotation)
 	v = vcreate();
 	bulk_put(v, &b, 0, N);
 	rot_handle = vopen();
-	rot_kind = KMS_KEK;
+	rot_kind = VAULT_KEK;
 	rot_calls = 0;
 	rot_rc = PV__COUNT;
 	/*
@@ -1570,7 +1529,7 @@ START_TEST(rotate_index_with_concurrent_rotation)
 	v = vcreate();
 	bulk_put(v, &b, 0, N);
 	rot_handle = vopen();
-	rot_kind = KMS_INDEX;
+	rot_kind = VAULT_INDEX;
 	rot_calls = 0;
 	rot_rc = PV__COUNT;
 	rot_at = 2;		/* after 10 of 20 records moved to version 2 */
@@ -1616,7 +1575,7 @@ START_TEST(shred_record)
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	free(info.keys);
 	ck_assert_uint_eq(info.records, 2);
-	expect_kek(v, 1, KMS_ACTIVE, 2, 2);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 2, 2);
 	ck_assert_int_eq(vault_public_key(v, pub), PV_OK);
 	s = store_open();
 	ck_assert_uint_eq(index_entries(s), 3);
@@ -1635,14 +1594,14 @@ START_TEST(shred_record)
 	ck_assert_int_eq(vault_receipt_verify(&r1, pub), PV_OK);
 
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_int_eq(get_status(v, ta[i]), PV_ESHREDDED);
-	expect_value(v, tb[0], "name", "Bob Keeper", 10);
+		ck_assert_int_eq(tu_get_status(v, ta[i]), PV_ESHREDDED);
+	tu_expect_value(v, tb[0], "name", "Bob Keeper", 10);
 	ck_assert_uint_eq(lookup(v, "email", "alice.shred@example.org", NULL),
 	    0);
 	ck_assert_uint_eq(lookup(v, "phone", "+44 20 7946 0001", NULL), 0);
 	ck_assert_uint_eq(lookup(v, "email", "bob.keep@example.org", NULL), 1);
 	ck_assert_uint_eq(record_count(v), 1);
-	expect_kek(v, 1, KMS_ACTIVE, 1, 2);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 1, 2);
 	/*
 	 * Its index entries are gone, not merely skipped; its tokens (seq 1
 	 * to 3) still point at the record but name no field any more.
@@ -1673,7 +1632,7 @@ START_TEST(shred_record)
 	ck_assert_str_eq(r2.reason, r1.reason);
 	ck_assert_mem_eq(r2.sig, r1.sig, sizeof(r1.sig));
 	ck_assert_uint_eq(record_count(v), 1);
-	expect_kek(v, 1, KMS_ACTIVE, 1, 2);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 1, 2);
 
 	/* The tombstone: id check, time, reason, KEK; no personal data. */
 	len = rec_read(s, 1, buf, sizeof(buf));
@@ -1688,7 +1647,7 @@ START_TEST(shred_record)
 	/* For good. */
 	v = vopen();
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_int_eq(get_status(v, ta[i]), PV_ESHREDDED);
+		ck_assert_int_eq(tu_get_status(v, ta[i]), PV_ESHREDDED);
 	ck_assert_int_eq(shred1(v, ida, "third time", &r2, &st), PV_OK);
 	ck_assert_int_eq(st, PV_OK);
 	ck_assert_uint_eq(r2.shredded_at, t1);
@@ -1737,8 +1696,8 @@ START_TEST(shred_refusals)
 	}
 	ck_assert_int_eq(shred1(v, id[0], NULL, r, st), PV_EVALUE);
 	ck_assert_uint_eq(record_count(v), 4);
-	expect_kek(v, 1, KMS_ACTIVE, 4, 4);
-	expect_value(v, toks[0][0], "name", "Refusal Person", 14);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 4, 4);
+	tu_expect_value(v, toks[0][0], "name", "Refusal Person", 14);
 	ck_assert_uint_eq(lookup(v, "email", "refusal@example.org", NULL), 4);
 
 	/* Malformed ids, unknown ids, another vault's id. */
@@ -1746,7 +1705,7 @@ START_TEST(shred_refusals)
 	forged[10] = forged[10] == 'A' ? 'B' : 'A';
 	(void)snprintf(dir2, sizeof(dir2), "%s/data2", dir);
 	(void)snprintf(key2, sizeof(key2), "%s/key2", dir);
-	ck_assert_int_eq(kms_key_file_create(key2), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(key2), PV_OK);
 	o2 = opts;
 	o2.data_dir = dir2;
 	o2.unlock.key_file = key2;
@@ -1782,10 +1741,10 @@ START_TEST(shred_refusals)
 		ck_assert_mem_eq(mr[7].sig, mr[0].sig, sizeof(mr[0].sig));
 	}
 	ck_assert_uint_eq(record_count(v), 2);
-	expect_kek(v, 1, KMS_ACTIVE, 2, 4);
-	ck_assert_int_eq(get_status(v, toks[0][1]), PV_ESHREDDED);
-	ck_assert_int_eq(get_status(v, toks[1][1]), PV_ESHREDDED);
-	expect_value(v, toks[2][1], "email", "refusal@example.org", 19);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 2, 4);
+	ck_assert_int_eq(tu_get_status(v, toks[0][1]), PV_ESHREDDED);
+	ck_assert_int_eq(tu_get_status(v, toks[1][1]), PV_ESHREDDED);
+	tu_expect_value(v, toks[2][1], "email", "refusal@example.org", 19);
 	ck_assert_uint_eq(lookup(v, "email", "refusal@example.org", NULL), 2);
 
 	/* Too many ids at once; none at all. */
@@ -1797,7 +1756,7 @@ START_TEST(shred_refusals)
 	    "too many", r, st), PV_ETOOBIG);
 	ck_assert_int_eq(vault_shred(v, ids, lens, 0, "none", r, st), PV_OK);
 	ck_assert_uint_eq(record_count(v), 2);
-	expect_value(v, toks[2][0], "name", "Refusal Person", 14);
+	tu_expect_value(v, toks[2][0], "name", "Refusal Person", 14);
 
 	/* A record under legal hold is refused, PV_EHOLD, and kept. */
 	ck_assert_int_eq(vault_record_hold(v, &hold_ev, id[2],
@@ -1812,7 +1771,7 @@ START_TEST(shred_refusals)
 	ck_assert_uint_eq(rec_read(s, 3, buf, sizeof(buf)), len);
 	ck_assert_mem_eq(buf, orig, len);
 	pv_store_close(s);
-	expect_value(v, toks[2][0], "name", "Refusal Person", 14);
+	tu_expect_value(v, toks[2][0], "name", "Refusal Person", 14);
 	ck_assert_int_eq(vault_record_hold(v, &hold_ev, id[2],
 	    strlen(id[2]), 0), PV_OK);
 	ck_assert_uint_eq(live_sum(v), record_count(v));
@@ -1887,7 +1846,7 @@ START_TEST(shred_reason_c1_control)
 	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
 	ck_assert_int_eq(shred1(v, id, "csi \xc2\x9b" "2J", &r, &st),
 	    PV_EVALUE);
-	expect_value(v, toks[0], "name", "Terminal Person", 15);
+	tu_expect_value(v, toks[0], "name", "Terminal Person", 15);
 	vault_close(v);
 }
 END_TEST
@@ -1948,7 +1907,7 @@ START_TEST(receipt_tamper)
 	/* Another vault's key does not vouch for it. */
 	(void)snprintf(dir2, sizeof(dir2), "%s/data2", dir);
 	(void)snprintf(key2, sizeof(key2), "%s/key2", dir);
-	ck_assert_int_eq(kms_key_file_create(key2), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(key2), PV_OK);
 	o2 = opts;
 	o2.data_dir = dir2;
 	o2.unlock.key_file = key2;
@@ -2044,9 +2003,9 @@ START_TEST(forensic_shred_compact)
 	ck_assert_uint_eq(secrets_found(&after), 1 + 2);
 	v = vopen();
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_int_eq(get_status(v, tt[i]), PV_ESHREDDED);
-	expect_value(v, tc1[0], "name", "Control Keeper 5521", 19);
-	expect_value(v, tc2[1], "email", "control.5521@example.org", 24);
+		ck_assert_int_eq(tu_get_status(v, tt[i]), PV_ESHREDDED);
+	tu_expect_value(v, tc1[0], "name", "Control Keeper 5521", 19);
+	tu_expect_value(v, tc2[1], "email", "control.5521@example.org", 24);
 	vault_close(v);
 }
 END_TEST
@@ -2114,9 +2073,9 @@ START_TEST(forensic_overflow_and_neighbours)
 	}
 	ck_assert(!tu_dir_contains(datadir, notes, 64));
 	v = vopen();
-	expect_value(v, toks[1][0], "name", val[1], strlen(val[1]));
-	expect_value(v, toks[11][1], "city", "Pagetown", 8);
-	ck_assert_int_eq(get_status(v, toks[N][1]), PV_ESHREDDED);
+	tu_expect_value(v, toks[1][0], "name", val[1], strlen(val[1]));
+	tu_expect_value(v, toks[11][1], "city", "Pagetown", 8);
+	ck_assert_int_eq(tu_get_status(v, toks[N][1]), PV_ESHREDDED);
 	vault_close(v);
 }
 END_TEST
@@ -2259,22 +2218,22 @@ START_TEST(cryptoperiod_max_wraps)
 	vault_set_cryptoperiod(v, 0, MAXW);
 	for (size_t i = 0; i < N; i++)
 		ck_assert_int_eq(put1(v, f, 1, NULL, toks[i]), PV_OK);
-	ck_assert_uint_ge(key_count(v, KMS_KEK), 3);
+	ck_assert_uint_ge(key_count(v, VAULT_KEK), 3);
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	for (size_t i = 0; i < info.nkeys; i++) {
-		if (info.keys[i].kind != KMS_KEK)
+		if (info.keys[i].kind != VAULT_KEK)
 			continue;
 		ck_assert_msg(info.keys[i].wraps_total <= MAXW + 1,
 		    "kek %u wrapped %llu", info.keys[i].version,
 		    (unsigned long long)info.keys[i].wraps_total);
-		if (info.keys[i].state == KMS_ACTIVE)
+		if (info.keys[i].state == VAULT_KEY_ACTIVE)
 			active = info.keys[i].version;
 	}
 	free(info.keys);
 	ck_assert_uint_ge(active, 3);
 	ck_assert_uint_eq(live_sum(v), N);
 	for (size_t i = 0; i < N; i++)
-		expect_value(v, toks[i][0], "name", "Period Person", 13);
+		tu_expect_value(v, toks[i][0], "name", "Period Person", 13);
 	/* One commit of 30 records: bounded by one commit's size. */
 	for (size_t i = 0; i < BATCH; i++) {
 		recs[i] = (struct vault_record_in){ f, 1, 0, 0 };
@@ -2283,17 +2242,17 @@ START_TEST(cryptoperiod_max_wraps)
 	ck_assert_int_eq(vault_put(v, recs, BATCH, res), PV_OK);
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	for (size_t i = 0; i < info.nkeys; i++) {
-		if (info.keys[i].kind != KMS_KEK)
+		if (info.keys[i].kind != VAULT_KEK)
 			continue;
 		ck_assert_uint_le(info.keys[i].wraps_total, MAXW - 1 + BATCH);
-		if (info.keys[i].state == KMS_ACTIVE)
+		if (info.keys[i].state == VAULT_KEY_ACTIVE)
 			ck_assert_uint_lt(info.keys[i].wraps_total, MAXW);
 	}
 	free(info.keys);
 	ck_assert_uint_eq(live_sum(v), N + BATCH);
 	ck_assert_uint_eq(record_count(v), N + BATCH);
 	for (size_t i = 0; i < BATCH; i++)
-		expect_value(v, btoks[i][0], "name", "Period Person", 13);
+		tu_expect_value(v, btoks[i][0], "name", "Period Person", 13);
 	vault_close(v);
 }
 END_TEST
@@ -2303,7 +2262,7 @@ START_TEST(cryptoperiod_max_age)
 	const uint64_t now = 1900000000, age = 3600;
 	struct vault_field f[] = { F("name", "Aging Person") };
 	char toks[6][1][ID_LEN];
-	struct kms_key_info k;
+	struct vault_key_info k;
 	struct vault *v;
 
 	pv_clock_set(now);
@@ -2312,27 +2271,27 @@ START_TEST(cryptoperiod_max_age)
 	ck_assert_int_eq(put1(v, f, 1, NULL, toks[0]), PV_OK);
 	pv_clock_set(now + age - 1);
 	ck_assert_int_eq(put1(v, f, 1, NULL, toks[1]), PV_OK);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 1);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 1);
 	pv_clock_set(now + age + 1);
 	ck_assert_int_eq(put1(v, f, 1, NULL, toks[2]), PV_OK);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 2);
-	expect_state(v, KMS_KEK, 1, KMS_DECRYPT_ONLY);
-	k = key_row(v, KMS_KEK, 2);
-	ck_assert_int_eq(k.state, KMS_ACTIVE);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 2);
+	expect_state(v, VAULT_KEK, 1, VAULT_KEY_DECRYPT_ONLY);
+	k = key_row(v, VAULT_KEK, 2);
+	ck_assert_int_eq(k.state, VAULT_KEY_ACTIVE);
 	ck_assert_uint_eq(k.created, now + age + 1);
 	/* The next write goes under the new key, which is young. */
 	ck_assert_int_eq(put1(v, f, 1, NULL, toks[3]), PV_OK);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 2);
-	k = key_row(v, KMS_KEK, 2);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 2);
+	k = key_row(v, VAULT_KEK, 2);
 	ck_assert_uint_ge(k.wraps_live, 1);
 	ck_assert_uint_eq(live_sum(v), 4);
 	/* No limit: no rotation, however old. */
 	vault_set_cryptoperiod(v, 0, 0);
 	pv_clock_set(now + 100 * age);
 	ck_assert_int_eq(put1(v, f, 1, NULL, toks[4]), PV_OK);
-	ck_assert_uint_eq(key_count(v, KMS_KEK), 2);
+	ck_assert_uint_eq(key_count(v, VAULT_KEK), 2);
 	for (size_t i = 0; i < 5; i++)
-		expect_value(v, toks[i][0], "name", "Aging Person", 12);
+		tu_expect_value(v, toks[i][0], "name", "Aging Person", 12);
 	vault_close(v);
 }
 END_TEST
@@ -2353,20 +2312,20 @@ START_TEST(header_rewrap_counts_as_a_wrap)
 
 	v = vcreate();
 	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
-	expect_kek(v, 1, KMS_ACTIVE, 1, 1);
+	expect_kek(v, 1, VAULT_KEY_ACTIVE, 1, 1);
 	/* Under an older version: moved to the active one, and counted. */
-	ck_assert_int_eq(vault_rotate(v, KMS_KEK, &newv), PV_OK);
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
 	ck_assert_int_eq(vault_record_consent(v, &ev, id, strlen(id), 1),
 	    PV_OK);
-	expect_kek(v, 1, KMS_DECRYPT_ONLY, 0, 1);
-	expect_kek(v, 2, KMS_ACTIVE, 1, 1);
+	expect_kek(v, 1, VAULT_KEY_DECRYPT_ONLY, 0, 1);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 1, 1);
 	/* Under the active version: counted all the same. */
 	ck_assert_int_eq(vault_record_consent(v, &ev, id, strlen(id), 0),
 	    PV_OK);
 	ck_assert_int_eq(vault_record_consent(v, &ev, id, strlen(id), 1),
 	    PV_OK);
-	expect_kek(v, 2, KMS_ACTIVE, 1, 3);
-	expect_value(v, toks[0], "name", "Consenting Person", 17);
+	expect_kek(v, 2, VAULT_KEY_ACTIVE, 1, 3);
+	tu_expect_value(v, toks[0], "name", "Consenting Person", 17);
 	vault_close(v);
 }
 END_TEST
@@ -2374,41 +2333,20 @@ END_TEST
 static Suite *
 lifecycle_suite(void)
 {
-	Suite *s = suite_create("lifecycle");
-	TCase *tc = tcase_create("core");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, rotate_kek);
-	tcase_add_test(tc, puts_race_key_rotations);
-	tcase_add_test(tc, rewrap_changes_only_the_dek);
-	tcase_add_test(tc, rewrap_from_one_version);
-	tcase_add_test(tc, rewrap_100k_records);
-	tcase_add_test(tc, rewrap_killed_and_rerun);
-	tcase_add_test(tc, retire_kek);
-	tcase_add_test(tc, destroy_kek);
-	tcase_add_test(tc, rotate_root_key_file);
-	tcase_add_test(tc, rotate_root_passphrase);
-	tcase_add_test(tc, rotate_index_rebuilds);
-	tcase_add_test(tc, rotate_index_killed_and_rerun);
-	tcase_add_test(tc, shred_epoch_killed_and_rerun);
-	tcase_add_test(tc, shred_epoch_leaves_no_old_key);
-	tcase_add_test(tc, shred_epoch_with_concurrent_rotation);
-	tcase_add_test(tc, rotate_index_with_concurrent_rotation);
-	tcase_add_test(tc, shred_record);
-	tcase_add_test(tc, shred_refusals);
-	tcase_add_test(tc, shred_twice_with_audit_same_receipt);
-	tcase_add_test(tc, shred_reason_c1_control);
-	tcase_add_test(tc, receipt_tamper);
-	tcase_add_test(tc, forensic_shred_compact);
-	tcase_add_test(tc, forensic_overflow_and_neighbours);
-	tcase_add_test(tc, compact_keeps_live_records);
-	tcase_add_test(tc, compact_keeps_file_mode);
-	tcase_add_test(tc, cryptoperiod_max_wraps);
-	tcase_add_test(tc, cryptoperiod_max_age);
-	tcase_add_test(tc, header_rewrap_counts_as_a_wrap);
-	suite_add_tcase(s, tc);
-	return s;
+	return tu_suite_core("lifecycle", setup, tu_teardown, 600,
+	    rotate_kek, puts_race_key_rotations, rewrap_changes_only_the_dek,
+	    rewrap_from_one_version, rewrap_100k_records,
+	    rewrap_killed_and_rerun, retire_kek, destroy_kek,
+	    rotate_root_key_file, rotate_root_passphrase,
+	    rotate_index_rebuilds, rotate_index_killed_and_rerun,
+	    shred_epoch_killed_and_rerun, shred_epoch_leaves_no_old_key,
+	    shred_epoch_with_concurrent_rotation,
+	    rotate_index_with_concurrent_rotation, shred_record,
+	    shred_refusals, shred_twice_with_audit_same_receipt,
+	    shred_reason_c1_control, receipt_tamper, forensic_shred_compact,
+	    forensic_overflow_and_neighbours, compact_keeps_live_records,
+	    compact_keeps_file_mode, cryptoperiod_max_wraps,
+	    cryptoperiod_max_age, header_rewrap_counts_as_a_wrap, NULL);
 }
 
 int

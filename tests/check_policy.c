@@ -131,21 +131,7 @@ child_env(void)
 }
 
 /* piivault args... (NULL-terminated) to its end; su_run_free r after. */
-static void __attribute__((sentinel))
-cli(struct su_run *r, ...)
-{
-	const char *args[ARGS_MAX + 1];
-	size_t n = 0;
-	va_list ap;
-
-	va_start(ap, r);
-	while ((args[n] = va_arg(ap, const char *)) != NULL) {
-		n++;
-		ck_assert_uint_lt(n, ARGS_MAX);
-	}
-	va_end(ap);
-	su_cli_argv(r, child_env(), args);
-}
+#define cli(r, ...)	su_cli((r), child_env(), __VA_ARGS__)
 
 #define ck_assert_exit(r, code) ck_assert_msg((r)->status == (code),	\
 	"exit %d, want %d; stdout [%.1000s] stderr [%s]", (r)->status,	\
@@ -156,25 +142,9 @@ static void
 apikey_create(char out[static KEY_BUF], const char *name, const char *role,
     const char *purposes)
 {
-	const char *args[ARGS_MAX + 1] = { "apikey", "create", "--name", name,
-	    "--role", role };
-	size_t n = 6;
-	struct su_run r;
+	const struct su_apikey k = { name, role, purposes, NULL, NULL };
 
-	if (purposes != NULL) {
-		args[n++] = "--purposes";
-		args[n++] = purposes;
-	}
-	args[n] = NULL;
-	su_cli_argv(&r, child_env(), args);
-	ck_assert_exit(&r, 0);
-	ck_assert_msg(strlen(r.out) == VAULT_APIKEY_SECRET_LEN + 1 &&
-	    strncmp(r.out, "pvk_", 4) == 0 &&
-	    r.out[VAULT_APIKEY_SECRET_LEN] == '\n', "apikey create %s: [%s]",
-	    name, r.out);
-	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
-	out[VAULT_APIKEY_SECRET_LEN] = '\0';
-	su_run_free(&r);
+	su_apikey_create(out, child_env(), NULL, &k);
 }
 
 /* The server. */
@@ -186,29 +156,20 @@ apikey_create(char out[static KEY_BUF], const char *name, const char *role,
 static void
 srv_start_v(const char *const *extra)
 {
-	static const char *const serve[] = { "serve", "--listen",
-	    "127.0.0.1:0", NULL };
-
-	su_srv_start(serve, extra, child_env());
-	ck_assert_msg(strncmp(su_srv.url, "http://127.0.0.1:", 17) == 0,
-	    "serve said [piivault: listening on %s]", su_srv.url);
+	su_srv_start_local(NULL, extra, child_env());
 }
 
 /* srv_start_v with its arguments listed, NULL last. */
 static void __attribute__((sentinel))
 srv_start(const char *first, ...)
 {
-	const char *args[ARGS_MAX + 1];
-	size_t n = 0;
+	const char *args[ARGS_MAX + 1] = { first };
 	va_list ap;
 
 	va_start(ap, first);
-	for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
-		ck_assert_uint_lt(n, ARGS_MAX - 3);
-		args[n++] = a;
-	}
+	if (first != NULL)
+		su_args_va(args + 1, ARGS_MAX - 4, ap);
 	va_end(ap);
-	args[n] = NULL;
 	srv_start_v(args);
 }
 
@@ -224,12 +185,7 @@ setup(void)
 {
 	struct su_run r;
 
-	tu_tmpdir(su_tdir);
-	ck_assert_int_eq(chdir(su_tdir), 0);
-	(void)signal(SIGPIPE, SIG_IGN);
-	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath),
-	    "%s/serve.log", su_tdir), (int)sizeof(su_logpath));
-	memset(&su_srv, 0, sizeof(su_srv));
+	su_srv_setup();
 	fake_now = T0;
 	map_mib = 0;
 	cli(&r, "init", NULL);
@@ -242,16 +198,6 @@ setup(void)
 	    "service");
 	apikey_create(keys[K_ADMIN], key_names[K_ADMIN], "admin", NULL);
 	apikey_create(keys[K_AUDITOR], key_names[K_AUDITOR], "auditor", NULL);
-}
-
-static void
-teardown(void)
-{
-	su_curl_cleanup();
-	if (su_srv.pid > 0)
-		su_srv_stop();
-	ck_assert_int_eq(chdir("/"), 0);
-	tu_rmrf(su_tdir);
 }
 
 /* HTTP. */
@@ -319,23 +265,7 @@ jbool(const struct jv *o, const char *key)
 static void
 assert_error(const struct su_resp *r, long st, const char *code)
 {
-	const struct jv *e;
-	const char *msg;
-	struct jv *v;
-
-	ck_assert_msg(r->status == st, "status %ld, want %ld (%s): [%.600s]",
-	    r->status, st, code, r->body.p);
-	ck_assert_pstr_eq(su_header(r, "Content-Type"), "application/json");
-	v = su_body_json(r);
-	e = jget(v, "error");
-	ck_assert_msg(v->type == J_OBJ && v->n == 1 && e != NULL &&
-	    e->type == J_OBJ && e->n == 2, "not {\"error\":{code,message}}: "
-	    "[%s]", r->body.p);
-	ck_assert_pstr_eq(jstr(e, "code"), code);
-	msg = jstr(e, "message");
-	ck_assert_msg(msg != NULL && *msg != '\0', "no message: [%s]",
-	    r->body.p);
-	jfree(v);
+	su_assert_error(r, st, code);
 }
 
 /* One request that must fail with st and code. */
@@ -2295,7 +2225,7 @@ tcase(Suite *s, const char *name, int timeout)
 	TCase *tc = tcase_create(name);
 
 	tcase_add_unchecked_fixture(tc, case_setup, su_case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, su_srv_teardown);
 	tcase_set_timeout(tc, timeout);
 	suite_add_tcase(s, tc);
 	return tc;
@@ -2337,9 +2267,5 @@ policy_suite(void)
 int
 main(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "check_policy: curl_global_init failed\n");
-		return 1;
-	}
-	return tu_run(policy_suite());
+	return su_suite_main("check_policy", policy_suite());
 }

@@ -498,19 +498,38 @@ START_TEST(key_b64_roundtrip)
 }
 END_TEST
 
+/* A decoder into n bytes, the status it refuses with, a fill to watch. */
+struct decoder {
+	pv_status	(*decode)(uint8_t *, const char *, size_t);
+	size_t		  n;
+	uint8_t		  fill;
+	pv_status	  refused;
+};
+
 /* in must be refused, and the output left as it was. */
+static void
+expect_refused(const struct decoder *d, const char *in, size_t len,
+    const char *why)
+{
+	uint8_t out[32], mark[32];
+	pv_status rc;
+
+	ck_assert_uint_le(d->n, sizeof(out));
+	memset(mark, d->fill, sizeof(mark));
+	memcpy(out, mark, sizeof(out));
+	rc = d->decode(out, in, len);
+	ck_assert_msg(rc == d->refused, "%s: got %d", why, (int)rc);
+	ck_assert_msg(memcmp(out, mark, sizeof(out)) == 0,
+	    "%s: output written on failure", why);
+}
+
 static void
 expect_bad_key(const char *in, size_t len, const char *why)
 {
-	uint8_t key[32], mark[32];
-	pv_status rc;
+	static const struct decoder key = { pv_key_from_base64, 32, 0x3c,
+	    PV_EKEYFORMAT };
 
-	memset(mark, 0x3c, sizeof(mark));
-	memcpy(key, mark, sizeof(key));
-	rc = pv_key_from_base64(key, in, len);
-	ck_assert_msg(rc == PV_EKEYFORMAT, "%s: got %d", why, (int)rc);
-	ck_assert_msg(memcmp(key, mark, sizeof(key)) == 0,
-	    "%s: output written on failure", why);
+	expect_refused(&key, in, len, why);
 }
 
 static void
@@ -693,15 +712,10 @@ END_TEST
 static void
 expect_bad_token(const char *in, size_t len, const char *why)
 {
-	uint8_t out[16], mark[16];
-	pv_status rc;
+	static const struct decoder token = { pv_b64url_decode16, 16, 0xc3,
+	    PV_ETOKEN };
 
-	memset(mark, 0xc3, sizeof(mark));
-	memcpy(out, mark, sizeof(out));
-	rc = pv_b64url_decode16(out, in, len);
-	ck_assert_msg(rc == PV_ETOKEN, "%s: got %d", why, (int)rc);
-	ck_assert_msg(memcmp(out, mark, sizeof(out)) == 0,
-	    "%s: output written on failure", why);
+	expect_refused(&token, in, len, why);
 }
 
 START_TEST(b64url_reject)
@@ -1183,6 +1197,100 @@ START_TEST(clock_pin)
 }
 END_TEST
 
+/* The JSON writer: commas, escaping, nesting, and its sticky errors. */
+START_TEST(json_writer)
+{
+	static const char ctl[] = "q\"b\\n\n\x01\x1f\x7f\xc3\xa9";
+	struct pv_buf b;
+	struct pv_json j;
+
+	pv_buf_init(&b, 4096);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "id", "rec_1");
+	pv_json_key(&j, "list");
+	pv_json_arr(&j);
+	pv_json_u64(&j, UINT64_MAX);
+	pv_json_i64(&j, INT64_MIN);
+	pv_json_bool(&j, 1);
+	pv_json_null(&j);
+	pv_json_obj(&j);
+	pv_json_close(&j);
+	pv_json_arr(&j);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	pv_json_key(&j, "s\"k");
+	pv_json_strn(&j, ctl, sizeof(ctl) - 1);
+	pv_json_key(&j, "none");
+	pv_json_str_or_null(&j, NULL);
+	pv_json_kbool(&j, "f", 0);
+	pv_json_ku64(&j, "n", 0);
+	pv_json_key(&j, "d");
+	pv_json_dbl(&j, 0.5);
+	pv_json_key(&j, "raw");
+	pv_json_raw(&j, "[1]", 3);
+	pv_json_close(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_OK);
+	ck_assert_str_eq(b.p, "{\"id\":\"rec_1\",\"list\":[18446744073709551615,"
+	    "-9223372036854775808,true,null,{},[]],\"s\\\"k\":"
+	    "\"q\\\"b\\\\n\\n\\u0001\\u001f\\u007f\xc3\xa9\",\"none\":null,"
+	    "\"f\":false,\"n\":0,\"d\":0.5,\"raw\":[1]}");
+	pv_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(json_writer_misuse)
+{
+	struct pv_buf b;
+	struct pv_json j;
+
+	/* A document left open, a key outside an object, a close too many. */
+	pv_buf_init(&b, 4096);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_EINVAL);
+	pv_buf_cleanup(&b);
+
+	pv_json_init(&j, &b);
+	pv_json_arr(&j);
+	pv_json_key(&j, "k");
+	pv_json_close(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_EINVAL);
+	pv_buf_cleanup(&b);
+
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_EINVAL);
+	pv_buf_cleanup(&b);
+
+	/* Too deep, and over the buffer's maximum: the first error sticks. */
+	pv_json_init(&j, &b);
+	for (int i = 0; i <= PV_JSON_DEPTH; i++)
+		pv_json_arr(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_ETOOBIG);
+	pv_buf_cleanup(&b);
+
+	pv_buf_init(&b, 8);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "key", "a long value");
+	pv_json_close(&j);
+	ck_assert_int_eq(pv_json_end(&j), PV_ETOOBIG);
+	pv_buf_cleanup(&b);
+}
+END_TEST
+
+START_TEST(mono_clock)
+{
+	uint64_t a = pv_mono_us(), b = pv_mono_us();
+
+	ck_assert_uint_gt(a, 0);
+	ck_assert_uint_ge(b, a);
+}
+END_TEST
+
 static Suite *
 pv_suite(void)
 {
@@ -1235,6 +1343,8 @@ pv_suite(void)
 	tcase_add_test(buf, buf_toobig);
 	tcase_add_test(buf, buf_cleanup_reuse);
 	tcase_add_test(buf, buf_max_size_max);
+	tcase_add_test(buf, json_writer);
+	tcase_add_test(buf, json_writer_misuse);
 	suite_add_tcase(s, buf);
 
 	tcase_set_timeout(misc, 60);
@@ -1243,6 +1353,7 @@ pv_suite(void)
 	tcase_add_test(misc, ct_eq_and_cleanse);
 	tcase_add_test(misc, big_endian);
 	tcase_add_test(misc, clock_pin);
+	tcase_add_test(misc, mono_clock);
 	suite_add_tcase(s, misc);
 	return s;
 }

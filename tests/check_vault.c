@@ -3,8 +3,8 @@
  * security properties they promise: nothing readable on disk, nothing
  * released from altered or moved bytes, no repeated or ordered ids.
  *
- * White-box: opens the store directly to tamper with records.  The byte
- * offsets used are those of docs/format.md.
+ * White-box: opens the store directly to tamper with records (links pvkms
+ * and pvstore itself).  The byte offsets used are those of docs/format.md.
  */
 #include <sys/stat.h>
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kms.h"		/* white-box: KMS_WRAPPED_LEN */
 #include "pv_store.h"
 #include "vault.h"
 #include "testutil.h"
@@ -23,19 +24,7 @@ static struct vault_opts opts;
 static void
 setup(void)
 {
-	tu_tmpdir(dir);
-	(void)snprintf(keyfile, sizeof(keyfile), "%s/root.key", dir);
-	(void)snprintf(datadir, sizeof(datadir), "%s/data", dir);
-	memset(&opts, 0, sizeof(opts));
-	opts.data_dir = datadir;
-	opts.unlock.key_file = keyfile;
-	ck_assert_int_eq(kms_key_file_create(keyfile), PV_OK);
-}
-
-static void
-teardown(void)
-{
-	tu_rmrf(dir);
+	tu_vault_setup(dir, keyfile, datadir, &opts);
 }
 
 #define F(n, v)	{ n, sizeof(n) - 1, v, sizeof(v) - 1 }
@@ -54,33 +43,6 @@ put1(struct vault *v, const struct vault_field *f, size_t n, char *id,
 	if (res.status == PV_OK && id != NULL)
 		memcpy(id, res.id, sizeof(res.id));
 	return res.status;
-}
-
-static void
-expect_value(struct vault *v, const char *tok, const char *field,
-    const char *value, size_t len)
-{
-	struct vault_value *val = NULL;
-
-	ck_assert_int_eq(vault_get(v, tok, strlen(tok), &val), PV_OK);
-	ck_assert_str_eq(val->field, field);
-	ck_assert_uint_eq(val->len, len);
-	ck_assert_mem_eq(val->value, value, len);
-	vault_value_free(val);
-}
-
-static pv_status
-get_status(struct vault *v, const char *tok)
-{
-	struct vault_value *val = NULL;
-	pv_status rc;
-
-	rc = vault_get(v, tok, strlen(tok), &val);
-	if (rc == PV_OK)
-		vault_value_free(val);
-	else
-		ck_assert_ptr_null(val);
-	return rc;
 }
 
 START_TEST(create_open_close)
@@ -123,7 +85,7 @@ START_TEST(put_get_roundtrip)
 	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
 	for (int i = 0; i < 5; i++) {
 		ck_assert_int_eq(strncmp(toks[i], "tok_", 4), 0);
-		expect_value(v, toks[i], f[i].name, f[i].value, f[i].len);
+		tu_expect_value(v, toks[i], f[i].name, f[i].value, f[i].len);
 	}
 	vault_close(v);
 }
@@ -202,8 +164,8 @@ START_TEST(batch_keeps_valid_records)
 	ck_assert_int_eq(res[0].status, PV_OK);
 	ck_assert_int_eq(res[1].status, PV_EVALUE);
 	ck_assert_int_eq(res[2].status, PV_OK);
-	expect_value(v, t0[0], "name", "first", 5);
-	expect_value(v, t2[0], "name", "third", 5);
+	tu_expect_value(v, t0[0], "name", "first", 5);
+	tu_expect_value(v, t2[0], "name", "third", 5);
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	ck_assert_uint_eq(info.records, 2);
 	ck_assert_uint_eq(info.keys[0].wraps_live, 2);
@@ -371,34 +333,34 @@ START_TEST(tampered_bytes_fail)
 		memcpy(buf, orig, len);
 		buf[i] ^= 0x01;
 		rec_write(s, 1, buf, len);
-		ck_assert_msg(get_status(v, toks[0]) == PV_EINTEGRITY,
+		ck_assert_msg(tu_get_status(v, toks[0]) == PV_EINTEGRITY,
 		    "byte %zu", i);
 	}
 	for (size_t i = 14; i < 14 + KMS_WRAPPED_LEN; i++) {
 		memcpy(buf, orig, len);
 		buf[i] ^= 0x80;
 		rec_write(s, 1, buf, len);
-		ck_assert_msg(get_status(v, toks[1]) == PV_EINTEGRITY,
+		ck_assert_msg(tu_get_status(v, toks[1]) == PV_EINTEGRITY,
 		    "dek byte %zu", i);
 	}
 	/* The record's check value is bound into every AAD. */
 	memcpy(buf, orig, len);
 	buf[2] ^= 0x01;
 	rec_write(s, 1, buf, len);
-	ck_assert_int_eq(get_status(v, toks[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, toks[0]), PV_EINTEGRITY);
 	/* A KEK version that does not exist. */
 	memcpy(buf, orig, len);
 	buf[13] ^= 0x02;
 	rec_write(s, 1, buf, len);
-	ck_assert_int_eq(get_status(v, toks[0]), PV_EKEYSTATE);
+	ck_assert_int_eq(tu_get_status(v, toks[0]), PV_EKEYSTATE);
 	/* Truncations never parse into a value. */
 	for (size_t cut = 1; cut < len; cut += 7) {
 		rec_write(s, 1, orig, len - cut);
-		ck_assert_int_ne(get_status(v, toks[1]), PV_OK);
+		ck_assert_int_ne(tu_get_status(v, toks[1]), PV_OK);
 	}
 	/* Restored, it reads again: the failures were the tampering. */
 	rec_write(s, 1, orig, len);
-	expect_value(v, toks[0], "name", "Ada Lovelace", 12);
+	tu_expect_value(v, toks[0], "name", "Ada Lovelace", 12);
 	pv_store_close(s);
 	vault_close(v);
 }
@@ -432,19 +394,19 @@ START_TEST(moved_ciphertext_fails)
 	memcpy(buf, rb, lenb);
 	memcpy(buf + lb0.nonce, ra + la0.nonce, la0.end - la0.nonce);
 	rec_write(s, 2, buf, lenb);
-	ck_assert_int_eq(get_status(v, tb[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, tb[0]), PV_EINTEGRITY);
 	rec_write(s, 2, rb, lenb);
 
 	/* A's city ciphertext into A's name slot: another field's AAD. */
 	memcpy(buf, ra, lena);
 	memcpy(buf + la0.nonce, ra + la1.nonce, la1.end - la1.nonce);
 	rec_write(s, 1, buf, lena);
-	ck_assert_int_eq(get_status(v, ta[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, ta[0]), PV_EINTEGRITY);
 
 	/* A's whole record under B's key: bound to its record id. */
 	rec_write(s, 2, ra, lena);
-	ck_assert_int_ne(get_status(v, tb[0]), PV_OK);
-	ck_assert_int_ne(get_status(v, tb[1]), PV_OK);
+	ck_assert_int_ne(tu_get_status(v, tb[0]), PV_OK);
+	ck_assert_int_ne(tu_get_status(v, tb[1]), PV_OK);
 	pv_store_close(s);
 	vault_close(v);
 }
@@ -500,8 +462,78 @@ START_TEST(swapped_tokens_fail)
 	pv_put_u64(rb + lb.entry + 1 + 4 + 1, 1);
 	rec_write(s, 1, ra, lena);
 	rec_write(s, 2, rb, lenb);
-	ck_assert_int_eq(get_status(v, ta[0]), PV_EINTEGRITY);
-	ck_assert_int_eq(get_status(v, tb[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, ta[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, tb[0]), PV_EINTEGRITY);
+	pv_store_close(s);
+	vault_close(v);
+}
+END_TEST
+
+/* Rename a token entry's field (token table: rec, check, name length). */
+static void
+token_rename(struct pv_store *s, uint64_t tok, const char *name)
+{
+	uint8_t key[8], buf[128];
+	struct pv_txn *t;
+	const void *v;
+	size_t vl;
+
+	pv_put_u64(key, tok);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_TOKENS, key, 8, &v, &vl), PV_OK);
+	ck_assert_uint_eq(vl, 17 + strlen(name));
+	memcpy(buf, v, vl);
+	memcpy(buf + 17, name, strlen(name));
+	ck_assert_int_eq(pv_put(t, PV_T_TOKENS, key, 8, buf, vl, 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+}
+
+START_TEST(renamed_field_fails)
+{
+	struct vault_field f[] = { F("name", "Ada Lovelace"),
+	    F("city", "London") };
+	const struct vault_event ev = { .actor = "test", .action = "access",
+	    .purpose = -1 };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct vault_record_view *view = NULL;
+	uint8_t orig[1024], buf[1024];
+	struct pv_store *s;
+	struct vault *v;
+	struct loc l0, l1;
+	uint64_t retry = 0;
+	size_t len;
+	int logged;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	ck_assert_int_eq(put1(v, f, 2, id, toks), PV_OK);
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	len = rec_read(s, 1, orig, sizeof(orig));
+	locate(orig, len, 0, &l0);
+	locate(orig, len, 1, &l1);
+	/*
+	 * The same record, its two fields' names swapped on disk, in the
+	 * record and consistently in the token table: each ciphertext now
+	 * stands under the other field's name.  Only the field name in the
+	 * AAD tells, and nothing is released.
+	 */
+	memcpy(buf, orig, len);
+	memcpy(buf + l0.entry + 1, "city", 4);
+	memcpy(buf + l1.entry + 1, "name", 4);
+	rec_write(s, 1, buf, len);
+	token_rename(s, 1, "city");
+	token_rename(s, 2, "name");
+	ck_assert_int_eq(tu_get_status(v, toks[0]), PV_EINTEGRITY);
+	ck_assert_int_eq(tu_get_status(v, toks[1]), PV_EINTEGRITY);
+	ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id), &view,
+	    &retry, &logged), PV_EINTEGRITY);
+	ck_assert_ptr_null(view);
+	/* Restored, it reads again: the failures were the renaming. */
+	rec_write(s, 1, orig, len);
+	token_rename(s, 1, "name");
+	token_rename(s, 2, "city");
+	tu_expect_value(v, toks[0], "name", "Ada Lovelace", 12);
+	tu_expect_value(v, toks[1], "city", "London", 6);
 	pv_store_close(s);
 	vault_close(v);
 }
@@ -527,11 +559,11 @@ START_TEST(header_edits_fail)
 		memcpy(buf, orig, len);
 		buf[offs[i]] ^= 0x01;
 		rec_write(s, 1, buf, len);
-		ck_assert_msg(get_status(v, toks[0]) == PV_EINTEGRITY,
+		ck_assert_msg(tu_get_status(v, toks[0]) == PV_EINTEGRITY,
 		    "header byte %zu", offs[i]);
 	}
 	rec_write(s, 1, orig, len);
-	expect_value(v, toks[0], "name", "Ada", 3);
+	tu_expect_value(v, toks[0], "name", "Ada", 3);
 	pv_store_close(s);
 	vault_close(v);
 }
@@ -614,7 +646,7 @@ START_TEST(wrong_root_key_changes_nothing)
 	(void)snprintf(data, sizeof(data), "%s/data.mdb", datadir);
 	before = slurp(data, &lb);
 	(void)snprintf(other, sizeof(other), "%s/other.key", dir);
-	ck_assert_int_eq(kms_key_file_create(other), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(other), PV_OK);
 	opts.unlock.key_file = other;
 	ck_assert_int_eq(vault_open(&opts, &v), PV_EBADKEY);
 	ck_assert_ptr_null(v);
@@ -640,21 +672,21 @@ START_TEST(foreign_and_forged_tokens)
 	/* A second vault's token means nothing here. */
 	(void)snprintf(dir2, sizeof(dir2), "%s/data2", dir);
 	(void)snprintf(key2, sizeof(key2), "%s/key2", dir);
-	ck_assert_int_eq(kms_key_file_create(key2), PV_OK);
+	ck_assert_int_eq(vault_key_file_create(key2), PV_OK);
 	o2 = opts;
 	o2.data_dir = dir2;
 	o2.unlock.key_file = key2;
 	ck_assert_int_eq(vault_create(&o2, &v2), PV_OK);
 	ck_assert_int_eq(put1(v2, f, 1, NULL, other_tok), PV_OK);
-	ck_assert_int_eq(get_status(v, other_tok[0]), PV_ENOTFOUND);
+	ck_assert_int_eq(tu_get_status(v, other_tok[0]), PV_ENOTFOUND);
 	vault_close(v2);
 	/* A record id is not a token. */
-	ck_assert_int_eq(get_status(v, id), PV_ETOKEN);
+	ck_assert_int_eq(tu_get_status(v, id), PV_ETOKEN);
 	/* Malformed. */
-	ck_assert_int_eq(get_status(v, "tok_"), PV_ETOKEN);
-	ck_assert_int_eq(get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAA+"),
+	ck_assert_int_eq(tu_get_status(v, "tok_"), PV_ETOKEN);
+	ck_assert_int_eq(tu_get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAA+"),
 	    PV_ETOKEN);
-	ck_assert_int_eq(get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAAB"),
+	ck_assert_int_eq(tu_get_status(v, "tok_AAAAAAAAAAAAAAAAAAAAAB"),
 	    PV_ETOKEN);	/* non-canonical last character */
 	/* Forged: every other value of one character. */
 	memcpy(forged, toks[0], sizeof(forged));
@@ -662,9 +694,9 @@ START_TEST(foreign_and_forged_tokens)
 		if (*c == toks[0][10])
 			continue;
 		forged[10] = *c;
-		ck_assert_int_eq(get_status(v, forged), PV_ENOTFOUND);
+		ck_assert_int_eq(tu_get_status(v, forged), PV_ENOTFOUND);
 	}
-	expect_value(v, toks[0], "name", "Ada", 3);
+	tu_expect_value(v, toks[0], "name", "Ada", 3);
 	vault_close(v);
 }
 END_TEST
@@ -715,7 +747,7 @@ START_TEST(ids_unique_and_unordered)
 		ck_assert_str_ne(toks[i], toks[i - 1]);
 	}
 	/* A sample still resolves. */
-	expect_value(v, toks[N / 2], "n", "v", 1);
+	tu_expect_value(v, toks[N / 2], "n", "v", 1);
 	vault_close(v);
 	free(ids);
 	free(toks);
@@ -758,7 +790,7 @@ START_TEST(map_full_changes_nothing)
 	ck_assert_uint_eq(after.records, before.records);
 	ck_assert_uint_eq(after.keys[0].wraps_live, before.records);
 	free(after.keys);
-	expect_value(v, first[0], "blob", big, sizeof(big));
+	tu_expect_value(v, first[0], "blob", big, sizeof(big));
 	vault_close(v);
 }
 END_TEST
@@ -891,7 +923,7 @@ START_TEST(failed_group_commit_fails_every_job)
 	free(info.keys);
 	for (int i = 0; i < 6; i++)
 		for (int j = 0; j < fl[i].nok; j++)
-			ck_assert_int_eq(get_status(v, fl[i].toks[j][0]),
+			ck_assert_int_eq(tu_get_status(v, fl[i].toks[j][0]),
 			    PV_OK);
 	ck_assert_uint_gt(vault_commits(v), 0);
 	vault_close(v);
@@ -948,9 +980,9 @@ START_TEST(two_handles_one_directory)
 	ck_assert_int_eq(vault_create(&opts, &a), PV_OK);
 	ck_assert_int_eq(vault_open(&opts, &b), PV_OK);
 	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
-	expect_value(b, toks[0], "name", "shared", 6);
+	tu_expect_value(b, toks[0], "name", "shared", 6);
 	ck_assert_int_eq(put1(b, f, 1, NULL, toks), PV_OK);
-	expect_value(a, toks[0], "name", "shared", 6);
+	tu_expect_value(a, toks[0], "name", "shared", 6);
 	/*
 	 * Each handle leases its own numbers: a's second lease holds one it
 	 * has not used when b stores a later one, so a's next record and
@@ -959,7 +991,7 @@ START_TEST(two_handles_one_directory)
 	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
 	ck_assert_int_eq(put1(b, f, 1, NULL, toks), PV_OK);
 	ck_assert_int_eq(put1(a, f, 1, NULL, toks), PV_OK);
-	expect_value(b, toks[0], "name", "shared", 6);
+	tu_expect_value(b, toks[0], "name", "shared", 6);
 	ck_assert_int_eq(vault_info(a, &info), PV_OK);
 	ck_assert_uint_eq(info.records, 5);
 	free(info.keys);
@@ -971,32 +1003,15 @@ END_TEST
 static Suite *
 vault_suite(void)
 {
-	Suite *s = suite_create("vault");
-	TCase *tc = tcase_create("core");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, create_open_close);
-	tcase_add_test(tc, put_get_roundtrip);
-	tcase_add_test(tc, bad_records_refused);
-	tcase_add_test(tc, batch_keeps_valid_records);
-	tcase_add_test(tc, lookup_normalizes);
-	tcase_add_test(tc, no_plaintext_on_disk);
-	tcase_add_test(tc, tampered_bytes_fail);
-	tcase_add_test(tc, moved_ciphertext_fails);
-	tcase_add_test(tc, swapped_tokens_fail);
-	tcase_add_test(tc, header_edits_fail);
-	tcase_add_test(tc, swapped_index_entries_fail);
-	tcase_add_test(tc, wrong_root_key_changes_nothing);
-	tcase_add_test(tc, foreign_and_forged_tokens);
-	tcase_add_test(tc, ids_unique_and_unordered);
-	tcase_add_test(tc, map_full_changes_nothing);
-	tcase_add_test(tc, threads_share_a_vault);
-	tcase_add_test(tc, two_handles_one_directory);
-	tcase_add_test(tc, failed_group_commit_fails_every_job);
-	tcase_add_test(tc, numbers_exhausted);
-	suite_add_tcase(s, tc);
-	return s;
+	return tu_suite_core("vault", setup, tu_teardown, 600,
+	    create_open_close, put_get_roundtrip, bad_records_refused,
+	    batch_keeps_valid_records, lookup_normalizes, no_plaintext_on_disk,
+	    tampered_bytes_fail, moved_ciphertext_fails, swapped_tokens_fail,
+	    renamed_field_fails, header_edits_fail, swapped_index_entries_fail,
+	    wrong_root_key_changes_nothing, foreign_and_forged_tokens,
+	    ids_unique_and_unordered, map_full_changes_nothing,
+	    threads_share_a_vault, two_handles_one_directory,
+	    failed_group_commit_fails_every_job, numbers_exhausted, NULL);
 }
 
 int

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,37 @@ su_case_teardown(void)
 		(void)unsetenv("TMPDIR");
 	free(saved_tmpdir);
 	saved_tmpdir = NULL;
+}
+
+void
+su_srv_setup(void)
+{
+	tu_tmpdir(su_tdir);
+	ck_assert_int_eq(chdir(su_tdir), 0);
+	(void)signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath),
+	    "%s/serve.log", su_tdir), (int)sizeof(su_logpath));
+	memset(&su_srv, 0, sizeof(su_srv));
+}
+
+void
+su_srv_teardown(void)
+{
+	su_curl_cleanup();
+	if (su_srv.pid > 0)
+		su_srv_stop();
+	ck_assert_int_eq(chdir("/"), 0);
+	tu_rmrf(su_tdir);
+}
+
+int
+su_suite_main(const char *prog, Suite *s)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "%s: curl_global_init failed\n", prog);
+		return 1;
+	}
+	return tu_run(s);
 }
 
 /* Buffers and files. */
@@ -139,39 +171,47 @@ su_server_log(void)
 
 /* Running the binary. */
 
-pid_t
-su_spawn(const char *const *args, const char *const *env, int *outfd,
-    int errfd)
+void
+su_exec_init(struct su_exec *x, const char *const *args,
+    const char *const *env)
 {
 	static const char *const pass[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
 	    "LSAN_OPTIONS" };
-	char *argv[SU_ARGS_MAX + 2], *envp[SU_ENV_MAX + 6], pass_buf[3][1024];
 	size_t argc = 0, envc = 0;
-	pid_t pid, parent = getpid();
-	int pout[2], null;
 
-	argv[argc++] = (char *)PIIVAULT_BIN;
+	x->argv[argc++] = (char *)PIIVAULT_BIN;
 	for (size_t i = 0; args[i] != NULL; i++) {
 		ck_assert_uint_lt(argc, SU_ARGS_MAX + 1);
-		argv[argc++] = (char *)args[i];
+		x->argv[argc++] = (char *)args[i];
 	}
-	argv[argc] = NULL;
-	envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
-	envp[envc++] = (char *)"PATH=/usr/bin:/bin";
+	x->argv[argc] = NULL;
+	x->envp[envc++] = (char *)"PIIVAULT_KDF_MEMORY_KIB=8192";
+	x->envp[envc++] = (char *)"PATH=/usr/bin:/bin";
 	for (size_t i = 0; i < 3; i++) {
 		const char *v = getenv(pass[i]);
 
 		if (v == NULL)
 			continue;
-		ck_assert_int_lt(snprintf(pass_buf[i], sizeof(pass_buf[i]),
-		    "%s=%s", pass[i], v), (int)sizeof(pass_buf[i]));
-		envp[envc++] = pass_buf[i];
+		ck_assert_int_lt(snprintf(x->pass[i], sizeof(x->pass[i]),
+		    "%s=%s", pass[i], v), (int)sizeof(x->pass[i]));
+		x->envp[envc++] = x->pass[i];
 	}
 	for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
 		ck_assert_uint_lt(i, SU_ENV_MAX);
-		envp[envc++] = (char *)env[i];
+		x->envp[envc++] = (char *)env[i];
 	}
-	envp[envc] = NULL;
+	x->envp[envc] = NULL;
+}
+
+pid_t
+su_spawn(const char *const *args, const char *const *env, int *outfd,
+    int errfd)
+{
+	struct su_exec x;
+	pid_t pid, parent = getpid();
+	int pout[2], null;
+
+	su_exec_init(&x, args, env);
 
 	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
 	ck_assert_int_ge(null = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
@@ -183,7 +223,7 @@ su_spawn(const char *const *args, const char *const *env, int *outfd,
 		    chdir(su_tdir) != 0 || dup2(null, 0) < 0 ||
 		    dup2(pout[1], 1) < 0 || dup2(errfd, 2) < 0)
 			_exit(126);
-		execve(PIIVAULT_BIN, argv, envp);
+		execve(PIIVAULT_BIN, x.argv, x.envp);
 		_exit(127);
 	}
 	(void)close(pout[1]);
@@ -252,6 +292,64 @@ su_cli_argv(struct su_run *r, const char *const *env,
 	ck_assert_msg(r->status >= 0, "%s %s: did not finish", args[0],
 	    args[1] ? args[1] : "");
 	su_take_err(r, errpath);
+}
+
+void
+su_cli(struct su_run *r, const char *const *env, ...)
+{
+	const char *args[SU_ARGS_MAX + 1];
+	va_list ap;
+
+	va_start(ap, env);
+	su_args_va(args, SU_ARGS_MAX, ap);
+	va_end(ap);
+	su_cli_argv(r, env, args);
+}
+
+void
+su_args_va(const char **out, size_t max, va_list ap)
+{
+	size_t n = 0;
+
+	while ((out[n] = va_arg(ap, const char *)) != NULL) {
+		n++;
+		ck_assert_uint_lt(n, max);
+	}
+}
+
+void
+su_apikey_create(char out[static VAULT_APIKEY_SECRET_LEN + 1],
+    const char *const *env, const char *const *extra,
+    const struct su_apikey *k)
+{
+	const char *args[SU_ARGS_MAX + 1] = { "apikey", "create", "--name",
+	    k->name, "--role", k->role };
+	const char *opt[3][2] = { { "--purposes", k->purposes },
+	    { "--fields", k->fields }, { "--reveal", k->reveal } };
+	size_t n = 6;
+	struct su_run r;
+
+	for (size_t i = 0; i < 3; i++)
+		if (opt[i][1] != NULL) {
+			args[n++] = opt[i][0];
+			args[n++] = opt[i][1];
+		}
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		ck_assert_uint_lt(n, SU_ARGS_MAX);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	su_cli_argv(&r, env, args);
+	ck_assert_msg(r.status == 0, "apikey create %s: exit %d; stdout "
+	    "[%.1000s] stderr [%s]", k->name, r.status, r.out, r.err);
+	ck_assert_msg(r.outlen == VAULT_APIKEY_SECRET_LEN + 1 &&
+	    strlen(r.out) == VAULT_APIKEY_SECRET_LEN + 1 &&
+	    strncmp(r.out, "pvk_", 4) == 0 &&
+	    r.out[VAULT_APIKEY_SECRET_LEN] == '\n', "apikey create %s: [%s]",
+	    k->name, r.out);
+	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
+	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	su_run_free(&r);
 }
 
 /* The server. */
@@ -327,6 +425,20 @@ su_srv_start(const char *const *pre, const char *const *extra,
 	else
 		(void)snprintf(su_srv.base, sizeof(su_srv.base), "%.127s",
 		    su_srv.url);
+}
+
+void
+su_srv_start_local(const char *key, const char *const *extra,
+    const char *const *env)
+{
+	const char *serve[] = { "serve", "--listen", "127.0.0.1:0",
+	    "--key-file", key, NULL };
+
+	if (key == NULL)
+		serve[3] = NULL;
+	su_srv_start(serve, extra, env);
+	ck_assert_msg(strncmp(su_srv.url, "http://127.0.0.1:", 17) == 0,
+	    "serve said [piivault: listening on %s]", su_srv.url);
 }
 
 int
@@ -850,6 +962,28 @@ su_assert_common_headers(const struct su_resp *r)
 	ck_assert_pstr_eq(su_header(r, "X-Content-Type-Options"), "nosniff");
 }
 
+void
+su_assert_error(const struct su_resp *r, long st, const char *code)
+{
+	const struct jv *e;
+	const char *msg;
+	struct jv *v;
+
+	ck_assert_msg(r->status == st, "status %ld, want %ld (%s): [%.600s]",
+	    r->status, st, code, r->body.p);
+	ck_assert_pstr_eq(su_header(r, "Content-Type"), "application/json");
+	v = su_body_json(r);
+	e = jget(v, "error");
+	ck_assert_msg(v->type == J_OBJ && v->n == 1 && e != NULL &&
+	    e->type == J_OBJ && e->n == 2, "not {\"error\":{code,message}}: "
+	    "[%s]", r->body.p);
+	ck_assert_pstr_eq(jstr(e, "code"), code);
+	msg = jstr(e, "message");
+	ck_assert_msg(msg != NULL && *msg != '\0', "no message: [%s]",
+	    r->body.p);
+	jfree(v);
+}
+
 struct jv *
 su_body_json(const struct su_resp *r)
 {
@@ -867,7 +1001,7 @@ su_body_json(const struct su_resp *r)
 void
 su_buf_quote(struct pv_buf *b, const char *s)
 {
-	ck_assert_int_eq(api_json_quote(b, s, strlen(s)), PV_OK);
+	ck_assert_int_eq(pv_json_quote(b, s, strlen(s)), PV_OK);
 }
 
 void

@@ -27,11 +27,14 @@
 #include <sys/types.h>
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 
+#include <check.h>
 #include <curl/curl.h>
 
 #include "pv.h"
+#include "vault.h"
 
 #define SU_ARGS_MAX	32	/* arguments a command may have */
 #define SU_ENV_MAX	8	/* "K=V" a caller may add to a child's env */
@@ -49,6 +52,18 @@ extern int	su_wait_ms;	/* for a child to start or stop; 30000 */
 void	su_case_setup(const char *name);
 void	su_case_teardown(void);
 
+/*
+ * The checked fixture of a test that runs the binary: a fresh directory
+ * (tu_tmpdir) in su_tdir, made the cwd; SIGPIPE ignored; su_logpath its
+ * serve.log; no server yet.  su_srv_teardown releases su_curl, stops the
+ * server if one runs (it must exit 0) and removes the directory.
+ */
+void	su_srv_setup(void);
+void	su_srv_teardown(void);
+
+/* A suite's main: curl_global_init, then tu_run(s); prog names errors. */
+int	su_suite_main(const char *prog, Suite *s);
+
 /* A growable buffer; p is NUL-terminated once anything arrived. */
 struct su_gbuf {
 	char	*p;
@@ -64,6 +79,22 @@ void	su_read_all(int fd, struct su_gbuf *b);
 char	*su_slurp(const char *path, size_t *lenp);
 /* The end of the server's log so far, for failure messages; static. */
 const char *su_server_log(void);
+
+/*
+ * What a child is started with: argv is PIIVAULT_BIN and args
+ * (NULL-terminated, not counting argv[0]); envp holds
+ * PIIVAULT_KDF_MEMORY_KIB, PATH, the sanitizers' options from ours (kept
+ * in pass) and env (NULL-terminated "K=V", or NULL).  x is the caller's;
+ * its pointers borrow args and env.
+ */
+struct su_exec {
+	char	*argv[SU_ARGS_MAX + 2];
+	char	*envp[SU_ENV_MAX + 6];
+	char	 pass[3][1024];
+};
+
+void	su_exec_init(struct su_exec *x, const char *const *args,
+	    const char *const *env);
 
 /*
  * Start PIIVAULT_BIN with args (NULL-terminated, not counting argv[0])
@@ -90,10 +121,36 @@ struct su_run {
 /* Run piivault args... (see su_spawn) to its end; r is the caller's. */
 void	su_cli_argv(struct su_run *r, const char *const *env,
 	    const char *const *args);
+/* su_cli_argv with its arguments listed, NULL last. */
+void	su_cli(struct su_run *r, const char *const *env, ...)
+	    __attribute__((sentinel));
+/*
+ * The arguments left in ap, up to a NULL, into out, then NULL: out has
+ * room for max of them and the NULL.  Asserts that they fit.
+ */
+void	su_args_va(const char **out, size_t max, va_list ap);
 /* Release r's stdout (status and err stay); r may be zeroed. */
 void	su_run_free(struct su_run *r);
 /* r->err from the file at path (what a child wrote to stderr). */
 void	su_take_err(struct su_run *r, const char *path);
+
+/* An API key to create; purposes, fields and reveal may be NULL. */
+struct su_apikey {
+	const char	*name;
+	const char	*role;
+	const char	*purposes;
+	const char	*fields;
+	const char	*reveal;
+};
+
+/*
+ * piivault apikey create for k, then extra (NULL-terminated, or NULL),
+ * in env (as for su_spawn): it must exit 0 and print one secret line,
+ * which goes to out.
+ */
+void	su_apikey_create(char out[static VAULT_APIKEY_SECRET_LEN + 1],
+	    const char *const *env, const char *const *extra,
+	    const struct su_apikey *k);
 
 /* The server; pid 0 when none runs. */
 struct su_srv {
@@ -110,6 +167,12 @@ extern struct su_srv	su_srv;
  * su_logpath, and wait for "piivault: listening on URL" on its stdout.
  */
 void	su_srv_start(const char *const *pre, const char *const *extra,
+	    const char *const *env);
+/*
+ * su_srv_start with "serve --listen 127.0.0.1:0", then "--key-file key"
+ * unless key is NULL, then extra; it must announce a loopback URL.
+ */
+void	su_srv_start_local(const char *key, const char *const *extra,
 	    const char *const *env);
 /* Wait for the server to exit: its exit status (or 128 + signal). */
 int	su_srv_wait(void);
@@ -180,6 +243,9 @@ const char	*jstr(const struct jv *o, const char *key);
 void		 su_assert_common_headers(const struct su_resp *r);
 /* The body of r as JSON: one value, then a newline; r's headers checked. */
 struct jv	*su_body_json(const struct su_resp *r);
+/* r is status st with {"error":{"code":code,"message":"…"}}, exactly. */
+void		 su_assert_error(const struct su_resp *r, long st,
+		    const char *code);
 
 /* Request bodies, built into b (initialized by the caller); they assert. */
 struct su_fv {

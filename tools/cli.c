@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -80,6 +81,17 @@ cli_usage(const char *cmd, const char *msg)
 	return CLI_USAGE;
 }
 
+/* The value of environment variable name if set and not empty, else dflt. */
+static const char *
+env_or(const char *name, const char *dflt)
+{
+	const char *env = getenv(name);
+
+	if (env == NULL || *env == '\0')
+		return dflt;
+	return env;
+}
+
 int
 cli_parse(int argc, char **argv, struct cli_common *c, int *first,
     const char *usage, const struct cli_own *own)
@@ -94,7 +106,6 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 	};
 	struct option opts[64];
 	size_t n = 0;
-	const char *env;
 	int ch, r;
 
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
@@ -104,10 +115,8 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 		opts[n++] = own->opts[i];
 	memset(&opts[n], 0, sizeof(opts[n]));
 	memset(c, 0, sizeof(*c));
-	c->data_dir = (env = getenv("PIIVAULT_DATA_DIR")) != NULL && *env ?
-	    env : CLI_DATA_DIR_DEFAULT;
-	c->key_file = (env = getenv("PIIVAULT_KEY_FILE")) != NULL && *env ?
-	    env : CLI_KEY_FILE_DEFAULT;
+	c->data_dir = env_or("PIIVAULT_DATA_DIR", CLI_DATA_DIR_DEFAULT);
+	c->key_file = env_or("PIIVAULT_KEY_FILE", CLI_KEY_FILE_DEFAULT);
 	optind = 0;		/* full re-initialisation (GNU) */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -217,7 +226,7 @@ out:
 }
 
 /*
- * kms_unlock's passphrase callback.  arg is a struct cli_pass, or NULL for
+ * vault_unlock's passphrase callback.  arg is a struct cli_pass, or NULL for
  * the vault's passphrase asked once.
  */
 pv_status
@@ -288,13 +297,24 @@ cli_iso_time(char out[static 32], uint64_t t)
 		(void)snprintf(out, 32, "%llu", (unsigned long long)t);
 }
 
-uint64_t
-cli_now_us(void)
+/* The bar on a terminal: done of total, as a percentage and 40 marks. */
+static void
+progress_bar(const struct cli_progress *cp, const struct vault_progress *p,
+    double rate)
 {
-	struct timespec ts;
+	uint64_t whole = p->total > p->done ? p->total : p->done;
+	unsigned pct = 100, marks;
+	char bar[41];
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (p->total != 0)
+		pct = (unsigned)(p->done * 100 / whole);
+	marks = pct * 40 / 100;
+	memset(bar, '#', marks);
+	memset(bar + marks, '.', 40 - marks);
+	bar[40] = '\0';
+	(void)fprintf(stderr, "\r%s [%s] %3u%% %llu/%llu %.0f/s", cp->step, bar,
+	    pct, (unsigned long long)p->done, (unsigned long long)p->total,
+	    rate);
 }
 
 /* vault_progress_fn: a bar on a terminal, a JSON line otherwise. */
@@ -302,25 +322,27 @@ void
 cli_progress(void *arg, const struct vault_progress *p)
 {
 	struct cli_progress *cp = arg;
-	double secs = (double)(cli_now_us() - cp->t0) / 1e6;
+	double secs = (double)(pv_mono_us() - cp->t0) / 1e6;
 	double rate = secs > 0 ? (double)p->done / secs : 0;
+	struct pv_buf b;
+	struct pv_json j;
 
 	if (cp->tty) {
-		unsigned pct = p->total ? (unsigned)(p->done * 100 /
-		    (p->total > p->done ? p->total : p->done)) : 100;
-		char bar[41];
-
-		memset(bar, '#', pct * 40 / 100);
-		memset(bar + pct * 40 / 100, '.', 40 - pct * 40 / 100);
-		bar[40] = '\0';
-		(void)fprintf(stderr, "\r%s [%s] %3u%% %llu/%llu %.0f/s",
-		    cp->step, bar, pct, (unsigned long long)p->done,
-		    (unsigned long long)p->total, rate);
-	} else
-		(void)printf("{\"step\":\"%s\",\"done\":%llu,\"total\":%llu,"
-		    "\"seconds\":%.3f}\n", cp->step,
-		    (unsigned long long)p->done, (unsigned long long)p->total,
-		    secs);
+		progress_bar(cp, p, rate);
+		return;
+	}
+	pv_buf_init(&b, 256);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "step", cp->step);
+	pv_json_ku64(&j, "done", p->done);
+	pv_json_ku64(&j, "total", p->total);
+	cli_json_fixed(&j, "seconds", secs, 3);
+	pv_json_close(&j);
+	/* A progress line that cannot be built or written is only lost. */
+	if (pv_json_end(&j) == PV_OK)
+		(void)printf("%s\n", b.p);
+	pv_buf_cleanup(&b);
 }
 
 void
@@ -328,7 +350,60 @@ cli_progress_init(struct cli_progress *cp, const char *step)
 {
 	cp->step = step;
 	cp->tty = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
-	cp->t0 = cli_now_us();
+	cp->t0 = pv_mono_us();
+}
+
+void
+cli_json_fixed(struct pv_json *j, const char *key, double v, int decimals)
+{
+	char num[400];		/* %.0f of DBL_MAX is 309 digits */
+	int n;
+
+	pv_json_key(j, key);
+	if (!isfinite(v) || decimals < 0 || decimals > 17) {
+		pv_json_dbl(j, v);	/* the writer's own error for NaN */
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%.*f", decimals, v);
+	if (n < 0 || (size_t)n >= sizeof(num)) {
+		pv_json_dbl(j, v);
+		return;
+	}
+	pv_json_raw(j, num, (size_t)n);
+}
+
+int
+cli_emit(const char *cmd, const struct pv_buf *b)
+{
+	if (fwrite(b->p, 1, b->len, stdout) != b->len ||
+	    fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+		return cli_fail(cmd, "stdout", PV_EIO);
+	return CLI_OK;
+}
+
+int
+cli_emit_json(const char *cmd, const struct pv_json *j)
+{
+	pv_status rc;
+
+	if ((rc = pv_json_end(j)) != PV_OK)
+		return cli_fail(cmd, NULL, rc);
+	return cli_emit(cmd, j->b);
+}
+
+FILE *
+cli_fopen(const char *path)
+{
+	if (strcmp(path, "-") == 0)
+		return stdin;
+	return fopen(path, "r");
+}
+
+void
+cli_fclose(FILE *f)
+{
+	if (f != NULL && f != stdin)
+		(void)fclose(f);
 }
 
 void
@@ -372,6 +447,20 @@ cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
 	default:
 		return cli_fail(cmd, "cannot open vault", rc);
 	}
+}
+
+int
+cli_begin(const struct cli_start *s, int argc, char **argv,
+    struct cli_common *c, int *first, struct vault **v)
+{
+	int r;
+
+	*v = NULL;
+	if ((r = cli_parse(argc, argv, c, first, s->usage, s->own)) != CLI_OK)
+		return r < 0 ? CLI_OK : r;
+	if (argc - *first != s->nargs)
+		return cli_usage(s->cmd, s->nargs_msg);
+	return cli_open(c, s->cmd, v);
 }
 
 pv_status

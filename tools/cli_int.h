@@ -20,6 +20,10 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define CLI_DATA_DIR_DEFAULT	"./piivault-data"
 #define CLI_KEY_FILE_DEFAULT	"./piivault.key"
 
+/* A number macro as a string, for help text: CLI_STR(API_THREADS_DEFAULT). */
+#define CLI_STR_(x)	#x
+#define CLI_STR(x)	CLI_STR_(x)
+
 struct cli_cmd {
 	const char	*name;
 	int		(*fn)(int argc, char **argv);
@@ -71,7 +75,6 @@ pv_status cli_passphrase(void *arg, char *buf, size_t cap, size_t *len);
 /* Ask y/N on the terminal; 0 without one. */
 int	cli_confirm(const char *question);
 void	cli_iso_time(char out[static 32], uint64_t t);
-uint64_t cli_now_us(void);
 
 struct cli_progress {
 	const char	*step;
@@ -85,12 +88,49 @@ vault_progress_fn cli_progress;
 int	cli_open(const struct cli_common *c, const char *cmd,
 	    struct vault **out);
 
+/* How a command that opens the vault starts: see cli_begin. */
+struct cli_start {
+	const char		*cmd;		/* "apikey list", for messages */
+	const char		*usage;		/* as for cli_parse */
+	const struct cli_own	*own;		/* or NULL */
+	int			 nargs;		/* operands it takes */
+	const char		*nargs_msg;	/* said when there are others */
+};
+
+/*
+ * cli_parse, then exactly s->nargs operands, then cli_open.  Returns
+ * CLI_OK with *v open and the operands from argv[*first]; otherwise the
+ * exit status, with *v NULL: CLI_OK too after --help, so the caller
+ * returns whenever *v is NULL.
+ */
+int	cli_begin(const struct cli_start *s, int argc, char **argv,
+	    struct cli_common *c, int *first, struct vault **v);
+
 /* Print "piivault: CMD: what: reason" on stderr; returns CLI_FAIL. */
 int	cli_fail(const char *cmd, const char *what, pv_status rc);
 int	cli_usage(const char *cmd, const char *msg);
 
 /* Read all of stdin, at most max bytes (PV_ETOOBIG beyond). */
 pv_status cli_read_stdin(struct pv_buf *b, size_t max) PV_WUR;
+
+/* Open FILE for reading, or stdin for "-"; NULL on failure. */
+FILE	*cli_fopen(const char *path);
+/* Close what cli_fopen opened (NULL and stdin are left alone). */
+void	 cli_fclose(FILE *f);
+
+/*
+ * Write a whole buffer to stdout, then a newline; CLI_OK, or CLI_FAIL
+ * after saying why.
+ */
+int	cli_emit(const char *cmd, const struct pv_buf *b);
+/* cli_emit of a document built with the JSON writer, once it is whole. */
+int	cli_emit_json(const char *cmd, const struct pv_json *j);
+/*
+ * A member whose value is v with the given number of decimals ("%.3f"):
+ * the JSON writer's own doubles print every digit, the CLI's lines round.
+ */
+void	cli_json_fixed(struct pv_json *j, const char *key, double v,
+	    int decimals);
 
 /* Run the sub-command of a group ("kms", "apikey") named by argv[1]. */
 int	cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,

@@ -1,5 +1,6 @@
 /*
- * cmd_kms.c: piivault kms SUBCOMMAND: the key lifecycle.
+ * cmd_kms.c: piivault kms SUBCOMMAND: the key lifecycle.  Its own names
+ * take the prefix kc_ (kms_ is kms.h's).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 enum { O_FROM = CLI_OPT_OWN, O_BATCH, O_FORCE, O_YES, O_NEWKEY, O_NEWPASS,
     O_DUTY };
 
-struct kms_opts {
+struct kc_opts {
 	uint32_t	 from;
 	size_t		 batch;
 	int		 force;
@@ -22,9 +23,9 @@ struct kms_opts {
 };
 
 static int
-kms_opt(void *arg, int ch, const char *val)
+kc_opt(void *arg, int ch, const char *val)
 {
-	struct kms_opts *o = arg;
+	struct kc_opts *o = arg;
 	unsigned long long n;
 	int r = CLI_OK;
 
@@ -35,8 +36,8 @@ kms_opt(void *arg, int ch, const char *val)
 			o->from = (uint32_t)n;
 		break;
 	case O_BATCH:
-		if ((r = cli_number("kms", "--batch", val, 1, 100000, &n)) ==
-		    CLI_OK)
+		if ((r = cli_number("kms", "--batch", val, 1,
+		    VAULT_KEY_BATCH_MAX, &n)) == CLI_OK)
 			o->batch = (size_t)n;
 		break;
 	case O_FORCE:
@@ -60,7 +61,7 @@ kms_opt(void *arg, int ch, const char *val)
 	return r;
 }
 
-static const struct option kms_options[] = {
+static const struct option kc_options[] = {
 	{ "from", required_argument, NULL, O_FROM },
 	{ "batch", required_argument, NULL, O_BATCH },
 	{ "force", no_argument, NULL, O_FORCE },
@@ -76,110 +77,146 @@ static const struct option kms_options[] = {
  * command should return r at once.
  */
 static int
-kms_begin(int argc, char **argv, const char *usage, struct kms_opts *o,
+kc_begin(int argc, char **argv, const char *usage, struct kc_opts *o,
     int operands, struct vault **v, int *first)
 {
-	struct cli_own own = { kms_options, kms_opt, o, NULL };
+	struct cli_own own = { kc_options, kc_opt, o, NULL };
+	struct cli_start start = { NULL, usage, &own, operands,
+	    "unexpected argument" };
 	struct cli_common c;
 	char cmd[32];
 	int r;
 
 	memset(o, 0, sizeof(*o));
-	*v = NULL;
 	(void)snprintf(cmd, sizeof(cmd), "kms %s", argv[0]);
-	if ((r = cli_parse(argc, argv, &c, first, usage, &own)) != CLI_OK)
-		return r < 0 ? CLI_OK : r;
-	if (argc - *first != operands)
-		return cli_usage(cmd, operands ? "expected a version" :
-		    "unexpected argument");
-	if ((r = cli_open(&c, cmd, v)) == CLI_OK && o->duty != 0)
+	start.cmd = cmd;
+	if (operands > 0)
+		start.nargs_msg = "expected a version";
+	if ((r = cli_begin(&start, argc, argv, &c, first, v)) == CLI_OK &&
+	    *v != NULL && o->duty != 0)
 		vault_set_duty(*v, o->duty);
 	return r;
 }
 
-static int
-kms_status_cmd(int argc, char **argv)
+/* Days from t to now, 0 for a time not yet past. */
+static uint64_t
+age_days(uint64_t t, uint64_t now)
 {
+	return now > t ? (now - t) / VAULT_DAY : 0;
+}
+
+static int
+kc_status_json(const struct vault_info *info, uint64_t now)
+{
+	struct pv_buf b;
+	struct pv_json j;
+	char when[32];
+	int r;
+
+	pv_buf_init(&b, (info->nkeys + 1) * 256);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "vault_id", info->vault_id);
+	pv_json_ku64(&j, "format", info->format);
+	pv_json_ku64(&j, "records", info->records);
+	pv_json_key(&j, "keys");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < info->nkeys; i++) {
+		const struct vault_key_info *k = &info->keys[i];
+
+		cli_iso_time(when, k->created);
+		pv_json_obj(&j);
+		pv_json_kstr(&j, "kind", vault_key_kind_name(k->kind));
+		pv_json_ku64(&j, "version", k->version);
+		pv_json_kstr(&j, "state", vault_key_state_name(k->state));
+		pv_json_kstr(&j, "created", when);
+		pv_json_ku64(&j, "age_days", age_days(k->created, now));
+		pv_json_ku64(&j, "records", k->wraps_live);
+		pv_json_ku64(&j, "wrapped_total", k->wraps_total);
+		pv_json_close(&j);
+	}
+	pv_json_close(&j);
+	pv_json_close(&j);
+	r = cli_emit_json("kms status", &j);
+	pv_buf_cleanup(&b);
+	return r;
+}
+
+static void
+kc_status_table(const struct vault_info *info, uint64_t now)
+{
+	char when[32];
+
+	(void)printf("vault %s  format %u  records %llu\n\n"
+	    "%-6s %7s  %-12s  %-20s  %6s  %10s  %12s\n", info->vault_id,
+	    info->format, (unsigned long long)info->records, "kind",
+	    "version", "state", "created", "age(d)", "records", "wrapped");
+	for (size_t i = 0; i < info->nkeys; i++) {
+		const struct vault_key_info *k = &info->keys[i];
+		unsigned long long age = age_days(k->created, now);
+
+		cli_iso_time(when, k->created);
+		if (k->kind == VAULT_KEK)
+			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10llu  "
+			    "%12llu\n", vault_key_kind_name(k->kind), k->version,
+			    vault_key_state_name(k->state), when, age,
+			    (unsigned long long)k->wraps_live,
+			    (unsigned long long)k->wraps_total);
+		else
+			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10s  "
+			    "%12s\n", vault_key_kind_name(k->kind), k->version,
+			    vault_key_state_name(k->state), when, age, "-", "-");
+	}
+}
+
+static int
+kc_status(int argc, char **argv)
+{
+	const struct cli_start start = { "kms status",
+	    "kms status [--json]\n\n"
+	    "Shows the vault, and every key version: kind, state, creation\n"
+	    "time and age, and for KEKs how many records each wraps now and\n"
+	    "how many DEKs it has wrapped in all (counters, not a scan).\n",
+	    NULL, 0, "unexpected argument" };
 	struct cli_common c;
 	struct vault_info info;
 	struct vault *v = NULL;
-	char when[32];
 	uint64_t now = pv_now();
 	pv_status rc;
 	int r, first;
 
-	if ((r = cli_parse(argc, argv, &c, &first, "kms status [--json]\n\n"
-	    "Shows the vault, and every key version: kind, state, creation\n"
-	    "time and age, and for KEKs how many records each wraps now and\n"
-	    "how many DEKs it has wrapped in all (counters, not a scan).\n",
-	    NULL)) != CLI_OK)
-		return r < 0 ? CLI_OK : r;
-	if (first != argc)
-		return cli_usage("kms status", "unexpected argument");
-	if ((r = cli_open(&c, "kms status", &v)) != CLI_OK)
+	if ((r = cli_begin(&start, argc, argv, &c, &first, &v)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	if ((rc = vault_info(v, &info)) != PV_OK) {
 		vault_close(v);
 		return cli_fail("kms status", NULL, rc);
 	}
+	r = CLI_OK;
 	if (c.json)
-		(void)printf("{\"vault_id\":\"%s\",\"format\":%u,"
-		    "\"records\":%llu,\"keys\":[", info.vault_id, info.format,
-		    (unsigned long long)info.records);
+		r = kc_status_json(&info, now);
 	else
-		(void)printf("vault %s  format %u  records %llu\n\n"
-		    "%-6s %7s  %-12s  %-20s  %6s  %10s  %12s\n", info.vault_id,
-		    info.format, (unsigned long long)info.records, "kind",
-		    "version", "state", "created", "age(d)", "records",
-		    "wrapped");
-	for (size_t i = 0; i < info.nkeys; i++) {
-		const struct kms_key_info *k = &info.keys[i];
-		unsigned long long age = now > k->created ?
-		    (now - k->created) / 86400 : 0;
-
-		cli_iso_time(when, k->created);
-		if (c.json)
-			(void)printf("%s{\"kind\":\"%s\",\"version\":%u,"
-			    "\"state\":\"%s\",\"created\":\"%s\","
-			    "\"age_days\":%llu,\"records\":%llu,"
-			    "\"wrapped_total\":%llu}", i ? "," : "",
-			    kms_kind_name(k->kind), k->version,
-			    kms_state_name(k->state), when, age,
-			    (unsigned long long)k->wraps_live,
-			    (unsigned long long)k->wraps_total);
-		else if (k->kind == KMS_KEK)
-			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10llu  "
-			    "%12llu\n", kms_kind_name(k->kind), k->version,
-			    kms_state_name(k->state), when, age,
-			    (unsigned long long)k->wraps_live,
-			    (unsigned long long)k->wraps_total);
-		else
-			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10s  "
-			    "%12s\n", kms_kind_name(k->kind), k->version,
-			    kms_state_name(k->state), when, age, "-", "-");
-	}
-	if (c.json)
-		(void)printf("]}\n");
+		kc_status_table(&info, now);
 	free(info.keys);
 	vault_close(v);
-	return CLI_OK;
+	return r;
 }
 
 static int
-kms_rotate_cmd(int argc, char **argv)
+kc_rotate(int argc, char **argv)
 {
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	uint32_t newv;
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms rotate\n\nMakes a new KEK version "
+	if ((r = kc_begin(argc, argv, "kms rotate\n\nMakes a new KEK version "
 	    "active; new records are wrapped under it, and\nevery record stays "
 	    "readable.  Run kms rewrap to move old ones.\n", &o, 0, &v,
 	    &first)) != CLI_OK || v == NULL)
 		return r;
-	rc = vault_rotate(v, KMS_KEK, &newv);
+	rc = vault_rotate(v, VAULT_KEK, &newv);
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("kms rotate", NULL, rc);
@@ -187,47 +224,89 @@ kms_rotate_cmd(int argc, char **argv)
 	return CLI_OK;
 }
 
-static int
-summary(const char *step, uint64_t done, const struct cli_progress *p)
+/* After a job's progress: end the bar's line on a terminal. */
+static void
+kc_progress_end(const struct cli_progress *p)
 {
-	double secs = (double)(cli_now_us() - p->t0) / 1e6;
-
 	if (p->tty)
 		(void)fprintf(stderr, "\n");
-	(void)printf("{\"step\":\"%s\",\"summary\":true,\"records\":%llu,"
-	    "\"seconds\":%.3f,\"records_per_second\":%.0f}\n", step,
-	    (unsigned long long)done, secs, secs > 0 ? (double)done / secs :
-	    0.0);
-	return CLI_OK;
 }
 
+/*
+ * The last line of a key job: how many records, in how long.  Rounded as
+ * the progress lines are: seconds to the millisecond, the rate whole.
+ */
 static int
-kms_rewrap_cmd(int argc, char **argv)
+kc_summary(const struct cli_progress *p, uint64_t done)
+{
+	double secs = (double)(pv_mono_us() - p->t0) / 1e6;
+	struct pv_buf b;
+	struct pv_json j;
+	int r;
+
+	pv_buf_init(&b, 256);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kstr(&j, "step", p->step);
+	pv_json_kbool(&j, "summary", 1);
+	pv_json_ku64(&j, "records", done);
+	cli_json_fixed(&j, "seconds", secs, 3);
+	cli_json_fixed(&j, "records_per_second", secs > 0 ?
+	    (double)done / secs : 0.0, 0);
+	pv_json_close(&j);
+	r = cli_emit_json(p->step, &j);
+	pv_buf_cleanup(&b);
+	return r;
+}
+
+/* A resumable key job over every record, with progress and a summary. */
+typedef pv_status kc_job_fn(struct vault *v, const struct kc_opts *o,
+    struct cli_progress *p, uint64_t *done);
+
+static int
+kc_job(int argc, char **argv, const char *step, const char *usage,
+    kc_job_fn *job)
 {
 	struct cli_progress p;
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	uint64_t done = 0;
+	char cmd[32];
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms rewrap [--from V] [--batch N]\n\n"
+	if ((r = kc_begin(argc, argv, usage, &o, 0, &v, &first)) != CLI_OK ||
+	    v == NULL)
+		return r;
+	cli_progress_init(&p, step);
+	rc = job(v, &o, &p, &done);
+	vault_close(v);
+	kc_progress_end(&p);
+	if (rc != PV_OK) {
+		(void)snprintf(cmd, sizeof(cmd), "kms %s", step);
+		return cli_fail(cmd, NULL, rc);
+	}
+	return kc_summary(&p, done);
+}
+
+static pv_status
+kc_rewrap_job(struct vault *v, const struct kc_opts *o,
+    struct cli_progress *p, uint64_t *done)
+{
+	return vault_rewrap(v, o->from, o->batch, cli_progress, p, done);
+}
+
+static int
+kc_rewrap(int argc, char **argv)
+{
+	return kc_job(argc, argv, "rewrap", "kms rewrap [--from V] "
+	    "[--batch N]\n\n"
 	    "Re-wraps the DEKs of records under older KEK versions (only V\n"
 	    "with --from) with the active one, N records a transaction\n"
 	    "(default 1000), without re-encrypting field data.  A server on\n"
 	    "the same vault keeps answering; --duty PCT (1-100) leaves it the\n"
 	    "writer lock the rest of the time.  Interrupted, run it again.\n",
-	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
-		return r;
-	cli_progress_init(&p, "rewrap");
-	rc = vault_rewrap(v, o.from, o.batch, cli_progress, &p, &done);
-	vault_close(v);
-	if (rc != PV_OK) {
-		if (p.tty)
-			(void)fprintf(stderr, "\n");
-		return cli_fail("kms rewrap", NULL, rc);
-	}
-	return summary("rewrap", done, &p);
+	    kc_rewrap_job);
 }
 
 static int
@@ -244,9 +323,9 @@ parse_version(const char *cmd, const char *s, uint32_t *out)
 }
 
 static int
-kms_retire_cmd(int argc, char **argv)
+kc_retire(int argc, char **argv)
 {
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	uint64_t wrapped = 0;
 	uint32_t ver;
@@ -254,7 +333,7 @@ kms_retire_cmd(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms retire V [--force]\n\nVersion V "
+	if ((r = kc_begin(argc, argv, "kms retire V [--force]\n\nVersion V "
 	    "may no longer unwrap.  Refused while records are still\nwrapped "
 	    "under it (rewrap them first), unless --force, which makes\nthem "
 	    "unreadable until the version is un-retired.\n", &o, 1, &v,
@@ -264,7 +343,7 @@ kms_retire_cmd(int argc, char **argv)
 		vault_close(v);
 		return r;
 	}
-	rc = vault_key_state(v, KMS_KEK, ver, KMS_RETIRED, o.force, &wrapped);
+	rc = vault_key_state(v, VAULT_KEK, ver, VAULT_KEY_RETIRED, o.force, &wrapped);
 	vault_close(v);
 	if (rc == PV_EBUSY) {
 		(void)fprintf(stderr, "piivault: kms retire: kek %u still wraps "
@@ -281,11 +360,11 @@ kms_retire_cmd(int argc, char **argv)
 }
 
 static int
-kms_destroy_cmd(int argc, char **argv)
+kc_destroy(int argc, char **argv)
 {
-	struct kms_key_info *k = NULL;
+	struct vault_key_info *k = NULL;
 	struct vault_info info;
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	uint64_t wrapped = 0;
 	uint32_t ver;
@@ -293,7 +372,7 @@ kms_destroy_cmd(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms destroy V [--yes]\n\nIncident "
+	if ((r = kc_begin(argc, argv, "kms destroy V [--yes]\n\nIncident "
 	    "response: erases the key material of KEK version V from\nthe "
 	    "vault.  Records still wrapped under it become permanently\n"
 	    "unreadable; the command says how many and asks first, unless\n"
@@ -308,7 +387,7 @@ kms_destroy_cmd(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < info.nkeys; i++)
-		if (info.keys[i].kind == KMS_KEK &&
+		if (info.keys[i].kind == VAULT_KEK &&
 		    info.keys[i].version == ver)
 			k = &info.keys[i];
 	if (k == NULL) {
@@ -329,7 +408,7 @@ kms_destroy_cmd(int argc, char **argv)
 		r = CLI_FAIL;
 		goto out;
 	}
-	if ((rc = vault_key_state(v, KMS_KEK, ver, KMS_DESTROYED, 1,
+	if ((rc = vault_key_state(v, VAULT_KEK, ver, VAULT_KEY_DESTROYED, 1,
 	    &wrapped)) != PV_OK) {
 		r = cli_fail("kms destroy", NULL, rc);
 		goto out;
@@ -343,25 +422,26 @@ out:
 }
 
 static int
-kms_rotate_root_cmd(int argc, char **argv)
+kc_rotate_root(int argc, char **argv)
 {
 	struct cli_pass np = { "PIIVAULT_NEW_PASSPHRASE", "new passphrase: ",
 	    1 };
-	struct kms_unlock nu;
-	struct kms_opts o;
+	struct vault_unlock nu;
+	struct kc_opts o;
 	struct vault *v;
 	const char *env;
 	pv_status rc;
 	int r, first, made = 0;
 
-	if ((r = kms_begin(argc, argv, "kms rotate-root --new-key-file F | "
+	if ((r = kc_begin(argc, argv, "kms rotate-root --new-key-file F | "
 	    "--new-passphrase\n\nRe-wraps the key ring under a new root key: "
 	    "a new key file F\n(created, mode 0600, if it does not exist), or "
 	    "a passphrase from\nPIIVAULT_NEW_PASSPHRASE or the terminal.  The "
 	    "old root no longer\nopens the vault.  Restart running servers "
 	    "with the new root.\n", &o, 0, &v, &first)) != CLI_OK || v == NULL)
 		return r;
-	if ((o.new_key_file == NULL) == !o.new_passphrase) {
+	if ((o.new_key_file != NULL && o.new_passphrase) ||
+	    (o.new_key_file == NULL && !o.new_passphrase)) {
 		vault_close(v);
 		return cli_usage("kms rotate-root", "give one of "
 		    "--new-key-file and --new-passphrase");
@@ -374,7 +454,7 @@ kms_rotate_root_cmd(int argc, char **argv)
 	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
 		nu.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
 	if (o.new_key_file != NULL && access(o.new_key_file, F_OK) != 0) {
-		if ((rc = kms_key_file_create(o.new_key_file)) != PV_OK) {
+		if ((rc = vault_key_file_create(o.new_key_file)) != PV_OK) {
 			vault_close(v);
 			return cli_fail("kms rotate-root", o.new_key_file, rc);
 		}
@@ -398,40 +478,34 @@ kms_rotate_root_cmd(int argc, char **argv)
 	return CLI_OK;
 }
 
-static int
-kms_rotate_index_cmd(int argc, char **argv)
+static pv_status
+kc_rotate_index_job(struct vault *v, const struct kc_opts *o,
+    struct cli_progress *p, uint64_t *done)
 {
-	struct cli_progress p;
-	struct kms_opts o;
-	struct vault *v;
-	uint64_t done = 0;
-	pv_status rc;
-	int r, first;
-
-	if ((r = kms_begin(argc, argv, "kms rotate-index [--batch N]\n\n"
-	    "Makes a new blind-index key and rebuilds the index under it,\n"
-	    "online: look-ups search both keys until it ends, then the old\n"
-	    "key is destroyed.  Interrupted, run it again.\n", &o, 0, &v,
-	    &first)) != CLI_OK || v == NULL)
-		return r;
-	cli_progress_init(&p, "rotate-index");
-	rc = vault_rotate_index(v, o.batch, cli_progress, &p, &done);
-	vault_close(v);
-	if (rc != PV_OK)
-		return cli_fail("kms rotate-index", NULL, rc);
-	return summary("rotate-index", done, &p);
+	return vault_rotate_index(v, o->batch, cli_progress, p, done);
 }
 
 static int
-kms_shred_epoch_cmd(int argc, char **argv)
+kc_rotate_index(int argc, char **argv)
+{
+	return kc_job(argc, argv, "rotate-index", "kms rotate-index "
+	    "[--batch N]\n\n"
+	    "Makes a new blind-index key and rebuilds the index under it,\n"
+	    "online: look-ups search both keys until it ends, then the old\n"
+	    "key is destroyed.  Interrupted, run it again.\n",
+	    kc_rotate_index_job);
+}
+
+static int
+kc_shred_epoch(int argc, char **argv)
 {
 	struct cli_progress p;
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms shred-epoch [--batch N]\n\n"
+	if ((r = kc_begin(argc, argv, "kms shred-epoch [--batch N]\n\n"
 	    "Makes every shred so far final in every backup too: rotates the\n"
 	    "KEK, re-wraps every record to it, rotates and rebuilds the\n"
 	    "index, then destroys every older KEK and index key.  Resumable.\n",
@@ -440,26 +514,25 @@ kms_shred_epoch_cmd(int argc, char **argv)
 	cli_progress_init(&p, "shred-epoch");
 	rc = vault_shred_epoch(v, o.batch, cli_progress, &p);
 	vault_close(v);
+	kc_progress_end(&p);
 	if (rc != PV_OK)
 		return cli_fail("kms shred-epoch", NULL, rc);
-	if (p.tty)
-		(void)fprintf(stderr, "\n");
 	(void)printf("shred epoch complete: no key that wrapped a shredded "
 	    "record exists any more\n");
 	return CLI_OK;
 }
 
 static int
-kms_public_key_cmd(int argc, char **argv)
+kc_public_key(int argc, char **argv)
 {
 	uint8_t pub[PV_ED25519_LEN];
 	char text[API_PUBKEY_STRLEN + 1];
-	struct kms_opts o;
+	struct kc_opts o;
 	struct vault *v;
 	pv_status rc;
 	int r, first;
 
-	if ((r = kms_begin(argc, argv, "kms public-key\n\nPrints the public "
+	if ((r = kc_begin(argc, argv, "kms public-key\n\nPrints the public "
 	    "key that checks shred receipts.\n", &o, 0, &v, &first)) !=
 	    CLI_OK || v == NULL)
 		return r;
@@ -472,26 +545,26 @@ kms_public_key_cmd(int argc, char **argv)
 	return CLI_OK;
 }
 
-static const struct cli_cmd kms_commands[] = {
-	{ "status", kms_status_cmd, "every key version, its state and use" },
-	{ "rotate", kms_rotate_cmd, "make a new KEK version active" },
-	{ "rewrap", kms_rewrap_cmd, "re-wrap old records' DEKs to the active "
+static const struct cli_cmd kc_commands[] = {
+	{ "status", kc_status, "every key version, its state and use" },
+	{ "rotate", kc_rotate, "make a new KEK version active" },
+	{ "rewrap", kc_rewrap, "re-wrap old records' DEKs to the active "
 	    "KEK" },
-	{ "retire", kms_retire_cmd, "forbid a KEK version to unwrap" },
-	{ "destroy", kms_destroy_cmd, "erase a KEK version (incident "
+	{ "retire", kc_retire, "forbid a KEK version to unwrap" },
+	{ "destroy", kc_destroy, "erase a KEK version (incident "
 	    "response)" },
-	{ "rotate-root", kms_rotate_root_cmd, "re-wrap the ring under a new "
+	{ "rotate-root", kc_rotate_root, "re-wrap the ring under a new "
 	    "root key" },
-	{ "rotate-index", kms_rotate_index_cmd, "new blind-index key, index "
+	{ "rotate-index", kc_rotate_index, "new blind-index key, index "
 	    "rebuilt online" },
-	{ "shred-epoch", kms_shred_epoch_cmd, "make past shreds final in "
+	{ "shred-epoch", kc_shred_epoch, "make past shreds final in "
 	    "backups too" },
-	{ "public-key", kms_public_key_cmd, "the key that checks receipts" },
+	{ "public-key", kc_public_key, "the key that checks receipts" },
 };
 
 int
 cmd_kms(int argc, char **argv)
 {
-	return cli_dispatch("kms", kms_commands, sizeof(kms_commands) /
-	    sizeof(kms_commands[0]), argc, argv);
+	return cli_dispatch("kms", kc_commands, sizeof(kc_commands) /
+	    sizeof(kc_commands[0]), argc, argv);
 }

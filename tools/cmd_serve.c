@@ -1,10 +1,9 @@
 /*
- * cmd_serve.c: piivault serve, and piivault apikey.
+ * cmd_serve.c: piivault serve.
  */
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,7 +13,6 @@ enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
 	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_LARGE, O_CONNS, O_IDLE, O_KEKAGE,
 	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP,
-	O_NAME, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
 };
 
 struct serve_opts {
@@ -83,18 +81,19 @@ serve_opt(void *arg, int ch, const char *val)
 			l->connections = (unsigned)n;
 		break;
 	case O_IDLE:
-		if ((r = cli_number("serve", "--idle-timeout", val, 1, 86400,
-		    &n)) == CLI_OK)
+		if ((r = cli_number("serve", "--idle-timeout", val, 1,
+		    VAULT_DAY, &n)) == CLI_OK)
 			l->idle_timeout = (unsigned)n;
 		break;
 	case O_KEKAGE:
-		if ((r = cli_number("serve", "--max-kek-age", val, 1, 36500,
-		    &n)) == CLI_OK)
-			so->kek_age = n * 86400;
+		/* The same century that bounds a retention period. */
+		if ((r = cli_number("serve", "--max-kek-age", val, 1,
+		    VAULT_RETENTION_DAYS_MAX, &n)) == CLI_OK)
+			so->kek_age = n * VAULT_DAY;
 		break;
 	case O_RETENTION:
 		if ((r = cli_number("serve", "--default-retention-days", val,
-		    0, 36500, &n)) == CLI_OK)
+		    0, VAULT_RETENTION_DAYS_MAX, &n)) == CLI_OK)
 			so->policy.retention_days = (uint32_t)n;
 		break;
 	case O_RLIMIT:
@@ -105,11 +104,11 @@ serve_opt(void *arg, int ch, const char *val)
 	case O_RWINDOW:
 		if ((r = cli_number("serve", "--request-window-days", val, 1,
 		    3650, &n)) == CLI_OK)
-			so->policy.request_window = n * 86400;
+			so->policy.request_window = n * VAULT_DAY;
 		break;
 	case O_SWEEP:
 		if ((r = cli_number("serve", "--sweep-interval", val, 0,
-		    86400 * 7, &n)) == CLI_OK)
+		    7 * VAULT_DAY, &n)) == CLI_OK)
 			so->sweep = (unsigned)n;
 		break;
 	case O_KEKWRAPS:
@@ -197,6 +196,21 @@ sweeper_stop(struct sweeper *sw)
 	(void)pthread_mutex_destroy(&sw->lock);
 }
 
+/* What api_serve's failure rc means, for the one line on stderr. */
+static const char *
+serve_failure(pv_status rc)
+{
+	switch (rc) {
+	case PV_EUSAGE:
+		return "listen address (off loopback needs "
+		    "--tls-cert/--tls-key or --insecure-plaintext)";
+	case PV_EINVAL:
+		return "tls is not available in this libmicrohttpd";
+	default:
+		return "cannot serve";
+	}
+}
+
 static void
 ready(void *arg, const char *url)
 {
@@ -233,29 +247,34 @@ cmd_serve(int argc, char **argv)
 	struct serve_opts o;
 	struct cli_own own = { opts, serve_opt, &o,
 	    "  --listen ADDR:PORT     where to listen (default "
-	    "127.0.0.1:7400; [::1]:PORT for IPv6; port 0 picks one)\n"
-	    "  --threads N            worker threads (default 64)\n"
+	    API_LISTEN_DEFAULT "; [::1]:PORT for IPv6; port 0 picks one)\n"
+	    "  --threads N            worker threads (default "
+	    CLI_STR(API_THREADS_DEFAULT) ")\n"
 	    "  --tls-cert FILE        serve HTTPS with this PEM certificate\n"
 	    "  --tls-key FILE         and this PEM private key\n"
 	    "  --insecure-plaintext   allow plain HTTP off loopback\n"
 	    "  --max-body BYTES       request body limit (default 1 MiB)\n"
-	    "  --max-fields N         fields per record (default 64)\n"
-	    "  --max-value BYTES      bytes per value (default 4096)\n"
+	    "  --max-fields N         fields per record (default "
+	    CLI_STR(PV_FIELDS_MAX) ")\n"
+	    "  --max-value BYTES      bytes per value (default "
+	    CLI_STR(PV_VALUE_MAX) ")\n"
 	    "  --max-batch N          records or tokens a request "
-	    "(default 1000)\n"
+	    "(default " CLI_STR(VAULT_BATCH_MAX) ")\n"
 	    "  --max-large N          requests with bodies over 16 KiB "
-	    "decoded at once (default 4)\n"
-	    "  --max-connections N    concurrent connections (default 256)\n"
-	    "  --idle-timeout SEC     idle connection timeout (default 30)\n"
+	    "decoded at once (default " CLI_STR(API_LARGE_DEFAULT) ")\n"
+	    "  --max-connections N    concurrent connections (default "
+	    CLI_STR(API_CONNECTIONS_DEFAULT) ")\n"
+	    "  --idle-timeout SEC     idle connection timeout (default "
+	    CLI_STR(API_IDLE_DEFAULT) ")\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
 	    "without one\n"
 	    "  --request-limit N      access or deletion requests a record "
-	    "(default 3)\n"
+	    "(default " CLI_STR(VAULT_REQUEST_LIMIT_DEFAULT) ")\n"
 	    "  --request-window-days D  per window of D days (default 30)\n"
-	    "  --sweep-interval SEC   retention sweep period (default 3600; "
-	    "0: off)\n" };
+	    "  --sweep-interval SEC   retention sweep period (default "
+	    CLI_STR(API_SWEEP_DEFAULT) "; 0: off)\n" };
 	struct cli_common c;
 	struct sweeper sw;
 	struct vault *v = NULL;
@@ -267,7 +286,7 @@ cmd_serve(int argc, char **argv)
 	o.api.ready = ready;
 	o.policy.request_limit = VAULT_REQUEST_LIMIT_DEFAULT;
 	o.policy.request_window = VAULT_REQUEST_WINDOW_DEFAULT;
-	o.sweep = 3600;
+	o.sweep = API_SWEEP_DEFAULT;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
 	    "requests in flight and exits.\n", &own)) != CLI_OK)
@@ -306,258 +325,6 @@ cmd_serve(int argc, char **argv)
 		sweeper_stop(&sw);
 	vault_close(v);
 	if (rc != PV_OK)
-		return cli_fail("serve", rc == PV_EUSAGE ? "listen address "
-		    "(off loopback needs --tls-cert/--tls-key or "
-		    "--insecure-plaintext)" : rc == PV_EINVAL ? "tls is not "
-		    "available in this libmicrohttpd" : "cannot serve", rc);
+		return cli_fail("serve", serve_failure(rc), rc);
 	return CLI_OK;
-}
-
-/* piivault apikey. */
-
-struct apikey_opts {
-	struct vault_apikey	spec;
-	int			have_name, have_role;
-	const char		*purposes, *fields;
-};
-
-static int
-apikey_opt(void *arg, int ch, const char *val)
-{
-	struct apikey_opts *a = arg;
-	size_t n = strlen(val);
-
-	switch (ch) {
-	case O_NAME:
-		if (!vault_apikey_name_valid(val, n))
-			return cli_usage("apikey create", "--name must match "
-			    "[a-z0-9][a-z0-9_.-]{0,63}");
-		memcpy(a->spec.name, val, n + 1);
-		a->have_name = 1;
-		break;
-	case O_ROLE:
-		if (vault_role_parse(val, n, &a->spec.role) != PV_OK)
-			return cli_usage("apikey create", "--role must be "
-			    "writer, reader, admin or auditor");
-		a->have_role = 1;
-		break;
-	case O_PURPOSES:
-		a->purposes = val;
-		break;
-	case O_FIELDLIST:
-		a->fields = val;
-		break;
-	case O_REVEAL:
-		if (strcmp(val, "plain") == 0)
-			a->spec.reveal = VAULT_REVEAL_PLAIN;
-		else if (strcmp(val, "masked") == 0)
-			a->spec.reveal = VAULT_REVEAL_MASKED;
-		else
-			return cli_usage("apikey create", "--reveal must be "
-			    "plain or masked");
-		break;
-	}
-	return CLI_OK;
-}
-
-/* Split a comma list, calling fn on each item; CLI_USAGE on failure. */
-static int
-each_item(const char *list, int (*fn)(void *arg, const char *s, size_t n),
-    void *arg)
-{
-	const char *p = list, *comma;
-
-	do {
-		comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-
-		if (n == 0 || fn(arg, p, n) != CLI_OK)
-			return CLI_USAGE;
-		p = comma + 1;
-	} while (comma != NULL);
-	return CLI_OK;
-}
-
-static int
-add_purpose(void *arg, const char *s, size_t n)
-{
-	struct vault_apikey *k = arg;
-	enum vault_purpose p;
-
-	if (vault_purpose_parse(s, n, &p) != PV_OK)
-		return CLI_USAGE;
-	k->purposes |= 1u << p;
-	return CLI_OK;
-}
-
-static int
-add_field(void *arg, const char *s, size_t n)
-{
-	struct vault_apikey *k = arg;
-
-	if (!pv_field_name_valid(s, n) || k->nfields == VAULT_APIKEY_FIELDS_MAX)
-		return CLI_USAGE;
-	memcpy(k->fields[k->nfields], s, n);
-	k->fields[k->nfields++][n] = '\0';
-	return CLI_OK;
-}
-
-static int
-apikey_create(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, O_NAME },
-		{ "role", required_argument, NULL, O_ROLE },
-		{ "purposes", required_argument, NULL, O_PURPOSES },
-		{ "fields", required_argument, NULL, O_FIELDLIST },
-		{ "reveal", required_argument, NULL, O_REVEAL },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct apikey_opts a;
-	struct cli_own own = { opts, apikey_opt, &a,
-	    "  --name NAME            the key's name, unique\n"
-	    "  --role ROLE            writer, reader, admin or auditor\n"
-	    "  --purposes P1,P2       purposes it may state (default "
-	    "service): service,\n"
-	    "                         notices, marketing, research, contest,"
-	    " payment, legal\n"
-	    "  --fields F1,F2|*       fields it may read (default *: all)\n"
-	    "  --reveal plain|masked  what a reader sees (default plain)\n" };
-	char secret[VAULT_APIKEY_SECRET_LEN + 1];
-	struct cli_common c;
-	struct vault *v = NULL;
-	pv_status rc;
-	int r, first;
-
-	memset(&a, 0, sizeof(a));
-	a.spec.reveal = VAULT_REVEAL_PLAIN;
-	if ((r = cli_parse(argc, argv, &c, &first, "apikey create --name NAME "
-	    "--role ROLE [OPTIONS]\n\nCreates an API key and prints its "
-	    "secret, the only time it is shown.\n", &own)) != CLI_OK)
-		return r < 0 ? CLI_OK : r;
-	if (first != argc)
-		return cli_usage("apikey create", "unexpected argument");
-	if (!a.have_name || !a.have_role)
-		return cli_usage("apikey create", "--name and --role are "
-		    "required");
-	if (each_item(a.purposes ? a.purposes : "service", add_purpose,
-	    &a.spec) != CLI_OK)
-		return cli_usage("apikey create", "--purposes: unknown "
-		    "purpose");
-	if (a.fields != NULL && strcmp(a.fields, "*") != 0 &&
-	    each_item(a.fields, add_field, &a.spec) != CLI_OK)
-		return cli_usage("apikey create", "--fields: invalid field "
-		    "name, or more than 32");
-	if ((r = cli_open(&c, "apikey create", &v)) != CLI_OK)
-		return r;
-	rc = vault_apikey_create(v, &a.spec, secret);
-	vault_close(v);
-	if (rc != PV_OK)
-		return cli_fail("apikey create", rc == PV_EEXIST ? a.spec.name :
-		    NULL, rc);
-	(void)printf("%s\n", secret);
-	pv_cleanse(secret, sizeof(secret));
-	return fflush(stdout) == 0 ? CLI_OK :
-	    cli_fail("apikey create", "stdout", PV_EIO);
-}
-
-static int
-apikey_list(int argc, char **argv)
-{
-	struct vault_apikey *keys = NULL;
-	struct cli_common c;
-	struct vault *v = NULL;
-	char when[32];
-	size_t n = 0;
-	pv_status rc;
-	int r, first;
-
-	if ((r = cli_parse(argc, argv, &c, &first, "apikey list [--json]\n\n"
-	    "Lists API keys: name, role, purposes, fields, reveal, state.\n"
-	    "Secrets are never shown.\n", NULL)) != CLI_OK)
-		return r < 0 ? CLI_OK : r;
-	if (first != argc)
-		return cli_usage("apikey list", "unexpected argument");
-	if ((r = cli_open(&c, "apikey list", &v)) != CLI_OK)
-		return r;
-	rc = vault_apikey_list(v, &keys, &n);
-	vault_close(v);
-	if (rc != PV_OK)
-		return cli_fail("apikey list", NULL, rc);
-	if (!c.json)
-		(void)printf("%-20s %-8s %-7s %-9s %-20s %s\n", "name", "role",
-		    "reveal", "state", "created", "purposes / fields");
-	else
-		(void)printf("[");
-	for (size_t i = 0; i < n; i++) {
-		const struct vault_apikey *k = &keys[i];
-
-		cli_iso_time(when, k->created);
-		if (c.json)
-			(void)printf("%s{\"name\":\"%s\",\"role\":\"%s\","
-			    "\"reveal\":\"%s\",\"revoked\":%s,\"created\":"
-			    "\"%s\",\"purposes\":[", i ? "," : "", k->name,
-			    vault_role_name(k->role), k->reveal ==
-			    VAULT_REVEAL_MASKED ? "masked" : "plain",
-			    k->revoked ? "true" : "false", when);
-		else
-			(void)printf("%-20s %-8s %-7s %-9s %-20s ", k->name,
-			    vault_role_name(k->role), k->reveal ==
-			    VAULT_REVEAL_MASKED ? "masked" : "plain",
-			    k->revoked ? "revoked" : "active", when);
-		for (int p = 0, m = 0; p < VAULT_P__COUNT; p++)
-			if (k->purposes & (1u << p))
-				(void)printf(c.json ? "%s\"%s\"" : "%s%s",
-				    m++ ? "," : "",
-				    vault_purpose_name((enum vault_purpose)p));
-		(void)printf(c.json ? "],\"fields\":[" : " / ");
-		if (k->nfields == 0)
-			(void)printf(c.json ? "\"*\"" : "*");
-		for (size_t f = 0; f < k->nfields; f++)
-			(void)printf(c.json ? "%s\"%s\"" : "%s%s", f ? "," :
-			    "", k->fields[f]);
-		(void)printf(c.json ? "]}" : "\n");
-	}
-	if (c.json)
-		(void)printf("]\n");
-	free(keys);
-	return fflush(stdout) == 0 ? CLI_OK :
-	    cli_fail("apikey list", "stdout", PV_EIO);
-}
-
-static int
-apikey_revoke(int argc, char **argv)
-{
-	struct cli_common c;
-	struct vault *v = NULL;
-	pv_status rc;
-	int r, first;
-
-	if ((r = cli_parse(argc, argv, &c, &first, "apikey revoke NAME\n\n"
-	    "Revokes a key at once, for a running server too.\n", NULL)) !=
-	    CLI_OK)
-		return r < 0 ? CLI_OK : r;
-	if (argc - first != 1)
-		return cli_usage("apikey revoke", "expected NAME");
-	if ((r = cli_open(&c, "apikey revoke", &v)) != CLI_OK)
-		return r;
-	rc = vault_apikey_revoke(v, argv[first]);
-	vault_close(v);
-	if (rc != PV_OK)
-		return cli_fail("apikey revoke", argv[first], rc);
-	(void)printf("revoked %s\n", argv[first]);
-	return CLI_OK;
-}
-
-static const struct cli_cmd apikey_commands[] = {
-	{ "create", apikey_create, "create a key and print its secret" },
-	{ "list", apikey_list, "list keys (never their secrets)" },
-	{ "revoke", apikey_revoke, "revoke a key at once" },
-};
-
-int
-cmd_apikey(int argc, char **argv)
-{
-	return cli_dispatch("apikey", apikey_commands, sizeof(apikey_commands) /
-	    sizeof(apikey_commands[0]), argc, argv);
 }

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 sh tools/deps.sh
-sh tools/check-source.sh
+sh tools/dev/check-source.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -24,9 +24,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-sanitize --no-tests=error --output-on-failure -j "$jobs"
 echo "== fuzz, smoke mode (the libFuzzer harnesses, 10 s each)"
-sh tools/fuzz.sh 10
+sh tools/dev/fuzz.sh 10
 echo "== benchmark, smoke mode (proves every figure is produced; asserts no time)"
-sh tools/bench/run.sh --smoke >/dev/null
+sh tools/dev/bench/run.sh --smoke >/dev/null
 for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no index"' \
     '"op":"detokenize"' '"op":"lookup"' '"ceiling_rps"' '"rewrap_idle":{"records"' \
     '"rewrap_under_load":{"records"' '"detok_during_rewrap_rps"' '"shred":' \

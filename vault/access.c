@@ -391,8 +391,10 @@ vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
 		return;
 	}
 	while (len > 0 && (*value == ' ' || *value == '\t' || *value == '\r' ||
-	    *value == '\n'))
-		value++, len--;
+	    *value == '\n')) {
+		value++;
+		len--;
+	}
 	if (len == 0) {
 		memcpy(out, "***", 4);
 		return;

@@ -301,26 +301,35 @@ vault_audit_entries_free(struct vault_audit_entry *e, size_t n)
 }
 
 /*
- * Walk the chain from seq after+1.  For each event that verifies, fn
- * (if not NULL) gets it; PV_EINTEGRITY with *bad at the first that does
- * not.  Stops after limit events (0: no limit).
+ * A walk of the chain from seq after+1: each event that verifies goes to
+ * fn (if not NULL); it stops after limit events (0: no limit).  count and
+ * bad are the walk's answers.
  */
+struct chain_walk {
+	uint64_t	 after;
+	size_t		 limit;
+	pv_status	(*fn)(void *arg, uint64_t seq, const uint8_t *ev,
+			    size_t len);
+	void		*arg;
+	uint64_t	 count;		/* events that verified */
+	uint64_t	 bad;		/* PV_EINTEGRITY: first that failed */
+};
+
+/* Walk the chain as w says: PV_EINTEGRITY with w->bad set, or PV_OK. */
 static pv_status
-walk(struct vault *v, struct pv_txn *t, uint64_t after, size_t limit,
-    pv_status (*fn)(void *arg, uint64_t seq, const uint8_t *ev, size_t len),
-    void *arg, uint64_t *count, uint64_t *bad)
+walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 {
 	uint8_t key[SEQ_LEN], prev[PV_HMAC_LEN], h[PV_HMAC_LEN];
 	struct pv_cursor *c = NULL;
 	const uint8_t *k, *val;
-	uint64_t want = after + 1;
+	uint64_t want = w->after + 1;
 	size_t kl, vl, n = 0;
 	pv_status rc;
 
-	*count = 0;
+	w->count = 0;
 	memset(prev, 0, sizeof(prev));
-	if (after > 0) {
-		pv_put_u64(key, after);
+	if (w->after > 0) {
+		pv_put_u64(key, w->after);
 		if ((rc = pv_get(t, PV_T_AUDIT, key, sizeof(key),
 		    (const void **)&val, &vl)) != PV_OK)
 			return rc == PV_ENOTFOUND ? PV_ENOTFOUND : rc;
@@ -335,12 +344,12 @@ walk(struct vault *v, struct pv_txn *t, uint64_t after, size_t limit,
 	    &kl, (const void **)&val, &vl); rc == PV_OK;
 	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
 	    (const void **)&val, &vl)) {
-		if (limit != 0 && n == limit)
+		if (w->limit != 0 && n == w->limit)
 			break;
 		/* A gap is a deleted event; a wrong hash any other change. */
 		if (kl != SEQ_LEN || pv_get_u64(k) != want ||
 		    vl < E_STRINGS + PV_HMAC_LEN) {
-			*bad = want;
+			w->bad = want;
 			rc = PV_EINTEGRITY;
 			break;
 		}
@@ -348,33 +357,36 @@ walk(struct vault *v, struct pv_txn *t, uint64_t after, size_t limit,
 		    PV_HMAC_LEN)) != PV_OK)
 			break;
 		if (!pv_ct_eq(h, val + vl - PV_HMAC_LEN, PV_HMAC_LEN)) {
-			*bad = want;
+			w->bad = want;
 			rc = PV_EINTEGRITY;
 			break;
 		}
-		if (fn != NULL && (rc = fn(arg, want, val, vl - PV_HMAC_LEN)) !=
-		    PV_OK)
+		if (w->fn != NULL && (rc = w->fn(w->arg, want, val,
+		    vl - PV_HMAC_LEN)) != PV_OK)
 			break;
 		memcpy(prev, h, sizeof(prev));
 		want++;
 		n++;
 	}
 	pv_cursor_close(c);
-	*count = n;
+	w->count = n;
 	return rc == PV_ENOTFOUND ? PV_OK : rc;
 }
 
 pv_status
 vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
 {
+	struct chain_walk w = { 0, 0, NULL, NULL, 0, 0 };
 	struct pv_txn *t;
 	pv_status rc;
 
 	*bad = 0;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
-	rc = walk(v, t, 0, 0, NULL, NULL, count, bad);
+	rc = walk(v, t, &w);
 	pv_txn_abort(t);
+	*count = w.count;
+	*bad = w.bad;
 	return rc;
 }
 
@@ -401,7 +413,7 @@ vault_audit_read(struct vault *v, uint64_t after, size_t limit,
     struct vault_audit_entry **out, size_t *n)
 {
 	struct read_arg a = { v, NULL, NULL, 0 };
-	uint64_t count, bad = 0;
+	struct chain_walk w = { after, limit, read_one, &a, 0, 0 };
 	pv_status rc;
 
 	if (limit == 0 || limit > VAULT_BATCH_MAX)
@@ -410,7 +422,7 @@ vault_audit_read(struct vault *v, uint64_t after, size_t limit,
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &a.t)) != PV_OK)
 		goto out;
-	rc = walk(v, a.t, after, limit, read_one, &a, &count, &bad);
+	rc = walk(v, a.t, &w);
 	if (rc == PV_ENOTFOUND)
 		rc = PV_OK;		/* after is past the end: no events */
 	if (rc != PV_OK)

@@ -26,17 +26,7 @@
 #define META_EPOCH	"epoch"		/* u32 target KEK, u8 step */
 
 #define BATCH_DEFAULT	1000
-#define BATCH_MAX	100000
 #define SCAN_FACTOR	16	/* records scanned per batch slot at most */
-
-uint64_t
-vault_now_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void
 vault_set_duty(struct vault *v, unsigned percent)
@@ -47,7 +37,7 @@ vault_set_duty(struct vault *v, unsigned percent)
 void
 vault_pace(struct vault *v, uint64_t since_us)
 {
-	uint64_t held = vault_now_us() - since_us, rest;
+	uint64_t held = pv_mono_us() - since_us, rest;
 	struct timespec ts;
 
 	if (v->duty == 0 || v->duty >= 100)
@@ -133,6 +123,17 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 
 /* Shredding. */
 
+/* The stored value of record seq, live or tombstone, as it is. */
+static pv_status
+rec_get(struct pv_txn *t, uint64_t seq, const uint8_t **rec, size_t *len)
+{
+	uint8_t key[SEQ_LEN];
+
+	pv_put_u64(key, seq);
+	return pv_get(t, PV_T_RECORDS, key, sizeof(key), (const void **)rec,
+	    len);
+}
+
 /*
  * What a shred would do to one record: PV_OK if it is live and may go,
  * PV_ESHREDDED (its tombstone copied to ts) if it went before, or why not.
@@ -141,14 +142,11 @@ static pv_status
 shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
     uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
 {
-	uint8_t key[SEQ_LEN];
 	const uint8_t *rec;
 	size_t len;
 	pv_status rc;
 
-	pv_put_u64(key, seq);
-	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
-	    (const void **)&rec, &len)) != PV_OK)
+	if ((rc = rec_get(t, seq, &rec, &len)) != PV_OK)
 		return rc;
 	if (len < R_CHECK + CHECK_LEN ||
 	    !pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
@@ -176,7 +174,7 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
     uint64_t audit_seq, uint8_t ts[static TS_REASON + VAULT_REASON_MAX],
     size_t *tslen, uint32_t *kekv)
 {
-	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], idx[INDEX_VAL_LEN];
+	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME];
 	uint8_t *copy = NULL, *zero = NULL;
 	const uint8_t *rec, *tv;
 	struct field_view f;
@@ -186,8 +184,7 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	if ((rc = shred_check(t, seq, check, ts, tslen)) != PV_OK)
 		return rc;
 	pv_put_u64(key, seq);
-	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
-	    (const void **)&rec, &len)) != PV_OK)
+	if ((rc = rec_get(t, seq, &rec, &len)) != PV_OK)
 		return rc;
 	/* Work on a copy: every write below moves the map's pages. */
 	if ((copy = malloc(len)) == NULL || (zero = calloc(1, len)) == NULL) {
@@ -195,21 +192,14 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 		goto out;
 	}
 	memcpy(copy, rec, len);
-	nf = (size_t)copy[R_NFIELDS] << 8 | copy[R_NFIELDS + 1];
+	nf = vault_record_nfields(copy);
 	pos = R_FIELDS;
 	for (size_t i = 0; i < nf; i++) {
 		if ((rc = vault_field_next(copy, len, &pos, &f)) != PV_OK)
 			goto out;
-		if (f.indexed) {
-			pv_put_u64(idx, seq);
-			pv_put_u64(idx + SEQ_LEN, f.tok_seq);
-			if ((rc = vault_index_mac(v, idx, f.digest)) != PV_OK)
-				goto out;
-			rc = pv_del(t, PV_T_INDEX, f.digest, PV_HMAC_LEN, idx,
-			    sizeof(idx));
-			if (rc != PV_OK && rc != PV_ENOTFOUND)
-				goto out;
-		}
+		if (f.indexed &&
+		    (rc = vault_index_del(v, t, seq, &f, NULL)) != PV_OK)
+			goto out;
 		/*
 		 * The token keeps pointing at the record, so that it can
 		 * answer "shredded"; its field is forgotten.
@@ -268,16 +258,13 @@ pv_status
 vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
     const char *reason, uint64_t audit_seq)
 {
-	uint8_t ts[TS_REASON + VAULT_REASON_MAX], key[SEQ_LEN];
-	uint8_t check[CHECK_LEN];
+	uint8_t ts[TS_REASON + VAULT_REASON_MAX], check[CHECK_LEN];
 	const uint8_t *rec;
 	size_t tslen, rl;
 	uint32_t kekv;
 	pv_status rc;
 
-	pv_put_u64(key, seq);
-	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
-	    (const void **)&rec, &rl)) != PV_OK)
+	if ((rc = rec_get(t, seq, &rec, &rl)) != PV_OK)
 		return rc;
 	if (rl < R_CHECK + CHECK_LEN)
 		return PV_EINTEGRITY;
@@ -410,19 +397,18 @@ out:
 }
 
 pv_status
-vault_shred_ev(struct vault *v, const struct vault_event *ev, int limit,
-    const char *const *ids, const size_t *lens, size_t n, const char *reason,
-    struct vault_receipt *out, pv_status *status, uint64_t *retry,
-    int *logged)
+vault_shred_ev(struct vault *v, const struct vault_event *ev,
+    const struct vault_shred_req *rq)
 {
-	struct shred_arg a = { ev, ids, lens, n, reason, limit, NULL, NULL,
-	    NULL, status, 0, 0 };
-
-	*logged = 0;
+	struct shred_arg a = { ev, rq->ids, rq->lens, rq->n, rq->reason,
+	    rq->limit, NULL, NULL, NULL, rq->status, 0, 0 };
 	struct gc_job job = { shred_apply, &a, 0, PV_OK, 0, NULL };
+	size_t n = rq->n;
 	pv_status rc;
 
-	if (reason == NULL || !vault_reason_valid(reason, strlen(reason)))
+	*rq->logged = 0;
+	if (rq->reason == NULL || !vault_reason_valid(rq->reason,
+	    strlen(rq->reason)))
 		return PV_EVALUE;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
@@ -437,15 +423,15 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev, int limit,
 		goto out;
 	/* Receipts are signed once the shreds are durable. */
 	for (size_t i = 0; i < n; i++) {
-		if (status[i] != PV_OK)
+		if (rq->status[i] != PV_OK)
 			continue;
-		if ((status[i] = receipt_make(v, a.seqs[i], a.ts[i],
-		    a.tslen[i], &out[i])) != PV_OK)
-			rc = status[i];
+		if ((rq->status[i] = receipt_make(v, a.seqs[i], a.ts[i],
+		    a.tslen[i], &rq->out[i])) != PV_OK)
+			rc = rq->status[i];
 	}
-	if (retry != NULL)
-		*retry = a.retry;
-	*logged = a.logged;
+	if (rq->retry != NULL)
+		*rq->retry = a.retry;
+	*rq->logged = a.logged;
 out:
 	free(a.ts);
 	free(a.tslen);
@@ -459,9 +445,10 @@ vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
     pv_status *status)
 {
 	int logged;
+	struct vault_shred_req rq = { ids, lens, n, reason, 0, out, status,
+	    NULL, &logged };
 
-	return vault_shred_ev(v, NULL, 0, ids, lens, n, reason, out, status,
-	    NULL, &logged);
+	return vault_shred_ev(v, NULL, &rq);
 }
 
 /* Re-wrapping. */
@@ -538,6 +525,37 @@ out:
 	return rc;
 }
 
+/* A long job's progress over its bounded transactions. */
+struct job {
+	vault_progress_fn	*progress;
+	void			*arg;
+	uint64_t		*done;		/* records handled so far */
+	struct vault_progress	 p;
+	uint64_t		 t0;		/* this transaction's start, us */
+};
+
+/*
+ * The end of each of a long job's transactions: commit *t (consumed), then
+ * count and free the n candidates it handled and report progress.
+ */
+static pv_status
+job_tail(struct job *j, struct pv_txn **t, struct candidate **c, size_t n)
+{
+	pv_status rc;
+
+	rc = pv_txn_commit(*t);
+	*t = NULL;
+	if (rc != PV_OK)
+		return rc;
+	*j->done += n;
+	candidates_free(*c, n);
+	*c = NULL;
+	j->p.done = *j->done;
+	if (j->progress != NULL)
+		j->progress(j->arg, &j->p);
+	return PV_OK;
+}
+
 struct rewrap_want {
 	struct vault	*v;
 	uint32_t	 active;
@@ -570,7 +588,7 @@ rewrap_total(struct vault *v, uint32_t active, uint32_t from)
 	if (vault_info(v, &info) != PV_OK)
 		return 0;
 	for (size_t i = 0; i < info.nkeys; i++)
-		if (info.keys[i].kind == KMS_KEK &&
+		if (info.keys[i].kind == VAULT_KEK &&
 		    info.keys[i].version != active &&
 		    (from == 0 || info.keys[i].version == from))
 			total += info.keys[i].wraps_live;
@@ -585,7 +603,7 @@ pv_status
 vault_rewrap(struct vault *v, uint32_t from, size_t batch,
     vault_progress_fn *progress, void *arg, uint64_t *done)
 {
-	struct vault_progress p = { 0, 0 };
+	struct job job = { progress, arg, done, { 0, 0 }, 0 };
 	struct candidate *c = NULL;
 	struct kms_rewrap *rw = NULL;
 	struct pv_txn *t = NULL;
@@ -598,7 +616,7 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 
 	if (batch == 0)
 		batch = BATCH_DEFAULT;
-	if (batch > BATCH_MAX)
+	if (batch > VAULT_KEY_BATCH_MAX)
 		return PV_EINVAL;
 	if ((nonces = malloc(batch * PV_GCM_NONCE_LEN)) == NULL)
 		return PV_ENOMEM;
@@ -607,8 +625,8 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		struct rewrap_want w;
 		const void *pv;
 		size_t pl;
-		uint64_t t0 = vault_now_us();
 
+		job.t0 = pv_mono_us();
 		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 			goto out;
 		if ((w.active = kms_active_version(v->kms, KMS_KEK)) == 0) {
@@ -621,8 +639,8 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			rc = PV_OK;		/* nothing is older than itself */
 			goto out;
 		}
-		if (p.total == 0)
-			p.total = rewrap_total(v, w.active, from);
+		if (job.p.total == 0)
+			job.p.total = rewrap_total(v, w.active, from);
 		start = 1;
 		/*
 		 * Resume where a run stopped, even if the KEK rotated since
@@ -702,21 +720,12 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 			if (rc == PV_ENOTFOUND)
 				rc = PV_OK;
 		}
-		if (rc != PV_OK)
+		if (rc != PV_OK ||
+		    (rc = job_tail(&job, &t, &c, n)) != PV_OK)
 			goto out;
-		rc = pv_txn_commit(t);
-		t = NULL;
-		if (rc != PV_OK)
-			goto out;
-		*done += n;
-		candidates_free(c, n);
-		c = NULL;
-		p.done = *done;
-		if (progress != NULL)
-			progress(arg, &p);
 		if (next == 0)
 			break;
-		vault_pace(v, t0);
+		vault_pace(v, job.t0);
 	}
 	rc = vault_log_op(v, NULL, "kms.rewrap", VAULT_EK_NONE, NULL, 0,
 	    NULL, NULL);
@@ -730,8 +739,9 @@ out:
 }
 
 pv_status
-vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
+vault_rotate(struct vault *v, enum vault_key_kind vkind, uint32_t *newv)
 {
+	enum kms_kind kind = vault_kms_kind(vkind);
 	struct pv_txn *t;
 	pv_status rc;
 
@@ -748,9 +758,11 @@ vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
 }
 
 pv_status
-vault_key_state(struct vault *v, enum kms_kind kind, uint32_t version,
-    enum kms_state st, int force, uint64_t *wrapped)
+vault_key_state(struct vault *v, enum vault_key_kind vkind, uint32_t version,
+    enum vault_key_state vst, int force, uint64_t *wrapped)
 {
+	enum kms_kind kind = vault_kms_kind(vkind);
+	enum kms_state st = vault_kms_state(vst);
 	struct kms_key_info info;
 	struct pv_txn *t;
 	pv_status rc;
@@ -781,14 +793,16 @@ out:
 }
 
 pv_status
-vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
+vault_rotate_root(struct vault *v, const struct vault_unlock *vu)
 {
+	struct kms_unlock nu;
 	struct pv_txn *t;
 	pv_status rc;
 
+	vault_unlock_kms(&nu, vu);
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
-	if ((rc = kms_rotate_root(v->kms, t, nu)) != PV_OK ||
+	if ((rc = kms_rotate_root(v->kms, t, &nu)) != PV_OK ||
 	    (rc = vault_log_op(v, t, "kms.rotate_root", VAULT_EK_NONE, NULL,
 	    0, NULL, NULL)) != PV_OK) {
 		pv_txn_abort(t);
@@ -803,8 +817,7 @@ static int
 want_indexed(const uint8_t *rec, size_t len, void *arg)
 {
 	struct vault *v = arg;
-	size_t pos = R_FIELDS, nf = (size_t)rec[R_NFIELDS] << 8 |
-	    rec[R_NFIELDS + 1];
+	size_t pos = R_FIELDS, nf = vault_record_nfields(rec);
 	struct field_view f;
 	enum kms_state st = kms_version_state(v->kms, KMS_KEK,
 	    pv_get_u32(rec + R_KEKV));
@@ -830,15 +843,14 @@ reindex_one(struct vault *v, struct pv_txn *t, struct candidate *c,
     int *changed)
 {
 	uint8_t digest[PV_HMAC_LEN], idx[INDEX_VAL_LEN];
-	char norm[PV_VALUE_MAX];
 	struct resolved r;
 	struct field_view f;
-	size_t pos = R_FIELDS, nf, normlen;
+	size_t pos = R_FIELDS, nf;
 	char *plain;
 	pv_status rc;
 
 	*changed = 0;
-	nf = (size_t)c->val[R_NFIELDS] << 8 | c->val[R_NFIELDS + 1];
+	nf = vault_record_nfields(c->val);
 	for (size_t i = 0; i < nf; i++) {
 		if ((rc = vault_field_next(c->val, c->len, &pos, &f)) != PV_OK)
 			return rc;
@@ -850,26 +862,15 @@ reindex_one(struct vault *v, struct pv_txn *t, struct candidate *c,
 		r.f = f;
 		if ((rc = vault_field_open(v, &r, &plain)) != PV_OK)
 			return rc;
-		rc = vault_normalize(norm, &normlen, f.name, f.namelen, plain,
-		    f.ctlen);
+		rc = vault_field_digest(v, 0, f.name, f.namelen, plain,
+		    f.ctlen, digest);
 		pv_secure_free(plain, f.ctlen + 1);
-		if (rc == PV_OK)
-			rc = kms_blind_index(v->kms, 0, digest, f.name,
-			    f.namelen, norm, normlen);
-		pv_cleanse(norm, sizeof(norm));
 		if (rc != PV_OK)
 			return rc;
 		if (pv_ct_eq(digest, f.digest, PV_HMAC_LEN))
 			continue;
-		pv_put_u64(idx, c->seq);
-		pv_put_u64(idx + SEQ_LEN, f.tok_seq);
-		if ((rc = vault_index_mac(v, idx, f.digest)) != PV_OK)
-			return rc;
-		rc = pv_del(t, PV_T_INDEX, f.digest, PV_HMAC_LEN, idx,
-		    sizeof(idx));
-		if (rc != PV_OK && rc != PV_ENOTFOUND)
-			return rc;
-		if ((rc = vault_index_mac(v, idx, digest)) != PV_OK ||
+		if ((rc = vault_index_del(v, t, c->seq, &f, idx)) != PV_OK ||
+		    (rc = vault_index_mac(v, idx, digest)) != PV_OK ||
 		    (rc = pv_put(t, PV_T_INDEX, digest, PV_HMAC_LEN, idx,
 		    sizeof(idx), 0)) != PV_OK)
 			return rc;
@@ -923,7 +924,7 @@ pv_status
 vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
     void *arg, uint64_t *done)
 {
-	struct vault_progress p = { 0, 0 };
+	struct job job = { progress, arg, done, { 0, 0 }, 0 };
 	struct candidate *c = NULL;
 	struct pv_txn *t = NULL;
 	uint8_t pos[12];
@@ -936,7 +937,7 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 
 	if (batch == 0)
 		batch = BATCH_DEFAULT;
-	if (batch > BATCH_MAX)
+	if (batch > VAULT_KEY_BATCH_MAX)
 		return PV_EINVAL;
 	*done = 0;
 	/* Start a rebuild, unless one was interrupted. */
@@ -963,13 +964,12 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 		struct vault_info info;
 
 		if (vault_info(v, &info) == PV_OK) {
-			p.total = info.records;
+			job.p.total = info.records;
 			free(info.keys);
 		}
 	}
 	for (;;) {
-		uint64_t t0 = vault_now_us();
-
+		job.t0 = pv_mono_us();
 		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 			goto out;
 		if ((rc = pv_get(t, PV_T_META, META_INDEX, strlen(META_INDEX),
@@ -1010,21 +1010,12 @@ vault_rotate_index(struct vault *v, size_t batch, vault_progress_fn *progress,
 		    strlen(META_INDEX), NULL, 0)) == PV_OK)
 			rc = vault_log_op(v, t, "kms.index_rebuilt",
 			    VAULT_EK_NONE, NULL, 0, NULL, NULL);
-		if (rc != PV_OK)
+		if (rc != PV_OK ||
+		    (rc = job_tail(&job, &t, &c, n)) != PV_OK)
 			goto out;
-		rc = pv_txn_commit(t);
-		t = NULL;
-		if (rc != PV_OK)
-			goto out;
-		*done += n;
-		candidates_free(c, n);
-		c = NULL;
-		p.done = *done;
-		if (progress != NULL)
-			progress(arg, &p);
 		if (next == 0)
 			break;
-		vault_pace(v, t0);
+		vault_pace(v, job.t0);
 	}
 	rc = PV_OK;
 out:

@@ -165,7 +165,7 @@ vault_record_access(struct vault *v, const struct vault_event *ev,
 	r->hold = (copy[R_FLAGS] & RF_HOLD) != 0;
 	r->created = pv_get_u64(copy + R_CREATED);
 	r->retain_until = pv_get_u64(copy + R_RETAIN);
-	nf = (size_t)copy[R_NFIELDS] << 8 | copy[R_NFIELDS + 1];
+	nf = vault_record_nfields(copy);
 	for (size_t i = 0; i < nf; i++) {
 		struct vault_record_field *f = &r->fields[i];
 		struct resolved res;
@@ -316,30 +316,32 @@ change(struct vault *v, struct change_arg *a,
 	return a->st;
 }
 
+/* Set (on) or clear a header flag of record id. */
+static pv_status
+flag_change(struct vault *v, const struct vault_event *ev, const char *id,
+    size_t len, uint8_t flag, int on)
+{
+	struct change_arg a = { .ev = ev, .id = id, .len = len };
+
+	if (on)
+		a.set = flag;
+	else
+		a.clear = flag;
+	return change(v, &a, flags_apply);
+}
+
 pv_status
 vault_record_consent(struct vault *v, const struct vault_event *ev,
     const char *id, size_t len, int marketing)
 {
-	struct change_arg a = { .ev = ev, .id = id, .len = len };
-
-	if (marketing)
-		a.set = RF_MARKETING;
-	else
-		a.clear = RF_MARKETING;
-	return change(v, &a, flags_apply);
+	return flag_change(v, ev, id, len, RF_MARKETING, marketing);
 }
 
 pv_status
 vault_record_hold(struct vault *v, const struct vault_event *ev,
     const char *id, size_t len, int hold)
 {
-	struct change_arg a = { .ev = ev, .id = id, .len = len };
-
-	if (hold)
-		a.set = RF_HOLD;
-	else
-		a.clear = RF_HOLD;
-	return change(v, &a, flags_apply);
+	return flag_change(v, ev, id, len, RF_HOLD, hold);
 }
 
 /*
@@ -361,48 +363,39 @@ struct slot {
 	int		 indexed;
 };
 
+/* A correction under way: the record's fields, old and new, as slots. */
+struct fix {
+	uint64_t	 seq;
+	const uint8_t	*old;		/* the record as it was */
+	size_t		 oldlen;
+	struct slot	*sl;		/* namelen 0: removed */
+	size_t		 n;
+	size_t		 nkeep;		/* fields the result has */
+	size_t		 size;		/* bytes the result takes */
+};
+
+/*
+ * Step 1: the old fields, then the patch applied to them: replace, remove
+ * (value NULL) or add (a leased token number each).
+ */
 static pv_status
-index_del(struct vault *v, struct pv_txn *t, uint64_t seq,
-    const struct field_view *f)
+fix_slots(struct change_arg *a, struct fix *x)
 {
-	uint8_t idx[INDEX_VAL_LEN];
+	struct slot *sl = x->sl;
+	size_t nold, pos = R_FIELDS, n = 0;
 	pv_status rc;
 
-	pv_put_u64(idx, seq);
-	pv_put_u64(idx + SEQ_LEN, f->tok_seq);
-	if ((rc = vault_index_mac(v, idx, f->digest)) != PV_OK)
-		return rc;
-	rc = pv_del(t, PV_T_INDEX, f->digest, PV_HMAC_LEN, idx, sizeof(idx));
-	return rc == PV_ENOTFOUND ? PV_OK : rc;
-}
-
-static pv_status
-correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
-    uint64_t seq, const uint8_t *old, size_t oldlen)
-{
-	struct slot *sl = NULL;
-	uint8_t ctx[DEK_CTX_LEN], aad[AAD_MAX], key[SEQ_LEN], *p, *q;
-	uint8_t tk[SEQ_LEN], tokval[T_NAME + PV_FIELD_NAME_MAX];
-	uint8_t idx[INDEX_VAL_LEN];
-	char norm[PV_VALUE_MAX];
-	size_t n = 0, nold, pos = R_FIELDS, size = R_FIELDS, normlen, aadlen;
-	size_t ncheck = 0;
-	pv_status rc;
-
-	if ((sl = calloc(PV_FIELDS_MAX + VAULT_FIELDS_PATCH_MAX,
-	    sizeof(*sl))) == NULL)
-		return PV_ENOMEM;
-	nold = (size_t)old[R_NFIELDS] << 8 | old[R_NFIELDS + 1];
-	for (size_t i = 0; i < nold; i++, n++) {
-		if ((rc = vault_field_next(old, oldlen, &pos, &sl[n].old)) !=
-		    PV_OK)
-			goto out;
+	nold = vault_record_nfields(x->old);
+	for (size_t i = 0; i < nold; i++) {
+		if ((rc = vault_field_next(x->old, x->oldlen, &pos,
+		    &sl[n].old)) != PV_OK)
+			return rc;
 		sl[n].existed = 1;
 		sl[n].name = sl[n].old.name;
 		sl[n].namelen = sl[n].old.namelen;
 		sl[n].tok_seq = sl[n].old.tok_seq;
+		n++;
 	}
-	/* Apply the patch: replace, remove (value NULL) or add. */
 	for (size_t i = 0; i < a->nfields; i++) {
 		const struct vault_field *f = &a->fields[i];
 		size_t j;
@@ -414,18 +407,17 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 		if (j == n) {
 			if (f->value == NULL)
 				continue;	/* removing what is not there */
-			sl[n].name = f->name;
-			sl[n].namelen = f->namelen;
 			if (a->tok == a->tok_end) {
 				/* Cannot be: one is leased per value set. */
 				a->st = PV_EINVAL;
-				rc = PV_OK;
-				goto out;
+				return PV_OK;
 			}
+			sl[n].name = f->name;
+			sl[n].namelen = f->namelen;
 			sl[n].tok_seq = a->tok++;
 			if ((rc = pv_random(sl[n].tok_check, CHECK_LEN)) !=
 			    PV_OK)
-				goto out;
+				return rc;
 			n++;
 		}
 		sl[j].value = f->value;
@@ -433,157 +425,189 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 		if (f->value == NULL)
 			sl[j].namelen = 0;	/* removed */
 	}
-	/* The result must be a valid record: new values, and a count. */
-	for (size_t i = 0; i < n; i++) {
-		if (sl[i].namelen == 0)
+	x->n = n;
+	return PV_OK;
+}
+
+/* Step 2: the result must be a valid record: new values, and a count. */
+static pv_status
+fix_check(struct fix *x)
+{
+	pv_status st;
+
+	x->nkeep = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		const struct slot *s = &x->sl[i];
+		struct vault_field f = { s->name, s->namelen, s->value,
+		    s->len };
+
+		if (s->namelen == 0)
 			continue;
-		ncheck++;
-		if (sl[i].value != NULL && (a->st = vault_field_check(
-		    &(struct vault_field){ sl[i].name, sl[i].namelen,
-		    sl[i].value, sl[i].len })) != PV_OK) {
-			rc = PV_OK;
-			goto out;
-		}
+		x->nkeep++;
+		if (s->value != NULL && (st = vault_field_check(&f)) != PV_OK)
+			return st;
 	}
-	if (ncheck == 0 || ncheck > PV_FIELDS_MAX) {
-		a->st = ncheck == 0 ? PV_EINVAL : PV_ETOOBIG;
-		rc = PV_OK;
-		goto out;
-	}
-	vault_dek_ctx(ctx, seq, old);
-	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
-	    pv_get_u32(old + R_KEKV), old + R_DEK, g->dek)) != PV_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct slot *s = &sl[i];
+	if (x->nkeep == 0)
+		return PV_EINVAL;
+	if (x->nkeep > PV_FIELDS_MAX)
+		return PV_ETOOBIG;
+	return PV_OK;
+}
+
+/* Step 3: the digests of new indexed values, and the result's size. */
+static pv_status
+fix_size(struct vault *v, struct fix *x)
+{
+	pv_status rc;
+
+	x->size = R_FIELDS;
+	for (size_t i = 0; i < x->n; i++) {
+		struct slot *s = &x->sl[i];
 
 		if (s->namelen == 0)
 			continue;
 		s->indexed = vault_field_indexed(s->name, s->namelen);
 		if (s->value == NULL) {
-			size += (size_t)(s->old.tag + PV_GCM_TAG_LEN -
-			    (const uint8_t *)s->old.name) + 1;
+			x->size += s->old.entrylen;
 			if (s->indexed)
 				memcpy(s->digest, s->old.digest, PV_HMAC_LEN);
 			continue;
 		}
-		if (s->indexed) {
-			if ((rc = vault_normalize(norm, &normlen, s->name,
-			    s->namelen, s->value, s->len)) != PV_OK)
-				goto out;
-			rc = kms_blind_index(v->kms, 0, s->digest, s->name,
-			    s->namelen, norm, normlen);
-			pv_cleanse(norm, sizeof(norm));
-			if (rc != PV_OK)
-				goto out;
-		}
-		size += 1 + s->namelen + 1 + (s->indexed ? PV_HMAC_LEN : 0) +
-		    SEQ_LEN + 2 + PV_GCM_NONCE_LEN + s->len + PV_GCM_TAG_LEN;
+		if (s->indexed && (rc = vault_field_digest(v, 0, s->name,
+		    s->namelen, s->value, s->len, s->digest)) != PV_OK)
+			return rc;
+		x->size += vault_field_size(s->namelen, s->indexed, s->len);
 	}
-	pv_put_u64(key, seq);
-	if ((rc = pv_reserve(g->t, PV_T_RECORDS, key, sizeof(key), size, 0,
+	return PV_OK;
+}
+
+/*
+ * Step 4: write the result in place of the record: its header as it was,
+ * kept entries as they were, changed and new ones sealed under the same
+ * DEK (in dek) with their token numbers.
+ */
+static pv_status
+fix_write(struct vault *v, struct pv_txn *t, struct fix *x,
+    const uint8_t *dek)
+{
+	uint8_t key[SEQ_LEN], rec[16], *p, *q;
+	pv_status rc;
+
+	vault_id_block(rec, x->seq, x->old + R_CHECK);
+	pv_put_u64(key, x->seq);
+	if ((rc = pv_reserve(t, PV_T_RECORDS, key, sizeof(key), x->size, 0,
 	    (void **)&p)) != PV_OK)
-		goto out;
-	memcpy(p, old, R_FIELDS);
-	p[R_NFIELDS] = (uint8_t)(ncheck >> 8);
-	p[R_NFIELDS + 1] = (uint8_t)ncheck;
+		return rc;
+	memcpy(p, x->old, R_FIELDS);
+	vault_record_set_nfields(p, x->nkeep);
 	q = p + R_FIELDS;
-	for (size_t i = 0; i < n; i++) {
-		struct slot *s = &sl[i];
+	for (size_t i = 0; i < x->n; i++) {
+		const struct slot *s = &x->sl[i];
+		struct field_in in = { s->name, s->namelen,
+		    s->indexed ? s->digest : NULL, s->tok_seq, s->value,
+		    s->len, NULL };
 
 		if (s->namelen == 0)
 			continue;
 		if (s->value == NULL) {
-			/* Kept: the entry's bytes as they were. */
-			size_t el = (size_t)(s->old.tag + PV_GCM_TAG_LEN -
-			    (const uint8_t *)s->old.name) + 1;
-
-			memcpy(q, (const uint8_t *)s->old.name - 1, el);
-			q += el;
-			continue;
-		}
-		*q++ = (uint8_t)s->namelen;
-		memcpy(q, s->name, s->namelen);
-		q += s->namelen;
-		*q++ = s->indexed ? FF_INDEXED : 0;
-		if (s->indexed) {
-			memcpy(q, s->digest, PV_HMAC_LEN);
-			q += PV_HMAC_LEN;
-		}
-		pv_put_u64(q, s->tok_seq);
-		q += SEQ_LEN;
-		*q++ = (uint8_t)(s->len >> 8);
-		*q++ = (uint8_t)s->len;
-		memcpy(aad, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
-		memcpy(aad + KMS_VAULT_ID_LEN, ctx, 16);
-		pv_put_u64(aad + KMS_VAULT_ID_LEN + 16, s->tok_seq);
-		memcpy(aad + KMS_VAULT_ID_LEN + 16 + SEQ_LEN, s->name,
-		    s->namelen);
-		aadlen = KMS_VAULT_ID_LEN + 16 + SEQ_LEN + s->namelen;
-		if ((rc = pv_aead_seal(q + PV_GCM_NONCE_LEN, q,
-		    q + PV_GCM_NONCE_LEN + s->len, g->dek, aad, aadlen,
-		    s->value, s->len)) != PV_OK)
-			goto out;
-		q += PV_GCM_NONCE_LEN + s->len + PV_GCM_TAG_LEN;
+			memcpy(q, s->old.entry, s->old.entrylen);
+			q += s->old.entrylen;
+		} else if ((rc = vault_field_put(v, rec, dek, &in, &q)) !=
+		    PV_OK)
+			return rc;
 	}
-	/* Tokens and index entries follow; p is dead from here on. */
+	return PV_OK;
+}
+
+/*
+ * Step 5: tokens and index entries follow the fields, and every field's
+ * token after the change goes to the caller.
+ */
+static pv_status
+fix_tokens(struct vault *v, struct pv_txn *t, struct change_arg *a,
+    struct fix *x)
+{
+	uint8_t tk[SEQ_LEN], tokval[TOKEN_VAL_MAX], idx[INDEX_VAL_LEN];
+	const uint8_t *tv;
+	size_t tl;
+	pv_status rc;
+
 	a->ntokens = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct slot *s = &sl[i];
+	for (size_t i = 0; i < x->n; i++) {
+		struct slot *s = &x->sl[i];
 		int changed = s->value != NULL || s->namelen == 0;
 
 		if (s->existed && changed && s->old.indexed &&
-		    (rc = index_del(v, g->t, seq, &s->old)) != PV_OK)
-			goto out;
+		    (rc = vault_index_del(v, t, x->seq, &s->old, NULL)) != PV_OK)
+			return rc;
 		pv_put_u64(tk, s->tok_seq);
 		if (s->namelen == 0) {
-			rc = pv_del(g->t, PV_T_TOKENS, tk, sizeof(tk), NULL, 0);
+			rc = pv_del(t, PV_T_TOKENS, tk, sizeof(tk), NULL, 0);
 			if (rc != PV_OK && rc != PV_ENOTFOUND)
-				goto out;
+				return rc;
 			continue;
 		}
 		if (!s->existed) {
-			pv_put_u64(tokval + T_REC, seq);
-			memcpy(tokval + T_CHECK, s->tok_check, CHECK_LEN);
-			tokval[T_NAMELEN] = (uint8_t)s->namelen;
-			memcpy(tokval + T_NAME, s->name, s->namelen);
-			if ((rc = pv_put(g->t, PV_T_TOKENS, tk, sizeof(tk),
-			    tokval, T_NAME + s->namelen,
+			if ((rc = pv_put(t, PV_T_TOKENS, tk, sizeof(tk),
+			    tokval, vault_token_val(tokval, x->seq,
+			    s->tok_check, s->name, s->namelen),
 			    PV_PUT_NOOVERWRITE)) != PV_OK)
-				goto out;
+				return rc;
 		} else {
-			const uint8_t *tv;
-			size_t tl;
-
-			if ((rc = pv_get(g->t, PV_T_TOKENS, tk, sizeof(tk),
-			    (const void **)&tv, &tl)) != PV_OK ||
-			    tl < T_NAME) {
-				rc = rc == PV_OK ? PV_EINTEGRITY : rc;
-				goto out;
-			}
+			if ((rc = pv_get(t, PV_T_TOKENS, tk, sizeof(tk),
+			    (const void **)&tv, &tl)) != PV_OK)
+				return rc;
+			if (tl < T_NAME)
+				return PV_EINTEGRITY;
 			memcpy(s->tok_check, tv + T_CHECK, CHECK_LEN);
 		}
-		if (s->indexed && changed) {
-			pv_put_u64(idx, seq);
-			pv_put_u64(idx + SEQ_LEN, s->tok_seq);
-			if ((rc = vault_index_mac(v, idx, s->digest)) != PV_OK ||
-			    (rc = pv_put(g->t, PV_T_INDEX, s->digest,
-			    PV_HMAC_LEN, idx, sizeof(idx), 0)) != PV_OK)
-				goto out;
-		}
-		if (a->tokens != NULL) {
-			memcpy(a->names[a->ntokens], s->name, s->namelen);
-			a->names[a->ntokens][s->namelen] = '\0';
-			if ((rc = vault_id_format(v, KMS_ID_TOKEN, s->tok_seq,
-			    s->tok_check, a->tokens[a->ntokens])) != PV_OK)
-				goto out;
-			a->ntokens++;
-		}
+		if (s->indexed && changed &&
+		    ((rc = vault_index_val(v, x->seq, s->tok_seq, s->digest,
+		    idx)) != PV_OK || (rc = pv_put(t, PV_T_INDEX, s->digest,
+		    PV_HMAC_LEN, idx, sizeof(idx), 0)) != PV_OK))
+			return rc;
+		if (a->tokens == NULL)
+			continue;
+		memcpy(a->names[a->ntokens], s->name, s->namelen);
+		a->names[a->ntokens][s->namelen] = '\0';
+		if ((rc = vault_id_format(v, KMS_ID_TOKEN, s->tok_seq,
+		    s->tok_check, a->tokens[a->ntokens])) != PV_OK)
+			return rc;
+		a->ntokens++;
 	}
-	rc = PV_OK;
+	return PV_OK;
+}
+
+/*
+ * Rebuild record seq (old, oldlen) with a's patch.  A refusal is a->st
+ * with PV_OK returned; what fails the commit is returned.
+ */
+static pv_status
+correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
+    uint64_t seq, const uint8_t *old, size_t oldlen)
+{
+	struct fix x = { seq, old, oldlen, NULL, 0, 0, 0 };
+	uint8_t ctx[DEK_CTX_LEN];
+	pv_status rc;
+
+	if ((x.sl = calloc(PV_FIELDS_MAX + VAULT_FIELDS_PATCH_MAX,
+	    sizeof(*x.sl))) == NULL)
+		return PV_ENOMEM;
+	if ((rc = fix_slots(a, &x)) != PV_OK || a->st != PV_OK)
+		goto out;
+	if ((a->st = fix_check(&x)) != PV_OK)
+		goto out;
+	vault_dek_ctx(ctx, seq, old);
+	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
+	    pv_get_u32(old + R_KEKV), old + R_DEK, g->dek)) != PV_OK)
+		goto out;
+	if ((rc = fix_size(v, &x)) != PV_OK ||
+	    (rc = fix_write(v, g->t, &x, g->dek)) != PV_OK)
+		goto out;
+	rc = fix_tokens(v, g->t, a, &x);
 out:
 	pv_cleanse(g->dek, PV_KEY_LEN);
-	free(sl);
+	free(x.sl);
 	return rc;
 }
 
@@ -632,15 +656,14 @@ out:
 
 pv_status
 vault_record_correct(struct vault *v, const struct vault_event *ev,
-    const char *id, size_t len, const struct vault_field *fields,
-    size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
-    char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens, int *logged)
+    const struct vault_correction *c)
 {
-	struct change_arg a = { .ev = ev, .id = id, .len = len,
-	    .fields = fields, .nfields = nfields, .tokens = tokens,
-	    .names = names };
+	const struct vault_field *fields = c->fields;
+	size_t nfields = c->nfields, nvalues = 0;
+	struct change_arg a = { .ev = ev, .id = c->id, .len = c->len,
+	    .fields = fields, .nfields = nfields, .tokens = c->tokens,
+	    .names = c->names };
 	uint64_t rec0;
-	size_t nvalues = 0;
 	pv_status rc;
 
 	if (nfields == 0)
@@ -664,11 +687,11 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 	    &a.tok)) != PV_OK)
 		return rc;
 	a.tok_end = a.tok + nvalues;
-	*logged = 0;
+	*c->logged = 0;
 	rc = change(v, &a, correct_apply);
-	*logged = a.logged;
+	*c->logged = a.logged;
 	if (rc == PV_OK)
-		*ntokens = a.ntokens;
+		*c->ntokens = a.ntokens;
 	return rc;
 }
 

@@ -5,10 +5,78 @@
  * in code.  Parsing a stored record is total: bytes that do not parse are
  * reported as PV_EINTEGRITY, never trusted.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vault_int.h"
+
+/*
+ * vault.h names the key ring's kinds, states and limits itself, so that
+ * nothing above the vault sees kms.h; they are kms's, by value.
+ */
+static_assert(VAULT_VAULT_ID_LEN == KMS_VAULT_ID_LEN, "vault id length");
+static_assert(VAULT_PASSPHRASE_MAX == KMS_PASSPHRASE_MAX, "passphrase");
+static_assert(VAULT_KDF_MEMORY_MIN == KMS_KDF_MEMORY_MIN, "kdf memory");
+static_assert((int)VAULT_KEK == (int)KMS_KEK &&
+    (int)VAULT_IDS == (int)KMS_IDS && (int)VAULT_INDEX == (int)KMS_INDEX &&
+    (int)VAULT_SIGN == (int)KMS_SIGN, "key kinds");
+static_assert((int)VAULT_KEY_ACTIVE == (int)KMS_ACTIVE &&
+    (int)VAULT_KEY_DECRYPT_ONLY == (int)KMS_DECRYPT_ONLY &&
+    (int)VAULT_KEY_RETIRED == (int)KMS_RETIRED &&
+    (int)VAULT_KEY_DESTROYED == (int)KMS_DESTROYED, "key states");
+
+enum kms_kind
+vault_kms_kind(enum vault_key_kind kind)
+{
+	return (enum kms_kind)kind;
+}
+
+enum kms_state
+vault_kms_state(enum vault_key_state st)
+{
+	return (enum kms_state)st;
+}
+
+const char *
+vault_key_kind_name(enum vault_key_kind kind)
+{
+	return kms_kind_name(vault_kms_kind(kind));
+}
+
+const char *
+vault_key_state_name(enum vault_key_state st)
+{
+	return kms_state_name(vault_kms_state(st));
+}
+
+void
+vault_key_info_from(struct vault_key_info *out, const struct kms_key_info *in)
+{
+	out->kind = (enum vault_key_kind)in->kind;
+	out->version = in->version;
+	out->state = (enum vault_key_state)in->state;
+	out->created = in->created;
+	out->wraps_live = in->wraps_live;
+	out->wraps_total = in->wraps_total;
+}
+
+void
+vault_unlock_kms(struct kms_unlock *out, const struct vault_unlock *u)
+{
+	out->key_file = u->key_file;
+	out->use_passphrase = u->use_passphrase;
+	out->passphrase = u->passphrase;
+	out->arg = u->arg;
+	out->kdf_time = u->kdf_time;
+	out->kdf_memory_kib = u->kdf_memory_kib;
+}
+
+pv_status
+vault_key_file_create(const char *path)
+{
+	return kms_key_file_create(path);
+}
 
 static const char *const indexed_fields[] = { "email", "phone" };
 
@@ -120,8 +188,10 @@ normalize_email(char *out, size_t *outlen, const char *s, size_t len)
 {
 	size_t at = 0, nat = 0, i;
 
-	while (len > 0 && is_space(s[0]))
-		s++, len--;
+	while (len > 0 && is_space(s[0])) {
+		s++;
+		len--;
+	}
 	while (len > 0 && is_space(s[len - 1]))
 		len--;
 	if (len < 3 || len > 254)
@@ -247,7 +317,7 @@ vault_record_check(const struct vault_record_in *r)
 			    f->namelen) == 0)
 				return PV_EFIELD;
 	}
-	if (r->retention_days > 36500)
+	if (r->retention_days > VAULT_RETENTION_DAYS_MAX)
 		return PV_EINVAL;
 	return PV_OK;
 }
@@ -278,10 +348,12 @@ static pv_status
 vault_start(const struct vault_opts *o, int create, struct vault **out)
 {
 	struct pv_store_opts so = { o->map_size, create, 0 };
+	struct kms_unlock u;
 	struct vault *v;
 	struct pv_txn *t = NULL;
 	pv_status rc;
 
+	vault_unlock_kms(&u, &o->unlock);
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return PV_ENOMEM;
 	if (pthread_mutex_init(&v->gc_lock, NULL) != 0) {
@@ -304,7 +376,7 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 	if ((rc = pv_txn_begin(v->store, create, &t)) != PV_OK)
 		goto out;
 	if (create) {
-		if ((rc = kms_init(t, &o->unlock, &v->kms)) != PV_OK ||
+		if ((rc = kms_init(t, &u, &v->kms)) != PV_OK ||
 		    (rc = vault_meta_set_u64(t, META_NEXT_REC, 1)) != PV_OK ||
 		    (rc = vault_meta_set_u64(t, META_NEXT_TOK, 1)) != PV_OK ||
 		    (rc = vault_meta_set_u64(t, META_RECORDS, 0)) != PV_OK)
@@ -314,7 +386,7 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 		if (rc != PV_OK)
 			goto out;
 	} else {
-		if ((rc = kms_open(t, &o->unlock, &v->kms)) != PV_OK)
+		if ((rc = kms_open(t, &u, &v->kms)) != PV_OK)
 			goto out;
 		pv_txn_abort(t);
 		t = NULL;
@@ -364,18 +436,6 @@ vault_close(struct vault *v)
 
 /* Writing records. */
 
-static void
-field_aad(uint8_t *aad, size_t *aadlen, const struct kms *k,
-    const uint8_t rec[static 16], uint64_t tok_seq, const char *name,
-    size_t namelen)
-{
-	memcpy(aad, kms_vault_id(k), KMS_VAULT_ID_LEN);
-	memcpy(aad + KMS_VAULT_ID_LEN, rec, 16);
-	pv_put_u64(aad + KMS_VAULT_ID_LEN + 16, tok_seq);
-	memcpy(aad + KMS_VAULT_ID_LEN + 16 + SEQ_LEN, name, namelen);
-	*aadlen = KMS_VAULT_ID_LEN + 16 + SEQ_LEN + namelen;
-}
-
 /*
  * The DEK's context: the record block and the record's header (type,
  * flags, created, retain until), so that consent or dates edited on disk
@@ -417,34 +477,44 @@ record_size(const struct vault_record_in *r)
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
 
-		size += 1 + f->namelen + 1 + (vault_field_indexed(f->name,
-		    f->namelen) ? PV_HMAC_LEN : 0) + SEQ_LEN + 2 +
-		    PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
+		size += vault_field_size(f->namelen,
+		    vault_field_indexed(f->name, f->namelen), f->len);
 	}
 	return size;
 }
 
 /*
- * Seal record r as number seq, its tokens numbered from tok, kept days
- * unless r says: build its stored value in p (record_size bytes), draw its
- * token checks and MAC its index entries into tc and im (one slot per
- * field), and format its id and tokens into res.  Nothing is written to
- * the store.
+ * One record to seal (seal_one): number seq, its tokens numbered from tok,
+ * kept days unless r says.
+ */
+struct seal {
+	const struct vault_record_in	*r;
+	uint64_t			 seq;
+	uint64_t			 tok;
+	uint32_t			 days;
+	uint8_t				*p;	/* record_size(r) bytes */
+	uint8_t			       (*tc)[CHECK_LEN];	/* per field */
+	uint8_t			       (*im)[INDEX_MAC_LEN];	/* per field */
+	uint8_t				*dek;	/* secure scratch */
+	uint64_t			*retain;	/* out: retain until */
+	struct vault_put_result		*res;	/* out: id and tokens */
+};
+
+/*
+ * Seal s->r: build its stored value in s->p, draw its token checks and MAC
+ * its index entries into s->tc and s->im (one slot per field), and format
+ * its id and tokens into s->res.  Nothing is written to the store.
  */
 static pv_status
-seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
-    uint64_t tok, uint32_t days, uint8_t *p, uint8_t (*tc)[CHECK_LEN],
-    uint8_t (*im)[INDEX_MAC_LEN], uint8_t *dek, uint64_t *retainp,
-    struct vault_put_result *res)
+seal_one(struct vault *v, const struct seal *s)
 {
-	uint8_t rec[16], aad[AAD_MAX], ctx[DEK_CTX_LEN], idx[INDEX_VAL_LEN];
+	const struct vault_record_in *r = s->r;
+	uint8_t rec[16], ctx[DEK_CTX_LEN], idx[INDEX_VAL_LEN];
+	uint8_t digest[PV_HMAC_LEN];
 	uint8_t rnd[CHECK_LEN + PV_FIELDS_MAX * (CHECK_LEN +
-	    PV_GCM_NONCE_LEN)], *nonce;
-	char norm[PV_VALUE_MAX];
-	uint8_t *q;
-	size_t normlen, aadlen;
-	uint64_t now = pv_now(), retain;
-	uint32_t kekv;
+	    PV_GCM_NONCE_LEN)], *nonce, *p = s->p, *q;
+	uint64_t now = pv_now(), retain, tok = s->tok;
+	uint32_t kekv, days = s->days;
 	pv_status rc;
 
 	/* One draw for the record's check, token checks and nonces. */
@@ -454,67 +524,46 @@ seal_one(struct vault *v, const struct vault_record_in *r, uint64_t seq,
 	    PV_GCM_NONCE_LEN))) != PV_OK)
 		goto out;
 	memcpy(p + R_CHECK, rnd, CHECK_LEN);
-	memcpy(tc, rnd + CHECK_LEN, r->nfields * CHECK_LEN);
+	memcpy(s->tc, rnd + CHECK_LEN, r->nfields * CHECK_LEN);
 	nonce = rnd + CHECK_LEN + r->nfields * CHECK_LEN;
-	vault_id_block(rec, seq, p + R_CHECK);
+	vault_id_block(rec, s->seq, p + R_CHECK);
 	p[R_TYPE] = REC_LIVE;
 	p[R_FLAGS] = r->marketing ? RF_MARKETING : 0;
 	pv_put_u64(p + R_CREATED, now);
 	if (r->retention_days != 0)
 		days = r->retention_days;
-	retain = days ? now + (uint64_t)days * 86400 : 0;
+	retain = days ? now + (uint64_t)days * VAULT_DAY : 0;
 	pv_put_u64(p + R_RETAIN, retain);
-	vault_dek_ctx(ctx, seq, p);
-	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), dek, &kekv,
+	vault_dek_ctx(ctx, s->seq, p);
+	if ((rc = kms_dek_new(v->kms, ctx, sizeof(ctx), s->dek, &kekv,
 	    p + R_DEK)) != PV_OK)
 		goto out;
 	pv_put_u32(p + R_KEKV, kekv);
-	p[R_NFIELDS] = (uint8_t)(r->nfields >> 8);
-	p[R_NFIELDS + 1] = (uint8_t)r->nfields;
+	vault_record_set_nfields(p, r->nfields);
 	q = p + R_FIELDS;
-	for (size_t i = 0; i < r->nfields; i++, tok++) {
+	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
-		int indexed = vault_field_indexed(f->name, f->namelen);
+		struct field_in in = { f->name, f->namelen, NULL, tok,
+		    f->value, f->len, nonce + i * PV_GCM_NONCE_LEN };
 
-		*q++ = (uint8_t)f->namelen;
-		memcpy(q, f->name, f->namelen);
-		q += f->namelen;
-		*q++ = indexed ? FF_INDEXED : 0;
-		if (indexed) {
-			if ((rc = vault_normalize(norm, &normlen, f->name,
-			    f->namelen, f->value, f->len)) != PV_OK) {
-				pv_cleanse(norm, sizeof(norm));
+		if (vault_field_indexed(f->name, f->namelen)) {
+			if ((rc = vault_field_digest(v, 0, f->name, f->namelen,
+			    f->value, f->len, digest)) != PV_OK ||
+			    (rc = vault_index_val(v, s->seq, tok, digest,
+			    idx)) != PV_OK)
 				goto out;
-			}
-			rc = kms_blind_index(v->kms, 0, q, f->name,
-			    f->namelen, norm, normlen);
-			pv_cleanse(norm, normlen);
-			pv_put_u64(idx, seq);
-			pv_put_u64(idx + SEQ_LEN, tok);
-			if (rc != PV_OK ||
-			    (rc = vault_index_mac(v, idx, q)) != PV_OK)
-				goto out;
-			memcpy(im[i], idx + 2 * SEQ_LEN, INDEX_MAC_LEN);
-			q += PV_HMAC_LEN;
+			memcpy(s->im[i], idx + 2 * SEQ_LEN, INDEX_MAC_LEN);
+			in.digest = digest;
 		}
-		pv_put_u64(q, tok);
-		q += SEQ_LEN;
-		*q++ = (uint8_t)(f->len >> 8);
-		*q++ = (uint8_t)f->len;
-		field_aad(aad, &aadlen, v->kms, rec, tok, f->name, f->namelen);
-		memcpy(q, nonce + i * PV_GCM_NONCE_LEN, PV_GCM_NONCE_LEN);
-		if ((rc = pv_aead_seal_nonce(q + PV_GCM_NONCE_LEN,
-		    q + PV_GCM_NONCE_LEN + f->len, dek, q, aad, aadlen,
-		    f->value, f->len)) != PV_OK)
+		if ((rc = vault_field_put(v, rec, s->dek, &in, &q)) != PV_OK ||
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, tok, s->tc[i],
+		    s->res->tokens[i])) != PV_OK)
 			goto out;
-		q += PV_GCM_NONCE_LEN + f->len + PV_GCM_TAG_LEN;
-		if ((rc = vault_id_format(v, KMS_ID_TOKEN, tok, tc[i],
-		    res->tokens[i])) != PV_OK)
-			goto out;
+		tok++;
 	}
-	if ((rc = vault_id_format(v, KMS_ID_RECORD, seq, p + R_CHECK,
-	    res->id)) == PV_OK)
-		*retainp = retain;
+	if ((rc = vault_id_format(v, KMS_ID_RECORD, s->seq, p + R_CHECK,
+	    s->res->id)) == PV_OK)
+		*s->retain = retain;
 out:
 	pv_cleanse(rnd, sizeof(rnd));
 	return rc;
@@ -552,11 +601,14 @@ put_seal(struct vault *v, struct put_arg *a)
 	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
 		return PV_ENOMEM;
 	for (size_t i = 0, k = 0; i < a->n && rc == PV_OK; i++) {
+		struct seal s = { &a->recs[i], seq, tok, a->days,
+		    a->buf + a->off[i], a->tc + k, a->im + k, dek,
+		    &a->retain[i], &a->res[i] };
+
 		if (a->res[i].status != PV_OK)
 			continue;
-		rc = seal_one(v, &a->recs[i], seq++, tok, a->days,
-		    a->buf + a->off[i], a->tc + k, a->im + k, dek,
-		    &a->retain[i], &a->res[i]);
+		rc = seal_one(v, &s);
+		seq++;
 		tok += a->recs[i].nfields;
 		k += a->recs[i].nfields;
 	}
@@ -590,7 +642,7 @@ put_seq(struct pv_txn *t, enum pv_table tab, uint64_t seq, const void *val,
 static pv_status
 put_store(struct pv_txn *t, const struct put_arg *a)
 {
-	uint8_t tokval[T_NAME + PV_FIELD_NAME_MAX], idx[INDEX_VAL_LEN];
+	uint8_t tokval[TOKEN_VAL_MAX], idx[INDEX_VAL_LEN];
 	struct field_view f;
 	uint64_t seq = a->rec0;
 	size_t k = 0;
@@ -609,12 +661,9 @@ put_store(struct pv_txn *t, const struct put_arg *a)
 		for (size_t j = 0; j < a->recs[i].nfields; j++, k++) {
 			if ((rc = vault_field_next(p, len, &pos, &f)) != PV_OK)
 				return rc;
-			pv_put_u64(tokval + T_REC, seq);
-			memcpy(tokval + T_CHECK, a->tc[k], CHECK_LEN);
-			tokval[T_NAMELEN] = (uint8_t)f.namelen;
-			memcpy(tokval + T_NAME, f.name, f.namelen);
 			if ((rc = put_seq(t, PV_T_TOKENS, f.tok_seq, tokval,
-			    T_NAME + f.namelen)) != PV_OK)
+			    vault_token_val(tokval, seq, a->tc[k], f.name,
+			    f.namelen))) != PV_OK)
 				return rc;
 			if (!f.indexed)
 				continue;
@@ -979,49 +1028,6 @@ vault_commits(struct vault *v)
 
 /* Reading records. */
 
-/*
- * Walk to the next field entry of a record.  *pos is the offset of the
- * entry; returns PV_EINTEGRITY for bytes that do not parse.
- */
-pv_status
-vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
-    struct field_view *f)
-{
-	size_t p = *pos;
-
-#define NEED(n) do { if (len - p < (size_t)(n)) return PV_EINTEGRITY; } \
-	while (0)
-	NEED(1);
-	f->namelen = rec[p++];
-	NEED(f->namelen + 1);
-	f->name = (const char *)rec + p;
-	p += f->namelen;
-	f->indexed = rec[p++] & FF_INDEXED;
-	if (f->indexed) {
-		NEED(PV_HMAC_LEN);
-		f->digest = rec + p;
-		p += PV_HMAC_LEN;
-	}
-	NEED(SEQ_LEN + 2 + PV_GCM_NONCE_LEN);
-	f->tok_seq = pv_get_u64(rec + p);
-	p += SEQ_LEN;
-	f->ctlen = (size_t)rec[p] << 8 | rec[p + 1];
-	p += 2;
-	f->nonce = rec + p;
-	p += PV_GCM_NONCE_LEN;
-	NEED(f->ctlen + PV_GCM_TAG_LEN);
-	f->ct = rec + p;
-	p += f->ctlen;
-	f->tag = rec + p;
-	p += PV_GCM_TAG_LEN;
-#undef NEED
-	if (f->namelen == 0 || f->namelen > PV_FIELD_NAME_MAX ||
-	    f->ctlen > PV_VALUE_MAX)
-		return PV_EINTEGRITY;
-	*pos = p;
-	return PV_OK;
-}
-
 /* Fetch the live record seq; check its check value in constant time. */
 pv_status
 vault_record_fetch(struct pv_txn *t, uint64_t seq, const uint8_t *check,
@@ -1086,7 +1092,7 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	rec_seq = pv_get_u64(tv + T_REC);
 	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
 		return rc;
-	nf = (size_t)rec[R_NFIELDS] << 8 | rec[R_NFIELDS + 1];
+	nf = vault_record_nfields(rec);
 	pos = R_FIELDS;
 	for (size_t i = 0;; i++) {
 		if (i == nf)
@@ -1104,38 +1110,6 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	out->reclen = rl;
 	out->f = f;
 	return PV_OK;
-}
-
-pv_status
-vault_field_open(struct vault *v, const struct resolved *r, char **out)
-{
-	uint8_t ctx[DEK_CTX_LEN], aad[AAD_MAX];
-	uint8_t *dek = NULL;
-	char *val = NULL;
-	size_t aadlen;
-	pv_status rc;
-
-	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL ||
-	    (val = pv_secure_alloc(r->f.ctlen + 1)) == NULL) {
-		rc = PV_ENOMEM;
-		goto out;
-	}
-	vault_dek_ctx(ctx, r->rec_seq, r->rec);
-	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
-	    pv_get_u32(r->rec + R_KEKV), r->rec + R_DEK, dek)) != PV_OK)
-		goto out;
-	field_aad(aad, &aadlen, v->kms, ctx, r->f.tok_seq, r->f.name,
-	    r->f.namelen);
-	if ((rc = pv_aead_open((uint8_t *)val, dek, r->f.nonce, r->f.tag, aad,
-	    aadlen, r->f.ct, r->f.ctlen)) != PV_OK)
-		goto out;
-	val[r->f.ctlen] = '\0';
-	*out = val;
-	val = NULL;
-out:
-	pv_secure_free(dek, PV_KEY_LEN);
-	pv_secure_free(val, r->f.ctlen + 1);
-	return rc;
 }
 
 static pv_status
@@ -1369,19 +1343,33 @@ out:
 pv_status
 vault_info(struct vault *v, struct vault_info *out)
 {
+	struct kms_key_info *keys = NULL;
+	struct vault_key_info *vk = NULL;
 	struct pv_txn *t;
 	uint64_t records;
+	size_t n = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
 	if ((rc = vault_meta_u64(t, META_RECORDS, &records)) != PV_OK ||
-	    (rc = kms_status(v->kms, t, &out->keys, &out->nkeys)) != PV_OK)
+	    (rc = kms_status(v->kms, t, &keys, &n)) != PV_OK)
 		goto out;
+	if ((vk = calloc(n ? n : 1, sizeof(*vk))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		vault_key_info_from(&vk[i], &keys[i]);
 	pv_hex_encode(out->vault_id, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
 	out->format = KMS_FORMAT_VERSION;
 	out->records = records;
+	out->keys = vk;
+	out->nkeys = n;
+	vk = NULL;
 out:
 	pv_txn_abort(t);
+	free(keys);
+	free(vk);
 	return rc;
 }

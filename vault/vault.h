@@ -2,7 +2,7 @@
  * vault.h: records of personal data, envelope-encrypted, behind tokens.
  *
  * A record is a set of named fields.  Each record has its own random DEK,
- * wrapped by the active KEK (kms.h); each field value is sealed with
+ * wrapped by the active KEK; each field value is sealed with
  * AES-256-GCM under that DEK, its AAD binding the vault id, the record id
  * and the field name.  Every field gets a token; email and phone fields
  * also get a blind-index entry for exact look-ups.  Record ids and tokens
@@ -25,8 +25,13 @@
 #ifndef VAULT_H
 #define VAULT_H
 
-#include "kms.h"
 #include "pv.h"
+
+/*
+ * This header is the whole contract for the layers above (api/, tools/):
+ * the key management and the store below are the vault's own business,
+ * and no name of theirs appears here.
+ */
 
 #define VAULT_ID_STRLEN		(4 + PV_B64URL16_LEN)
 #define VAULT_LOOKUP_MAX	1000	/* matches returned by one look-up */
@@ -34,25 +39,57 @@
 #define VAULT_DAY		86400ull	/* seconds */
 #define VAULT_RETENTION_DAYS_MAX 36500	/* a record's retention_days */
 #define VAULT_KEY_BATCH_MAX	100000	/* records per key-job commit */
+#define VAULT_VAULT_ID_LEN	16	/* bytes of a vault's id */
+#define VAULT_PASSPHRASE_MAX	1024	/* bytes of a passphrase */
+#define VAULT_KDF_MEMORY_MIN	8192	/* KiB */
 
 struct vault;
 
+/*
+ * How to obtain the root key.  A vault records at creation whether its
+ * root is a key file or a passphrase; opening consults only the matching
+ * member.
+ */
+struct vault_unlock {
+	const char	*key_file;	/* path to a key file */
+	int		 use_passphrase; /* vault_create: passphrase root */
+	/*
+	 * Called for a passphrase vault: writes at most cap bytes to buf and
+	 * their count to *len; PV_EPASSPHRASE if none can be had.
+	 */
+	pv_status	(*passphrase)(void *arg, char *buf, size_t cap,
+			    size_t *len);
+	void		*arg;
+	uint32_t	 kdf_time;	/* vault_create: Argon2id passes, 0 = 3 */
+	uint32_t	 kdf_memory_kib; /* vault_create: 0 = 65536 (64 MiB) */
+};
+
 struct vault_opts {
 	const char		*data_dir;
-	struct kms_unlock	 unlock;
-	uint64_t		 map_size;	/* 0: PV_STORE_MAP_DEFAULT */
+	struct vault_unlock	 unlock;
+	uint64_t		 map_size;	/* 0: the store's default */
 };
+
+/*
+ * Write a new random root key to path as one base64 line, mode 0600,
+ * refusing to replace anything (PV_EEXIST).  PV_EIO on other failures.
+ */
+pv_status vault_key_file_create(const char *path) PV_WUR;
 
 /*
  * Create a vault in o->data_dir (created if absent, mode 0700).  PV_EEXIST
  * if it already holds one.  The root key must already exist (a key file:
- * kms_key_file_create) or be obtainable (a passphrase).
+ * vault_key_file_create) or be obtainable (a passphrase).  PV_EINVAL for
+ * Argon2id costs out of bounds; the key-file statuses of vault_open.
  */
 pv_status vault_create(const struct vault_opts *o, struct vault **out) PV_WUR;
 
 /*
- * Open the vault in o->data_dir.  PV_ENOVAULT if there is none; the
- * statuses of kms_open (PV_EBADKEY, PV_EKEYPERM, PV_EFORMAT, ...).
+ * Open the vault in o->data_dir.  PV_ENOVAULT if there is none;
+ * PV_EFORMAT for an unknown or newer format; PV_EBADKEY for a wrong root
+ * key or passphrase; PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND, PV_EIO
+ * from the key file; PV_EINVAL for a key-file vault given no key file;
+ * PV_EPASSPHRASE; PV_EINTEGRITY if the key ring was altered.
  */
 pv_status vault_open(const struct vault_opts *o, struct vault **out) PV_WUR;
 void	  vault_close(struct vault *v);
@@ -195,7 +232,7 @@ struct vault_policy {
 	uint64_t	request_window;		/* seconds, default 30 days */
 };
 #define VAULT_REQUEST_LIMIT_DEFAULT	3
-#define VAULT_REQUEST_WINDOW_DEFAULT	(30ull * 86400)
+#define VAULT_REQUEST_WINDOW_DEFAULT	(30 * VAULT_DAY)
 void	  vault_set_policy(struct vault *v, const struct vault_policy *p);
 
 /* Everything about one record, for the person it belongs to. */
@@ -232,21 +269,32 @@ pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
 	      uint64_t *retry, int *logged) PV_WUR;
 
 /*
- * Correction: fields with a value replace or add, fields with value NULL
- * are removed.  Existing tokens keep resolving, to the new values; the
- * blind index follows.  tokens/names (PV_FIELDS_MAX each) receive every
- * field's token after the change, *ntokens of them.  PV_EFIELD, PV_EVALUE,
+ * Correction of record c->id: fields with a value replace or add, fields
+ * with value NULL are removed.  Existing tokens keep resolving, to the new
+ * values; the blind index follows.  c->tokens/c->names (PV_FIELDS_MAX
+ * each; tokens may be NULL) receive every field's token after the change,
+ * *c->ntokens of them.  PV_EFIELD, PV_EVALUE,
  * PV_ETOOBIG, PV_EINVAL (nothing left) as vault_record_check would say of
  * the result (logged as refused, with the record); PV_ENOTFOUND,
- * PV_ESHREDDED, PV_ETOKEN for the id (not logged).  *logged says whether
- * the vault wrote the request's event.
+ * PV_ESHREDDED, PV_ETOKEN for the id (not logged); PV_EINVAL, PV_ETOOBIG
+ * or PV_EFIELD for a patch of no, too many or repeated fields (not
+ * logged); PV_EFULL when token numbers are spent; PV_EKEYSTATE if the
+ * record's KEK may no longer unwrap.  *c->logged says whether the vault
+ * wrote the request's event.
  */
 #define VAULT_FIELDS_PATCH_MAX	PV_FIELDS_MAX
+struct vault_correction {
+	const char			*id;		/* the record */
+	size_t				 len;
+	const struct vault_field	*fields;	/* the patch */
+	size_t				 nfields;	/* 1..PATCH_MAX */
+	char			       (*tokens)[VAULT_ID_STRLEN + 1];
+	char			       (*names)[PV_FIELD_NAME_MAX + 1];
+	size_t				*ntokens;	/* out */
+	int				*logged;	/* out */
+};
 pv_status vault_record_correct(struct vault *v, const struct vault_event *ev,
-	      const char *id, size_t len, const struct vault_field *fields,
-	      size_t nfields, char (*tokens)[VAULT_ID_STRLEN + 1],
-	      char (*names)[PV_FIELD_NAME_MAX + 1], size_t *ntokens,
-	      int *logged) PV_WUR;
+	      const struct vault_correction *c) PV_WUR;
 
 /* Marketing consent, and legal hold (a held record is neither shredded
  * nor swept).  The record's DEK is re-wrapped for its new header. */
@@ -276,7 +324,8 @@ void	  vault_value_free(struct vault_value *val);
  * Resolve a token to its value.  PV_ETOKEN if it is malformed,
  * PV_ENOTFOUND if no such token exists, PV_ESHREDDED if its record was
  * shredded, PV_EKEYSTATE if its KEK may no longer unwrap, PV_EINTEGRITY if
- * the stored bytes were altered or moved.
+ * the stored bytes were altered, moved or renamed; PV_EUNAVAIL if the
+ * read could not be logged (nothing is returned then).
  */
 pv_status vault_get(struct vault *v, const char *token, size_t len,
 	      struct vault_value **out) PV_WUR;
@@ -290,8 +339,10 @@ struct vault_match {
  * Exact look-up of a value through the blind index; the value is
  * normalized as when it was stored.  PV_ENOTINDEXED for a field without an
  * index, PV_EFIELD, PV_EVALUE or PV_ETOOBIG for bad input, PV_EINTEGRITY if
- * an index entry was altered or moved.  *out (free()) holds *n matches,
- * oldest first, at most VAULT_LOOKUP_MAX; shredded records are skipped.
+ * an index entry was altered or moved, PV_EKEYSTATE if an index key may
+ * not be used, PV_EUNAVAIL if the look-up could not be logged (nothing is
+ * returned then).  *out (free()) holds *n matches, oldest first, at most
+ * VAULT_LOOKUP_MAX; shredded records are skipped.
  */
 pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	      const char *value, size_t len, struct vault_match **out,
@@ -391,8 +442,6 @@ pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 int	  vault_apikey_field_allowed(const struct vault_apikey *key,
 	      const char *field, size_t len);
 
-struct vault_event;
-
 /* A caller asking for values: its key, its purpose, and why. */
 struct vault_access {
 	const struct vault_apikey *key;
@@ -447,7 +496,7 @@ void	  vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
  * Ed25519 key, checkable by anyone with the public key.
  */
 struct vault_receipt {
-	char		vault_id[2 * KMS_VAULT_ID_LEN + 1];
+	char		vault_id[2 * VAULT_VAULT_ID_LEN + 1];
 	char		id[VAULT_ID_STRLEN + 1];
 	uint64_t	shredded_at;
 	uint32_t	kek_version;	/* the KEK that wrapped its DEK */
@@ -470,17 +519,30 @@ pv_status vault_shred(struct vault *v, const char *const *ids,
 	      const size_t *lens, size_t n, const char *reason,
 	      struct vault_receipt *out, pv_status *status) PV_WUR;
 
+/* A shred request for vault_shred_ev: its ids in, and where answers go. */
+struct vault_shred_req {
+	const char *const	*ids;		/* n ids, lens[i] bytes each */
+	const size_t		*lens;
+	size_t			 n;		/* at most VAULT_BATCH_MAX */
+	const char		*reason;
+	int			 limit;		/* a person's request */
+	struct vault_receipt	*out;		/* n receipts */
+	pv_status		*status;	/* n statuses */
+	uint64_t		*retry;		/* seconds, or NULL */
+	int			*logged;	/* whether an event was written */
+};
+
 /*
  * vault_shred with its audit event ev (kind delete) in the same commit,
- * the receipts carrying its sequence number; with limit, a person's
+ * the receipts carrying its sequence number; with rq->limit, a person's
  * deletion requests per record are limited per window (status[i]
  * PV_ELIMIT, *retry seconds).  *logged says whether an event was written
- * (not when every record was shredded before or refused).
+ * (not when every record was shredded before or refused).  PV_EVALUE for
+ * a bad reason, PV_ETOOBIG over VAULT_BATCH_MAX ids, else the commit's
+ * status (PV_EINTEGRITY for a damaged record among them).
  */
 pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
-	      int limit, const char *const *ids, const size_t *lens, size_t n,
-	      const char *reason, struct vault_receipt *out, pv_status *status,
-	      uint64_t *retry, int *logged) PV_WUR;
+	      const struct vault_shred_req *rq) PV_WUR;
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out
@@ -515,31 +577,70 @@ typedef void	vault_progress_fn(void *arg, const struct vault_progress *p);
  */
 void	  vault_set_duty(struct vault *v, unsigned percent);
 
-/* Rotate KEK or INDEX; the new version is *newv. */
-pv_status vault_rotate(struct vault *v, enum kms_kind kind, uint32_t *newv)
-	      PV_WUR;
+/* The kinds of keys in the vault's key ring. */
+enum vault_key_kind {
+	VAULT_KEK = 1,		/* wraps each record's DEK */
+	VAULT_IDS = 2,		/* record ids, tokens, keyed hashes */
+	VAULT_INDEX = 3,	/* the blind index */
+	VAULT_SIGN = 4,		/* signs shred receipts */
+};
+
+/* States of a key version. */
+enum vault_key_state {
+	VAULT_KEY_ACTIVE = 1,		/* wraps new data; one per kind */
+	VAULT_KEY_DECRYPT_ONLY = 2,	/* unwraps old data only */
+	VAULT_KEY_RETIRED = 3,		/* may not unwrap */
+	VAULT_KEY_DESTROYED = 4,	/* key material erased */
+};
+
+const char *vault_key_kind_name(enum vault_key_kind kind);
+const char *vault_key_state_name(enum vault_key_state st);
+
+/* One key version, as vault_info lists them. */
+struct vault_key_info {
+	enum vault_key_kind	kind;
+	uint32_t		version;
+	enum vault_key_state	state;
+	uint64_t		created;	/* seconds since the epoch */
+	uint64_t		wraps_live;	/* records wrapped now (KEK) */
+	uint64_t		wraps_total;	/* DEKs ever wrapped (KEK) */
+};
+
+/* Rotate KEK or INDEX (PV_EINVAL otherwise); the new version is *newv. */
+pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
+	      uint32_t *newv) PV_WUR;
 /*
  * Re-wrap the DEKs of records under older KEK versions (only version from,
  * if not 0) with the active one, batch records a transaction; field
  * ciphertexts are not touched.  *done counts records re-wrapped.
+ * PV_EINVAL for a batch over VAULT_KEY_BATCH_MAX (0: 1000); PV_EKEYSTATE
+ * if there is no active KEK.
  */
 pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
 /*
- * Set a version's state (kms_set_state).  Retiring or destroying a KEK
- * that still wraps records is PV_EBUSY unless force; *wrapped says how
- * many it wraps.
+ * Set a version's state: decrypt-only <-> retired, and any -> destroyed,
+ * whose key material is overwritten.  Retiring or destroying a KEK that
+ * still wraps records is PV_EBUSY unless force; *wrapped says how many it
+ * wraps.  PV_EKEYSTATE for any other move (an active version can only be
+ * destroyed; rotate first), PV_ENOTFOUND for an unknown version.
  */
-pv_status vault_key_state(struct vault *v, enum kms_kind kind,
-	      uint32_t version, enum kms_state st, int force,
+pv_status vault_key_state(struct vault *v, enum vault_key_kind kind,
+	      uint32_t version, enum vault_key_state st, int force,
 	      uint64_t *wrapped) PV_WUR;
-/* Re-seal the ring under a new root (kms_rotate_root); closes nothing. */
-pv_status vault_rotate_root(struct vault *v, const struct kms_unlock *nu)
+/*
+ * Re-seal the ring under the new root nu describes; PV_EEXIST if it is the
+ * root in use, and the key-file statuses of vault_open.  The handle holds
+ * the new root afterwards and MUST be closed; other processes must be
+ * restarted with the new root.
+ */
+pv_status vault_rotate_root(struct vault *v, const struct vault_unlock *nu)
 	      PV_WUR;
 /*
  * Rotate the blind-index key and rebuild the index under it, online:
  * look-ups search both keys until the rebuild ends, then the old key is
- * destroyed.  Resumes an interrupted rebuild.
+ * destroyed.  Resumes an interrupted rebuild.  PV_EINVAL for a batch over
+ * VAULT_KEY_BATCH_MAX (0: 1000).
  */
 pv_status vault_rotate_index(struct vault *v, size_t batch,
 	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
@@ -570,14 +671,17 @@ void	  vault_set_cryptoperiod(struct vault *v, uint64_t max_age,
 	      uint64_t max_wraps);
 
 struct vault_info {
-	char			 vault_id[2 * KMS_VAULT_ID_LEN + 1];
+	char			 vault_id[2 * VAULT_VAULT_ID_LEN + 1];
 	uint32_t		 format;
 	uint64_t		 records;	/* live records */
-	struct kms_key_info	*keys;		/* free() */
+	struct vault_key_info	*keys;		/* free() */
 	size_t			 nkeys;
 };
 
-/* The vault's state; keys from kms_status.  Release keys with free(). */
+/*
+ * The vault's state; keys lists every key version, ordered by kind then
+ * version.  Release keys with free().
+ */
 pv_status vault_info(struct vault *v, struct vault_info *out) PV_WUR;
 
 #endif /* VAULT_H */

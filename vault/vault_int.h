@@ -8,8 +8,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "kms.h"
 #include "pv_store.h"
 #include "vault.h"
+
+/* vault.h's key names and unlock, as kms.h has them (vault.c). */
+enum kms_kind	vault_kms_kind(enum vault_key_kind kind);
+enum kms_state	vault_kms_state(enum vault_key_state st);
+void	  vault_key_info_from(struct vault_key_info *out,
+	      const struct kms_key_info *in);
+void	  vault_unlock_kms(struct kms_unlock *out, const struct vault_unlock *u);
 
 /* Meta keys owned by the vault. */
 #define META_NEXT_REC	"next_rec"
@@ -40,6 +48,7 @@
 #define T_CHECK		8
 #define T_NAMELEN	16
 #define T_NAME		17
+#define TOKEN_VAL_MAX	(T_NAME + PV_FIELD_NAME_MAX)
 
 #define CHECK_LEN	8
 #define SEQ_LEN		8
@@ -122,6 +131,8 @@ struct vault {
 
 /* A parsed view of one field entry inside a stored record. */
 struct field_view {
+	const uint8_t	*entry;		/* the entry's bytes, entrylen of them */
+	size_t		 entrylen;
 	const char	*name;
 	size_t		 namelen;
 	int		 indexed;
@@ -158,12 +169,6 @@ void	  vault_dek_ctx(uint8_t ctx[static DEK_CTX_LEN], uint64_t seq,
 /* Fill val's MAC (after its two seqs) for an index entry under digest. */
 pv_status vault_index_mac(struct vault *v, uint8_t val[static INDEX_VAL_LEN],
 	      const uint8_t digest[static PV_HMAC_LEN]) PV_WUR;
-/*
- * Walk a record's field entries: *pos starts at R_FIELDS.  PV_EINTEGRITY
- * for bytes that do not parse.
- */
-pv_status vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
-	      struct field_view *f) PV_WUR;
 /*
  * A live record by seq, its check compared (if not NULL) in constant time:
  * PV_ENOTFOUND, PV_ESHREDDED for a tombstone, PV_EINTEGRITY.
@@ -213,12 +218,11 @@ pv_status vault_log_op(struct vault *v, struct pv_txn *t, const char *action,
 	      uint64_t *seq) PV_WUR;
 
 /*
- * After a long job's transaction that took since_us, leave the writer lock
- * free for a while, so that the job holds it at most v->duty percent of
- * the time.
+ * After a long job's transaction that began at since_us (pv_mono_us),
+ * leave the writer lock free for a while, so that the job holds it at
+ * most v->duty percent of the time.
  */
 void	  vault_pace(struct vault *v, uint64_t since_us);
-uint64_t  vault_now_us(void);
 
 pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 	      PV_WUR;
@@ -227,11 +231,70 @@ pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
 	      PV_WUR;
 pv_status vault_token_resolve(struct vault *v, struct pv_txn *t,
 	      const char *token, size_t len, struct resolved *out) PV_WUR;
+
+/*
+ * The record codec (record.c): the one encoder and decoder of field
+ * entries and the one AAD builder (vault id, record block, token number,
+ * field name) that every writer and reader uses.
+ */
+
+/* A record's field count, read from or written to its header. */
+size_t	  vault_record_nfields(const uint8_t *rec);
+void	  vault_record_set_nfields(uint8_t *rec, size_t n);
+
+/* One field entry to encode; value is sealed under the record's DEK. */
+struct field_in {
+	const char	*name;
+	size_t		 namelen;
+	const uint8_t	*digest;	/* PV_HMAC_LEN bytes; NULL: not indexed */
+	uint64_t	 tok_seq;
+	const char	*value;
+	size_t		 len;
+	const uint8_t	*nonce;		/* fresh random bytes; NULL: drawn here */
+};
+
+/* The bytes a field entry takes. */
+size_t	  vault_field_size(size_t namelen, int indexed, size_t len);
+/*
+ * Encode f at *pos (vault_field_size bytes) for the record whose id block
+ * is rec, sealing its value under dek; *pos moves past it.  PV_ECRYPTO.
+ */
+pv_status vault_field_put(struct vault *v, const uint8_t rec[static 16],
+	      const uint8_t *dek, const struct field_in *f, uint8_t **pos)
+	      PV_WUR;
+/*
+ * Decode the field entry at *pos (R_FIELDS for the first) and move *pos
+ * past it.  PV_EINTEGRITY for bytes that do not parse.
+ */
+pv_status vault_field_next(const uint8_t *rec, size_t len, size_t *pos,
+	      struct field_view *f) PV_WUR;
 /*
  * Decrypt a resolved field into a fresh secure buffer of f.ctlen + 1
- * bytes (NUL-terminated), released with pv_secure_free.
+ * bytes (NUL-terminated), released with pv_secure_free.  PV_EKEYSTATE,
+ * PV_EINTEGRITY (altered, moved or renamed bytes), PV_ENOMEM.
  */
 pv_status vault_field_open(struct vault *v, const struct resolved *r,
 	      char **out) PV_WUR;
+/*
+ * The blind-index digest of a value of an indexed field, under INDEX key
+ * version (0: the active one).  PV_EVALUE, PV_ETOOBIG, PV_EKEYSTATE.
+ */
+pv_status vault_field_digest(struct vault *v, uint32_t version,
+	      const char *name, size_t namelen, const char *value, size_t len,
+	      uint8_t digest[static PV_HMAC_LEN]) PV_WUR;
+/* An index entry's value: record seq, token seq, and its MAC. */
+pv_status vault_index_val(struct vault *v, uint64_t seq, uint64_t tok_seq,
+	      const uint8_t digest[static PV_HMAC_LEN],
+	      uint8_t val[static INDEX_VAL_LEN]) PV_WUR;
+/*
+ * Delete field f's index entry of record seq, if there is one; its value
+ * is left in val (if not NULL), for an entry moved elsewhere.
+ */
+pv_status vault_index_del(struct vault *v, struct pv_txn *t, uint64_t seq,
+	      const struct field_view *f, uint8_t *val) PV_WUR;
+/* A token's value (record seq, check, field name); returns its length. */
+size_t	  vault_token_val(uint8_t out[static TOKEN_VAL_MAX], uint64_t rec_seq,
+	      const uint8_t check[static CHECK_LEN], const char *name,
+	      size_t namelen);
 
 #endif /* VAULT_INT_H */

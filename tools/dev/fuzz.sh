@@ -3,7 +3,7 @@
 # (default 60), keeping a corpus under build-fuzz/corpus.  Any crash, leak
 # or sanitizer report fails the run.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 secs=${1:-60}
 command -v clang >/dev/null || { echo "fuzz: needs clang" >&2; exit 1; }
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \

@@ -10,10 +10,10 @@
 #   footprint: data file per N records of four fields, server peak RSS
 # Prints a Markdown table and writes bench-out/results.json and .md.
 #
-#   tools/bench/run.sh            full run (N = 1,000,000; ~10 minutes)
-#   tools/bench/run.sh --smoke    seconds, to prove every figure is produced
+#   tools/dev/bench/run.sh            full run (N = 1,000,000; ~10 minutes)
+#   tools/dev/bench/run.sh --smoke    seconds, to prove every figure is produced
 set -eu
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 root=$(pwd)
 
 smoke=0
@@ -38,7 +38,7 @@ b=build-bench
 cmake -S . -B $b -DCMAKE_BUILD_TYPE=Release -DPV_TESTS=OFF >/dev/null
 cmake --build $b -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 pv=$root/$b/piivault
-lua=$root/tools/bench/pv.lua
+lua=$root/tools/dev/bench/pv.lua
 
 out=$root/bench-out
 rm -rf "$out"

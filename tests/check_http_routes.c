@@ -1,0 +1,490 @@
+/*
+ * check_http_routes.c: the route table as the server shows it: which check
+ * answers first, 405 with its Allow list, the 401 challenge, the metrics
+ * page and its route labels, listening off loopback, and docs/openapi.yaml
+ * naming every route.
+ *
+ * White-box: this file includes api_int.h, for the route table (the
+ * OpenAPI test checks that docs/openapi.yaml documents every route, and
+ * the metrics test that every route label is one of them).
+ *
+ * The fixture (a vault, its API keys and a server a test) is httputil.c.
+ * Personal values here are distinctive strings; the answers, the metrics
+ * page and the server's log are searched for them where they must not be.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "pv.h"
+#include "api.h"
+#include "api_int.h"	/* white-box: the route table */
+#include "httputil.h"
+#include "srvutil.h"
+#include "testutil.h"
+
+#ifndef PIIVAULT_SOURCE_DIR
+#error "PIIVAULT_SOURCE_DIR must name the source tree"
+#endif
+
+/* Tests: metrics. */
+
+START_TEST(test_metrics)
+{
+	static const struct su_fv f[] = { { "email", "zq-metric-7701@m.example" },
+	    { "name", "zq-metric-name-7702" } };
+	static const char bucket[] =
+	    "piivault_request_duration_seconds_bucket{le=\"";
+	unsigned long long cum = 0, prev = 0;
+	struct rec a, b;
+	struct su_resp r;
+	const char *t;
+	char *m, *p;
+	int buckets = 0;
+	struct jv *v;
+
+	put(f, 2, 1, 0, &a);
+	put(f, 1, 0, 0, &b);
+	req(&r, "GET", "/v1/nope", K_NONE, NULL, NULL);
+	su_resp_free(&r);
+	post(&r, "/v1/detokenize", K_NONE, GOOD_DETOK);
+	su_resp_free(&r);
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"x\":1}}");
+	su_resp_free(&r);
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":");
+	su_resp_free(&r);
+	t = a.tok[0];
+	v = detok(K_READER, "service", NULL, &t, 1);
+	jfree(v);
+	free(metrics_until("piivault_requests_total{route=\"/v1/detokenize\",method=\"POST\","
+	    "status=\"200\"}", 1));
+
+	m = metrics();
+	ck_assert_int_eq(metric(m, "piivault_requests_total{route="
+	    "\"/v1/records\",method=\"POST\",status=\"201\"}"), 2);
+	ck_assert_int_eq(metric(m, "piivault_requests_total{route="
+	    "\"/v1/records\",method=\"POST\",status=\"400\"}"), 1);
+	ck_assert_int_eq(metric(m, "piivault_requests_total{route="
+	    "\"/v1/records\",method=\"POST\",status=\"422\"}"), 1);
+	ck_assert_int_eq(metric(m, "piivault_requests_total{route=\"other\",method=\"other\","
+	    "status=\"404\"}"), 1);
+	ck_assert_int_eq(metric(m, "piivault_requests_total{route="
+	    "\"/v1/detokenize\",method=\"POST\",status=\"401\"}"), 1);
+	ck_assert_int_ge(metric(m, "piivault_requests_total{route="
+	    "\"/metrics\",method=\"GET\",status=\"200\"}"), 1);
+	ck_assert_ptr_nonnull(strstr(m, "# TYPE piivault_requests_total "
+	    "counter\n"));
+	ck_assert_ptr_nonnull(strstr(m, "# TYPE "
+	    "piivault_request_duration_seconds histogram\n"));
+	ck_assert_ptr_nonnull(strstr(m, "# TYPE piivault_records_stored "
+	    "gauge\n"));
+	ck_assert_int_eq(metric(m, "piivault_records_stored"), 2);
+	ck_assert_int_eq(metric(m, "piivault_kek_active_version"), 1);
+
+	/* The histogram: cumulative buckets, ending in +Inf = count. */
+	for (p = strstr(m, bucket); p != NULL; p = strstr(p + 1, bucket)) {
+		const char *sp = strchr(p, ' ');
+
+		ck_assert_ptr_nonnull(sp);
+		cum = strtoull(sp + 1, NULL, 10);
+		ck_assert_uint_ge(cum, prev);
+		prev = cum;
+		buckets++;
+		if (strncmp(p + sizeof(bucket) - 1, "+Inf\"}", 6) == 0)
+			break;
+	}
+	ck_assert_int_ge(buckets, 2);
+	ck_assert_msg(p != NULL, "no +Inf bucket: [%s]", m);
+	ck_assert_int_eq((long long)cum, metric(m,
+	    "piivault_request_duration_seconds_count"));
+	ck_assert_uint_ge(cum, 7);
+	ck_assert_ptr_nonnull(strstr(m,
+	    "\npiivault_request_duration_seconds_sum "));
+
+	/* Every requests_total line: a known route, a status or "other". */
+	for (p = strstr(m, "\npiivault_requests_total{"); p != NULL;
+	    p = strstr(p + 1, "\npiivault_requests_total{")) {
+		char route[64], status[16];
+		int known;
+
+		ck_assert_int_eq(sscanf(p, "\npiivault_requests_total{route="
+		    "\"%63[^\"]\",method=\"%*[^\"]\",status=\"%15[^\"]\"}",
+		    route, status), 2);
+		known = strcmp(route, "other") == 0;
+		for (int i = 0; i < API_NROUTES; i++)
+			known |= strcmp(route, api_routes[i].path) == 0;
+		ck_assert_msg(known, "route [%s]", route);
+		ck_assert_msg(strcmp(status, "other") == 0 ||
+		    (strlen(status) == 3 && strspn(status, "0123456789") ==
+		    3), "status label [%s]", status);
+	}
+
+	/* Nothing we sent, nor anything we got. */
+	ck_assert_ptr_null(strstr(m, "tok_"));
+	ck_assert_ptr_null(strstr(m, "rec_"));
+	ck_assert_ptr_null(strstr(m, "pvk_"));
+	ck_assert_ptr_null(strstr(m, "zq-metric"));
+	ck_assert_ptr_null(strstr(m, "m.example"));
+	ck_assert_ptr_null(strstr(m, a.id + 4));
+	ck_assert_ptr_null(strstr(m, a.tok[0] + 4));
+	ck_assert_ptr_null(strstr(m, b.tok[0] + 4));
+	free(m);
+}
+END_TEST
+
+/*
+ * A client that gives up half-way through its body is counted with the
+ * status label "other", like every status without a slot of its own.
+ */
+START_TEST(test_metrics_aborted_request)
+{
+	static const char part[] = "POST /v1/records HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 200\r\n\r\n{\"fields\":{\"name\":\"zq-abort-";
+	static const char series[] = "piivault_requests_total{route="
+	    "\"/v1/records\",method=\"POST\",status=\"";
+	const char *p = NULL;
+	char *m = NULL;
+	int fd;
+
+	fd = raw_connect();
+	ck_assert_int_eq(write(fd, part, sizeof(part) - 1),
+	    (ssize_t)(sizeof(part) - 1));
+	(void)usleep(200000);
+	(void)close(fd);
+	for (int i = 0; i < 300 && p == NULL; i++) {
+		free(m);
+		m = metrics();
+		if ((p = strstr(m, series)) == NULL)
+			(void)usleep(10000);
+	}
+	ck_assert_msg(p != NULL, "the aborted request is not counted: [%s]",
+	    m);
+	ck_assert_msg(strncmp(p + sizeof(series) - 1, "other\"} 1\n", 10) == 0,
+	    "aborted request counted as [%.70s]", p);
+	free(m);
+}
+END_TEST
+
+/* The order in which a request's faults are reported (openapi.yaml). */
+START_TEST(test_err_order)
+{
+	static const struct bad bad[] = {
+		/* Authentication before the media type and the role. */
+		{ "POST", "/v1/records", K_NONE, NULL, "text/plain",
+		  "zq-o-9901", 401, "unauthenticated", "zq-o-9901" },
+		{ "POST", "/v1/detokenize", K_RAW, "Bearer pvk_bad",
+		  "text/plain", "{", 401, "unauthenticated", NULL },
+		/* The media type before the role. */
+		{ "POST", "/v1/records", K_READER, NULL, "text/plain",
+		  GOOD_REC, 415, "unsupported_media_type", "zq-" },
+		{ "POST", "/v1/detokenize", K_WRITER, NULL, "text/plain",
+		  GOOD_DETOK, 415, "unsupported_media_type", NULL },
+		{ "POST", "/v1/lookup", K_AUDITOR, NULL, "", GOOD_LOOKUP, 415,
+		  "unsupported_media_type", "zq-" },
+		/* The role before the body. */
+		{ "POST", "/v1/records", K_READER, NULL, NULL,
+		  "{\"fields\":{\"name\":\"zq-o-9902", 403, "forbidden",
+		  "zq-o-9902" },
+		{ "POST", "/v1/records/batch", K_ADMIN, NULL, NULL, "[", 403,
+		  "forbidden", NULL },
+		{ "POST", "/v1/detokenize", K_WRITER, NULL, NULL,
+		  "not json zq-o-9903", 403, "forbidden", "zq-o-9903" },
+		{ "POST", "/v1/lookup", K_AUDITOR, NULL, NULL, "{", 403,
+		  "forbidden", NULL },
+		/* An unknown member is reported before anything else in it. */
+		{ "POST", "/v1/records", K_WRITER, NULL, NULL,
+		  "{\"fields\":5,\"zz\":1}", 422, "unknown_member", NULL },
+		{ "POST", "/v1/records/batch", K_WRITER, NULL, NULL,
+		  "{\"zz\":1}", 422, "unknown_member", NULL },
+		/* The purpose before the reason. */
+		{ "POST", "/v1/detokenize", K_SERVICE, NULL, NULL,
+		  "{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],"
+		  "\"purpose\":\"legal\"}", 403, "purpose_not_allowed",
+		  NULL },
+		/*
+		 * A look-up: its body, then the key's fields, then the field
+		 * name and the value.
+		 */
+		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+		  "{\"field\":\"phone\",\"value\":\"x\",\"zz\":1}", 422,
+		  "unknown_member", NULL },
+		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+		  "{\"field\":\"phone\",\"value\":\"zq-o-9904 no phone\"}",
+		  403, "forbidden", "zq-o-9904" },
+		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+		  "{\"field\":\"Bad Field\",\"value\":\"zq-o-9905\"}", 403,
+		  "forbidden", "zq-o-9905" },
+		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+		  "{\"field\":\"name\",\"value\":\"zq-o-9906\"}", 403,
+		  "forbidden", "zq-o-9906" },
+		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+		  "{\"field\":\"email\",\"value\":\"zq-o-9907\"}", 422,
+		  "invalid_value", "zq-o-9907" },
+	};
+	struct bad x = { "POST", "/v1/records", K_READER, NULL, "text/plain",
+	    NULL, 413, "too_large", "zq-o-9908" };
+	char *body;
+
+	expect_all_bad(bad, NELEM(bad));
+	/* The body limit before the media type and the role. */
+	ck_assert_ptr_nonnull(body = malloc(API_BODY_MAX + 2));
+	memset(body, 'z', API_BODY_MAX + 1);
+	memcpy(body, "zq-o-9908", 9);
+	body[API_BODY_MAX + 1] = '\0';
+	x.body = body;
+	expect_bad(&x, 100);
+	free(body);
+}
+END_TEST
+
+/* Tests: HTTP semantics the protocol requires (RFC 9110). */
+
+/* Whether the Allow value a lists exactly the methods of template t. */
+static int
+allow_is(const char *a, const char *t)
+{
+	size_t listed = 0, want = 0;
+	char buf[128], *tok, *save;
+
+	(void)snprintf(buf, sizeof(buf), "%s", a);
+	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		int found = 0;
+
+		for (int i = 0; i < API_NROUTES; i++)
+			found |= strcmp(api_routes[i].path, t) == 0 &&
+			    strcmp(api_routes[i].method, tok) == 0;
+		if (!found)
+			return 0;
+		listed++;
+	}
+	for (int i = 0; i < API_NROUTES; i++)
+		want += strcmp(api_routes[i].path, t) == 0;
+	return listed == want;
+}
+
+START_TEST(test_http_405_allow)
+{
+	static const char *const probes[] = { "PATCH", "PUT", "DELETE",
+	    "POST", "GET" };
+	struct su_resp r;
+	const char *h;
+
+	req(&r, "GET", "/v1/records", K_WRITER, NULL, NULL);
+	assert_status(&r, 405);
+	h = su_header(&r, "Allow");
+	ck_assert_msg(h != NULL && strstr(h, "POST") != NULL,
+	    "405 without Allow: POST; headers [%s]", r.hdr.p);
+	ck_assert_str_eq(h, "POST");
+	su_resp_free(&r);
+	/*
+	 * Every path, asked with a method it does not take: 405, and Allow
+	 * names the methods it takes.  HEAD is answered where GET is
+	 * (RFC 9110 9.3.2), refused elsewhere.
+	 */
+	for (int i = 0; i < API_NROUTES; i++) {
+		const char *t = api_routes[i].path, *hole, *probe = NULL;
+		int has_get = 0;
+		char path[128];
+
+		for (int k = 0; k < API_NROUTES; k++)
+			has_get |= strcmp(api_routes[k].path, t) == 0 &&
+			    strcmp(api_routes[k].method, "GET") == 0;
+		for (size_t m = 0; m < NELEM(probes) && probe == NULL; m++) {
+			int taken = 0;
+
+			for (int k = 0; k < API_NROUTES; k++)
+				taken |= strcmp(api_routes[k].path, t) == 0 &&
+				    strcmp(api_routes[k].method, probes[m]) ==
+				    0;
+			if (!taken)
+				probe = probes[m];
+		}
+		ck_assert_ptr_nonnull(probe);
+		if ((hole = strstr(t, "{id}")) != NULL)
+			(void)snprintf(path, sizeof(path), "%.*s%s%s",
+			    (int)(hole - t), t, "rec_AAAAAAAAAAAAAAAAAAAAAA",
+			    hole + 4);
+		else
+			(void)snprintf(path, sizeof(path), "%s", t);
+		req(&r, probe, path, K_NONE, NULL,
+		    strcmp(probe, "GET") != 0 && strcmp(probe, "DELETE") != 0 ?
+		    "{}" : NULL);
+		assert_error(&r, 405, "method_not_allowed", NULL);
+		ck_assert_msg(allow_is(su_header(&r, "Allow"), t),
+		    "%s %s: Allow [%s]", probe, path, su_header(&r, "Allow"));
+		su_resp_free(&r);
+		req(&r, "HEAD", path, K_NONE, NULL, NULL);
+		/* HEAD only where GET has no effect: health and metrics. */
+		if (has_get && (strcmp(t, "/v1/health") == 0 ||
+		    strcmp(t, "/metrics") == 0))
+			ck_assert_msg(r.status != 405, "HEAD %s: 405", path);
+		else {
+			assert_status(&r, 405);
+			ck_assert_msg(allow_is(su_header(&r, "Allow"), t),
+			    "HEAD %s: Allow [%s]", path, su_header(&r, "Allow"));
+		}
+		ck_assert_uint_eq(r.body.len, 0);
+		su_resp_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_http_401_challenge)
+{
+	struct su_resp r;
+	const char *h;
+
+	/* 401 "MUST send a WWW-Authenticate header field" (11.6.1). */
+	post(&r, "/v1/records", K_NONE, GOOD_REC);
+	assert_status(&r, 401);
+	h = su_header(&r, "WWW-Authenticate");
+	ck_assert_msg(h != NULL && strncasecmp(h, "Bearer", 6) == 0,
+	    "401 without WWW-Authenticate: Bearer; headers [%s]", r.hdr.p);
+	su_resp_free(&r);
+}
+END_TEST
+
+/* Tests: where it may listen. */
+
+START_TEST(test_listen_off_loopback)
+{
+	static const char *const wild[] = { "serve", "--listen", "0.0.0.0:0",
+	    NULL };
+	static const char *const insecure[] = { "--listen", "0.0.0.0:0",
+	    "--insecure-plaintext", NULL };
+	char errpath[PATH_MAX + 16], *err;
+	struct su_resp r;
+	pid_t pid;
+	int out, errfd, st;
+
+	su_srv_stop();
+	ck_assert_int_lt(snprintf(errpath, sizeof(errpath), "%s/wild.err",
+	    su_tdir), (int)sizeof(errpath));
+	ck_assert_int_ge(errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600), 0);
+	pid = su_spawn(wild, NULL, &out, errfd);
+	(void)close(errfd);
+	if ((st = su_wait_for(pid, WAIT_MS)) < 0) {
+		(void)kill(pid, SIGKILL);
+		(void)su_wait_for(pid, WAIT_MS);
+	}
+	(void)close(out);
+	ck_assert_ptr_nonnull(err = su_slurp(errpath, NULL));
+	ck_assert_msg(st > 0, "serve on 0.0.0.0 without TLS: exit %d [%s]",
+	    st, err);
+	ck_assert_msg(strstr(err, "--insecure-plaintext") != NULL &&
+	    strstr(err, "loopback") != NULL, "no reason given: [%s]", err);
+	free(err);
+
+	srv_start_args(insecure);
+	ck_assert_msg(strncmp(su_srv.url, "http://0.0.0.0:", 15) == 0, "url %s",
+	    su_srv.url);
+	req(&r, "GET", "/v1/health", K_NONE, NULL, NULL);
+	assert_status(&r, 200);
+	su_resp_free(&r);
+	su_srv_stop();
+}
+END_TEST
+
+/* Tests: the OpenAPI document. */
+
+START_TEST(test_openapi_documents_routes)
+{
+	static const char path[] = PIIVAULT_SOURCE_DIR "/docs/openapi.yaml";
+	char *doc;
+
+	doc = su_slurp(path, NULL);
+	ck_assert_msg(doc != NULL, "%s does not exist", path);
+	for (int r = 0; r < API_NROUTES; r++) {
+		char want[128], method[16];
+		const char *p, *line;
+		size_t i, plen;
+		int found = 0;
+
+		for (i = 0; api_routes[r].method[i] != '\0' &&
+		    i < sizeof(method) - 1; i++)
+			method[i] = (char)(api_routes[r].method[i] | 0x20);
+		method[i] = '\0';
+		(void)snprintf(want, sizeof(want), "  %s:", api_routes[r].path);
+		plen = strlen(want);
+		/* The path's line: "  /v1/…:" alone. */
+		for (p = doc; p != NULL; p = strchr(p, '\n') ? strchr(p,
+		    '\n') + 1 : NULL)
+			if (strncmp(p, want, plen) == 0 && (p[plen] == '\n' ||
+			    p[plen] == '\r' || p[plen] == '\0' ||
+			    p[plen] == ' '))
+				break;
+		ck_assert_msg(p != NULL, "openapi.yaml has no line \"%s\"",
+		    want);
+		/* Then its operations, until the next line indented less. */
+		(void)snprintf(want, sizeof(want), "    %s:", method);
+		plen = strlen(want);
+		for (line = strchr(p, '\n'); line != NULL && !found;
+		    line = strchr(line, '\n')) {
+			line++;
+			if (strncmp(line, want, plen) == 0) {
+				found = 1;
+				break;
+			}
+			/* Blank and comment lines go on; others end it. */
+			if (*line != '\n' && *line != '\r' && *line != '\0' &&
+			    strspn(line, " ") < 4 && line[strspn(line, " ")] !=
+			    '#')
+				break;
+		}
+		ck_assert_msg(found, "openapi.yaml: %s has no \"%s\"",
+		    api_routes[r].path, want);
+	}
+	free(doc);
+}
+END_TEST
+
+static Suite *
+http_routes_suite(void)
+{
+	Suite *s = suite_create("http_routes");
+	TCase *tc;
+
+	tc = http_tcase(s, "errors", 1, TIMEOUT);
+	tcase_add_test(tc, test_err_order);
+	tcase_add_test(tc, test_http_405_allow);
+	tcase_add_test(tc, test_http_401_challenge);
+
+	tc = http_tcase(s, "metrics", 1, TIMEOUT);
+	tcase_add_test(tc, test_metrics);
+	tcase_add_test(tc, test_metrics_aborted_request);
+
+	tc = http_tcase(s, "listen", 1, TIMEOUT);
+	tcase_add_test(tc, test_listen_off_loopback);
+
+	tc = http_tcase(s, "openapi", 0, TIMEOUT);
+	tcase_add_test(tc, test_openapi_documents_routes);
+	return s;
+}
+
+int
+main(void)
+{
+	return su_suite_main("check_http_routes", http_routes_suite());
+}

@@ -1,0 +1,310 @@
+/*
+ * cmd_apikey.c: piivault apikey SUBCOMMAND: the server's API keys.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_int.h"
+
+enum { O_NAME = CLI_OPT_OWN, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL };
+
+struct apikey_opts {
+	struct vault_apikey	spec;
+	int			have_name, have_role;
+	const char		*purposes, *fields;
+};
+
+static int
+apikey_opt(void *arg, int ch, const char *val)
+{
+	struct apikey_opts *a = arg;
+	size_t n = strlen(val);
+
+	switch (ch) {
+	case O_NAME:
+		if (!vault_apikey_name_valid(val, n))
+			return cli_usage("apikey create", "--name must match "
+			    "[a-z0-9][a-z0-9_.-]{0,63}");
+		memcpy(a->spec.name, val, n + 1);
+		a->have_name = 1;
+		break;
+	case O_ROLE:
+		if (vault_role_parse(val, n, &a->spec.role) != PV_OK)
+			return cli_usage("apikey create", "--role must be "
+			    "writer, reader, admin or auditor");
+		a->have_role = 1;
+		break;
+	case O_PURPOSES:
+		a->purposes = val;
+		break;
+	case O_FIELDLIST:
+		a->fields = val;
+		break;
+	case O_REVEAL:
+		if (strcmp(val, "plain") == 0)
+			a->spec.reveal = VAULT_REVEAL_PLAIN;
+		else if (strcmp(val, "masked") == 0)
+			a->spec.reveal = VAULT_REVEAL_MASKED;
+		else
+			return cli_usage("apikey create", "--reveal must be "
+			    "plain or masked");
+		break;
+	}
+	return CLI_OK;
+}
+
+/* Split a comma list, calling fn on each item; CLI_USAGE on failure. */
+static int
+each_item(const char *list, int (*fn)(void *arg, const char *s, size_t n),
+    void *arg)
+{
+	const char *p = list, *comma;
+	size_t n;
+
+	for (;;) {
+		comma = strchr(p, ',');
+		if (comma != NULL)
+			n = (size_t)(comma - p);
+		else
+			n = strlen(p);
+		if (n == 0 || fn(arg, p, n) != CLI_OK)
+			return CLI_USAGE;
+		if (comma == NULL)
+			return CLI_OK;
+		p = comma + 1;
+	}
+}
+
+static int
+add_purpose(void *arg, const char *s, size_t n)
+{
+	struct vault_apikey *k = arg;
+	enum vault_purpose p;
+
+	if (vault_purpose_parse(s, n, &p) != PV_OK)
+		return CLI_USAGE;
+	k->purposes |= 1u << p;
+	return CLI_OK;
+}
+
+static int
+add_field(void *arg, const char *s, size_t n)
+{
+	struct vault_apikey *k = arg;
+
+	if (!pv_field_name_valid(s, n) || k->nfields == VAULT_APIKEY_FIELDS_MAX)
+		return CLI_USAGE;
+	memcpy(k->fields[k->nfields], s, n);
+	k->fields[k->nfields][n] = '\0';
+	k->nfields++;
+	return CLI_OK;
+}
+
+static int
+apikey_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, O_NAME },
+		{ "role", required_argument, NULL, O_ROLE },
+		{ "purposes", required_argument, NULL, O_PURPOSES },
+		{ "fields", required_argument, NULL, O_FIELDLIST },
+		{ "reveal", required_argument, NULL, O_REVEAL },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct apikey_opts a;
+	struct cli_own own = { opts, apikey_opt, &a,
+	    "  --name NAME            the key's name, unique\n"
+	    "  --role ROLE            writer, reader, admin or auditor\n"
+	    "  --purposes P1,P2       purposes it may state (default "
+	    "service): service,\n"
+	    "                         notices, marketing, research, contest,"
+	    " payment, legal\n"
+	    "  --fields F1,F2|*       fields it may read (default *: all)\n"
+	    "  --reveal plain|masked  what a reader sees (default plain)\n" };
+	char secret[VAULT_APIKEY_SECRET_LEN + 1];
+	struct cli_common c;
+	struct vault *v = NULL;
+	pv_status rc;
+	int r, first;
+
+	memset(&a, 0, sizeof(a));
+	a.spec.reveal = VAULT_REVEAL_PLAIN;
+	if ((r = cli_parse(argc, argv, &c, &first, "apikey create --name NAME "
+	    "--role ROLE [OPTIONS]\n\nCreates an API key and prints its "
+	    "secret, the only time it is shown.\n", &own)) != CLI_OK)
+		return r < 0 ? CLI_OK : r;
+	if (first != argc)
+		return cli_usage("apikey create", "unexpected argument");
+	if (!a.have_name || !a.have_role)
+		return cli_usage("apikey create", "--name and --role are "
+		    "required");
+	if (each_item(a.purposes ? a.purposes : "service", add_purpose,
+	    &a.spec) != CLI_OK)
+		return cli_usage("apikey create", "--purposes: unknown "
+		    "purpose");
+	if (a.fields != NULL && strcmp(a.fields, "*") != 0 &&
+	    each_item(a.fields, add_field, &a.spec) != CLI_OK)
+		return cli_usage("apikey create", "--fields: invalid field "
+		    "name, or more than 32");
+	if ((r = cli_open(&c, "apikey create", &v)) != CLI_OK)
+		return r;
+	rc = vault_apikey_create(v, &a.spec, secret);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("apikey create", rc == PV_EEXIST ? a.spec.name :
+		    NULL, rc);
+	(void)printf("%s\n", secret);
+	pv_cleanse(secret, sizeof(secret));
+	return fflush(stdout) == 0 ? CLI_OK :
+	    cli_fail("apikey create", "stdout", PV_EIO);
+}
+
+static const char *
+reveal_name(const struct vault_apikey *k)
+{
+	return k->reveal == VAULT_REVEAL_MASKED ? "masked" : "plain";
+}
+
+/* The keys as one JSON array. */
+static int
+apikey_list_json(const struct vault_apikey *keys, size_t n)
+{
+	struct pv_buf b;
+	struct pv_json j;
+	char when[32];
+	int r;
+
+	pv_buf_init(&b, (n + 1) * 4096);
+	pv_json_init(&j, &b);
+	pv_json_arr(&j);
+	for (size_t i = 0; i < n; i++) {
+		const struct vault_apikey *k = &keys[i];
+
+		cli_iso_time(when, k->created);
+		pv_json_obj(&j);
+		pv_json_kstr(&j, "name", k->name);
+		pv_json_kstr(&j, "role", vault_role_name(k->role));
+		pv_json_kstr(&j, "reveal", reveal_name(k));
+		pv_json_kbool(&j, "revoked", k->revoked != 0);
+		pv_json_kstr(&j, "created", when);
+		pv_json_key(&j, "purposes");
+		pv_json_arr(&j);
+		for (int p = 0; p < VAULT_P__COUNT; p++)
+			if (k->purposes & (1u << p))
+				pv_json_str(&j,
+				    vault_purpose_name((enum vault_purpose)p));
+		pv_json_close(&j);
+		pv_json_key(&j, "fields");
+		pv_json_arr(&j);
+		if (k->nfields == 0)
+			pv_json_str(&j, "*");
+		for (size_t f = 0; f < k->nfields; f++)
+			pv_json_str(&j, k->fields[f]);
+		pv_json_close(&j);
+		pv_json_close(&j);
+	}
+	pv_json_close(&j);
+	r = cli_emit_json("apikey list", &j);
+	pv_buf_cleanup(&b);
+	return r;
+}
+
+/* The keys as a table, a line each. */
+static int
+apikey_list_table(const struct vault_apikey *keys, size_t n)
+{
+	char when[32];
+
+	(void)printf("%-20s %-8s %-7s %-9s %-20s %s\n", "name", "role",
+	    "reveal", "state", "created", "purposes / fields");
+	for (size_t i = 0; i < n; i++) {
+		const struct vault_apikey *k = &keys[i];
+		const char *sep = "";
+
+		cli_iso_time(when, k->created);
+		(void)printf("%-20s %-8s %-7s %-9s %-20s ", k->name,
+		    vault_role_name(k->role), reveal_name(k),
+		    k->revoked ? "revoked" : "active", when);
+		for (int p = 0; p < VAULT_P__COUNT; p++) {
+			if ((k->purposes & (1u << p)) == 0)
+				continue;
+			(void)printf("%s%s", sep,
+			    vault_purpose_name((enum vault_purpose)p));
+			sep = ",";
+		}
+		(void)printf(" / ");
+		if (k->nfields == 0)
+			(void)printf("*");
+		for (size_t f = 0; f < k->nfields; f++)
+			(void)printf("%s%s", f > 0 ? "," : "", k->fields[f]);
+		(void)printf("\n");
+	}
+	if (fflush(stdout) != 0)
+		return cli_fail("apikey list", "stdout", PV_EIO);
+	return CLI_OK;
+}
+
+static int
+apikey_list(int argc, char **argv)
+{
+	const struct cli_start start = { "apikey list",
+	    "apikey list [--json]\n\n"
+	    "Lists API keys: name, role, purposes, fields, reveal, state.\n"
+	    "Secrets are never shown.\n", NULL, 0, "unexpected argument" };
+	struct vault_apikey *keys = NULL;
+	struct cli_common c;
+	struct vault *v = NULL;
+	size_t n = 0;
+	pv_status rc;
+	int r, first;
+
+	if ((r = cli_begin(&start, argc, argv, &c, &first, &v)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	rc = vault_apikey_list(v, &keys, &n);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("apikey list", NULL, rc);
+	if (c.json)
+		r = apikey_list_json(keys, n);
+	else
+		r = apikey_list_table(keys, n);
+	free(keys);
+	return r;
+}
+
+static int
+apikey_revoke(int argc, char **argv)
+{
+	const struct cli_start start = { "apikey revoke",
+	    "apikey revoke NAME\n\n"
+	    "Revokes a key at once, for a running server too.\n", NULL, 1,
+	    "expected NAME" };
+	struct cli_common c;
+	struct vault *v = NULL;
+	pv_status rc;
+	int r, first;
+
+	if ((r = cli_begin(&start, argc, argv, &c, &first, &v)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	rc = vault_apikey_revoke(v, argv[first]);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("apikey revoke", argv[first], rc);
+	(void)printf("revoked %s\n", argv[first]);
+	return CLI_OK;
+}
+
+static const struct cli_cmd apikey_commands[] = {
+	{ "create", apikey_create, "create a key and print its secret" },
+	{ "list", apikey_list, "list keys (never their secrets)" },
+	{ "revoke", apikey_revoke, "revoke a key at once" },
+};
+
+int
+cmd_apikey(int argc, char **argv)
+{
+	return cli_dispatch("apikey", apikey_commands, sizeof(apikey_commands) /
+	    sizeof(apikey_commands[0]), argc, argv);
+}

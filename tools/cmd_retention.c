@@ -1,0 +1,83 @@
+/*
+ * cmd_retention.c: piivault retention SUBCOMMAND.
+ */
+#include "cli_int.h"
+
+enum { O_DRYRUN = CLI_OPT_OWN, O_BATCH };
+
+struct retention_opts {
+	int		dry_run;
+	size_t		batch;
+};
+
+static int
+retention_opt(void *arg, int ch, const char *val)
+{
+	struct retention_opts *o = arg;
+	unsigned long long n;
+	int r = CLI_OK;
+
+	if (ch == O_DRYRUN)
+		o->dry_run = 1;
+	else if (ch == O_BATCH &&
+	    (r = cli_number("retention", "--batch", val, 1, VAULT_BATCH_MAX,
+	    &n)) == CLI_OK)
+		o->batch = (size_t)n;
+	return r;
+}
+
+static int
+retention_sweep(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, O_DRYRUN },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct retention_opts o = { 0, 0 };
+	struct cli_own own = { opts, retention_opt, &o,
+	    "  --dry-run        count only\n"
+	    "  --batch N        records a transaction (default 1000)\n" };
+	const struct cli_start start = { "retention sweep",
+	    "retention sweep [--dry-run]\n\n"
+	    "Crypto-shreds every record past its retention date (tombstone "
+	    "reason\n\"retention\"), except records under legal hold, in "
+	    "bounded\ntransactions.\n", &own, 0, "unexpected argument" };
+	struct cli_common c;
+	struct vault *v = NULL;
+	struct pv_buf b;
+	struct pv_json j;
+	uint64_t shredded = 0, held = 0;
+	pv_status rc;
+	int r, first;
+
+	if ((r = cli_begin(&start, argc, argv, &c, &first, &v)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	rc = vault_retention_sweep(v, o.dry_run, o.batch, &shredded, &held);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("retention sweep", NULL, rc);
+	pv_buf_init(&b, 128);
+	pv_json_init(&j, &b);
+	pv_json_obj(&j);
+	pv_json_kbool(&j, "dry_run", o.dry_run);
+	pv_json_ku64(&j, "shredded", shredded);
+	pv_json_ku64(&j, "held", held);
+	pv_json_close(&j);
+	r = cli_emit_json("retention sweep", &j);
+	pv_buf_cleanup(&b);
+	return r;
+}
+
+static const struct cli_cmd retention_commands[] = {
+	{ "sweep", retention_sweep, "shred what is past its date" },
+};
+
+int
+cmd_retention(int argc, char **argv)
+{
+	return cli_dispatch("retention", retention_commands,
+	    sizeof(retention_commands) / sizeof(retention_commands[0]), argc,
+	    argv);
+}
