@@ -276,26 +276,6 @@ api_error_code(pv_status rc)
 
 /* Output. */
 
-/*
- * A member whose name is len bytes, not NUL-terminated (a record's field
- * names point into the request).  pv_json has no counted key, so the name
- * is copied; a name longer than any field name is a caller's bug.
- */
-static void
-key_n(struct pv_json *j, const char *k, size_t len)
-{
-	char name[PV_FIELD_NAME_MAX + 1];
-
-	if (len > PV_FIELD_NAME_MAX) {
-		if (j->rc == PV_OK)
-			j->rc = PV_EINVAL;
-		return;
-	}
-	memcpy(name, k, len);
-	name[len] = '\0';
-	pv_json_key(j, name);
-}
-
 void
 api_json_error(struct pv_json *j, const char *code, const char *message)
 {
@@ -318,7 +298,7 @@ api_json_put_result(struct pv_json *j, const struct vault_record_in *rec,
 	pv_json_key(j, "tokens");
 	pv_json_obj(j);
 	for (size_t i = 0; i < rec->nfields; i++) {
-		key_n(j, rec->fields[i].name, rec->fields[i].namelen);
+		pv_json_keyn(j, rec->fields[i].name, rec->fields[i].namelen);
 		pv_json_str(j, res->tokens[i]);
 	}
 	pv_json_close(j);

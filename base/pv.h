@@ -293,6 +293,7 @@ void	  pv_json_obj(struct pv_json *j);	/* { */
 void	  pv_json_arr(struct pv_json *j);	/* [ */
 void	  pv_json_close(struct pv_json *j);	/* } or ], as opened */
 void	  pv_json_key(struct pv_json *j, const char *k);
+void	  pv_json_keyn(struct pv_json *j, const char *k, size_t len);
 void	  pv_json_str(struct pv_json *j, const char *s);
 void	  pv_json_strn(struct pv_json *j, const char *s, size_t len);
 void	  pv_json_u64(struct pv_json *j, uint64_t v);

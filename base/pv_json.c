@@ -82,7 +82,7 @@ pv_json_close(struct pv_json *j)
 }
 
 void
-pv_json_key(struct pv_json *j, const char *k)
+pv_json_keyn(struct pv_json *j, const char *k, size_t len)
 {
 	if (j->depth == 0 || j->close[j->depth - 1] != '}' || j->key) {
 		fail(j, PV_EINVAL);
@@ -90,9 +90,15 @@ pv_json_key(struct pv_json *j, const char *k)
 	}
 	item(j);
 	if (j->rc == PV_OK)
-		j->rc = pv_json_quote(j->b, k, strlen(k));
+		j->rc = pv_json_quote(j->b, k, len);
 	add(j, ":", 1);
 	j->key = 1;
+}
+
+void
+pv_json_key(struct pv_json *j, const char *k)
+{
+	pv_json_keyn(j, k, strlen(k));
 }
 
 void

@@ -1041,7 +1041,7 @@ END_TEST
 /*
  * Requests to no route (404) or with a method the route does not take
  * (405) are API requests too, and SECURITY.md excepts only health and
- * metrics from the log; route_action[API_R_OTHER] ("unknown") exists
+ * metrics from the log; the unknown-route action ("unknown") exists
  * for them.  Such probing, keyed or not, must leave events.
  */
 START_TEST(test_audit_unrouted_requests)

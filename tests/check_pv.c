@@ -1229,12 +1229,14 @@ START_TEST(json_writer)
 	pv_json_dbl(&j, 0.5);
 	pv_json_key(&j, "raw");
 	pv_json_raw(&j, "[1]", 3);
+	pv_json_keyn(&j, "k\"xyz", 2);	/* a counted name, escaped too */
+	pv_json_str(&j, "");
 	pv_json_close(&j);
 	ck_assert_int_eq(pv_json_end(&j), PV_OK);
 	ck_assert_str_eq(b.p, "{\"id\":\"rec_1\",\"list\":[18446744073709551615,"
 	    "-9223372036854775808,true,null,{},[]],\"s\\\"k\":"
 	    "\"q\\\"b\\\\n\\n\\u0001\\u001f\\u007f\xc3\xa9\",\"none\":null,"
-	    "\"f\":false,\"n\":0,\"d\":0.5,\"raw\":[1]}");
+	    "\"f\":false,\"n\":0,\"d\":0.5,\"raw\":[1],\"k\\\"\":\"\"}");
 	pv_buf_cleanup(&b);
 }
 END_TEST
