@@ -506,9 +506,11 @@ kc_shred_epoch(int argc, char **argv)
 	int r, first;
 
 	if ((r = kc_begin(argc, argv, "kms shred-epoch [--batch N]\n\n"
-	    "Makes every shred so far final in every backup too: rotates the\n"
-	    "KEK, re-wraps every record to it, rotates and rebuilds the\n"
-	    "index, then destroys every older KEK and index key.  Resumable.\n",
+	    "Makes every shred so far final in the vault and in copies made\n"
+	    "from now on: rotates the KEK, re-wraps every record to it,\n"
+	    "rotates and rebuilds the index, then destroys every older KEK\n"
+	    "and index key.  Resumable.  Copies made before it keep their\n"
+	    "own KEKs until their root key is rotated away and destroyed.\n",
 	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
 		return r;
 	cli_progress_init(&p, "shred-epoch");

@@ -104,8 +104,9 @@ cmd_shred(int argc, char **argv)
 	    "DEKs, ciphertexts, index entries and token\nmappings go in one "
 	    "transaction; a tombstone without personal data\nstays.  Prints "
 	    "one signed receipt (JSON) a record.  Shredding twice is\n"
-	    "harmless.  The bytes leave the data file with piivault compact,\n"
-	    "and every backup with piivault kms shred-epoch.\n", &own)) !=
+	    "harmless.  The bytes leave the data file with piivault compact;\n"
+	    "backups made before keep them until their root key is gone\n"
+	    "(SECURITY.md, crypto-shredding).\n", &own)) !=
 	    CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first == argc && o.from_file == NULL)
