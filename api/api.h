@@ -96,6 +96,19 @@ pv_status api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN],
 #define API_IDLE_DEFAULT	30	/* seconds */
 #define API_LARGE_DEFAULT	4
 #define API_SWEEP_DEFAULT	3600	/* seconds between retention sweeps */
+#define API_PER_ADDRESS_DEFAULT	64	/* connections from one address */
+#define API_REQUEST_TIMEOUT_DEFAULT 10	/* seconds to send a whole request */
+#define API_RATE_LIMIT_DEFAULT	1000	/* requests a second, see rate_limit */
+#define API_SECURE_HEAP_DEFAULT	16	/* MiB */
+/*
+ * TLS 1.2 and 1.3 only, forward-secret AEAD suites only, in the server's
+ * order (a GnuTLS priority string).
+ */
+#define API_TLS_PRIORITIES_DEFAULT \
+	"SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:" \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-MAC-ALL:+AEAD:" \
+	"%SERVER_PRECEDENCE"
 
 struct api_limits {
 	size_t		body_max;	/* request body bytes: 1 MiB */
@@ -106,13 +119,47 @@ struct api_limits {
 	unsigned	idle_timeout;	/* seconds a connection may idle: 30 */
 	unsigned	threads;	/* worker threads: 64 */
 	unsigned	large;		/* large bodies decoded at once: 4 */
+	/* Connections from one client address at once; 0: no limit. */
+	unsigned	per_address;
+	/* Seconds a client has to send a whole request (headers, body). */
+	unsigned	request_timeout;
+	/*
+	 * Requests a second allowed to one API key, and to one address for
+	 * requests without a valid key; 0: no limit.
+	 */
+	unsigned	rate_limit;
+	/*
+	 * MiB of secure heap (0: API_SECURE_HEAP_DEFAULT), a power of two;
+	 * serve checks it against api_secure_need at start.
+	 */
+	unsigned	secure_heap_mib;
 };
+
+/*
+ * The secure heap a server with limits l needs (0s read as defaults):
+ * *per_thread, what each worker thread may hold without asking (one value
+ * in flight and its keys), and *largest, what the largest request (a
+ * record's access, every field at once) reserves from the heap's budget
+ * (pv_secure_reserve) before it runs, waiting up to 2 s, else 503 with
+ * Retry-After.  A heap is big enough when it holds the key ring, slack,
+ * threads x *per_thread and *largest; the budget is what is left after
+ * the first three.
+ */
+void	  api_secure_need(const struct api_limits *l, size_t *per_thread,
+	      size_t *largest);
 
 struct api_serve_opts {
 	const char	*listen;	/* "127.0.0.1:7400", "[::1]:7400" */
 	const char	*tls_cert;	/* PEM files, or NULL for plain HTTP */
 	const char	*tls_key;
 	int		 insecure_plaintext; /* allow non-loopback without TLS */
+	/* A GnuTLS priority string; NULL: API_TLS_PRIORITIES_DEFAULT. */
+	const char	*tls_priorities;
+	/*
+	 * PEM file of the CA whose client certificates are required (mutual
+	 * TLS), or NULL: no client certificate asked for.
+	 */
+	const char	*tls_client_ca;
 	struct api_limits limits;
 	/* Called once the socket listens, with its URL (port resolved). */
 	void		(*ready)(void *arg, const char *url);

@@ -27,6 +27,19 @@ struct api_req {
 	const char	*body;
 	size_t		 len;
 	int		 too_large;	/* the body went over the limit */
+	const char	*peer;		/* the client's numeric address */
+	/*
+	 * SHA-256 of the client certificate's DER (verified against
+	 * tls_client_ca), or NULL when the connection presented none.
+	 */
+	const uint8_t	*cert_sha256;
+	/*
+	 * Only the headers have arrived and the client waits for "100
+	 * Continue" (Expect): api_handle answers 100 when nothing refuses
+	 * the request so far (route, key, size by Content-Length, type),
+	 * else the refusal; the body is then not read.
+	 */
+	int		 headers_only;
 };
 
 struct api_resp {
@@ -39,6 +52,8 @@ struct api_resp {
 	const char	*code;		/* the error code sent, or NULL */
 	int		 audited;	/* the vault logged this request */
 	int		 challenge;	/* WWW-Authenticate on a 401 */
+	int		 storage;	/* a storage write failed: 503 */
+	int		 close;		/* close the connection after it */
 };
 
 struct api_server;
@@ -77,6 +92,32 @@ extern const struct api_route api_routes[API_NROUTES];
 #define API_LAT_BUCKETS	12
 #define API_STATUS_SLOTS 16	/* status_slots in server.c */
 
+/*
+ * The rate limit (limits.rate_limit requests a second): a token bucket
+ * per API key, and per client address (an IPv6 address by its /64) for
+ * requests without a valid key.  The buckets live in a fixed table of
+ * API_RATE_SETS sets of API_RATE_WAYS: a new name takes the free or the
+ * least recently used slot of its set, so memory stays bounded however
+ * many addresses call.  A refusal answers 429 rate_limited; the first of
+ * a window is logged as any request, the later ones only counted, and one
+ * summary event (their count, the key or address, the window) is written
+ * when the bucket next admits a request, when the window is
+ * API_RATE_WINDOW seconds old, or when the slot is taken by another.
+ */
+#define API_RATE_SETS	512
+#define API_RATE_WAYS	8
+#define API_RATE_WINDOW	10	/* seconds a summary covers at most */
+#define API_RATE_NAME	(2 + VAULT_APIKEY_NAME_MAX)	/* "k:" or "a:" */
+
+struct api_bucket {
+	char		 name[API_RATE_NAME + 1];	/* "": free */
+	uint64_t	 tokens;	/* millionths of a request */
+	uint64_t	 last_us;	/* last refill (monotonic) */
+	uint64_t	 refused;	/* refusals after a window's first */
+	uint64_t	 window_us;	/* the window's first refusal */
+	uint64_t	 window_from;	/* the same, wall clock seconds */
+};
+
 struct api_server {
 	struct vault		*vault;
 	struct api_limits	 limits;
@@ -89,6 +130,16 @@ struct api_server {
 	atomic_ullong		 lat_bucket[API_LAT_BUCKETS + 1];
 	atomic_ullong		 lat_sum_us;
 	atomic_ullong		 lat_count;
+	/*
+	 * Kept by http.c: connections closed over a connection limit (total
+	 * or per address) and past the request deadline; requests refused
+	 * for their framing; answers libmicrohttpd made itself (400, 413,
+	 * 414, 431, 505: fixed HTML, see docs/openapi.yaml).
+	 */
+	atomic_ullong		 conn_refused;
+	atomic_ullong		 conn_timeout;
+	atomic_ullong		 framing_refused;
+	atomic_ullong		 lib_errors;
 	atomic_int		 stopping;
 	/*
 	 * Decoding a body costs several times its size, so requests whose
@@ -97,7 +148,19 @@ struct api_server {
 	 * count.
 	 */
 	sem_t			 large;
+	/* Health: the last storage write failed (cleared by a success). */
+	atomic_int		 degraded;
+	atomic_ullong		 rate_refused[2];	/* by address, by key */
+	uint64_t		 rate_sweep_us;	/* next look for old windows */
+	struct api_bucket	 rate[API_RATE_SETS][API_RATE_WAYS];
 };
+
+/*
+ * Write the summaries of every bucket's refusals not yet logged (all of
+ * them, or with due only those whose window has ended).  Called by
+ * api_handle, and by the HTTP layer once the last request has finished.
+ */
+void	api_rate_flush(struct api_server *s, int due);
 
 #define API_LARGE_BODY	(16u << 10)
 #define API_LARGE_WAIT	10	/* seconds for a turn, then 503 */
@@ -158,8 +221,14 @@ struct api_lookup {
 	size_t		 fieldlen;
 	const char	*value;
 	size_t		 len;
+	enum vault_purpose purpose;
+	const char	*reason;	/* NULL if absent */
 	void		*root;		/* private */
 };
+/*
+ * POST /v1/lookup: {"field":…,"value":…,"purpose":…[,"reason":…]}; the
+ * purpose is required, as in a detokenize.
+ */
 pv_status api_lookup_parse(const char *text, size_t len,
 	      struct api_lookup **out, char err[static API_ERR_MAX]) PV_WUR;
 void	  api_lookup_free(struct api_lookup *l);

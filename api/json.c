@@ -574,9 +574,10 @@ pv_status
 api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
     char err[static API_ERR_MAX])
 {
-	static const char *const members[] = { "field", "value", NULL };
+	static const char *const members[] = { "field", "value", "purpose",
+	    "reason", NULL };
 	struct api_lookup *l;
-	json_t *root, *field, *value;
+	json_t *root, *field, *value, *purpose, *reason;
 	pv_status rc = PV_OK;
 
 	err[0] = '\0';
@@ -596,6 +597,23 @@ api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
 	l->fieldlen = json_string_length(field);
 	l->value = json_string_value(value);
 	l->len = json_string_length(value);
+	/* A look-up states its purpose as a detokenize does. */
+	purpose = json_object_get(root, "purpose");
+	reason = json_object_get(root, "reason");
+	if (!json_is_string(purpose)) {
+		rc = bad(err, PV_EVALUE, "\"purpose\" must be a string");
+		goto out;
+	}
+	if (vault_purpose_parse(json_string_value(purpose),
+	    json_string_length(purpose), &l->purpose) != PV_OK) {
+		rc = bad(err, PV_EVALUE, "unknown purpose");
+		goto out;
+	}
+	if (reason != NULL && !json_is_string(reason)) {
+		rc = bad(err, PV_EVALUE, "\"reason\" must be a string");
+		goto out;
+	}
+	l->reason = reason ? json_string_value(reason) : NULL;
 	*out = l;
 	l = NULL;
 out:

@@ -7,7 +7,12 @@
  * Nothing here logs or echoes a personal value: error messages are built
  * from status strings and field names only.
  */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,9 @@ static const unsigned long long lat_bounds[API_LAT_BUCKETS] = {
 	1000000, 5000000,
 };
 
+#define ID_BYTES	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+			"0123456789_-"
+
 static int
 path_match(const char *tmpl, const char *path, char id[static API_ID_MAX + 1])
 {
@@ -48,6 +56,13 @@ path_match(const char *tmpl, const char *path, char id[static API_ID_MAX + 1])
 	len = (size_t)(end - path);
 	if (len == 0 || len > API_ID_MAX || strcmp(hole + 4, end) != 0)
 		return 0;
+	/*
+	 * The path is the raw one (http.c): an id is base64url and '_',
+	 * so "%2F", "%00" or any other byte is no route at all.
+	 */
+	for (size_t i = 0; i < len; i++)
+		if (strchr(ID_BYTES, path[i]) == NULL || path[i] == '\0')
+			return 0;
 	/* "/v1/records/batch" is its own route, not a record id. */
 	if (len == 5 && memcmp(path, "batch", 5) == 0)
 		return 0;
@@ -227,16 +242,37 @@ http_status(pv_status rc)
 	}
 }
 
+/*
+ * Whether rc is the storage failing (a full map or disk, an I/O error):
+ * 503 with Retry-After, and health says degraded until a write succeeds.
+ */
+static int
+storage_failure(pv_status rc)
+{
+	return rc == PV_EFULL || rc == PV_ESTORE || rc == PV_EIO;
+}
+
 static void
 fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
 {
 	unsigned st = http_status(rc);
 
+	if (storage_failure(rc)) {
+		pv_log(PV_LOG_ERROR, "request failed: storage: %s",
+		    pv_strerror(rc));
+		fail(rs, 503, "unavailable", PV_EUNAVAIL, "storage is "
+		    "failing; retry");
+		rs->retry_after = 1;
+		rs->storage = 1;
+		return;
+	}
 	if (st == 500)
 		pv_log(PV_LOG_ERROR, "request failed: %s", pv_strerror(rc));
 	fail(rs, st, st == 500 ? "internal" : api_error_code(rc), rc,
 	    st == 500 ? NULL : detail);
 	rs->challenge = st == 401;
+	if (st == 503)
+		rs->retry_after = 1;
 }
 
 /* A handler's answer is written: an error instead if it could not be. */
@@ -255,13 +291,27 @@ authenticate(struct api_server *s, const struct api_req *rq,
     struct vault_apikey *key)
 {
 	const char *p = rq->auth;
+	pv_status rc;
 
 	if (p == NULL || strncasecmp(p, "Bearer ", 7) != 0)
 		return PV_EUNAUTH;
 	p += 7;
 	while (*p == ' ')
 		p++;
-	return vault_apikey_auth(s->vault, p, strlen(p), key);
+	if ((rc = vault_apikey_auth(s->vault, p, strlen(p), key)) != PV_OK)
+		return rc;
+	/*
+	 * A key bound to a client certificate holds only over a connection
+	 * that presented that certificate (verified by http.c): otherwise it
+	 * is refused exactly as an unknown key is.
+	 */
+	if (key->cert_bound && (rq->cert_sha256 == NULL ||
+	    !pv_ct_eq(rq->cert_sha256, key->cert_sha256,
+	    VAULT_CERT_HASH_LEN))) {
+		memset(key, 0, sizeof(*key));
+		return PV_EUNAUTH;
+	}
+	return PV_OK;
 }
 
 static int
@@ -295,6 +345,80 @@ check_limits(const struct api_server *s, const struct vault_record_in *in,
 }
 
 /*
+ * Whether a reason has something to read: a character that is not white
+ * space, a control character, or an invisible format character (zero
+ * width spaces and joiners, direction marks, the byte order mark, Hangul
+ * and Braille blanks, variation selectors, tags).  A reason of nothing
+ * else is refused as blank.  Invalid UTF-8 counts as visible here:
+ * vault_reason_valid refuses it.
+ */
+static int
+invisible(uint32_t c)
+{
+	static const uint32_t ranges[][2] = {
+		{ 0x0000, 0x0020 }, { 0x007f, 0x00a0 }, { 0x00ad, 0x00ad },
+		{ 0x034f, 0x034f }, { 0x061c, 0x061c }, { 0x115f, 0x1160 },
+		{ 0x1680, 0x1680 }, { 0x17b4, 0x17b5 }, { 0x180b, 0x180f },
+		{ 0x2000, 0x200f }, { 0x2028, 0x202f }, { 0x205f, 0x206f },
+		{ 0x2800, 0x2800 }, { 0x3000, 0x3000 }, { 0x3164, 0x3164 },
+		{ 0xfe00, 0xfe0f }, { 0xfeff, 0xfeff }, { 0xffa0, 0xffa0 },
+		{ 0xfff0, 0xfffb }, { 0x1d173, 0x1d17a }, { 0xe0000, 0xe007f },
+		{ 0xe0100, 0xe01ef },
+	};
+
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (c >= ranges[i][0] && c <= ranges[i][1])
+			return 1;
+	return 0;
+}
+
+static int
+reason_visible(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		uint32_t c;
+		size_t n;
+
+		if (*p < 0x80) {
+			c = *p;
+			n = 1;
+		} else if ((*p & 0xe0) == 0xc0) {
+			c = *p & 0x1fu;
+			n = 2;
+		} else if ((*p & 0xf0) == 0xe0) {
+			c = *p & 0x0fu;
+			n = 3;
+		} else if ((*p & 0xf8) == 0xf0) {
+			c = *p & 0x07u;
+			n = 4;
+		} else
+			return 1;
+		for (size_t i = 1; i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 1;
+			c = (c << 6) | (p[i] & 0x3fu);
+		}
+		if (!invisible(c))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* 422 reason_required, for a reason with nothing visible in it. */
+static int
+reason_refused(struct api_resp *rs, const char *reason, int required)
+{
+	if (reason == NULL ? !required : reason_visible(reason))
+		return 0;
+	fail(rs, 422, "reason_required", PV_EREASON, "a reason must have "
+	    "visible characters, not only spaces or invisible ones");
+	return 1;
+}
+
+/*
  * Handlers, one per route (api_handler).  Each starts after its route's
  * role check; key and ev are NULL on the public routes.
  */
@@ -310,6 +434,17 @@ h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	(void)id;
 	if (rq->late || atomic_load(&s->stopping)) {
 		fail(rs, 503, "unavailable", PV_EUNAVAIL, "shutting down");
+		return;
+	}
+	/* A load balancer routes away while storage fails. */
+	if (atomic_load(&s->degraded)) {
+		answer(rs, 503, &j);
+		rs->retry_after = 1;
+		pv_json_obj(&j);
+		pv_json_kstr(&j, "status", "degraded");
+		pv_json_kstr(&j, "reason", "storage");
+		pv_json_close(&j);
+		finish(rs, &j);
 		return;
 	}
 	answer(rs, 200, &j);
@@ -487,13 +622,77 @@ emit_reveal(struct pv_json *j, const struct vault_reveal *r)
 	pv_json_close(j);
 }
 
+/*
+ * The secure heap a server needs (api.h).  A request that holds one value
+ * at a time (detokenize, a token's value, a write, a look-up) holds that
+ * value, a pseudonym's normal form and a few keys, with OpenSSL's own
+ * per-thread generator state: every thread may hold that much without
+ * asking.  A record's access holds all its fields at once: it reserves
+ * that from the budget first (api_secure_admit).
+ */
+#define SECURE_THREAD_KEYS	4096	/* DEKs, HMAC keys, generator state */
+
+void
+api_secure_need(const struct api_limits *l, size_t *per_thread,
+    size_t *largest)
+{
+	size_t value = l->value_max ? l->value_max : PV_VALUE_MAX;
+	size_t fields = l->fields_max ? l->fields_max : PV_FIELDS_MAX;
+
+	*per_thread = pv_secure_block(value + 1) +
+	    pv_secure_block(PV_VALUE_MAX) + SECURE_THREAD_KEYS;
+	*largest = fields * pv_secure_block(value + 1);
+}
+
+/* How long a request waits for its turn in the secure heap. */
+#define SECURE_WAIT_MS	2000
+
+/*
+ * Reserve the secure heap a record's access may hold: PV_OK, or a 503
+ * with Retry-After already written into rs.
+ */
+static pv_status
+secure_admit(const struct api_server *s, struct api_resp *rs, size_t *need)
+{
+	size_t per_thread;
+	pv_status rc;
+
+	api_secure_need(&s->limits, &per_thread, need);
+	if ((rc = pv_secure_reserve(*need, SECURE_WAIT_MS)) != PV_OK)
+		unavailable(rs, "secure memory is busy; retry");
+	return rc;
+}
+
+/* Writes each token's answer as the vault hands it over (vault_reveal_fn). */
+struct detok_out {
+	const struct api_detok	*d;
+	struct pv_json		*j;
+};
+
+static pv_status
+detok_emit(void *arg, size_t i, const struct vault_reveal *r)
+{
+	struct detok_out *o = arg;
+	const struct api_detok *d = o->d;
+
+	/* A token asked for twice is answered once: keys are unique. */
+	for (size_t k = 0; k < i; k++)
+		if (d->lens[k] == d->lens[i] &&
+		    memcmp(d->tokens[k], d->tokens[i], d->lens[i]) == 0)
+			return PV_OK;
+	/* A decoded JSON string: NUL-terminated, with no NUL inside. */
+	pv_json_key(o->j, d->tokens[i]);
+	emit_reveal(o->j, r);
+	return PV_OK;	/* the writer's errors wait for pv_json_end */
+}
+
 static void
 h_detokenize(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
     struct vault_event *ev, const char *id)
 {
 	struct api_detok *d = NULL;
-	struct vault_reveal *out = NULL;
+	struct detok_out o;
 	struct vault_access a;
 	struct pv_json j;
 	char err[API_ERR_MAX];
@@ -505,64 +704,61 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 		fail_rc(rs, rc, err);
 		return;
 	}
-	if ((out = calloc(d->n, sizeof(*out))) == NULL) {
-		fail_rc(rs, PV_ENOMEM, NULL);
+	if (reason_refused(rs, d->reason, 0))
 		goto out;
-	}
 	a.key = key;
 	a.purpose = d->purpose;
 	a.reason = d->reason;
 	ev->purpose = (int)d->purpose;
 	ev->reason = d->reason;
-	if ((rc = vault_detokenize(s->vault, &a, ev, d->tokens, d->lens, d->n,
-	    out)) != PV_OK) {
-		free(out);
-		out = NULL;
-		fail_rc(rs, rc, rc == PV_EPURPOSE ?
-		    vault_purpose_name(d->purpose) : NULL);
-		goto out;
-	}
-	rs->audited = 1;
+	/*
+	 * The answer is written as the values come, so that only one of them
+	 * is in the secure heap at a time; it is sent only if the vault logged
+	 * the request, and wiped (fail) otherwise.
+	 */
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "results");
 	pv_json_obj(&j);
-	for (size_t i = 0; i < d->n; i++) {
-		int dup = 0;
-
-		/* A token asked for twice is answered once: keys are unique. */
-		for (size_t k = 0; k < i && !dup; k++)
-			dup = d->lens[k] == d->lens[i] &&
-			    memcmp(d->tokens[k], d->tokens[i], d->lens[i]) == 0;
-		if (dup)
-			continue;
-		/* A decoded JSON string: NUL-terminated, with no NUL inside. */
-		pv_json_key(&j, d->tokens[i]);
-		emit_reveal(&j, &out[i]);
+	o.d = d;
+	o.j = &j;
+	if ((rc = vault_detokenize(s->vault, &a, ev, d->tokens, d->lens, d->n,
+	    detok_emit, &o)) != PV_OK) {
+		if (rc == PV_EUNAVAIL)	/* busy heap or log: with Retry-After */
+			unavailable(rs, NULL);
+		else
+			fail_rc(rs, rc, rc == PV_EPURPOSE ?
+			    vault_purpose_name(d->purpose) : NULL);
+		goto out;
 	}
+	rs->audited = 1;
 	pv_json_close(&j);
 	pv_json_close(&j);
 	finish(rs, &j);
 out:
 	ev->reason = NULL;	/* points into d */
-	if (out != NULL) {
-		vault_reveal_cleanup(out, d->n);
-		free(out);
-	}
 	api_detok_free(d);
 }
 
-/* {"matches":[{"id":…,"token":…},…]}: the records holding a value. */
+/*
+ * {"matches":[{"id":…,"token":…},…]}: the records holding a value; for
+ * research, {"matches":[{"pseudonym":…},…]}.
+ */
 static void
-emit_matches(struct pv_json *j, const struct vault_match *m, size_t n)
+emit_matches(struct pv_json *j, const struct vault_match *m, size_t n,
+    int research)
 {
 	pv_json_obj(j);
 	pv_json_key(j, "matches");
 	pv_json_arr(j);
 	for (size_t i = 0; i < n; i++) {
 		pv_json_obj(j);
-		pv_json_kstr(j, "id", m[i].id);
-		pv_json_kstr(j, "token", m[i].token);
+		if (research)
+			pv_json_kstr(j, "pseudonym", m[i].pseudonym);
+		else {
+			pv_json_kstr(j, "id", m[i].id);
+			pv_json_kstr(j, "token", m[i].token);
+		}
 		pv_json_close(j);
 	}
 	pv_json_close(j);
@@ -575,6 +771,7 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 {
 	struct api_lookup *l = NULL;
 	struct vault_match *m = NULL;
+	struct vault_access a;
 	struct pv_json j;
 	char err[API_ERR_MAX];
 	size_t n = 0;
@@ -589,22 +786,31 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
 		goto out;
 	}
+	if (reason_refused(rs, l->reason, 0))
+		goto out;
 	/* Whether a value exists is itself something a key may not see. */
 	if (!vault_apikey_field_allowed(key, l->field, l->fieldlen)) {
 		fail(rs, 403, "forbidden", PV_EFORBIDDEN, "field not among "
 		    "this key's fields");
 		goto out;
 	}
-	if ((rc = vault_lookup_ev(s->vault, ev, l->field, l->fieldlen,
-	    l->value, l->len, &m, &n)) != PV_OK) {
-		fail_rc(rs, rc, NULL);
+	a.key = key;
+	a.purpose = l->purpose;
+	a.reason = l->reason;
+	ev->purpose = (int)l->purpose;
+	ev->reason = l->reason;
+	if ((rc = vault_lookup_access(s->vault, &a, ev, l->field,
+	    l->fieldlen, l->value, l->len, &m, &n)) != PV_OK) {
+		fail_rc(rs, rc, rc == PV_EPURPOSE ?
+		    vault_purpose_name(l->purpose) : NULL);
 		goto out;
 	}
 	rs->audited = 1;
 	answer(rs, 200, &j);
-	emit_matches(&j, m, n);
+	emit_matches(&j, m, n, l->purpose == VAULT_P_RESEARCH);
 	finish(rs, &j);
 out:
+	ev->reason = NULL;	/* points into l */
 	free(m);
 	api_lookup_free(l);
 }
@@ -623,7 +829,9 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	int logged = 0;
 
 	(void)key;
-	if (reason == NULL || *reason == '\0')
+	if (reason_refused(rs, reason, 0))
+		return;
+	if (reason == NULL)
 		reason = "request";
 	ev->reason = reason;
 	if ((rc = vault_shred_ev(s->vault, ev, &(struct vault_shred_req){
@@ -699,14 +907,20 @@ h_access(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct vault_record_view *r = NULL;
 	struct pv_json j;
 	uint64_t retry = 0;
+	size_t need;
 	pv_status rc;
 
 	(void)rq;
 	(void)key;
+	/* Every field at once in the secure heap: wait for room first. */
+	if (secure_admit(s, rs, &need) != PV_OK)
+		return;
 	rc = vault_record_access(s->vault, ev, id, strlen(id), &r, &retry,
 	    &rs->audited);
-	if (record_failed(rs, rc, retry))
+	if (record_failed(rs, rc, retry)) {
+		pv_secure_release(need);
 		return;
+	}
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_kstr(&j, "id", r->id);
@@ -743,6 +957,7 @@ h_access(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	pv_json_close(&j);
 	finish(rs, &j);
 	vault_record_view_free(r);
+	pv_secure_release(need);
 }
 
 static void
@@ -869,8 +1084,9 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "required");
 		return;
 	}
-	if (!vault_reason_valid(reason, strlen(reason)) ||
-	    strspn(reason, " \t") == strlen(reason)) {
+	if (reason_refused(rs, reason, 1))
+		return;
+	if (!vault_reason_valid(reason, strlen(reason))) {
 		fail(rs, 422, "reason_required", PV_EREASON, "a hold needs a "
 		    "reason: 1 to 200 characters without control characters");
 		return;
@@ -1038,6 +1254,35 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    atomic_load(&s->lat_count),
 		    (unsigned long long)info.records, kek,
 		    (unsigned long long)vault_commits(s->vault));
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "# HELP piivault_rate_limited_total "
+		    "Requests refused over the rate limit (429), by what was "
+		    "limited.\n# TYPE piivault_rate_limited_total counter\n"
+		    "piivault_rate_limited_total{by=\"address\"} %llu\n"
+		    "piivault_rate_limited_total{by=\"key\"} %llu\n"
+		    "# HELP piivault_integrity_alarms_total Stored values that "
+		    "failed authentication.\n"
+		    "# TYPE piivault_integrity_alarms_total counter\n"
+		    "piivault_integrity_alarms_total %llu\n"
+		    "# HELP piivault_storage_degraded 1 while the last storage "
+		    "write failed.\n# TYPE piivault_storage_degraded gauge\n"
+		    "piivault_storage_degraded %d\n",
+		    atomic_load(&s->rate_refused[0]),
+		    atomic_load(&s->rate_refused[1]),
+		    (unsigned long long)vault_alarms(s->vault),
+		    atomic_load(&s->degraded) ? 1 : 0);
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "# HELP piivault_http_closed_total "
+		    "Connections and requests the HTTP layer refused.\n"
+		    "# TYPE piivault_http_closed_total counter\n"
+		    "piivault_http_closed_total{reason=\"limit\"} %llu\n"
+		    "piivault_http_closed_total{reason=\"timeout\"} %llu\n"
+		    "piivault_http_closed_total{reason=\"framing\"} %llu\n"
+		    "piivault_http_closed_total{reason=\"library\"} %llu\n",
+		    atomic_load(&s->conn_refused),
+		    atomic_load(&s->conn_timeout),
+		    atomic_load(&s->framing_refused),
+		    atomic_load(&s->lib_errors));
 	if (rc != PV_OK)
 		fail_rc(rs, rc, NULL);
 }
@@ -1138,6 +1383,248 @@ admit_large(struct api_server *s)
 	return PV_OK;
 }
 
+/*
+ * The rate limit (api_int.h).  One lock guards the table; summaries are
+ * gathered under it and written after it is released.
+ */
+static pthread_mutex_t rate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define RATE_UNIT	1000000ull	/* a request, in bucket tokens */
+#define RATE_SUMS	16		/* summaries one call may write */
+
+enum { RATE_OK, RATE_FIRST, RATE_MORE };
+
+struct rate_sum {
+	char		 name[API_RATE_NAME + 1];
+	uint64_t	 count;
+	uint64_t	 from;
+	uint64_t	 to;
+};
+
+/* FNV-1a: spreads names over the sets; not a defence, and needs none. */
+static size_t
+rate_set(const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *name != '\0'; name++) {
+		h ^= (unsigned char)*name;
+		h *= 1099511628211ull;
+	}
+	return (size_t)(h % API_RATE_SETS);
+}
+
+/* Take b's pending count into sums (if there is room) and clear it. */
+static void
+rate_take_sum(struct api_bucket *b, uint64_t now, struct rate_sum *sums,
+    size_t *nsum)
+{
+	if (b->refused == 0)
+		return;
+	if (*nsum < RATE_SUMS) {
+		struct rate_sum *m = &sums[(*nsum)++];
+
+		memcpy(m->name, b->name, sizeof(m->name));
+		m->count = b->refused;
+		m->from = b->window_from;
+		m->to = now;
+	} else
+		pv_log(PV_LOG_WARN, "rate limit: %llu refusals of %s not "
+		    "summarised", (unsigned long long)b->refused, b->name);
+	b->refused = 0;
+	b->window_us = 0;
+}
+
+/* Write the summaries gathered: one audit event each. */
+static void
+rate_write(struct api_server *s, const struct rate_sum *sums, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct rate_sum *m = &sums[i];
+		int key = m->name[0] == 'k';
+		struct vault_event ev;
+		char what[API_RATE_NAME + 96];
+
+		(void)snprintf(what, sizeof(what), "%llu more requests "
+		    "refused, %s %s, from %llu to %llu",
+		    (unsigned long long)m->count, key ? "key" : "address",
+		    m->name + 2, (unsigned long long)m->from,
+		    (unsigned long long)m->to);
+		memset(&ev, 0, sizeof(ev));
+		ev.actor = key ? m->name + 2 : "-";
+		ev.action = "rate_limit.summary";
+		ev.ok = 0;
+		ev.code = "rate_limited";
+		ev.purpose = -1;
+		ev.reason = what;
+		if (vault_audit(s->vault, &ev, NULL) != PV_OK) {
+			/* Not lost: said where an operator will see it. */
+			pv_log(PV_LOG_ERROR, "rate limit: cannot log the "
+			    "summary: %s", what);
+			atomic_store(&s->degraded, 1);
+		}
+	}
+}
+
+void
+api_rate_flush(struct api_server *s, int due)
+{
+	struct rate_sum sums[RATE_SUMS];
+	uint64_t now_us = pv_mono_us(), now = (uint64_t)time(NULL);
+	size_t n = 0;
+
+	if (pthread_mutex_lock(&rate_lock) != 0)
+		return;
+	if (due && now_us < s->rate_sweep_us) {
+		(void)pthread_mutex_unlock(&rate_lock);
+		return;
+	}
+	s->rate_sweep_us = now_us + 1000000;
+	for (size_t i = 0; i < API_RATE_SETS && n < RATE_SUMS; i++)
+		for (size_t w = 0; w < API_RATE_WAYS && n < RATE_SUMS; w++) {
+			struct api_bucket *b = &s->rate[i][w];
+
+			if (b->refused > 0 && (!due || now_us - b->window_us >=
+			    API_RATE_WINDOW * 1000000ull))
+				rate_take_sum(b, now, sums, &n);
+		}
+	if (n == RATE_SUMS)
+		s->rate_sweep_us = 0;	/* more to do: on the next call */
+	(void)pthread_mutex_unlock(&rate_lock);
+	rate_write(s, sums, n);
+}
+
+/*
+ * The bucket name of a request: "k:" and the key's name, or "a:" and the
+ * client's address, an IPv6 address cut to its /64 (one host's usual
+ * share); without an address (no socket), one shared "a:-".
+ */
+static void
+rate_name(char out[static API_RATE_NAME + 1], const struct api_req *rq,
+    const struct vault_apikey *key)
+{
+	struct in6_addr a6;
+
+	if (key != NULL) {
+		(void)snprintf(out, API_RATE_NAME + 1, "k:%s", key->name);
+		return;
+	}
+	if (rq->peer == NULL || *rq->peer == '\0') {
+		memcpy(out, "a:-", 4);
+		return;
+	}
+	if (strchr(rq->peer, ':') != NULL &&
+	    inet_pton(AF_INET6, rq->peer, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		char p[INET6_ADDRSTRLEN];
+
+		memset(a6.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a6, p, sizeof(p)) != NULL) {
+			(void)snprintf(out, API_RATE_NAME + 1, "a:%s/64", p);
+			return;
+		}
+	}
+	(void)snprintf(out, API_RATE_NAME + 1, "a:%s", rq->peer);
+}
+
+/*
+ * Charge one request to name's bucket: RATE_OK, or a refusal (the first
+ * of its window, or a later one) with *retry the seconds until a request
+ * would pass.  Summaries that fall due go to sums.
+ */
+static int
+rate_charge(struct api_server *s, const char *name, unsigned *retry,
+    struct rate_sum *sums, size_t *nsum)
+{
+	const uint64_t rate = s->limits.rate_limit;
+	uint64_t now_us = pv_mono_us(), now = (uint64_t)time(NULL);
+	struct api_bucket *set, *b = NULL;
+	int verdict;
+
+	if (pthread_mutex_lock(&rate_lock) != 0)
+		return RATE_OK;		/* cannot happen with a default mutex */
+	set = s->rate[rate_set(name)];
+	for (size_t w = 0; w < API_RATE_WAYS && b == NULL; w++)
+		if (strcmp(set[w].name, name) == 0)
+			b = &set[w];
+	if (b == NULL) {
+		/* A free slot, else the least recently used. */
+		b = &set[0];
+		for (size_t w = 0; w < API_RATE_WAYS; w++) {
+			if (set[w].name[0] == '\0') {
+				b = &set[w];
+				break;
+			}
+			if (set[w].last_us < b->last_us)
+				b = &set[w];
+		}
+		rate_take_sum(b, now, sums, nsum);	/* its count stays */
+		memset(b, 0, sizeof(*b));
+		(void)snprintf(b->name, sizeof(b->name), "%s", name);
+		b->tokens = rate * RATE_UNIT;	/* a second's burst */
+		b->last_us = now_us;
+	}
+	/* A second refills the whole burst (and cannot overflow). */
+	if (now_us - b->last_us >= RATE_UNIT)
+		b->tokens = rate * RATE_UNIT;
+	else if ((b->tokens += (now_us - b->last_us) * rate) >
+	    rate * RATE_UNIT)
+		b->tokens = rate * RATE_UNIT;
+	b->last_us = now_us;
+	if (b->tokens >= RATE_UNIT) {
+		b->tokens -= RATE_UNIT;
+		rate_take_sum(b, now, sums, nsum);	/* the burst is over */
+		verdict = RATE_OK;
+	} else {
+		uint64_t wait_us = (RATE_UNIT - b->tokens + rate - 1) / rate;
+
+		*retry = (unsigned)((wait_us + 999999) / 1000000);
+		if (b->window_us != 0 && now_us - b->window_us >=
+		    API_RATE_WINDOW * 1000000ull)
+			rate_take_sum(b, now, sums, nsum);	/* a new window */
+		if (b->window_us == 0) {
+			b->window_us = now_us;
+			b->window_from = now;
+			verdict = RATE_FIRST;
+		} else {
+			b->refused++;
+			verdict = RATE_MORE;
+		}
+	}
+	(void)pthread_mutex_unlock(&rate_lock);
+	return verdict;
+}
+
+/*
+ * Whether a request over its rate was refused (429 in rs, counted); a
+ * refusal after its window's first is marked as logged, since the
+ * window's summary counts it.
+ */
+static int
+rate_refused(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key)
+{
+	struct rate_sum sums[RATE_SUMS];
+	char name[API_RATE_NAME + 1];
+	unsigned retry = 1;
+	size_t nsum = 0;
+	int verdict;
+
+	if (s->limits.rate_limit == 0)
+		return 0;
+	rate_name(name, rq, key);
+	verdict = rate_charge(s, name, &retry, sums, &nsum);
+	rate_write(s, sums, nsum);
+	if (verdict == RATE_OK)
+		return 0;
+	atomic_fetch_add(&s->rate_refused[key != NULL], 1);
+	fail(rs, 429, "rate_limited", PV_ELIMIT, key != NULL ? "this key's "
+	    "request rate" : "this address's unauthenticated request rate");
+	rs->retry_after = retry;
+	rs->audited = verdict == RATE_MORE;
+	return 1;
+}
+
 /* A request for no route: 405 if the path has others, else 404. */
 static void
 no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
@@ -1145,7 +1632,12 @@ no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 	struct vault_event ev = { .actor = "-", .action = ACTION_UNKNOWN,
 	    .ok = 0, .purpose = -1 };
 
-	if (api_route_allow(rq->path, rs->allow_buf, sizeof(rs->allow_buf))) {
+	/* Probes cost an audit write each: limited by address. */
+	if (rate_refused(s, rq, rs, NULL)) {
+		if (rs->audited)
+			return;		/* counted in its window's summary */
+	} else if (api_route_allow(rq->path, rs->allow_buf,
+	    sizeof(rs->allow_buf))) {
 		fail(rs, 405, "method_not_allowed", PV_EUSAGE, "this route "
 		    "takes another method (see Allow)");
 		rs->allow = rs->allow_buf;
@@ -1153,8 +1645,12 @@ no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such route");
 	/* Logged too: a probe of the API is a request. */
 	ev.code = rs->code;
-	if (vault_audit(s->vault, &ev, NULL) != PV_OK)
+	if (vault_audit(s->vault, &ev, NULL) != PV_OK) {
 		unavailable(rs, "the audit log cannot be written");
+		rs->storage = 1;
+		atomic_store(&s->degraded, 1);
+	} else
+		atomic_store(&s->degraded, 0);
 }
 
 void
@@ -1165,6 +1661,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	const struct api_route *r = api_route_of(rq->method, rq->path, id);
 	struct vault_apikey key;
 	struct vault_event ev;
+	int wrote = 0;
 	pv_status rc;
 
 	rs->status = 500;
@@ -1174,6 +1671,8 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->challenge = 0;
 	rs->code = NULL;
 	rs->audited = 0;
+	rs->storage = 0;
+	api_rate_flush(s, 1);		/* summaries of ended windows */
 	if (r == NULL) {
 		no_route(s, rq, rs);
 		return;
@@ -1192,7 +1691,15 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rc = authenticate(s, rq, &key);
 	if (rc == PV_OK)
 		ev.actor = key.name;
-	if (rc != PV_OK)
+	/*
+	 * The rate: per key, or per address without a valid key.  A request
+	 * that waits for 100 Continue is charged once, when it is whole,
+	 * unless it ends at its headers.
+	 */
+	if ((!rq->headers_only || rc != PV_OK) && rate_refused(s, rq, rs,
+	    rc == PV_OK ? &key : NULL))
+		;	/* 429, logged below unless a summary counts it */
+	else if (rc != PV_OK)
 		fail_rc(rs, rc, NULL);
 	else if (rq->late) {
 		/* Requests already under way at shutdown are finished. */
@@ -1202,7 +1709,11 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	else if (r->body && !is_json(rq->ctype))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
 		    "send application/json");
-	else if (rq->len <= API_LARGE_BODY)
+	else if (rq->headers_only) {
+		/* Nothing refuses it yet: the body may come (100). */
+		rs->status = 100;
+		return;
+	} else if (rq->len <= API_LARGE_BODY)
 		dispatch(s, r, rq, rs, &key, &ev, id);
 	else if (admit_large(s) != PV_OK)
 		unavailable(rs, "too many large requests at once; retry");
@@ -1219,7 +1730,16 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		ev.ok = rs->status < 400;
 		ev.code = ev.ok ? NULL : rs->code;
 		ev.reason = NULL;
-		if (vault_audit(s->vault, &ev, NULL) != PV_OK)
+		if (vault_audit(s->vault, &ev, NULL) != PV_OK) {
 			unavailable(rs, "the audit log cannot be written");
-	}
+			rs->storage = 1;
+		} else
+			wrote = 1;
+	} else if (rs->status < 400)
+		wrote = 1;	/* the vault logged it with its change */
+	/* Health follows the last write: degraded until one succeeds. */
+	if (rs->storage)
+		atomic_store(&s->degraded, 1);
+	else if (wrote)
+		atomic_store(&s->degraded, 0);
 }

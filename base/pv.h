@@ -84,19 +84,51 @@ const char *pv_strerror(pv_status rc);
 
 /*
  * Process set-up.  pv_init MUST be called once before any other function;
- * it fetches the algorithms and creates the secure heap.  pv_harden_process
- * disables core dumps and ptrace attach for a process that holds keys.
+ * it fetches the algorithms.  pv_harden_process disables core dumps and
+ * ptrace attach for a process that holds keys.
  */
 pv_status pv_init(void) PV_WUR;
 pv_status pv_harden_process(void) PV_WUR;
 
 /*
  * Secure memory: locked, excluded from core dumps, zeroed on free.  Key
- * material and decrypted personal values live only here.  pv_secure_free
- * accepts NULL and MUST be given the length that was allocated.
+ * material and decrypted personal values live only here.  pv_secure_alloc
+ * returns NULL when the heap is exhausted; pv_secure_free accepts NULL and
+ * MUST be given the length that was allocated.
  */
 void	*pv_secure_alloc(size_t len);
 void	 pv_secure_free(void *p, size_t len);
+
+/*
+ * The secure heap is one fixed arena, created when first needed (the first
+ * secure allocation, random bytes, HMAC or signing key) at
+ * PV_SECURE_HEAP_DEFAULT bytes, or at the size given to
+ * pv_secure_heap_init, which a process calls before it loads any key.
+ * size MUST be a power of two of at least 1 MiB (PV_EINVAL).  Once the
+ * heap exists, another size is PV_EBUSY while anything is allocated in it.
+ * If the heap cannot be locked in memory, a warning says exactly which
+ * memlock limit to raise.  pv_secure_heap_size is 0 until it exists.
+ * pv_secure_used: bytes allocated in it now (blocks, rounded up).
+ * pv_secure_block: the bytes a pv_secure_alloc of len takes from it.
+ */
+#define PV_SECURE_HEAP_DEFAULT	((size_t)16 << 20)
+pv_status pv_secure_heap_init(size_t size) PV_WUR;
+size_t	  pv_secure_heap_size(void);
+size_t	  pv_secure_used(void);
+size_t	  pv_secure_block(size_t len);
+
+/*
+ * Admission to the secure heap, for work whose need is larger than what
+ * every thread may hold without asking.  pv_secure_budget_set fixes the
+ * bytes that reservations may share (0, the default: no budget, every
+ * reservation succeeds at once).  pv_secure_reserve takes len bytes of it,
+ * waiting up to wait_ms for others to release: PV_EUNAVAIL if they did
+ * not, PV_ETOOBIG if len is more than the whole budget.  Every successful
+ * reservation MUST be given back with pv_secure_release(len).  Thread-safe.
+ */
+void	  pv_secure_budget_set(size_t bytes);
+pv_status pv_secure_reserve(size_t len, unsigned wait_ms) PV_WUR;
+void	  pv_secure_release(size_t len);
 
 /* Wipe memory in a way the compiler cannot elide. */
 void	 pv_cleanse(void *p, size_t len);

@@ -5,8 +5,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -17,10 +21,13 @@
 #include "pv.h"
 
 /*
- * Secure heap size.  It holds the unwrapped key ring and every decrypted
- * value while it is in flight; the allocator rounds up to powers of two.
+ * The secure heap holds the unwrapped key ring and every decrypted value
+ * while it is in flight.  OpenSSL's allocator is a buddy system: its size
+ * and every block are powers of two, and CRYPTO_secure_malloc_init may be
+ * called only once (or again after CRYPTO_secure_malloc_done, with nothing
+ * allocated).  So it is created when first needed, at the size a server
+ * chose with pv_secure_heap_init or else the default.
  */
-#define SECURE_HEAP_SIZE	(16u << 20)
 #define SECURE_HEAP_MINSIZE	32
 
 static EVP_CIPHER	*aes_gcm;
@@ -28,24 +35,168 @@ static EVP_CIPHER	*aes_ecb;
 static EVP_MAC		*hmac;
 static EVP_KDF		*hkdf;
 
+static pthread_mutex_t	 heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 heap_cond = PTHREAD_COND_INITIALIZER;
+static atomic_int	 heap_ready;
+static size_t		 heap_size;
+static size_t		 budget;		/* 0: no admission budget */
+static size_t		 reserved;		/* of budget, in use */
+
 /*
- * Say what an operator must change, exactly: under the default 8 MiB
- * memlock limit a non-root process cannot lock the 16 MiB heap.
+ * Say what an operator must change, exactly: a non-root process under the
+ * default 8 MiB memlock limit cannot lock a heap of that size or more.
  */
 static void
-memlock_warn(void)
+memlock_warn(size_t size)
 {
 	struct rlimit rl;
-	unsigned long long kib = 0;
+	unsigned long long kib = 0, need = (unsigned long long)size >> 9;
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0)
 		kib = rl.rlim_cur == RLIM_INFINITY ? 0 :
 		    (unsigned long long)rl.rlim_cur >> 10;
-	pv_log(PV_LOG_WARN, "secure heap (%u MiB) is not locked in memory: "
+	/* Twice the heap: OpenSSL locks its free-list bitmaps too. */
+	pv_log(PV_LOG_WARN, "secure heap (%zu MiB) is not locked in memory: "
 	    "keys may reach swap; RLIMIT_MEMLOCK is %llu KiB; raise it to at "
-	    "least %u KiB (ulimit -l %u, or LimitMEMLOCK=%uM in the service "
-	    "unit)", SECURE_HEAP_SIZE >> 20, kib, (SECURE_HEAP_SIZE >> 10) * 2,
-	    (SECURE_HEAP_SIZE >> 10) * 2, (SECURE_HEAP_SIZE >> 20) * 2);
+	    "least %llu KiB (ulimit -l %llu, or LimitMEMLOCK=%lluM in the "
+	    "service unit)", size >> 20, kib, need, need, need >> 10);
+}
+
+/* Create the heap of size bytes; heap_lock held. */
+static pv_status
+heap_create(size_t size)
+{
+	int r;
+
+	/*
+	 * A heap that could not be locked (2) still keeps secrets out of
+	 * core dumps and zeroes them; we run on regardless, and say so.
+	 */
+	if ((r = CRYPTO_secure_malloc_init(size, SECURE_HEAP_MINSIZE)) == 0)
+		return PV_ENOMEM;
+	if (r == 2)
+		memlock_warn(size);
+	heap_size = size;
+	atomic_store(&heap_ready, 1);
+	return PV_OK;
+}
+
+/* The heap exists once this returns PV_OK. */
+static pv_status
+heap_ensure(void)
+{
+	pv_status rc = PV_OK;
+
+	if (atomic_load(&heap_ready))
+		return PV_OK;
+	if (pthread_mutex_lock(&heap_lock) != 0)
+		return PV_EIO;
+	if (!atomic_load(&heap_ready))
+		rc = heap_create(PV_SECURE_HEAP_DEFAULT);
+	(void)pthread_mutex_unlock(&heap_lock);
+	return rc;
+}
+
+pv_status
+pv_secure_heap_init(size_t size)
+{
+	pv_status rc;
+
+	if (size < (1u << 20) || (size & (size - 1)) != 0)
+		return PV_EINVAL;
+	if (pthread_mutex_lock(&heap_lock) != 0)
+		return PV_EIO;
+	if (atomic_load(&heap_ready)) {
+		rc = PV_OK;
+		if (heap_size == size)
+			goto out;
+		rc = PV_EBUSY;
+		if (CRYPTO_secure_used() != 0 ||
+		    CRYPTO_secure_malloc_done() != 1)
+			goto out;
+		atomic_store(&heap_ready, 0);
+		heap_size = 0;
+	}
+	rc = heap_create(size);
+out:
+	(void)pthread_mutex_unlock(&heap_lock);
+	return rc;
+}
+
+size_t
+pv_secure_heap_size(void)
+{
+	return atomic_load(&heap_ready) ? heap_size : 0;
+}
+
+size_t
+pv_secure_used(void)
+{
+	return atomic_load(&heap_ready) ? CRYPTO_secure_used() : 0;
+}
+
+size_t
+pv_secure_block(size_t len)
+{
+	size_t b = SECURE_HEAP_MINSIZE;
+
+	while (b < len && b <= SIZE_MAX / 2)
+		b <<= 1;
+	return b;
+}
+
+void
+pv_secure_budget_set(size_t bytes)
+{
+	(void)pthread_mutex_lock(&heap_lock);
+	budget = bytes;
+	(void)pthread_cond_broadcast(&heap_cond);
+	(void)pthread_mutex_unlock(&heap_lock);
+}
+
+pv_status
+pv_secure_reserve(size_t len, unsigned wait_ms)
+{
+	struct timespec until;
+	pv_status rc = PV_OK;
+	int e = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &until) != 0)
+		return PV_EIO;
+	until.tv_sec += (time_t)(wait_ms / 1000);
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_lock(&heap_lock) != 0)
+		return PV_EIO;
+	if (budget != 0 && len > budget)
+		rc = PV_ETOOBIG;
+	while (rc == PV_OK && budget != 0 && budget - reserved < len) {
+		if (e == ETIMEDOUT) {
+			rc = PV_EUNAVAIL;
+			break;
+		}
+		if ((e = pthread_cond_timedwait(&heap_cond, &heap_lock,
+		    &until)) != 0 && e != ETIMEDOUT)
+			rc = PV_EIO;
+	}
+	if (rc == PV_OK && budget != 0)
+		reserved += len;
+	(void)pthread_mutex_unlock(&heap_lock);
+	return rc;
+}
+
+void
+pv_secure_release(size_t len)
+{
+	(void)pthread_mutex_lock(&heap_lock);
+	if (budget != 0) {
+		reserved = len < reserved ? reserved - len : 0;
+		(void)pthread_cond_broadcast(&heap_cond);
+	}
+	(void)pthread_mutex_unlock(&heap_lock);
 }
 
 pv_status
@@ -53,19 +204,6 @@ pv_init(void)
 {
 	if (aes_gcm != NULL)
 		return PV_OK;
-	/*
-	 * A secure heap that could not be locked (returns 2) still keeps
-	 * secrets out of core dumps and zeroes them; we run on regardless,
-	 * and say so.
-	 */
-	if (CRYPTO_secure_malloc_initialized() == 0) {
-		int r = CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE,
-		    SECURE_HEAP_MINSIZE);
-		if (r == 0)
-			return PV_ENOMEM;
-		if (r == 2)
-			memlock_warn();
-	}
 	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	aes_ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
 	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -101,6 +239,8 @@ pv_secure_alloc(size_t len)
 {
 	void *p;
 
+	if (heap_ensure() != PV_OK)
+		return NULL;
 	if (len == 0)
 		len = 1;
 	if ((p = CRYPTO_secure_zalloc(len, OPENSSL_FILE, OPENSSL_LINE)) == NULL)
@@ -133,8 +273,13 @@ pv_ct_eq(const void *a, const void *b, size_t len)
 pv_status
 pv_random(void *out, size_t len)
 {
+	pv_status rc;
+
 	if (len > INT32_MAX)
 		return PV_EINVAL;
+	/* The generator's state goes in the secure heap: create it first. */
+	if ((rc = heap_ensure()) != PV_OK)
+		return rc;
 	if (RAND_bytes(out, (int)len) != 1)
 		return PV_ECRYPTO;
 	return PV_OK;
@@ -310,6 +455,10 @@ pv_hmac(uint8_t out[static PV_HMAC_LEN], const uint8_t *key, size_t keylen,
 	pv_status rc = PV_ECRYPTO;
 	size_t outlen;
 
+	/* OpenSSL keeps an HMAC key in the secure heap. */
+	if ((rc = heap_ensure()) != PV_OK)
+		return rc;
+	rc = PV_ECRYPTO;
 	if ((ctx = EVP_MAC_CTX_new(hmac)) == NULL)
 		return PV_ENOMEM;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
@@ -405,6 +554,9 @@ pv_ed25519_public(uint8_t pub[static PV_ED25519_LEN],
 	size_t len = PV_ED25519_LEN;
 	pv_status rc = PV_ECRYPTO;
 
+	/* A private key goes in the secure heap. */
+	if (heap_ensure() != PV_OK)
+		return PV_ENOMEM;
 	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
 	    PV_ED25519_LEN)) == NULL)
 		return PV_ECRYPTO;
@@ -424,6 +576,9 @@ pv_ed25519_sign(uint8_t sig[static PV_ED25519_SIG_LEN],
 	size_t siglen = PV_ED25519_SIG_LEN;
 	pv_status rc = PV_ECRYPTO;
 
+	/* A private key goes in the secure heap. */
+	if (heap_ensure() != PV_OK)
+		return PV_ENOMEM;
 	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
 	    PV_ED25519_LEN)) == NULL)
 		return PV_ECRYPTO;

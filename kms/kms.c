@@ -21,6 +21,7 @@
 #define META_ROOT	"root"
 #define META_ROOT_CHECK	"root_check"
 #define META_RING_GEN	"ring_gen"
+#define META_RING_MAC	"ring_mac"
 
 enum { ROOT_KEY_FILE = 1, ROOT_PASSPHRASE = 2 };
 
@@ -58,6 +59,7 @@ struct kms {
 	struct ring_key	*keys;
 	size_t		 nkeys;
 	uint8_t		*idkeys;	/* secure: subkeys of the IDS key */
+	int		 authed;	/* rows authenticated (root check 2) */
 };
 
 const char *
@@ -325,11 +327,17 @@ root_meta_new(const struct kms_unlock *u, uint8_t meta[static ROOT_META_LEN],
 	return PV_OK;
 }
 
+/*
+ * The root check of a vault whose rows are authenticated (every row MAC'd,
+ * the ring sealed by META_RING_MAC) has its own label, so that no edit
+ * without the root key can make such a vault pass for an older one whose
+ * rows were not, and so be upgraded again over forged values.
+ */
 static void
 root_check_aad(uint8_t aad[static 13 + KMS_VAULT_ID_LEN],
-    const uint8_t *vault_id)
+    const uint8_t *vault_id, int authed)
 {
-	memcpy(aad, "pv-root-check", 13);
+	memcpy(aad, authed ? "pv-root-chk-2" : "pv-root-check", 13);
 	memcpy(aad + 13, vault_id, KMS_VAULT_ID_LEN);
 }
 
@@ -420,7 +428,7 @@ ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
  * stays stable for the vault's lifetime.  HKDF labels keep them apart.
  */
 enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB_INDEX,
-    SUB_AUDIT, SUB__COUNT };
+    SUB_AUDIT, SUB_ROW, SUB_RING, SUB__COUNT };
 #define SUBKEYS_LEN	(SUB__COUNT * PV_KEY_LEN)
 
 static pv_status
@@ -433,6 +441,8 @@ idkeys_derive(const uint8_t *ids, uint8_t **out)
 		[SUB_APIKEY] = "piivault api key",
 		[SUB_INDEX] = "piivault index entry",
 		[SUB_AUDIT] = "piivault audit",
+		[SUB_ROW] = "piivault row auth",
+		[SUB_RING] = "piivault ring auth",
 	};
 	uint8_t *sub;
 	pv_status rc = PV_OK;
@@ -498,6 +508,115 @@ ring_walk(struct pv_txn *t, ring_visit_fn *visit, void *arg)
 	return rc == PV_ENOTFOUND ? PV_OK : rc;
 }
 
+/* What the ring MAC covers of each entry: all but the wrap counters. */
+#define RING_MAC_ENTRY	(RING_KEY_LEN + 1 + 8 + KMS_WRAPPED_LEN)
+
+struct ring_mac_acc {
+	uint8_t		*buf;
+	size_t		 len, cap;
+};
+
+static pv_status
+ring_mac_one(void *arg, const struct kms_key_info *row,
+    const uint8_t val[static RING_VAL_LEN])
+{
+	struct ring_mac_acc *a = arg;
+	uint8_t *nb, *p;
+
+	if (a->len + RING_MAC_ENTRY > a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 32 * RING_MAC_ENTRY;
+
+		if ((nb = malloc(cap)) == NULL)
+			return PV_ENOMEM;
+		if (a->len > 0)
+			memcpy(nb, a->buf, a->len);
+		free(a->buf);
+		a->buf = nb;
+		a->cap = cap;
+	}
+	p = a->buf + a->len;
+	ring_key_encode(p, row->kind, row->version);
+	p[RING_KEY_LEN] = val[RV_STATE];
+	memcpy(p + RING_KEY_LEN + 1, val + RV_CREATED, 8);
+	memcpy(p + RING_KEY_LEN + 9, val + RV_WRAPPED, KMS_WRAPPED_LEN);
+	a->len += RING_MAC_ENTRY;
+	return PV_OK;
+}
+
+/*
+ * The ring's MAC under the ring-auth subkey of the IDS key (which never
+ * rotates, so a root rotation leaves it as it is): vault id, generation,
+ * every entry but its counters, and the revocation list
+ * (KMS_META_REVOKED), so that none of them can be edited, deleted or
+ * copied back from an older file alone.
+ */
+static pv_status
+ring_mac(struct pv_txn *t, const uint8_t *idkeys, const uint8_t *vault_id,
+    uint8_t out[static PV_HMAC_LEN])
+{
+	struct ring_mac_acc a = { NULL, 0, 0 };
+	uint8_t genb[8], rlen[8];
+	const void *rev = NULL, *g;
+	size_t revlen = 0, gl;
+	pv_status rc;
+
+	if ((rc = pv_get(t, PV_T_META, META_RING_GEN, strlen(META_RING_GEN),
+	    &g, &gl)) != PV_OK)
+		goto out;
+	if (gl != 8) {
+		rc = PV_EINTEGRITY;
+		goto out;
+	}
+	memcpy(genb, g, 8);
+	rc = pv_get(t, PV_T_META, KMS_META_REVOKED, strlen(KMS_META_REVOKED),
+	    &rev, &revlen);
+	if (rc == PV_ENOTFOUND) {
+		rev = NULL;
+		revlen = 0;
+	} else if (rc != PV_OK)
+		goto out;
+	pv_put_u64(rlen, revlen);
+	if ((rc = ring_walk(t, ring_mac_one, &a)) != PV_OK)
+		goto out;
+	{
+		struct pv_part parts[6] = {
+			{ "pv-ring-mac", 11 }, { vault_id, KMS_VAULT_ID_LEN },
+			{ genb, 8 }, { rlen, 8 }, { rev, revlen },
+			{ a.buf, a.len },
+		};
+
+		rc = pv_hmac(out, idkeys + SUB_RING * PV_KEY_LEN, PV_KEY_LEN,
+		    parts, 6);
+	}
+out:
+	free(a.buf);
+	return rc;
+}
+
+/* Check the stored ring MAC against t's ring: PV_EINTEGRITY if it differs. */
+static pv_status
+ring_mac_check(struct pv_txn *t, const uint8_t *idkeys,
+    const uint8_t *vault_id)
+{
+	uint8_t mac[PV_HMAC_LEN];
+	const void *v;
+	size_t vl;
+	pv_status rc;
+
+	if ((rc = ring_mac(t, idkeys, vault_id, mac)) != PV_OK)
+		return rc;
+	rc = pv_get(t, PV_T_META, META_RING_MAC, strlen(META_RING_MAC), &v,
+	    &vl);
+	if (rc == PV_ENOTFOUND || (rc == PV_OK && (vl != PV_HMAC_LEN ||
+	    !pv_ct_eq(v, mac, PV_HMAC_LEN)))) {
+		pv_log(PV_LOG_ERROR, "integrity alarm: ring failed "
+		    "authentication (ring_mac)");
+		rc = PV_EINTEGRITY;
+	}
+	pv_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
 /* The ring as ring_load gathers it, before it is swapped in. */
 struct ring_gather {
 	struct kms	*k;
@@ -549,6 +668,9 @@ ring_load(struct kms *k, struct pv_txn *t, uint64_t gen)
 		rc = PV_EFORMAT;
 		goto out;
 	}
+	if (k->authed &&
+	    (rc = ring_mac_check(t, g.idkeys, k->vault_id)) != PV_OK)
+		goto out;
 	if (pthread_rwlock_wrlock(&k->lock) != 0) {
 		rc = PV_EIO;
 		goto out;
@@ -631,7 +753,7 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 		goto out;
 	if ((rc = root_load(u, rootmeta, rootmetalen, k->root)) != PV_OK)
 		goto out;
-	root_check_aad(aad, k->vault_id);
+	root_check_aad(aad, k->vault_id, 1);
 	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, k->root,
 	    aad, sizeof(aad), NULL, 0)) != PV_OK)
 		goto out;
@@ -650,6 +772,10 @@ kms_init(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 	    (rc = ring_add(k, t, KMS_SIGN, 1, KMS_ACTIVE)) != PV_OK)
 		goto out;
 	if ((rc = ring_load(k, t, 1)) != PV_OK)
+		goto out;
+	/* A new vault authenticates its rows from the start. */
+	k->authed = 1;
+	if ((rc = kms_ring_seal(k, t)) != PV_OK)
 		goto out;
 	*out = k;
 	k = NULL;
@@ -701,9 +827,16 @@ kms_open(struct pv_txn *t, const struct kms_unlock *u, struct kms **out)
 		rc = rc == PV_OK || rc == PV_ENOTFOUND ? PV_EFORMAT : rc;
 		goto out;
 	}
-	root_check_aad(aad, k->vault_id);
+	root_check_aad(aad, k->vault_id, 1);
 	rc = pv_aead_open(NULL, k->root, v, v + PV_GCM_NONCE_LEN, aad,
 	    sizeof(aad), NULL, 0);
+	k->authed = rc == PV_OK;
+	if (rc == PV_EINTEGRITY) {
+		/* A vault made before rows were authenticated. */
+		root_check_aad(aad, k->vault_id, 0);
+		rc = pv_aead_open(NULL, k->root, v, v + PV_GCM_NONCE_LEN, aad,
+		    sizeof(aad), NULL, 0);
+	}
 	if (rc == PV_EINTEGRITY) {
 		rc = PV_EBADKEY;
 		goto out;
@@ -1037,6 +1170,7 @@ kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	static const int sub[] = {
 		[KMS_H_PSEUDONYM] = SUB_PSEUDONYM, [KMS_H_APIKEY] = SUB_APIKEY,
 		[KMS_H_INDEX] = SUB_INDEX, [KMS_H_AUDIT] = SUB_AUDIT,
+		[KMS_H_ROW] = SUB_ROW,
 	};
 	pv_status rc;
 
@@ -1121,15 +1255,17 @@ kms_version_state(struct kms *k, enum kms_kind kind, uint32_t version)
 
 /* Lifecycle. */
 
+/* A new ring generation, and the ring sealed anew as it now stands. */
 static pv_status
-ring_bump(struct pv_txn *t)
+ring_bump(struct kms *k, struct pv_txn *t)
 {
 	uint64_t gen;
 	pv_status rc;
 
-	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK)
+	if ((rc = meta_get_u64(t, META_RING_GEN, &gen)) != PV_OK ||
+	    (rc = meta_put_u64(t, META_RING_GEN, gen + 1)) != PV_OK)
 		return rc;
-	return meta_put_u64(t, META_RING_GEN, gen + 1);
+	return k->authed ? kms_ring_seal(k, t) : PV_OK;
 }
 
 /* Read one ring entry from t into val. */
@@ -1214,7 +1350,7 @@ kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 		goto out;
 	}
 	if ((rc = ring_add(k, t, kind, max + 1, KMS_ACTIVE)) != PV_OK ||
-	    (rc = ring_bump(t)) != PV_OK)
+	    (rc = ring_bump(k, t)) != PV_OK)
 		goto out;
 	*newv = max + 1;
 out:
@@ -1248,7 +1384,7 @@ kms_set_state(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 		return PV_EKEYSTATE;
 	if ((rc = ring_restate(k, t, k->root, kind, version, st)) != PV_OK)
 		return rc;
-	return ring_bump(t);
+	return ring_bump(k, t);
 }
 
 pv_status
@@ -1278,7 +1414,7 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 		    (rc = ring_restate(k, t, newroot, info[i].kind,
 		    info[i].version, info[i].state)) != PV_OK)
 			goto out;
-	root_check_aad(aad, k->vault_id);
+	root_check_aad(aad, k->vault_id, k->authed);
 	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, newroot,
 	    aad, sizeof(aad), NULL, 0)) != PV_OK ||
 	    (rc = meta_put(t, META_ROOT, rootmeta, rootmetalen)) != PV_OK ||
@@ -1290,6 +1426,9 @@ kms_rotate_root(struct kms *k, struct pv_txn *t, const struct kms_unlock *nu)
 	 * stays, so running processes keep the keys they hold instead of
 	 * failing to unseal them with the old root.
 	 */
+	/* The re-sealed entries are what the ring MAC now covers. */
+	if (k->authed && (rc = kms_ring_seal(k, t)) != PV_OK)
+		goto out;
 	/* This handle now speaks the new root; close it after the commit. */
 	memcpy(k->root, newroot, PV_KEY_LEN);
 out:
@@ -1314,7 +1453,7 @@ kms_ensure(struct kms *k, struct pv_txn *t, int *added)
 	if (have > 0)
 		return PV_OK;
 	if ((rc = ring_add(k, t, KMS_SIGN, 1, KMS_ACTIVE)) != PV_OK ||
-	    (rc = ring_bump(t)) != PV_OK)
+	    (rc = ring_bump(k, t)) != PV_OK)
 		return rc;
 	*added = 1;
 	return PV_OK;
@@ -1402,5 +1541,58 @@ kms_status(struct kms *k, struct pv_txn *t, struct kms_key_info **out,
 	}
 	*out = g.info;
 	*n = g.n;
+	return PV_OK;
+}
+
+int
+kms_authenticated(struct kms *k)
+{
+	return k->authed;
+}
+
+pv_status
+kms_ring_seal(struct kms *k, struct pv_txn *t)
+{
+	uint8_t mac[PV_HMAC_LEN];
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = ring_mac(t, k->idkeys, k->vault_id, mac);
+	(void)pthread_rwlock_unlock(&k->lock);
+	if (rc == PV_OK)
+		rc = meta_put(t, META_RING_MAC, mac, sizeof(mac));
+	pv_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
+pv_status
+kms_ring_check(struct kms *k, struct pv_txn *t)
+{
+	pv_status rc;
+
+	if (!k->authed)
+		return PV_OK;
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = ring_mac_check(t, k->idkeys, k->vault_id);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_mark_authenticated(struct kms *k, struct pv_txn *t)
+{
+	uint8_t check[PV_GCM_NONCE_LEN + PV_GCM_TAG_LEN];
+	uint8_t aad[13 + KMS_VAULT_ID_LEN];
+	pv_status rc;
+
+	root_check_aad(aad, k->vault_id, 1);
+	if ((rc = pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN, k->root,
+	    aad, sizeof(aad), NULL, 0)) != PV_OK ||
+	    (rc = meta_put(t, META_ROOT_CHECK, check, sizeof(check))) !=
+	    PV_OK || (rc = kms_ring_seal(k, t)) != PV_OK)
+		return rc;
+	k->authed = 1;
 	return PV_OK;
 }

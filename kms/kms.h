@@ -256,10 +256,34 @@ enum kms_hash_domain {
 	KMS_H_APIKEY = 2,
 	KMS_H_INDEX = 3,	/* authenticates blind-index entries */
 	KMS_H_AUDIT = 4,	/* chains the audit log */
+	KMS_H_ROW = 5,		/* authenticates rows (vault_row_mac) */
 };
 pv_status kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	      uint8_t out[static PV_HMAC_LEN], const struct pv_part *parts,
 	      size_t n) PV_WUR;
+
+/*
+ * Authenticated rows.  A vault made by this version, or upgraded by
+ * kms_mark_authenticated, MACs every security-relevant row (the vault does
+ * so with KMS_H_ROW) and seals the ring itself: META_RING_MAC, an HMAC
+ * under a subkey of the IDS key over the vault id, the ring generation,
+ * every ring entry but its wrap counters, and the revocation list stored
+ * in meta under KMS_META_REVOKED.  The mark is in the root check (its
+ * label differs), so only the root key can make an upgraded vault look
+ * like one that was not.
+ *
+ * kms_authenticated: whether this vault is marked.  kms_ring_seal: compute
+ * and store the ring MAC in t, after a change to what it covers (the
+ * kms_ functions that change the ring do so themselves).  kms_ring_check:
+ * PV_EINTEGRITY if t's ring, generation or revocation list differ from
+ * what was sealed (PV_OK for an unmarked vault).  kms_mark_authenticated:
+ * mark the vault in t, once every row is MAC'd.
+ */
+#define KMS_META_REVOKED	"apikey_revoked"
+int	  kms_authenticated(struct kms *k);
+pv_status kms_ring_seal(struct kms *k, struct pv_txn *t) PV_WUR;
+pv_status kms_ring_check(struct kms *k, struct pv_txn *t) PV_WUR;
+pv_status kms_mark_authenticated(struct kms *k, struct pv_txn *t) PV_WUR;
 
 /* One row of kms_status. */
 struct kms_key_info {

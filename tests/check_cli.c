@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pv.h"
@@ -29,6 +30,12 @@
 #ifndef PIIVAULT_BIN
 #error "PIIVAULT_BIN must name the piivault binary"
 #endif
+#ifndef PIIVAULT_TEST_BIN
+#error "PIIVAULT_TEST_BIN must name piivault-test (built with PV_TEST_HOOKS)"
+#endif
+
+/* What run_argv executes: PIIVAULT_BIN unless a test says otherwise. */
+static const char *run_bin = PIIVAULT_BIN;
 
 #define ARGS_MAX	16
 #define TIMEOUT		60	/* seconds per test, for the sanitizer build */
@@ -97,6 +104,13 @@ run_argv(struct run *r, const char *const *env, const void *in,
 
 	memset(r, 0, sizeof(*r));
 	su_exec_init(&x, args, env);
+	/*
+	 * su_exec_init puts PIIVAULT_KDF_MEMORY_KIB first, and getenv finds
+	 * the first: a test's own value of it takes that place.
+	 */
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		if (strncmp(env[i], "PIIVAULT_KDF_MEMORY_KIB=", 24) == 0)
+			x.envp[0] = (char *)env[i];
 
 	ck_assert_int_eq(pipe2(pin, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(pout, O_CLOEXEC), 0);
@@ -108,7 +122,7 @@ run_argv(struct run *r, const char *const *env, const void *in,
 		    dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 ||
 		    dup2(perr[1], 2) < 0)
 			_exit(126);
-		execve(PIIVAULT_BIN, x.argv, x.envp);
+		execve(run_bin, x.argv, x.envp);
 		_exit(127);
 	}
 	(void)close(pin[0]);
@@ -1210,6 +1224,396 @@ START_TEST(test_no_plaintext_at_rest)
 }
 END_TEST
 
+/* The test clock: only piivault-test has it (PV_TEST_HOOKS). */
+
+/* One record with retention_days 1, stored through the vault API. */
+static void
+put_retained_record(void)
+{
+	static const struct vault_field f = { "name", 4, "zq-retained-3310",
+	    16 };
+	const struct vault_record_in in = { &f, 1, 0, 1 };
+	char tok[1][VAULT_ID_STRLEN + 1];
+	struct vault_put_result res = { PV_OK, "", tok };
+	struct vault_opts o;
+	struct vault *v;
+
+	memset(&o, 0, sizeof(o));
+	o.data_dir = "piivault-data";
+	o.unlock.key_file = "piivault.key";
+	ck_assert_int_eq(vault_open(&o, &v), PV_OK);
+	ck_assert_int_eq(vault_put(v, &in, 1, &res), PV_OK);
+	ck_assert_int_eq(res.status, PV_OK);
+	vault_close(v);
+}
+
+/*
+ * piivault, as the README builds it, ignores PIIVAULT_FAKE_NOW: a record
+ * kept one day is not swept with the variable a century ahead.  The same
+ * run of piivault-test, which reads the variable, does sweep it: the
+ * control that shows the variable would have moved the clock.
+ */
+START_TEST(test_fake_now_release)
+{
+	char env0[64];
+	const char *const env[] = { env0, NULL };
+	struct run r;
+
+	ck_assert_int_lt(snprintf(env0, sizeof(env0), "PIIVAULT_FAKE_NOW=%llu",
+	    (unsigned long long)time(NULL) + 100ull * 365 * 86400),
+	    (int)sizeof(env0));
+	init_ok(NULL, NULL);
+	put_retained_record();
+	ck_assert_uint_eq(records(NULL), 1);
+
+	run(&r, env, NULL, "retention", "sweep", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "{\"dry_run\":false,\"shredded\":0,"
+	    "\"held\":0}\n");
+	run_free(&r);
+	ck_assert_uint_eq(records(env), 1);
+
+	run_bin = PIIVAULT_TEST_BIN;
+	run(&r, env, NULL, "retention", "sweep", NULL);
+	run_bin = PIIVAULT_BIN;
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "{\"dry_run\":false,\"shredded\":1,"
+	    "\"held\":0}\n");
+	run_free(&r);
+	ck_assert_uint_eq(records(NULL), 0);
+}
+END_TEST
+
+/* Numeric environment knobs: a bad value is exit 2, naming it. */
+static const char *const bad_numbers[] = { "12abc", "", "-1", " 12",
+    "+12", "0x10", "99999999999999999999999", "18446744073709551616" };
+static const struct {
+	const char	*var;
+	int		 hooks;		/* only piivault-test reads it */
+	const char	*too_big;	/* in range for strtoull, not for it */
+	const char	*too_small;
+} knobs[] = {
+	{ "PIIVAULT_KDF_MEMORY_KIB", 0, "4294967296", "8191" },
+	{ "PIIVAULT_MAP_SIZE_MIB", 0, "16777217", "0" },
+	{ "PIIVAULT_FAKE_NOW", 1, "253402300800", "0" },
+};
+
+START_TEST(test_env_numbers)
+{
+	const char *var = knobs[_i].var;
+	char val[96], *data;
+	const char *const env[] = { val, NULL };
+	size_t datalen, nbad = sizeof(bad_numbers) / sizeof(bad_numbers[0]);
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	if (knobs[_i].hooks)
+		run_bin = PIIVAULT_TEST_BIN;
+	for (size_t i = 0; i < nbad + 2; i++) {
+		const char *bad = i < nbad ? bad_numbers[i] : i == nbad ?
+		    knobs[_i].too_big : knobs[_i].too_small;
+
+		ck_assert_int_lt(snprintf(val, sizeof(val), "%s=%s", var, bad),
+		    (int)sizeof(val));
+		run(&r, env, record_json, "put", NULL);
+		ck_assert_msg(r.status == 2, "%s: exit %d; stderr [%s]", val,
+		    r.status, r.err);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strstr(r.err, var) != NULL, "%s: stderr [%s]",
+		    val, r.err);
+		ck_assert_uint_eq(r.outlen, 0);
+		run_free(&r);
+	}
+	run_bin = PIIVAULT_BIN;
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	free(data);
+	ck_assert_uint_eq(records(NULL), 0);
+}
+END_TEST
+
+/* Good values still work. */
+START_TEST(test_env_numbers_good)
+{
+	const char *const env[] = { "PIIVAULT_MAP_SIZE_MIB=64",
+	    "PIIVAULT_KDF_MEMORY_KIB=8192", NULL };
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	const char *const pass[] = { "PIIVAULT_PASSPHRASE=correct-horse",
+	    "PIIVAULT_KDF_MEMORY_KIB=16384", NULL };
+	struct run r;
+
+	init_ok(env, NULL);
+	put_record(env, id, email, phone, name);
+	ck_assert_uint_eq(records(env), 1);
+	init_ok(pass, "--passphrase", "--data-dir", "pp", NULL);
+	run(&r, pass, NULL, "kms", "status", "--data-dir", "pp", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* piivault-test takes a good clock. */
+	{
+		const char *const now[] = { "PIIVAULT_FAKE_NOW=1700000000",
+		    NULL };
+
+		run_bin = PIIVAULT_TEST_BIN;
+		run(&r, now, NULL, "kms", "status", NULL);
+		run_bin = PIIVAULT_BIN;
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+	}
+}
+END_TEST
+
+/* API keys: options a role would ignore are refused. */
+
+static const struct {
+	const char	*role;
+	const char	*opt, *val;
+	int		 refused;
+} role_opts[] = {
+	{ "admin", "--fields", "email", 1 },
+	{ "admin", "--fields", "*", 1 },
+	{ "admin", "--reveal", "masked", 1 },
+	{ "admin", "--reveal", "plain", 1 },
+	{ "admin", "--purposes", "research", 1 },
+	{ "auditor", "--fields", "email", 1 },
+	{ "auditor", "--reveal", "masked", 1 },
+	{ "auditor", "--purposes", "research", 1 },
+	{ "writer", "--reveal", "masked", 1 },
+	{ "writer", "--reveal", "plain", 1 },
+	{ "writer", "--fields", "email", 0 },
+	{ "writer", "--purposes", "research", 0 },
+	{ "reader", "--fields", "email", 0 },
+	{ "reader", "--purposes", "research", 0 },
+	{ "reader", "--reveal", "masked", 0 },
+};
+
+/* apikey list --json, whole. */
+static char *
+key_list_json(void)
+{
+	struct run r;
+	char *out;
+
+	run(&r, NULL, NULL, "apikey", "list", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	out = r.out;
+	r.out = NULL;
+	run_free(&r);
+	return out;
+}
+
+START_TEST(test_apikey_role_options)
+{
+	const char *role = role_opts[_i].role, *opt = role_opts[_i].opt;
+	char want[256], *list;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	run(&r, NULL, NULL, "apikey", "create", "--name", "k1", "--role", role,
+	    opt, role_opts[_i].val, NULL);
+	if (role_opts[_i].refused) {
+		ck_assert_msg(r.status == 2, "%s %s %s: exit %d, stderr [%s]",
+		    role, opt, role_opts[_i].val, r.status, r.err);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strstr(r.err, opt) != NULL && strstr(r.err,
+		    role) != NULL, "[%s] names neither %s nor %s", r.err, opt,
+		    role);
+		ck_assert_uint_eq(r.outlen, 0);
+		run_free(&r);
+		list = key_list_json();
+		ck_assert_str_eq(list, "[]\n");
+		free(list);
+		return;
+	}
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, "pvk_", 4) == 0, "[%s]", r.out);
+	run_free(&r);
+	list = key_list_json();
+	if (strcmp(opt, "--fields") == 0)
+		(void)snprintf(want, sizeof(want), "\"fields\":[\"%s\"]",
+		    role_opts[_i].val);
+	else if (strcmp(opt, "--purposes") == 0)
+		(void)snprintf(want, sizeof(want), "\"purposes\":[\"%s\"]",
+		    role_opts[_i].val);
+	else
+		(void)snprintf(want, sizeof(want), "\"reveal\":\"%s\"",
+		    role_opts[_i].val);
+	ck_assert_msg(strstr(list, want) != NULL, "no %s in [%s]", want, list);
+	free(list);
+}
+END_TEST
+
+/* The case: every restriction on an admin key, refused at once. */
+START_TEST(test_apikey_admin_restricted)
+{
+	char *list;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	run(&r, NULL, NULL, "apikey", "create", "--name", "adm", "--role",
+	    "admin", "--fields", "email", "--reveal", "masked", "--purposes",
+	    "research", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_one_err_line(&r);
+	ck_assert_ptr_nonnull(strstr(r.err, "admin"));
+	run_free(&r);
+	/* Without them: created, and listed with no purposes to claim. */
+	run(&r, NULL, NULL, "apikey", "create", "--name", "adm", "--role",
+	    "admin", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "apikey", "create", "--name", "aud", "--role",
+	    "auditor", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	list = key_list_json();
+	ck_assert_msg(strstr(list, "\"name\":\"adm\",\"role\":\"admin\"") !=
+	    NULL, "[%s]", list);
+	ck_assert_msg(strstr(list, "\"purposes\":[],\"fields\":[\"*\"]") !=
+	    NULL, "[%s]", list);
+	free(list);
+}
+END_TEST
+
+/* A key bound to a TLS client certificate. */
+#define CERT_HEX "00a1b2c3d4e5f60718293a4b5c6d7e8f" \
+	"ffeeddccbbaa99887766554433221100"
+
+START_TEST(test_apikey_cert)
+{
+	static const char *const bad[] = {
+		CERT_HEX "0",			/* 65 digits */
+		"0a1b2c3d4e5f60718293a4b5c6d7e8fffeeddccbbaa99887766554433221100",
+		"g0a1b2c3d4e5f60718293a4b5c6d7e8fffeeddccbbaa998877665544332211",
+		"",
+		":",
+		"00 a1b2c3d4e5f60718293a4b5c6d7e8fffeeddccbbaa99887766554433221100",
+		"sha256:" CERT_HEX,
+	};
+	char *list, want[160];
+	struct run r;
+
+	init_ok(NULL, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run(&r, NULL, NULL, "apikey", "create", "--name", "b",
+		    "--role", "reader", "--client-cert-sha256", bad[i], NULL);
+		ck_assert_msg(r.status == 2, "[%s]: exit %d", bad[i],
+		    r.status);
+		ck_assert_one_err_line(&r);
+		ck_assert_ptr_nonnull(strstr(r.err, "--client-cert-sha256"));
+		run_free(&r);
+	}
+	/* Lower case; upper case with colons, as openssl prints it. */
+	run(&r, NULL, NULL, "apikey", "create", "--name", "bound", "--role",
+	    "reader", "--client-cert-sha256", CERT_HEX, NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "apikey", "create", "--name", "bound-adm",
+	    "--role", "admin", "--client-cert-sha256",
+	    "00:A1:B2:C3:D4:E5:F6:07:18:29:3A:4B:5C:6D:7E:8F:"
+	    "FF:EE:DD:CC:BB:AA:99:88:77:66:55:44:33:22:11:00", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "apikey", "create", "--name", "free", "--role",
+	    "writer", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+
+	list = key_list_json();
+	(void)snprintf(want, sizeof(want), "\"client_cert_sha256\":\"%s\"",
+	    CERT_HEX);
+	ck_assert_msg(strstr(list, want) != NULL &&
+	    strstr(strstr(list, want) + 1, want) != NULL, "[%s]", list);
+	ck_assert_msg(strstr(list, "\"client_cert_sha256\":null") != NULL,
+	    "[%s]", list);
+	free(list);
+
+	run(&r, NULL, NULL, "apikey", "list", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "client cert"));
+	{
+		const char *b = strstr(r.out, "\nbound "), *f = strstr(r.out,
+		    "\nfree ");
+
+		ck_assert_msg(b != NULL && f != NULL, "[%s]", r.out);
+		ck_assert_msg(strstr(b, " 00a1b2c3d4e5f607 ") != NULL &&
+		    strstr(b, " 00a1b2c3d4e5f607 ") < strchr(b + 1, '\n'),
+		    "[%s]", r.out);
+		ck_assert_msg(strstr(f, " - ") != NULL && strstr(f, " - ") <
+		    strchr(f + 1, '\n'), "[%s]", r.out);
+	}
+	run_free(&r);
+}
+END_TEST
+
+/* The data directory: not writable by group or others, and a directory. */
+
+static const mode_t bad_dir_modes[] = { 0777, 0770, 0730, 0703, 0720 };
+
+START_TEST(test_data_dir_mode)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF], *data;
+	size_t datalen;
+	struct stat st;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	ck_assert_int_eq(chmod("piivault-data", bad_dir_modes[_i]), 0);
+	for (int i = 0; i < 3; i++) {
+		if (i == 0)
+			run(&r, NULL, NULL, "kms", "status", NULL);
+		else if (i == 1)
+			run(&r, NULL, record_json, "put", NULL);
+		else
+			run(&r, NULL, NULL, "get", email, NULL);
+		ck_assert_msg(r.status == 1, "mode %o: exit %d",
+		    bad_dir_modes[_i], r.status);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strstr(r.err, "piivault-data: data directory is "
+		    "writable by group or others") != NULL, "[%s]", r.err);
+		ck_assert_uint_eq(r.outlen, 0);
+		run_free(&r);
+	}
+	/* Nothing changed, the mode included. */
+	ck_assert_int_eq(lstat("piivault-data", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, bad_dir_modes[_i]);
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	free(data);
+	ck_assert_int_eq(chmod("piivault-data", 0700), 0);
+	ck_assert_uint_eq(records(NULL), 1);
+}
+END_TEST
+
+START_TEST(test_data_dir_not_dir)
+{
+	char *key;
+	size_t keylen;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(key = slurp("piivault.key", &keylen));
+	run(&r, NULL, NULL, "kms", "status", "--data-dir", "piivault.key",
+	    NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, "piivault.key: data directory is not a "
+	    "directory") != NULL, "[%s]", r.err);
+	run_free(&r);
+	run(&r, NULL, record_json, "put", "--data-dir", "piivault.key", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "data directory is not a directory") !=
+	    NULL, "[%s]", r.err);
+	run_free(&r);
+	assert_file_is("piivault.key", key, keylen);
+	pv_cleanse(key, keylen);
+	free(key);
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -1264,6 +1668,23 @@ cli_suite(void)
 
 	tc = tcase(s, "at_rest");
 	tcase_add_test(tc, test_no_plaintext_at_rest);
+
+	tc = tcase(s, "env");
+	tcase_add_test(tc, test_fake_now_release);
+	tcase_add_loop_test(tc, test_env_numbers, 0,
+	    (int)(sizeof(knobs) / sizeof(knobs[0])));
+	tcase_add_test(tc, test_env_numbers_good);
+
+	tc = tcase(s, "apikey");
+	tcase_add_loop_test(tc, test_apikey_role_options, 0,
+	    (int)(sizeof(role_opts) / sizeof(role_opts[0])));
+	tcase_add_test(tc, test_apikey_admin_restricted);
+	tcase_add_test(tc, test_apikey_cert);
+
+	tc = tcase(s, "datadir");
+	tcase_add_loop_test(tc, test_data_dir_mode, 0,
+	    (int)(sizeof(bad_dir_modes) / sizeof(bad_dir_modes[0])));
+	tcase_add_test(tc, test_data_dir_not_dir);
 	return s;
 }
 

@@ -285,10 +285,11 @@ START_TEST(test_err_too_large)
 	free(body);
 
 	/* A look-up value over 4096 bytes. */
-	ck_assert_ptr_nonnull(body = malloc(sizeof(lv) + 5000 + 16));
+	ck_assert_ptr_nonnull(body = malloc(sizeof(lv) + 5000 + 40));
 	memcpy(body, lv, sizeof(lv) - 1);
 	memset(body + sizeof(lv) - 1, 'c', 5000);
-	memcpy(body + sizeof(lv) - 1 + 5000, "@x.example\"}", 13);
+	memcpy(body + sizeof(lv) - 1 + 5000, "@x.example\",\"purpose\":"
+	    "\"service\"}", 33);
 	x.body = body;
 	x.secret = "zq-lv-3304";
 	expect_bad(&x, 7);
@@ -430,10 +431,12 @@ START_TEST(test_err_unprocessable)
 		{ "POST", "/v1/records", K_WRITER, NULL, NULL, field65, 422,
 		  "invalid_field", "zq-f-4401" },
 		{ "POST", "/v1/lookup", K_READER, NULL, NULL,
-		  "{\"field\":\"name\",\"value\":\"zq-f-4406\"}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"name\",\"value\":\"zq-f-4406\"}", 422,
 		  "invalid_field", "zq-f-4406" },
 		{ "POST", "/v1/lookup", K_WRITER, NULL, NULL,
-		  "{\"field\":\"Bad Field\",\"value\":\"zq-f-4407\"}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"Bad Field\",\"value\":\"zq-f-4407\"}", 422,
 		  "invalid_field", "zq-f-4407" },
 		/* invalid_value */
 		{ "POST", "/v1/records", K_WRITER, NULL, NULL,
@@ -498,12 +501,15 @@ START_TEST(test_err_unprocessable)
 		  "\"legal\",\"reason\":[\"zq-v-4434\"]}", 422,
 		  "invalid_value", "zq-v-4434" },
 		{ "POST", "/v1/lookup", K_READER, NULL, NULL,
-		  "{\"field\":\"email\"}", 422, "invalid_value", NULL },
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"email\"}", 422, "invalid_value", NULL },
 		{ "POST", "/v1/lookup", K_READER, NULL, NULL,
-		  "{\"field\":\"phone\",\"value\":5550100}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"phone\",\"value\":5550100}", 422,
 		  "invalid_value", NULL },
 		{ "POST", "/v1/lookup", K_WRITER, NULL, NULL,
-		  "{\"field\":null,\"value\":\"zq-v-4435@x.example\"}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":null,\"value\":\"zq-v-4435@x.example\"}", 422,
 		  "invalid_value", "zq-v-4435" },
 		{ "POST", "/v1/records", K_WRITER, NULL, NULL,
 		  "{\"fields\":{\"name\":\"zq-v-4414\"},\"retention_days\":0}",
@@ -515,10 +521,12 @@ START_TEST(test_err_unprocessable)
 		  "{\"fields\":{\"name\":\"a\"},\"retention_days\":\"30\"}",
 		  422, "invalid_value", NULL },
 		{ "POST", "/v1/lookup", K_READER, NULL, NULL,
-		  "{\"field\":\"email\",\"value\":\"zq-v-4415\"}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"email\",\"value\":\"zq-v-4415\"}", 422,
 		  "invalid_value", "zq-v-4415" },
 		{ "POST", "/v1/lookup", K_WRITER, NULL, NULL,
-		  "{\"field\":\"phone\",\"value\":\"zq-v-4416\"}", 422,
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"phone\",\"value\":\"zq-v-4416\"}", 422,
 		  "invalid_value", "zq-v-4416" },
 		{ "POST", "/v1/detokenize", K_READER, NULL, NULL,
 		  "{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],"
@@ -565,11 +573,60 @@ START_TEST(test_err_unprocessable)
 		  "\"purpose\":\"service\",\"verbose\":true}", 422,
 		  "unknown_member", NULL },
 		{ "POST", "/v1/lookup", K_READER, NULL, NULL,
-		  "{\"field\":\"email\",\"value\":\"zq-m-4426@x.example\","
+		  "{\"purpose\":\"service\","
+		  "\"field\":\"email\",\"value\":\"zq-m-4426@x.example\","
 		  "\"limit\":1}", 422, "unknown_member", "zq-m-4426" },
 	};
 
 	expect_all_bad(bad, NELEM(bad));
+}
+END_TEST
+
+/*
+ * Free-text reasons (detokenize, legal hold, deletion) that are blank or
+ * only invisible characters (white space, controls, zero-width and other
+ * format characters) are 422 reason_required, and change nothing.
+ */
+START_TEST(test_err_reason_invisible)
+{
+#define DT	"{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],\"purpose\":"
+#define REC	"/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA"
+	static const struct bad bad[] = {
+		{ "POST", "/v1/detokenize", K_READER, NULL, NULL,
+		  DT "\"legal\",\"reason\":\" \\t\\r\\n\"}", 422,
+		  "reason_required", NULL },
+		{ "POST", "/v1/detokenize", K_READER, NULL, NULL,
+		  DT "\"legal\",\"reason\":\"\\u200b\\u200c\\u200d\"}", 422,
+		  "reason_required", NULL },
+		{ "POST", "/v1/detokenize", K_READER, NULL, NULL,
+		  DT "\"legal\",\"reason\":\"\\u200e\\u200f\\u2060\\ufeff\"}",
+		  422, "reason_required", NULL },
+		{ "POST", "/v1/detokenize", K_READER, NULL, NULL,
+		  DT "\"service\",\"reason\":\"\\u00a0\\u3000\\u2800\"}",
+		  422, "reason_required", NULL },
+		{ "PUT", REC "/legal-hold", K_ADMIN, NULL, NULL,
+		  "{\"hold\":true,\"reason\":\"\\u200b\"}", 422,
+		  "reason_required", NULL },
+		{ "PUT", REC "/legal-hold", K_ADMIN, NULL, NULL,
+		  "{\"hold\":true,\"reason\":\"\\ufeff \\u2061\"}", 422,
+		  "reason_required", NULL },
+		{ "DELETE", REC "?reason=%E2%80%8B", K_ADMIN, NULL, NULL, NULL,
+		  422, "reason_required", NULL },
+		{ "DELETE", REC "?reason=%20%09", K_ADMIN, NULL, NULL, NULL,
+		  422, "reason_required", NULL },
+		{ "DELETE", REC "?reason=", K_ADMIN, NULL, NULL, NULL,
+		  422, "reason_required", NULL },
+	};
+#undef DT
+#undef REC
+	struct su_resp r;
+
+	expect_all_bad(bad, NELEM(bad));
+	/* A visible reason passes that check: the record does not exist. */
+	req(&r, "DELETE", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA?reason="
+	    "%E2%80%8Bcourt", K_ADMIN, NULL, NULL);
+	ck_assert_msg(r.status != 422, "[%s]", r.body.p);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -588,6 +645,7 @@ http_errors_suite(void)
 	tcase_add_test(tc, test_err_too_large_small_limit);
 	tcase_add_test(tc, test_err_media_type);
 	tcase_add_test(tc, test_err_unprocessable);
+	tcase_add_test(tc, test_err_reason_invisible);
 	return s;
 }
 

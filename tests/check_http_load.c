@@ -650,5 +650,9 @@ http_load_suite(void)
 int
 main(void)
 {
+	/* 32 clients on one key: the rate limit is http_limits' to test. */
+	static const char *const unlimited[] = { "--rate-limit", "0", NULL };
+
+	srv_default_extra = unlimited;
 	return su_suite_main("check_http_load", http_load_suite());
 }

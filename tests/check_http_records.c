@@ -333,11 +333,11 @@ START_TEST(test_purposes_and_consent)
 		char psn[5][PSN_BUF];
 
 		v = detok(K_READER, "research", NULL, toks, 5);
-		assert_masked(v, toks[0], "email", "y***@p.example", psn[0]);
-		assert_masked(v, toks[1], "name", "Y***", psn[1]);
-		assert_masked(v, toks[2], "email", "n***@p.example", psn[2]);
-		assert_masked(v, toks[3], "name", "N***", psn[3]);
-		assert_masked(v, toks[4], "email", "n***@p.example", psn[4]);
+		assert_masked(v, toks[0], "email", "ye***@p.***", psn[0]);
+		assert_masked(v, toks[1], "name", "Ye***", psn[1]);
+		assert_masked(v, toks[2], "email", "no***@p.***", psn[2]);
+		assert_masked(v, toks[3], "name", "No***", psn[3]);
+		assert_masked(v, toks[4], "email", "no***@p.***", psn[4]);
 		ck_assert_str_eq(psn[2], psn[4]);	/* same email */
 		ck_assert_str_ne(psn[0], psn[2]);
 		ck_assert_str_ne(psn[1], psn[3]);
@@ -372,15 +372,15 @@ START_TEST(test_pseudonyms)
 
 		v = detok(round ? K_MASKED : K_READER, "research", NULL, toks,
 		    9);
-		assert_masked(v, toks[0], "email", "S***@psn.example", p[0]);
-		assert_masked(v, toks[1], "name", "S***", p[1]);
-		assert_masked(v, toks[2], "phone", "***0101", p[2]);
-		assert_masked(v, toks[3], "email", "s***@psn.example", p[3]);
-		assert_masked(v, toks[4], "name", "S***", p[4]);
-		assert_masked(v, toks[5], "phone", "***0101", p[5]);
-		assert_masked(v, toks[6], "email", "o***@psn.example", p[6]);
-		assert_masked(v, toks[7], "name", "O***", p[7]);
-		assert_masked(v, toks[8], "phone", "***0102", p[8]);
+		assert_masked(v, toks[0], "email", "Sa***@ps***", p[0]);
+		assert_masked(v, toks[1], "name", "Sa***", p[1]);
+		assert_masked(v, toks[2], "phone", "***01", p[2]);
+		assert_masked(v, toks[3], "email", "sa***@ps***", p[3]);
+		assert_masked(v, toks[4], "name", "Sa***", p[4]);
+		assert_masked(v, toks[5], "phone", "***01", p[5]);
+		assert_masked(v, toks[6], "email", "oth***@ps***", p[6]);
+		assert_masked(v, toks[7], "name", "Ot***", p[7]);
+		assert_masked(v, toks[8], "phone", "***02", p[8]);
 		jfree(v);
 	}
 	for (size_t i = 0; i < 9; i++)	/* stable across calls and keys */
@@ -416,15 +416,15 @@ START_TEST(test_masked_key)
 	for (size_t i = 0; i < NELEM(f); i++)
 		toks[i] = r.tok[i];
 	v = detok(K_MASKED, "service", NULL, toks, NELEM(f));
-	assert_masked(v, toks[0], "email", "a***@b.example", NULL);
-	assert_masked(v, toks[1], "phone", "***5309", NULL);
-	assert_masked(v, toks[2], "name", "A***", NULL);
-	assert_masked(v, toks[3], "city", "É***", NULL);
-	/* Leading white space is skipped. */
-	assert_masked(v, toks[4], "nickname", "B***", NULL);
-	assert_masked(v, toks[5], "backup_email", "c***", NULL);
+	assert_masked(v, toks[0], "email", "ada***@b.***", NULL);
+	assert_masked(v, toks[1], "phone", "***09", NULL);
+	assert_masked(v, toks[2], "name", "***", NULL);
+	assert_masked(v, toks[3], "city", "Éd***", NULL);
+	/* White space around a value is not counted (vault_mask). */
+	assert_masked(v, toks[4], "nickname", "***", NULL);
+	assert_masked(v, toks[5], "backup_email", "cy@***", NULL);
 	jfree(v);
-	/* The email mask keeps the domain. */
+	/* An email masks its local part and its domain each. */
 	{
 		struct rec e;
 		const char *t;
@@ -433,11 +433,11 @@ START_TEST(test_masked_key)
 		    0, 0, &e);
 		t = e.tok[0];
 		v = detok(K_MASKED, "service", NULL, &t, 1);
-		assert_masked(v, t, "email", "D***@e.example", NULL);
+		assert_masked(v, t, "email", "***@e.***", NULL);
 		jfree(v);
 	}
 	v = detok(K_MASKED, "research", NULL, toks, 1);
-	assert_masked(v, toks[0], "email", "a***@b.example", psn);
+	assert_masked(v, toks[0], "email", "ada***@b.***", psn);
 	jfree(v);
 	/* The same tokens, plain, for a plain key. */
 	v = detok(K_READER, "service", NULL, toks, NELEM(f));
@@ -565,8 +565,8 @@ START_TEST(test_lookup)
 	jfree(v);
 	{
 		struct bad b = { "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
-		    "{\"field\":\"phone\",\"value\":\"+1 555 0100\"}", 403,
-		    "forbidden", "555" };
+		    "{\"field\":\"phone\",\"value\":\"+1 555 0100\","
+		    "\"purpose\":\"service\"}", 403, "forbidden", "555" };
 
 		expect_bad(&b, 0);
 	}
@@ -584,6 +584,131 @@ START_TEST(test_lookup)
 		ck_assert_pstr_eq(jstr(&m->items[1], "token"), rc.tok[0]);
 		jfree(v);
 	}
+}
+END_TEST
+
+/* POST /v1/lookup of email value as key for purpose, reason if not NULL. */
+static void
+lookup_for(struct su_resp *r, int key, const char *value,
+    const char *purpose, const char *reason)
+{
+	struct pv_buf b;
+
+	pv_buf_init(&b, 1u << 16);
+	su_buf_add(&b, "{\"field\":\"email\",\"value\":");
+	su_buf_quote(&b, value);
+	if (purpose != NULL) {
+		su_buf_add(&b, ",\"purpose\":");
+		su_buf_quote(&b, purpose);
+	}
+	if (reason != NULL) {
+		su_buf_add(&b, ",\"reason\":\"");
+		su_buf_add(&b, reason);	/* raw: escapes as the test writes */
+		su_buf_add(&b, "\"");
+	}
+	su_buf_add(&b, "}");
+	post(r, "/v1/lookup", key, b.p);
+	pv_buf_cleanup(&b);
+}
+
+/* The matches of a 200 look-up; r is freed. */
+static struct jv *
+matches_of(struct su_resp *r)
+{
+	struct jv *v;
+
+	assert_status(r, 200);
+	v = su_body_json(r);
+	ck_assert_msg(v->n == 1 && jget(v, "matches") != NULL &&
+	    jget(v, "matches")->type == J_ARR, "[%s]", r->body.p);
+	su_resp_free(r);
+	return v;
+}
+
+/*
+ * A look-up states a purpose and follows detokenize's rules: the key's
+ * purposes, a reason for legal (visible), marketing consent; research
+ * answers a pseudonym of each record, never its id or token.
+ */
+START_TEST(test_lookup_purpose)
+{
+	static const struct su_fv f[] = { { "email", "zq-lp-3301@x.example" } };
+	static const char *const blank[] = { "", " \\t", "\\u200b\\u200c",
+	    "\\ufeff \\u2060", "\\u00a0\\u3000" };
+	const struct jv *m;
+	char psn[2][PSN_BUF];
+	struct rec no, yes;
+	struct su_resp r;
+	struct jv *v;
+	const char *t;
+
+	put(f, 1, 0, 0, &no);		/* no marketing consent */
+	put(f, 1, 1, 0, &yes);
+	/* No purpose: refused, nothing revealed. */
+	lookup_for(&r, K_READER, f[0].value, NULL, NULL);
+	assert_error(&r, 422, "invalid_value", "zq-lp");
+	su_resp_free(&r);
+	/* A purpose outside the key's. */
+	lookup_for(&r, K_SERVICE, f[0].value, "research", NULL);
+	assert_error(&r, 403, "purpose_not_allowed", "zq-lp");
+	su_resp_free(&r);
+	lookup_for(&r, K_WRITER, f[0].value, "marketing", NULL);
+	assert_error(&r, 403, "purpose_not_allowed", "zq-lp");
+	su_resp_free(&r);
+	/* Legal needs a reason with something visible in it. */
+	lookup_for(&r, K_READER, f[0].value, "legal", NULL);
+	assert_error(&r, 422, "reason_required", "zq-lp");
+	su_resp_free(&r);
+	for (size_t i = 0; i < NELEM(blank); i++) {
+		lookup_for(&r, K_READER, f[0].value, "legal", blank[i]);
+		assert_error(&r, 422, "reason_required", "zq-lp");
+		su_resp_free(&r);
+	}
+	lookup_for(&r, K_READER, f[0].value, "legal", "court order 17");
+	v = matches_of(&r);
+	ck_assert_uint_eq(jget(v, "matches")->n, 2);
+	jfree(v);
+	/* Marketing: only the record with consent. */
+	lookup_for(&r, K_READER, f[0].value, "marketing", NULL);
+	v = matches_of(&r);
+	assert_one_match(v, yes.id, yes.tok[0]);
+	jfree(v);
+	/* Research: a pseudonym per record, stable, and nothing else. */
+	for (int k = 0; k < 2; k++) {
+		lookup_for(&r, k ? K_READER : K_MASKED, f[0].value,
+		    "research", NULL);
+		ck_assert_msg(strstr(r.body.p, no.id) == NULL &&
+		    strstr(r.body.p, yes.id) == NULL &&
+		    strstr(r.body.p, "tok_") == NULL &&
+		    strstr(r.body.p, "rec_") == NULL, "research look-up "
+		    "revealed an id or a token: [%s]", r.body.p);
+		v = matches_of(&r);
+		m = jget(v, "matches");
+		ck_assert_uint_eq(m->n, 2);
+		for (size_t i = 0; i < 2; i++) {
+			const char *p = jstr(&m->items[i], "pseudonym");
+
+			ck_assert_uint_eq(m->items[i].n, 1);
+			ck_assert_msg(su_id_valid(p, "psn_"), "[%s]", p);
+			if (k == 0)
+				(void)snprintf(psn[i], PSN_BUF, "%s", p);
+			else
+				ck_assert_str_eq(p, psn[i]);
+		}
+		jfree(v);
+	}
+	ck_assert_str_ne(psn[0], psn[1]);
+	/* Not the value's pseudonym, which detokenize gives for research. */
+	t = no.tok[0];
+	v = detok(K_READER, "research", NULL, &t, 1);
+	{
+		const char *vp = jstr(su_result(v, t), "pseudonym");
+
+		ck_assert_ptr_nonnull(vp);
+		ck_assert_str_ne(vp, psn[0]);
+		ck_assert_str_ne(vp, psn[1]);
+	}
+	jfree(v);
 }
 END_TEST
 
@@ -729,6 +854,7 @@ http_records_suite(void)
 	tcase_add_test(tc, test_field_restriction);
 	tcase_add_test(tc, test_token_errors);
 	tcase_add_test(tc, test_lookup);
+	tcase_add_test(tc, test_lookup_purpose);
 	tcase_add_test(tc, test_key_revocation_live);
 	tcase_add_test(tc, test_shred);
 	return s;

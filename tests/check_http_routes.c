@@ -229,16 +229,19 @@ START_TEST(test_err_order)
 		  "{\"field\":\"phone\",\"value\":\"x\",\"zz\":1}", 422,
 		  "unknown_member", NULL },
 		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
-		  "{\"field\":\"phone\",\"value\":\"zq-o-9904 no phone\"}",
-		  403, "forbidden", "zq-o-9904" },
+		  "{\"field\":\"phone\",\"value\":\"zq-o-9904 no phone\","
+		  "\"purpose\":\"service\"}", 403, "forbidden", "zq-o-9904" },
 		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
-		  "{\"field\":\"Bad Field\",\"value\":\"zq-o-9905\"}", 403,
+		  "{\"field\":\"Bad Field\",\"value\":\"zq-o-9905\","
+		  "\"purpose\":\"service\"}", 403,
 		  "forbidden", "zq-o-9905" },
 		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
-		  "{\"field\":\"name\",\"value\":\"zq-o-9906\"}", 403,
+		  "{\"field\":\"name\",\"value\":\"zq-o-9906\","
+		  "\"purpose\":\"service\"}", 403,
 		  "forbidden", "zq-o-9906" },
 		{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
-		  "{\"field\":\"email\",\"value\":\"zq-o-9907\"}", 422,
+		  "{\"field\":\"email\",\"value\":\"zq-o-9907\","
+		  "\"purpose\":\"service\"}", 422,
 		  "invalid_value", "zq-o-9907" },
 	};
 	struct bad x = { "POST", "/v1/records", K_READER, NULL, "text/plain",

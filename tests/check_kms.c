@@ -518,6 +518,14 @@ START_TEST(sync_reloads_changed_ring)
 	pv_txn_abort(t);
 	poke(s, PV_T_RING, (const uint8_t[5]){ KMS_KEK, 0, 0, 0, 1 }, 5, 40,
 	    0x01, NULL, 0);
+	/* The generation alone, moved without the ring MAC, is refused too. */
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(kms_sync(k, t), PV_EINTEGRITY);
+	pv_txn_abort(t);
+	/* What a genuine change does: the ring sealed anew with it. */
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(kms_ring_seal(k, t), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
 	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
 	ck_assert_int_eq(kms_sync(k, t), PV_OK);
 	pv_txn_abort(t);

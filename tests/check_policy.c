@@ -11,7 +11,9 @@
  * port the kernel picks, stopped with SIGTERM (the server must then exit
  * 0).  The clock every child reads is pinned with PIIVAULT_FAKE_NOW, so
  * retention dates and request windows are the tests' to move: a test
- * "waits" a month by restarting the server with a later time.
+ * "waits" a month by restarting the server with a later time.  Only
+ * piivault-test (built with PV_TEST_HOOKS) reads that variable: for this
+ * suite PIIVAULT_BIN names it (tests/CMakeLists.txt).
  *
  * White-box: the tampering tests include pv_store.h and edit the audit
  * table (docs/format.md: key = seq, 8 bytes big-endian; value = event
@@ -428,7 +430,7 @@ lookup(const char *field, const char *value)
 	su_buf_quote(&b, field);
 	su_buf_add(&b, ",\"value\":");
 	su_buf_quote(&b, value);
-	su_buf_add(&b, "}");
+	su_buf_add(&b, ",\"purpose\":\"service\"}");
 	req(&r, "POST", "/v1/lookup", K_WRITER, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);
@@ -847,8 +849,8 @@ START_TEST(test_audit_workload)
 	v = lookup("email", "ZQ.AUD-4101@a.example");
 	ck_assert_uint_eq(jget(v, "matches")->n, 1);
 	jfree(v);
-	x[nx++] = (struct xev){ "pw-writer", "lookup", 1, NULL, NULL, NULL,
-	    { a.id }, { "email" }, 0 };
+	x[nx++] = (struct xev){ "pw-writer", "lookup", 1, NULL, "service",
+	    NULL, { a.id }, { "email" }, 0 };
 
 	/* Refusals. */
 	toks[0] = tok_of(&a, "email");
@@ -1341,6 +1343,39 @@ START_TEST(test_tamper_insert)
 }
 END_TEST
 
+/* A storage failure: 503 unavailable, with a Retry-After. */
+static void
+assert_storage_503(const struct su_resp *r)
+{
+	assert_error(r, 503, "unavailable");
+	ck_assert_msg(su_header(r, "Retry-After") != NULL, "503 without "
+	    "Retry-After");	/* after assert_error: a static buffer */
+}
+
+/*
+ * GET /v1/health: 200 {"status":"ok"}, or with degraded 503
+ * {"status":"degraded","reason":"storage"} and a Retry-After.
+ */
+static void
+assert_health(int degraded)
+{
+	struct su_resp r;
+	struct jv *v;
+
+	req(&r, "GET", "/v1/health", K_NONE, NULL);
+	assert_status(&r, degraded ? 503 : 200);
+	v = su_body_json(&r);
+	ck_assert_pstr_eq(jstr(v, "status"), degraded ? "degraded" : "ok");
+	if (degraded) {
+		ck_assert_pstr_eq(jstr(v, "reason"), "storage");
+		ck_assert_uint_eq(v->n, 2);
+		ck_assert_ptr_nonnull(su_header(&r, "Retry-After"));
+	} else
+		ck_assert_uint_eq(v->n, 1);
+	jfree(v);
+	su_resp_free(&r);
+}
+
 /*
  * The audit write made to fail: a server on a 1 MiB map, filled until
  * writes fail.  A write then answers 503 and stores nothing; a read
@@ -1379,11 +1414,12 @@ START_TEST(test_audit_unavailable_503)
 	}
 	su_buf_add(&big, "]}");
 	full = 0;
+	assert_health(0);
 	for (int i = 0; i < 200 && !full; i++) {
 		before = stored();
 		req(&r, "POST", "/v1/records/batch", K_WRITER, big.p);
 		if (r.status != 200) {
-			assert_error(&r, 503, "unavailable");
+			assert_storage_503(&r);
 			ck_assert_int_eq(stored(), before);
 			full = 1;
 		}
@@ -1391,19 +1427,23 @@ START_TEST(test_audit_unavailable_503)
 	}
 	pv_buf_cleanup(&big);
 	ck_assert_msg(full, "a 1 MiB map never filled");
+	/* A load balancer sees it: health is degraded. */
+	assert_health(1);
 	full = 0;
 	for (int i = 0; i < 1000 && !full; i++) {
 		before = stored();
 		req(&r, "POST", "/v1/records", K_WRITER,
 		    "{\"fields\":{\"blob\":\"zq.small-5502\"}}");
 		if (r.status != 201) {
-			assert_error(&r, 503, "unavailable");
+			assert_storage_503(&r);
 			ck_assert_int_eq(stored(), before);
 			full = 1;
-		}
+		} else
+			assert_health(0);	/* a write succeeded again */
 		su_resp_free(&r);
 	}
 	ck_assert_msg(full, "small records never filled the map");
+	assert_health(1);
 
 	/* Reads until one cannot be logged. */
 	full = 0;

@@ -65,10 +65,12 @@ srv_start_args(const char *const *extra)
 	su_srv_start(serve, extra, NULL);
 }
 
+const char *const *srv_default_extra;
+
 void
 srv_start(void)
 {
-	su_srv_start_local(NULL, NULL, NULL);
+	su_srv_start_local(NULL, srv_default_extra, NULL);
 }
 
 /* The API keys of every test's vault, in the order of K_*. */
@@ -421,7 +423,7 @@ lookup(int key, const char *field, const char *value)
 	su_buf_quote(&b, field);
 	su_buf_add(&b, ",\"value\":");
 	su_buf_quote(&b, value);
-	su_buf_add(&b, "}");
+	su_buf_add(&b, ",\"purpose\":\"service\"}");
 	post(&r, "/v1/lookup", key, b.p);
 	pv_buf_cleanup(&b);
 	assert_status(&r, 200);

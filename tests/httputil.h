@@ -176,7 +176,7 @@ void	expect_all_bad(const struct bad *b, size_t n);
 			"\"purpose\":\"service\"}"
 
 #define GOOD_LOOKUP	"{\"field\":\"email\",\"value\":" \
-			"\"zq-look-7731@x.example\"}"
+			"\"zq-look-7731@x.example\",\"purpose\":\"service\"}"
 
 /* POST /v1/lookup as key: the matches, each checked to be well formed. */
 struct jv	*lookup(int key, const char *field, const char *value);
@@ -191,6 +191,11 @@ int	raw_connect(void);
  * (su_case_setup) and, when fixture, the vault, keys and server of
  * setup/teardown; timeout in seconds.
  */
+/*
+ * Extra serve options of srv_start (and so of the fixture's server), or
+ * NULL; a suite that drives load from one key sets {"--rate-limit", "0"}.
+ */
+extern const char *const *srv_default_extra;
 TCase	*http_tcase(Suite *s, const char *name, int fixture, int timeout);
 
 #endif /* HTTPUTIL_H */

@@ -406,23 +406,76 @@ cli_fclose(FILE *f)
 		(void)fclose(f);
 }
 
+/*
+ * The numeric environment knobs, read and checked once by cli_main: a bad
+ * value is a command-line error, never 0 or a silent default.
+ */
+static struct {
+	uint32_t	kdf_memory_kib;	/* 0: the vault's default */
+	uint64_t	map_size;	/* bytes; 0: the store's default */
+} knobs;
+
+int
+cli_env_number(const char *name, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	const char *s = getenv(name);
+	unsigned long long v;
+	char *end;
+
+	*out = 0;
+	if (s == NULL)
+		return CLI_OK;
+	/* strtoull alone takes " 12", "+12" and "-1" (as ULLONG_MAX). */
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno == 0 && *end == '\0' && v >= min && v <= max) {
+			*out = v;
+			return CLI_OK;
+		}
+	}
+	(void)fprintf(stderr, "piivault: environment: %s must be a number "
+	    "from %llu to %llu\n", name, min, max);
+	return CLI_USAGE;
+}
+
+static int
+env_knobs(void)
+{
+	unsigned long long v;
+	int r;
+
+	/* Argon2id memory for new passphrase roots; small values for tests. */
+	if ((r = cli_env_number("PIIVAULT_KDF_MEMORY_KIB", CLI_KDF_MEMORY_MIN,
+	    CLI_KDF_MEMORY_MAX, &v)) != CLI_OK)
+		return r;
+	knobs.kdf_memory_kib = (uint32_t)v;
+	/* The LMDB map, in MiB: how large the data file may grow. */
+	if ((r = cli_env_number("PIIVAULT_MAP_SIZE_MIB", 1, CLI_MAP_MIB_MAX,
+	    &v)) != CLI_OK)
+		return r;
+	knobs.map_size = (uint64_t)v << 20;
+	return CLI_OK;
+}
+
+uint32_t
+cli_kdf_memory_kib(void)
+{
+	return knobs.kdf_memory_kib;
+}
+
 void
 cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 {
-	const char *env;
-
 	memset(o, 0, sizeof(*o));
 	o->data_dir = c->data_dir;
 	o->unlock.key_file = c->key_file;
 	o->unlock.use_passphrase = c->passphrase;
 	o->unlock.passphrase = cli_passphrase;
 	o->unlock.arg = NULL;
-	/* Argon2id memory for new vaults; small values are for tests. */
-	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
-		o->unlock.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
-	/* The LMDB map, in MiB: how large the data file may grow. */
-	if ((env = getenv("PIIVAULT_MAP_SIZE_MIB")) != NULL)
-		o->map_size = (uint64_t)strtoull(env, NULL, 10) << 20;
+	o->unlock.kdf_memory_kib = knobs.kdf_memory_kib;
+	o->map_size = knobs.map_size;
 }
 
 int
@@ -439,6 +492,8 @@ cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
 	}
 	switch (rc) {
 	case PV_ENOVAULT:
+	case PV_EDIRPERM:
+	case PV_ENOTDIR:
 		return cli_fail(cmd, c->data_dir, rc);
 	case PV_ENOTFOUND:
 	case PV_EKEYPERM:
@@ -517,6 +572,10 @@ cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,
 int
 cli_main(int argc, char **argv)
 {
+	int r;
+
+	if ((r = env_knobs()) != CLI_OK)
+		return r;
 	if (argc < 2) {
 		usage_all(stderr);
 		return CLI_USAGE;

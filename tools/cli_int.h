@@ -64,6 +64,24 @@ int	cli_parse(int argc, char **argv, struct cli_common *c, int *first,
  * PIIVAULT_PASSPHRASE or, failing that, a prompt on the terminal. */
 void	cli_vault_opts(const struct cli_common *c, struct vault_opts *o);
 
+/*
+ * Environment variable name as a whole decimal number in [min, max] into
+ * *out, 0 if it is unset.  Set but anything else ("", "12abc", "-1", " 1",
+ * too large): says so, naming it, and returns CLI_USAGE.
+ */
+int	cli_env_number(const char *name, unsigned long long min,
+	    unsigned long long max, unsigned long long *out);
+/* PIIVAULT_KDF_MEMORY_KIB as cli_main checked it; 0 if unset. */
+uint32_t cli_kdf_memory_kib(void);
+
+/* The bounds kms_init holds Argon2id memory to (kms.h), in KiB. */
+#define CLI_KDF_MEMORY_MIN	8192
+#define CLI_KDF_MEMORY_MAX	(4u << 20)
+/* PIIVAULT_MAP_SIZE_MIB at most 16 TiB. */
+#define CLI_MAP_MIB_MAX		(1u << 24)
+/* PIIVAULT_FAKE_NOW (piivault-test) at most 9999-12-31T23:59:59Z. */
+#define CLI_TIME_MAX		253402300799ull
+
 /* How cli_passphrase asks: which variable, what prompt, twice or not. */
 struct cli_pass {
 	const char	*env;

@@ -6,13 +6,69 @@
 
 #include "cli_int.h"
 
-enum { O_NAME = CLI_OPT_OWN, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL };
+enum { O_NAME = CLI_OPT_OWN, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
+    O_CERT };
 
 struct apikey_opts {
 	struct vault_apikey	spec;
-	int			have_name, have_role;
+	int			have_name, have_role, have_reveal;
 	const char		*purposes, *fields;
 };
+
+/*
+ * The restricting options each role honours, from what the server does
+ * with a key (api/server.c, vault/access.c): a reader's detokenize
+ * follows its purposes, fields and reveal mode; a writer's look-up its
+ * purposes and fields (it is never shown a value, so reveal means
+ * nothing to it); an admin's and an auditor's routes read none of the
+ * three.  An option its role does not honour is refused, never stored
+ * and ignored.  --client-cert-sha256 binds a key of any role.
+ */
+enum { H_PURPOSES = 1, H_FIELDS = 2, H_REVEAL = 4 };
+static const unsigned role_honours[] = {
+	[VAULT_ROLE_WRITER] = H_PURPOSES | H_FIELDS,
+	[VAULT_ROLE_READER] = H_PURPOSES | H_FIELDS | H_REVEAL,
+	[VAULT_ROLE_ADMIN] = 0,
+	[VAULT_ROLE_AUDITOR] = 0,
+};
+
+/* The value of a hexadecimal digit, or -1. */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * A certificate's SHA-256 as 64 hexadecimal digits, in either case, with
+ * any colons ("AB:CD:..." as openssl x509 -fingerprint prints it) left out.
+ */
+static int
+cert_hash_parse(const char *s, uint8_t out[static VAULT_CERT_HASH_LEN])
+{
+	size_t n = 0;
+	int hi = -1, d;
+
+	for (; *s != '\0'; s++) {
+		if (*s == ':')
+			continue;
+		if ((d = hexval(*s)) < 0 || n == VAULT_CERT_HASH_LEN)
+			return -1;
+		if (hi < 0) {
+			hi = d;
+			continue;
+		}
+		out[n++] = (uint8_t)(hi << 4 | d);
+		hi = -1;
+	}
+	return n == VAULT_CERT_HASH_LEN && hi < 0 ? 0 : -1;
+}
 
 static int
 apikey_opt(void *arg, int ch, const char *val)
@@ -48,6 +104,13 @@ apikey_opt(void *arg, int ch, const char *val)
 		else
 			return cli_usage("apikey create", "--reveal must be "
 			    "plain or masked");
+		a->have_reveal = 1;
+		break;
+	case O_CERT:
+		if (cert_hash_parse(val, a->spec.cert_sha256) != 0)
+			return cli_usage("apikey create", "--client-cert-sha256 "
+			    "must be 64 hexadecimal digits (colons allowed)");
+		a->spec.cert_bound = 1;
 		break;
 	}
 	return CLI_OK;
@@ -100,6 +163,29 @@ add_field(void *arg, const char *s, size_t n)
 	return CLI_OK;
 }
 
+/* CLI_USAGE, saying which, for an option the key's role does not honour. */
+static int
+role_check(const struct apikey_opts *a)
+{
+	unsigned honours = role_honours[a->spec.role];
+	const char *opt = NULL;
+	char msg[128];
+
+	if (a->purposes != NULL && (honours & H_PURPOSES) == 0)
+		opt = "--purposes";
+	else if (a->fields != NULL && (honours & H_FIELDS) == 0)
+		opt = "--fields";
+	else if (a->have_reveal && (honours & H_REVEAL) == 0)
+		opt = "--reveal";
+	if (opt == NULL)
+		return CLI_OK;
+	(void)snprintf(msg, sizeof(msg), "%s does not apply to %s %s key, "
+	    "which would ignore it", opt, a->spec.role == VAULT_ROLE_ADMIN ||
+	    a->spec.role == VAULT_ROLE_AUDITOR ? "an" : "a",
+	    vault_role_name(a->spec.role));
+	return cli_usage("apikey create", msg);
+}
+
 static int
 apikey_create(int argc, char **argv)
 {
@@ -109,6 +195,7 @@ apikey_create(int argc, char **argv)
 		{ "purposes", required_argument, NULL, O_PURPOSES },
 		{ "fields", required_argument, NULL, O_FIELDLIST },
 		{ "reveal", required_argument, NULL, O_REVEAL },
+		{ "client-cert-sha256", required_argument, NULL, O_CERT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct apikey_opts a;
@@ -119,8 +206,19 @@ apikey_create(int argc, char **argv)
 	    "service): service,\n"
 	    "                         notices, marketing, research, contest,"
 	    " payment, legal\n"
-	    "  --fields F1,F2|*       fields it may read (default *: all)\n"
-	    "  --reveal plain|masked  what a reader sees (default plain)\n" };
+	    "                         (readers and writers)\n"
+	    "  --fields F1,F2|*       fields it may read or look up (default "
+	    "*: all)\n"
+	    "                         (readers and writers)\n"
+	    "  --reveal plain|masked  what a reader sees (default plain; "
+	    "readers only)\n"
+	    "  --client-cert-sha256 HEX\n"
+	    "                         accept the key only with this TLS "
+	    "client certificate:\n"
+	    "                         the SHA-256 of its DER, 64 hex digits "
+	    "(colons allowed)\n"
+	    "An admin or auditor key takes none of --purposes, --fields and "
+	    "--reveal,\nwhich its routes would not honour.\n" };
 	char secret[VAULT_APIKEY_SECRET_LEN + 1];
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -138,7 +236,10 @@ apikey_create(int argc, char **argv)
 	if (!a.have_name || !a.have_role)
 		return cli_usage("apikey create", "--name and --role are "
 		    "required");
-	if (each_item(a.purposes ? a.purposes : "service", add_purpose,
+	if ((r = role_check(&a)) != CLI_OK)
+		return r;
+	if ((role_honours[a.spec.role] & H_PURPOSES) != 0 &&
+	    each_item(a.purposes ? a.purposes : "service", add_purpose,
 	    &a.spec) != CLI_OK)
 		return cli_usage("apikey create", "--purposes: unknown "
 		    "purpose");
@@ -169,9 +270,9 @@ reveal_name(const struct vault_apikey *k)
 static int
 apikey_list_json(const struct vault_apikey *keys, size_t n)
 {
+	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
 	struct pv_buf b;
 	struct pv_json j;
-	char when[32];
 	int r;
 
 	pv_buf_init(&b, (n + 1) * 4096);
@@ -187,6 +288,13 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 		pv_json_kstr(&j, "reveal", reveal_name(k));
 		pv_json_kbool(&j, "revoked", k->revoked != 0);
 		pv_json_kstr(&j, "created", when);
+		/* A certificate's hash is public: shown whole, to compare. */
+		pv_json_key(&j, "client_cert_sha256");
+		if (k->cert_bound) {
+			pv_hex_encode(hex, k->cert_sha256, VAULT_CERT_HASH_LEN);
+			pv_json_str(&j, hex);
+		} else
+			pv_json_str_or_null(&j, NULL);
 		pv_json_key(&j, "purposes");
 		pv_json_arr(&j);
 		for (int p = 0; p < VAULT_P__COUNT; p++)
@@ -213,18 +321,23 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 static int
 apikey_list_table(const struct vault_apikey *keys, size_t n)
 {
-	char when[32];
+	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
 
-	(void)printf("%-20s %-8s %-7s %-9s %-20s %s\n", "name", "role",
-	    "reveal", "state", "created", "purposes / fields");
+	(void)printf("%-20s %-8s %-7s %-9s %-20s %-16s %s\n", "name", "role",
+	    "reveal", "state", "created", "client cert", "purposes / fields");
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
 		const char *sep = "";
 
 		cli_iso_time(when, k->created);
-		(void)printf("%-20s %-8s %-7s %-9s %-20s ", k->name,
+		/* The first 16 hex digits of a bound key's certificate hash. */
+		memcpy(hex, "-", 2);
+		if (k->cert_bound) {
+			pv_hex_encode(hex, k->cert_sha256, 8);
+		}
+		(void)printf("%-20s %-8s %-7s %-9s %-20s %-16s ", k->name,
 		    vault_role_name(k->role), reveal_name(k),
-		    k->revoked ? "revoked" : "active", when);
+		    k->revoked ? "revoked" : "active", when, hex);
 		for (int p = 0; p < VAULT_P__COUNT; p++) {
 			if ((k->purposes & (1u << p)) == 0)
 				continue;

@@ -22,8 +22,9 @@ cmd_compact(int argc, char **argv)
 		return cli_usage("compact", "unexpected argument");
 	cli_vault_opts(&c, &vo);
 	if ((rc = vault_compact(&vo, &before, &after)) != PV_OK)
-		return cli_fail("compact", rc == PV_ENOVAULT ? c.data_dir :
-		    NULL, rc);
+		return cli_fail("compact", rc == PV_ENOVAULT ||
+		    rc == PV_EDIRPERM || rc == PV_ENOTDIR ? c.data_dir : NULL,
+		    rc);
 	(void)printf("compacted %s: %llu -> %llu bytes\n", c.data_dir,
 	    (unsigned long long)before, (unsigned long long)after);
 	return CLI_OK;

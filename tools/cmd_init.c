@@ -37,7 +37,8 @@ cmd_init(int argc, char **argv)
 		if (made_key && unlink(c.key_file) != 0)
 			pv_log(PV_LOG_WARN, "init: could not remove %s",
 			    c.key_file);
-		if (rc == PV_EEXIST || rc == PV_EIO)
+		if (rc == PV_EEXIST || rc == PV_EIO || rc == PV_EDIRPERM ||
+		    rc == PV_ENOTDIR)
 			return cli_fail("init", c.data_dir, rc);
 		return cli_fail("init", NULL, rc);
 	}

@@ -429,7 +429,6 @@ kc_rotate_root(int argc, char **argv)
 	struct vault_unlock nu;
 	struct kc_opts o;
 	struct vault *v;
-	const char *env;
 	pv_status rc;
 	int r, first, made = 0;
 
@@ -451,8 +450,7 @@ kc_rotate_root(int argc, char **argv)
 	nu.use_passphrase = o.new_passphrase;
 	nu.passphrase = cli_passphrase;
 	nu.arg = &np;
-	if ((env = getenv("PIIVAULT_KDF_MEMORY_KIB")) != NULL)
-		nu.kdf_memory_kib = (uint32_t)strtoul(env, NULL, 10);
+	nu.kdf_memory_kib = cli_kdf_memory_kib();
 	if (o.new_key_file != NULL && access(o.new_key_file, F_OK) != 0) {
 		if ((rc = vault_key_file_create(o.new_key_file)) != PV_OK) {
 			vault_close(v);

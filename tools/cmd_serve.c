@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,7 +13,8 @@
 enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
 	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_LARGE, O_CONNS, O_IDLE, O_KEKAGE,
-	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP,
+	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP, O_PRIO, O_CA,
+	O_PERADDR, O_RTIMEOUT, O_RATE, O_SHEAP,
 };
 
 struct serve_opts {
@@ -111,6 +113,38 @@ serve_opt(void *arg, int ch, const char *val)
 		    7 * VAULT_DAY, &n)) == CLI_OK)
 			so->sweep = (unsigned)n;
 		break;
+	case O_PRIO:
+		o->tls_priorities = val;
+		break;
+	case O_CA:
+		o->tls_client_ca = val;
+		break;
+	case O_PERADDR:
+		if ((r = cli_number("serve", "--max-per-address", val, 0,
+		    65536, &n)) == CLI_OK)
+			l->per_address = (unsigned)n;
+		break;
+	case O_RTIMEOUT:
+		if ((r = cli_number("serve", "--request-timeout", val, 1,
+		    3600, &n)) == CLI_OK)
+			l->request_timeout = (unsigned)n;
+		break;
+	case O_RATE:
+		if ((r = cli_number("serve", "--rate-limit", val, 0,
+		    1000000, &n)) == CLI_OK)
+			l->rate_limit = (unsigned)n;
+		break;
+	case O_SHEAP:
+		/* OpenSSL's secure heap is a power of two. */
+		if ((r = cli_number("serve", "--secure-heap-mib", val, 4,
+		    4096, &n)) != CLI_OK)
+			break;
+		if ((n & (n - 1)) != 0)
+			r = cli_usage("serve", "--secure-heap-mib must be a "
+			    "power of two (4, 8, 16, ... 4096)");
+		else
+			l->secure_heap_mib = (unsigned)n;
+		break;
 	case O_KEKWRAPS:
 		/* Far below 2^32 random-nonce GCM encryptions per key. */
 		if ((r = cli_number("serve", "--max-kek-wraps", val, 1,
@@ -196,14 +230,55 @@ sweeper_stop(struct sweeper *sw)
 	(void)pthread_mutex_destroy(&sw->lock);
 }
 
+/*
+ * Check the secure heap against the worst case the limits allow: the key
+ * ring (as loaded, counted twice: rotations add to it while it runs),
+ * slack for the allocator's fragmentation, what every worker thread may
+ * hold without asking, and the largest request, which waits for room in
+ * what is left (its budget).  Too small: say by how much, and refuse.
+ */
+#define SECURE_SLACK	((size_t)1 << 20)
+
+static int
+secure_heap_check(const struct api_limits *l)
+{
+	size_t heap = pv_secure_heap_size(), ring = pv_secure_used();
+	size_t per_thread, largest, fixed, need;
+	unsigned threads = l->threads ? l->threads : API_THREADS_DEFAULT;
+	char msg[512];
+
+	api_secure_need(l, &per_thread, &largest);
+	fixed = 2 * ring + SECURE_SLACK + (size_t)threads * per_thread;
+	need = fixed + largest;
+	if (need > heap) {
+		size_t mib = 4;
+
+		while ((mib << 20) < need)
+			mib <<= 1;
+		(void)snprintf(msg, sizeof(msg), "--secure-heap-mib %zu is too "
+		    "small for these limits: they need %zu KiB (%u threads x "
+		    "%zu KiB, a request of %zu KiB, the key ring and slack); "
+		    "use --secure-heap-mib %zu, or fewer --threads or a lower "
+		    "--max-value", heap >> 20, need >> 10, threads,
+		    per_thread >> 10, largest >> 10, mib);
+		return cli_usage("serve", msg);
+	}
+	pv_secure_budget_set(heap - fixed);
+	pv_log(PV_LOG_INFO, "secure heap: %zu MiB, %zu bytes of keys, %zu KiB "
+	    "for %u threads, %zu KiB for larger requests", heap >> 20,
+	    ring, ((size_t)threads * per_thread) >> 10, threads,
+	    (heap - fixed) >> 10);
+	return CLI_OK;
+}
+
 /* What api_serve's failure rc means, for the one line on stderr. */
 static const char *
 serve_failure(pv_status rc)
 {
 	switch (rc) {
 	case PV_EUSAGE:
-		return "listen address (off loopback needs "
-		    "--tls-cert/--tls-key or --insecure-plaintext)";
+		/* api_serve said what is wrong on the line before. */
+		return "invalid --listen or TLS option";
 	case PV_EINVAL:
 		return "tls is not available in this libmicrohttpd";
 	default:
@@ -242,6 +317,12 @@ cmd_serve(int argc, char **argv)
 		{ "request-limit", required_argument, NULL, O_RLIMIT },
 		{ "request-window-days", required_argument, NULL, O_RWINDOW },
 		{ "sweep-interval", required_argument, NULL, O_SWEEP },
+		{ "tls-priorities", required_argument, NULL, O_PRIO },
+		{ "tls-client-ca", required_argument, NULL, O_CA },
+		{ "max-per-address", required_argument, NULL, O_PERADDR },
+		{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
+		{ "rate-limit", required_argument, NULL, O_RATE },
+		{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o;
@@ -253,6 +334,11 @@ cmd_serve(int argc, char **argv)
 	    "  --tls-cert FILE        serve HTTPS with this PEM certificate\n"
 	    "  --tls-key FILE         and this PEM private key\n"
 	    "  --insecure-plaintext   allow plain HTTP off loopback\n"
+	    "  --tls-priorities STR   GnuTLS priorities (default: TLS 1.2 "
+	    "and 1.3,\n                         forward-secret AEAD suites, "
+	    "server order)\n"
+	    "  --tls-client-ca FILE   require client certificates from this "
+	    "CA\n"
 	    "  --max-body BYTES       request body limit (default 1 MiB)\n"
 	    "  --max-fields N         fields per record (default "
 	    CLI_STR(PV_FIELDS_MAX) ")\n"
@@ -266,6 +352,16 @@ cmd_serve(int argc, char **argv)
 	    CLI_STR(API_CONNECTIONS_DEFAULT) ")\n"
 	    "  --idle-timeout SEC     idle connection timeout (default "
 	    CLI_STR(API_IDLE_DEFAULT) ")\n"
+	    "  --max-per-address N    connections from one address (default "
+	    CLI_STR(API_PER_ADDRESS_DEFAULT) "; 0: off)\n"
+	    "  --request-timeout SEC  time to send a whole request (default "
+	    CLI_STR(API_REQUEST_TIMEOUT_DEFAULT) ")\n"
+	    "  --rate-limit N         requests a second per API key, and per "
+	    "address\n                         without one (default "
+	    CLI_STR(API_RATE_LIMIT_DEFAULT) "; 0: off)\n"
+	    "  --secure-heap-mib N    secure heap for keys and values in "
+	    "flight, a power\n                         of two (default "
+	    CLI_STR(API_SECURE_HEAP_DEFAULT) ")\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
@@ -287,6 +383,10 @@ cmd_serve(int argc, char **argv)
 	o.policy.request_limit = VAULT_REQUEST_LIMIT_DEFAULT;
 	o.policy.request_window = VAULT_REQUEST_WINDOW_DEFAULT;
 	o.sweep = API_SWEEP_DEFAULT;
+	/* api_serve reads a rate_limit of 0 as off: the default is ours. */
+	o.api.limits.rate_limit = API_RATE_LIMIT_DEFAULT;
+	/* Unset is the default, --max-per-address 0 is no limit. */
+	o.api.limits.per_address = API_PER_ADDRESS_DEFAULT;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
 	    "requests in flight and exits.\n", &own)) != CLI_OK)
@@ -311,8 +411,17 @@ cmd_serve(int argc, char **argv)
 	    mallopt(M_MMAP_THRESHOLD, 64 << 10) != 1 ||
 	    mallopt(M_TRIM_THRESHOLD, 1 << 20) != 1)
 		pv_log(PV_LOG_WARN, "serve: could not tune malloc");
+	/* Sized before the first key is loaded into it. */
+	if ((rc = pv_secure_heap_init((size_t)(o.api.limits.secure_heap_mib ?
+	    o.api.limits.secure_heap_mib : API_SECURE_HEAP_DEFAULT) << 20)) !=
+	    PV_OK)
+		return cli_fail("serve", "secure heap", rc);
 	if ((r = cli_open(&c, "serve", &v)) != CLI_OK)
 		return r;
+	if ((r = secure_heap_check(&o.api.limits)) != CLI_OK) {
+		vault_close(v);
+		return r;
+	}
 	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);
 	vault_set_policy(v, &o.policy);
 	vault_set_actor(v, "server");
@@ -324,6 +433,15 @@ cmd_serve(int argc, char **argv)
 	if (o.sweep > 0)
 		sweeper_stop(&sw);
 	vault_close(v);
+	/* A command-line error: exit 2. */
+	if (rc == PV_EUSAGE)
+		return cli_usage("serve", serve_failure(rc));
+	/* Another socket listens there (PV_EBUSY names no vault here). */
+	if (rc == PV_EBUSY) {
+		(void)fprintf(stderr, "piivault: serve: %s is already in use\n",
+		    o.api.listen != NULL ? o.api.listen : API_LISTEN_DEFAULT);
+		return CLI_FAIL;
+	}
 	if (rc != PV_OK)
 		return cli_fail("serve", serve_failure(rc), rc);
 	return CLI_OK;

@@ -13,7 +13,6 @@
 int
 main(int argc, char **argv)
 {
-	const char *env;
 	pv_status rc;
 
 	/* Whatever this process creates is its user's alone. */
@@ -24,12 +23,24 @@ main(int argc, char **argv)
 		    pv_strerror(rc));
 		return CLI_FAIL;
 	}
+#ifdef PV_TEST_HOOKS
 	/*
-	 * For tests only: pin the clock that retention, request windows and
-	 * cryptoperiods read (seconds since the epoch).
+	 * piivault-test only (PV_TEST_HOOKS): pin the clock that retention,
+	 * request windows and cryptoperiods read (seconds since the epoch).
+	 * piivault itself reads the system clock, which only something
+	 * outside it (libfaketime) can move.
 	 */
-	if ((env = getenv("PIIVAULT_FAKE_NOW")) != NULL && *env != '\0')
-		pv_clock_set(strtoull(env, NULL, 10));
+	{
+		unsigned long long now;
+		int r;
+
+		if ((r = cli_env_number("PIIVAULT_FAKE_NOW", 1,
+		    CLI_TIME_MAX, &now)) != CLI_OK)
+			return r;
+		if (now != 0)
+			pv_clock_set(now);
+	}
+#endif
 	if (setvbuf(stdout, NULL, _IONBF, 0) != 0) {
 		(void)fprintf(stderr, "piivault: start-up: stdout\n");
 		return CLI_FAIL;

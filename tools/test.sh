@@ -13,6 +13,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== build (release, -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPV_WERROR=ON -DPV_TESTS=ON >/dev/null
 cmake --build build -j "$jobs"
+# The test clock lives in build/piivault-test only (PV_TEST_HOOKS).
+if grep -q PIIVAULT_FAKE_NOW build/piivault; then
+	echo "build/piivault reads PIIVAULT_FAKE_NOW: test hooks in a release" >&2
+	exit 1
+fi
 echo "== tests"
 ctest --test-dir build --no-tests=error --output-on-failure -j "$jobs"
 

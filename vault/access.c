@@ -11,13 +11,18 @@
 #define K_VERSION	0
 #define K_ROLE		1
 #define K_REVEAL	2
+#define K_FLAGS		3	/* version 2: bit 0 bound to a certificate */
 #define K_PURPOSES	4
 #define K_CREATED	8
 #define K_REVOKED	16
 #define K_NAMELEN	24
 #define K_NAME		25
 #define K_VAL_MAX	(K_NAME + VAULT_APIKEY_NAME_MAX + 1 + \
-			    VAULT_APIKEY_FIELDS_MAX * (1 + PV_FIELD_NAME_MAX))
+			    VAULT_APIKEY_FIELDS_MAX * (1 + PV_FIELD_NAME_MAX) + \
+			    VAULT_CERT_HASH_LEN + VAULT_ROW_MAC_LEN)
+#define KF_CERT		0x01
+#define K_V1		1	/* before rows were authenticated */
+#define K_V2		2	/* with cert binding and the row's MAC */
 
 static const char *const role_names[] = {
 	[VAULT_ROLE_WRITER] = "writer",
@@ -95,16 +100,22 @@ vault_apikey_name_valid(const char *s, size_t len)
 	return 1;
 }
 
-/* Serialize a key; returns the length. */
-static size_t
-key_encode(uint8_t *p, const struct vault_apikey *k)
+/*
+ * Serialize a key (version 2) stored under hash, its MAC last; *len is the
+ * length.  PV_ECRYPTO.
+ */
+static pv_status
+key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
+    uint8_t *p, const struct vault_apikey *k, size_t *len)
 {
 	size_t n, pos;
+	pv_status rc;
 
 	memset(p, 0, K_NAME);
-	p[K_VERSION] = 1;
+	p[K_VERSION] = K_V2;
 	p[K_ROLE] = (uint8_t)k->role;
 	p[K_REVEAL] = (uint8_t)k->reveal;
+	p[K_FLAGS] = k->cert_bound ? KF_CERT : 0;
 	pv_put_u32(p + K_PURPOSES, k->purposes);
 	pv_put_u64(p + K_CREATED, k->created);
 	pv_put_u64(p + K_REVOKED, k->revoked);
@@ -119,17 +130,54 @@ key_encode(uint8_t *p, const struct vault_apikey *k)
 		memcpy(p + pos, k->fields[i], n);
 		pos += n;
 	}
-	return pos;
+	if (k->cert_bound) {
+		memcpy(p + pos, k->cert_sha256, VAULT_CERT_HASH_LEN);
+		pos += VAULT_CERT_HASH_LEN;
+	}
+	if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p, pos,
+	    p + pos)) != PV_OK)
+		return rc;
+	*len = pos + VAULT_ROW_MAC_LEN;
+	return PV_OK;
 }
 
-/* Total: any bytes give a key or PV_EINTEGRITY. */
+/*
+ * Total: any bytes give a key or PV_EINTEGRITY.  A version 2 key must
+ * carry the MAC of its value under the hash it is stored under (so that
+ * no byte of it, and no value moved from another key, is accepted); a
+ * version 1 key only in a vault not yet upgraded (*legacy is then set).
+ */
 static pv_status
-key_decode(struct vault_apikey *k, const uint8_t *p, size_t len)
+key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
+    struct vault_apikey *k, const uint8_t *p, size_t len, int *legacy)
 {
+	uint8_t mac[VAULT_ROW_MAC_LEN];
 	size_t pos, n;
+	pv_status rc;
 
 	memset(k, 0, sizeof(*k));
-	if (len < K_NAME + 1 || p[K_VERSION] != 1)
+	*legacy = 0;
+	if (len < K_NAME + 1)
+		return PV_EINTEGRITY;
+	if (p[K_VERSION] == K_V1 && !kms_authenticated(v->kms))
+		*legacy = 1;
+	else if (p[K_VERSION] == K_V2 && len > VAULT_ROW_MAC_LEN) {
+		len -= VAULT_ROW_MAC_LEN;
+		if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p,
+		    len, mac)) != PV_OK)
+			return rc;
+		if (!pv_ct_eq(mac, p + len, sizeof(mac)))
+			return PV_EINTEGRITY;
+		if (len < K_NAME + 1 || (p[K_FLAGS] & ~KF_CERT) != 0)
+			return PV_EINTEGRITY;
+		k->cert_bound = (p[K_FLAGS] & KF_CERT) != 0;
+		if (k->cert_bound) {
+			if (len < K_NAME + 1 + VAULT_CERT_HASH_LEN)
+				return PV_EINTEGRITY;
+			len -= VAULT_CERT_HASH_LEN;
+			memcpy(k->cert_sha256, p + len, VAULT_CERT_HASH_LEN);
+		}
+	} else
 		return PV_EINTEGRITY;
 	k->role = p[K_ROLE];
 	k->reveal = p[K_REVEAL];
@@ -167,12 +215,101 @@ secret_hash(struct vault *v, const uint8_t raw[static 32],
 }
 
 /*
- * Find a key by name.  The table is keyed by secret hash and holds a few
- * keys, so a scan is the index.
+ * The revocation list (meta KMS_META_REVOKED): the hashes of every revoked
+ * key, 32 bytes each, in the order revoked.  The ring MAC covers it, so it
+ * cannot be shortened or copied back from an older file without the ring
+ * MAC failing; and a key's own row copied back from before its revocation
+ * is refused because its hash is here.
  */
 static pv_status
-key_find(struct pv_txn *t, const char *name, uint8_t hash[PV_HMAC_LEN],
-    struct vault_apikey *out)
+revoked_has(struct pv_txn *t, const uint8_t hash[static PV_HMAC_LEN],
+    int *found)
+{
+	const uint8_t *l;
+	size_t ll;
+	int hit = 0;
+	pv_status rc;
+
+	rc = pv_get(t, PV_T_META, KMS_META_REVOKED, strlen(KMS_META_REVOKED),
+	    (const void **)&l, &ll);
+	if (rc == PV_ENOTFOUND)
+		ll = 0;
+	else if (rc != PV_OK)
+		return rc;
+	if (ll % PV_HMAC_LEN != 0)
+		return PV_EINTEGRITY;
+	for (size_t i = 0; i < ll; i += PV_HMAC_LEN)
+		hit |= pv_ct_eq(l + i, hash, PV_HMAC_LEN);
+	*found = hit;
+	return PV_OK;
+}
+
+static pv_status
+revoked_add(struct pv_txn *t, const uint8_t hash[static PV_HMAC_LEN])
+{
+	const uint8_t *l;
+	uint8_t *nl;
+	size_t ll;
+	int found;
+	pv_status rc;
+
+	if ((rc = revoked_has(t, hash, &found)) != PV_OK || found)
+		return rc;
+	rc = pv_get(t, PV_T_META, KMS_META_REVOKED, strlen(KMS_META_REVOKED),
+	    (const void **)&l, &ll);
+	if (rc == PV_ENOTFOUND) {
+		l = NULL;
+		ll = 0;
+	} else if (rc != PV_OK)
+		return rc;
+	if ((nl = malloc(ll + PV_HMAC_LEN)) == NULL)
+		return PV_ENOMEM;
+	if (ll > 0)
+		memcpy(nl, l, ll);
+	memcpy(nl + ll, hash, PV_HMAC_LEN);
+	rc = pv_put(t, PV_T_META, KMS_META_REVOKED, strlen(KMS_META_REVOKED),
+	    nl, ll + PV_HMAC_LEN, 0);
+	free(nl);
+	return rc;
+}
+
+/*
+ * A stored key, checked: its row's MAC, and (when t's ring is proven) the
+ * revocation list.  A row that fails is an alarm and PV_EINTEGRITY; a key
+ * the list says is revoked but whose row says not (a row copied back from
+ * before its revocation) is an alarm too, and comes back revoked.
+ */
+static pv_status
+key_load(struct vault *v, struct pv_txn *t, const uint8_t *hash, size_t kl,
+    const uint8_t *val, size_t vl, struct vault_apikey *out)
+{
+	int legacy, rev;
+	pv_status rc;
+
+	if (kl != PV_HMAC_LEN)
+		return vault_alarm(v, "api key", "apikeys");
+	if ((rc = key_decode(v, hash, out, val, vl, &legacy)) != PV_OK)
+		return rc == PV_EINTEGRITY ? vault_alarm(v, "api key",
+		    "apikeys") : rc;
+	if ((rc = revoked_has(t, hash, &rev)) != PV_OK)
+		return rc == PV_EINTEGRITY ? vault_alarm(v, "revocation list",
+		    "meta") : rc;
+	if (rev && out->revoked == 0) {
+		(void)vault_alarm(v, "api key (revocation rolled back)",
+		    "apikeys");
+		out->revoked = 1;
+	}
+	return PV_OK;
+}
+
+/*
+ * Find a key by name.  The table is keyed by secret hash and holds a few
+ * keys, so a scan is the index.  A row that fails its MAC is skipped (an
+ * alarm): it is no key of that name.
+ */
+static pv_status
+key_find(struct vault *v, struct pv_txn *t, const char *name,
+    uint8_t hash[PV_HMAC_LEN], struct vault_apikey *out)
 {
 	struct pv_cursor *c;
 	const void *k, *val;
@@ -183,11 +320,10 @@ key_find(struct pv_txn *t, const char *name, uint8_t hash[PV_HMAC_LEN],
 		return rc;
 	for (rc = pv_cursor_seek(c, NULL, 0, 0, &k, &kl, &val, &vl);
 	    rc == PV_OK; rc = pv_cursor_next(c, 0, &k, &kl, &val, &vl)) {
-		if (kl != PV_HMAC_LEN) {
-			rc = PV_EINTEGRITY;
-			break;
-		}
-		if ((rc = key_decode(out, val, vl)) != PV_OK)
+		rc = key_load(v, t, k, kl, val, vl, out);
+		if (rc == PV_EINTEGRITY)
+			continue;
+		if (rc != PV_OK)
 			break;
 		if (strcmp(out->name, name) == 0) {
 			if (hash != NULL)
@@ -215,7 +351,8 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	    (k.reveal != VAULT_REVEAL_PLAIN &&
 	    k.reveal != VAULT_REVEAL_MASKED) ||
 	    k.purposes >= (1u << VAULT_P__COUNT) ||
-	    k.nfields > VAULT_APIKEY_FIELDS_MAX)
+	    k.nfields > VAULT_APIKEY_FIELDS_MAX ||
+	    (k.cert_bound != 0 && k.cert_bound != 1))
 		return PV_EINVAL;
 	for (size_t i = 0; i < k.nfields; i++)
 		if (!pv_field_name_valid(k.fields[i], strnlen(k.fields[i],
@@ -228,14 +365,15 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 		goto out;
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		goto out;
-	rc = key_find(t, k.name, NULL, &found);
+	rc = key_find(v, t, k.name, NULL, &found);
 	if (rc == PV_OK) {
 		rc = PV_EEXIST;
 		goto out;
 	}
 	if (rc != PV_ENOTFOUND)
 		goto out;
-	len = key_encode(val, &k);
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK)
+		goto out;
 	if ((rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
 	    PV_PUT_NOOVERWRITE)) != PV_OK ||
 	    (rc = vault_log_op(v, t, "apikey.create", VAULT_EK_NONE, NULL, 0,
@@ -254,6 +392,18 @@ out:
 	return rc;
 }
 
+/* The ring, its generation and the revocation list, proven in t. */
+static pv_status
+ring_proven(struct vault *v, struct pv_txn *t)
+{
+	pv_status rc;
+
+	if ((rc = kms_ring_check(v->kms, t)) == PV_EINTEGRITY)
+		return vault_alarm(v, "ring or revocation list",
+		    "(ring, meta)");
+	return rc;
+}
+
 pv_status
 vault_apikey_list(struct vault *v, struct vault_apikey **out, size_t *n)
 {
@@ -266,8 +416,11 @@ vault_apikey_list(struct vault *v, struct vault_apikey **out, size_t *n)
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
+	if ((rc = ring_proven(v, t)) != PV_OK)
+		goto out;
 	if ((rc = pv_cursor_open(t, PV_T_APIKEYS, &c)) != PV_OK)
 		goto out;
+	/* A forged row is refused, not listed as real. */
 	for (rc = pv_cursor_seek(c, NULL, 0, 0, &k, &kl, &val, &vl);
 	    rc == PV_OK; rc = pv_cursor_next(c, 0, &k, &kl, &val, &vl)) {
 		if ((nk = realloc(keys, (cnt + 1) * sizeof(*keys))) == NULL) {
@@ -275,7 +428,8 @@ vault_apikey_list(struct vault *v, struct vault_apikey **out, size_t *n)
 			goto out;
 		}
 		keys = nk;
-		if ((rc = key_decode(&keys[cnt++], val, vl)) != PV_OK)
+		if ((rc = key_load(v, t, k, kl, val, vl, &keys[cnt++])) !=
+		    PV_OK)
 			goto out;
 	}
 	if (rc != PV_ENOTFOUND)
@@ -297,19 +451,25 @@ vault_apikey_revoke(struct vault *v, const char *name)
 	uint8_t hash[PV_HMAC_LEN], val[K_VAL_MAX];
 	struct vault_apikey k;
 	struct pv_txn *t;
+	size_t len;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
-	if ((rc = key_find(t, name, hash, &k)) != PV_OK)
+	if ((rc = ring_proven(v, t)) != PV_OK ||
+	    (rc = key_find(v, t, name, hash, &k)) != PV_OK)
 		goto out;
-	if (k.revoked != 0) {
-		pv_txn_abort(t);
-		return PV_OK;
-	}
-	k.revoked = pv_now();
-	if ((rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val,
-	    key_encode(val, &k), 0)) != PV_OK ||
+	if (k.revoked == 0)
+		k.revoked = pv_now();
+	/*
+	 * The row, the list and the ring MAC over the list change together:
+	 * copying back either the row or the list alone revives nothing.
+	 */
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
+	    0)) != PV_OK ||
+	    (rc = revoked_add(t, hash)) != PV_OK ||
+	    (rc = kms_ring_seal(v->kms, t)) != PV_OK ||
 	    (rc = vault_log_op(v, t, "apikey.revoke", VAULT_EK_NONE, NULL, 0,
 	    name, NULL)) != PV_OK)
 		goto out;
@@ -350,7 +510,12 @@ vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 		return rc;
 	rc = pv_get(t, PV_T_APIKEYS, hash, sizeof(hash), &val, &vl);
 	if (rc == PV_OK)
-		rc = key_decode(&k, val, vl);
+		rc = key_load(v, t, hash, sizeof(hash), val, vl, &k);
+	/* A key that failed its MAC is no key: 401, and an alarm raised. */
+	if (rc == PV_EINTEGRITY)
+		rc = PV_EUNAUTH;
+	if (rc == PV_OK)
+		rc = ring_proven(v, t);
 	pv_txn_abort(t);
 	if (rc == PV_ENOTFOUND || (rc == PV_OK && k.revoked != 0))
 		return PV_EUNAUTH;
@@ -360,17 +525,137 @@ vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	return PV_OK;
 }
 
+/* Rows the upgrade MACs in one transaction. */
+#define UPGRADE_BATCH	64
+
+pv_status
+vault_auth_upgrade(struct vault *v)
+{
+	uint8_t (*hashes)[PV_HMAC_LEN] = NULL, val[K_VAL_MAX];
+	struct vault_apikey *keys = NULL;
+	struct pv_cursor *c = NULL;
+	struct pv_txn *t = NULL;
+	const void *k, *kv;
+	size_t kl, vl, n, len;
+	uint64_t done = 0;
+	int legacy;
+	pv_status rc;
+
+	if ((hashes = calloc(UPGRADE_BATCH, sizeof(*hashes))) == NULL ||
+	    (keys = calloc(UPGRADE_BATCH, sizeof(*keys))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	/*
+	 * Each batch converts up to UPGRADE_BATCH version-1 keys to version 2
+	 * (MAC'd) and adds the revoked among them to the revocation list,
+	 * in one transaction: after a crash the next open finds the rest
+	 * still at version 1 and goes on.  The mark comes last.
+	 */
+	for (;;) {
+		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			goto out;
+		if (kms_authenticated(v->kms))
+			break;	/* another process finished it */
+		if ((rc = pv_cursor_open(t, PV_T_APIKEYS, &c)) != PV_OK)
+			goto out;
+		n = 0;
+		for (rc = pv_cursor_seek(c, NULL, 0, 0, &k, &kl, &kv, &vl);
+		    rc == PV_OK && n < UPGRADE_BATCH;
+		    rc = pv_cursor_next(c, 0, &k, &kl, &kv, &vl)) {
+			if (kl != PV_HMAC_LEN) {
+				rc = vault_alarm(v, "api key", "apikeys");
+				goto out;
+			}
+			if ((rc = key_decode(v, k, &keys[n], kv, vl,
+			    &legacy)) != PV_OK)
+				goto out;
+			if (legacy)
+				memcpy(hashes[n++], k, PV_HMAC_LEN);
+		}
+		pv_cursor_close(c);
+		c = NULL;
+		if (rc != PV_OK && rc != PV_ENOTFOUND)
+			goto out;
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if ((rc = key_encode(v, hashes[i], val, &keys[i],
+			    &len)) != PV_OK ||
+			    (rc = pv_put(t, PV_T_APIKEYS, hashes[i],
+			    PV_HMAC_LEN, val, len, 0)) != PV_OK ||
+			    (keys[i].revoked != 0 &&
+			    (rc = revoked_add(t, hashes[i])) != PV_OK))
+				goto out;
+		}
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+		done += n;
+	}
+	if (!kms_authenticated(v->kms)) {
+		if ((rc = kms_mark_authenticated(v->kms, t)) != PV_OK)
+			goto out;
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+		pv_log(PV_LOG_INFO, "vault upgraded: %llu api keys and the "
+		    "ring authenticated", (unsigned long long)done);
+	}
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	free(hashes);
+	if (keys != NULL) {
+		pv_cleanse(keys, UPGRADE_BATCH * sizeof(*keys));
+		free(keys);
+	}
+	pv_cleanse(val, sizeof(val));
+	return rc;
+}
+
 /* Masking and pseudonyms. */
 
-/* Bytes of the UTF-8 sequence starting at s (1 if it is not one). */
+/*
+ * The masking rule is stated in vault.h at vault_mask.  A part of a value
+ * shows its first n / 4 characters (none if n <= 4), at most max bytes of
+ * them, then "***"; out must have room for max + 3 bytes.  s is UTF-8.
+ */
 static size_t
-utf8_seqlen(const char *s, size_t len)
+mask_part(char *out, const char *s, size_t len, size_t max)
 {
-	unsigned char c = (unsigned char)s[0];
-	size_t n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+	size_t n = 0, k, i, end = 0;
 
-	return n <= len ? n : 1;
+	for (i = 0; i < len; i++)		/* characters: lead bytes */
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	k = n <= 4 ? 0 : n / 4;
+	for (i = 0; i < len && k > 0; k--) {
+		size_t next = i + 1;
+
+		while (next < len && ((unsigned char)s[next] & 0xc0) == 0x80)
+			next++;
+		if (next > max)
+			break;
+		i = next;
+		end = next;
+	}
+	memcpy(out, s, end);
+	memcpy(out + end, "***", 3);
+	return end + 3;
 }
+
+static int
+mask_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Each part of an email's mask, so that "P***@P***" fits. */
+#define MASK_EMAIL_PART_MAX	((VAULT_MASKED_MAX - 7) / 2)
 
 void
 vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
@@ -380,41 +665,43 @@ vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
 	size_t n, digits = 0, i;
 
 	if (fieldlen == 5 && memcmp(field, "phone", 5) == 0) {
-		char last[4];
+		char last[2];
 
-		for (i = len; i > 0 && digits < 4; i--)
-			if (value[i - 1] >= '0' && value[i - 1] <= '9')
-				last[3 - digits++] = value[i - 1];
+		for (i = len; i > 0; i--) {
+			if (value[i - 1] < '0' || value[i - 1] > '9')
+				continue;
+			if (digits < 2)
+				last[1 - digits] = value[i - 1];
+			digits++;
+		}
 		memcpy(out, "***", 3);
-		memcpy(out + 3, last + 4 - digits, digits);
-		out[3 + digits] = '\0';
+		n = 3;
+		if (digits >= 8) {
+			memcpy(out + 3, last, 2);
+			n = 5;
+		}
+		out[n] = '\0';
 		return;
 	}
-	while (len > 0 && (*value == ' ' || *value == '\t' || *value == '\r' ||
-	    *value == '\n')) {
+	while (len > 0 && mask_space(*value)) {
 		value++;
 		len--;
 	}
-	if (len == 0) {
-		memcpy(out, "***", 4);
+	while (len > 0 && mask_space(value[len - 1]))
+		len--;
+	if (!pv_utf8_valid(value, len)) {
+		memcpy(out, "***", 4);	/* nothing of what cannot be counted */
 		return;
 	}
-	n = utf8_seqlen(value, len);
-	memcpy(out, value, n);
-	memcpy(out + n, "***", 3);
-	n += 3;
 	if (fieldlen == 5 && memcmp(field, "email", 5) == 0 &&
 	    (at = memrchr(value, '@', len)) != NULL) {
-		size_t dl = len - (size_t)(at - value);
-
-		while (dl > 0 && (at[dl - 1] == ' ' || at[dl - 1] == '\t' ||
-		    at[dl - 1] == '\r' || at[dl - 1] == '\n'))
-			dl--;
-		if (dl > VAULT_MASKED_MAX - n)
-			dl = VAULT_MASKED_MAX - n;
-		memcpy(out + n, at, dl);
-		n += dl;
-	}
+		n = mask_part(out, value, (size_t)(at - value),
+		    MASK_EMAIL_PART_MAX);
+		out[n++] = '@';
+		n += mask_part(out + n, at + 1, len - (size_t)(at - value) - 1,
+		    MASK_EMAIL_PART_MAX);
+	} else
+		n = mask_part(out, value, len, VAULT_MASKED_MAX - 3);
 	out[n] = '\0';
 }
 
@@ -520,13 +807,19 @@ seq_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* What the log keeps of a released answer once its value is wiped. */
+struct released {
+	uint64_t	seq;
+	char		field[PV_FIELD_NAME_MAX + 1];
+};
+
 /*
  * Log a detokenize: the records whose values it released and the fields
  * it touched, each once.
  */
 static pv_status
 log_reveals(struct vault *v, const struct vault_event *tmpl,
-    const struct vault_reveal *out, size_t n)
+    const struct released *rel, size_t n)
 {
 	struct vault_event ev = *tmpl;
 	const char **fields = NULL;
@@ -542,14 +835,12 @@ log_reveals(struct vault *v, const struct vault_event *tmpl,
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 
-		if (out[i].status != PV_OK)
-			continue;
-		seqs[ns++] = out[i].seq;
-		for (j = 0; j < nf && strcmp(fields[j], out[i].field) != 0;
+		seqs[ns++] = rel[i].seq;
+		for (j = 0; j < nf && strcmp(fields[j], rel[i].field) != 0;
 		    j++)
 			;
 		if (j == nf)
-			fields[nf++] = out[i].field;
+			fields[nf++] = rel[i].field;
 	}
 	qsort(seqs, ns, sizeof(*seqs), seq_cmp);
 	for (size_t i = 1, w = 1; i <= ns; i++) {
@@ -573,12 +864,34 @@ out:
 	return rc;
 }
 
+/* The answers one token may get; anything else fails the whole request. */
+static int
+token_status(pv_status st)
+{
+	switch (st) {
+	case PV_OK:
+	case PV_ETOKEN:
+	case PV_ENOTFOUND:
+	case PV_ESHREDDED:
+	case PV_EFORBIDDEN:
+	case PV_ECONSENT:
+	case PV_EKEYSTATE:
+	case PV_EINTEGRITY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 pv_status
 vault_detokenize(struct vault *v, const struct vault_access *a,
     const struct vault_event *ev, const char *const *tokens,
-    const size_t *lens, size_t n, struct vault_reveal *out)
+    const size_t *lens, size_t n, vault_reveal_fn fn, void *arg)
 {
-	struct pv_txn *t;
+	struct vault_reveal r;
+	struct released *rel = NULL;
+	struct pv_txn *t = NULL;
+	size_t nrel = 0;
 	pv_status rc;
 
 	if (a->key->role != VAULT_ROLE_READER)
@@ -594,30 +907,152 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 		return PV_EREASON;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
-	memset(out, 0, n * sizeof(*out));
+	if ((rel = calloc(n ? n : 1, sizeof(*rel))) == NULL)
+		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
-		return rc;
+		goto out;
+	/*
+	 * One value at a time: each plaintext is in the secure heap only
+	 * while fn copies it out, so a request holds one value and its keys
+	 * there, whatever the size of the batch.
+	 */
 	for (size_t i = 0; i < n; i++) {
-		pv_status st = reveal_one(v, t, a, tokens[i], lens[i], &out[i]);
-
-		if (st != PV_OK)	/* nothing of a failed answer stays */
-			pv_cleanse(&out[i], sizeof(out[i]));
-		out[i].status = st;
+		memset(&r, 0, sizeof(r));
+		rc = reveal_one(v, t, a, tokens[i], lens[i], &r);
+		if (!token_status(rc)) {
+			/* No room for a value: the request, not the token. */
+			if (rc == PV_ENOMEM)
+				rc = PV_EUNAVAIL;
+			goto out;
+		}
+		if (rc != PV_OK)	/* nothing of a failed answer stays */
+			pv_cleanse(&r, sizeof(r));
+		else {
+			rel[nrel].seq = r.seq;
+			memcpy(rel[nrel].field, r.field, sizeof(r.field));
+			nrel++;
+		}
+		r.status = rc;
+		rc = fn(arg, i, &r);
+		pv_secure_free(r.value, r.len + 1);
+		pv_cleanse(&r, sizeof(r));
+		if (rc != PV_OK)
+			goto out;
 	}
 	pv_txn_abort(t);
+	t = NULL;
 	/* No access without a record: the event is durable first. */
-	if (ev != NULL && (rc = log_reveals(v, ev, out, n)) != PV_OK) {
-		vault_reveal_cleanup(out, n);
-		return PV_EUNAVAIL;
+	if (ev != NULL && log_reveals(v, ev, rel, nrel) != PV_OK) {
+		rc = PV_EUNAVAIL;
+		goto out;
 	}
+	rc = PV_OK;
+out:
+	pv_txn_abort(t);
+	free(rel);
+	return rc;
+}
+
+/*
+ * A record's pseudonym, for research look-ups: a keyed hash, under the
+ * pseudonym key, of the record's internal sequence number, which never
+ * changes.  Its first part is a zero byte, where a value's pseudonym
+ * begins with a field name (never empty), so the two never coincide.
+ */
+static pv_status
+record_pseudonym(struct vault *v, char out[static VAULT_PSEUDONYM_STRLEN + 1],
+    uint64_t rec_seq)
+{
+	static const uint8_t tag[2] = { 0, 'r' };
+	uint8_t mac[PV_HMAC_LEN], seq[8];
+	pv_status rc;
+
+	for (size_t i = 0; i < sizeof(seq); i++)
+		seq[i] = (uint8_t)(rec_seq >> (56 - 8 * i));
+	{
+		struct pv_part parts[2] = {
+			{ tag, sizeof(tag) }, { seq, sizeof(seq) },
+		};
+
+		if ((rc = kms_keyed_hash(v->kms, KMS_H_PSEUDONYM, mac, parts,
+		    2)) != PV_OK)
+			return rc;
+	}
+	memcpy(out, "psn_", 4);
+	pv_b64url_encode16(out + 4, mac);
 	return PV_OK;
 }
 
-void
-vault_reveal_cleanup(struct vault_reveal *r, size_t n)
+pv_status
+vault_lookup_access(struct vault *v, const struct vault_access *a,
+    const struct vault_event *ev, const char *field, size_t fieldlen,
+    const char *value, size_t len, struct vault_match **out, size_t *n)
 {
-	for (size_t i = 0; i < n; i++) {
-		pv_secure_free(r[i].value, r[i].len + 1);
-		pv_cleanse(&r[i], sizeof(r[i]));
+	struct vault_match *m = NULL;
+	struct pv_txn *t = NULL;
+	size_t cnt = 0, keep = 0;
+	pv_status rc;
+
+	if (a->key->role != VAULT_ROLE_READER &&
+	    a->key->role != VAULT_ROLE_WRITER)
+		return PV_EFORBIDDEN;
+	if ((unsigned)a->purpose >= VAULT_P__COUNT ||
+	    !(a->key->purposes & (1u << a->purpose)))
+		return PV_EPURPOSE;
+	if (a->purpose == VAULT_P_LEGAL && blank(a->reason))
+		return PV_EREASON;
+	if (a->reason != NULL && *a->reason != '\0' &&
+	    !vault_reason_valid(a->reason, strlen(a->reason)))
+		return PV_EREASON;
+	/* Whether a value exists is itself something a key may not see. */
+	if (!vault_apikey_field_allowed(a->key, field, fieldlen))
+		return PV_EFORBIDDEN;
+	if ((rc = vault_lookup_ev(v, ev, field, fieldlen, value, len, &m,
+	    &cnt)) != PV_OK)
+		return rc;
+	if (a->purpose != VAULT_P_MARKETING && a->purpose != VAULT_P_RESEARCH) {
+		keep = cnt;
+		goto done;
 	}
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < cnt; i++) {
+		struct vault_match hit = m[i];
+		struct resolved res;
+		char *plain = NULL;
+
+		rc = vault_token_resolve(v, t, hit.token, strlen(hit.token),
+		    &res);
+		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
+			continue;	/* shredded since the look-up */
+		if (rc != PV_OK)
+			goto out;
+		if (a->purpose == VAULT_P_MARKETING) {
+			/*
+			 * The consent flag counts only once the DEK, whose
+			 * context binds the record's header, has opened.
+			 */
+			if (vault_field_open(v, &res, &plain) != PV_OK)
+				continue;	/* consent unconfirmed */
+			pv_secure_free(plain, res.f.ctlen + 1);
+			if (!(res.rec[R_FLAGS] & RF_MARKETING))
+				continue;
+		} else {
+			/* Research: a pseudonym of the record, nothing else. */
+			memset(&hit, 0, sizeof(hit));
+			if ((rc = record_pseudonym(v, hit.pseudonym,
+			    res.rec_seq)) != PV_OK)
+				goto out;
+		}
+		m[keep++] = hit;
+	}
+done:
+	*out = m;
+	*n = keep;
+	m = NULL;
+	rc = PV_OK;
+out:
+	pv_txn_abort(t);
+	free(m);
+	return rc;
 }

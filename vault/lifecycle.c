@@ -139,7 +139,8 @@ rec_get(struct pv_txn *t, uint64_t seq, const uint8_t **rec, size_t *len)
  * PV_ESHREDDED (its tombstone copied to ts) if it went before, or why not.
  */
 static pv_status
-shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
+shred_check(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const uint8_t *check,
     uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
 {
 	const uint8_t *rec;
@@ -159,8 +160,11 @@ shred_check(struct pv_txn *t, uint64_t seq, const uint8_t *check,
 		return PV_ESHREDDED;
 	}
 	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
-		return PV_EINTEGRITY;
-	return (rec[R_FLAGS] & RF_HOLD) ? PV_EHOLD : PV_OK;
+		return vault_alarm(v, "record", "records");
+	if (rec[R_FLAGS] & RF_HOLD)
+		return PV_EHOLD;
+	/* A hold cleared on disk fails here: the DEK's AAD binds it. */
+	return vault_header_verify(v, seq, rec, len);
 }
 
 /*
@@ -181,7 +185,7 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	size_t len, pos, nf, tl;
 	pv_status rc;
 
-	if ((rc = shred_check(t, seq, check, ts, tslen)) != PV_OK)
+	if ((rc = shred_check(v, t, seq, check, ts, tslen)) != PV_OK)
 		return rc;
 	pv_put_u64(key, seq);
 	if ((rc = rec_get(t, seq, &rec, &len)) != PV_OK)
@@ -317,7 +321,7 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		    &a->seqs[i], checks[i]);
 		if (*st != PV_OK)
 			continue;
-		*st = shred_check(g->t, a->seqs[i], checks[i], a->ts[i],
+		*st = shred_check(v, g->t, a->seqs[i], checks[i], a->ts[i],
 		    &a->tslen[i]);
 		if (*st == PV_ESHREDDED) {
 			*st = PV_OK;	/* twice is harmless: first receipt */

@@ -761,6 +761,22 @@ sweep_apply(struct vault *v, struct gc_ctx *g, void *arg)
 			a->held++;
 			continue;
 		}
+		/*
+		 * The date and the hold decide a shred without opening the
+		 * record: prove them first (the DEK's AAD binds both).  An
+		 * edited header is an alarm, and the record stays.
+		 */
+		if (live) {
+			pv_status hv = vault_header_verify(v, pv_get_u64(key),
+			    rec, rl);
+
+			if (hv == PV_EINTEGRITY || hv == PV_EKEYSTATE)
+				continue;
+			if (hv != PV_OK) {
+				rc = hv;
+				goto out;
+			}
+		}
 		if (a->dry_run) {
 			a->shredded += (uint64_t)live;
 			continue;

@@ -153,6 +153,8 @@ vault_field_open(struct vault *v, const struct resolved *r, char **out)
 	*out = val;
 	val = NULL;
 out:
+	if (rc == PV_EINTEGRITY)	/* an edited header or ciphertext */
+		(void)vault_alarm(v, "record", "records");
 	pv_secure_free(dek, PV_KEY_LEN);
 	pv_secure_free(val, r->f.ctlen + 1);
 	return rc;

@@ -90,10 +90,55 @@ vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 		return rc;
 	if ((rc = kms_sync(v->kms, t)) != PV_OK) {
 		pv_txn_abort(t);
+		if (rc == PV_EINTEGRITY)
+			(void)vault_alarm(v, "ring", "(ring, ring_gen, ring_mac)");
 		return rc;
 	}
 	*out = t;
 	return PV_OK;
+}
+
+pv_status
+vault_row_mac(struct vault *v, enum pv_table tab, const void *key,
+    size_t klen, const void *val, size_t vlen,
+    uint8_t out[static VAULT_ROW_MAC_LEN])
+{
+	uint8_t hdr[1 + 4];
+	struct pv_part parts[3] = {
+		{ hdr, sizeof(hdr) }, { key, klen }, { val, vlen },
+	};
+
+	hdr[0] = (uint8_t)tab;
+	pv_put_u32(hdr + 1, (uint32_t)klen);
+	return kms_keyed_hash(v->kms, KMS_H_ROW, out, parts, 3);
+}
+
+pv_status
+vault_header_verify(struct vault *v, uint64_t seq, const uint8_t *rec,
+    size_t len)
+{
+	uint8_t ctx[DEK_CTX_LEN], *dek;
+	uint32_t kekv;
+	pv_status rc;
+
+	if (len < R_FIELDS || rec[R_TYPE] != REC_LIVE)
+		return vault_alarm(v, "record header", "records");
+	if ((dek = pv_secure_alloc(PV_KEY_LEN)) == NULL)
+		return PV_ENOMEM;
+	vault_dek_ctx(ctx, seq, rec);
+	kekv = pv_get_u32(rec + R_KEKV);
+	rc = kms_dek_open(v->kms, ctx, sizeof(ctx), kekv, rec + R_DEK, dek);
+	pv_secure_free(dek, PV_KEY_LEN);
+	if (rc == PV_EINTEGRITY)
+		return vault_alarm(v, "record header", "records");
+	/*
+	 * A destroyed KEK leaves nothing to protect: the record's values
+	 * are gone with it, so its header need not be proven to let it go.
+	 */
+	if (rc == PV_EKEYSTATE &&
+	    kms_version_state(v->kms, KMS_KEK, kekv) == KMS_DESTROYED)
+		return PV_OK;
+	return rc;
 }
 
 pv_status
@@ -386,13 +431,21 @@ vault_start(const struct vault_opts *o, int create, struct vault **out)
 		if (rc != PV_OK)
 			goto out;
 	} else {
-		if ((rc = kms_open(t, &u, &v->kms)) != PV_OK)
+		if ((rc = kms_open(t, &u, &v->kms)) != PV_OK) {
+			if (rc == PV_EINTEGRITY)
+				(void)vault_alarm(v, "ring",
+				    "(ring, ring_gen, ring_mac)");
 			goto out;
+		}
 		pv_txn_abort(t);
 		t = NULL;
 		/* A vault made before a key kind existed gets it now. */
 		if (kms_active_version(v->kms, KMS_SIGN) == 0 &&
 		    (rc = ensure_kinds(v)) != PV_OK)
+			goto out;
+		/* And one made before rows were authenticated, this. */
+		if (!kms_authenticated(v->kms) &&
+		    (rc = vault_auth_upgrade(v)) != PV_OK)
 			goto out;
 	}
 	*out = v;
@@ -1372,4 +1425,19 @@ out:
 	free(keys);
 	free(vk);
 	return rc;
+}
+
+pv_status
+vault_alarm(struct vault *v, const char *what, const char *where)
+{
+	atomic_fetch_add(&v->alarms, 1);
+	pv_log(PV_LOG_ERROR, "integrity alarm: %s%s%s failed authentication",
+	    what, where != NULL ? " " : "", where != NULL ? where : "");
+	return PV_EINTEGRITY;
+}
+
+uint64_t
+vault_alarms(struct vault *v)
+{
+	return atomic_load(&v->alarms);
 }

@@ -333,6 +333,8 @@ pv_status vault_get(struct vault *v, const char *token, size_t len,
 struct vault_match {
 	char	id[VAULT_ID_STRLEN + 1];
 	char	token[VAULT_ID_STRLEN + 1];
+	/* Research look-ups: the record's pseudonym; id and token "". */
+	char	pseudonym[4 + PV_B64URL16_LEN + 1];
 };
 
 /*
@@ -352,6 +354,23 @@ pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 pv_status vault_lookup_ev(struct vault *v, const struct vault_event *ev,
 	      const char *field, size_t fieldlen, const char *value,
 	      size_t len, struct vault_match **out, size_t *n) PV_WUR;
+
+/*
+ * vault_lookup_ev for a caller, under detokenize's rules: PV_EFORBIDDEN
+ * unless the key is a writer or reader that may read field, PV_EPURPOSE
+ * if the purpose is not among the key's, PV_EREASON if it is legal
+ * without a reason (or the reason is not valid).  Marketing look-ups
+ * leave out the records without marketing consent; research look-ups
+ * answer each record's pseudonym only (a keyed hash of the record, not of
+ * a value), with id and token "".  ev (its purpose and reason set by the
+ * caller) is logged with every record the index found.  Otherwise as
+ * vault_lookup_ev.
+ */
+struct vault_access;		/* below, with detokenize */
+pv_status vault_lookup_access(struct vault *v, const struct vault_access *a,
+	      const struct vault_event *ev, const char *field,
+	      size_t fieldlen, const char *value, size_t len,
+	      struct vault_match **out, size_t *n) PV_WUR;
 
 /* Whether a field name has a blind index (email, phone). */
 int	  vault_field_indexed(const char *field, size_t len);
@@ -393,6 +412,7 @@ enum vault_purpose {
 
 enum vault_reveal_mode { VAULT_REVEAL_PLAIN = 1, VAULT_REVEAL_MASKED = 2 };
 
+#define VAULT_CERT_HASH_LEN	32
 #define VAULT_APIKEY_NAME_MAX	64
 #define VAULT_APIKEY_FIELDS_MAX	32
 #define VAULT_APIKEY_SECRET_LEN	(4 + 2 * PV_B64URL16_LEN)
@@ -406,6 +426,12 @@ struct vault_apikey {
 	char		 fields[VAULT_APIKEY_FIELDS_MAX][PV_FIELD_NAME_MAX + 1];
 	uint64_t	 created;
 	uint64_t	 revoked;	/* 0, or when it was revoked */
+	/*
+	 * With cert_bound, the key is accepted only over a connection whose
+	 * client certificate's DER hashes (SHA-256) to cert_sha256.
+	 */
+	int		 cert_bound;
+	uint8_t		 cert_sha256[VAULT_CERT_HASH_LEN];
 };
 
 const char *vault_role_name(enum vault_role r);
@@ -452,7 +478,10 @@ struct vault_access {
 #define VAULT_MASKED_MAX	320
 #define VAULT_PSEUDONYM_STRLEN	(4 + PV_B64URL16_LEN)
 
-/* One token's answer.  value is in secure memory. */
+/*
+ * One token's answer.  value is in secure memory and is valid only during
+ * the vault_reveal_fn call that receives it.
+ */
 struct vault_reveal {
 	pv_status	 status;	/* PV_OK, or why this token failed */
 	char		 field[PV_FIELD_NAME_MAX + 1];
@@ -464,26 +493,54 @@ struct vault_reveal {
 };
 
 /*
+ * Receives the answer for tokens[i], in order, once per token.  It MUST
+ * copy out what it keeps: r and its value are wiped when it returns.  Any
+ * status but PV_OK stops the request, which then returns that status.
+ */
+typedef pv_status (*vault_reveal_fn)(void *arg, size_t i,
+	      const struct vault_reveal *r);
+
+/*
  * Answer n tokens (at most VAULT_BATCH_MAX) for a caller, from one
- * snapshot.  Whole-request failures: PV_EFORBIDDEN unless the key is a
- * reader, PV_EPURPOSE if the purpose is not among its purposes,
- * PV_EREASON if the purpose is legal and no reason is given, PV_ETOOBIG.
- * Otherwise PV_OK, and each out[i].status is PV_OK or: PV_ETOKEN,
+ * snapshot, one token at a time: each value is decrypted, handed to fn and
+ * wiped before the next, so a request holds one value (and its keys) in
+ * the secure heap whatever n is.  Whole-request failures: PV_EFORBIDDEN
+ * unless the key is a reader, PV_EPURPOSE if the purpose is not among its
+ * purposes, PV_EREASON if the purpose is legal and no reason is given,
+ * PV_ETOOBIG, PV_EUNAVAIL if the secure heap has no room for a value now
+ * (try again), PV_ENOMEM, PV_ESTORE and the like for failures that are not
+ * a token's.  Otherwise each answer's status is PV_OK or: PV_ETOKEN,
  * PV_ENOTFOUND, PV_ESHREDDED, PV_EFORBIDDEN (field not among the key's),
  * PV_ECONSENT (marketing without consent), PV_EKEYSTATE, PV_EINTEGRITY.
  * Research and masked keys get masked (and, for research, pseudonym)
- * instead of value.  Release with vault_reveal_cleanup.
+ * instead of value.
  *
  * With ev (actor, action, purpose, reason), an answered request is logged
- * before anything is returned; if the event cannot be written, PV_EUNAVAIL
- * and nothing is returned.  Refusals are the caller's to log.
+ * once every token is answered; if the event cannot be written,
+ * PV_EUNAVAIL.  Unless PV_OK is returned, the caller MUST wipe and discard
+ * everything fn received and release none of it: no access without a
+ * record.  Refusals are the caller's to log.
  */
 pv_status vault_detokenize(struct vault *v, const struct vault_access *a,
 	      const struct vault_event *ev, const char *const *tokens,
-	      const size_t *lens, size_t n, struct vault_reveal *out) PV_WUR;
-void	  vault_reveal_cleanup(struct vault_reveal *r, size_t n);
+	      const size_t *lens, size_t n, vault_reveal_fn fn,
+	      void *arg) PV_WUR;
 
-/* The masked form of a value: "a***@b.example", "***0100", "A***". */
+/*
+ * The masked form of a value.  It reveals at most a quarter of the value's
+ * characters (UTF-8 characters, rounded down), and nothing of a value of 4
+ * characters or fewer.  Leading and trailing white space (space, tab, CR,
+ * LF) is removed first; a value of n characters then shows its first n / 4
+ * characters, none if n <= 4, followed by "***": "Alexander" gives "Al***",
+ * "Ada" and "F" give "***".  An "email" field with an '@' is masked so in
+ * its local part and its domain separately, around its last '@':
+ * "alexander@gmail.com" gives "al***@gm***", "j@x.org" gives "***@x***".
+ * A "phone" field shows "***" and its last 2 digits if it has 8 digits or
+ * more, "***" alone otherwise: "+1 555 0100" gives "***00", "5551" "***".
+ * A value that is not UTF-8 gives "***".  What is shown is cut at a
+ * character boundary to fit VAULT_MASKED_MAX bytes (156 bytes per part of
+ * an email), so out is always UTF-8 of at most VAULT_MASKED_MAX bytes.
+ */
 void	  vault_mask(char out[static VAULT_MASKED_MAX + 1], const char *field,
 	      size_t fieldlen, const char *value, size_t len);
 
@@ -683,5 +740,11 @@ struct vault_info {
  * version.  Release keys with free().
  */
 pv_status vault_info(struct vault *v, struct vault_info *out) PV_WUR;
+
+/*
+ * Integrity alarms since the vault was opened: values in the data
+ * directory that failed authentication (forged, swapped or rolled back).
+ */
+uint64_t  vault_alarms(struct vault *v);
 
 #endif /* VAULT_H */

@@ -113,6 +113,7 @@ struct vault {
 	uint64_t	 max_kek_age;	/* cryptoperiod, seconds; 0: none */
 	uint64_t	 max_kek_wraps;	/* cryptoperiod, DEKs; 0: none */
 	atomic_uint	 retention_days; /* default for new records; 0: none */
+	atomic_ullong	 alarms;	/* integrity failures seen (vault_alarm) */
 	const char	*actor;		/* logs this process's own operations */
 	unsigned	 duty;		/* long jobs' share of the writer, % */
 	uint32_t	 limit_count;	/* person's requests per window */
@@ -296,5 +297,38 @@ pv_status vault_index_del(struct vault *v, struct pv_txn *t, uint64_t seq,
 size_t	  vault_token_val(uint8_t out[static TOKEN_VAL_MAX], uint64_t rec_seq,
 	      const uint8_t check[static CHECK_LEN], const char *name,
 	      size_t namelen);
+
+/*
+ * An integrity failure in the data directory (a forged or rolled-back
+ * value): logged as an alarm, naming what and where but never a value,
+ * and counted for /metrics.  Returns PV_EINTEGRITY for the caller to pass
+ * on.
+ */
+pv_status vault_alarm(struct vault *v, const char *what, const char *where);
+
+/*
+ * Row authentication (docs/format.md, "what authenticates each table"):
+ * HMAC-SHA256 under the row subkey of the IDS key over the table, the
+ * row's key and its value (without the MAC), stored after the value.
+ */
+#define VAULT_ROW_MAC_LEN	PV_HMAC_LEN
+pv_status vault_row_mac(struct vault *v, enum pv_table tab, const void *key,
+	      size_t klen, const void *val, size_t vlen,
+	      uint8_t out[static VAULT_ROW_MAC_LEN]) PV_WUR;
+/*
+ * Prove a live record's header (type, flags, created, retain until) by
+ * unwrapping its DEK, whose AAD binds them, before deciding on them
+ * without opening the record (shred, sweep, hold).  PV_EINTEGRITY (an
+ * alarm) if it was edited; PV_EKEYSTATE if its KEK may not unwrap (PV_OK
+ * if the KEK was destroyed: nothing is left to protect).
+ */
+pv_status vault_header_verify(struct vault *v, uint64_t seq,
+	      const uint8_t *rec, size_t len) PV_WUR;
+/*
+ * Upgrade a vault made before rows were authenticated (access.c): MAC
+ * every API key in bounded transactions, then mark the vault.  Resumes
+ * where a crash left it.
+ */
+pv_status vault_auth_upgrade(struct vault *v) PV_WUR;
 
 #endif /* VAULT_INT_H */

@@ -35,6 +35,7 @@ only 'lmdb.h' store/pv_store.c
 only 'argon2.h' kms/kms.c
 only 'jansson.h' api/json.c tools/dev/bench/echo.c
 only 'microhttpd.h' api/http.c tools/dev/bench/echo.c
+only 'gnutls/' api/http.c
 
 includes() {	# includes HEADER FILE...: list the lines of FILE... that do
 	h=$1; shift

@@ -67,7 +67,8 @@ function request()
     return wrk.format("GET", "/v1/no-such-route", nil, nil)
   else
     return wrk.format("POST", "/v1/lookup", nil,
-      '{"field":"email","value":"' .. items[math.random(1, #items)] .. '"}')
+      '{"field":"email","value":"' .. items[math.random(1, #items)] ..
+      '","purpose":"service"}')
   end
 end
 

@@ -92,7 +92,7 @@ md="$out/results.md"
 W=$("$pv" apikey create --name bench-writer --role writer)
 R=$("$pv" apikey create --name bench-reader --role reader --purposes service)
 start echo "$root/$b/pv-echo"
-start pv "$pv" serve --listen 127.0.0.1:0
+start pv "$pv" serve --listen 127.0.0.1:0 --rate-limit 0
 # The server's anonymous memory, sampled through the HTTP runs: its peak.
 (
 	peak=0
@@ -217,7 +217,7 @@ psecs=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' populate.json)
 rw_idle=$("$pv" kms rewrap --batch 5000 | sed -n 's/.*"summary":true,\(.*\)}/\1/p')
 "$pv" kms rotate >/dev/null
 
-start pv "$pv" serve --listen 127.0.0.1:0
+start pv "$pv" serve --listen 127.0.0.1:0 --rate-limit 0
 body='{"records":['
 j=0
 while [ $j -lt 1000 ]; do

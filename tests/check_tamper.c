@@ -1,0 +1,475 @@
+/*
+ * check_tamper: the data-file tamper matrix.  White-box: edits stored
+ * values through pv_store.h with the vault closed (an attacker with the
+ * data directory but not the root key), then checks through vault.h that
+ * nothing is granted: an API key's rights do not grow, a revoked key stays
+ * revoked, a held record is not shredded, a future retention date is not
+ * swept, consent is not granted, an older ring generation is refused; and
+ * that an alarm is counted.  Offsets are docs/format.md's.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pv_store.h"
+#include "vault.h"
+#include "testutil.h"
+
+#define REC_FLAGS	1
+#define REC_CREATED	74
+#define REC_RETAIN	82
+#define REC_FIELDS	92	/* the header before the fields */
+#define FLAG_HOLD	0x02
+#define VAL_MAX		8192
+
+static char dir[PATH_MAX], keyfile[PATH_MAX + 16], datadir[PATH_MAX + 16];
+static struct vault_opts opts;
+
+static void
+setup(void)
+{
+	struct vault *v = NULL;
+
+	tu_vault_setup(dir, keyfile, datadir, &opts);
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	vault_close(v);
+}
+
+#define F(n, v)	{ n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+static struct vault *
+vopen(void)
+{
+	struct vault *v = NULL;
+
+	ck_assert_int_eq(vault_open(&opts, &v), PV_OK);
+	return v;
+}
+
+/* A stored value, copied out; returns its length. */
+static size_t
+peek(enum pv_table tab, const void *key, size_t klen, uint8_t *out)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s;
+	struct pv_txn *t;
+	const void *val;
+	size_t vl;
+
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_get(t, tab, key, klen, &val, &vl), PV_OK);
+	ck_assert_uint_le(vl, VAL_MAX);
+	memcpy(out, val, vl);
+	pv_txn_abort(t);
+	pv_store_close(s);
+	return vl;
+}
+
+/* Store val under key (or delete key if val is NULL). */
+static void
+poke(enum pv_table tab, const void *key, size_t klen, const void *val,
+    size_t vl)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s;
+	struct pv_txn *t;
+	pv_status rc;
+
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	if (val == NULL) {
+		rc = pv_del(t, tab, key, klen, NULL, 0);
+		ck_assert(rc == PV_OK || rc == PV_ENOTFOUND);
+	} else
+		ck_assert_int_eq(pv_put(t, tab, key, klen, val, vl, 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	pv_store_close(s);
+}
+
+/* The API key table's key (secret hash) of the key named name. */
+static void
+apikey_row(const char *name, uint8_t hash[static 32])
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct pv_cursor *c;
+	const uint8_t *k, *val;
+	size_t kl, vl, n = strlen(name);
+	int found = 0;
+	pv_status rc;
+
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_APIKEYS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK; rc = pv_cursor_next(c, 0,
+	    (const void **)&k, &kl, (const void **)&val, &vl))
+		if (vl > 25 + n && val[24] == n &&
+		    memcmp(val + 25, name, n) == 0) {
+			memcpy(hash, k, 32);
+			found = 1;
+		}
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	pv_store_close(s);
+	ck_assert(found);
+}
+
+static int
+same_rights(const struct vault_apikey *a, const struct vault_apikey *b)
+{
+	return a->role == b->role && a->reveal == b->reveal &&
+	    a->purposes == b->purposes && a->nfields == b->nfields &&
+	    a->revoked == b->revoked && a->created == b->created &&
+	    a->cert_bound == b->cert_bound &&
+	    memcmp(a->fields, b->fields, sizeof(a->fields)) == 0 &&
+	    memcmp(a->cert_sha256, b->cert_sha256,
+	    sizeof(a->cert_sha256)) == 0;
+}
+
+static void
+make_key(struct vault *v, const char *name, enum vault_role role,
+    enum vault_reveal_mode reveal, uint32_t purposes, const char *field,
+    char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+{
+	struct vault_apikey k;
+
+	memset(&k, 0, sizeof(k));
+	(void)snprintf(k.name, sizeof(k.name), "%s", name);
+	k.role = role;
+	k.reveal = reveal;
+	k.purposes = purposes;
+	if (field != NULL) {
+		(void)snprintf(k.fields[0], sizeof(k.fields[0]), "%s", field);
+		k.nfields = 1;
+	}
+	k.cert_bound = 1;
+	memset(k.cert_sha256, 0x5a, sizeof(k.cert_sha256));
+	ck_assert_int_eq(vault_apikey_create(v, &k, secret), PV_OK);
+	secret[VAULT_APIKEY_SECRET_LEN] = '\0';
+}
+
+/* Every byte of an API key's value, flipped: auth fails or is unchanged. */
+START_TEST(apikey_byte_flips)
+{
+	char sec[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t hash[32], orig[VAL_MAX], val[VAL_MAX];
+	struct vault_apikey before, after;
+	struct vault *v;
+	size_t len, refused = 0;
+
+	v = vopen();
+	make_key(v, "research", VAULT_ROLE_READER, VAULT_REVEAL_MASKED,
+	    1u << VAULT_P_RESEARCH, "email", sec);
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &before),
+	    PV_OK);
+	vault_close(v);
+	apikey_row("research", hash);
+	len = peek(PV_T_APIKEYS, hash, 32, orig);
+	for (size_t i = 0; i < len; i++) {
+		for (int b = 0; b < 2; b++) {
+			pv_status rc;
+
+			memcpy(val, orig, len);
+			val[i] ^= b ? 0x80 : 0x01;
+			poke(PV_T_APIKEYS, hash, 32, val, len);
+			v = vopen();
+			rc = vault_apikey_auth(v, sec, strlen(sec), &after);
+			if (rc == PV_OK)
+				ck_assert(same_rights(&before, &after));
+			else {
+				ck_assert_int_eq(rc, PV_EUNAUTH);
+				ck_assert_uint_gt(vault_alarms(v), 0);
+				refused++;
+			}
+			vault_close(v);
+		}
+	}
+	/* The value is MAC'd whole: every flip is refused. */
+	ck_assert_uint_eq(refused, 2 * len);
+	/* Cut short, or grown by a byte. */
+	poke(PV_T_APIKEYS, hash, 32, orig, len - 1);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &after),
+	    PV_EUNAUTH);
+	vault_close(v);
+	poke(PV_T_APIKEYS, hash, 32, orig, len);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &after), PV_OK);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+	printf("api key: %zu bytes, %zu flips refused\n", len, refused);
+}
+END_TEST
+
+/* Values swapped between two keys: neither key gets the other's rights. */
+START_TEST(apikey_swap)
+{
+	char s1[VAULT_APIKEY_SECRET_LEN + 1], s2[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t h1[32], h2[32], v1[VAL_MAX], v2[VAL_MAX];
+	struct vault_apikey k;
+	struct vault_apikey *list;
+	struct vault *v;
+	size_t l1, l2, n;
+
+	v = vopen();
+	make_key(v, "masked", VAULT_ROLE_READER, VAULT_REVEAL_MASKED,
+	    1u << VAULT_P_RESEARCH, "email", s1);
+	make_key(v, "boss", VAULT_ROLE_ADMIN, VAULT_REVEAL_PLAIN, 0x7f, NULL,
+	    s2);
+	vault_close(v);
+	apikey_row("masked", h1);
+	apikey_row("boss", h2);
+	l1 = peek(PV_T_APIKEYS, h1, 32, v1);
+	l2 = peek(PV_T_APIKEYS, h2, 32, v2);
+	poke(PV_T_APIKEYS, h1, 32, v2, l2);
+	poke(PV_T_APIKEYS, h2, 32, v1, l1);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, s1, strlen(s1), &k), PV_EUNAUTH);
+	ck_assert_int_eq(vault_apikey_auth(v, s2, strlen(s2), &k), PV_EUNAUTH);
+	ck_assert_uint_ge(vault_alarms(v), 2);
+	/* apikey list does not show forged rights as real. */
+	ck_assert_int_eq(vault_apikey_list(v, &list, &n), PV_EINTEGRITY);
+	vault_close(v);
+}
+END_TEST
+
+/*
+ * A revoked key's row copied back from before its revocation (a backup):
+ * still revoked.  The revocation list deleted too: the ring MAC fails.
+ */
+START_TEST(apikey_revocation_rollback)
+{
+	char sec[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t hash[32], old[VAL_MAX], list[VAL_MAX];
+	struct vault_apikey k;
+	struct vault *v;
+	size_t len, ll;
+
+	v = vopen();
+	make_key(v, "gone", VAULT_ROLE_READER, VAULT_REVEAL_PLAIN, 0x7f, NULL,
+	    sec);
+	vault_close(v);
+	apikey_row("gone", hash);
+	len = peek(PV_T_APIKEYS, hash, 32, old);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_revoke(v, "gone"), PV_OK);
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	vault_close(v);
+	poke(PV_T_APIKEYS, hash, 32, old, len);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+	ll = peek(PV_T_META, "apikey_revoked", 14, list);
+	ck_assert_uint_eq(ll, 32);
+	poke(PV_T_META, "apikey_revoked", 14, NULL, 0);
+	v = NULL;
+	ck_assert_int_eq(vault_open(&opts, &v), PV_EINTEGRITY);
+	ck_assert_ptr_null(v);
+}
+END_TEST
+
+static void
+put_one(struct vault *v, int marketing, uint32_t days, char *id,
+    char (*toks)[VAULT_ID_STRLEN + 1])
+{
+	const struct vault_field f[] = { F("name", "Tamper Test"),
+	    F("email", "tamper@example.org") };
+	struct vault_record_in r = { f, 2, marketing, days };
+	struct vault_put_result res = { .tokens = toks };
+
+	ck_assert_int_eq(vault_put(v, &r, 1, &res), PV_OK);
+	ck_assert_int_eq(res.status, PV_OK);
+	memcpy(id, res.id, sizeof(res.id));
+}
+
+/* Every byte of a held record's header flipped: it cannot be shredded. */
+START_TEST(hold_byte_flips)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.hold", .ok = 1, .purpose = -1 };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	const char *ids[1] = { id };
+	size_t lens[1] = { VAULT_ID_STRLEN }, len, cleared = 0;
+	struct vault_receipt rcpt;
+	struct vault *v;
+
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	ck_assert_int_eq(vault_record_hold(v, &ev, id, strlen(id), 1), PV_OK);
+	vault_close(v);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	ck_assert(orig[REC_FLAGS] & FLAG_HOLD);
+	for (size_t i = 0; i < REC_FIELDS; i++) {
+		for (int b = 0; b < 2; b++) {
+			pv_status st = PV_OK, rc;
+
+			memcpy(val, orig, len);
+			val[i] ^= b ? FLAG_HOLD : 0x01;
+			if (i == REC_FLAGS && !(val[i] & FLAG_HOLD))
+				cleared++;
+			poke(PV_T_RECORDS, key, 8, val, len);
+			v = vopen();
+			rc = vault_shred(v, ids, lens, 1, "tamper", &rcpt,
+			    &st);
+			ck_assert(rc != PV_OK || st != PV_OK);
+			if (i == REC_FLAGS && !(val[i] & FLAG_HOLD))
+				ck_assert_uint_gt(vault_alarms(v), 0);
+			vault_close(v);
+		}
+	}
+	ck_assert_uint_eq(cleared, 1);
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	v = vopen();
+	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
+	vault_close(v);
+}
+END_TEST
+
+/*
+ * A record with ten years left, its date (and its retention-table entry
+ * with it) moved into the past, byte by byte: the sweep shreds nothing.
+ */
+START_TEST(retention_moved)
+{
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX], rk[16], nk[16];
+	uint64_t shredded, held, until = 0;
+	size_t len;
+	struct vault *v;
+
+	v = vopen();
+	put_one(v, 0, 3650, id, toks);
+	vault_close(v);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	for (int i = 0; i < 8; i++)
+		until = until << 8 | orig[REC_RETAIN + i];
+	ck_assert_uint_gt(until, 0);
+	memcpy(rk, orig + REC_RETAIN, 8);
+	memcpy(rk + 8, key, 8);
+	/* Each byte of the date, from the most significant, cleared. */
+	for (int i = 0; i < 8; i++) {
+		memcpy(val, orig, len);
+		for (int j = 0; j <= i; j++)
+			val[REC_RETAIN + j] = 0;
+		val[REC_RETAIN + 7] = 1;
+		memcpy(nk, val + REC_RETAIN, 8);
+		memcpy(nk + 8, key, 8);
+		poke(PV_T_RECORDS, key, 8, val, len);
+		poke(PV_T_RETAIN, rk, 16, NULL, 0);
+		poke(PV_T_RETAIN, nk, 16, "\1", 1);
+		v = vopen();
+		ck_assert_int_eq(vault_retention_sweep(v, 0, 0, &shredded,
+		    &held), PV_OK);
+		ck_assert_uint_eq(shredded, 0);
+		/* A date still ahead is not looked at; one past is proven. */
+		if ((uint64_t)time(NULL) >= pv_get_u64(nk))
+			ck_assert_uint_gt(vault_alarms(v), 0);
+		vault_close(v);
+		poke(PV_T_RETAIN, nk, 16, NULL, 0);
+		poke(PV_T_RETAIN, rk, 16, "\1", 1);
+	}
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	v = vopen();
+	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
+	vault_close(v);
+}
+END_TEST
+
+/* What a detokenize answered: only its status and whether it had a value. */
+static pv_status
+seen(void *arg, size_t i, const struct vault_reveal *r)
+{
+	struct vault_reveal *out = arg;
+
+	out[i].status = r->status;
+	out[i].value = NULL;
+	ck_assert(r->status != PV_OK || r->value == NULL);
+	return PV_OK;
+}
+
+/* Consent set on disk: a marketing read gets nothing. */
+START_TEST(consent_not_granted)
+{
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	char sec[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	const char *tk[1] = { toks[1] };
+	size_t tl[1] = { VAULT_ID_STRLEN }, len;
+	struct vault_reveal out[1];
+	struct vault_apikey k;
+	struct vault_access a = { &k, VAULT_P_MARKETING, NULL };
+	struct vault *v;
+
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	make_key(v, "mkt", VAULT_ROLE_READER, VAULT_REVEAL_PLAIN,
+	    1u << VAULT_P_MARKETING, NULL, sec);
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	vault_close(v);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	memcpy(val, orig, len);
+	val[REC_FLAGS] |= 0x01;
+	poke(PV_T_RECORDS, key, 8, val, len);
+	v = vopen();
+	out[0].status = PV_OK;
+	ck_assert_int_eq(vault_detokenize(v, &a, NULL, tk, tl, 1, seen, out),
+	    PV_OK);
+	ck_assert_int_ne(out[0].status, PV_OK);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+}
+END_TEST
+
+/* An older ring generation, or an older ring entry, is refused at open. */
+START_TEST(ring_rollback)
+{
+	uint8_t gen[VAL_MAX], ent[VAL_MAX], gen2[VAL_MAX];
+	const uint8_t kek1[5] = { 1, 0, 0, 0, 1 };
+	struct vault *v = NULL;
+	uint32_t newv;
+	size_t gl, el;
+
+	gl = peek(PV_T_META, "ring_gen", 8, gen);
+	el = peek(PV_T_RING, kek1, 5, ent);
+	v = vopen();
+	ck_assert_int_eq(vault_rotate(v, VAULT_KEK, &newv), PV_OK);
+	vault_close(v);
+	(void)peek(PV_T_META, "ring_gen", 8, gen2);
+	poke(PV_T_META, "ring_gen", 8, gen, gl);
+	v = NULL;
+	ck_assert_int_eq(vault_open(&opts, &v), PV_EINTEGRITY);
+	ck_assert_ptr_null(v);
+	poke(PV_T_META, "ring_gen", 8, gen2, gl);
+	/* KEK 1 copied back as it was, active. */
+	poke(PV_T_RING, kek1, 5, ent, el);
+	ck_assert_int_eq(vault_open(&opts, &v), PV_EINTEGRITY);
+	ck_assert_ptr_null(v);
+}
+END_TEST
+
+static Suite *
+tamper_suite(void)
+{
+	return tu_suite_core("tamper", setup, tu_teardown, 600,
+	    apikey_byte_flips, apikey_swap, apikey_revocation_rollback,
+	    hold_byte_flips, retention_moved, consent_not_granted,
+	    ring_rollback, NULL);
+}
+
+int
+main(void)
+{
+	return tu_run(tamper_suite());
+}
