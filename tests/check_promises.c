@@ -5,6 +5,7 @@
  * the vault API in-process (the CLI's put reads standard input); every
  * other step is the piivault command.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -36,6 +37,9 @@ setup(void)
 
 	tu_vault_setup(dir, keyfile, datadir, &o);
 	memcpy(su_tdir, dir, sizeof(su_tdir));	/* where su_cli keeps stderr */
+	ck_assert_int_lt(snprintf(su_logpath, sizeof(su_logpath),
+	    "%s/serve.log", dir), (int)sizeof(su_logpath));
+	memset(&su_srv, 0, sizeof(su_srv));
 	ck_assert_int_eq(vault_create(&o, &v), PV_OK);
 	ck_assert_int_eq(vault_put(v, &in, 1, &res), PV_OK);
 	ck_assert_int_eq(res.status, PV_OK);
@@ -47,6 +51,8 @@ setup(void)
 static void
 teardown(void)
 {
+	if (su_srv.pid > 0)
+		su_srv_stop();
 	tu_teardown();
 }
 
@@ -190,10 +196,42 @@ START_TEST(modes_of_what_it_makes)
 }
 END_TEST
 
+/*
+ * "Secrets in memory": a process that holds keys makes no core dump.  The
+ * server, once it serves, has RLIMIT_CORE 0 (read from /proc, as an
+ * operator would).
+ */
+START_TEST(server_makes_no_core)
+{
+	const char *const extra[] = { "--data-dir", datadir, NULL };
+	char path[64], *lim, *line;
+	size_t len;
+
+	struct rlimit rl;
+
+	/* The server must lower it itself: it inherits a limit above 0. */
+	ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	ck_assert_msg(rl.rlim_max > 0, "hard core limit is 0 here");
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_CORE, &rl), 0);
+	su_srv_start_local(keyfile, extra, NULL);
+	(void)snprintf(path, sizeof(path), "/proc/%d/limits", (int)su_srv.pid);
+	ck_assert_ptr_nonnull(lim = su_slurp(path, &len));
+	ck_assert_ptr_nonnull(line = strstr(lim, "Max core file size"));
+	line += strlen("Max core file size");
+	while (*line == ' ')
+		line++;
+	ck_assert_msg(strncmp(line, "0 ", 2) == 0, "core limit: %.40s", line);
+	free(lim);
+	su_srv_stop();
+}
+END_TEST
+
 int
 main(void)
 {
 	return su_suite_main("check_promises", tu_suite_core("promises",
 	    setup, teardown, 120, shred_epoch_and_older_copies,
-	    wrong_root_key_changes_nothing, modes_of_what_it_makes, NULL));
+	    wrong_root_key_changes_nothing, modes_of_what_it_makes,
+	    server_makes_no_core, NULL));
 }
