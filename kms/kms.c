@@ -508,8 +508,12 @@ ring_walk(struct pv_txn *t, ring_visit_fn *visit, void *arg)
 	return rc == PV_ENOTFOUND ? PV_OK : rc;
 }
 
-/* What the ring MAC covers of each entry: all but the wrap counters. */
-#define RING_MAC_ENTRY	(RING_KEY_LEN + 1 + 8 + KMS_WRAPPED_LEN)
+/*
+ * What the ring MAC covers of each entry: all of it, the wrap counters too
+ * (so that a KEK's cryptoperiod cannot be put off by lowering them); they
+ * change on every wrap, and kms_count_wraps seals the ring again each time.
+ */
+#define RING_MAC_ENTRY	(RING_KEY_LEN + 1 + 8 + 16 + KMS_WRAPPED_LEN)
 
 struct ring_mac_acc {
 	uint8_t		*buf;
@@ -538,7 +542,9 @@ ring_mac_one(void *arg, const struct kms_key_info *row,
 	ring_key_encode(p, row->kind, row->version);
 	p[RING_KEY_LEN] = val[RV_STATE];
 	memcpy(p + RING_KEY_LEN + 1, val + RV_CREATED, 8);
-	memcpy(p + RING_KEY_LEN + 9, val + RV_WRAPPED, KMS_WRAPPED_LEN);
+	memcpy(p + RING_KEY_LEN + 9, val + RV_LIVE, 8);
+	memcpy(p + RING_KEY_LEN + 17, val + RV_TOTAL, 8);
+	memcpy(p + RING_KEY_LEN + 25, val + RV_WRAPPED, KMS_WRAPPED_LEN);
 	a->len += RING_MAC_ENTRY;
 	return PV_OK;
 }
@@ -546,7 +552,7 @@ ring_mac_one(void *arg, const struct kms_key_info *row,
 /*
  * The ring's MAC under the ring-auth subkey of the IDS key (which never
  * rotates, so a root rotation leaves it as it is): vault id, generation,
- * every entry but its counters, and the revocation list
+ * every entry with its wrap counters, and the revocation list
  * (KMS_META_REVOKED), so that none of them can be edited, deleted or
  * copied back from an older file alone.
  */
@@ -1106,7 +1112,6 @@ kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
 	uint64_t live, total;
 	pv_status rc;
 
-	(void)k;
 	ring_key_encode(rk, KMS_KEK, version);
 	if ((rc = pv_get(t, PV_T_RING, rk, sizeof(rk), &v, &vl)) != PV_OK)
 		return rc == PV_ENOTFOUND ? PV_EKEYSTATE : rc;
@@ -1126,7 +1131,11 @@ kms_count_wraps(struct kms *k, struct pv_txn *t, uint32_t version,
 	total = n_new > UINT64_MAX - total ? UINT64_MAX : total + n_new;
 	pv_put_u64(val + RV_LIVE, live);
 	pv_put_u64(val + RV_TOTAL, total);
-	return pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val), 0);
+	if ((rc = pv_put(t, PV_T_RING, rk, sizeof(rk), val, sizeof(val),
+	    0)) != PV_OK)
+		return rc;
+	/* The counters are under the ring MAC: seal it again. */
+	return k->authed ? kms_ring_seal(k, t) : PV_OK;
 }
 
 /* The permutation of domain d, forward (seal) or back, under the lock. */

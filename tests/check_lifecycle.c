@@ -1634,10 +1634,13 @@ START_TEST(shred_record)
 	ck_assert_uint_eq(record_count(v), 1);
 	expect_kek(v, 1, VAULT_KEY_ACTIVE, 1, 2);
 
-	/* The tombstone: id check, time, reason, KEK; no personal data. */
+	/*
+	 * The tombstone: id check, time, reason, KEK, its row MAC (32); no
+	 * personal data.
+	 */
 	len = rec_read(s, 1, buf, sizeof(buf));
 	ck_assert_uint_eq(buf[REC_TYPE], REC_TOMBSTONE);
-	ck_assert_uint_eq(len, TS_REASON + strlen(r1.reason));
+	ck_assert_uint_eq(len, TS_REASON + strlen(r1.reason) + 32);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
 		ck_assert_msg(memmem(buf, len, values[i], strlen(values[i])) ==
 		    NULL, "tombstone holds value %zu", i);

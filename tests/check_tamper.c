@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "kms.h"
+#include "pv.h"
 #include "pv_store.h"
 #include "vault.h"
 #include "testutil.h"
@@ -398,6 +400,106 @@ seen(void *arg, size_t i, const struct vault_reveal *r)
 	return PV_OK;
 }
 
+static int
+same_receipt(const struct vault_receipt *a, const struct vault_receipt *b)
+{
+	return strcmp(a->id, b->id) == 0 && a->shredded_at == b->shredded_at &&
+	    a->kek_version == b->kek_version && a->audit_seq == b->audit_seq &&
+	    strcmp(a->reason, b->reason) == 0;
+}
+
+/* Shred id; its receipt and status. */
+static pv_status
+shred_id(struct vault *v, const char *id, struct vault_receipt *r,
+    pv_status *st)
+{
+	const char *ids[1] = { id };
+	size_t lens[1] = { VAULT_ID_STRLEN };
+
+	*st = PV_OK;
+	return vault_shred(v, ids, lens, 1, "tamper test", r, st);
+}
+
+/*
+ * Every byte of a tombstone flipped: the shred answers no altered receipt
+ * (an integrity error and an alarm, or not found when its check value is
+ * what changed); tombstones swapped between records: integrity errors.
+ * A tombstone deleted: its token answers not found (nothing comes back).
+ */
+START_TEST(tombstone_byte_flips)
+{
+	char id[VAULT_ID_STRLEN + 1], id2[VAULT_ID_STRLEN + 1];
+	char toks[2][VAULT_ID_STRLEN + 1], toks2[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t key2[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
+	uint8_t orig[VAL_MAX], orig2[VAL_MAX], val[VAL_MAX];
+	struct vault_receipt first, r;
+	struct vault *v;
+	size_t len, len2, refused = 0, notfound = 0;
+	pv_status rc, st;
+
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	put_one(v, 0, 0, id2, toks2);
+	ck_assert_int_eq(shred_id(v, id, &first, &st), PV_OK);
+	ck_assert_int_eq(st, PV_OK);
+	ck_assert_int_eq(shred_id(v, id2, &r, &st), PV_OK);
+	vault_close(v);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	len2 = peek(PV_T_RECORDS, key2, 8, orig2);
+	for (size_t i = 0; i < len; i++) {
+		memcpy(val, orig, len);
+		val[i] ^= 0x01;
+		poke(PV_T_RECORDS, key, 8, val, len);
+		v = vopen();
+		rc = shred_id(v, id, &r, &st);
+		if (rc == PV_OK && st == PV_OK)
+			ck_assert(same_receipt(&first, &r));
+		else if (rc == PV_OK && st == PV_ENOTFOUND)
+			notfound++;
+		else {
+			ck_assert_uint_gt(vault_alarms(v), 0);
+			refused++;
+		}
+		vault_close(v);
+	}
+	/* The MAC is checked first: every flip is an integrity error. */
+	ck_assert_uint_eq(notfound, 0);
+	ck_assert_uint_eq(refused, len);
+	/* Cut short (the MAC removed), and swapped with another's. */
+	poke(PV_T_RECORDS, key, 8, orig, len - 32);
+	v = vopen();
+	rc = shred_id(v, id, &r, &st);
+	ck_assert(rc != PV_OK || st != PV_OK);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+	poke(PV_T_RECORDS, key, 8, orig2, len2);
+	poke(PV_T_RECORDS, key2, 8, orig, len);
+	v = vopen();
+	rc = shred_id(v, id2, &r, &st);
+	ck_assert(rc != PV_OK || st != PV_OK);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	poke(PV_T_RECORDS, key2, 8, orig2, len2);
+	v = vopen();
+	ck_assert_int_eq(shred_id(v, id, &r, &st), PV_OK);
+	ck_assert_int_eq(st, PV_OK);
+	ck_assert(same_receipt(&first, &r));
+	ck_assert_int_eq(tu_get_status(v, toks[0]), PV_ESHREDDED);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+	/* Deleted: the token answers not found, and no value returns. */
+	poke(PV_T_RECORDS, key, 8, NULL, 0);
+	v = vopen();
+	ck_assert_int_eq(tu_get_status(v, toks[0]), PV_ENOTFOUND);
+	ck_assert_int_eq(tu_get_status(v, toks[1]), PV_ENOTFOUND);
+	vault_close(v);
+	printf("tombstone: %zu bytes, %zu flips refused, %zu not found\n",
+	    len, refused, notfound);
+}
+END_TEST
+
 /* Consent set on disk: a marketing read gets nothing. */
 START_TEST(consent_not_granted)
 {
@@ -459,13 +561,282 @@ START_TEST(ring_rollback)
 }
 END_TEST
 
+/*
+ * The old format, made white-box: what e262fc3 wrote (docs/format.md at
+ * that commit).  API key rows version 1 (no flags, no cert, no MAC), no
+ * meta ring_mac, no apikey_revoked, and the root check under the label
+ * "pv-root-check".  The first keep rows (in table order) are left at
+ * version 2 and only the revoked among them listed: the state a crash
+ * after the upgrade's first batch leaves.
+ */
+#define OLD_KEYS_MAX	128
+
+static void
+make_old(size_t keep)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	static uint8_t keys[OLD_KEYS_MAX][32], vals[OLD_KEYS_MAX][VAL_MAX];
+	static size_t lens[OLD_KEYS_MAX];
+	uint8_t root[PV_KEY_LEN], aad[13 + KMS_VAULT_ID_LEN];
+	uint8_t check[PV_GCM_NONCE_LEN + PV_GCM_TAG_LEN];
+	uint8_t revoked[OLD_KEYS_MAX * 32];
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct pv_cursor *c;
+	const uint8_t *k, *val;
+	size_t kl, vl, n = 0, nrev = 0;
+	pv_status rc;
+
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_APIKEYS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK; rc = pv_cursor_next(c, 0,
+	    (const void **)&k, &kl, (const void **)&val, &vl)) {
+		ck_assert_uint_lt(n, OLD_KEYS_MAX);
+		ck_assert_uint_eq(kl, 32);
+		ck_assert_uint_gt(vl, 32 + 25);
+		memcpy(keys[n], k, 32);
+		memcpy(vals[n], val, vl);
+		lens[n++] = vl;
+	}
+	pv_cursor_close(c);
+	ck_assert_int_eq(rc, PV_ENOTFOUND);
+	for (size_t i = 0; i < n; i++) {
+		/* Version 2, not bound to a certificate. */
+		ck_assert_uint_eq(vals[i][0], 2);
+		ck_assert_uint_eq(vals[i][3], 0);
+		if (i < keep) {
+			if (pv_get_u64(vals[i] + 16) != 0)
+				memcpy(revoked + 32 * nrev++, keys[i], 32);
+			continue;
+		}
+		vals[i][0] = 1;
+		ck_assert_int_eq(pv_put(t, PV_T_APIKEYS, keys[i], 32, vals[i],
+		    lens[i] - 32, 0), PV_OK);
+	}
+	if (nrev > 0)
+		ck_assert_int_eq(pv_put(t, PV_T_META, "apikey_revoked", 14,
+		    revoked, 32 * nrev, 0), PV_OK);
+	else {
+		rc = pv_del(t, PV_T_META, "apikey_revoked", 14, NULL, 0);
+		ck_assert(rc == PV_OK || rc == PV_ENOTFOUND);
+	}
+	/* Tombstones without their MAC (the last 32 bytes). */
+	n = 0;
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_RECORDS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK; rc = pv_cursor_next(c, 0,
+	    (const void **)&k, &kl, (const void **)&val, &vl)) {
+		if (vl < 31 || val[0] != 2)
+			continue;
+		ck_assert_uint_lt(n, OLD_KEYS_MAX);
+		ck_assert_uint_eq(vl, 31 + (size_t)val[30] + 32);
+		memcpy(keys[n], k, 8);
+		memcpy(vals[n], val, vl - 32);
+		lens[n++] = vl - 32;
+	}
+	pv_cursor_close(c);
+	ck_assert_int_eq(rc, PV_ENOTFOUND);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(pv_put(t, PV_T_RECORDS, keys[i], 8, vals[i],
+		    lens[i], 0), PV_OK);
+	ck_assert_int_eq(pv_del(t, PV_T_META, "ring_mac", 8, NULL, 0), PV_OK);
+	ck_assert_int_eq(pv_get(t, PV_T_META, "vault_id", 8,
+	    (const void **)&val, &vl), PV_OK);
+	ck_assert_uint_eq(vl, KMS_VAULT_ID_LEN);
+	memcpy(aad, "pv-root-check", 13);
+	memcpy(aad + 13, val, KMS_VAULT_ID_LEN);
+	ck_assert_int_eq(kms_key_file_read(keyfile, root), PV_OK);
+	ck_assert_int_eq(pv_aead_seal(NULL, check, check + PV_GCM_NONCE_LEN,
+	    root, aad, sizeof(aad), NULL, 0), PV_OK);
+	pv_cleanse(root, sizeof(root));
+	ck_assert_int_eq(pv_put(t, PV_T_META, "root_check", 10, check,
+	    sizeof(check), 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	pv_store_close(s);
+}
+
+/* How many rows of the API key table are at version v. */
+static size_t
+rows_at(uint8_t ver)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct pv_cursor *c;
+	const uint8_t *k, *val;
+	size_t kl, vl, n = 0;
+	pv_status rc;
+
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_APIKEYS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK; rc = pv_cursor_next(c, 0,
+	    (const void **)&k, &kl, (const void **)&val, &vl))
+		n += vl > 0 && val[0] == ver;
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	pv_store_close(s);
+	return n;
+}
+
+#define UP_KEYS	70	/* more than one upgrade batch (64) */
+
+/*
+ * A vault in the old format opened with this code: every key keeps its
+ * secret and exactly its rights, a revoked key stays revoked, records read
+ * back, the audit chain verifies; and an upgrade cut after its first batch
+ * resumes at the next open.
+ */
+static void
+upgrade_case(size_t keep)
+{
+	static char secs[UP_KEYS][VAULT_APIKEY_SECRET_LEN + 1];
+	static struct vault_apikey before[UP_KEYS];
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	char gone[VAULT_ID_STRLEN + 1], gtoks[2][VAULT_ID_STRLEN + 1];
+	struct vault_receipt first, r;
+	struct vault_apikey k;
+	struct vault *v;
+	uint64_t count, bad;
+	char name[32];
+	pv_status st;
+
+	v = vopen();
+	vault_set_actor(v, "test");
+	put_one(v, 1, 0, id, toks);
+	put_one(v, 0, 0, gone, gtoks);
+	ck_assert_int_eq(shred_id(v, gone, &first, &st), PV_OK);
+	ck_assert_int_eq(st, PV_OK);
+	for (size_t i = 0; i < UP_KEYS; i++) {
+		memset(&k, 0, sizeof(k));
+		(void)snprintf(k.name, sizeof(k.name), "old%zu", i);
+		k.role = i % 3 == 0 ? VAULT_ROLE_READER : i % 3 == 1 ?
+		    VAULT_ROLE_WRITER : VAULT_ROLE_AUDITOR;
+		k.reveal = i % 2 ? VAULT_REVEAL_MASKED : VAULT_REVEAL_PLAIN;
+		k.purposes = (uint32_t)(i % 7 + 1);
+		if (i % 4 == 0) {
+			(void)snprintf(k.fields[0], sizeof(k.fields[0]),
+			    "email");
+			k.nfields = 1;
+		}
+		if (k.role != VAULT_ROLE_READER) {
+			k.reveal = VAULT_REVEAL_MASKED;
+			k.nfields = 0;
+		}
+		ck_assert_int_eq(vault_apikey_create(v, &k, secs[i]), PV_OK);
+		secs[i][VAULT_APIKEY_SECRET_LEN] = '\0';
+		ck_assert_int_eq(vault_apikey_auth(v, secs[i],
+		    VAULT_APIKEY_SECRET_LEN, &before[i]), PV_OK);
+	}
+	/* Every fifth key revoked. */
+	for (size_t i = 0; i < UP_KEYS; i += 5) {
+		(void)snprintf(name, sizeof(name), "old%zu", i);
+		ck_assert_int_eq(vault_apikey_revoke(v, name), PV_OK);
+	}
+	vault_close(v);
+	make_old(keep);
+	ck_assert_uint_eq(rows_at(1), UP_KEYS - keep);
+	ck_assert_uint_eq(rows_at(2), keep);
+	v = vopen();
+	vault_close(v);
+	ck_assert_uint_eq(rows_at(1), 0);
+	ck_assert_uint_eq(rows_at(2), UP_KEYS);
+	/* The upgraded vault is sealed: the old label no longer opens it. */
+	{
+		uint8_t x[VAL_MAX];
+
+		ck_assert_uint_eq(peek(PV_T_META, "ring_mac", 8, x), 32);
+		ck_assert_uint_eq(peek(PV_T_META, "apikey_revoked", 14, x),
+		    32 * ((UP_KEYS + 4) / 5));
+	}
+	v = vopen();
+	for (size_t i = 0; i < UP_KEYS; i++) {
+		pv_status rc;
+
+		rc = vault_apikey_auth(v, secs[i], VAULT_APIKEY_SECRET_LEN, &k);
+		if (i % 5 == 0)
+			ck_assert_int_eq(rc, PV_EUNAUTH);
+		else {
+			ck_assert_int_eq(rc, PV_OK);
+			ck_assert(same_rights(&before[i], &k));
+		}
+	}
+	/* The old tombstone, MAC'd by the upgrade, answers its receipt. */
+	ck_assert_int_eq(shred_id(v, gone, &r, &st), PV_OK);
+	ck_assert_int_eq(st, PV_OK);
+	ck_assert(same_receipt(&first, &r));
+	ck_assert_int_eq(tu_get_status(v, gtoks[0]), PV_ESHREDDED);
+	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
+	tu_expect_value(v, toks[1], "email", "tamper@example.org", 18);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_gt(count, UP_KEYS);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+	printf("upgrade: %d keys, %zu at version 2 before the open\n",
+	    UP_KEYS, keep);
+}
+
+START_TEST(upgrade_old_vault)
+{
+	upgrade_case(0);
+}
+END_TEST
+
+START_TEST(upgrade_resumes)
+{
+	upgrade_case(64);
+}
+END_TEST
+
+/*
+ * A KEK's wrap counters lowered on disk (to put off its cryptoperiod):
+ * the ring MAC covers them, so the vault does not open.
+ */
+START_TEST(wrap_counters_lowered)
+{
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	const uint8_t kek1[5] = { 1, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	struct vault *v = NULL;
+	size_t el;
+
+	v = vopen();
+	for (int i = 0; i < 3; i++)
+		put_one(v, 0, 0, id, toks);
+	vault_close(v);
+	el = peek(PV_T_RING, kek1, 5, orig);
+	ck_assert_uint_eq(el, 86);
+	/* Wraps live at 10, wraps in all at 18 (docs/format.md). */
+	for (size_t off = 10; off < 26; off += 8) {
+		memcpy(val, orig, el);
+		ck_assert_uint_ne(val[off + 7], 0);
+		val[off + 7] = 0;
+		poke(PV_T_RING, kek1, 5, val, el);
+		v = NULL;
+		ck_assert_int_eq(vault_open(&opts, &v), PV_EINTEGRITY);
+		ck_assert_ptr_null(v);
+	}
+	poke(PV_T_RING, kek1, 5, orig, el);
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	vault_close(v);
+	v = vopen();
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 tamper_suite(void)
 {
 	return tu_suite_core("tamper", setup, tu_teardown, 600,
 	    apikey_byte_flips, apikey_swap, apikey_revocation_rollback,
 	    hold_byte_flips, retention_moved, consent_not_granted,
-	    ring_rollback, NULL);
+	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
+	    upgrade_old_vault, upgrade_resumes, NULL);
 }
 
 int

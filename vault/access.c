@@ -537,7 +537,7 @@ vault_auth_upgrade(struct vault *v)
 	struct pv_txn *t = NULL;
 	const void *k, *kv;
 	size_t kl, vl, n, len;
-	uint64_t done = 0;
+	uint64_t done = 0, tombs = 0;
 	int legacy;
 	pv_status rc;
 
@@ -595,14 +595,22 @@ vault_auth_upgrade(struct vault *v)
 		done += n;
 	}
 	if (!kms_authenticated(v->kms)) {
+		pv_txn_abort(t);
+		t = NULL;
+		if ((rc = vault_tomb_upgrade(v, &tombs)) != PV_OK ||
+		    (rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			goto out;
+	}
+	if (!kms_authenticated(v->kms)) {
 		if ((rc = kms_mark_authenticated(v->kms, t)) != PV_OK)
 			goto out;
 		rc = pv_txn_commit(t);
 		t = NULL;
 		if (rc != PV_OK)
 			goto out;
-		pv_log(PV_LOG_INFO, "vault upgraded: %llu api keys and the "
-		    "ring authenticated", (unsigned long long)done);
+		pv_log(PV_LOG_INFO, "vault upgraded: %llu api keys, %llu "
+		    "tombstones and the ring authenticated",
+		    (unsigned long long)done, (unsigned long long)tombs);
 	}
 	rc = PV_OK;
 out:

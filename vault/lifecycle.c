@@ -19,6 +19,8 @@
 #define TS_AUDIT	22
 #define TS_REASONLEN	30
 #define TS_REASON	31
+/* The row MAC follows the reason (all but vaults not yet upgraded). */
+#define TS_MAX		(TS_REASON + VAULT_REASON_MAX + VAULT_ROW_MAC_LEN)
 
 /* Meta keys of resumable jobs. */
 #define META_REWRAP	"rewrap_pos"	/* u32 target, u32 from, u64 next */
@@ -94,6 +96,129 @@ vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
 	return kms_public_key(v->kms, pub);
 }
 
+/*
+ * A tombstone is MAC'd under its record seq, so that no edit of its time,
+ * reason, KEK version or audit number, and no tombstone moved from another
+ * record, is taken for real.  One without a MAC is accepted only in a
+ * vault not yet upgraded.  *body is its length without the MAC.
+ */
+pv_status
+vault_tomb_verify(struct vault *v, uint64_t seq, const uint8_t *ts,
+    size_t len, size_t *body)
+{
+	uint8_t key[SEQ_LEN], mac[VAULT_ROW_MAC_LEN];
+	size_t n;
+	pv_status rc;
+
+	if (len < TS_REASON || ts[R_TYPE] != REC_TOMBSTONE ||
+	    ts[TS_REASONLEN] > VAULT_REASON_MAX)
+		return vault_alarm(v, "tombstone", "records");
+	n = TS_REASON + (size_t)ts[TS_REASONLEN];
+	if (len == n && !kms_authenticated(v->kms)) {
+		*body = n;
+		return PV_OK;
+	}
+	if (len != n + VAULT_ROW_MAC_LEN)
+		return vault_alarm(v, "tombstone", "records");
+	pv_put_u64(key, seq);
+	if ((rc = vault_row_mac(v, PV_T_RECORDS, key, sizeof(key), ts, n,
+	    mac)) != PV_OK)
+		return rc;
+	if (!pv_ct_eq(mac, ts + n, sizeof(mac)))
+		return vault_alarm(v, "tombstone", "records");
+	*body = n;
+	return PV_OK;
+}
+
+/* Tombstones the upgrade MACs in one transaction, and scans at most. */
+#define TOMB_BATCH	64
+
+pv_status
+vault_tomb_upgrade(struct vault *v, uint64_t *done)
+{
+	uint8_t key[SEQ_LEN], (*vals)[TS_MAX] = NULL;
+	uint64_t *seqs = NULL, next = 0;
+	size_t *lens = NULL, kl, vl, n, scanned;
+	struct pv_cursor *c = NULL;
+	struct pv_txn *t = NULL;
+	const uint8_t *k, *val;
+	int end;
+	pv_status rc;
+
+	*done = 0;
+	if ((vals = calloc(TOMB_BATCH, sizeof(*vals))) == NULL ||
+	    (seqs = calloc(TOMB_BATCH, sizeof(*seqs))) == NULL ||
+	    (lens = calloc(TOMB_BATCH, sizeof(*lens))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	/*
+	 * Each transaction MACs up to TOMB_BATCH tombstones that have none;
+	 * after a crash the next open scans again and skips those done.
+	 */
+	for (;;) {
+		if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+			goto out;
+		if ((rc = pv_cursor_open(t, PV_T_RECORDS, &c)) != PV_OK)
+			goto out;
+		pv_put_u64(key, next);
+		n = 0;
+		scanned = 0;
+		for (rc = pv_cursor_seek(c, key, sizeof(key), 0,
+		    (const void **)&k, &kl, (const void **)&val, &vl);
+		    rc == PV_OK; rc = pv_cursor_next(c, 0, (const void **)&k,
+		    &kl, (const void **)&val, &vl)) {
+			if (kl != SEQ_LEN) {
+				rc = vault_alarm(v, "record key", "records");
+				goto out;
+			}
+			next = pv_get_u64(k);
+			if (n == TOMB_BATCH ||
+			    scanned++ == TOMB_BATCH * SCAN_FACTOR)
+				break;
+			if (vl < TS_REASON || val[R_TYPE] != REC_TOMBSTONE ||
+			    vl != TS_REASON + (size_t)val[TS_REASONLEN])
+				continue;
+			if (val[TS_REASONLEN] > VAULT_REASON_MAX) {
+				rc = vault_alarm(v, "tombstone", "records");
+				goto out;
+			}
+			memcpy(vals[n], val, vl);
+			lens[n] = vl;
+			seqs[n++] = next;
+		}
+		pv_cursor_close(c);
+		c = NULL;
+		end = rc == PV_ENOTFOUND;
+		if (rc != PV_OK && !end)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			pv_put_u64(key, seqs[i]);
+			if ((rc = vault_row_mac(v, PV_T_RECORDS, key,
+			    sizeof(key), vals[i], lens[i], vals[i] +
+			    lens[i])) != PV_OK ||
+			    (rc = pv_put(t, PV_T_RECORDS, key, sizeof(key),
+			    vals[i], lens[i] + VAULT_ROW_MAC_LEN, 0)) != PV_OK)
+				goto out;
+		}
+		rc = pv_txn_commit(t);
+		t = NULL;
+		if (rc != PV_OK)
+			goto out;
+		*done += n;
+		if (end)
+			break;
+	}
+	rc = PV_OK;
+out:
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	free(vals);
+	free(seqs);
+	free(lens);
+	return rc;
+}
+
 /* Fill a receipt from a tombstone, and sign it. */
 static pv_status
 receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
@@ -141,7 +266,7 @@ rec_get(struct pv_txn *t, uint64_t seq, const uint8_t **rec, size_t *len)
 static pv_status
 shred_check(struct vault *v, struct pv_txn *t, uint64_t seq,
     const uint8_t *check,
-    uint8_t ts[static TS_REASON + VAULT_REASON_MAX], size_t *tslen)
+    uint8_t ts[static TS_MAX], size_t *tslen)
 {
 	const uint8_t *rec;
 	size_t len;
@@ -149,16 +274,18 @@ shred_check(struct vault *v, struct pv_txn *t, uint64_t seq,
 
 	if ((rc = rec_get(t, seq, &rec, &len)) != PV_OK)
 		return rc;
+	/* A tombstone's MAC first: one moved from another record alarms. */
+	if (len >= 1 && rec[R_TYPE] == REC_TOMBSTONE) {
+		if ((rc = vault_tomb_verify(v, seq, rec, len, tslen)) != PV_OK)
+			return rc;
+		if (!pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
+			return PV_ENOTFOUND;
+		memcpy(ts, rec, *tslen);
+		return PV_ESHREDDED;
+	}
 	if (len < R_CHECK + CHECK_LEN ||
 	    !pv_ct_eq(rec + R_CHECK, check, CHECK_LEN))
 		return PV_ENOTFOUND;
-	if (rec[R_TYPE] == REC_TOMBSTONE) {
-		if (len > TS_REASON + VAULT_REASON_MAX)
-			return PV_EINTEGRITY;
-		memcpy(ts, rec, len);
-		*tslen = len;
-		return PV_ESHREDDED;
-	}
 	if (rec[R_TYPE] != REC_LIVE || len < R_FIELDS)
 		return vault_alarm(v, "record", "records");
 	if (rec[R_FLAGS] & RF_HOLD)
@@ -175,7 +302,7 @@ shred_check(struct vault *v, struct pv_txn *t, uint64_t seq,
 static pv_status
 shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
     const uint8_t *check, const char *reason, size_t reasonlen,
-    uint64_t audit_seq, uint8_t ts[static TS_REASON + VAULT_REASON_MAX],
+    uint64_t audit_seq, uint8_t ts[static TS_MAX],
     size_t *tslen, uint32_t *kekv)
 {
 	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME];
@@ -241,8 +368,10 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	ts[TS_REASONLEN] = (uint8_t)reasonlen;
 	memcpy(ts + TS_REASON, reason, reasonlen);
 	*tslen = TS_REASON + reasonlen;
-	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), ts, *tslen, 0)) !=
-	    PV_OK)
+	if ((rc = vault_row_mac(v, PV_T_RECORDS, key, sizeof(key), ts, *tslen,
+	    ts + *tslen)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), ts, *tslen +
+	    VAULT_ROW_MAC_LEN, 0)) != PV_OK)
 		goto out;
 	if (pv_get_u64(copy + R_RETAIN) != 0 && (rc = vault_retain_del(t,
 	    pv_get_u64(copy + R_RETAIN), seq)) != PV_OK)
@@ -262,7 +391,7 @@ pv_status
 vault_shred_in(struct vault *v, struct pv_txn *t, uint64_t seq,
     const char *reason, uint64_t audit_seq)
 {
-	uint8_t ts[TS_REASON + VAULT_REASON_MAX], check[CHECK_LEN];
+	uint8_t ts[TS_MAX], check[CHECK_LEN];
 	const uint8_t *rec;
 	size_t tslen, rl;
 	uint32_t kekv;
@@ -286,7 +415,7 @@ struct shred_arg {
 	size_t				 n;
 	const char			*reason;
 	int				 limit;
-	uint8_t				(*ts)[TS_REASON + VAULT_REASON_MAX];
+	uint8_t				(*ts)[TS_MAX];
 	size_t				*tslen;
 	uint64_t			*seqs;
 	pv_status			*status;

@@ -322,6 +322,19 @@ pv_status vault_row_mac(struct vault *v, enum pv_table tab, const void *key,
  * alarm) if it was edited; PV_EKEYSTATE if its KEK may not unwrap (PV_OK
  * if the KEK was destroyed: nothing is left to protect).
  */
+/*
+ * Tombstone ts (len bytes) of record seq: PV_OK with *body its length
+ * without the row MAC; PV_EINTEGRITY (an alarm) if it is malformed, its
+ * MAC fails, or it has none in an upgraded vault.
+ */
+pv_status vault_tomb_verify(struct vault *v, uint64_t seq, const uint8_t *ts,
+	      size_t len, size_t *body) PV_WUR;
+/*
+ * MAC every tombstone that has none, in batches of their own commits
+ * (resumable: a rerun skips those done); *done how many.  Before the
+ * upgrade's mark.
+ */
+pv_status vault_tomb_upgrade(struct vault *v, uint64_t *done) PV_WUR;
 pv_status vault_header_verify(struct vault *v, uint64_t seq,
 	      const uint8_t *rec, size_t len) PV_WUR;
 /*
