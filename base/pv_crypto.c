@@ -546,20 +546,29 @@ pv_block_decrypt(uint8_t out[static PV_BLOCK_LEN],
 
 /* Ed25519 through EVP_PKEY's one-shot interface. */
 
+/* An Ed25519 private key object; OpenSSL keeps it in the secure heap. */
+static pv_status
+ed25519_private(const uint8_t priv[static PV_ED25519_LEN], EVP_PKEY **out)
+{
+	if (heap_ensure() != PV_OK)
+		return PV_ENOMEM;
+	if ((*out = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
+	    PV_ED25519_LEN)) == NULL)
+		return PV_ECRYPTO;
+	return PV_OK;
+}
+
 pv_status
 pv_ed25519_public(uint8_t pub[static PV_ED25519_LEN],
     const uint8_t priv[static PV_ED25519_LEN])
 {
 	EVP_PKEY *pk;
 	size_t len = PV_ED25519_LEN;
-	pv_status rc = PV_ECRYPTO;
+	pv_status rc;
 
-	/* A private key goes in the secure heap. */
-	if (heap_ensure() != PV_OK)
-		return PV_ENOMEM;
-	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
-	    PV_ED25519_LEN)) == NULL)
-		return PV_ECRYPTO;
+	if ((rc = ed25519_private(priv, &pk)) != PV_OK)
+		return rc;
+	rc = PV_ECRYPTO;
 	if (EVP_PKEY_get_raw_public_key(pk, pub, &len) == 1 &&
 	    len == PV_ED25519_LEN)
 		rc = PV_OK;
@@ -574,14 +583,11 @@ pv_ed25519_sign(uint8_t sig[static PV_ED25519_SIG_LEN],
 	EVP_MD_CTX *ctx = NULL;
 	EVP_PKEY *pk;
 	size_t siglen = PV_ED25519_SIG_LEN;
-	pv_status rc = PV_ECRYPTO;
+	pv_status rc;
 
-	/* A private key goes in the secure heap. */
-	if (heap_ensure() != PV_OK)
-		return PV_ENOMEM;
-	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv,
-	    PV_ED25519_LEN)) == NULL)
-		return PV_ECRYPTO;
+	if ((rc = ed25519_private(priv, &pk)) != PV_OK)
+		return rc;
+	rc = PV_ECRYPTO;
 	if ((ctx = EVP_MD_CTX_new()) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;

@@ -891,6 +891,25 @@ token_status(pv_status st)
 	}
 }
 
+/*
+ * The purpose rules that detokenize and look-up share: a purpose the key
+ * holds, a reason where the purpose needs one, and a reason fit for the
+ * audit log (short, no control codes).
+ */
+static pv_status
+purpose_check(const struct vault_access *a)
+{
+	if ((unsigned)a->purpose >= VAULT_P__COUNT ||
+	    !(a->key->purposes & (1u << a->purpose)))
+		return PV_EPURPOSE;
+	if (a->purpose == VAULT_P_LEGAL && blank(a->reason))
+		return PV_EREASON;
+	if (a->reason != NULL && *a->reason != '\0' &&
+	    !vault_reason_valid(a->reason, strlen(a->reason)))
+		return PV_EREASON;
+	return PV_OK;
+}
+
 pv_status
 vault_detokenize(struct vault *v, const struct vault_access *a,
     const struct vault_event *ev, const char *const *tokens,
@@ -904,15 +923,8 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 
 	if (a->key->role != VAULT_ROLE_READER)
 		return PV_EFORBIDDEN;
-	if ((unsigned)a->purpose >= VAULT_P__COUNT ||
-	    !(a->key->purposes & (1u << a->purpose)))
-		return PV_EPURPOSE;
-	if (a->purpose == VAULT_P_LEGAL && blank(a->reason))
-		return PV_EREASON;
-	/* A reason goes in the audit log: short, and no control codes. */
-	if (a->reason != NULL && *a->reason != '\0' &&
-	    !vault_reason_valid(a->reason, strlen(a->reason)))
-		return PV_EREASON;
+	if ((rc = purpose_check(a)) != PV_OK)
+		return rc;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
 	if ((rel = calloc(n ? n : 1, sizeof(*rel))) == NULL)
@@ -1004,14 +1016,8 @@ vault_lookup_access(struct vault *v, const struct vault_access *a,
 	if (a->key->role != VAULT_ROLE_READER &&
 	    a->key->role != VAULT_ROLE_WRITER)
 		return PV_EFORBIDDEN;
-	if ((unsigned)a->purpose >= VAULT_P__COUNT ||
-	    !(a->key->purposes & (1u << a->purpose)))
-		return PV_EPURPOSE;
-	if (a->purpose == VAULT_P_LEGAL && blank(a->reason))
-		return PV_EREASON;
-	if (a->reason != NULL && *a->reason != '\0' &&
-	    !vault_reason_valid(a->reason, strlen(a->reason)))
-		return PV_EREASON;
+	if ((rc = purpose_check(a)) != PV_OK)
+		return rc;
 	/* Whether a value exists is itself something a key may not see. */
 	if (!vault_apikey_field_allowed(a->key, field, fieldlen))
 		return PV_EFORBIDDEN;
