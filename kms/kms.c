@@ -428,7 +428,7 @@ ring_unwrap(const struct kms *k, enum kms_kind kind, uint32_t version,
  * stays stable for the vault's lifetime.  HKDF labels keep them apart.
  */
 enum { SUB_RECORD, SUB_TOKEN, SUB_PSEUDONYM, SUB_APIKEY, SUB_INDEX,
-    SUB_AUDIT, SUB_ROW, SUB_RING, SUB__COUNT };
+    SUB_AUDIT, SUB_ROW, SUB_RING, SUB_REASON, SUB__COUNT };
 #define SUBKEYS_LEN	(SUB__COUNT * PV_KEY_LEN)
 
 static pv_status
@@ -443,6 +443,7 @@ idkeys_derive(const uint8_t *ids, uint8_t **out)
 		[SUB_AUDIT] = "piivault audit",
 		[SUB_ROW] = "piivault row auth",
 		[SUB_RING] = "piivault ring auth",
+		[SUB_REASON] = "piivault reason",
 	};
 	uint8_t *sub;
 	pv_status rc = PV_OK;
@@ -1189,6 +1190,40 @@ kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 		return PV_EIO;
 	rc = pv_hmac(out, k->idkeys + sub[d] * PV_KEY_LEN, PV_KEY_LEN, parts,
 	    n);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_reason_seal(struct kms *k, uint8_t *out, const void *aad, size_t aadlen,
+    const void *pt, size_t len)
+{
+	pv_status rc;
+
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = pv_aead_seal(out + PV_GCM_NONCE_LEN, out,
+	    out + PV_GCM_NONCE_LEN + len, k->idkeys + SUB_REASON * PV_KEY_LEN,
+	    aad, aadlen, pt, len);
+	(void)pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+pv_status
+kms_reason_open(struct kms *k, uint8_t *pt, const void *aad, size_t aadlen,
+    const uint8_t *in, size_t inlen)
+{
+	size_t len;
+	pv_status rc;
+
+	if (inlen < KMS_SEAL_OVERHEAD)
+		return PV_EINTEGRITY;
+	len = inlen - KMS_SEAL_OVERHEAD;
+	if (pthread_rwlock_rdlock(&k->lock) != 0)
+		return PV_EIO;
+	rc = pv_aead_open(pt, k->idkeys + SUB_REASON * PV_KEY_LEN, in,
+	    in + PV_GCM_NONCE_LEN + len, aad, aadlen, in + PV_GCM_NONCE_LEN,
+	    len);
 	(void)pthread_rwlock_unlock(&k->lock);
 	return rc;
 }

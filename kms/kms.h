@@ -263,6 +263,19 @@ pv_status kms_keyed_hash(struct kms *k, enum kms_hash_domain d,
 	      size_t n) PV_WUR;
 
 /*
+ * Free-text reasons at rest: AES-256-GCM under K_reason (HKDF of the IDS
+ * key, label "piivault reason") with a fresh random nonce.  Seal writes
+ * nonce || ciphertext || tag, len + KMS_SEAL_OVERHEAD bytes, to out; aad
+ * binds where the reason is stored.  Open writes inlen - KMS_SEAL_OVERHEAD
+ * bytes to pt: PV_EINTEGRITY (pt wiped) if anything was changed or moved.
+ */
+#define KMS_SEAL_OVERHEAD	(PV_GCM_NONCE_LEN + PV_GCM_TAG_LEN)
+pv_status kms_reason_seal(struct kms *k, uint8_t *out, const void *aad,
+	      size_t aadlen, const void *pt, size_t len) PV_WUR;
+pv_status kms_reason_open(struct kms *k, uint8_t *pt, const void *aad,
+	      size_t aadlen, const uint8_t *in, size_t inlen) PV_WUR;
+
+/*
  * Authenticated rows.  A vault made by this version, or upgraded by
  * kms_mark_authenticated, MACs every security-relevant row (the vault does
  * so with KMS_H_ROW) and seals the ring itself: META_RING_MAC, an HMAC

@@ -1640,7 +1640,9 @@ START_TEST(shred_record)
 	 */
 	len = rec_read(s, 1, buf, sizeof(buf));
 	ck_assert_uint_eq(buf[REC_TYPE], REC_TOMBSTONE);
-	ck_assert_uint_eq(len, TS_REASON + strlen(r1.reason) + 32);
+	/* The reason sealed: nonce (12) and tag (16) around it. */
+	ck_assert_uint_eq(len, TS_REASON + strlen(r1.reason) + 28 + 32);
+	ck_assert(memmem(buf, len, r1.reason, strlen(r1.reason)) == NULL);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
 		ck_assert_msg(memmem(buf, len, values[i], strlen(values[i])) ==
 		    NULL, "tombstone holds value %zu", i);

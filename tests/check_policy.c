@@ -1721,6 +1721,67 @@ START_TEST(test_correction)
 }
 END_TEST
 
+/*
+ * Free-text reasons are sealed at rest: a legal detokenize's, a hold's and
+ * a shred's (API and CLI) reason is nowhere in the data directory, while
+ * the audit API, audit export and the receipt show it.
+ */
+START_TEST(test_reasons_sealed_at_rest)
+{
+	static const struct su_fv f[] = { { "email", "zq.rsn-8201@a.example" },
+	    { "name", "zq.rsn-name-8202" } };
+	static const char *const why[] = { "court order re: Ada Lovelace",
+	    "hold re: Grace Hopper 8203", "erase re: Alan Turing 8204",
+	    "cli erase re: Edsger Dijkstra 8205" };
+	char dir[PATH_MAX + 32];
+	struct audit_all all;
+	struct su_resp r;
+	struct su_run run;
+	struct rec a, b;
+	const char *t;
+	struct jv *v;
+
+	srv_start_plain();
+	put(f, 2, 1, KEEP, &a);
+	put(f, 2, 1, KEEP, &b);
+	t = tok_of(&a, "email");
+	v = detok(K_READER, "legal", why[0], &t, 1);
+	jfree(v);
+	set_hold(a.id, 1, why[1]);
+	set_hold(a.id, 0, why[1]);
+	req(&r, "DELETE", rec_path(a.id, "?reason=erase%20re%3A%20Alan%20"
+	    "Turing%208204"), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	ck_assert_msg(strstr(r.body.p, why[2]) != NULL, "receipt: [%s]",
+	    r.body.p);
+	su_resp_free(&r);
+	su_srv_stop();
+	cli(&run, "shred", "--reason", why[3], b.id, NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+
+	(void)snprintf(dir, sizeof(dir), "%s/piivault-data", su_tdir);
+	for (size_t i = 0; i < NELEM(why); i++)
+		ck_assert_msg(!tu_dir_contains(dir, why[i], strlen(why[i])),
+		    "[%s] is stored in plain text", why[i]);
+
+	srv_start_plain();
+	audit_read_all(&all, 100);
+	for (size_t i = 0; i < NELEM(why); i++)
+		ck_assert_msg(strstr(all.text.p, why[i]) != NULL,
+		    "the audit API does not show [%s]", why[i]);
+	audit_all_free(&all);
+	su_srv_stop();
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	for (size_t i = 0; i < NELEM(why); i++)
+		ck_assert_msg(strstr(run.out, why[i]) != NULL,
+		    "audit export does not show [%s]", why[i]);
+	su_run_free(&run);
+	(void)verify_ok();
+}
+END_TEST
+
 START_TEST(test_deletion_and_hold)
 {
 	static const struct su_fv f[] = { { "email", "zq.del-8101@a.example" },
@@ -2293,6 +2354,7 @@ policy_suite(void)
 	tcase_add_test(tc, test_access_request);
 	tcase_add_test(tc, test_correction);
 	tcase_add_test(tc, test_deletion_and_hold);
+	tcase_add_test(tc, test_reasons_sealed_at_rest);
 	tcase_add_test(tc, test_consent);
 	tcase_add_test(tc, test_request_limit_access);
 	tcase_add_test(tc, test_request_limit_concurrent);

@@ -24,6 +24,7 @@
 #define REC_RETAIN	82
 #define REC_FIELDS	92	/* the header before the fields */
 #define FLAG_HOLD	0x02
+#define FLAG_LIMITED	0x04
 #define VAL_MAX		8192
 
 static char dir[PATH_MAX], keyfile[PATH_MAX + 16], datadir[PATH_MAX + 16];
@@ -534,6 +535,233 @@ START_TEST(consent_not_granted)
 }
 END_TEST
 
+/* The audit_rec rows of record seq: keys (17 bytes) and values. */
+#define AR_ROWS_MAX	16
+#define AR_KEY_LEN	17
+
+struct ar_rows {
+	uint8_t	key[AR_ROWS_MAX][AR_KEY_LEN];
+	uint8_t	val[AR_ROWS_MAX][VAL_MAX];
+	size_t	len[AR_ROWS_MAX];
+	size_t	n;
+};
+
+static void
+ar_save(uint64_t seq, struct ar_rows *r)
+{
+	struct pv_store_opts so = { 0, 0, 0 };
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct pv_cursor *c;
+	const uint8_t *k, *val;
+	uint8_t pre[8];
+	size_t kl, vl;
+	pv_status rc;
+
+	pv_put_u64(pre, seq);
+	r->n = 0;
+	ck_assert_int_eq(pv_store_open(datadir, &so, &s), PV_OK);
+	ck_assert_int_eq(pv_txn_begin(s, 0, &t), PV_OK);
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_AUDIT_REC, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, pre, sizeof(pre), 0, (const void **)&k,
+	    &kl, (const void **)&val, &vl); rc == PV_OK &&
+	    kl == AR_KEY_LEN && memcmp(k, pre, 8) == 0;
+	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl)) {
+		ck_assert_uint_lt(r->n, AR_ROWS_MAX);
+		ck_assert_uint_le(vl, VAL_MAX);
+		memcpy(r->key[r->n], k, AR_KEY_LEN);
+		memcpy(r->val[r->n], val, vl);
+		r->len[r->n++] = vl;
+	}
+	pv_cursor_close(c);
+	pv_txn_abort(t);
+	pv_store_close(s);
+}
+
+/* Put back the saved rows, then delete those matching (kind mask). */
+static void
+ar_set(const struct ar_rows *r, int del_index, int del_counter)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		int counter = (r->key[i][8] & 0x80) != 0;
+		int del = counter ? del_counter : del_index;
+
+		poke(PV_T_AUDIT_REC, r->key[i], AR_KEY_LEN,
+		    del ? NULL : r->val[i], r->len[i]);
+	}
+}
+
+/* One more access request on a record at its limit: never allowed. */
+static void
+expect_no_access(const char *id, int alarm)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.access", .ok = 1, .purpose = -1 };
+	const struct vault_policy pol = { 0, 3, 30 * 86400 };
+	struct vault_record_view *out = NULL;
+	uint64_t retry = 0;
+	int logged = 0;
+	pv_status rc;
+	struct vault *v;
+
+	v = vopen();
+	vault_set_policy(v, &pol);
+	rc = vault_record_access(v, &ev, id, strlen(id), &out, &retry,
+	    &logged);
+	ck_assert_int_ne(rc, PV_OK);
+	ck_assert(rc == PV_ELIMIT || rc == PV_EINTEGRITY);
+	if (alarm)
+		ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_record_view_free(out);
+	vault_close(v);
+}
+
+/*
+ * A person's request limit is not reset by the data file: with the
+ * index rows, the counter row or both deleted, the counter's bytes
+ * flipped, counters swapped, or the header's limit flag cleared, a
+ * request past the limit is refused (429 or an integrity error).
+ */
+START_TEST(request_limit_reset)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.access", .ok = 1, .purpose = -1 };
+	const struct vault_policy pol = { 0, 3, 30 * 86400 };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	struct vault_record_view *out;
+	struct ar_rows *rows;
+	size_t len, ci = SIZE_MAX, di = SIZE_MAX;
+	uint64_t retry;
+	int logged;
+	struct vault *v;
+
+	ck_assert_ptr_nonnull(rows = calloc(1, sizeof(*rows)));
+	v = vopen();
+	vault_set_policy(v, &pol);
+	put_one(v, 0, 0, id, toks);
+	for (int i = 0; i < 4; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
+		    &out, &retry, &logged), i < 3 ? PV_OK : PV_ELIMIT);
+		vault_record_view_free(out);
+	}
+	vault_close(v);
+	ar_save(1, rows);
+	for (size_t i = 0; i < rows->n; i++)
+		if (rows->key[i][8] == (0x80 | VAULT_EK_ACCESS))
+			ci = i;
+		else if (rows->key[i][8] == (0x80 | VAULT_EK_DELETE))
+			di = i;
+	printf("request_limit_reset: %zu audit_rec rows\n", rows->n);
+
+	/* Index rows deleted; counter deleted; both. */
+	ar_set(rows, 1, 0);
+	expect_no_access(id, 0);
+	ar_set(rows, 0, 1);
+	expect_no_access(id, 0);
+	ar_set(rows, 1, 1);
+	expect_no_access(id, 0);
+	ck_assert_uint_ne(ci, SIZE_MAX);
+	ck_assert_uint_ne(di, SIZE_MAX);
+
+	/* Every byte of the counter flipped, index rows gone. */
+	for (size_t i = 0; i < rows->len[ci]; i++) {
+		for (int b = 0; b < 2; b++) {
+			ar_set(rows, 1, 0);
+			memcpy(val, rows->val[ci], rows->len[ci]);
+			val[i] ^= b ? 0xff : 0x01;
+			poke(PV_T_AUDIT_REC, rows->key[ci], AR_KEY_LEN, val,
+			    rows->len[ci]);
+			expect_no_access(id, 1);
+		}
+	}
+	/* A shorter counter (the empty deletion one) swapped in. */
+	ar_set(rows, 1, 0);
+	poke(PV_T_AUDIT_REC, rows->key[ci], AR_KEY_LEN, rows->val[di],
+	    rows->len[di]);
+	expect_no_access(id, 1);
+
+	/* The header's limit flag cleared, every row gone. */
+	ar_set(rows, 1, 1);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	ck_assert(orig[REC_FLAGS] & FLAG_LIMITED);
+	memcpy(val, orig, len);
+	val[REC_FLAGS] &= (uint8_t)~FLAG_LIMITED;
+	poke(PV_T_RECORDS, key, 8, val, len);
+	expect_no_access(id, 1);
+
+	/* Put back, the record still reads and is still limited. */
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	ar_set(rows, 0, 0);
+	expect_no_access(id, 0);
+	v = vopen();
+	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
+	vault_close(v);
+	free(rows);
+}
+END_TEST
+
+/* One deletion request by a person on a held record: its status. */
+static pv_status
+delete_request(const char *id, pv_status *rc)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.delete", .ok = 1, .purpose = -1 };
+	const struct vault_policy pol = { 0, 3, 30 * 86400 };
+	const char *ids[1] = { id };
+	size_t lens[1] = { VAULT_ID_STRLEN };
+	struct vault_receipt rcpt;
+	pv_status st = PV_OK;
+	uint64_t retry = 0;
+	int logged = 0;
+	struct vault_shred_req rq = { ids, lens, 1, "person", 1, &rcpt, &st,
+	    &retry, &logged };
+	struct vault *v;
+
+	v = vopen();
+	vault_set_policy(v, &pol);
+	*rc = vault_shred_ev(v, &ev, &rq);
+	vault_close(v);
+	return st;
+}
+
+/* The same for deletion requests (counted even when a hold refuses). */
+START_TEST(deletion_limit_reset)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.hold", .ok = 1, .purpose = -1 };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	struct ar_rows *rows;
+	pv_status rc, st;
+	struct vault *v;
+
+	ck_assert_ptr_nonnull(rows = calloc(1, sizeof(*rows)));
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	ck_assert_int_eq(vault_record_hold(v, &ev, id, strlen(id), 1), PV_OK);
+	vault_close(v);
+	for (int i = 0; i < 4; i++) {
+		st = delete_request(id, &rc);
+		ck_assert_int_eq(rc, PV_OK);
+		ck_assert_int_eq(st, i < 3 ? PV_EHOLD : PV_ELIMIT);
+	}
+	ar_save(1, rows);
+	for (int d = 1; d < 4; d++) {
+		ar_set(rows, d & 1, d & 2);
+		st = delete_request(id, &rc);
+		ck_assert(rc == PV_EINTEGRITY || st == PV_ELIMIT);
+	}
+	ar_set(rows, 0, 0);
+	st = delete_request(id, &rc);
+	ck_assert_int_eq(rc, PV_OK);
+	ck_assert_int_eq(st, PV_ELIMIT);
+	free(rows);
+}
+END_TEST
+
 /* An older ring generation, or an older ring entry, is refused at open. */
 START_TEST(ring_rollback)
 {
@@ -836,7 +1064,8 @@ tamper_suite(void)
 	    apikey_byte_flips, apikey_swap, apikey_revocation_rollback,
 	    hold_byte_flips, retention_moved, consent_not_granted,
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
-	    upgrade_old_vault, upgrade_resumes, NULL);
+	    upgrade_old_vault, upgrade_resumes, request_limit_reset,
+	    deletion_limit_reset, NULL);
 }
 
 int

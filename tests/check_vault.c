@@ -16,6 +16,7 @@
 #include "kms.h"		/* white-box: KMS_WRAPPED_LEN */
 #include "pv_store.h"
 #include "vault.h"
+#include "vault_int.h"	/* white-box: the vault's keys (reasons) */
 #include "testutil.h"
 
 static char dir[PATH_MAX], keyfile[PATH_MAX + 16], datadir[PATH_MAX + 16];
@@ -1000,6 +1001,183 @@ START_TEST(two_handles_one_directory)
 }
 END_TEST
 
+/*
+ * Reasons at rest (docs/format.md).  White-box: with the vault's own keys
+ * (vault_int.h), rewrite the newest tombstone and its shred event so that
+ * their row MAC and chain hash verify: in the form written before reasons
+ * were sealed (plain text; tombstone flags 0, event version 1), or with a
+ * sealed reason's ciphertext changed (forge).
+ */
+#define TS_REASON_OFF	31
+#define EV_STRINGS_OFF	12
+#define RS_BUF		1024
+
+static void
+reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
+{
+	uint8_t key[8], ts[RS_BUF], ev[RS_BUF], nev[RS_BUF], h[PV_HMAC_LEN];
+	uint8_t prev[PV_HMAC_LEN], sk[8];
+	const uint8_t *k, *val;
+	struct pv_part parts[3];
+	struct pv_cursor *c;
+	struct pv_txn *t;
+	size_t kl, vl, tl = 0, el, pos, sl, pl = strlen(plain), nl;
+	pv_status rc;
+
+	ck_assert_int_eq(vault_txn_begin(v, 1, &t), PV_OK);
+	/* The newest tombstone, without its MAC. */
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_RECORDS, &c), PV_OK);
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&val, &vl); rc == PV_OK; rc = pv_cursor_next(c, 0,
+	    (const void **)&k, &kl, (const void **)&val, &vl))
+		if (vl > TS_REASON_OFF + VAULT_ROW_MAC_LEN && val[0] == 2) {
+			ck_assert_uint_le(vl, sizeof(ts));
+			memcpy(key, k, sizeof(key));
+			tl = vl - VAULT_ROW_MAC_LEN;
+			memcpy(ts, val, tl);
+		}
+	pv_cursor_close(c);
+	ck_assert_uint_gt(tl, 0);
+	ck_assert_uint_eq(ts[1], 1);		/* sealed */
+	ck_assert_uint_eq(ts[30], pl + KMS_SEAL_OVERHEAD);
+	ck_assert(memmem(ts, tl, plain, pl) == NULL);
+	if (forge)
+		ts[TS_REASON_OFF + PV_GCM_NONCE_LEN] ^= 0x01;
+	else {
+		ts[1] = 0;
+		ts[30] = (uint8_t)pl;
+		memcpy(ts + TS_REASON_OFF, plain, pl);
+		tl = TS_REASON_OFF + pl;
+	}
+	ck_assert_int_eq(vault_row_mac(v, PV_T_RECORDS, key, sizeof(key), ts,
+	    tl, ts + tl), PV_OK);
+	ck_assert_int_eq(pv_put(t, PV_T_RECORDS, key, sizeof(key), ts,
+	    tl + VAULT_ROW_MAC_LEN, 0), PV_OK);
+
+	/* The shred's event, the newest, and the hash before it. */
+	ck_assert_int_eq(pv_cursor_open(t, PV_T_AUDIT, &c), PV_OK);
+	ck_assert_int_eq(pv_cursor_last(c, (const void **)&k, &kl,
+	    (const void **)&val, &vl), PV_OK);
+	ck_assert_uint_eq(pv_get_u64(k), aseq);
+	pv_cursor_close(c);
+	memset(prev, 0, sizeof(prev));
+	if (aseq > 1) {
+		pv_put_u64(sk, aseq - 1);
+		ck_assert_int_eq(pv_get(t, PV_T_AUDIT, sk, sizeof(sk),
+		    (const void **)&val, &vl), PV_OK);
+		memcpy(prev, val + vl - PV_HMAC_LEN, PV_HMAC_LEN);
+	}
+	pv_put_u64(sk, aseq);
+	ck_assert_int_eq(pv_get(t, PV_T_AUDIT, sk, sizeof(sk),
+	    (const void **)&val, &vl), PV_OK);
+	ck_assert_uint_le(vl, sizeof(ev));
+	el = vl - PV_HMAC_LEN;
+	memcpy(ev, val, el);
+	ck_assert_uint_eq(ev[0], 2);		/* sealed */
+	ck_assert(memmem(ev, el, plain, pl) == NULL);
+	pos = EV_STRINGS_OFF;
+	for (int i = 0; i < 3; i++)		/* actor, action, code */
+		pos += 1 + ev[pos];
+	sl = ev[pos];
+	ck_assert_uint_eq(sl, pl + KMS_SEAL_OVERHEAD);
+	if (forge) {
+		memcpy(nev, ev, el);
+		nev[pos + 1 + PV_GCM_NONCE_LEN] ^= 0x01;
+		nl = el;
+	} else {
+		memcpy(nev, ev, pos);
+		nev[0] = 1;
+		nev[pos] = (uint8_t)pl;
+		memcpy(nev + pos + 1, plain, pl);
+		memcpy(nev + pos + 1 + pl, ev + pos + 1 + sl, el - pos - 1 -
+		    sl);
+		nl = el - sl + pl;
+	}
+	parts[0] = (struct pv_part){ prev, sizeof(prev) };
+	parts[1] = (struct pv_part){ sk, sizeof(sk) };
+	parts[2] = (struct pv_part){ nev, nl };
+	ck_assert_int_eq(kms_keyed_hash(v->kms, KMS_H_AUDIT, h, parts, 3),
+	    PV_OK);
+	memcpy(nev + nl, h, sizeof(h));
+	ck_assert_int_eq(pv_put(t, PV_T_AUDIT, sk, sizeof(sk), nev,
+	    nl + sizeof(h), 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+}
+
+/* Shred id with reason; its receipt. */
+static void
+reason_shred(struct vault *v, const char *id, const char *reason,
+    struct vault_receipt *r, pv_status want)
+{
+	const char *ids[1] = { id };
+	size_t lens[1] = { VAULT_ID_STRLEN };
+	pv_status st = PV_OK;
+
+	ck_assert_int_eq(vault_shred(v, ids, lens, 1, reason, r, &st), want);
+	if (want == PV_OK)
+		ck_assert_int_eq(st, PV_OK);
+}
+
+/*
+ * Events and tombstones of vaults made before reasons were sealed still
+ * read, receipt and signature unchanged; a sealed reason that does not
+ * open (its MAC and chain hash recomputed) is an integrity error and an
+ * alarm, never shown, while audit verify (over the stored bytes) passes.
+ */
+START_TEST(reasons_old_and_forged)
+{
+	static const struct vault_field f[] = {
+		F("email", "reasons@example.org") };
+	char id[2][VAULT_ID_STRLEN + 1], toks[1][VAULT_ID_STRLEN + 1];
+	struct vault_audit_entry *e = NULL;
+	struct vault_receipt first, r;
+	struct vault *v = NULL;
+	uint64_t count, bad, alarms;
+	size_t n = 0;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	vault_set_actor(v, "test");
+	ck_assert_int_eq(put1(v, f, 1, id[0], toks), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, id[1], toks), PV_OK);
+
+	/* Old, plain text: read, receipt and signature as before. */
+	reason_shred(v, id[0], "old reason 9301", &first, PV_OK);
+	ck_assert_str_eq(first.reason, "old reason 9301");
+	reason_rewrite(v, first.audit_seq, "old reason 9301", 0);
+	reason_shred(v, id[0], "again", &r, PV_OK);
+	ck_assert_str_eq(r.reason, "old reason 9301");
+	ck_assert_uint_eq(r.audit_seq, first.audit_seq);
+	ck_assert_uint_eq(r.shredded_at, first.shredded_at);
+	ck_assert_mem_eq(r.sig, first.sig, sizeof(r.sig));
+	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1, 1, &e, &n),
+	    PV_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(e[0].reason, "old reason 9301");
+	vault_audit_entries_free(e, n);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+
+	/* Sealed, changed: verify passes, reading does not. */
+	reason_shred(v, id[1], "new reason 9302", &first, PV_OK);
+	ck_assert_str_eq(first.reason, "new reason 9302");
+	reason_rewrite(v, first.audit_seq, "new reason 9302", 1);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_uint_eq(bad, 0);
+	alarms = vault_alarms(v);
+	e = NULL;
+	n = 0;
+	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1, 1, &e, &n),
+	    PV_EINTEGRITY);
+	ck_assert_uint_gt(vault_alarms(v), alarms);
+	alarms = vault_alarms(v);
+	memset(&r, 0, sizeof(r));
+	reason_shred(v, id[1], "again", &r, PV_EINTEGRITY);
+	ck_assert_str_eq(r.reason, "");
+	ck_assert_uint_gt(vault_alarms(v), alarms);
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 vault_suite(void)
 {
@@ -1011,7 +1189,8 @@ vault_suite(void)
 	    wrong_root_key_changes_nothing, foreign_and_forged_tokens,
 	    ids_unique_and_unordered, map_full_changes_nothing,
 	    threads_share_a_vault, two_handles_one_directory,
-	    failed_group_commit_fails_every_job, numbers_exhausted, NULL);
+	    failed_group_commit_fails_every_job, numbers_exhausted,
+	    reasons_old_and_forged, NULL);
 }
 
 int

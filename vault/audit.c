@@ -22,6 +22,13 @@
 #define E_KIND		11
 #define E_STRINGS	12
 #define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
+/*
+ * Version 1 stores the reason as plain text; version 2 (written since)
+ * stores it sealed under K_reason, AAD REASON_AAD_AUDIT || seq.
+ */
+#define E_V_PLAIN	1
+#define E_V_SEALED	2
+#define REASON_AAD_AUDIT 1
 
 /* Append a length-prefixed string, cut to max and without controls. */
 static size_t
@@ -48,16 +55,55 @@ event_size(const struct vault_event *ev)
 	    ev->nfields;
 
 	return E_STRINGS + 4 + VAULT_ACTOR_MAX + VAULT_ACTION_MAX +
-	    VAULT_CODE_MAX + VAULT_REASON_MAX + 2 + ev->nrecs * SEQ_LEN + 2 +
+	    VAULT_CODE_MAX + VAULT_REASON_MAX + KMS_SEAL_OVERHEAD + 2 +
+	    ev->nrecs * SEQ_LEN + 2 +
 	    nf * (1 + PV_FIELD_NAME_MAX);
 }
 
-static size_t
-event_encode(uint8_t *p, const struct vault_event *ev, uint64_t now)
+/* AAD of event seq's sealed reason. */
+static void
+reason_aad(uint8_t aad[static 1 + SEQ_LEN], uint64_t seq)
+{
+	aad[0] = REASON_AAD_AUDIT;
+	pv_put_u64(aad + 1, seq);
+}
+
+/*
+ * Append the reason sealed: a length byte (0 for none, else the sealed
+ * length) and nonce || ciphertext || tag.  *pos advances.
+ */
+static pv_status
+put_reason(struct vault *v, uint8_t *p, size_t *pos, const char *reason,
+    uint64_t seq)
+{
+	uint8_t pt[1 + VAULT_REASON_MAX], aad[1 + SEQ_LEN];
+	size_t n;
+	pv_status rc;
+
+	n = put_str(pt, reason, VAULT_REASON_MAX) - 1;
+	if (n == 0) {
+		p[(*pos)++] = 0;
+		return PV_OK;
+	}
+	reason_aad(aad, seq);
+	rc = kms_reason_seal(v->kms, p + *pos + 1, aad, sizeof(aad), pt + 1,
+	    n);
+	pv_cleanse(pt, sizeof(pt));
+	if (rc != PV_OK)
+		return rc;
+	p[*pos] = (uint8_t)(n + KMS_SEAL_OVERHEAD);
+	*pos += 1 + n + KMS_SEAL_OVERHEAD;
+	return PV_OK;
+}
+
+static pv_status
+event_encode(struct vault *v, uint8_t *p, size_t *len,
+    const struct vault_event *ev, uint64_t seq, uint64_t now)
 {
 	size_t pos = E_STRINGS, nf = ev->nfields;
+	pv_status rc;
 
-	p[E_VERSION] = 1;
+	p[E_VERSION] = E_V_SEALED;
 	pv_put_u64(p + E_TIME, now);
 	p[E_OK] = ev->ok ? 1 : 0;
 	p[E_PURPOSE] = ev->purpose < 0 ? 0xff : (uint8_t)ev->purpose;
@@ -65,7 +111,8 @@ event_encode(uint8_t *p, const struct vault_event *ev, uint64_t now)
 	pos += put_str(p + pos, ev->actor, VAULT_ACTOR_MAX);
 	pos += put_str(p + pos, ev->action, VAULT_ACTION_MAX);
 	pos += put_str(p + pos, ev->code, VAULT_CODE_MAX);
-	pos += put_str(p + pos, ev->reason, VAULT_REASON_MAX);
+	if ((rc = put_reason(v, p, &pos, ev->reason, seq)) != PV_OK)
+		return rc;
 	p[pos++] = (uint8_t)(ev->nrecs >> 8);
 	p[pos++] = (uint8_t)ev->nrecs;
 	for (size_t i = 0; i < ev->nrecs; i++, pos += SEQ_LEN)
@@ -76,7 +123,8 @@ event_encode(uint8_t *p, const struct vault_event *ev, uint64_t now)
 	p[pos++] = (uint8_t)nf;
 	for (size_t i = 0; i < nf; i++)
 		pos += put_str(p + pos, ev->fields[i], PV_FIELD_NAME_MAX);
-	return pos;
+	*len = pos;
+	return PV_OK;
 }
 
 /* h = HMAC(K_audit, prev || seq || event). */
@@ -139,7 +187,8 @@ vault_audit_in(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
 	if ((rc = audit_head(t, &seq, prev)) != PV_OK)
 		goto out;
 	seq++;
-	len = event_encode(buf, ev, pv_now());
+	if ((rc = event_encode(v, buf, &len, ev, seq, pv_now())) != PV_OK)
+		goto out;
 	if ((rc = chain_hash(v, buf + len, prev, seq, buf, len)) != PV_OK)
 		goto out;
 	pv_put_u64(key, seq);
@@ -225,6 +274,32 @@ get_str(char *out, size_t cap, const uint8_t *p, size_t len, size_t *pos)
 	return PV_OK;
 }
 
+/* Event seq's sealed reason at *pos, opened into out. */
+static pv_status
+get_reason(struct vault *v, char *out, const uint8_t *p, size_t len,
+    size_t *pos, uint64_t seq)
+{
+	uint8_t aad[1 + SEQ_LEN];
+	size_t n;
+
+	if (*pos >= len || len - *pos - 1 < (n = p[*pos]))
+		return PV_EINTEGRITY;
+	if (n == 0) {
+		out[0] = '\0';
+		*pos += 1;
+		return PV_OK;
+	}
+	if (n < KMS_SEAL_OVERHEAD || n - KMS_SEAL_OVERHEAD > VAULT_REASON_MAX)
+		return vault_alarm(v, "audit reason", "audit");
+	reason_aad(aad, seq);
+	if (kms_reason_open(v->kms, (uint8_t *)out, aad, sizeof(aad),
+	    p + *pos + 1, n) != PV_OK)
+		return vault_alarm(v, "audit reason", "audit");
+	out[n - KMS_SEAL_OVERHEAD] = '\0';
+	*pos += 1 + n;
+	return PV_OK;
+}
+
 /* Decode an event; record ids are made from their records' checks. */
 static pv_status
 event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
@@ -236,7 +311,8 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	pv_status rc;
 
 	memset(e, 0, sizeof(*e));
-	if (len < E_STRINGS || p[E_VERSION] != 1)
+	if (len < E_STRINGS || (p[E_VERSION] != E_V_PLAIN &&
+	    p[E_VERSION] != E_V_SEALED))
 		return PV_EINTEGRITY;
 	e->seq = seq;
 	e->time = pv_get_u64(p + E_TIME);
@@ -245,8 +321,13 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	if ((rc = get_str(e->actor, sizeof(e->actor), p, len, &pos)) != PV_OK ||
 	    (rc = get_str(e->action, sizeof(e->action), p, len, &pos)) !=
 	    PV_OK || (rc = get_str(e->code, sizeof(e->code), p, len, &pos)) !=
-	    PV_OK || (rc = get_str(e->reason, sizeof(e->reason), p, len,
-	    &pos)) != PV_OK)
+	    PV_OK)
+		return rc;
+	if (p[E_VERSION] == E_V_PLAIN)
+		rc = get_str(e->reason, sizeof(e->reason), p, len, &pos);
+	else
+		rc = get_reason(v, e->reason, p, len, &pos, seq);
+	if (rc != PV_OK)
 		return rc;
 	if (len - pos < 2)
 		return PV_EINTEGRITY;

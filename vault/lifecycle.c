@@ -14,13 +14,33 @@
 #include "vault_int.h"
 
 /* Tombstone value: docs/format.md. */
+#define TS_FLAGS	1
 #define TS_KEKV		10
 #define TS_AT		14
 #define TS_AUDIT	22
 #define TS_REASONLEN	30
 #define TS_REASON	31
 /* The row MAC follows the reason (all but vaults not yet upgraded). */
-#define TS_MAX		(TS_REASON + VAULT_REASON_MAX + VAULT_ROW_MAC_LEN)
+#define TS_MAX		(TS_REASON + VAULT_REASON_MAX + KMS_SEAL_OVERHEAD + \
+			    VAULT_ROW_MAC_LEN)
+/*
+ * TS_FLAGS: 0 in tombstones with the reason in plain text (vaults made
+ * before), TSF_SEALED in those made since: the reason is sealed under
+ * K_reason, AAD TS_REASON_AAD || record seq.
+ */
+#define TSF_SEALED	1
+#define TS_REASON_AAD	2
+
+/* The most a tombstone's stored reason may be: 0 for a bad flags byte. */
+static size_t
+ts_reason_max(const uint8_t *ts)
+{
+	if (ts[TS_FLAGS] == 0)
+		return VAULT_REASON_MAX;
+	if (ts[TS_FLAGS] == TSF_SEALED)
+		return VAULT_REASON_MAX + KMS_SEAL_OVERHEAD;
+	return 0;
+}
 
 /* Meta keys of resumable jobs. */
 #define META_REWRAP	"rewrap_pos"	/* u32 target, u32 from, u64 next */
@@ -111,7 +131,7 @@ vault_tomb_verify(struct vault *v, uint64_t seq, const uint8_t *ts,
 	pv_status rc;
 
 	if (len < TS_REASON || ts[R_TYPE] != REC_TOMBSTONE ||
-	    ts[TS_REASONLEN] > VAULT_REASON_MAX)
+	    ts[TS_REASONLEN] > ts_reason_max(ts))
 		return vault_alarm(v, "tombstone", "records");
 	n = TS_REASON + (size_t)ts[TS_REASONLEN];
 	if (len == n && !kms_authenticated(v->kms)) {
@@ -179,7 +199,7 @@ vault_tomb_upgrade(struct vault *v, uint64_t *done)
 			if (vl < TS_REASON || val[R_TYPE] != REC_TOMBSTONE ||
 			    vl != TS_REASON + (size_t)val[TS_REASONLEN])
 				continue;
-			if (val[TS_REASONLEN] > VAULT_REASON_MAX) {
+			if (val[TS_REASONLEN] > ts_reason_max(val)) {
 				rc = vault_alarm(v, "tombstone", "records");
 				goto out;
 			}
@@ -225,11 +245,12 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
     struct vault_receipt *r)
 {
 	char msg[VAULT_RECEIPT_MSG_MAX];
+	uint8_t aad[1 + SEQ_LEN];
 	size_t rl;
 	pv_status rc;
 
 	if (len < TS_REASON || len != TS_REASON + (size_t)ts[TS_REASONLEN] ||
-	    ts[TS_REASONLEN] > VAULT_REASON_MAX)
+	    ts[TS_REASONLEN] > ts_reason_max(ts))
 		return PV_EINTEGRITY;
 	memset(r, 0, sizeof(*r));
 	pv_hex_encode(r->vault_id, kms_vault_id(v->kms), KMS_VAULT_ID_LEN);
@@ -240,7 +261,16 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 	r->shredded_at = pv_get_u64(ts + TS_AT);
 	r->audit_seq = pv_get_u64(ts + TS_AUDIT);
 	rl = ts[TS_REASONLEN];
-	memcpy(r->reason, ts + TS_REASON, rl);
+	if (ts[TS_FLAGS] == TSF_SEALED) {
+		aad[0] = TS_REASON_AAD;
+		pv_put_u64(aad + 1, seq);
+		if (rl < KMS_SEAL_OVERHEAD || kms_reason_open(v->kms,
+		    (uint8_t *)r->reason, aad, sizeof(aad), ts + TS_REASON,
+		    rl) != PV_OK)
+			return vault_alarm(v, "tombstone reason", "records");
+		rl -= KMS_SEAL_OVERHEAD;
+	} else
+		memcpy(r->reason, ts + TS_REASON, rl);
 	r->reason[rl] = '\0';
 	vault_receipt_message(msg, r);
 	return kms_sign(v->kms, r->sig, msg, strlen(msg));
@@ -305,7 +335,7 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
     uint64_t audit_seq, uint8_t ts[static TS_MAX],
     size_t *tslen, uint32_t *kekv)
 {
-	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME];
+	uint8_t key[SEQ_LEN], tk[SEQ_LEN], tokval[T_NAME], aad[1 + SEQ_LEN];
 	uint8_t *copy = NULL, *zero = NULL;
 	const uint8_t *rec, *tv;
 	struct field_view f;
@@ -314,6 +344,8 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 
 	if ((rc = shred_check(v, t, seq, check, ts, tslen)) != PV_OK)
 		return rc;
+	if (reasonlen > VAULT_REASON_MAX)
+		return PV_EVALUE;
 	pv_put_u64(key, seq);
 	if ((rc = rec_get(t, seq, &rec, &len)) != PV_OK)
 		return rc;
@@ -365,9 +397,14 @@ shred_one(struct vault *v, struct pv_txn *t, uint64_t seq,
 	memcpy(ts + TS_KEKV, copy + R_KEKV, 4);
 	pv_put_u64(ts + TS_AT, pv_now());
 	pv_put_u64(ts + TS_AUDIT, audit_seq);
-	ts[TS_REASONLEN] = (uint8_t)reasonlen;
-	memcpy(ts + TS_REASON, reason, reasonlen);
-	*tslen = TS_REASON + reasonlen;
+	ts[TS_FLAGS] = TSF_SEALED;
+	ts[TS_REASONLEN] = (uint8_t)(reasonlen + KMS_SEAL_OVERHEAD);
+	aad[0] = TS_REASON_AAD;
+	pv_put_u64(aad + 1, seq);
+	if ((rc = kms_reason_seal(v->kms, ts + TS_REASON, aad, sizeof(aad),
+	    reason, reasonlen)) != PV_OK)
+		goto out;
+	*tslen = TS_REASON + reasonlen + KMS_SEAL_OVERHEAD;
 	if ((rc = vault_row_mac(v, PV_T_RECORDS, key, sizeof(key), ts, *tslen,
 	    ts + *tslen)) != PV_OK ||
 	    (rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), ts, *tslen +

@@ -47,34 +47,6 @@ vault_set_policy(struct vault *v, const struct vault_policy *p)
 	(void)pthread_mutex_unlock(&v->gc_lock);
 }
 
-/*
- * Whether another request of kind on record seq fits the window: PV_ELIMIT
- * with *retry (seconds until the oldest counted one leaves it) if not.
- */
-pv_status
-vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
-    uint64_t *retry)
-{
-	struct vault_audit_entry *e = NULL;
-	uint64_t now = pv_now(), since;
-	size_t n = 0;
-	pv_status rc;
-
-	if (v->limit_count == 0)
-		return PV_OK;
-	since = now > v->limit_window ? now - v->limit_window : 0;
-	if ((rc = vault_audit_by_record(v, t, seq, kind, since,
-	    v->limit_count, &e, &n)) != PV_OK)
-		return rc;
-	if (n >= v->limit_count) {
-		*retry = e[0].time + v->limit_window > now ?
-		    e[0].time + v->limit_window - now : 1;
-		rc = PV_ELIMIT;
-	}
-	vault_audit_entries_free(e, n);
-	return rc;
-}
-
 /* Fetch a live record by id into a heap copy, inside t. */
 static pv_status
 fetch_copy(struct vault *v, struct pv_txn *t, const char *id, size_t len,
@@ -263,6 +235,219 @@ rewrap_header(struct vault *v, struct pv_txn *t, uint64_t seq, uint8_t *rec,
 	    (rc = kms_count_wraps(v->kms, t, oldv, -1, 0)) != PV_OK)
 		return rc;
 	return kms_count_wraps(v->kms, t, newv, newv != oldv, 1);
+}
+
+/*
+ * The request-limit counter: one row per record and limited kind in
+ * audit_rec, key record seq (8) || 0x80 | kind (1) || zeros (8), value
+ * n (1) || n request times (8 each) || row MAC.  A record whose header
+ * carries RF_LIMITED (bound by the DEK's AAD) has both rows, so deleting
+ * or editing them, or the audit_rec index rows, never lowers the count.
+ */
+#define LIM_KEY_LEN	(2 * SEQ_LEN + 1)
+#define LIM_KIND	0x80
+#define LIM_TIMES_MAX	255
+#define LIM_VAL_MAX	(1 + LIM_TIMES_MAX * 8 + VAULT_ROW_MAC_LEN)
+
+static void
+lim_key(uint8_t key[static LIM_KEY_LEN], uint64_t seq, int kind)
+{
+	pv_put_u64(key, seq);
+	key[SEQ_LEN] = (uint8_t)(LIM_KIND | kind);
+	pv_put_u64(key + SEQ_LEN + 1, 0);
+}
+
+/* The counter row of seq and kind, checked: its times and their count. */
+static pv_status
+lim_read(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t times[static LIM_TIMES_MAX], size_t *n)
+{
+	uint8_t key[LIM_KEY_LEN], mac[VAULT_ROW_MAC_LEN];
+	const uint8_t *val;
+	size_t vl;
+	pv_status rc;
+
+	lim_key(key, seq, kind);
+	rc = pv_get(t, PV_T_AUDIT_REC, key, sizeof(key), (const void **)&val,
+	    &vl);
+	if (rc == PV_ENOTFOUND)
+		return vault_alarm(v, "request limit", "audit_by_record");
+	if (rc != PV_OK)
+		return rc;
+	if (vl < 1 + VAULT_ROW_MAC_LEN ||
+	    vl != 1 + (size_t)val[0] * 8 + VAULT_ROW_MAC_LEN)
+		return vault_alarm(v, "request limit", "audit_by_record");
+	if ((rc = vault_row_mac(v, PV_T_AUDIT_REC, key, sizeof(key), val,
+	    vl - VAULT_ROW_MAC_LEN, mac)) != PV_OK)
+		return rc;
+	if (!pv_ct_eq(mac, val + vl - VAULT_ROW_MAC_LEN, sizeof(mac)))
+		return vault_alarm(v, "request limit", "audit_by_record");
+	*n = val[0];
+	for (size_t i = 0; i < *n; i++)
+		times[i] = pv_get_u64(val + 1 + 8 * i);
+	return PV_OK;
+}
+
+static pv_status
+lim_write(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    const uint64_t *times, size_t n)
+{
+	uint8_t key[LIM_KEY_LEN], val[LIM_VAL_MAX];
+	size_t vl = 1 + n * 8;
+	pv_status rc;
+
+	lim_key(key, seq, kind);
+	val[0] = (uint8_t)n;
+	for (size_t i = 0; i < n; i++)
+		pv_put_u64(val + 1 + 8 * i, times[i]);
+	if ((rc = vault_row_mac(v, PV_T_AUDIT_REC, key, sizeof(key), val, vl,
+	    val + vl)) != PV_OK)
+		return rc;
+	return pv_put(t, PV_T_AUDIT_REC, key, sizeof(key), val,
+	    vl + VAULT_ROW_MAC_LEN, 0);
+}
+
+/* Seed kind's counter of seq from the index rows in the window. */
+static pv_status
+lim_seed(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t since)
+{
+	struct vault_audit_entry *e = NULL;
+	uint64_t times[LIM_TIMES_MAX];
+	size_t n = 0;
+	pv_status rc;
+
+	if ((rc = vault_audit_by_record(v, t, seq, kind, since, LIM_TIMES_MAX,
+	    &e, &n)) != PV_OK)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		times[i] = e[i].time;
+	vault_audit_entries_free(e, n);
+	return lim_write(v, t, seq, kind, times, n);
+}
+
+/*
+ * Prove seq's header; the first time, set RF_LIMITED (re-wrapping the DEK,
+ * as a consent change does) and seed both counters.  *counted is 0 for a
+ * record whose KEK is destroyed: nothing of it is left to protect, and
+ * the index alone counts.
+ */
+static pv_status
+lim_prove(struct vault *v, struct pv_txn *t, uint64_t seq, uint64_t since,
+    int *counted)
+{
+	uint8_t key[SEQ_LEN], old_ctx[DEK_CTX_LEN], *copy = NULL, *dek = NULL;
+	const uint8_t *rec;
+	size_t len = 0;
+	pv_status rc;
+
+	*counted = 0;
+	pv_put_u64(key, seq);
+	if ((rc = pv_get(t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &len)) != PV_OK)
+		return rc;
+	if (len < R_FIELDS || rec[R_TYPE] != REC_LIVE)
+		return vault_alarm(v, "record header", "records");
+	if (rec[R_FLAGS] & RF_LIMITED) {
+		if ((rc = vault_header_verify(v, seq, rec, len)) == PV_OK)
+			*counted = kms_version_state(v->kms, KMS_KEK,
+			    pv_get_u32(rec + R_KEKV)) != KMS_DESTROYED;
+		return rc;
+	}
+	if (kms_version_state(v->kms, KMS_KEK, pv_get_u32(rec + R_KEKV)) ==
+	    KMS_DESTROYED)
+		return PV_OK;
+	if ((copy = malloc(len)) == NULL ||
+	    (dek = pv_secure_alloc(PV_KEY_LEN)) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	memcpy(copy, rec, len);
+	vault_dek_ctx(old_ctx, seq, copy);
+	copy[R_FLAGS] |= RF_LIMITED;
+	if ((rc = rewrap_header(v, t, seq, copy, old_ctx, dek)) != PV_OK) {
+		if (rc == PV_EINTEGRITY)
+			rc = vault_alarm(v, "record header", "records");
+		goto out;
+	}
+	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), copy, len, 0)) !=
+	    PV_OK ||
+	    (rc = lim_seed(v, t, seq, VAULT_EK_ACCESS, since)) != PV_OK ||
+	    (rc = lim_seed(v, t, seq, VAULT_EK_DELETE, since)) != PV_OK)
+		goto out;
+	*counted = 1;
+out:
+	pv_secure_free(dek, PV_KEY_LEN);
+	if (copy != NULL) {
+		pv_cleanse(copy, len);
+		free(copy);
+	}
+	return rc;
+}
+
+/* The old count, from the audit_rec index rows (which may be deleted). */
+static pv_status
+lim_index(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t since, uint64_t now, uint64_t *retry)
+{
+	struct vault_audit_entry *e = NULL;
+	size_t n = 0;
+	pv_status rc;
+
+	if ((rc = vault_audit_by_record(v, t, seq, kind, since,
+	    v->limit_count, &e, &n)) != PV_OK)
+		return rc;
+	if (n >= v->limit_count) {
+		*retry = e[0].time + v->limit_window > now ?
+		    e[0].time + v->limit_window - now : 1;
+		rc = PV_ELIMIT;
+	}
+	vault_audit_entries_free(e, n);
+	return rc;
+}
+
+/*
+ * Whether another request of kind on record seq fits the window: PV_ELIMIT
+ * with *retry (seconds until the oldest counted one leaves it) if not.  If
+ * it fits, it is counted, in t.  A counter that fails its MAC or is missing
+ * is an integrity error (and an alarm): the request is refused.
+ */
+pv_status
+vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t *retry)
+{
+	uint64_t times[LIM_TIMES_MAX], now = pv_now(), since, old;
+	size_t n = 0, keep = 0;
+	int counted = 0;
+	pv_status rc;
+
+	if (v->limit_count == 0)
+		return PV_OK;
+	since = now > v->limit_window ? now - v->limit_window : 0;
+	if ((rc = lim_prove(v, t, seq, since, &counted)) != PV_OK)
+		return rc;
+	if (counted) {
+		if ((rc = lim_read(v, t, seq, kind, times, &n)) != PV_OK)
+			return rc;
+		for (size_t i = 0; i < n; i++)
+			if (times[i] >= since)
+				times[keep++] = times[i];
+		if (keep >= v->limit_count) {
+			old = times[keep - v->limit_count];
+			*retry = old + v->limit_window > now ?
+			    old + v->limit_window - now : 1;
+			return PV_ELIMIT;
+		}
+	}
+	if ((rc = lim_index(v, t, seq, kind, since, now, retry)) != PV_OK ||
+	    !counted)
+		return rc;
+	if (keep == LIM_TIMES_MAX) {
+		memmove(times, times + 1, (keep - 1) * sizeof(times[0]));
+		keep--;
+	}
+	times[keep++] = now;
+	return lim_write(v, t, seq, kind, times, keep);
 }
 
 static pv_status

@@ -29,6 +29,7 @@ void	  vault_unlock_kms(struct kms_unlock *out, const struct vault_unlock *u);
 #define REC_TOMBSTONE	2
 #define RF_MARKETING	0x01
 #define RF_HOLD		0x02	/* legal hold: no shred, no sweep */
+#define RF_LIMITED	0x04	/* request-limit counter rows exist (person.c) */
 
 #define R_TYPE		0
 #define R_FLAGS		1
