@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,11 +228,53 @@ START_TEST(server_makes_no_core)
 }
 END_TEST
 
+/*
+ * "Secrets in memory": under a memlock limit too small for the secure
+ * heap (and without CAP_IPC_LOCK, which root would otherwise have), the
+ * binary says so and names the exact fix.
+ */
+START_TEST(memlock_warning_names_the_fix)
+{
+	char errpath[PATH_MAX + 16], *err;
+	size_t len;
+	int st, fd;
+	pid_t pid;
+
+	(void)snprintf(errpath, sizeof(errpath), "%s/memlock.err", dir);
+	ck_assert_int_ge(fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		char *const argv[] = { (char *)"/usr/bin/prlimit",
+		    (char *)"--memlock=1048576:1048576",
+		    (char *)"/usr/bin/setpriv", (char *)"--inh-caps=-ipc_lock",
+		    (char *)"--bounding-set=-ipc_lock", (char *)PIIVAULT_BIN, (char *)"kms", (char *)"status",
+		    (char *)"--data-dir", datadir, (char *)"--key-file", keyfile,
+		    NULL };
+
+		if (dup2(fd, 2) < 0 || dup2(open("/dev/null", O_WRONLY), 1) < 0)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	(void)close(fd);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_ptr_nonnull(err = su_slurp(errpath, &len));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d: %s",
+	    st, err);
+	ck_assert_msg(strstr(err, "is not locked in memory") != NULL &&
+	    strstr(err, "RLIMIT_MEMLOCK is 1024 KiB") != NULL &&
+	    strstr(err, "ulimit -l") != NULL &&
+	    strstr(err, "LimitMEMLOCK=") != NULL, "%s", err);
+	free(err);
+}
+END_TEST
+
 int
 main(void)
 {
 	return su_suite_main("check_promises", tu_suite_core("promises",
 	    setup, teardown, 120, shred_epoch_and_older_copies,
 	    wrong_root_key_changes_nothing, modes_of_what_it_makes,
-	    server_makes_no_core, NULL));
+	    server_makes_no_core, memlock_warning_names_the_fix, NULL));
 }
