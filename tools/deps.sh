@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates curl
 libssl-dev liblmdb-dev libmicrohttpd-dev libjansson-dev libargon2-dev check
 libcurl4-openssl-dev clang libclang-rt-14-dev libgnutls28-dev
-openssl gnutls-bin python3-jsonschema python3-yaml"
+openssl gnutls-bin python3-jsonschema python3-yaml
+lintian dpkg-dev systemd man-db"
 
 missing=""
 for p in $PKGS; do
