@@ -163,6 +163,8 @@ struct api_serve_opts {
 	struct api_limits limits;
 	/* Called once the socket listens, with its URL (port resolved). */
 	void		(*ready)(void *arg, const char *url);
+	/* Called once told to stop, before the requests in flight drain. */
+	void		(*stopping)(void *arg);
 	void		*arg;
 };
 

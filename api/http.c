@@ -1124,6 +1124,8 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 		goto out;
 	}
 	pv_log(PV_LOG_INFO, "signal %d: draining requests in flight", sig);
+	if (o->stopping != NULL)
+		o->stopping(o->arg);
 	atomic_store(&h->srv.stopping, 1);
 	/* New connections are refused from here: the socket is ours. */
 	if ((qfd = MHD_quiesce_daemon(d)) != MHD_INVALID_SOCKET)

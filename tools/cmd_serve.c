@@ -1,12 +1,19 @@
 /*
  * cmd_serve.c: piivault serve.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
@@ -286,12 +293,59 @@ serve_failure(pv_status rc)
 	}
 }
 
+/*
+ * Tell the service manager how the server is (sd_notify(3)'s protocol: one
+ * datagram to $NOTIFY_SOCKET, a path or, after '@', an abstract name), so
+ * that a unit of Type=notify is started only once the socket listens.
+ * Without NOTIFY_SOCKET, nothing.  A failure is logged, never fatal: the
+ * server serves either way.
+ */
+static void
+notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if ((n = strlen(path)) < 2 || n >= sizeof(sa.sun_path)) {
+		pv_log(PV_LOG_WARN, "serve: NOTIFY_SOCKET is not a socket name");
+		return;
+	}
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		pv_log(PV_LOG_WARN, "serve: notify socket: %s", strerror(errno));
+		return;
+	}
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (const struct sockaddr *)&sa,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		pv_log(PV_LOG_WARN, "serve: notify %s: %s", path,
+		    strerror(errno));
+	if (close(fd) != 0)
+		pv_log(PV_LOG_WARN, "serve: notify socket: %s", strerror(errno));
+}
+
 static void
 ready(void *arg, const char *url)
 {
 	(void)arg;
 	(void)printf("piivault: listening on %s\n", url);
 	(void)fflush(stdout);
+	notify("READY=1");
+}
+
+static void
+stopping(void *arg)
+{
+	(void)arg;
+	notify("STOPPING=1");
 }
 
 int
@@ -380,6 +434,7 @@ cmd_serve(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.api.ready = ready;
+	o.api.stopping = stopping;
 	o.policy.request_limit = VAULT_REQUEST_LIMIT_DEFAULT;
 	o.policy.request_window = VAULT_REQUEST_WINDOW_DEFAULT;
 	o.sweep = API_SWEEP_DEFAULT;
