@@ -179,4 +179,7 @@ struct api_serve_opts {
  */
 pv_status api_serve(struct vault *v, const struct api_serve_opts *o) PV_WUR;
 
+/* The version of libmicrohttpd in use (run time): "0.9.75". */
+const char *api_http_version(void);
+
 #endif /* API_H */

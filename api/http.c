@@ -967,6 +967,12 @@ limits_default(struct api_limits *l)
 	/* per_address 0 is "no limit": the CLI sets its default itself. */
 }
 
+const char *
+api_http_version(void)
+{
+	return MHD_get_version();
+}
+
 pv_status
 api_serve(struct vault *v, const struct api_serve_opts *o)
 {

@@ -1184,6 +1184,7 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct vault_info info;
 	unsigned long long cum = 0;
 	uint32_t kek = 0;
+	char lmdb[32];
 	pv_status rc;
 
 	(void)rq;
@@ -1201,8 +1202,17 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	free(info.keys);
 	reply(rs, 200);
 	rs->ctype = "text/plain; version=0.0.4";
-	rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP requests "
-	    "by route and status.\n# TYPE piivault_requests_total counter\n");
+	vault_store_version(lmdb);
+	rc = pv_buf_printf(b, "# HELP piivault_build_info The version of "
+	    "piivault and of the libraries it runs with.\n"
+	    "# TYPE piivault_build_info gauge\n"
+	    "piivault_build_info{version=\"%s\",openssl=\"%s\",lmdb=\"%s\","
+	    "libmicrohttpd=\"%s\"} 1\n", PV_VERSION, pv_crypto_version(), lmdb,
+	    api_http_version());
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP "
+		    "requests by route and status.\n"
+		    "# TYPE piivault_requests_total counter\n");
 	for (size_t r = 0; r <= API_NROUTES && rc == PV_OK; r++)
 		for (int st = 0; st < API_STATUS_SLOTS && rc == PV_OK; st++) {
 			unsigned long long c = atomic_load(&s->requests[r][st]);

@@ -141,6 +141,8 @@ int	 pv_ct_eq(const void *a, const void *b, size_t len);
 
 /* Cryptographically secure random bytes. */
 pv_status pv_random(void *out, size_t len) PV_WUR;
+/* The version of the crypto library in use (run time): "3.0.17". */
+const char *pv_crypto_version(void);
 
 /*
  * AES-256-GCM with a fresh random 96-bit nonce.  ct MUST have room for

@@ -222,6 +222,12 @@ pv_init(void)
 	return PV_OK;
 }
 
+const char *
+pv_crypto_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION_STRING);
+}
+
 pv_status
 pv_harden_process(void)
 {

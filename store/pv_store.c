@@ -547,3 +547,12 @@ pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
 
 	return cursor_get(c, &mk, MDB_PREV, k, kl, v, vl);
 }
+
+void
+pv_store_version(char out[static 32])
+{
+	int major, minor, patch;
+
+	(void)mdb_version(&major, &minor, &patch);
+	(void)snprintf(out, 32, "%d.%d.%d", major, minor, patch);
+}

@@ -130,6 +130,9 @@ pv_status pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
 pv_status pv_store_compact(struct pv_store *s, uint64_t *before,
 	      uint64_t *after) PV_WUR;
 
+/* The version of LMDB in use (run time), as "0.9.24", into out. */
+void	  pv_store_version(char out[static 32]);
+
 /* The data file's path, for tools that inspect or copy it. */
 const char *pv_store_path(const struct pv_store *s);
 

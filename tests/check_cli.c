@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -412,6 +413,38 @@ START_TEST(test_help)
 	/* --help opens nothing and creates nothing. */
 	ck_assert(!exists("piivault-data"));
 	ck_assert(!exists("piivault.key"));
+	run_free(&r);
+}
+END_TEST
+
+/*
+ * --version and version: one line naming piivault's version and the
+ * libraries it runs with, as loaded; the same line both ways.
+ */
+START_TEST(test_version)
+{
+	static const char *const forms[][3] = { { "--version" },
+	    { "version" } };
+	char want[256], lmdb[32];
+	struct run r;
+
+	vault_store_version(lmdb);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "piivault %s (OpenSSL "
+	    "%s, LMDB %s, libmicrohttpd ", PV_VERSION, pv_crypto_version(),
+	    lmdb), (int)sizeof(want));
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		run_argv(&r, NULL, NULL, 0, forms[i]);
+		ck_assert_exit(&r, 0);
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0 &&
+		    r.outlen > strlen(want) + 2 &&
+		    strcmp(r.out + r.outlen - 2, ")\n") == 0 &&
+		    strchr(r.out, '\n') == r.out + r.outlen - 1,
+		    "%s printed [%s], want [%s...)]", forms[i][0], r.out, want);
+		ck_assert(isdigit((unsigned char)r.out[strlen(want)]));
+		run_free(&r);
+	}
+	run(&r, NULL, NULL, "version", "extra", NULL);
+	ck_assert_exit(&r, 2);
 	run_free(&r);
 }
 END_TEST
@@ -1635,6 +1668,7 @@ cli_suite(void)
 	tc = tcase(s, "usage");
 	tcase_add_loop_test(tc, test_help, 0,
 	    (int)(sizeof(help_cmds) / sizeof(help_cmds[0])));
+	tcase_add_test(tc, test_version);
 	tcase_add_loop_test(tc, test_usage_errors, 0,
 	    (int)(sizeof(usage_errs) / sizeof(usage_errs[0])));
 

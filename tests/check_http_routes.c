@@ -98,6 +98,17 @@ START_TEST(test_metrics)
 	ck_assert_ptr_nonnull(strstr(m, "# TYPE piivault_records_stored "
 	    "gauge\n"));
 	ck_assert_int_eq(metric(m, "piivault_records_stored"), 2);
+	{
+		char info[256], lmdb[32];
+
+		vault_store_version(lmdb);
+		(void)snprintf(info, sizeof(info), "piivault_build_info{"
+		    "version=\"%s\",openssl=\"%s\",lmdb=\"%s\","
+		    "libmicrohttpd=\"%s\"}", PV_VERSION, pv_crypto_version(),
+		    lmdb, api_http_version());
+		ck_assert_msg(metric(m, info) == 1, "no [%s] 1 in [%.300s]",
+		    info, m);
+	}
 	ck_assert_int_eq(metric(m, "piivault_kek_active_version"), 1);
 
 	/* The histogram: cumulative buckets, ending in +Inf = count. */

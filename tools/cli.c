@@ -15,6 +15,7 @@
 #include "cli_int.h"
 
 static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
 
 /* The table every sub-command comes from (wireguard-tools wg.c). */
 static const struct cli_cmd commands[] = {
@@ -32,6 +33,8 @@ static const struct cli_cmd commands[] = {
 	    "date" },
 	{ "serve", cmd_serve, "serve the HTTP API" },
 	{ "apikey", cmd_apikey, "create, list and revoke API keys" },
+	{ "version", cmd_version, "print the version of piivault and its "
+	    "libraries" },
 	{ "help", cmd_help, "show this help" },
 };
 
@@ -58,6 +61,29 @@ cmd_help(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	usage_all(stdout);
+	return CLI_OK;
+}
+
+/*
+ * One line: piivault's version and those of the libraries it runs with,
+ * as loaded (not as compiled against), for bug reports and inventories.
+ */
+static int
+cmd_version(int argc, char **argv)
+{
+	char lmdb[32];
+
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		(void)printf("usage: piivault version\n\nPrints piivault's "
+		    "version and those of the libraries it runs with.\n");
+		return CLI_OK;
+	}
+	if (argc > 1)
+		return cli_usage("version", "takes no arguments");
+	vault_store_version(lmdb);
+	(void)printf("piivault %s (OpenSSL %s, LMDB %s, libmicrohttpd %s)\n",
+	    PV_VERSION, pv_crypto_version(), lmdb, api_http_version());
 	return CLI_OK;
 }
 
@@ -582,6 +608,8 @@ cli_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

@@ -1441,3 +1441,9 @@ vault_alarms(struct vault *v)
 {
 	return atomic_load(&v->alarms);
 }
+
+void
+vault_store_version(char out[static 32])
+{
+	pv_store_version(out);
+}

@@ -741,6 +741,9 @@ struct vault_info {
  */
 pv_status vault_info(struct vault *v, struct vault_info *out) PV_WUR;
 
+/* The version of the store's library in use (LMDB), as "0.9.24". */
+void	  vault_store_version(char out[static 32]);
+
 /*
  * Integrity alarms since the vault was opened: values in the data
  * directory that failed authentication (forged, swapped or rolled back).
