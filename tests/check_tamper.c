@@ -716,6 +716,66 @@ START_TEST(request_limit_reset)
 END_TEST
 
 /*
+ * An access request whose values do not open (a ciphertext altered on
+ * disk) is refused, and refused requests never count: with the bytes put
+ * back, the person still has every request of the window, and metadata
+ * (which opens no value) never counted.
+ */
+START_TEST(refused_access_not_counted)
+{
+	const struct vault_event ev = { .actor = "test",
+	    .action = "record.access", .ok = 1, .purpose = -1 };
+	const struct vault_policy pol = { 0, 3, 30 * 86400 };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	struct vault_record_view *out;
+	uint64_t retry;
+	size_t len;
+	int logged;
+	struct vault *v;
+
+	v = vopen();
+	put_one(v, 0, 0, id, toks);
+	vault_close(v);
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	memcpy(val, orig, len);
+	val[len - 1] ^= 0x01;		/* the last field's tag */
+	poke(PV_T_RECORDS, key, 8, val, len);
+	v = vopen();
+	vault_set_policy(v, &pol);
+	for (int i = 0; i < 5; i++) {
+		out = NULL;
+		logged = -1;
+		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
+		    &out, &retry, &logged), PV_EINTEGRITY);
+		ck_assert_ptr_null(out);
+		ck_assert_int_eq(logged, 0);
+	}
+	vault_close(v);
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	v = vopen();
+	vault_set_policy(v, &pol);
+	for (int i = 0; i < 4; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_metadata(v, &ev, id, strlen(id),
+		    &out, &logged), PV_OK);
+		ck_assert_uint_eq(out->nfields, 2);
+		ck_assert_ptr_null(out->fields[0].value);
+		ck_assert_str_eq(out->fields[0].token, "");
+		vault_record_view_free(out);
+	}
+	for (int i = 0; i < 4; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
+		    &out, &retry, &logged), i < 3 ? PV_OK : PV_ELIMIT);
+		vault_record_view_free(out);
+	}
+	vault_close(v);
+}
+END_TEST
+
+/*
  * Deletion requests are not limited (a deletion is granted once, and
  * neither refusals nor repeats count): the deletion counter and index
  * rows a vault made before this version kept, counting refusals under a
@@ -1087,7 +1147,7 @@ tamper_suite(void)
 	    hold_byte_flips, retention_moved, consent_not_granted,
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
 	    upgrade_old_vault, upgrade_resumes, request_limit_reset,
-	    legacy_deletion_counts_ignored, NULL);
+	    legacy_deletion_counts_ignored, refused_access_not_counted, NULL);
 }
 
 int
