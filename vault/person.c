@@ -136,9 +136,9 @@ access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 /*
  * What the vault holds about a record, from one snapshot: its header, its
  * fields' names and tokens, with values when values is set, and who read
- * them; then the request is logged (and, with limited, counted) before
- * the view is handed out.  Without values the header is proven through
- * the DEK, as the values would prove it.
+ * them; then the request is logged (and, with values, counted as an
+ * access request) before the view is handed out.  Without values the
+ * header is proven through the DEK, as opening the values would prove it.
  */
 static pv_status
 record_view(struct vault *v, const struct vault_event *ev, const char *id,
