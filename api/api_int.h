@@ -51,6 +51,8 @@ struct api_resp {
 	char		 allow_buf[64];
 	const char	*code;		/* the error code sent, or NULL */
 	int		 audited;	/* the vault logged this request */
+	/* Location header of a 201: the new resource's path, or "". */
+	char		 location[48];
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 	int		 storage;	/* a storage write failed: 503 */
 	int		 close;		/* close the connection after it */
@@ -75,18 +77,28 @@ typedef void api_handler(struct api_server *s, const struct api_req *rq,
  * dispatch, the 405 Allow lists, the audit log, the role checks, the
  * metrics and the OpenAPI test.  "{id}" in a path stands for one segment.
  * A public route (roles 0) takes no key and is not logged; HEAD is
- * answered there as GET, since a GET has no effect.
+ * answered there as GET, since a GET has no effect, and its path's Allow
+ * lists HEAD after GET.
  */
 struct api_route {
 	const char	*method;
 	const char	*path;
 	const char	*action;	/* its name in the audit log */
 	unsigned	 roles;		/* API_ROLE bits; 0: public */
-	int		 body;		/* takes a JSON body */
+	int		 body;		/* API_BODY_* bits; 0: none read */
 	api_handler	*handler;
 };
+/*
+ * A route's body: JSON (Content-Type application/json, parameters such as
+ * charset allowed) and required; with API_BODY_MERGE also
+ * application/merge-patch+json (RFC 7396); with API_BODY_OPTIONAL an
+ * empty body is no body, whatever its Content-Type.
+ */
+#define API_BODY_JSON		1
+#define API_BODY_MERGE		2
+#define API_BODY_OPTIONAL	4
 /* The rows of api_routes; a table of another size does not compile. */
-#define API_NROUTES	12
+#define API_NROUTES	13
 extern const struct api_route api_routes[API_NROUTES];
 
 #define API_LAT_BUCKETS	12
@@ -121,7 +133,6 @@ struct api_bucket {
 struct api_server {
 	struct vault		*vault;
 	struct api_limits	 limits;
-	int			 request_limit;	/* limit access/deletion */
 	/*
 	 * Metrics: requests by route (a row of api_routes, then one slot for
 	 * the unknown) and status slot, and latency.
@@ -249,5 +260,13 @@ void	  api_patch_free(struct api_patch *p);
 pv_status api_flags_parse(const char *text, size_t len,
 	      const char *const *bools, int *vals, const char *str, char *sval,
 	      size_t scap, char err[static API_ERR_MAX]) PV_WUR;
+
+/*
+ * DELETE /v1/records/{id}: {} or {"reason":…}.  The reason (a string of
+ * fewer than cap bytes without NUL, else PV_EVALUE) is copied to reason,
+ * and *given says whether the member was there.  PV_EJSON, PV_EMEMBER.
+ */
+pv_status api_reason_parse(const char *text, size_t len, char *reason,
+	      size_t cap, int *given, char err[static API_ERR_MAX]) PV_WUR;
 
 #endif /* API_INT_H */

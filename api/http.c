@@ -127,6 +127,11 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
+	if (rs->location[0] != '\0' && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_LOCATION, rs->location) != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
 	if (rs->challenge && MHD_add_response_header(r,
 	    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"piivault\"") !=
 	    MHD_YES) {
@@ -1055,7 +1060,6 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	h->srv.vault = v;
 	h->srv.limits = o->limits;
 	h->mtls = ca != NULL;
-	h->srv.request_limit = 1;	/* a person's requests, per window */
 	limits_default(&h->srv.limits);
 	if (sem_init(&h->srv.large, 0, h->srv.limits.large) != 0) {
 		pv_log(PV_LOG_ERROR, "serve: semaphore: %s", strerror(errno));

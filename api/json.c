@@ -885,6 +885,33 @@ out:
 	return rc;
 }
 
+pv_status
+api_reason_parse(const char *text, size_t len, char *reason, size_t cap,
+    int *given, char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "reason", NULL };
+	json_t *root, *v;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((root = load(text, len, members, "body", err, &rc)) == NULL)
+		return rc;
+	v = json_object_get(root, "reason");
+	if (v != NULL && (!json_is_string(v) || json_string_length(v) >= cap ||
+	    strlen(json_string_value(v)) != json_string_length(v))) {
+		rc = bad(err, PV_EVALUE, "\"reason\" must be a string of "
+		    "fewer than %zu bytes", cap);
+		goto out;
+	}
+	reason[0] = '\0';
+	if (v != NULL)
+		memcpy(reason, json_string_value(v), json_string_length(v) + 1);
+	*given = v != NULL;
+out:
+	json_decref(root);
+	return rc;
+}
+
 void
 api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 {

@@ -834,6 +834,151 @@ START_TEST(test_shred)
 }
 END_TEST
 
+/*
+ * HTTP details of the record routes: a 201 says where the record is
+ * (Location), and a batch (200) does not; PATCH is a merge patch and
+ * takes its media type; DELETE takes its reason in a JSON body, and a
+ * body it cannot take changes nothing.
+ */
+START_TEST(test_record_http_details)
+{
+	static const struct su_fv f[] = { { "name", "zq-http-name-8901" },
+	    { "phone", "+1 555 010 8902" } };
+	static const char *const patch_ok[] = {
+		"application/merge-patch+json",
+		"application/merge-patch+json; charset=utf-8",
+		"Application/JSON",
+	};
+	static const char *const patch_bad[] = { "text/plain", "",
+	    "application/merge-patch", "application/json-patch+json",
+	    "application/merge-patch+jsonx" };
+	char path[64], want[64], body[96];
+	const char *toks[1];
+	struct rec a, b;
+	struct su_resp r;
+	struct jv *v;
+
+	/* Location: the record's path; the 201's body names the same id. */
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":"
+	    "\"zq-http-name-8903\"}}");
+	assert_status(&r, 201);
+	v = su_body_json(&r);
+	(void)snprintf(want, sizeof(want), "/v1/records/%s", jstr(v, "id"));
+	ck_assert_msg(su_header(&r, "Location") != NULL, "201 without "
+	    "Location: [%s]", r.hdr.p);
+	ck_assert_str_eq(su_header(&r, "Location"), want);
+	jfree(v);
+	su_resp_free(&r);
+	post(&r, "/v1/records/batch", K_WRITER, GOOD_BATCH);
+	assert_status(&r, 200);
+	ck_assert_ptr_null(su_header(&r, "Location"));
+	su_resp_free(&r);
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"Bad\":\"x\"}}");
+	assert_status(&r, 422);
+	ck_assert_ptr_null(su_header(&r, "Location"));
+	su_resp_free(&r);
+
+	/* PATCH: a merge patch, under either media type. */
+	put(f, 2, 0, 0, &a);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", a.id);
+	for (size_t i = 0; i < NELEM(patch_ok); i++) {
+		(void)snprintf(body, sizeof(body), "{\"fields\":{\"name\":"
+		    "\"zq-http-name-89%02zu\"}}", 10 + i);
+		req(&r, "PATCH", path, K_ADMIN, patch_ok[i], body);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	for (size_t i = 0; i < NELEM(patch_bad); i++) {
+		struct bad x = { "PATCH", path, K_ADMIN, NULL, patch_bad[i],
+		    "{\"fields\":{\"name\":\"zq-http-name-8999\"}}", 415,
+		    "unsupported_media_type", "zq-http-name-8999" };
+
+		expect_bad(&x, i);
+	}
+	req(&r, "PATCH", path, K_ADMIN, "text/plain",
+	    "{\"fields\":{\"name\":\"zq-http-name-8998\"}}");
+	ck_assert_msg(strstr(r.body.p, "application/merge-patch+json") !=
+	    NULL, "415 does not name the merge patch type: [%s]", r.body.p);
+	su_resp_free(&r);
+	/* A member set to null removes the field (RFC 7396). */
+	req(&r, "PATCH", path, K_ADMIN, "application/merge-patch+json",
+	    "{\"fields\":{\"phone\":null}}");
+	assert_status(&r, 200);
+	ck_assert_ptr_null(strstr(r.body.p, "\"phone\""));
+	su_resp_free(&r);
+	toks[0] = a.tok[0];
+	v = detok(K_READER, "service", NULL, toks, 1);
+	su_assert_value(v, a.tok[0], "name", "zq-http-name-8912");
+	jfree(v);
+
+	/* DELETE: bodies it cannot take change nothing. */
+	put(f, 2, 0, 0, &b);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", b.id);
+	{
+		char both[96];
+		const struct bad bad[] = {
+			{ "DELETE", path, K_ADMIN, NULL, "text/plain",
+			  "{\"reason\":\"x\"}", 415, "unsupported_media_type",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, "",
+			  "{\"reason\":\"x\"}", 415, "unsupported_media_type",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL, "{\"reason\":",
+			  400, "invalid_json", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL, "[]", 400,
+			  "invalid_json", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"x\",\"hold\":true}", 422,
+			  "unknown_member", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":7}", 422, "invalid_value", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"\"}", 422, "reason_required", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"\\u200b \"}", 422, "reason_required",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"a\\u0007b\"}", 422, "reason_required",
+			  NULL },
+			{ "DELETE", both, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"body\"}", 400, "bad_request", NULL },
+		};
+
+		(void)snprintf(both, sizeof(both), "%s?reason=query", path);
+		expect_all_bad(bad, NELEM(bad));
+		req(&r, "DELETE", path, K_ADMIN, NULL, "{\"reason\":\"\"}");
+		ck_assert_str_eq(r.body.p, "{\"error\":{\"code\":\"reason_"
+		    "required\",\"message\":\"a deletion needs a reason\"}}\n");
+		su_resp_free(&r);
+	}
+	toks[0] = b.tok[0];
+	v = detok(K_READER, "service", NULL, toks, 1);
+	su_assert_value(v, b.tok[0], "name", f[0].value);
+	jfree(v);
+	/* The reason in the body goes to the receipt. */
+	req(&r, "DELETE", path, K_ADMIN, "application/json; charset=utf-8",
+	    "{\"reason\":\"erasure request 17\"}");
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"),
+	    "erasure request 17");
+	jfree(v);
+	su_resp_free(&r);
+	/* No reason at all, a Content-Type without a body: "request". */
+	req(&r, "DELETE", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA", K_ADMIN,
+	    "text/plain", "");
+	assert_error(&r, 404, "not_found", NULL);
+	su_resp_free(&r);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", a.id);
+	req(&r, "DELETE", path, K_ADMIN, NULL, "{}");
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"), "request");
+	jfree(v);
+	su_resp_free(&r);
+}
+END_TEST
+
 static Suite *
 http_records_suite(void)
 {
@@ -857,6 +1002,7 @@ http_records_suite(void)
 	tcase_add_test(tc, test_lookup_purpose);
 	tcase_add_test(tc, test_key_revocation_live);
 	tcase_add_test(tc, test_shred);
+	tcase_add_test(tc, test_record_http_details);
 	return s;
 }
 

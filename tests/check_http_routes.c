@@ -262,7 +262,24 @@ END_TEST
 
 /* Tests: HTTP semantics the protocol requires (RFC 9110). */
 
-/* Whether the Allow value a lists exactly the methods of template t. */
+/* Whether template t has a public GET route: HEAD is answered there. */
+static int
+head_answered(const char *t)
+{
+	int found = 0;
+
+	for (int i = 0; i < API_NROUTES; i++)
+		found |= strcmp(api_routes[i].path, t) == 0 &&
+		    strcmp(api_routes[i].method, "GET") == 0 &&
+		    api_routes[i].roles == 0;
+	return found;
+}
+
+/*
+ * Whether the Allow value a lists exactly the methods of template t, and
+ * HEAD where it is answered (RFC 9110 10.2.1: the methods the resource
+ * supports).
+ */
 static int
 allow_is(const char *a, const char *t)
 {
@@ -272,7 +289,7 @@ allow_is(const char *a, const char *t)
 	(void)snprintf(buf, sizeof(buf), "%s", a);
 	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
 	    tok = strtok_r(NULL, ", ", &save)) {
-		int found = 0;
+		int found = strcmp(tok, "HEAD") == 0 && head_answered(t);
 
 		for (int i = 0; i < API_NROUTES; i++)
 			found |= strcmp(api_routes[i].path, t) == 0 &&
@@ -283,7 +300,7 @@ allow_is(const char *a, const char *t)
 	}
 	for (int i = 0; i < API_NROUTES; i++)
 		want += strcmp(api_routes[i].path, t) == 0;
-	return listed == want;
+	return listed == want + (size_t)head_answered(t);
 }
 
 START_TEST(test_http_405_allow)
@@ -299,6 +316,28 @@ START_TEST(test_http_405_allow)
 	ck_assert_msg(h != NULL && strstr(h, "POST") != NULL,
 	    "405 without Allow: POST; headers [%s]", r.hdr.p);
 	ck_assert_str_eq(h, "POST");
+	su_resp_free(&r);
+	/* Exactly, where HEAD is answered too and where it is not. */
+	req(&r, "POST", "/v1/health", K_NONE, NULL, "{}");
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET, HEAD");
+	su_resp_free(&r);
+	req(&r, "PUT", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA", K_NONE, NULL,
+	    "{}");
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "DELETE, GET, PATCH");
+	su_resp_free(&r);
+	req(&r, "HEAD", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/metadata",
+	    K_ADMIN, NULL, NULL);
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET");
+	su_resp_free(&r);
+	/* HEAD where answered: GET's status and headers, no body. */
+	req(&r, "HEAD", "/v1/health", K_NONE, NULL, NULL);
+	assert_status(&r, 200);
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	ck_assert_pstr_eq(su_header(&r, "Cache-Control"), "no-store");
+	ck_assert_uint_eq(r.body.len, 0);
 	su_resp_free(&r);
 	/*
 	 * Every path, asked with a method it does not take: 405, and Allow
@@ -339,8 +378,7 @@ START_TEST(test_http_405_allow)
 		su_resp_free(&r);
 		req(&r, "HEAD", path, K_NONE, NULL, NULL);
 		/* HEAD only where GET has no effect: health and metrics. */
-		if (has_get && (strcmp(t, "/v1/health") == 0 ||
-		    strcmp(t, "/metrics") == 0))
+		if (has_get && head_answered(t))
 			ck_assert_msg(r.status != 405, "HEAD %s: 405", path);
 		else {
 			assert_status(&r, 405);
@@ -412,6 +450,38 @@ END_TEST
 
 /* Tests: the OpenAPI document. */
 
+/*
+ * The paths under which doc declares "    head:", each checked against
+ * the routes: 0 if HEAD is declared exactly where it is answered.
+ */
+static int
+head_ops(const char *doc)
+{
+	char path[128] = "";
+	size_t declared = 0, answered = 0;
+	const char *p;
+
+	for (int i = 0; i < API_NROUTES; i++)
+		answered += api_routes[i].roles == 0 &&
+		    strcmp(api_routes[i].method, "GET") == 0;
+	p = strstr(doc, "\npaths:\n");
+	ck_assert_ptr_nonnull(p);
+	for (p += 8; *p != '\0' && strncmp(p, "components:", 11) != 0;
+	    p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+		size_t n = strcspn(p, ":\n");
+
+		if (strncmp(p, "  /", 3) == 0 && n - 2 < sizeof(path))
+			(void)snprintf(path, sizeof(path), "%.*s", (int)(n - 2),
+			    p + 2);
+		else if (strncmp(p, "    head:", 9) == 0) {
+			if (!head_answered(path))
+				return -1;
+			declared++;
+		}
+	}
+	return declared == answered ? 0 : -1;
+}
+
 START_TEST(test_openapi_documents_routes)
 {
 	static const char path[] = PIIVAULT_SOURCE_DIR "/docs/openapi.yaml";
@@ -459,6 +529,8 @@ START_TEST(test_openapi_documents_routes)
 		ck_assert_msg(found, "openapi.yaml: %s has no \"%s\"",
 		    api_routes[r].path, want);
 	}
+	ck_assert_msg(head_ops(doc) == 0, "openapi.yaml declares HEAD "
+	    "where it is not answered, or not where it is");
 	free(doc);
 }
 END_TEST

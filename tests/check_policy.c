@@ -1796,9 +1796,18 @@ START_TEST(test_deletion_and_hold)
 	put(f, 2, 0, KEEP, &h);
 	put(f, 2, 0, KEEP, &o);
 
-	/* A hold needs a reason, and an admin. */
-	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
-	    "{\"hold\":true}", 422, "reason_required");
+	/* A hold needs a reason (and says so), and an admin. */
+	{
+		struct su_resp r;
+
+		req(&r, "PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+		    "{\"hold\":true}");
+		assert_error(&r, 422, "reason_required");
+		ck_assert_str_eq(r.body.p, "{\"error\":{\"code\":"
+		    "\"reason_required\",\"message\":\"a legal hold needs a "
+		    "reason\"}}\n");
+		su_resp_free(&r);
+	}
 	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
 	    "{\"hold\":true,\"reason\":\"\"}", 422, "reason_required");
 	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
@@ -2013,37 +2022,204 @@ START_TEST(test_request_limit_concurrent)
 END_TEST
 
 /*
- * Deletion requests are limited "likewise" (SECURITY.md: access and
- * deletion requests are limited per record and window).  The case where
- * a limit matters is a live record asked for again and again: here one
- * under legal hold, so that each request is refused (409) and the person
- * asks once more.  With --request-limit 2, the third deletion request in
- * the window is over the limit.
+ * Only a request that is granted counts: a deletion refused under legal
+ * hold, as often as asked, leaves the person's requests untouched (the
+ * hold lifted, the deletion shreds), and asking again for a record
+ * shredded answers the same receipt, uncounted and logged as a repeat.
+ * An access refused over the limit does not count either, and metadata
+ * is not an access request.
  */
-START_TEST(test_request_limit_deletion)
+START_TEST(test_request_refusals_not_counted)
 {
 	static const struct su_fv f[] = { { "name", "zq.lim-name-2201" } };
+	struct audit_all all;
 	struct su_resp r;
+	size_t holds = 0, shreds = 0, repeats = 0;
+	char *first;
 	struct rec y, z;
+	struct jv *v;
 
 	srv_start("--request-limit", "2", "--request-window-days", "30",
 	    NULL);
 	put(f, 1, 0, KEEP, &y);
 	put(f, 1, 0, KEEP, &z);
 	set_hold(y.id, 1, "case 22");
-	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
-	    "legal_hold");
-	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
-	    "legal_hold");
-	/* Another record is not limited by y's requests. */
-	jfree(delete_rec(z.id));
-	req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN, NULL);
-	ck_assert_msg(r.status == 429, "3rd deletion request for one record "
-	    "with --request-limit 2: status %ld, want 429 [%s]", r.status,
-	    r.body.p);
-	su_resp_free(&r);
-	expect_limited("DELETE", y.id, WINDOW);
+	for (int i = 0; i < 4; i++)
+		expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
+		    "legal_hold");
 	expect_value(y.tok[0], "name", f[0].value);
+	set_hold(y.id, 0, "case 22 closed");
+	req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN,
+	    "{\"reason\":\"person asked\"}");
+	assert_status(&r, 200);
+	ck_assert_ptr_nonnull(first = strdup(r.body.p));
+	su_resp_free(&r);
+	v = jparse(first, strlen(first));
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"), "person asked");
+	jfree(v);
+	expect_tok_error(y.tok[0], "shredded");
+	/* Asked again, past any limit: the first receipt, byte for byte. */
+	for (int i = 0; i < 3; i++) {
+		req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN,
+		    "{\"reason\":\"asked again\"}");
+		assert_status(&r, 200);
+		ck_assert_str_eq(r.body.p, first);
+		su_resp_free(&r);
+	}
+	free(first);
+
+	/* Metadata is not an access request: it never counts. */
+	for (int i = 0; i < 3; i++) {
+		req(&r, "GET", rec_path(z.id, "/metadata"), K_ADMIN, NULL);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	jfree(access_rec(z.id));
+	jfree(access_rec(z.id));
+	expect_limited("GET", z.id, WINDOW);
+	su_srv_stop();
+	/* Ten days on, refused again: that refusal does not count. */
+	fake_now = T0 + 10 * DAY;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	expect_limited("GET", z.id, WINDOW - 10 * DAY);
+	su_srv_stop();
+	/* Past the first two's window: two more, as if never refused. */
+	fake_now = T0 + WINDOW + 1;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	jfree(access_rec(z.id));
+	jfree(access_rec(z.id));
+	expect_limited("GET", z.id, WINDOW);
+
+	/* The log: each refusal and repeat with its record; one shred. */
+	audit_read_all(&all, 500);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *e = all.ev[i];
+		const char *code = jstr(e, "code");
+		const char *const want[] = { y.id, NULL };
+
+		if (strcmp(jstr(e, "action"), "records.delete") != 0)
+			continue;
+		ck_assert_msg(strs_eq(jget(e, "records"), want),
+		    "a records.delete event without its record");
+		if (code == NULL) {
+			ck_assert_pstr_eq(jstr(e, "outcome"), "allowed");
+			ck_assert_pstr_eq(jstr(e, "reason"), "person asked");
+			shreds++;
+		} else if (strcmp(code, "legal_hold") == 0) {
+			ck_assert_pstr_eq(jstr(e, "outcome"), "denied");
+			holds++;
+		} else {
+			ck_assert_pstr_eq(code, "already_shredded");
+			ck_assert_pstr_eq(jstr(e, "outcome"), "allowed");
+			ck_assert_pstr_eq(jstr(e, "reason"), "asked again");
+			repeats++;
+		}
+	}
+	audit_all_free(&all);
+	ck_assert_uint_eq(holds, 4);
+	ck_assert_uint_eq(shreds, 1);
+	ck_assert_uint_eq(repeats, 3);
+}
+END_TEST
+
+/*
+ * GET /v1/records/{id}/metadata: what the vault holds about a record,
+ * for an admin, without a value or a token; logged as its own action,
+ * with the record.
+ */
+START_TEST(test_record_metadata)
+{
+	static const struct su_fv f[] = {
+		{ "email", "zq.meta-6301@a.example" },
+		{ "name", "zq.meta-name-6302" },
+	};
+	static const int not_admin[] = { K_WRITER, K_READER, K_SERVICE,
+	    K_AUDITOR };
+	static const char *const names[] = { "email", "name", NULL };
+	const struct jv *reads, *cons;
+	struct audit_all all;
+	const char *t;
+	struct rec a;
+	struct su_resp r;
+	struct jv *v, *acc;
+	size_t logged = 0;
+
+	srv_start_plain();
+	put(f, 2, 1, 30, &a);
+	t = tok_of(&a, "name");
+	jfree(detok(K_READER, "service", NULL, &t, 1));
+	set_hold(a.id, 1, "case 63");
+
+	req(&r, "GET", rec_path(a.id, "/metadata"), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	for (size_t i = 0; i < NELEM(f); i++)
+		ck_assert_msg(strstr(r.body.p, f[i].value) == NULL,
+		    "a value in the metadata: [%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "tok_") == NULL,
+	    "a token in the metadata: [%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "[%s]", r.body.p);
+	v = su_body_json(&r);
+	su_resp_free(&r);
+	ck_assert_msg(v->type == J_OBJ && v->n == 7, "members: want 7");
+	ck_assert_pstr_eq(jstr(v, "id"), a.id);
+	ck_assert_msg(strs_eq(jget(v, "fields"), names), "fields: want "
+	    "[\"email\",\"name\"]");
+	cons = jget(v, "consent");
+	ck_assert_int_eq(jbool(cons, "marketing"), 1);
+	ck_assert_int_eq(jbool(cons, "notices"), 1);
+	ck_assert_uint_eq(jnum(v, "created"), T0);
+	ck_assert_uint_eq(jnum(v, "retain_until"), T0 + 30 * DAY);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 1);
+	reads = jget(v, "reads");
+	ck_assert_msg(reads != NULL && reads->type == J_ARR && reads->n == 1,
+	    "reads: want 1");
+	ck_assert_pstr_eq(jstr(&reads->items[0], "by"), "pw-reader");
+	ck_assert_pstr_eq(jstr(&reads->items[0], "purpose"), "service");
+	/* The same facts as the access answer, its values aside. */
+	acc = access_rec(a.id);
+	ck_assert_uint_eq(jnum(acc, "created"), jnum(v, "created"));
+	ck_assert_uint_eq(jnum(acc, "retain_until"), jnum(v,
+	    "retain_until"));
+	ck_assert_uint_eq(jnum(&jget(acc, "reads")->items[0], "audit_seq"),
+	    jnum(&reads->items[0], "audit_seq"));
+	jfree(acc);
+	jfree(v);
+
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("GET", rec_path(a.id, "/metadata"), not_admin[i],
+		    NULL, 403, "forbidden");
+	expect_error("GET", rec_path(a.id, "/metadata"), K_NONE, NULL, 401,
+	    "unauthenticated");
+	expect_error("GET", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/metadata",
+	    K_ADMIN, NULL, 404, "not_found");
+	expect_error("GET", rec_path(tok_of(&a, "email"), "/metadata"),
+	    K_ADMIN, NULL, 404, "not_found");
+	req(&r, "HEAD", rec_path(a.id, "/metadata"), K_ADMIN, NULL);
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET");
+	su_resp_free(&r);
+	set_hold(a.id, 0, "case 63 closed");
+	jfree(delete_rec(a.id));
+	expect_error("GET", rec_path(a.id, "/metadata"), K_ADMIN, NULL, 410,
+	    "shredded");
+
+	audit_read_all(&all, 500);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *e = all.ev[i];
+		const char *const want[] = { a.id, NULL };
+
+		if (strcmp(jstr(e, "action"), "records.metadata") != 0 ||
+		    strcmp(jstr(e, "outcome"), "allowed") != 0)
+			continue;
+		ck_assert_msg(strs_eq(jget(e, "records"), want),
+		    "records.metadata without its record");
+		logged++;
+	}
+	ck_assert_msg(strstr(all.text.p, "zq.") == NULL, "a value in the log");
+	audit_all_free(&all);
+	ck_assert_uint_eq(logged, 1);
 }
 END_TEST
 
@@ -2358,7 +2534,8 @@ policy_suite(void)
 	tcase_add_test(tc, test_consent);
 	tcase_add_test(tc, test_request_limit_access);
 	tcase_add_test(tc, test_request_limit_concurrent);
-	tcase_add_test(tc, test_request_limit_deletion);
+	tcase_add_test(tc, test_request_refusals_not_counted);
+	tcase_add_test(tc, test_record_metadata);
 
 	tc = tcase(s, "retention", TIMEOUT);
 	tcase_add_test(tc, test_retention_sweep_cli);

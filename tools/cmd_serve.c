@@ -366,7 +366,7 @@ cmd_serve(int argc, char **argv)
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
 	    "without one\n"
-	    "  --request-limit N      access or deletion requests a record "
+	    "  --request-limit N      access requests answered a record "
 	    "(default " CLI_STR(VAULT_REQUEST_LIMIT_DEFAULT) ")\n"
 	    "  --request-window-days D  per window of D days (default 30)\n"
 	    "  --sweep-interval SEC   retention sweep period (default "

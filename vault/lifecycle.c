@@ -451,19 +451,37 @@ struct shred_arg {
 	const size_t			*lens;
 	size_t				 n;
 	const char			*reason;
-	int				 limit;
 	uint8_t				(*ts)[TS_MAX];
 	size_t				*tslen;
 	uint64_t			*seqs;
 	pv_status			*status;
 	int				 logged;
-	uint64_t			 retry;
 };
+
+/*
+ * Log ev's refusal (code) or repeat of a deletion of record *seq inside t.
+ * Neither is a deletion: kind none, so that it is not indexed as one.
+ */
+static pv_status
+shred_note(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
+    const uint64_t *seq, int ok, const char *code)
+{
+	struct vault_event e = *ev;
+
+	e.recs = seq;
+	e.nrecs = 1;
+	e.kind = VAULT_EK_NONE;
+	e.ok = ok;
+	e.code = code;
+	return vault_audit_in(v, t, &e, NULL);
+}
 
 /*
  * Two passes: first decide each record's fate, then log the shreds (so
  * that each tombstone, and its receipt, carries the event's number), then
- * shred, all in the commit's one transaction.
+ * shred, all in the commit's one transaction.  With an event, a hold's
+ * refusal and a repeat (the record went before) are logged too, each on
+ * its own, with its record.
  */
 static pv_status
 shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
@@ -489,42 +507,22 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 			continue;
 		*st = shred_check(v, g->t, a->seqs[i], checks[i], a->ts[i],
 		    &a->tslen[i]);
-		if (*st == PV_ESHREDDED) {
-			*st = PV_OK;	/* twice is harmless: first receipt */
+		if (*st == PV_ESHREDDED || *st == PV_EHOLD) {
+			int again = *st == PV_ESHREDDED;
+
+			/* Twice is harmless: the first receipt, again. */
+			if (again)
+				*st = PV_OK;
+			if (a->ev != NULL && (rc = shred_note(v, g->t, a->ev,
+			    &a->seqs[i], again, again ? "already_shredded" :
+			    "legal_hold")) != PV_OK)
+				goto out;
+			a->logged |= a->ev != NULL;
 			continue;
-		}
-		/*
-		 * Deletion requests by a person are limited per window,
-		 * refused ones (a legal hold) included.
-		 */
-		if ((*st == PV_OK || *st == PV_EHOLD) && a->limit) {
-			pv_status lim = vault_request_limit(v, g->t,
-			    a->seqs[i], VAULT_EK_DELETE, &a->retry);
-
-			if (lim != PV_OK && lim != PV_ELIMIT) {
-				rc = lim;
-				goto out;
-			}
-			if (lim == PV_ELIMIT) {
-				*st = PV_ELIMIT;
-				continue;
-			}
-		}
-		if (*st == PV_EHOLD && a->ev != NULL) {
-			struct vault_event ev = *a->ev;
-
-			ev.recs = &a->seqs[i];
-			ev.nrecs = 1;
-			ev.kind = VAULT_EK_DELETE;
-			ev.ok = 0;
-			ev.code = "legal_hold";
-			if ((rc = vault_audit_in(v, g->t, &ev, NULL)) != PV_OK)
-				goto out;
-			a->logged = 1;
 		}
 		if (*st == PV_OK)
 			live[nlive++] = a->seqs[i];
-		else if (*st != PV_ENOTFOUND && *st != PV_EHOLD) {
+		else if (*st != PV_ENOTFOUND) {
 			rc = *st;		/* fails the commit */
 			goto out;
 		}
@@ -571,7 +569,7 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev,
     const struct vault_shred_req *rq)
 {
 	struct shred_arg a = { ev, rq->ids, rq->lens, rq->n, rq->reason,
-	    rq->limit, NULL, NULL, NULL, rq->status, 0, 0 };
+	    NULL, NULL, NULL, rq->status, 0 };
 	struct gc_job job = { shred_apply, &a, 0, PV_OK, 0, NULL };
 	size_t n = rq->n;
 	pv_status rc;
@@ -599,8 +597,6 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev,
 		    a.tslen[i], &rq->out[i])) != PV_OK)
 			rc = rq->status[i];
 	}
-	if (rq->retry != NULL)
-		*rq->retry = a.retry;
 	*rq->logged = a.logged;
 out:
 	free(a.ts);
@@ -615,8 +611,8 @@ vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
     pv_status *status)
 {
 	int logged;
-	struct vault_shred_req rq = { ids, lens, n, reason, 0, out, status,
-	    NULL, &logged };
+	struct vault_shred_req rq = { ids, lens, n, reason, out, status,
+	    &logged };
 
 	return vault_shred_ev(v, NULL, &rq);
 }

@@ -223,8 +223,10 @@ pv_status vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
 
 /*
  * The privacy policy's knobs: default retention for records created
- * without one, and how many access or deletion requests one record may
- * get per window (0: no limit).
+ * without one, and how many access requests one record may get answered
+ * per window (0: no limit).  Deletion requests are not limited: one is
+ * granted once, since it shreds the record, and neither a refusal nor a
+ * repeat counts.
  */
 struct vault_policy {
 	uint32_t	retention_days;		/* 0: keep until deleted */
@@ -259,14 +261,31 @@ void	  vault_record_view_free(struct vault_record_view *r);
 
 /*
  * Access request (ev: actor, action).  Counted against the request limit
- * and logged before anything is returned: PV_ELIMIT with *retry seconds
- * when over it (logged as refused, with the record).  PV_ETOKEN,
- * PV_ENOTFOUND, PV_ESHREDDED for the id (not logged).  *logged says
- * whether the vault wrote the request's event.
+ * and logged before anything is returned, in one commit; only a request
+ * answered PV_OK counts.  PV_ELIMIT with *retry seconds when over it
+ * (logged as refused, with the record; not counted).  PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED for the id, PV_EINTEGRITY and PV_EKEYSTATE
+ * for a value that cannot be opened (not logged, not counted).  *logged
+ * says whether the vault wrote the request's event.
  */
 pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
 	      const char *id, size_t len, struct vault_record_view **out,
 	      uint64_t *retry, int *logged) PV_WUR;
+
+/*
+ * What the vault holds about a record, without a value and without a
+ * token: the view vault_record_access gives, with each field's name only
+ * (value NULL, len 0, token ""), and the same reads.  Not an access
+ * request: neither limited nor counted.  The header (consent, hold,
+ * dates) is proven through the record's wrapped DEK first: PV_EINTEGRITY
+ * (an alarm) if it was edited, PV_EKEYSTATE if its KEK may no longer
+ * unwrap.  Logged as ev (with the record) before it returns; PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED for the id (not logged).  *logged says
+ * whether the vault wrote the request's event.
+ */
+pv_status vault_record_metadata(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, struct vault_record_view **out,
+	      int *logged) PV_WUR;
 
 /*
  * Correction of record c->id: fields with a value replace or add, fields
@@ -582,21 +601,21 @@ struct vault_shred_req {
 	const size_t		*lens;
 	size_t			 n;		/* at most VAULT_BATCH_MAX */
 	const char		*reason;
-	int			 limit;		/* a person's request */
 	struct vault_receipt	*out;		/* n receipts */
 	pv_status		*status;	/* n statuses */
-	uint64_t		*retry;		/* seconds, or NULL */
 	int			*logged;	/* whether an event was written */
 };
 
 /*
  * vault_shred with its audit event ev (kind delete) in the same commit,
- * the receipts carrying its sequence number; with rq->limit, a person's
- * deletion requests per record are limited per window (status[i]
- * PV_ELIMIT, *retry seconds).  *logged says whether an event was written
- * (not when every record was shredded before or refused).  PV_EVALUE for
- * a bad reason, PV_ETOOBIG over VAULT_BATCH_MAX ids, else the commit's
- * status (PV_EINTEGRITY for a damaged record among them).
+ * the receipts carrying its sequence number.  In the same commit, each
+ * record refused for its hold is logged as ev refused (code "legal_hold"),
+ * and each shredded before as ev allowed with code "already_shredded"
+ * (its status PV_OK, the first shred's receipt); both with their record,
+ * and neither of kind delete.  *logged says whether an event was written
+ * (not when every id was unknown).  PV_EVALUE for a bad reason,
+ * PV_ETOOBIG over VAULT_BATCH_MAX ids, else the commit's status
+ * (PV_EINTEGRITY for a damaged record among them).
  */
 pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
 	      const struct vault_shred_req *rq) PV_WUR;

@@ -193,8 +193,9 @@ pv_status vault_audit_by_record(struct vault *v, struct pv_txn *t,
 	      struct vault_audit_entry **out, size_t *n) PV_WUR;
 
 /*
- * Whether another request of kind (VAULT_EK_ACCESS, _DELETE) on record seq
- * fits the configured window: PV_ELIMIT with *retry seconds if not.
+ * Whether another request of kind (VAULT_EK_ACCESS) on record seq fits the
+ * configured window: PV_ELIMIT with *retry seconds if not; if it fits, it
+ * is counted in t, so call it only for a request about to be granted.
  */
 pv_status vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq,
 	      int kind, uint64_t *retry) PV_WUR;
