@@ -54,6 +54,8 @@ struct api_resp {
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 	int		 storage;	/* a storage write failed: 503 */
 	int		 close;		/* close the connection after it */
+	/* Cache-Control of a public answer others may keep; NULL: no-store */
+	const char	*cache;
 };
 
 struct api_server;
@@ -86,7 +88,7 @@ struct api_route {
 	api_handler	*handler;
 };
 /* The rows of api_routes; a table of another size does not compile. */
-#define API_NROUTES	12
+#define API_NROUTES	13
 extern const struct api_route api_routes[API_NROUTES];
 
 #define API_LAT_BUCKETS	12

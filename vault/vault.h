@@ -558,6 +558,12 @@ struct vault_receipt {
 	uint64_t	shredded_at;
 	uint32_t	kek_version;	/* the KEK that wrapped its DEK */
 	uint64_t	audit_seq;	/* its audit event; 0 without one */
+	/*
+	 * The signing key version that signed it.  0: a receipt made before
+	 * signing keys had versions, whose message does not name one; it
+	 * was signed by version 1.
+	 */
+	uint32_t	sign_version;
 	char		reason[VAULT_REASON_MAX + 1];
 	uint8_t		sig[PV_ED25519_SIG_LEN];
 };
@@ -603,17 +609,22 @@ pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out
- * (VAULT_RECEIPT_MSG_MAX bytes).
+ * (VAULT_RECEIPT_MSG_MAX bytes): "piivault-receipt-v2" with the signing
+ * key version, or for sign_version 0 the "piivault-receipt-v1" message of
+ * receipts made before (docs/format.md).
  */
 #define VAULT_RECEIPT_MSG_MAX	512
 void	  vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
 	      const struct vault_receipt *r);
-/* Check a receipt against a public key: PV_OK or PV_EINTEGRITY. */
+/*
+ * Check a receipt against a public key, the one of the version it names
+ * (version 1 for sign_version 0): PV_OK or PV_EINTEGRITY.
+ */
 pv_status vault_receipt_verify(const struct vault_receipt *r,
 	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
-/* The vault's receipt-signing public key. */
-pv_status vault_public_key(struct vault *v,
-	      uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+/* The signing key version a receipt names (1 for sign_version 0). */
+uint32_t  vault_receipt_key_version(const struct vault_receipt *r);
+
 
 /*
  * Key lifecycle.  Each works in bounded transactions, so that a server on
@@ -648,6 +659,8 @@ enum vault_key_state {
 	VAULT_KEY_DECRYPT_ONLY = 2,	/* unwraps old data only */
 	VAULT_KEY_RETIRED = 3,		/* may not unwrap */
 	VAULT_KEY_DESTROYED = 4,	/* key material erased */
+	VAULT_KEY_VERIFY_ONLY = 5,	/* a signing key: private key erased,
+					   public key kept */
 };
 
 const char *vault_key_kind_name(enum vault_key_kind kind);
@@ -663,7 +676,32 @@ struct vault_key_info {
 	uint64_t		wraps_total;	/* DEKs ever wrapped (KEK) */
 };
 
-/* Rotate KEK or INDEX (PV_EINVAL otherwise); the new version is *newv. */
+/*
+ * The receipt-signing keys.  One is active and signs; vault_rotate of
+ * VAULT_SIGN makes a new one and destroys the older one's private key,
+ * keeping its public key (VAULT_KEY_VERIFY_ONLY) so that the receipts it
+ * signed still verify.
+ */
+struct vault_signing_key {
+	uint32_t		version;
+	enum vault_key_state	state;	/* ACTIVE or VERIFY_ONLY */
+	uint8_t			pub[PV_ED25519_LEN];
+};
+
+/*
+ * Every signing key version whose public key the vault has, ascending, as
+ * the store has them now (a rotation by another process included).  *out
+ * is the caller's, released with free().  PV_ENOMEM, PV_ESTORE,
+ * PV_EINTEGRITY (the ring failed its MAC).
+ */
+pv_status vault_signing_keys(struct vault *v, struct vault_signing_key **out,
+	      size_t *n) PV_WUR;
+
+/*
+ * Rotate KEK, INDEX or SIGN (PV_EINVAL otherwise); the new version is
+ * *newv.  For SIGN, the previous version's private key is destroyed in the
+ * same commit and its public key kept (VAULT_KEY_VERIFY_ONLY).
+ */
 pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
 	      uint32_t *newv) PV_WUR;
 /*
@@ -680,7 +718,8 @@ pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
  * whose key material is overwritten.  Retiring or destroying a KEK that
  * still wraps records is PV_EBUSY unless force; *wrapped says how many it
  * wraps.  PV_EKEYSTATE for any other move (an active version can only be
- * destroyed; rotate first), PV_ENOTFOUND for an unknown version.
+ * destroyed; rotate first) and for any SIGN version (only vault_rotate
+ * changes those), PV_ENOTFOUND for an unknown version.
  */
 pv_status vault_key_state(struct vault *v, enum vault_key_kind kind,
 	      uint32_t version, enum vault_key_state st, int force,
