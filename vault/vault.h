@@ -416,6 +416,8 @@ enum vault_reveal_mode { VAULT_REVEAL_PLAIN = 1, VAULT_REVEAL_MASKED = 2 };
 #define VAULT_APIKEY_NAME_MAX	64
 #define VAULT_APIKEY_FIELDS_MAX	32
 #define VAULT_APIKEY_SECRET_LEN	(4 + 2 * PV_B64URL16_LEN)
+#define VAULT_APIKEY_DAYS_MAX	3650	/* a key's lifetime, days */
+#define VAULT_APIKEY_OVERLAP_MAX (30 * VAULT_DAY) /* a rotation's, seconds */
 
 struct vault_apikey {
 	char		 name[VAULT_APIKEY_NAME_MAX + 1];
@@ -424,8 +426,21 @@ struct vault_apikey {
 	enum vault_reveal_mode reveal;
 	size_t		 nfields;	/* 0: every field */
 	char		 fields[VAULT_APIKEY_FIELDS_MAX][PV_FIELD_NAME_MAX + 1];
-	uint64_t	 created;
+	uint64_t	 created;	/* when this secret was issued */
 	uint64_t	 revoked;	/* 0, or when it was revoked */
+	/*
+	 * Expiry: expires_days (0 none, at most VAULT_APIKEY_DAYS_MAX) is
+	 * the key's lifetime; expires is when this secret stops working (0
+	 * never), created + expires_days days.  A rotation issues the new
+	 * secret with the same lifetime from the rotation on.
+	 */
+	uint32_t	 expires_days;
+	uint64_t	 expires;
+	/*
+	 * Not 0 for an old secret of a rotated key: when it stops working
+	 * (the end of the overlap).  The current secret has 0.
+	 */
+	uint64_t	 replaced_until;
 	/*
 	 * With cert_bound, the key is accepted only over a connection whose
 	 * client certificate's DER hashes (SHA-256) to cert_sha256.
@@ -445,21 +460,44 @@ pv_status vault_purpose_parse(const char *s, size_t len,
 int	  vault_apikey_name_valid(const char *s, size_t len);
 
 /*
- * Create an API key from spec (name, role, purposes, reveal, fields; the
- * times are set here) and write its secret, NUL-terminated.  PV_EEXIST if
- * the name is taken, PV_EINVAL for a bad name, role or field.
+ * Create an API key from spec (name, role, purposes, reveal, fields,
+ * expires_days; the times are set here) and write its secret,
+ * NUL-terminated.  PV_EEXIST if the name is taken, PV_EINVAL for a bad
+ * name, role, field or lifetime.
  */
 pv_status vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	      char secret[static VAULT_APIKEY_SECRET_LEN + 1]) PV_WUR;
-/* Every key, by name; *out is released with free(). */
+/*
+ * Every key's secrets (the current one, and the old ones of a rotation
+ * until the next rotation drops those past their overlap), in the table's
+ * order; *out is released with free().
+ */
 pv_status vault_apikey_list(struct vault *v, struct vault_apikey **out,
 	      size_t *n) PV_WUR;
-/* Revoke by name, at once for every process.  PV_ENOTFOUND; revoking
- * twice is PV_OK. */
+/* Revoke by name, every secret of it (old ones of a rotation too), at
+ * once for every process.  PV_ENOTFOUND; revoking twice is PV_OK. */
 pv_status vault_apikey_revoke(struct vault *v, const char *name) PV_WUR;
 /*
- * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown or
- * revoked.  Reads the store each time, so revocation takes effect at once.
+ * Rotate key name: issue a new secret, written to secret NUL-terminated,
+ * with the key's name, role, purposes, fields, reveal mode, certificate
+ * binding and lifetime (expires_days from now); the old secret keeps
+ * working overlap seconds more (0: it stops at once), then is refused as
+ * an unknown key.  Old secrets past their overlap are dropped.  An expired
+ * key may be rotated (that renews it).  PV_ENOTFOUND, PV_EKEYSTATE for a
+ * revoked key, PV_EINVAL for an overlap over VAULT_APIKEY_OVERLAP_MAX.
+ */
+pv_status vault_apikey_rotate(struct vault *v, const char *name,
+	      uint64_t overlap, char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+	      PV_WUR;
+/*
+ * Whether key works at now: not revoked, not expired, and not an old
+ * secret past its overlap.
+ */
+int	  vault_apikey_live(const struct vault_apikey *key, uint64_t now);
+/*
+ * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown,
+ * revoked, expired, or an old secret past its overlap, all alike.  Reads
+ * the store each time, so revocation takes effect at once.
  */
 pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	      struct vault_apikey *out) PV_WUR;
