@@ -61,9 +61,11 @@ void	  api_json_put_result(struct pv_json *j,
 /*
  * Shred receipts as JSON:
  * {"receipt":{"vault":…,"record":…,"shredded_at":…,"kek_version":…,
- * "audit_seq":…,"reason":…},"signature":…}, the signature base64url.
- * api_receipt_parse reads one back (PV_EJSON, PV_EVALUE, PV_EMEMBER); it
- * does not check the signature (vault_receipt_verify does).
+ * "audit_seq":…,"signing_key_version":…,"reason":…},"signature":…}, the
+ * signature base64url.  api_receipt_parse reads one back (PV_EJSON,
+ * PV_EVALUE, PV_EMEMBER); a receipt without "signing_key_version" is one
+ * made before signing keys had versions (sign_version 0).  It does not
+ * check the signature (vault_receipt_verify does).
  */
 void	  api_json_receipt(struct pv_json *j,
 	      const struct vault_receipt *r);
@@ -83,6 +85,13 @@ void	  api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],
 	      const uint8_t pub[static PV_ED25519_LEN]);
 pv_status api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN],
 	      const char *s, size_t len) PV_WUR;
+/*
+ * One receipt-signing key, as GET /v1/keys/signing lists them and
+ * piivault kms public-key prints them: {"version":…,"public_key":"pvpub_…",
+ * "state":"active"|"verify_only"}.
+ */
+void	  api_json_signing_key(struct pv_json *j,
+	      const struct vault_signing_key *k);
 
 /*
  * The HTTP server.  Limits are configurable; each has a default (0 picks

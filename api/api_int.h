@@ -56,6 +56,8 @@ struct api_resp {
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 	int		 storage;	/* a storage write failed: 503 */
 	int		 close;		/* close the connection after it */
+	/* Cache-Control of a public answer others may keep; NULL: no-store */
+	const char	*cache;
 };
 
 struct api_server;
@@ -98,7 +100,7 @@ struct api_route {
 #define API_BODY_MERGE		2
 #define API_BODY_OPTIONAL	4
 /* The rows of api_routes; a table of another size does not compile. */
-#define API_NROUTES	13
+#define API_NROUTES	14
 extern const struct api_route api_routes[API_NROUTES];
 
 #define API_LAT_BUCKETS	12

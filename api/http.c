@@ -111,7 +111,7 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    rs->ctype) != MHD_YES ||
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store") != MHD_YES ||
+	    rs->cache != NULL ? rs->cache : "no-store") != MHD_YES ||
 	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") !=
 	    MHD_YES) {
 		MHD_destroy_response(r);

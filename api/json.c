@@ -684,9 +684,24 @@ api_json_receipt(struct pv_json *j, const struct vault_receipt *r)
 	pv_json_ku64(j, "shredded_at", r->shredded_at);
 	pv_json_ku64(j, "kek_version", r->kek_version);
 	pv_json_ku64(j, "audit_seq", r->audit_seq);
+	if (r->sign_version != 0)
+		pv_json_ku64(j, "signing_key_version", r->sign_version);
 	pv_json_kstr(j, "reason", r->reason);
 	pv_json_close(j);
 	pv_json_kstr(j, "signature", sig);
+	pv_json_close(j);
+}
+
+void
+api_json_signing_key(struct pv_json *j, const struct vault_signing_key *k)
+{
+	char text[API_PUBKEY_STRLEN + 1];
+
+	api_pubkey_encode(text, k->pub);
+	pv_json_obj(j);
+	pv_json_ku64(j, "version", k->version);
+	pv_json_kstr(j, "public_key", text);
+	pv_json_kstr(j, "state", vault_key_state_name(k->state));
 	pv_json_close(j);
 }
 
@@ -721,11 +736,11 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 {
 	static const char *const top[] = { "receipt", "signature", NULL };
 	static const char *const fields[] = { "vault", "record", "shredded_at",
-	    "kek_version", "audit_seq", "reason", NULL };
+	    "kek_version", "audit_seq", "signing_key_version", "reason", NULL };
 	struct vault_receipt r;
 	char sig[4 * PV_B64URL16_LEN + 1];
 	json_t *root, *rec;
-	uint64_t kv;
+	uint64_t kv, sv = 0;
 	pv_status rc = PV_OK;
 
 	err[0] = '\0';
@@ -748,6 +763,10 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 	    PV_OK || (rc = get_uint(rec, "kek_version", UINT32_MAX, &kv)) !=
 	    PV_OK || (rc = get_uint(rec, "audit_seq", UINT64_MAX,
 	    &r.audit_seq)) != PV_OK ||
+	    /* Absent in receipts made before: their message names none. */
+	    (json_object_get(rec, "signing_key_version") != NULL &&
+	    ((rc = get_uint(rec, "signing_key_version", UINT32_MAX, &sv)) !=
+	    PV_OK || (sv == 0 && (rc = PV_EVALUE) != PV_OK))) ||
 	    (rc = get_str(root, "signature", sig, sizeof(sig))) != PV_OK ||
 	    (rc = b64url_unblocks(r.sig, sig, strlen(sig),
 	    PV_ED25519_SIG_LEN / 16)) != PV_OK) {
@@ -756,6 +775,7 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 		goto out;
 	}
 	r.kek_version = (uint32_t)kv;
+	r.sign_version = (uint32_t)sv;
 	*out = r;
 out:
 	json_decref(root);

@@ -189,6 +189,7 @@ fail_text(struct api_resp *rs, unsigned status, const char *code,
 	reply(rs, status);
 	rs->code = code;
 	rs->challenge = 0;
+	rs->cache = NULL;
 	pv_json_init(&j, &rs->body);
 	api_json_error(&j, code, msg);
 	if (pv_json_end(&j) != PV_OK) {
@@ -523,6 +524,45 @@ h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	pv_json_kstr(&j, "status", "ok");
 	pv_json_close(&j);
 	finish(rs, &j);
+}
+
+/*
+ * How long a client or a shared cache may keep the list of signing keys.
+ * A receipt that names a version missing from a kept list means a
+ * rotation since: fetch the list again.
+ */
+#define SIGNING_KEYS_CACHE	"public, max-age=300"
+
+static void
+h_signing_keys(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev, const char *id)
+{
+	struct vault_signing_key *k = NULL;
+	struct pv_json j;
+	size_t n = 0;
+	pv_status rc;
+
+	(void)rq;
+	(void)key;
+	(void)ev;
+	(void)id;
+	if ((rc = vault_signing_keys(s->vault, &k, &n)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_key(&j, "keys");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < n; i++)
+		api_json_signing_key(&j, &k[i]);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
+	if (rs->status == 200)
+		rs->cache = SIGNING_KEYS_CACHE;
+	free(k);
 }
 
 static void
@@ -1436,6 +1476,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/audit", "audit.read", AUDITOR, 0, h_audit },
 	{ "GET", "/v1/records/{id}/metadata", "records.metadata", ADMIN, 0,
 	    h_metadata },
+	{ "GET", "/v1/keys/signing", "keys.signing", 0, 0, h_signing_keys },
 };
 
 #undef WRITER
@@ -1793,6 +1834,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->retry_after = 0;
 	rs->allow = NULL;
 	rs->challenge = 0;
+	rs->cache = NULL;
 	rs->code = NULL;
 	rs->audited = 0;
 	rs->storage = 0;
@@ -1802,7 +1844,10 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		no_route(s, rq, rs);
 		return;
 	}
-	/* Health and metrics hold no personal data: no key, not logged. */
+	/*
+	 * Health, metrics and the public signing keys hold no personal data:
+	 * no key, not logged.
+	 */
 	if (r->roles == 0) {
 		r->handler(s, rq, rs, NULL, NULL, id);
 		return;

@@ -1614,6 +1614,152 @@ START_TEST(test_data_dir_not_dir)
 }
 END_TEST
 
+/*
+ * A receipt made by piivault before signing keys had versions (commit
+ * a78a8ec: no signing_key_version, the "piivault-receipt-v1" message),
+ * with that vault's public key: it still verifies, as version 1.
+ */
+static const char old_receipt[] = "{\"receipt\":{\"vault\":"
+    "\"62e0ec31658278151d4ae13bf32ffe35\",\"record\":"
+    "\"rec_WEIZypYXdMV0DaDdiji0mQ\",\"shredded_at\":1796686708,"
+    "\"kek_version\":1,\"audit_seq\":2,\"reason\":\"before versions\"},"
+    "\"signature\":\"xPoN_MlinesOTZ2nZAtFhQOssw-uD1rHm1jBq5_QmfNQFaXx7bILwSa"
+    "Dg_2Vt6YlmQd3BAICs19lkn_VvGDvcCBQ\"}\n";
+static const char old_pub[] =
+    "pvpub_1PGTrShNlFeyWmyJ8OHUJAz-dxXlhTxsk1kpPWoq1VVw";
+
+START_TEST(test_receipt_v1_verifies)
+{
+	static const char *const bad_keys[] = {
+		"0=pvpub_1PGTrShNlFeyWmyJ8OHUJAz-dxXlhTxsk1kpPWoq1VVw",
+		"x=pvpub_1PGTrShNlFeyWmyJ8OHUJAz-dxXlhTxsk1kpPWoq1VVw",
+		"1=pvpub_1PGTrShNlFeyWmyJ8OHUJAz",
+		"4294967296=pvpub_1PGTrShNlFeyWmyJ8OHUJAz-dxXlhTxsk1kpPWoq1VVw",
+		"=pvpub_1PGTrShNlFeyWmyJ8OHUJAz-dxXlhTxsk1kpPWoq1VVw",
+	};
+	char arg[128], *t;
+	struct run r;
+
+	write_file("old.jsonl", old_receipt, strlen(old_receipt), 0600);
+	run(&r, NULL, NULL, "receipt", "verify", "old.jsonl", "--public-key",
+	    old_pub, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "ok rec_WEIZypYXdMV0DaDdiji0mQ shredded at "
+	    "1796686708\n");
+	run_free(&r);
+	(void)snprintf(arg, sizeof(arg), "1=%s", old_pub);
+	run(&r, NULL, NULL, "receipt", "verify", "old.jsonl", "--public-key",
+	    arg, NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* Named for another version, the key is not tried. */
+	(void)snprintf(arg, sizeof(arg), "2=%s", old_pub);
+	run(&r, NULL, NULL, "receipt", "verify", "old.jsonl", "--public-key",
+	    arg, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "no public key for signing key "
+	    "version 1"));
+	run_free(&r);
+	/* Changed, or claimed for version 1 in the new form: refused. */
+	ck_assert_ptr_nonnull(t = strdup(old_receipt));
+	memcpy(strstr(t, "before versions"), "Before", 6);
+	write_file("changed.jsonl", t, strlen(t), 0600);
+	free(t);
+	run(&r, NULL, NULL, "receipt", "verify", "changed.jsonl",
+	    "--public-key", old_pub, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "does not verify"));
+	run_free(&r);
+	ck_assert_ptr_nonnull(t = malloc(sizeof(old_receipt) + 32));
+	(void)snprintf(t, sizeof(old_receipt) + 32, "%.*s\"signing_key_"
+	    "version\":1,%s", (int)(strstr(old_receipt, "\"reason\"") -
+	    old_receipt), old_receipt, strstr(old_receipt, "\"reason\""));
+	write_file("claimed.jsonl", t, strlen(t), 0600);
+	free(t);
+	run(&r, NULL, NULL, "receipt", "verify", "claimed.jsonl",
+	    "--public-key", old_pub, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "does not verify"));
+	run_free(&r);
+	for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+		run(&r, NULL, NULL, "receipt", "verify", "old.jsonl",
+		    "--public-key", bad_keys[i], NULL);
+		ck_assert_msg(r.status == 2, "[%s]: exit %d", bad_keys[i],
+		    r.status);
+		ck_assert_ptr_nonnull(strstr(r.err, "--public-key"));
+		run_free(&r);
+	}
+}
+END_TEST
+
+/*
+ * kms rotate-signing: receipts name the version that signed them, kms
+ * public-key lists every version (the older one verify_only, its public
+ * key unchanged), receipt verify takes each receipt's key from the vault.
+ */
+START_TEST(test_rotate_signing)
+{
+	char id1[ID_BUF], id2[ID_BUF], e[ID_BUF], ph[ID_BUF], nm[ID_BUF];
+	char line1[256], *all;
+	struct run r, s1, s2;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id1, e, ph, nm);
+	put_record(NULL, id2, e, ph, nm);
+	run(&s1, NULL, NULL, "shred", id1, NULL);
+	ck_assert_exit(&s1, 0);
+	ck_assert_ptr_nonnull(strstr(s1.out, "\"signing_key_version\":1,"));
+	run(&r, NULL, NULL, "kms", "public-key", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, "{\"version\":1,\"public_key\":\"pvpub_",
+	    33) == 0 && strcmp(r.out + r.outlen - 18,
+	    "\"state\":\"active\"}\n") == 0, "[%s]", r.out);
+	(void)snprintf(line1, sizeof(line1), "%.*s\"verify_only\"}\n",
+	    (int)(r.outlen - 10), r.out);
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "rotate-signing", "extra", NULL);
+	ck_assert_exit(&r, 2);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "rotate-signing", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "signing key 2 is active\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "public-key", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, line1, strlen(line1)) == 0 &&
+	    strncmp(r.out + strlen(line1), "{\"version\":2,", 13) == 0 &&
+	    strstr(r.out + strlen(line1), "\"state\":\"active\"}\n") != NULL,
+	    "[%s] after [%s]", r.out, line1);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "\nsign         1  verify_only ") !=
+	    NULL && strstr(r.out, "\nsign         2  active ") != NULL,
+	    "[%s]", r.out);
+	run_free(&r);
+
+	run(&s2, NULL, NULL, "shred", id2, id1, NULL);
+	ck_assert_exit(&s2, 0);
+	ck_assert_msg(strstr(s2.out, "\"signing_key_version\":2,") != NULL &&
+	    strstr(strstr(s2.out, "\"signing_key_version\":2,") + 1,
+	    "\"signing_key_version\":2,") != NULL, "[%s]", s2.out);
+	ck_assert_ptr_nonnull(all = malloc(s1.outlen + s2.outlen + 1));
+	memcpy(all, s1.out, s1.outlen);
+	memcpy(all + s1.outlen, s2.out, s2.outlen + 1);
+	write_file("all.jsonl", all, s1.outlen + s2.outlen, 0600);
+	free(all);
+	run_free(&s1);
+	run_free(&s2);
+	/* From the vault: each receipt with the key of its version. */
+	run(&r, NULL, NULL, "receipt", "verify", "all.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "ok ") != NULL && strstr(strstr(strstr(
+	    r.out, "ok ") + 1, "ok ") + 1, "ok ") != NULL, "[%s]", r.out);
+	run_free(&r);
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -1680,6 +1826,10 @@ cli_suite(void)
 	    (int)(sizeof(role_opts) / sizeof(role_opts[0])));
 	tcase_add_test(tc, test_apikey_admin_restricted);
 	tcase_add_test(tc, test_apikey_cert);
+
+	tc = tcase(s, "signing");
+	tcase_add_test(tc, test_receipt_v1_verifies);
+	tcase_add_test(tc, test_rotate_signing);
 
 	tc = tcase(s, "datadir");
 	tcase_add_loop_test(tc, test_data_dir_mode, 0,

@@ -2508,6 +2508,210 @@ tcase(Suite *s, const char *name, int timeout)
 	return tc;
 }
 
+/* API key expiry and rotation. */
+
+/* GET /v1/audit?limit=1 with secret: its status; *body its answer. */
+static long
+audit_with(const char *secret, char **body)
+{
+	char auth[KEY_BUF + 8];
+	struct su_resp r;
+	long st;
+
+	(void)snprintf(auth, sizeof(auth), "Bearer %s", secret);
+	req_auth(&r, "GET", "/v1/audit?limit=1", K_RAW, auth, NULL);
+	st = r.status;
+	if (body != NULL)
+		ck_assert_ptr_nonnull(*body = strdup(r.body.p));
+	su_resp_free(&r);
+	return st;
+}
+
+/* The secret is refused exactly as an unknown key is. */
+static void
+expect_refused(const char *secret, const char *what)
+{
+	char *got, *unknown;
+
+	ck_assert_msg(audit_with(secret, &got) == 401, "%s: [%s]", what, got);
+	ck_assert_int_eq(audit_with("pvk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "AAAAA", &unknown), 401);
+	ck_assert_msg(strcmp(got, unknown) == 0, "%s: [%s], unknown [%s]",
+	    what, got, unknown);
+	free(got);
+	free(unknown);
+}
+
+/* piivault apikey rotate name [--overlap-hours h]: the new secret. */
+static void
+rotate_key(char out[static KEY_BUF], const char *name, const char *hours)
+{
+	struct su_run r;
+
+	if (hours != NULL)
+		cli(&r, "apikey", "rotate", name, "--overlap-hours", hours,
+		    NULL);
+	else
+		cli(&r, "apikey", "rotate", name, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(r.outlen == VAULT_APIKEY_SECRET_LEN + 1 &&
+	    strncmp(r.out, "pvk_", 4) == 0, "[%s]", r.out);
+	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
+	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	su_run_free(&r);
+}
+
+/* apikey list --json: the answer (free()). */
+static char *
+key_list(void)
+{
+	struct su_run r;
+	char *s;
+
+	cli(&r, "apikey", "list", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(s = strdup(r.out));
+	su_run_free(&r);
+	return s;
+}
+
+#define HOUR	3600ull
+
+/*
+ * --expires-days: the key works until created + N days, then gets 401 as
+ * an unknown key.  apikey rotate: the new secret works, the old one until
+ * the overlap's end, then 401; the rotated key keeps its rights and its
+ * lifetime from the rotation; revoking it revokes both secrets at once.
+ */
+START_TEST(test_apikey_expiry_rotation)
+{
+	static const char *const bad[][6] = {
+		{ "apikey", "create", "--name", "x", "--expires-days", "0" },
+		{ "apikey", "create", "--name", "x", "--expires-days", "3651" },
+		{ "apikey", "create", "--name", "x", "--expires-days", "1d" },
+		{ "apikey", "rotate", "rot", "--overlap-hours", "721", NULL },
+		{ "apikey", "rotate", "rot", "--overlap-hours", "-1", NULL },
+		{ "apikey", "rotate", NULL, NULL, NULL, NULL },
+	};
+	const struct su_apikey ka = { "exp", "auditor", NULL, NULL, NULL };
+	const struct su_apikey kb = { "rot", "auditor", NULL, NULL, NULL };
+	const char *const days2[] = { "--expires-days", "2", NULL };
+	const char *const days10[] = { "--expires-days", "10", NULL };
+	char exp_key[KEY_BUF], old[KEY_BUF], n1[KEY_BUF], n2[KEY_BUF];
+	char want[256], *list, *before;
+	struct su_run r;
+
+	su_apikey_create(exp_key, child_env(), days2, &ka);
+	su_apikey_create(old, child_env(), days10, &kb);
+	before = key_list();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[10] = { NULL };
+		size_t n = 0;
+
+		for (size_t j = 0; j < 6 && bad[i][j] != NULL; j++)
+			args[n++] = bad[i][j];
+		if (strcmp(bad[i][1], "create") == 0) {
+			args[n++] = "--role";
+			args[n++] = "auditor";
+		}
+		su_cli_argv(&r, child_env(), args);
+		ck_assert_msg(r.status == 2, "%zu: exit %d [%s]", i, r.status,
+		    r.err);
+		su_run_free(&r);
+	}
+	cli(&r, "apikey", "rotate", "nosuch", NULL);
+	ck_assert_exit(&r, 1);
+	su_run_free(&r);
+	/* Refused input changed nothing. */
+	list = key_list();
+	ck_assert_str_eq(list, before);
+	free(list);
+	free(before);
+	(void)snprintf(want, sizeof(want), "\"name\":\"exp\",\"role\":"
+	    "\"auditor\",\"reveal\":\"plain\",\"revoked\":false,\"state\":"
+	    "\"active\",\"created\":\"2023-11-14T22:13:20Z\",\"expires\":"
+	    "\"2023-11-16T22:13:20Z\",\"expires_days\":2,\"replaced_until\":"
+	    "null");
+	list = key_list();
+	ck_assert_msg(strstr(list, want) != NULL, "[%s]", list);
+	free(list);
+
+	/* Rotated at T0 with a 2-hour overlap: both secrets work. */
+	rotate_key(n1, "rot", "2");
+	ck_assert_str_ne(n1, old);
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(exp_key, NULL), 200);
+	ck_assert_int_eq(audit_with(old, NULL), 200);
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	su_srv_stop();
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"state\":\"rotated\",\"created\":"
+	    "\"2023-11-14T22:13:20Z\",\"expires\":\"2023-11-24T22:13:20Z\","
+	    "\"expires_days\":10,\"replaced_until\":\"2023-11-15T00:13:20Z\"")
+	    != NULL, "[%s]", list);
+	free(list);
+
+	/* The last second of the overlap, then the first one past it. */
+	fake_now = T0 + 2 * HOUR - 1;
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(old, NULL), 200);
+	su_srv_stop();
+	fake_now = T0 + 2 * HOUR;
+	srv_start_plain();
+	expect_refused(old, "old secret after the overlap");
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	ck_assert_int_eq(audit_with(exp_key, NULL), 200);
+	su_srv_stop();
+
+	/* Two days on, the first key has expired; the rotated one has not. */
+	fake_now = T0 + 2 * DAY;
+	srv_start_plain();
+	expect_refused(exp_key, "expired key");
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	su_srv_stop();
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"name\":\"exp\",\"role\":\"auditor\","
+	    "\"reveal\":\"plain\",\"revoked\":false,\"state\":\"expired\"") !=
+	    NULL, "[%s]", list);
+	free(list);
+
+	/*
+	 * Rotated again (default overlap, a day): the new secret's lifetime
+	 * counts from now; the old secret past its overlap is dropped.
+	 */
+	rotate_key(n2, "rot", NULL);
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"state\":\"active\",\"created\":"
+	    "\"2023-11-16T22:13:20Z\",\"expires\":\"2023-11-26T22:13:20Z\"") !=
+	    NULL && strstr(list, "\"replaced_until\":\"2023-11-17T22:13:20Z\"")
+	    != NULL && strstr(list, "2023-11-15T00:13:20Z") == NULL, "[%s]",
+	    list);
+	free(list);
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	ck_assert_int_eq(audit_with(n2, NULL), 200);
+	expect_refused(old, "dropped secret");
+	/* Revoked while the server runs: both secrets at once. */
+	cli(&r, "apikey", "revoke", "rot", NULL);
+	ck_assert_exit(&r, 0);
+	su_run_free(&r);
+	expect_refused(n1, "revoked old secret");
+	expect_refused(n2, "revoked new secret");
+	su_srv_stop();
+	cli(&r, "apikey", "rotate", "rot", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "revoked"));
+	su_run_free(&r);
+	/* An expired key may be rotated: that renews it. */
+	rotate_key(n1, "exp", "0");
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	expect_refused(exp_key, "expired old secret");
+	ck_assert_ptr_null(strstr(su_server_log(), n1));
+	ck_assert_ptr_null(strstr(su_server_log(), exp_key));
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -2536,6 +2740,9 @@ policy_suite(void)
 	tcase_add_test(tc, test_request_limit_concurrent);
 	tcase_add_test(tc, test_request_refusals_not_counted);
 	tcase_add_test(tc, test_record_metadata);
+
+	tc = tcase(s, "apikey", TIMEOUT);
+	tcase_add_test(tc, test_apikey_expiry_rotation);
 
 	tc = tcase(s, "retention", TIMEOUT);
 	tcase_add_test(tc, test_retention_sweep_cli);

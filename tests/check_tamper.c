@@ -1139,11 +1139,96 @@ START_TEST(wrap_counters_lowered)
 }
 END_TEST
 
+/*
+ * A key's expiry is MAC'd: pushed later on disk (each byte of the version
+ * 3 tail flipped), the key is refused and an alarm raised.  The old
+ * secret of a rotation, its row copied back from before the rotation
+ * (so it would never stop): refused past the overlap, an alarm.
+ */
+START_TEST(apikey_expiry_tamper)
+{
+	char sec[VAULT_APIKEY_SECRET_LEN + 1], nsec[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t hash[32], orig[VAL_MAX], val[VAL_MAX];
+	const uint64_t t0 = 1700000000;
+	struct vault_apikey k;
+	struct vault *v;
+	size_t len, tail;
+
+	pv_clock_set(t0);
+	v = vopen();
+	memset(&k, 0, sizeof(k));
+	(void)snprintf(k.name, sizeof(k.name), "short");
+	k.role = VAULT_ROLE_READER;
+	k.reveal = VAULT_REVEAL_PLAIN;
+	k.purposes = 1;
+	k.expires_days = 1;
+	ck_assert_int_eq(vault_apikey_create(v, &k, sec), PV_OK);
+	sec[VAULT_APIKEY_SECRET_LEN] = '\0';
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_uint_eq(k.expires, t0 + 86400);
+	vault_close(v);
+	apikey_row("short", hash);
+	len = peek(PV_T_APIKEYS, hash, 32, orig);
+	ck_assert_uint_eq(orig[0], 3);
+	tail = len - 32 - 20;
+	ck_assert_uint_eq(pv_get_u64(orig + tail), t0 + 86400);
+
+	/* Expired in its genuine form: refused, no alarm. */
+	pv_clock_set(t0 + 86400);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+	/* Its expiry moved a century on. */
+	memcpy(val, orig, len);
+	pv_put_u64(val + tail, t0 + 100 * 365 * 86400ull);
+	poke(PV_T_APIKEYS, hash, 32, val, len);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+	for (size_t i = tail; i < tail + 20; i++) {
+		memcpy(val, orig, len);
+		val[i] ^= 0x01;
+		poke(PV_T_APIKEYS, hash, 32, val, len);
+		pv_clock_set(t0);
+		v = vopen();
+		ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+		    PV_EUNAUTH);
+		ck_assert_uint_gt(vault_alarms(v), 0);
+		vault_close(v);
+	}
+	poke(PV_T_APIKEYS, hash, 32, orig, len);
+
+	/* Rotation, and the old row copied back. */
+	pv_clock_set(t0);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_int_eq(vault_apikey_rotate(v, "short", 3600, nsec), PV_OK);
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_uint_eq(k.replaced_until, t0 + 3600);
+	ck_assert_int_eq(vault_apikey_auth(v, nsec, strlen(nsec), &k), PV_OK);
+	vault_close(v);
+	poke(PV_T_APIKEYS, hash, 32, orig, len);
+	pv_clock_set(t0 + 3600);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	ck_assert_int_eq(vault_apikey_auth(v, nsec, strlen(nsec), &k), PV_OK);
+	ck_assert_uint_eq(k.expires, t0 + 86400);
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 tamper_suite(void)
 {
 	return tu_suite_core("tamper", setup, tu_teardown, 600,
 	    apikey_byte_flips, apikey_swap, apikey_revocation_rollback,
+	    apikey_expiry_tamper,
 	    hold_byte_flips, retention_moved, consent_not_granted,
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
 	    upgrade_old_vault, upgrade_resumes, request_limit_reset,

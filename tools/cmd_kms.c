@@ -525,23 +525,58 @@ kc_shred_epoch(int argc, char **argv)
 static int
 kc_public_key(int argc, char **argv)
 {
-	uint8_t pub[PV_ED25519_LEN];
-	char text[API_PUBKEY_STRLEN + 1];
+	struct vault_signing_key *keys = NULL;
 	struct kc_opts o;
 	struct vault *v;
+	struct pv_buf b;
+	struct pv_json j;
+	size_t n = 0;
 	pv_status rc;
 	int r, first;
 
 	if ((r = kc_begin(argc, argv, "kms public-key\n\nPrints the public "
-	    "key that checks shred receipts.\n", &o, 0, &v, &first)) !=
+	    "keys that check shred receipts, one JSON line\na version, as GET "
+	    "/v1/keys/signing lists them: {\"version\":N,\n\"public_key\":"
+	    "\"pvpub_...\",\"state\":\"active\"|\"verify_only\"}.  A receipt "
+	    "names\nthe version that signed it.\n", &o, 0, &v, &first)) !=
 	    CLI_OK || v == NULL)
 		return r;
-	rc = vault_public_key(v, pub);
+	rc = vault_signing_keys(v, &keys, &n);
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("kms public-key", NULL, rc);
-	api_pubkey_encode(text, pub);
-	(void)printf("%s\n", text);
+	for (size_t i = 0; i < n && r == CLI_OK; i++) {
+		pv_buf_init(&b, 256);
+		pv_json_init(&j, &b);
+		api_json_signing_key(&j, &keys[i]);
+		r = cli_emit_json("kms public-key", &j);
+		pv_buf_cleanup(&b);
+	}
+	free(keys);
+	return r;
+}
+
+static int
+kc_rotate_signing(int argc, char **argv)
+{
+	struct kc_opts o;
+	struct vault *v;
+	uint32_t newv;
+	pv_status rc;
+	int r, first;
+
+	if ((r = kc_begin(argc, argv, "kms rotate-signing\n\nMakes a new "
+	    "receipt-signing key active and destroys the private\nkey of the "
+	    "one before; its public key stays listed (verify_only),\nso "
+	    "receipts it signed still verify.  Running servers sign with the\n"
+	    "new key from their next transaction.\n", &o, 0, &v, &first)) !=
+	    CLI_OK || v == NULL)
+		return r;
+	rc = vault_rotate(v, VAULT_SIGN, &newv);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms rotate-signing", NULL, rc);
+	(void)printf("signing key %u is active\n", newv);
 	return CLI_OK;
 }
 
@@ -559,7 +594,9 @@ static const struct cli_cmd kc_commands[] = {
 	    "rebuilt online" },
 	{ "shred-epoch", kc_shred_epoch, "make past shreds final in "
 	    "backups too" },
-	{ "public-key", kc_public_key, "the key that checks receipts" },
+	{ "rotate-signing", kc_rotate_signing, "new receipt-signing key; "
+	    "older ones only verify" },
+	{ "public-key", kc_public_key, "the keys that check receipts" },
 };
 
 int

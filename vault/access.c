@@ -17,12 +17,15 @@
 #define K_REVOKED	16
 #define K_NAMELEN	24
 #define K_NAME		25
+/* Version 3: before the MAC, expires (8), lifetime days (4), replaced (8). */
+#define K_V3_TAIL	20
 #define K_VAL_MAX	(K_NAME + VAULT_APIKEY_NAME_MAX + 1 + \
 			    VAULT_APIKEY_FIELDS_MAX * (1 + PV_FIELD_NAME_MAX) + \
-			    VAULT_CERT_HASH_LEN + VAULT_ROW_MAC_LEN)
+			    VAULT_CERT_HASH_LEN + K_V3_TAIL + VAULT_ROW_MAC_LEN)
 #define KF_CERT		0x01
 #define K_V1		1	/* before rows were authenticated */
 #define K_V2		2	/* with cert binding and the row's MAC */
+#define K_V3		3	/* with expiry and rotation */
 
 static const char *const role_names[] = {
 	[VAULT_ROLE_WRITER] = "writer",
@@ -101,18 +104,21 @@ vault_apikey_name_valid(const char *s, size_t len)
 }
 
 /*
- * Serialize a key (version 2) stored under hash, its MAC last; *len is the
- * length.  PV_ECRYPTO.
+ * Serialize a key stored under hash, its MAC last; *len is the length.
+ * Version 3 for a key with a lifetime or an old secret of a rotation,
+ * else version 2, as before they existed.  PV_ECRYPTO.
  */
 static pv_status
 key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
     uint8_t *p, const struct vault_apikey *k, size_t *len)
 {
+	int v3 = k->expires != 0 || k->expires_days != 0 ||
+	    k->replaced_until != 0;
 	size_t n, pos;
 	pv_status rc;
 
 	memset(p, 0, K_NAME);
-	p[K_VERSION] = K_V2;
+	p[K_VERSION] = v3 ? K_V3 : K_V2;
 	p[K_ROLE] = (uint8_t)k->role;
 	p[K_REVEAL] = (uint8_t)k->reveal;
 	p[K_FLAGS] = k->cert_bound ? KF_CERT : 0;
@@ -134,6 +140,12 @@ key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 		memcpy(p + pos, k->cert_sha256, VAULT_CERT_HASH_LEN);
 		pos += VAULT_CERT_HASH_LEN;
 	}
+	if (v3) {
+		pv_put_u64(p + pos, k->expires);
+		pv_put_u32(p + pos + 8, k->expires_days);
+		pv_put_u64(p + pos + 12, k->replaced_until);
+		pos += K_V3_TAIL;
+	}
 	if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p, pos,
 	    p + pos)) != PV_OK)
 		return rc;
@@ -142,10 +154,11 @@ key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 }
 
 /*
- * Total: any bytes give a key or PV_EINTEGRITY.  A version 2 key must
- * carry the MAC of its value under the hash it is stored under (so that
- * no byte of it, and no value moved from another key, is accepted); a
- * version 1 key only in a vault not yet upgraded (*legacy is then set).
+ * Total: any bytes give a key or PV_EINTEGRITY.  A version 2 or 3 key
+ * must carry the MAC of its value under the hash it is stored under (so
+ * that no byte of it, its expiry included, and no value moved from
+ * another key, is accepted); a version 1 key only in a vault not yet
+ * upgraded (*legacy is then set).
  */
 static pv_status
 key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
@@ -161,7 +174,8 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 		return PV_EINTEGRITY;
 	if (p[K_VERSION] == K_V1 && !kms_authenticated(v->kms))
 		*legacy = 1;
-	else if (p[K_VERSION] == K_V2 && len > VAULT_ROW_MAC_LEN) {
+	else if ((p[K_VERSION] == K_V2 || p[K_VERSION] == K_V3) &&
+	    len > VAULT_ROW_MAC_LEN) {
 		len -= VAULT_ROW_MAC_LEN;
 		if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p,
 		    len, mac)) != PV_OK)
@@ -170,6 +184,16 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 			return PV_EINTEGRITY;
 		if (len < K_NAME + 1 || (p[K_FLAGS] & ~KF_CERT) != 0)
 			return PV_EINTEGRITY;
+		if (p[K_VERSION] == K_V3) {
+			if (len < K_NAME + 1 + K_V3_TAIL)
+				return PV_EINTEGRITY;
+			len -= K_V3_TAIL;
+			k->expires = pv_get_u64(p + len);
+			k->expires_days = pv_get_u32(p + len + 8);
+			k->replaced_until = pv_get_u64(p + len + 12);
+			if (k->expires_days > VAULT_APIKEY_DAYS_MAX)
+				return PV_EINTEGRITY;
+		}
 		k->cert_bound = (p[K_FLAGS] & KF_CERT) != 0;
 		if (k->cert_bound) {
 			if (len < K_NAME + 1 + VAULT_CERT_HASH_LEN)
@@ -294,7 +318,11 @@ key_load(struct vault *v, struct pv_txn *t, const uint8_t *hash, size_t kl,
 	if ((rc = revoked_has(t, hash, &rev)) != PV_OK)
 		return rc == PV_EINTEGRITY ? vault_alarm(v, "revocation list",
 		    "meta") : rc;
-	if (rev && out->revoked == 0) {
+	/*
+	 * Listed: revoked, or the old secret of a rotation, whose row says
+	 * when it stops.  A row that says neither was copied back.
+	 */
+	if (rev && out->revoked == 0 && out->replaced_until == 0) {
 		(void)vault_alarm(v, "api key (revocation rolled back)",
 		    "apikeys");
 		out->revoked = 1;
@@ -302,10 +330,18 @@ key_load(struct vault *v, struct pv_txn *t, const uint8_t *hash, size_t kl,
 	return PV_OK;
 }
 
+int
+vault_apikey_live(const struct vault_apikey *k, uint64_t now)
+{
+	return k->revoked == 0 && (k->expires == 0 || now < k->expires) &&
+	    (k->replaced_until == 0 || now < k->replaced_until);
+}
+
 /*
- * Find a key by name.  The table is keyed by secret hash and holds a few
- * keys, so a scan is the index.  A row that fails its MAC is skipped (an
- * alarm): it is no key of that name.
+ * Find a key's current secret by name (an old secret of a rotation is
+ * not it).  The table is keyed by secret hash and holds a few keys, so a
+ * scan is the index.  A row that fails its MAC is skipped (an alarm): it
+ * is no key of that name.
  */
 static pv_status
 key_find(struct vault *v, struct pv_txn *t, const char *name,
@@ -325,7 +361,7 @@ key_find(struct vault *v, struct pv_txn *t, const char *name,
 			continue;
 		if (rc != PV_OK)
 			break;
-		if (strcmp(out->name, name) == 0) {
+		if (strcmp(out->name, name) == 0 && out->replaced_until == 0) {
 			if (hash != NULL)
 				memcpy(hash, k, PV_HMAC_LEN);
 			break;
@@ -352,7 +388,8 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	    k.reveal != VAULT_REVEAL_MASKED) ||
 	    k.purposes >= (1u << VAULT_P__COUNT) ||
 	    k.nfields > VAULT_APIKEY_FIELDS_MAX ||
-	    (k.cert_bound != 0 && k.cert_bound != 1))
+	    (k.cert_bound != 0 && k.cert_bound != 1) ||
+	    k.expires_days > VAULT_APIKEY_DAYS_MAX)
 		return PV_EINVAL;
 	for (size_t i = 0; i < k.nfields; i++)
 		if (!pv_field_name_valid(k.fields[i], strnlen(k.fields[i],
@@ -360,6 +397,9 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 			return PV_EFIELD;
 	k.created = pv_now();
 	k.revoked = 0;
+	k.expires = k.expires_days != 0 ? k.created + k.expires_days *
+	    VAULT_DAY : 0;
+	k.replaced_until = 0;
 	if ((rc = pv_random(raw, sizeof(raw))) != PV_OK ||
 	    (rc = secret_hash(v, raw, hash)) != PV_OK)
 		goto out;
@@ -445,37 +485,188 @@ out:
 	return rc;
 }
 
+/*
+ * The hashes of every row (current and old secrets) of key name, that
+ * passes its MAC, into *out (free()).  PV_ENOTFOUND if there is none.
+ */
+static pv_status
+key_rows(struct vault *v, struct pv_txn *t, const char *name,
+    uint8_t (**out)[PV_HMAC_LEN], size_t *n)
+{
+	uint8_t (*h)[PV_HMAC_LEN] = NULL, (*nh)[PV_HMAC_LEN];
+	struct vault_apikey k;
+	struct pv_cursor *c;
+	const void *kk, *val;
+	size_t kl, vl, cnt = 0;
+	pv_status rc;
+
+	if ((rc = pv_cursor_open(t, PV_T_APIKEYS, &c)) != PV_OK)
+		return rc;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, &kk, &kl, &val, &vl);
+	    rc == PV_OK; rc = pv_cursor_next(c, 0, &kk, &kl, &val, &vl)) {
+		rc = key_load(v, t, kk, kl, val, vl, &k);
+		if (rc == PV_EINTEGRITY)
+			continue;
+		if (rc != PV_OK)
+			break;
+		if (strcmp(k.name, name) != 0)
+			continue;
+		if ((nh = realloc(h, (cnt + 1) * sizeof(*h))) == NULL) {
+			rc = PV_ENOMEM;
+			break;
+		}
+		h = nh;
+		memcpy(h[cnt++], kk, PV_HMAC_LEN);
+	}
+	pv_cursor_close(c);
+	if (rc == PV_ENOTFOUND && cnt > 0)
+		rc = PV_OK;
+	if (rc != PV_OK) {
+		free(h);
+		return rc;
+	}
+	*out = h;
+	*n = cnt;
+	return PV_OK;
+}
+
+/* Revoke the row under hash in t: its value and the revocation list. */
+static pv_status
+row_revoke(struct vault *v, struct pv_txn *t, const uint8_t *hash,
+    uint64_t now)
+{
+	uint8_t val[K_VAL_MAX];
+	struct vault_apikey k;
+	const void *cur;
+	size_t len, cl;
+	pv_status rc;
+
+	if ((rc = pv_get(t, PV_T_APIKEYS, hash, PV_HMAC_LEN, &cur, &cl)) !=
+	    PV_OK ||
+	    (rc = key_load(v, t, hash, PV_HMAC_LEN, cur, cl, &k)) != PV_OK)
+		return rc;
+	if (k.revoked == 0)
+		k.revoked = now;
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, hash, PV_HMAC_LEN, val, len,
+	    0)) != PV_OK)
+		return rc;
+	return revoked_add(t, hash);
+}
+
 pv_status
 vault_apikey_revoke(struct vault *v, const char *name)
 {
-	uint8_t hash[PV_HMAC_LEN], val[K_VAL_MAX];
-	struct vault_apikey k;
+	uint8_t (*rows)[PV_HMAC_LEN] = NULL;
+	uint64_t now = pv_now();
 	struct pv_txn *t;
-	size_t len;
+	size_t n = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
 	if ((rc = ring_proven(v, t)) != PV_OK ||
-	    (rc = key_find(v, t, name, hash, &k)) != PV_OK)
+	    (rc = key_rows(v, t, name, &rows, &n)) != PV_OK)
 		goto out;
-	if (k.revoked == 0)
-		k.revoked = pv_now();
 	/*
-	 * The row, the list and the ring MAC over the list change together:
-	 * copying back either the row or the list alone revives nothing.
+	 * The rows, the list and the ring MAC over the list change together:
+	 * copying back either the rows or the list alone revives nothing.
+	 * Every secret of the key goes, the old ones of a rotation too.
 	 */
-	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
-	    (rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
-	    0)) != PV_OK ||
-	    (rc = revoked_add(t, hash)) != PV_OK ||
-	    (rc = kms_ring_seal(v->kms, t)) != PV_OK ||
+	for (size_t i = 0; i < n; i++)
+		if ((rc = row_revoke(v, t, rows[i], now)) != PV_OK)
+			goto out;
+	if ((rc = kms_ring_seal(v->kms, t)) != PV_OK ||
 	    (rc = vault_log_op(v, t, "apikey.revoke", VAULT_EK_NONE, NULL, 0,
 	    name, NULL)) != PV_OK)
 		goto out;
+	free(rows);
 	return pv_txn_commit(t);
 out:
+	free(rows);
 	pv_txn_abort(t);
+	return rc;
+}
+
+pv_status
+vault_apikey_rotate(struct vault *v, const char *name, uint64_t overlap,
+    char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+{
+	uint8_t raw[32], hash[PV_HMAC_LEN], oldh[PV_HMAC_LEN], val[K_VAL_MAX];
+	uint8_t (*rows)[PV_HMAC_LEN] = NULL;
+	struct vault_apikey cur, k, old;
+	struct pv_txn *t = NULL;
+	uint64_t now = pv_now();
+	const void *rv;
+	size_t len, n = 0, rl;
+	pv_status rc;
+
+	if (overlap > VAULT_APIKEY_OVERLAP_MAX)
+		return PV_EINVAL;
+	if ((rc = pv_random(raw, sizeof(raw))) != PV_OK ||
+	    (rc = secret_hash(v, raw, hash)) != PV_OK)
+		goto out;
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		goto out;
+	if ((rc = ring_proven(v, t)) != PV_OK ||
+	    (rc = key_find(v, t, name, oldh, &cur)) != PV_OK)
+		goto out;
+	if (cur.revoked != 0) {
+		rc = PV_EKEYSTATE;
+		goto out;
+	}
+	/* Old secrets past their overlap go: they work no more. */
+	if ((rc = key_rows(v, t, name, &rows, &n)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = pv_get(t, PV_T_APIKEYS, rows[i], PV_HMAC_LEN, &rv,
+		    &rl)) != PV_OK ||
+		    (rc = key_load(v, t, rows[i], PV_HMAC_LEN, rv, rl,
+		    &old)) != PV_OK)
+			goto out;
+		if (old.replaced_until != 0 && now >= old.replaced_until &&
+		    (rc = pv_del(t, PV_T_APIKEYS, rows[i], PV_HMAC_LEN, NULL,
+		    0)) != PV_OK)
+			goto out;
+	}
+	/* The new secret: the same rights, the same lifetime from now. */
+	k = cur;
+	k.created = now;
+	k.expires = k.expires_days != 0 ? now + k.expires_days * VAULT_DAY :
+	    0;
+	k.replaced_until = 0;
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
+	    PV_PUT_NOOVERWRITE)) != PV_OK)
+		goto out;
+	/*
+	 * The old one stops at the overlap's end (at once for 0: now is
+	 * already past "now < replaced_until").  Its hash joins the list,
+	 * under the ring MAC, so that its row from before cannot be copied
+	 * back to make it work for good.
+	 */
+	cur.replaced_until = now + overlap;
+	if ((rc = key_encode(v, oldh, val, &cur, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, oldh, sizeof(oldh), val, len,
+	    0)) != PV_OK ||
+	    (rc = revoked_add(t, oldh)) != PV_OK ||
+	    (rc = kms_ring_seal(v->kms, t)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "apikey.rotate", VAULT_EK_NONE, NULL, 0,
+	    name, NULL)) != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+	if (rc != PV_OK)
+		goto out;
+	memcpy(secret, "pvk_", 4);
+	pv_b64url_encode16(secret + 4, raw);
+	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
+	secret[VAULT_APIKEY_SECRET_LEN] = '\0';
+out:
+	pv_txn_abort(t);
+	free(rows);
+	pv_cleanse(raw, sizeof(raw));
+	pv_cleanse(val, sizeof(val));
 	return rc;
 }
 
@@ -517,7 +708,9 @@ vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	if (rc == PV_OK)
 		rc = ring_proven(v, t);
 	pv_txn_abort(t);
-	if (rc == PV_ENOTFOUND || (rc == PV_OK && k.revoked != 0))
+	/* Expired, revoked or replaced: refused exactly as unknown. */
+	if (rc == PV_ENOTFOUND || (rc == PV_OK && !vault_apikey_live(&k,
+	    pv_now())))
 		return PV_EUNAUTH;
 	if (rc != PV_OK)
 		return rc;

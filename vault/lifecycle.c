@@ -93,11 +93,28 @@ void
 vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
     const struct vault_receipt *r)
 {
-	(void)snprintf(out, VAULT_RECEIPT_MSG_MAX, "piivault-receipt-v1\n"
-	    "vault=%s\nrecord=%s\nshredded_at=%llu\nkek_version=%u\n"
-	    "audit_seq=%llu\nreason=%s\n", r->vault_id, r->id,
-	    (unsigned long long)r->shredded_at, r->kek_version,
-	    (unsigned long long)r->audit_seq, r->reason);
+	/* Version 1, before signing keys rotated: still checked as it was. */
+	if (r->sign_version == 0)
+		(void)snprintf(out, VAULT_RECEIPT_MSG_MAX,
+		    "piivault-receipt-v1\nvault=%s\nrecord=%s\n"
+		    "shredded_at=%llu\nkek_version=%u\naudit_seq=%llu\n"
+		    "reason=%s\n", r->vault_id, r->id,
+		    (unsigned long long)r->shredded_at, r->kek_version,
+		    (unsigned long long)r->audit_seq, r->reason);
+	else
+		(void)snprintf(out, VAULT_RECEIPT_MSG_MAX,
+		    "piivault-receipt-v2\nvault=%s\nrecord=%s\n"
+		    "shredded_at=%llu\nkek_version=%u\naudit_seq=%llu\n"
+		    "signing_key_version=%u\nreason=%s\n", r->vault_id, r->id,
+		    (unsigned long long)r->shredded_at, r->kek_version,
+		    (unsigned long long)r->audit_seq, r->sign_version,
+		    r->reason);
+}
+
+uint32_t
+vault_receipt_key_version(const struct vault_receipt *r)
+{
+	return r->sign_version == 0 ? 1 : r->sign_version;
 }
 
 pv_status
@@ -111,9 +128,35 @@ vault_receipt_verify(const struct vault_receipt *r,
 }
 
 pv_status
-vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
+vault_signing_keys(struct vault *v, struct vault_signing_key **out,
+    size_t *n)
 {
-	return kms_public_key(v->kms, pub);
+	struct vault_signing_key *vk = NULL;
+	struct kms_pubkey *pk = NULL;
+	struct pv_txn *t;
+	size_t cnt = 0;
+	pv_status rc;
+
+	/* A transaction loads the ring another process may have rotated. */
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	pv_txn_abort(t);
+	if ((rc = kms_public_keys(v->kms, &pk, &cnt)) != PV_OK)
+		return rc;
+	if ((vk = calloc(cnt ? cnt : 1, sizeof(*vk))) == NULL) {
+		free(pk);
+		return PV_ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		vk[i].version = pk[i].version;
+		vk[i].state = pk[i].state == KMS_ACTIVE ? VAULT_KEY_ACTIVE :
+		    VAULT_KEY_VERIFY_ONLY;
+		memcpy(vk[i].pub, pk[i].pub, PV_ED25519_LEN);
+	}
+	free(pk);
+	*out = vk;
+	*n = cnt;
+	return PV_OK;
 }
 
 /*
@@ -272,8 +315,20 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 	} else
 		memcpy(r->reason, ts + TS_REASON, rl);
 	r->reason[rl] = '\0';
-	vault_receipt_message(msg, r);
-	return kms_sign(v->kms, r->sig, msg, strlen(msg));
+	/*
+	 * The message names the version that signs it.  A rotation between
+	 * naming and signing (another thread loading a new ring) makes
+	 * kms_sign refuse; name the new one and sign again.
+	 */
+	for (int tries = 0;; tries++) {
+		r->sign_version = kms_active_version(v->kms, KMS_SIGN);
+		vault_receipt_message(msg, r);
+		rc = kms_sign(v->kms, r->sign_version, r->sig, msg,
+		    strlen(msg));
+		if (rc != PV_EKEYSTATE || tries == 2 || r->sign_version ==
+		    kms_active_version(v->kms, KMS_SIGN))
+			return rc;
+	}
 }
 
 /* Shredding. */
@@ -915,8 +970,8 @@ vault_rotate(struct vault *v, enum vault_key_kind vkind, uint32_t *newv)
 		return rc;
 	if ((rc = kms_rotate(v->kms, t, kind, newv)) != PV_OK ||
 	    (rc = vault_log_op(v, t, kind == KMS_KEK ? "kms.rotate" :
-	    "kms.rotate_index", VAULT_EK_NONE, NULL, 0, NULL, NULL)) !=
-	    PV_OK) {
+	    kind == KMS_SIGN ? "kms.rotate_signing" : "kms.rotate_index",
+	    VAULT_EK_NONE, NULL, 0, NULL, NULL)) != PV_OK) {
 		pv_txn_abort(t);
 		return rc;
 	}

@@ -47,6 +47,8 @@ vault_key_kind_name(enum vault_key_kind kind)
 const char *
 vault_key_state_name(enum vault_key_state st)
 {
+	if (st == VAULT_KEY_VERIFY_ONLY)
+		return "verify_only";
 	return kms_state_name(vault_kms_state(st));
 }
 
@@ -56,6 +58,9 @@ vault_key_info_from(struct vault_key_info *out, const struct kms_key_info *in)
 	out->kind = (enum vault_key_kind)in->kind;
 	out->version = in->version;
 	out->state = (enum vault_key_state)in->state;
+	/* A signing key's private key is destroyed at rotation: it verifies. */
+	if (in->kind == KMS_SIGN && in->state == KMS_DESTROYED)
+		out->state = VAULT_KEY_VERIFY_ONLY;
 	out->created = in->created;
 	out->wraps_live = in->wraps_live;
 	out->wraps_total = in->wraps_total;

@@ -435,6 +435,8 @@ enum vault_reveal_mode { VAULT_REVEAL_PLAIN = 1, VAULT_REVEAL_MASKED = 2 };
 #define VAULT_APIKEY_NAME_MAX	64
 #define VAULT_APIKEY_FIELDS_MAX	32
 #define VAULT_APIKEY_SECRET_LEN	(4 + 2 * PV_B64URL16_LEN)
+#define VAULT_APIKEY_DAYS_MAX	3650	/* a key's lifetime, days */
+#define VAULT_APIKEY_OVERLAP_MAX (30 * VAULT_DAY) /* a rotation's, seconds */
 
 struct vault_apikey {
 	char		 name[VAULT_APIKEY_NAME_MAX + 1];
@@ -443,8 +445,21 @@ struct vault_apikey {
 	enum vault_reveal_mode reveal;
 	size_t		 nfields;	/* 0: every field */
 	char		 fields[VAULT_APIKEY_FIELDS_MAX][PV_FIELD_NAME_MAX + 1];
-	uint64_t	 created;
+	uint64_t	 created;	/* when this secret was issued */
 	uint64_t	 revoked;	/* 0, or when it was revoked */
+	/*
+	 * Expiry: expires_days (0 none, at most VAULT_APIKEY_DAYS_MAX) is
+	 * the key's lifetime; expires is when this secret stops working (0
+	 * never), created + expires_days days.  A rotation issues the new
+	 * secret with the same lifetime from the rotation on.
+	 */
+	uint32_t	 expires_days;
+	uint64_t	 expires;
+	/*
+	 * Not 0 for an old secret of a rotated key: when it stops working
+	 * (the end of the overlap).  The current secret has 0.
+	 */
+	uint64_t	 replaced_until;
 	/*
 	 * With cert_bound, the key is accepted only over a connection whose
 	 * client certificate's DER hashes (SHA-256) to cert_sha256.
@@ -464,21 +479,44 @@ pv_status vault_purpose_parse(const char *s, size_t len,
 int	  vault_apikey_name_valid(const char *s, size_t len);
 
 /*
- * Create an API key from spec (name, role, purposes, reveal, fields; the
- * times are set here) and write its secret, NUL-terminated.  PV_EEXIST if
- * the name is taken, PV_EINVAL for a bad name, role or field.
+ * Create an API key from spec (name, role, purposes, reveal, fields,
+ * expires_days; the times are set here) and write its secret,
+ * NUL-terminated.  PV_EEXIST if the name is taken, PV_EINVAL for a bad
+ * name, role, field or lifetime.
  */
 pv_status vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	      char secret[static VAULT_APIKEY_SECRET_LEN + 1]) PV_WUR;
-/* Every key, by name; *out is released with free(). */
+/*
+ * Every key's secrets (the current one, and the old ones of a rotation
+ * until the next rotation drops those past their overlap), in the table's
+ * order; *out is released with free().
+ */
 pv_status vault_apikey_list(struct vault *v, struct vault_apikey **out,
 	      size_t *n) PV_WUR;
-/* Revoke by name, at once for every process.  PV_ENOTFOUND; revoking
- * twice is PV_OK. */
+/* Revoke by name, every secret of it (old ones of a rotation too), at
+ * once for every process.  PV_ENOTFOUND; revoking twice is PV_OK. */
 pv_status vault_apikey_revoke(struct vault *v, const char *name) PV_WUR;
 /*
- * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown or
- * revoked.  Reads the store each time, so revocation takes effect at once.
+ * Rotate key name: issue a new secret, written to secret NUL-terminated,
+ * with the key's name, role, purposes, fields, reveal mode, certificate
+ * binding and lifetime (expires_days from now); the old secret keeps
+ * working overlap seconds more (0: it stops at once), then is refused as
+ * an unknown key.  Old secrets past their overlap are dropped.  An expired
+ * key may be rotated (that renews it).  PV_ENOTFOUND, PV_EKEYSTATE for a
+ * revoked key, PV_EINVAL for an overlap over VAULT_APIKEY_OVERLAP_MAX.
+ */
+pv_status vault_apikey_rotate(struct vault *v, const char *name,
+	      uint64_t overlap, char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+	      PV_WUR;
+/*
+ * Whether key works at now: not revoked, not expired, and not an old
+ * secret past its overlap.
+ */
+int	  vault_apikey_live(const struct vault_apikey *key, uint64_t now);
+/*
+ * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown,
+ * revoked, expired, or an old secret past its overlap, all alike.  Reads
+ * the store each time, so revocation takes effect at once.
  */
 pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	      struct vault_apikey *out) PV_WUR;
@@ -577,6 +615,12 @@ struct vault_receipt {
 	uint64_t	shredded_at;
 	uint32_t	kek_version;	/* the KEK that wrapped its DEK */
 	uint64_t	audit_seq;	/* its audit event; 0 without one */
+	/*
+	 * The signing key version that signed it.  0: a receipt made before
+	 * signing keys had versions, whose message does not name one; it
+	 * was signed by version 1.
+	 */
+	uint32_t	sign_version;
 	char		reason[VAULT_REASON_MAX + 1];
 	uint8_t		sig[PV_ED25519_SIG_LEN];
 };
@@ -622,17 +666,22 @@ pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out
- * (VAULT_RECEIPT_MSG_MAX bytes).
+ * (VAULT_RECEIPT_MSG_MAX bytes): "piivault-receipt-v2" with the signing
+ * key version, or for sign_version 0 the "piivault-receipt-v1" message of
+ * receipts made before (docs/format.md).
  */
 #define VAULT_RECEIPT_MSG_MAX	512
 void	  vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
 	      const struct vault_receipt *r);
-/* Check a receipt against a public key: PV_OK or PV_EINTEGRITY. */
+/*
+ * Check a receipt against a public key, the one of the version it names
+ * (version 1 for sign_version 0): PV_OK or PV_EINTEGRITY.
+ */
 pv_status vault_receipt_verify(const struct vault_receipt *r,
 	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
-/* The vault's receipt-signing public key. */
-pv_status vault_public_key(struct vault *v,
-	      uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+/* The signing key version a receipt names (1 for sign_version 0). */
+uint32_t  vault_receipt_key_version(const struct vault_receipt *r);
+
 
 /*
  * Key lifecycle.  Each works in bounded transactions, so that a server on
@@ -667,6 +716,8 @@ enum vault_key_state {
 	VAULT_KEY_DECRYPT_ONLY = 2,	/* unwraps old data only */
 	VAULT_KEY_RETIRED = 3,		/* may not unwrap */
 	VAULT_KEY_DESTROYED = 4,	/* key material erased */
+	VAULT_KEY_VERIFY_ONLY = 5,	/* a signing key: private key erased,
+					   public key kept */
 };
 
 const char *vault_key_kind_name(enum vault_key_kind kind);
@@ -682,7 +733,32 @@ struct vault_key_info {
 	uint64_t		wraps_total;	/* DEKs ever wrapped (KEK) */
 };
 
-/* Rotate KEK or INDEX (PV_EINVAL otherwise); the new version is *newv. */
+/*
+ * The receipt-signing keys.  One is active and signs; vault_rotate of
+ * VAULT_SIGN makes a new one and destroys the older one's private key,
+ * keeping its public key (VAULT_KEY_VERIFY_ONLY) so that the receipts it
+ * signed still verify.
+ */
+struct vault_signing_key {
+	uint32_t		version;
+	enum vault_key_state	state;	/* ACTIVE or VERIFY_ONLY */
+	uint8_t			pub[PV_ED25519_LEN];
+};
+
+/*
+ * Every signing key version whose public key the vault has, ascending, as
+ * the store has them now (a rotation by another process included).  *out
+ * is the caller's, released with free().  PV_ENOMEM, PV_ESTORE,
+ * PV_EINTEGRITY (the ring failed its MAC).
+ */
+pv_status vault_signing_keys(struct vault *v, struct vault_signing_key **out,
+	      size_t *n) PV_WUR;
+
+/*
+ * Rotate KEK, INDEX or SIGN (PV_EINVAL otherwise); the new version is
+ * *newv.  For SIGN, the previous version's private key is destroyed in the
+ * same commit and its public key kept (VAULT_KEY_VERIFY_ONLY).
+ */
 pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
 	      uint32_t *newv) PV_WUR;
 /*
@@ -699,7 +775,8 @@ pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
  * whose key material is overwritten.  Retiring or destroying a KEK that
  * still wraps records is PV_EBUSY unless force; *wrapped says how many it
  * wraps.  PV_EKEYSTATE for any other move (an active version can only be
- * destroyed; rotate first), PV_ENOTFOUND for an unknown version.
+ * destroyed; rotate first) and for any SIGN version (only vault_rotate
+ * changes those), PV_ENOTFOUND for an unknown version.
  */
 pv_status vault_key_state(struct vault *v, enum vault_key_kind kind,
 	      uint32_t version, enum vault_key_state st, int force,
