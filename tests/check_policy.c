@@ -2131,7 +2131,10 @@ END_TEST
 
 /* Tests: retention, on a clock the tests move. */
 
-/* piivault retention sweep [--dry-run] must print exactly want. */
+/*
+ * piivault retention sweep [--dry-run] --json must print exactly want:
+ * a dry run's count is what it would shred.
+ */
 static void
 sweep(int dry_run, unsigned shredded, unsigned held)
 {
@@ -2139,12 +2142,13 @@ sweep(int dry_run, unsigned shredded, unsigned held)
 	struct su_run r;
 
 	if (dry_run)
-		cli(&r, "retention", "sweep", "--dry-run", NULL);
+		cli(&r, "retention", "sweep", "--dry-run", "--json", NULL);
 	else
-		cli(&r, "retention", "sweep", NULL);
+		cli(&r, "retention", "sweep", "--json", NULL);
 	ck_assert_exit(&r, 0);
-	(void)snprintf(want, sizeof(want), "{\"dry_run\":%s,\"shredded\":%u,"
-	    "\"held\":%u}\n", dry_run ? "true" : "false", shredded, held);
+	(void)snprintf(want, sizeof(want), "{\"dry_run\":%s,\"%s\":%u,"
+	    "\"held\":%u}\n", dry_run ? "true" : "false", dry_run ?
+	    "would_shred" : "shredded", shredded, held);
 	ck_assert_msg(strcmp(r.out, want) == 0, "sweep at %" PRIu64 " said "
 	    "[%s], want [%s]", fake_now, r.out, want);
 	su_run_free(&r);

@@ -190,13 +190,14 @@ static int
 apikey_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "name", required_argument, NULL, O_NAME },
 		{ "role", required_argument, NULL, O_ROLE },
 		{ "purposes", required_argument, NULL, O_PURPOSES },
 		{ "fields", required_argument, NULL, O_FIELDLIST },
 		{ "reveal", required_argument, NULL, O_REVEAL },
 		{ "client-cert-sha256", required_argument, NULL, O_CERT },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	struct apikey_opts a;
 	struct cli_own own = { opts, apikey_opt, &a,
@@ -270,7 +271,7 @@ reveal_name(const struct vault_apikey *k)
 static int
 apikey_list_json(const struct vault_apikey *keys, size_t n)
 {
-	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char hex[2 * VAULT_CERT_HASH_LEN + 1];
 	struct pv_buf b;
 	struct pv_json j;
 	int r;
@@ -281,13 +282,12 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
 
-		cli_iso_time(when, k->created);
 		pv_json_obj(&j);
 		pv_json_kstr(&j, "name", k->name);
 		pv_json_kstr(&j, "role", vault_role_name(k->role));
 		pv_json_kstr(&j, "reveal", reveal_name(k));
 		pv_json_kbool(&j, "revoked", k->revoked != 0);
-		pv_json_kstr(&j, "created", when);
+		pv_json_ku64(&j, "created", k->created);
 		/* A certificate's hash is public: shown whole, to compare. */
 		pv_json_key(&j, "client_cert_sha256");
 		if (k->cert_bound) {
@@ -321,7 +321,7 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 static int
 apikey_list_table(const struct vault_apikey *keys, size_t n)
 {
-	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char when[CLI_TIME_LEN], hex[2 * VAULT_CERT_HASH_LEN + 1];
 
 	(void)printf("%-20s %-8s %-7s %-9s %-20s %-16s %s\n", "name", "role",
 	    "reveal", "state", "created", "client cert", "purposes / fields");
@@ -329,7 +329,7 @@ apikey_list_table(const struct vault_apikey *keys, size_t n)
 		const struct vault_apikey *k = &keys[i];
 		const char *sep = "";
 
-		cli_iso_time(when, k->created);
+		cli_time(when, k->created);
 		/* The first 16 hex digits of a bound key's certificate hash. */
 		memcpy(hex, "-", 2);
 		if (k->cert_bound) {
@@ -360,10 +360,16 @@ apikey_list_table(const struct vault_apikey *keys, size_t n)
 static int
 apikey_list(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
+	};
+	const struct cli_own own = { opts, NULL, NULL, NULL };
 	const struct cli_start start = { "apikey list",
 	    "apikey list [--json]\n\n"
-	    "Lists API keys: name, role, purposes, fields, reveal, state.\n"
-	    "Secrets are never shown.\n", NULL, 0, "unexpected argument" };
+	    "Lists API keys: name, role, purposes, fields, reveal, state and\n"
+	    "creation time (RFC 3339, UTC; seconds since the epoch with\n"
+	    "--json).  Secrets are never shown.\n", &own, 0,
+	    "unexpected argument" };
 	struct vault_apikey *keys = NULL;
 	struct cli_common c;
 	struct vault *v = NULL;

@@ -21,8 +21,9 @@ static int
 receipt_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		/* It needs no vault: no --data-dir, no --key-file. */
 		{ "public-key", required_argument, NULL, O_PUBKEY },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	const char *pubkey = NULL;
 	struct cli_own own = { opts, receipt_opt, &pubkey,
@@ -30,7 +31,7 @@ receipt_verify(int argc, char **argv)
 	uint8_t pub[PV_ED25519_LEN];
 	struct vault_receipt rcpt;
 	struct cli_common c;
-	char err[API_ERR_MAX], line[2048];
+	char err[API_ERR_MAX], line[2048], when[CLI_TIME_LEN];
 	size_t count = 0;
 	FILE *f;
 	pv_status rc;
@@ -39,7 +40,8 @@ receipt_verify(int argc, char **argv)
 	if ((r = cli_parse(argc, argv, &c, &first, "receipt verify FILE "
 	    "--public-key KEY\n\nChecks every receipt in FILE (one JSON a line, "
 	    "as piivault shred\nprints them) against the vault's public key; "
-	    "needs no vault.\n", &own)) != CLI_OK)
+	    "needs no vault.  Prints\n\"ok rec_... shredded at TIME\" a "
+	    "receipt (RFC 3339, UTC).\n", &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (argc - first != 1 || pubkey == NULL)
 		return cli_usage("receipt verify", "expected FILE and "
@@ -70,8 +72,8 @@ receipt_verify(int argc, char **argv)
 			r = CLI_FAIL;
 			break;
 		}
-		(void)printf("ok %s shredded at %llu\n", rcpt.id,
-		    (unsigned long long)rcpt.shredded_at);
+		cli_time(when, rcpt.shredded_at);
+		(void)printf("ok %s shredded at %s\n", rcpt.id, when);
 	}
 	if (r == CLI_OK && count == 0)
 		r = cli_fail("receipt verify", argv[first], PV_EJSON);
