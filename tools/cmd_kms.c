@@ -90,9 +90,10 @@ static const struct option kc_root_opts[] = {
 	CLI_OPTS_VAULT, KC_NEWKEY, KC_NEWPASS, CLI_OPT_END,
 };
 
-#define KC_HELP_BATCH	"  --batch N        records a transaction (default 1000)\n"
-#define KC_HELP_DUTY	"  --duty PCT       hold the writer lock at most PCT " \
-	"(1-100) of the time\n"
+#define KC_HELP_BATCH \
+	"  --batch N        records a transaction (default 1000)\n"
+#define KC_HELP_DUTY \
+	"  --duty PCT       hold the writer lock at most PCT (1-100) of the time\n"
 
 /* How a kms subcommand starts: see kc_begin. */
 struct kc_start {
