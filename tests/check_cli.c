@@ -428,7 +428,7 @@ static const struct {
 	{ { "lookup", "--nope", "email", "a@b.example" }, "unknown option" },
 	{ { "kms", "status", "--bogus" }, "unknown option" },
 	{ { "kms", "frobnicate" }, "unknown subcommand" },
-	{ { "get", "--data-dir" }, "needs a value" },
+	{ { "get", "--data-dir" }, "missing value for --data-dir" },
 	{ { "init", "extra" }, "unexpected argument" },
 	{ { "lookup", "email" }, "expected" },
 	{ { "get" }, "no token" },
@@ -507,7 +507,8 @@ START_TEST(test_init_twice)
 	run(&r, NULL, NULL, "init", NULL);
 	ck_assert_int_ne(r.status, 0);
 	ck_assert_one_err_line(&r);
-	ck_assert_msg(strstr(r.err, "already exists") != NULL, "[%s]", r.err);
+	ck_assert_msg(strstr(r.err, "key file ./piivault.key already exists")
+	    != NULL, "[%s]", r.err);
 	ck_assert_uint_eq(r.outlen, 0);
 	run_free(&r);
 	assert_file_is("piivault.key", key, keylen);
@@ -517,7 +518,8 @@ START_TEST(test_init_twice)
 	run(&r, NULL, NULL, "init", "--key-file", "second.key", NULL);
 	ck_assert_int_ne(r.status, 0);
 	ck_assert_one_err_line(&r);
-	ck_assert_msg(strstr(r.err, "already exists") != NULL, "[%s]", r.err);
+	ck_assert_msg(strstr(r.err, "data directory ./piivault-data already "
+	    "holds a vault") != NULL, "[%s]", r.err);
 	run_free(&r);
 	ck_assert_msg(!exists("second.key"), "init left second.key behind");
 	assert_file_is("piivault.key", key, keylen);
@@ -931,9 +933,9 @@ START_TEST(test_key_file_bad_content)
 		run(&r, NULL, NULL, "kms", "status", NULL);
 		ck_assert_msg(r.status == 1, "key %zu: exit %d", i, r.status);
 		ck_assert_one_err_line(&r);
-		ck_assert_msg(strstr(r.err, "key file does not hold") != NULL,
-		    "key %zu: [%s]", i, r.err);
-		ck_assert_ptr_nonnull(strstr(r.err, "piivault.key"));
+		ck_assert_msg(strstr(r.err, "key file ./piivault.key does not "
+		    "hold one base64 256-bit key") != NULL, "key %zu: [%s]", i,
+		    r.err);
 		run_free(&r);
 	}
 }
@@ -1268,13 +1270,26 @@ START_TEST(test_fake_now_release)
 
 	run(&r, env, NULL, "retention", "sweep", NULL);
 	ck_assert_exit(&r, 0);
-	ck_assert_str_eq(r.out, "{\"dry_run\":false,\"shredded\":0,"
-	    "\"held\":0}\n");
+	ck_assert_str_eq(r.out, "shredded 0 records past their retention "
+	    "date; 0 held\n");
 	run_free(&r);
 	ck_assert_uint_eq(records(env), 1);
 
+	/* A dry run says what it would shred, as such, and shreds nothing. */
 	run_bin = PIIVAULT_TEST_BIN;
-	run(&r, env, NULL, "retention", "sweep", NULL);
+	run(&r, env, NULL, "retention", "sweep", "--dry-run", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "would shred 1 records past their retention "
+	    "date; 0 held\n");
+	run_free(&r);
+	run(&r, env, NULL, "retention", "sweep", "--json", "--dry-run", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "{\"dry_run\":true,\"would_shred\":1,"
+	    "\"held\":0}\n");
+	run_free(&r);
+	ck_assert_uint_eq(records(NULL), 1);
+
+	run(&r, env, NULL, "retention", "sweep", "--json", NULL);
 	run_bin = PIIVAULT_BIN;
 	ck_assert_exit(&r, 0);
 	ck_assert_str_eq(r.out, "{\"dry_run\":false,\"shredded\":1,"
@@ -1573,8 +1588,9 @@ START_TEST(test_data_dir_mode)
 		ck_assert_msg(r.status == 1, "mode %o: exit %d",
 		    bad_dir_modes[_i], r.status);
 		ck_assert_one_err_line(&r);
-		ck_assert_msg(strstr(r.err, "piivault-data: data directory is "
-		    "writable by group or others") != NULL, "[%s]", r.err);
+		ck_assert_msg(strstr(r.err, "data directory ./piivault-data is "
+		    "writable by group or others (chmod 700 it)") != NULL,
+		    "[%s]", r.err);
 		ck_assert_uint_eq(r.outlen, 0);
 		run_free(&r);
 	}
@@ -1588,29 +1604,509 @@ START_TEST(test_data_dir_mode)
 }
 END_TEST
 
-START_TEST(test_data_dir_not_dir)
+/*
+ * Where the vault and the key file are, got wrong in each way a user can:
+ * one line that names the path as the user gave it (option, environment
+ * or default) and says what is wrong with it; nothing changed.  Each
+ * starts from a vault in v with its key in keys/root.key, a symbolic link
+ * keys/link.key to it, a FIFO keys/fifo, and (as root) keys/other.key, a
+ * copy owned by another user.
+ */
+static const struct {
+	const char	*env[3];
+	const char	*args[8];
+	const char	*err;		/* the line after "piivault: " */
+	int		 root_only;
+} path_errs[] = {
+	/* The key file's default is relative to the current directory. */
+	{ { "PIIVAULT_DATA_DIR=v" }, { "kms", "status" },
+	    "kms status: no key file at ./piivault.key; set PIIVAULT_KEY_FILE "
+	    "or --key-file", 0 },
+	{ { "PIIVAULT_DATA_DIR=v", "PIIVAULT_KEY_FILE=keys/none.key" },
+	    { "kms", "status" }, "kms status: no key file at keys/none.key "
+	    "(PIIVAULT_KEY_FILE)", 0 },
+	{ { NULL }, { "get", "--data-dir", "v", "--key-file", "keys/none.key",
+	    "tok_AAAAAAAAAAAAAAAAAAAAAA" },
+	    "get: no key file at keys/none.key", 0 },
+	/* A key file given as the data directory, and the other way round. */
+	{ { NULL }, { "kms", "status", "--data-dir", "keys/root.key",
+	    "--key-file", "keys/root.key" },
+	    "kms status: --data-dir keys/root.key is not a directory", 0 },
+	{ { "PIIVAULT_DATA_DIR=keys/root.key",
+	    "PIIVAULT_KEY_FILE=keys/root.key" }, { "kms", "status" },
+	    "kms status: data directory keys/root.key (PIIVAULT_DATA_DIR) is "
+	    "not a directory", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "keys/root.key/sub",
+	    "--key-file", "keys/root.key" },
+	    "kms status: --data-dir keys/root.key/sub is not a directory", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "v", "--key-file", "v" },
+	    "kms status: --key-file v is a directory, not a key file", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "v", "--key-file",
+	    "v/data.mdb" }, "kms status: --key-file v/data.mdb does not hold "
+	    "one base64 256-bit key", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "v", "--key-file",
+	    "keys/link.key" }, "kms status: --key-file keys/link.key is a "
+	    "symbolic link; name the key file itself", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "v", "--key-file",
+	    "keys/fifo" }, "kms status: --key-file keys/fifo is not a regular "
+	    "file", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "v", "--key-file",
+	    "keys/other.key" }, "kms status: --key-file keys/other.key belongs "
+	    "to another user", 1 },
+	/* No vault where it is looked for. */
+	{ { NULL }, { "kms", "status" }, "kms status: data directory "
+	    "./piivault-data does not exist; set PIIVAULT_DATA_DIR or "
+	    "--data-dir, or run piivault init", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "nowhere", "--key-file",
+	    "keys/root.key" }, "kms status: --data-dir nowhere does not exist",
+	    0 },
+	{ { "PIIVAULT_DATA_DIR=nowhere", "PIIVAULT_KEY_FILE=keys/root.key" },
+	    { "kms", "status" }, "kms status: data directory nowhere "
+	    "(PIIVAULT_DATA_DIR) does not exist", 0 },
+	{ { NULL }, { "kms", "status", "--data-dir", "keys", "--key-file",
+	    "keys/root.key" }, "kms status: --data-dir keys holds no vault "
+	    "(piivault init makes one)", 0 },
+	{ { NULL }, { "compact", "--data-dir", "keys/root.key", "--key-file",
+	    "keys/root.key" },
+	    "compact: --data-dir keys/root.key is not a directory", 0 },
+	/* init: it was "input/output error". */
+	{ { NULL }, { "init", "--data-dir", "keys/root.key", "--key-file",
+	    "new.key" }, "init: --data-dir keys/root.key is not a directory",
+	    0 },
+	{ { NULL }, { "init", "--data-dir", "keys/root.key/sub", "--key-file",
+	    "new.key" }, "init: --data-dir keys/root.key/sub is not a "
+	    "directory", 0 },
+	{ { NULL }, { "init", "--data-dir", "no/such", "--key-file",
+	    "new.key" }, "init: --data-dir no/such cannot be created: the "
+	    "directory it would be in does not exist", 0 },
+	{ { NULL }, { "init", "--data-dir", "new", "--key-file",
+	    "no/such.key" }, "init: --key-file no/such.key cannot be created: "
+	    "the directory it would be in does not exist", 0 },
+	{ { NULL }, { "init", "--data-dir", "v", "--key-file", "new.key" },
+	    "init: --data-dir v already holds a vault; init never overwrites "
+	    "one", 0 },
+	{ { NULL }, { "init", "--data-dir", "new", "--key-file",
+	    "keys/root.key" }, "init: --key-file keys/root.key already exists; "
+	    "init never overwrites one", 0 },
+};
+
+START_TEST(test_path_errors)
 {
-	char *key;
-	size_t keylen;
+	const char *const leftovers[] = { "new.key", "new", "nowhere", "no",
+	    "piivault-data", "piivault.key", "keys/none.key" };
+	char *key, *data, want[512];
+	size_t keylen, datalen;
+	struct run r;
+	int fd;
+
+	if (path_errs[_i].root_only && geteuid() != 0)
+		return;		/* only root can give a file away */
+	ck_assert_int_eq(mkdir("keys", 0700), 0);
+	init_ok(NULL, "--data-dir", "v", "--key-file", "keys/root.key", NULL);
+	ck_assert_int_eq(symlink("root.key", "keys/link.key"), 0);
+	ck_assert_int_eq(mkfifo("keys/fifo", 0600), 0);
+	ck_assert_ptr_nonnull(key = slurp("keys/root.key", &keylen));
+	ck_assert_ptr_nonnull(data = slurp("v/data.mdb", &datalen));
+	if (path_errs[_i].root_only) {
+		write_file("keys/other.key", key, keylen, 0600);
+		ck_assert_int_ge(fd = open("keys/other.key", O_RDONLY |
+		    O_CLOEXEC), 0);
+		ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
+		(void)close(fd);
+	}
+
+	run_argv(&r, path_errs[_i].env[0] != NULL ? path_errs[_i].env : NULL,
+	    NULL, 0, path_errs[_i].args);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "piivault: %s\n",
+	    path_errs[_i].err), (int)sizeof(want));
+	ck_assert_exit(&r, 1);
+	ck_assert_str_eq(r.err, want);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+
+	assert_file_is("keys/root.key", key, keylen);
+	assert_file_is("v/data.mdb", data, datalen);
+	for (size_t i = 0; i < sizeof(leftovers) / sizeof(leftovers[0]); i++)
+		ck_assert_msg(!exists(leftovers[i]), "%s was left behind",
+		    leftovers[i]);
+	pv_cleanse(key, keylen);
+	free(key);
+	free(data);
+}
+END_TEST
+
+/*
+ * Every command takes exactly the options it uses: anything else exits 2
+ * with one line naming the option and the command, before the vault is
+ * opened, so nothing changes.  An option's value, or an argument that
+ * only looks like an option, is never echoed.
+ */
+static const struct {
+	const char	*args[10];
+	const char	*says;
+	const char	*never;		/* must not appear in stderr */
+} bad_opts[] = {
+	/* The issue's case: options kms rotate does not take. */
+	{ { "kms", "rotate", "--yes", "--duty", "5", "--from", "3" },
+	    "kms rotate: unknown option --yes", NULL },
+	{ { "kms", "rotate", "--duty", "5" },
+	    "kms rotate: unknown option --duty", NULL },
+	{ { "kms", "rotate", "--from", "3" },
+	    "kms rotate: unknown option --from", NULL },
+	{ { "kms", "status", "--from", "1" },
+	    "kms status: unknown option --from", NULL },
+	{ { "kms", "status", "--passphrase" },
+	    "kms status: unknown option --passphrase", NULL },
+	{ { "kms", "rewrap", "--force" },
+	    "kms rewrap: unknown option --force", NULL },
+	{ { "kms", "rewrap", "--yes" }, "kms rewrap: unknown option --yes",
+	    NULL },
+	{ { "kms", "rewrap", "--json" }, "kms rewrap: unknown option --json",
+	    NULL },
+	{ { "kms", "retire", "1", "--yes" },
+	    "kms retire: unknown option --yes", NULL },
+	{ { "kms", "destroy", "1", "--force" },
+	    "kms destroy: unknown option --force", NULL },
+	{ { "kms", "public-key", "--json" },
+	    "kms public-key: unknown option --json", NULL },
+	{ { "kms", "rotate-index", "--from", "2" },
+	    "kms rotate-index: unknown option --from", NULL },
+	{ { "kms", "shred-epoch", "--from", "2" },
+	    "kms shred-epoch: unknown option --from", NULL },
+	{ { "kms", "rotate-root", "--batch", "5", "--new-passphrase" },
+	    "kms rotate-root: unknown option --batch", NULL },
+	{ { "put", "--json" }, "put: unknown option --json", NULL },
+	{ { "get", "--json", "tok_AAAAAAAAAAAAAAAAAAAAAA" },
+	    "get: unknown option --json", NULL },
+	{ { "lookup", "--json", "email", "a@b.example" },
+	    "lookup: unknown option --json", NULL },
+	{ { "init", "--json" }, "init: unknown option --json", NULL },
+	{ { "receipt", "verify", "r.jsonl", "--json", "--public-key",
+	    "pvpub_x" }, "receipt verify: unknown option --json", NULL },
+	{ { "receipt", "verify", "r.jsonl", "--passphrase" },
+	    "receipt verify: unknown option --passphrase", NULL },
+	{ { "retention", "sweep", "--from", "1" },
+	    "retention sweep: unknown option --from", NULL },
+	{ { "audit", "verify", "--after", "3" },
+	    "audit verify: unknown option --after", NULL },
+	{ { "audit", "export", "--json" },
+	    "audit export: unknown option --json", NULL },
+	{ { "apikey", "list", "--name", "x" },
+	    "apikey list: unknown option --name", NULL },
+	{ { "apikey", "revoke", "x", "--role", "admin" },
+	    "apikey revoke: unknown option --role", NULL },
+	{ { "apikey", "create", "--name", "a", "--role", "admin", "--json" },
+	    "apikey create: unknown option --json", NULL },
+	{ { "compact", "--json" }, "compact: unknown option --json", NULL },
+	{ { "shred", "rec_AAAAAAAAAAAAAAAAAAAAAA", "--json" },
+	    "shred: unknown option --json", NULL },
+	{ { "serve", "--json" }, "serve: unknown option --json", NULL },
+	/* Whole names only: an abbreviation is not the option. */
+	{ { "retention", "sweep", "--dry" },
+	    "retention sweep: unknown option --dry", NULL },
+	{ { "kms", "rewrap", "--fr", "2" }, "kms rewrap: unknown option --fr",
+	    NULL },
+	{ { "kms", "status", "--data", "v" },
+	    "kms status: unknown option --data", NULL },
+	/* Once each; a value only where one is taken. */
+	{ { "kms", "rewrap", "--from", "2", "--from", "3" },
+	    "kms rewrap: repeated option --from", NULL },
+	{ { "kms", "status", "--json", "--json" },
+	    "kms status: repeated option --json", NULL },
+	{ { "kms", "status", "--json=yes" },
+	    "kms status: no value allowed for --json", "yes" },
+	{ { "kms", "rewrap", "--from" },
+	    "kms rewrap: missing value for --from", NULL },
+	{ { "kms", "rewrap", "--from", "0" },
+	    "kms rewrap: --from must be a number", NULL },
+	{ { "kms", "rewrap", "--duty=101" },
+	    "kms rewrap: --duty must be a number", NULL },
+	/* Surplus operands. */
+	{ { "kms", "rotate", "extra" }, "kms rotate: unexpected argument",
+	    "extra" },
+	{ { "kms", "status", "extra" }, "kms status: unexpected argument",
+	    NULL },
+	{ { "kms", "public-key", "extra" },
+	    "kms public-key: unexpected argument", NULL },
+	{ { "kms", "retire", "1", "2" }, "kms retire: expected a version",
+	    NULL },
+	{ { "retention", "sweep", "extra" },
+	    "retention sweep: unexpected argument", NULL },
+	{ { "audit", "verify", "extra" }, "audit verify: unexpected argument",
+	    NULL },
+	{ { "apikey", "list", "extra" }, "apikey list: unexpected argument",
+	    NULL },
+	{ { "lookup", "email", "Ada", "Lovelace" }, "lookup: expected FIELD "
+	    "and VALUE", "Lovelace" },
+	{ { "help", "kms", "rewrap", "extra" }, "help: expected COMMAND",
+	    NULL },
+	{ { "kms", "--help", "extra" }, "kms: unexpected argument", NULL },
+	/* What only looks like an option is not echoed. */
+	{ { "get", "--Secret=hunter2", "tok_AAAAAAAAAAAAAAAAAAAAAA" },
+	    "get: unknown option (see", "hunter2" },
+	{ { "lookup", "email", "--ada@b.example" },
+	    "lookup: unknown option (see", "ada" },
+	{ { "kms", "rotate", "--reason=ada@b.example" },
+	    "kms rotate: unknown option --reason (see", "ada" },
+	{ { "Ada Lovelace" }, "unknown command (see", "Ada" },
+	{ { "kms", "ada@b.example" }, "kms: unknown subcommand (see", "ada" },
+	{ { "kms", "frob" }, "kms: unknown subcommand 'frob' (see piivault "
+	    "kms --help)", NULL },
+};
+
+START_TEST(test_option_refusals)
+{
+	char *key, *data;
+	size_t keylen, datalen;
 	struct run r;
 
 	init_ok(NULL, NULL);
 	ck_assert_ptr_nonnull(key = slurp("piivault.key", &keylen));
-	run(&r, NULL, NULL, "kms", "status", "--data-dir", "piivault.key",
-	    NULL);
-	ck_assert_exit(&r, 1);
-	ck_assert_one_err_line(&r);
-	ck_assert_msg(strstr(r.err, "piivault.key: data directory is not a "
-	    "directory") != NULL, "[%s]", r.err);
-	run_free(&r);
-	run(&r, NULL, record_json, "put", "--data-dir", "piivault.key", NULL);
-	ck_assert_exit(&r, 1);
-	ck_assert_msg(strstr(r.err, "data directory is not a directory") !=
-	    NULL, "[%s]", r.err);
-	run_free(&r);
-	assert_file_is("piivault.key", key, keylen);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	for (size_t i = 0; i < sizeof(bad_opts) / sizeof(bad_opts[0]); i++) {
+		const char *const *a = bad_opts[i].args;
+
+		run_argv(&r, NULL, NULL, 0, a);
+		ck_assert_msg(r.status == 2, "%s %s %s: exit %d, stderr [%s]",
+		    a[0], a[1], a[2] ? a[2] : "", r.status, r.err);
+		ck_assert_one_err_line(&r);
+		ck_assert_msg(strncmp(r.err, "piivault: ", 10) == 0 &&
+		    strstr(r.err, bad_opts[i].says) == r.err + 10,
+		    "%s %s: stderr [%s], want [piivault: %s...]", a[0], a[1],
+		    r.err, bad_opts[i].says);
+		ck_assert_msg(bad_opts[i].never == NULL || strstr(r.err,
+		    bad_opts[i].never) == NULL, "stderr [%s] echoes [%s]",
+		    r.err, bad_opts[i].never);
+		ck_assert_uint_eq(r.outlen, 0);
+		run_free(&r);
+		assert_file_is("piivault.key", key, keylen);
+		assert_file_is("piivault-data/data.mdb", data, datalen);
+	}
+	ck_assert(!exists("r.jsonl"));
+	/* What kms status --json says is the same: no key was made. */
+	ck_assert_uint_eq(records(NULL), 0);
 	pv_cleanse(key, keylen);
 	free(key);
+	free(data);
+}
+END_TEST
+
+/*
+ * --help lists what the command takes, from the same table it parses:
+ * rewrap its own three and the vault's two, rotate none of rewrap's.
+ */
+START_TEST(test_option_help)
+{
+	static const char *const rewrap[] = { "--from V", "--batch N",
+	    "--duty PCT", "--data-dir DIR", "--key-file FILE" };
+	struct run r;
+
+	run(&r, NULL, NULL, "help", "kms", "rewrap", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, "usage: piivault kms rewrap ", 27) == 0,
+	    "[%s]", r.out);
+	for (size_t i = 0; i < sizeof(rewrap) / sizeof(rewrap[0]); i++)
+		ck_assert_msg(strstr(r.out, rewrap[i]) != NULL, "no %s in [%s]",
+		    rewrap[i], r.out);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "rotate", "--help", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "--data-dir DIR"));
+	ck_assert_ptr_null(strstr(r.out, "--from"));
+	ck_assert_ptr_null(strstr(r.out, "--duty"));
+	ck_assert_ptr_null(strstr(r.out, "--json"));
+	run_free(&r);
+	run(&r, NULL, NULL, "receipt", "verify", "--help", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "--public-key"));
+	/* The vault's keys are read when none is given. */
+	ck_assert_ptr_nonnull(strstr(r.out, "--data-dir"));
+	ck_assert_ptr_null(strstr(r.out, "--json"));
+	run_free(&r);
+	ck_assert(!exists("piivault-data"));
+}
+END_TEST
+
+/* The live and total wrap counts of KEK ver, from kms status --json. */
+static void
+kek_counts(unsigned ver, unsigned long long *live, unsigned long long *total)
+{
+	char pat[64];
+	struct run r;
+	const char *p;
+
+	run(&r, NULL, NULL, "kms", "status", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_int_lt(snprintf(pat, sizeof(pat), "{\"kind\":\"kek\","
+	    "\"version\":%u,", ver), (int)sizeof(pat));
+	ck_assert_msg((p = strstr(r.out, pat)) != NULL, "no kek %u: [%s]",
+	    ver, r.out);
+	ck_assert_msg((p = strstr(p, "\"records\":")) != NULL &&
+	    sscanf(p, "\"records\":%llu,\"wrapped_total\":%llu", live,
+	    total) == 2, "[%s]", r.out);
+	run_free(&r);
+}
+
+/* kms rewrap: one line and exit 0 with n records moved. */
+static void
+rewrap_ok(const char *from, unsigned long long n)
+{
+	char want[64];
+	struct run r;
+
+	run(&r, NULL, NULL, "kms", "rewrap", "--from", from, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "\"summary\":true,"
+	    "\"records\":%llu,", n), (int)sizeof(want));
+	ck_assert_msg(strstr(r.out, want) != NULL, "--from %s: [%s]", from,
+	    r.out);
+	run_free(&r);
+}
+
+/*
+ * kms rewrap --from V for a version that does not exist, or whose records
+ * cannot be moved (retired, destroyed), is an error that says so, not
+ * "0 records"; from the active version there is nothing to move.
+ */
+START_TEST(test_rewrap_from)
+{
+	static const struct {
+		const char	*from;
+		const char	*err;
+	} bad[] = {
+		{ "7", "piivault: kms rewrap: --from 7: there is no kek "
+		    "version 7 (see piivault kms status)\n" },
+		{ "2", "piivault: kms rewrap: --from 2: kek 2 is retired; the "
+		    "records under it cannot be re-wrapped\n" },
+		{ "1", "piivault: kms rewrap: --from 1: kek 1 is destroyed; the "
+		    "records under it cannot be re-wrapped\n" },
+	};
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	unsigned long long live, total;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);	/* under kek 1 */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	put_record(NULL, id, email, phone, name);	/* under kek 2 */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);	/* kek 3 active */
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "retire", "2", "--force", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "destroy", "1", "--yes", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run(&r, NULL, NULL, "kms", "rewrap", "--from", bad[i].from,
+		    NULL);
+		ck_assert_exit(&r, 1);
+		ck_assert_str_eq(r.err, bad[i].err);
+		ck_assert_uint_eq(r.outlen, 0);
+		run_free(&r);
+	}
+	/* Nothing moved: each still wraps its record. */
+	kek_counts(1, &live, &total);
+	ck_assert_uint_eq(live, 1);
+	kek_counts(2, &live, &total);
+	ck_assert_uint_eq(live, 1);
+	kek_counts(3, &live, &total);
+	ck_assert_uint_eq(live, 0);
+	ck_assert_uint_eq(total, 0);
+	rewrap_ok("3", 0);
+
+	/* A decrypt-only version's records do move. */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);	/* kek 4 active */
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	put_record(NULL, id, email, phone, name);	/* under kek 4 */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);	/* kek 5 active */
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	rewrap_ok("4", 1);
+	kek_counts(5, &live, &total);
+	ck_assert_uint_eq(live, 1);
+	kek_counts(2, &live, &total);
+	ck_assert_uint_eq(live, 1);
+}
+END_TEST
+
+/*
+ * Times: RFC 3339 in UTC wherever a person reads one, seconds since the
+ * epoch in JSON, as the HTTP API gives them.  The clock is pinned
+ * (piivault-test) so that both can be checked whole.
+ */
+#define T_NOW		"1796670885"
+#define T_NOW_RFC	"2026-12-07T19:14:45Z"
+
+START_TEST(test_times)
+{
+	const char *const env[] = { "PIIVAULT_FAKE_NOW=" T_NOW, NULL };
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	char pub[128], want[256];
+	struct run r;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(env, NULL);
+	put_record(env, id, email, phone, name);
+	run(&r, env, NULL, "apikey", "create", "--name", "ops", "--role",
+	    "admin", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+
+	run(&r, env, NULL, "kms", "status", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "  active        " T_NOW_RFC " ") != NULL
+	    && strstr(r.out, T_NOW) == NULL, "[%s]", r.out);
+	run_free(&r);
+	run(&r, env, NULL, "kms", "status", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "\"state\":\"active\",\"created\":" T_NOW
+	    ",\"age_days\":0,") != NULL && strstr(r.out, T_NOW_RFC) == NULL,
+	    "[%s]", r.out);
+	run_free(&r);
+	run(&r, env, NULL, "apikey", "list", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, " active    " T_NOW_RFC " ") != NULL &&
+	    strstr(r.out, T_NOW) == NULL, "[%s]", r.out);
+	run_free(&r);
+	run(&r, env, NULL, "apikey", "list", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "\"created\":" T_NOW ",") != NULL &&
+	    strstr(r.out, T_NOW_RFC) == NULL, "[%s]", r.out);
+	run_free(&r);
+
+	/* A receipt holds the number; receipt verify says the time. */
+	run(&r, env, NULL, "shred", id, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "\"shredded_at\":" T_NOW ",") != NULL,
+	    "[%s]", r.out);
+	write_file("receipts.jsonl", r.out, r.outlen, 0600);
+	run_free(&r);
+	run(&r, env, NULL, "kms", "public-key", NULL);
+	ck_assert_exit(&r, 0);
+	{
+		const char *p = strstr(r.out, "\"public_key\":\"");
+
+		ck_assert_ptr_nonnull(p);
+		p += strlen("\"public_key\":\"");
+		ck_assert_int_lt(snprintf(pub, sizeof(pub), "%.*s",
+		    (int)strcspn(p, "\""), p), (int)sizeof(pub));
+	}
+	run_free(&r);
+	run_bin = PIIVAULT_BIN;
+	run(&r, NULL, NULL, "receipt", "verify", "receipts.jsonl",
+	    "--public-key", pub, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "ok %s shredded at "
+	    T_NOW_RFC "\n", id), (int)sizeof(want));
+	ck_assert_str_eq(r.out, want);
+	run_free(&r);
 }
 END_TEST
 
@@ -1645,7 +2141,7 @@ START_TEST(test_receipt_v1_verifies)
 	    old_pub, NULL);
 	ck_assert_exit(&r, 0);
 	ck_assert_str_eq(r.out, "ok rec_WEIZypYXdMV0DaDdiji0mQ shredded at "
-	    "1796686708\n");
+	    "2026-12-07T23:38:28Z\n");
 	run_free(&r);
 	(void)snprintf(arg, sizeof(arg), "1=%s", old_pub);
 	run(&r, NULL, NULL, "receipt", "verify", "old.jsonl", "--public-key",
@@ -1834,7 +2330,14 @@ cli_suite(void)
 	tc = tcase(s, "datadir");
 	tcase_add_loop_test(tc, test_data_dir_mode, 0,
 	    (int)(sizeof(bad_dir_modes) / sizeof(bad_dir_modes[0])));
-	tcase_add_test(tc, test_data_dir_not_dir);
+	tcase_add_loop_test(tc, test_path_errors, 0,
+	    (int)(sizeof(path_errs) / sizeof(path_errs[0])));
+
+	tc = tcase(s, "semantics");
+	tcase_add_test(tc, test_option_refusals);
+	tcase_add_test(tc, test_option_help);
+	tcase_add_test(tc, test_rewrap_from);
+	tcase_add_test(tc, test_times);
 	return s;
 }
 

@@ -800,9 +800,22 @@ START_TEST(rewrap_changes_only_the_dek)
 	done = 99;
 	ck_assert_int_eq(vault_rewrap(v, 2, 0, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, 0);
+	/* A version that is not there, or may not unwrap, is an error. */
 	done = 99;
-	ck_assert_int_eq(vault_rewrap(v, 77, 0, NULL, NULL, &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 77, 0, NULL, NULL, &done),
+	    PV_ENOTFOUND);
 	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 0,
+	    &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 1, 0, NULL, NULL, &done),
+	    PV_EKEYSTATE);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_DESTROYED,
+	    0, &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 1, 0, NULL, NULL, &done),
+	    PV_EKEYSTATE);
+	ck_assert_uint_eq(done, 0);
+	expect_kek(v, 1, VAULT_KEY_DESTROYED, 0, 25);
 	expect_kek(v, 2, VAULT_KEY_ACTIVE, 30, 30);
 	vault_close(v);
 	bulk_free(&b);

@@ -204,6 +204,7 @@ static int
 apikey_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "name", required_argument, NULL, O_NAME },
 		{ "role", required_argument, NULL, O_ROLE },
 		{ "purposes", required_argument, NULL, O_PURPOSES },
@@ -211,7 +212,7 @@ apikey_create(int argc, char **argv)
 		{ "reveal", required_argument, NULL, O_REVEAL },
 		{ "client-cert-sha256", required_argument, NULL, O_CERT },
 		{ "expires-days", required_argument, NULL, O_EXPIRES },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	struct apikey_opts a;
 	struct cli_own own = { opts, apikey_opt, &a,
@@ -310,26 +311,22 @@ key_end(const struct vault_apikey *k)
 	return k->expires;
 }
 
-/* A time as RFC 3339 in UTC, or JSON null for 0. */
+/* A time in seconds since the epoch, or JSON null for 0 (never). */
 static void
 json_time_or_null(struct pv_json *j, const char *key, uint64_t t)
 {
-	char when[32];
-
 	pv_json_key(j, key);
-	if (t == 0) {
-		pv_json_str_or_null(j, NULL);
-		return;
-	}
-	cli_iso_time(when, t);
-	pv_json_str(j, when);
+	if (t == 0)
+		pv_json_null(j);
+	else
+		pv_json_u64(j, t);
 }
 
 /* The keys as one JSON array. */
 static int
 apikey_list_json(const struct vault_apikey *keys, size_t n, uint64_t now)
 {
-	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char hex[2 * VAULT_CERT_HASH_LEN + 1];
 	struct pv_buf b;
 	struct pv_json j;
 	int r;
@@ -340,14 +337,13 @@ apikey_list_json(const struct vault_apikey *keys, size_t n, uint64_t now)
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
 
-		cli_iso_time(when, k->created);
 		pv_json_obj(&j);
 		pv_json_kstr(&j, "name", k->name);
 		pv_json_kstr(&j, "role", vault_role_name(k->role));
 		pv_json_kstr(&j, "reveal", reveal_name(k));
 		pv_json_kbool(&j, "revoked", k->revoked != 0);
 		pv_json_kstr(&j, "state", key_state(k, now));
-		pv_json_kstr(&j, "created", when);
+		pv_json_ku64(&j, "created", k->created);
 		json_time_or_null(&j, "expires", k->expires);
 		pv_json_key(&j, "expires_days");
 		if (k->expires_days != 0)
@@ -388,7 +384,8 @@ apikey_list_json(const struct vault_apikey *keys, size_t n, uint64_t now)
 static int
 apikey_list_table(const struct vault_apikey *keys, size_t n, uint64_t now)
 {
-	char when[32], until[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char when[CLI_TIME_LEN], until[CLI_TIME_LEN];
+	char hex[2 * VAULT_CERT_HASH_LEN + 1];
 
 	(void)printf("%-20s %-8s %-7s %-9s %-20s %-20s %-16s %s\n", "name",
 	    "role", "reveal", "state", "created", "until", "client cert",
@@ -397,9 +394,9 @@ apikey_list_table(const struct vault_apikey *keys, size_t n, uint64_t now)
 		const struct vault_apikey *k = &keys[i];
 		const char *sep = "";
 
-		cli_iso_time(when, k->created);
+		cli_time(when, k->created);
 		if (key_end(k) != 0)
-			cli_iso_time(until, key_end(k));
+			cli_time(until, key_end(k));
 		else
 			memcpy(until, "-", 2);
 		/* The first 16 hex digits of a bound key's certificate hash. */
@@ -432,13 +429,18 @@ apikey_list_table(const struct vault_apikey *keys, size_t n, uint64_t now)
 static int
 apikey_list(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
+	};
+	const struct cli_own own = { opts, NULL, NULL, NULL };
 	const struct cli_start start = { "apikey list",
 	    "apikey list [--json]\n\n"
 	    "Lists API keys, a line a secret: name, role, reveal, state\n"
 	    "(active; rotated: an old secret still in its overlap; expired;\n"
 	    "revoked), created, until (when it stops by itself: its expiry,\n"
-	    "or its overlap's end), purposes, fields.  Secrets are never\n"
-	    "shown.\n", NULL, 0, "unexpected argument" };
+	    "or its overlap's end), purposes, fields: times in RFC 3339, UTC\n"
+	    "(seconds since the epoch with --json).  Secrets are never\n"
+	    "shown.\n", &own, 0, "unexpected argument" };
 	struct vault_apikey *keys = NULL;
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -500,8 +502,9 @@ static int
 apikey_rotate(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "overlap-hours", required_argument, NULL, O_OVERLAP },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	unsigned long long hours = OVERLAP_HOURS_DEFAULT;
 	struct cli_own own = { opts, apikey_rotate_opt, &hours,

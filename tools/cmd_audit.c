@@ -13,7 +13,7 @@ audit_opt(void *arg, int ch, const char *val)
 	int r = CLI_OK;
 
 	if (ch == O_AFTER &&
-	    (r = cli_number("audit", "--after", val, 0, UINT64_MAX, &n)) ==
+	    (r = cli_number(cli_name(), "--after", val, 0, UINT64_MAX, &n)) ==
 	    CLI_OK)
 		*after = n;
 	return r;
@@ -55,8 +55,9 @@ static int
 audit_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "after", required_argument, NULL, O_AFTER },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	uint64_t after = 0;
 	struct cli_own own = { opts, audit_opt, &after,

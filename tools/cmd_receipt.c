@@ -84,8 +84,11 @@ static int
 receipt_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "public-key", required_argument, NULL, O_PUBKEY },
-		{ NULL, 0, NULL, 0 },
+		/* The vault is opened only when no key is given. */
+		CLI_OPTS_VAULT,
+		{ "public-key", required_argument, NULL,
+		    O_PUBKEY | CLI_OPT_REPEAT },
+		CLI_OPT_END,
 	};
 	struct keyset ks;
 	struct cli_own own = { opts, receipt_opt, &ks,
@@ -97,7 +100,7 @@ receipt_verify(int argc, char **argv)
 	struct vault_receipt rcpt;
 	struct cli_common c;
 	struct vault *v = NULL;
-	char err[API_ERR_MAX], line[2048];
+	char err[API_ERR_MAX], line[2048], when[CLI_TIME_LEN];
 	size_t count = 0, nvk = 0;
 	FILE *f;
 	pv_status rc;
@@ -109,8 +112,9 @@ receipt_verify(int argc, char **argv)
 	    "JSON a line, as piivault shred\nprints them) with the public key "
 	    "of the signing key version it\nnames: the keys given, which "
 	    "need no vault, or else the vault's.\nA receipt without "
-	    "signing_key_version was signed by version 1.\n", &own)) !=
-	    CLI_OK)
+	    "signing_key_version was signed by version 1.  Prints\n"
+	    "\"ok rec_... shredded at TIME\" a receipt (RFC 3339, UTC).\n",
+	    &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (argc - first != 1)
 		return cli_usage("receipt verify", "expected FILE");
@@ -150,8 +154,8 @@ receipt_verify(int argc, char **argv)
 			r = CLI_FAIL;
 			break;
 		}
-		(void)printf("ok %s shredded at %llu\n", rcpt.id,
-		    (unsigned long long)rcpt.shredded_at);
+		cli_time(when, rcpt.shredded_at);
+		(void)printf("ok %s shredded at %s\n", rcpt.id, when);
 	}
 	if (r == CLI_OK && count == 0)
 		r = cli_fail("receipt verify", argv[first], PV_EJSON);

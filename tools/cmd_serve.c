@@ -298,6 +298,7 @@ int
 cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "tls-cert", required_argument, NULL, O_CERT },
@@ -323,7 +324,7 @@ cmd_serve(int argc, char **argv)
 		{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
 		{ "rate-limit", required_argument, NULL, O_RATE },
 		{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	struct serve_opts o;
 	struct cli_own own = { opts, serve_opt, &o,

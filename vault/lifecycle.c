@@ -799,6 +799,25 @@ want_rewrap(const uint8_t *rec, size_t len, void *arg)
 	    kms_version_state(w->v->kms, KMS_KEK, kv) == KMS_DECRYPT_ONLY;
 }
 
+/*
+ * PV_ENOTFOUND if the ring has no KEK version from, PV_EKEYSTATE if it is
+ * retired or destroyed: its records stay where they are.
+ */
+static pv_status
+rewrap_from_ok(struct vault *v, uint32_t from)
+{
+	switch (kms_version_state(v->kms, KMS_KEK, from)) {
+	case KMS_ACTIVE:
+	case KMS_DECRYPT_ONLY:
+		return PV_OK;
+	case KMS_RETIRED:
+	case KMS_DESTROYED:
+		return PV_EKEYSTATE;
+	default:
+		return PV_ENOTFOUND;
+	}
+}
+
 /* Sum of records wrapped under versions other than active (or from). */
 static uint64_t
 rewrap_total(struct vault *v, uint32_t active, uint32_t from)
@@ -856,6 +875,13 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		}
 		w.v = v;
 		w.from = from;
+		/*
+		 * A version that is not in the ring, or whose records cannot
+		 * be moved (it may not unwrap), is the caller's mistake, not
+		 * a job with nothing to do.
+		 */
+		if (from != 0 && (rc = rewrap_from_ok(v, from)) != PV_OK)
+			goto out;
 		if (from == w.active) {
 			rc = PV_OK;		/* nothing is older than itself */
 			goto out;

@@ -80,13 +80,15 @@ pv_status vault_key_file_create(const char *path) PV_WUR;
  * Create a vault in o->data_dir (created if absent, mode 0700).  PV_EEXIST
  * if it already holds one.  The root key must already exist (a key file:
  * vault_key_file_create) or be obtainable (a passphrase).  PV_EINVAL for
- * Argon2id costs out of bounds; the key-file statuses of vault_open.
+ * Argon2id costs out of bounds; PV_ENOTDIR, PV_EDIRPERM and the key-file
+ * statuses of vault_open.
  */
 pv_status vault_create(const struct vault_opts *o, struct vault **out) PV_WUR;
 
 /*
  * Open the vault in o->data_dir.  PV_ENOVAULT if there is none;
- * PV_EFORMAT for an unknown or newer format; PV_EBADKEY for a wrong root
+ * PV_ENOTDIR if o->data_dir is not a directory, PV_EDIRPERM if group or
+ * others may write it; PV_EFORMAT for an unknown or newer format; PV_EBADKEY for a wrong root
  * key or passphrase; PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND, PV_EIO
  * from the key file; PV_EINVAL for a key-file vault given no key file;
  * PV_EPASSPHRASE; PV_EINTEGRITY if the key ring was altered.
@@ -766,7 +768,9 @@ pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
  * if not 0) with the active one, batch records a transaction; field
  * ciphertexts are not touched.  *done counts records re-wrapped.
  * PV_EINVAL for a batch over VAULT_KEY_BATCH_MAX (0: 1000); PV_EKEYSTATE
- * if there is no active KEK.
+ * if there is no active KEK, or if from is retired or destroyed (its
+ * records cannot be moved); PV_ENOTFOUND if there is no KEK version from.
+ * From the active version there is nothing to move: PV_OK, *done 0.
  */
 pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
