@@ -480,7 +480,7 @@ END_TEST
 START_TEST(test_token_errors)
 {
 	static const struct su_fv f[] = { { "name", "Still Answered" } };
-	const char *toks[6];
+	const char *toks[7];
 	struct rec rec;
 	struct jv *v;
 
@@ -491,37 +491,73 @@ START_TEST(test_token_errors)
 	toks[3] = rec.id;			/* a record id is no token */
 	toks[4] = "not a token at all";
 	toks[5] = "";
-	v = detok(K_READER, "service", NULL, toks, 6);
+	toks[6] = "zq-mistaken-6610@x.example";	/* an email sent as one */
+	/* detok checks that only the strings of a token's form come back. */
+	v = detok(K_READER, "service", NULL, toks, 7);
 	su_assert_tok_error(v, toks[0], "not_found");
 	su_assert_value(v, toks[1], "name", "Still Answered");
-	for (size_t i = 2; i < 6; i++) {
-		const struct jv *e = jget(su_result(v, toks[i]), "error");
+	for (size_t i = 2; i < 7; i++) {
+		const struct jv *it = su_item(v, i);
 
-		ck_assert_msg(e != NULL && jstr(e, "code") != NULL,
-		    "no error for token %zu", i);
-		ck_assert_msg(strcmp(jstr(e, "code"), "invalid_token") == 0 ||
-		    strcmp(jstr(e, "code"), "not_found") == 0,
-		    "token %zu: code %s", i, jstr(e, "code"));
+		/* {"index":i,"error":{"code","message"}}: nothing else. */
+		ck_assert_msg(it->n == 2, "item %zu: %zu members", i, it->n);
+		su_assert_item_error(it, "invalid_token");
 	}
-	su_assert_tok_error(v, toks[2], "invalid_token");
-	su_assert_tok_error(v, toks[4], "invalid_token");
 	jfree(v);
 
-	/* A token asked for twice is answered once, where it came first. */
+	/* Every string is answered in place, duplicates too. */
 	{
 		const char *dup[] = { rec.tok[0], "tok_AAAAAAAAAAAAAAAAAAAAAA",
-		    rec.tok[0], "tok_AAAAAAAAAAAAAAAAAAAAAA", rec.tok[0] };
-		const struct jv *res;
+		    rec.tok[0], "zq-dup-6611", rec.tok[0], "zq-dup-6611" };
 
 		v = detok(K_READER, "service", NULL, dup, NELEM(dup));
-		res = jget(v, "results");
-		ck_assert_uint_eq(res->n, 2);
-		ck_assert_str_eq(res->keys[0], rec.tok[0]);
-		ck_assert_str_eq(res->keys[1], dup[1]);
-		su_assert_value(v, rec.tok[0], "name", "Still Answered");
-		su_assert_tok_error(v, dup[1], "not_found");
+		for (size_t i = 0; i < NELEM(dup); i++) {
+			const struct jv *it = su_item(v, i);
+
+			if (i == 1) {
+				ck_assert_pstr_eq(jstr(it, "token"), dup[1]);
+				su_assert_item_error(it, "not_found");
+			} else if (dup[i] == rec.tok[0]) {
+				ck_assert_uint_eq(it->n, 4);
+				ck_assert_pstr_eq(jstr(it, "token"),
+				    rec.tok[0]);
+				ck_assert_pstr_eq(jstr(it, "value"),
+				    "Still Answered");
+			} else
+				su_assert_item_error(it, "invalid_token");
+		}
 		jfree(v);
 	}
+}
+END_TEST
+
+/*
+ * The answer never holds a string sent that is not of a token's form,
+ * whatever it is: an email, a value with quotes and escapes, bytes that
+ * are not a token's even though they begin as one.
+ */
+START_TEST(test_detok_no_echo)
+{
+	static const char body[] = "{\"tokens\":[\"zq-echo-6620@x.example\","
+	    "\"tok_zq-echo-6621\\\"x\",\"tok_AAAAAAAAAAAAAAAAAAAAA!\","
+	    "\"tok_zqecho6622AAAAAAAAAAAAAAAAAAAAAAAA\",\"\\u00e9zq6623\"],"
+	    "\"purpose\":\"service\"}";
+	struct su_resp r;
+	struct jv *v;
+
+	post(&r, "/v1/detokenize", K_READER, body);
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_uint_eq(jget(v, "results")->n, 5);
+	for (size_t i = 0; i < 5; i++)
+		su_assert_item_error(su_item(v, i), "invalid_token");
+	ck_assert_msg(strstr(r.body.p, "zq-echo") == NULL &&
+	    strstr(r.body.p, "zqecho") == NULL &&
+	    strstr(r.body.p, "zq6623") == NULL &&
+	    strstr(r.body.p, "AAAA!") == NULL, "echoed: [%s]", r.body.p);
+	assert_not_leaked(&r, "zq-echo-6620");
+	jfree(v);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -853,6 +889,7 @@ http_records_suite(void)
 	tcase_add_test(tc, test_masked_key);
 	tcase_add_test(tc, test_field_restriction);
 	tcase_add_test(tc, test_token_errors);
+	tcase_add_test(tc, test_detok_no_echo);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_lookup_purpose);
 	tcase_add_test(tc, test_key_revocation_live);

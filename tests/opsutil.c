@@ -474,10 +474,10 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 		return -1;
 	}
 	v = jparse(r->body.p, r->body.len);
-	if ((res = jget(v, "results")) == NULL || res->type != J_OBJ ||
-	    v->n != 1) {
-		(void)snprintf(why, whylen, "detokenize: not {\"results\":…}:"
-		    " %.300s", r->body.p);
+	if ((res = jget(v, "results")) == NULL || res->type != J_ARR ||
+	    v->n != 1 || res->n != n) {
+		(void)snprintf(why, whylen, "detokenize: not {\"results\":"
+		    "[…]} of %zu: %.300s", n, r->body.p);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -485,7 +485,9 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 		const char *tok = o->tok[q[i].f], *want = o->val[q[i].f];
 		const char *code, *val;
 
-		if ((a = jget(res, tok)) == NULL) {
+		a = &res->items[i];	/* one item per token, in order */
+		if (jstr(a, "token") == NULL || strcmp(jstr(a, "token"),
+		    tok) != 0) {
 			(void)snprintf(why, whylen, "%s: no answer", tok);
 			goto out;
 		}
