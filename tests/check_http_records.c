@@ -1049,6 +1049,81 @@ START_TEST(test_lookup_batch_bound)
 }
 END_TEST
 
+/* The message of a 4xx answer r (asserting its code), r freed. */
+static void
+assert_message(struct su_resp *r, long st, const char *code,
+    const char *msg)
+{
+	struct jv *v;
+
+	assert_error(r, st, code, NULL);
+	v = su_body_json(r);
+	ck_assert_pstr_eq(jstr(jget(v, "error"), "message"), msg);
+	jfree(v);
+	su_resp_free(r);
+}
+
+/*
+ * A refused field is named, why is said, its value never: on a record,
+ * on a correction, on a look-up.
+ */
+START_TEST(test_validation_messages)
+{
+	static const struct su_fv f[] = { { "phone", "+1 555 0100" } };
+	char path[64], *big;
+	struct su_resp r;
+	struct rec rec;
+
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"email\":\"zq-vm-1\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field email: not a valid email address");
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"Zq-Vm-2\":\"x\"}}");
+	assert_message(&r, 422, "invalid_field",
+	    "field at index 1: name must match [a-z][a-z0-9_]{0,63}");
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"name2\":\"\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field name2: empty; a value has at least 1 byte");
+	ck_assert_ptr_nonnull(big = malloc(PV_VALUE_MAX + 64));
+	memcpy(big, "{\"fields\":{\"notes\":\"", 20);
+	memset(big + 20, 'q', PV_VALUE_MAX + 1);
+	memcpy(big + 20 + PV_VALUE_MAX + 1, "\"}}", 4);
+	post(&r, "/v1/records", K_WRITER, big);
+	free(big);
+	assert_message(&r, 413, "too_large",
+	    "field notes: longer than 4096 bytes");
+
+	put(f, 1, 0, 0, &rec);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", rec.id);
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"phone\":"
+	    "\"zq-vm-3\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field phone: not a valid phone number");
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"phone\":null}}");
+	assert_message(&r, 422, "invalid_value",
+	    "a record keeps at least one field (delete it instead)");
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"fax\":\"1\","
+	    "\"9x\":\"zq-vm-4\"}}");
+	assert_message(&r, 422, "invalid_field",
+	    "field at index 1: name must match [a-z][a-z0-9_]{0,63}");
+
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"phone\",\"value\":"
+	    "\"zq-vm-5\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_value",
+	    "field phone: not a valid phone number");
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"name\",\"value\":"
+	    "\"zq-vm-6\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_field",
+	    "field name has no blind index: only email and phone have one");
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"Zq-Vm\",\"value\":"
+	    "\"zq-vm-7\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_field",
+	    "\"field\" is not a field name: names match [a-z][a-z0-9_]{0,63}");
+}
+END_TEST
+
 START_TEST(test_key_revocation_live)
 {
 	static const struct su_fv f[] = { { "name", "Revocation Test" } };
@@ -1193,6 +1268,7 @@ http_records_suite(void)
 	tcase_add_test(tc, test_lookup_purpose);
 	tcase_add_test(tc, test_lookup_batch);
 	tcase_add_test(tc, test_lookup_batch_bound);
+	tcase_add_test(tc, test_validation_messages);
 	tcase_add_test(tc, test_key_revocation_live);
 	tcase_add_test(tc, test_shred);
 	return s;
