@@ -500,7 +500,7 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 				    tok, o->id, atomic_load(&o->st));
 				goto out;
 			}
-			if (a->n != 2 || jstr(a, "field") == NULL ||
+			if (a->n != 4 || jstr(a, "field") == NULL ||
 			    strcmp(jstr(a, "field"), fname[q[i].f]) != 0 ||
 			    vv->len != strlen(want) ||
 			    memcmp(vv->s, want, vv->len) != 0) {
@@ -513,12 +513,12 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 			continue;
 		}
 		code = jcode(a);
-		if (a->n == 1 && code != NULL && strcmp(code, "shredded") ==
+		if (a->n == 3 && code != NULL && strcmp(code, "shredded") ==
 		    0 && (q[i].allow & A_SHREDDED)) {
 			t->shredded++;
 			continue;
 		}
-		if (a->n == 1 && code != NULL && strcmp(code,
+		if (a->n == 3 && code != NULL && strcmp(code,
 		    "key_unavailable") == 0 && (q[i].allow & A_KEYGONE)) {
 			t->keygone++;
 			continue;
