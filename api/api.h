@@ -21,12 +21,15 @@
 void	  api_init(void);
 
 /*
- * A record parsed from JSON text.  api_record_parse accepts one JSON object
- * whose members are field names and whose values are strings:
- * {"email":"a@b.example","name":"Ada"}.  PV_EJSON for text that is not
- * such an object (err says what is wrong; it never quotes a value),
- * PV_ETOOBIG over PV_FIELDS_MAX members.  The record's strings point into
- * the parsed object and live until api_record_free.
+ * A record parsed from JSON text, in the shape of POST /v1/records's body:
+ * {"fields":{"email":"a@b.example","name":"Ada"},"consent":{"marketing":
+ * false},"retention_days":365}, fields required.  PV_EJSON for text that
+ * is not one JSON object, PV_EMEMBER for a member not of that shape,
+ * PV_EVALUE for a member of the wrong type or range, PV_ETOOBIG over
+ * PV_FIELDS_MAX fields or API_BODY_MAX bytes (err says what is wrong; it
+ * never quotes a value).  The record's strings point into the parsed
+ * object and live until api_record_free.  The record is not checked
+ * (vault_record_check does that).
  */
 struct api_record;
 pv_status api_record_parse(const char *text, size_t len,
@@ -46,9 +49,26 @@ const char *api_error_code(pv_status rc);
  * or after a key); errors stay in j until pv_json_end.
  */
 
-/* {"error":{"code":…,"message":…}}, without "message" if it is NULL. */
+/*
+ * {"error":{"code":…,"message":…}}: every error, of a request or of one
+ * item of a batch; api_json_kerror writes only its member "error", into
+ * an object the caller has open.
+ */
 void	  api_json_error(struct pv_json *j, const char *code,
 	      const char *message);
+void	  api_json_kerror(struct pv_json *j, const char *code,
+	      const char *message);
+
+/*
+ * One token's answer of a detokenize, item index of its batch:
+ * {"index":…,"token":…,"field":…,"value":…}, with "masked" (and, for
+ * research, "pseudonym") instead of "value" where r says so, or
+ * {"index":…,"token":…,"error":{"code":…,"message":…}}.  token (len
+ * bytes, as submitted) is echoed only if it is a token by its form
+ * (vault_token_valid), so that a value sent by mistake never comes back.
+ */
+void	  api_json_reveal(struct pv_json *j, size_t index, const char *token,
+	      size_t len, const struct vault_reveal *r);
 
 /*
  * {"id":"rec_…","tokens":{"email":"tok_…",…}} for a stored record, its

@@ -232,17 +232,22 @@ void	  api_detok_free(struct api_detok *d);
 struct api_lookup {
 	const char	*field;
 	size_t		 fieldlen;
-	const char	*value;
-	size_t		 len;
+	const char	**values;	/* n values, lens[i] bytes each */
+	size_t		 *lens;
+	size_t		  n;
+	int		  batch;	/* "values" (else "value", n 1) */
 	enum vault_purpose purpose;
 	const char	*reason;	/* NULL if absent */
 	void		*root;		/* private */
 };
 /*
- * POST /v1/lookup: {"field":…,"value":…,"purpose":…[,"reason":…]}; the
- * purpose is required, as in a detokenize.
+ * POST /v1/lookup: {"field":…,"value":…,"purpose":…[,"reason":…]}, or
+ * with "values":[…] (1 to max strings) instead of "value"; the purpose is
+ * required, as in a detokenize.  PV_EJSON, PV_EMEMBER, PV_EVALUE (a
+ * member missing or of the wrong type, both or neither of value and
+ * values), PV_ETOOBIG (more than max values).
  */
-pv_status api_lookup_parse(const char *text, size_t len,
+pv_status api_lookup_parse(const char *text, size_t len, size_t max,
 	      struct api_lookup **out, char err[static API_ERR_MAX]) PV_WUR;
 void	  api_lookup_free(struct api_lookup *l);
 

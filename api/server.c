@@ -180,7 +180,7 @@ error_message(char *msg, size_t cap, pv_status rc, const char *detail)
 
 /* An error answer with message msg, in place of anything written so far. */
 static void
-fail_text(struct api_resp *rs, unsigned status, const char *code,
+fail_msg(struct api_resp *rs, unsigned status, const char *code,
     const char *msg)
 {
 	struct pv_json j;
@@ -199,7 +199,7 @@ fail_text(struct api_resp *rs, unsigned status, const char *code,
 	}
 }
 
-/* An error answer: the message is rc's own text, then detail. */
+/* An error answer: the status's own message, then detail if not NULL. */
 static void
 fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
     const char *detail)
@@ -207,7 +207,7 @@ fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
 	char msg[API_ERR_MAX + 128];
 
 	error_message(msg, sizeof(msg), rc, detail);
-	fail_text(rs, status, code, msg);
+	fail_msg(rs, status, code, msg);
 }
 
 /* A 503 that tells the client when to try again. */
@@ -299,6 +299,21 @@ fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
 		rs->retry_after = 1;
 }
 
+/*
+ * A refused field or value (rc PV_EFIELD, PV_EVALUE, PV_ETOOBIG or
+ * PV_EINVAL): its code, and why (vault.h's VAULT_WHY_MAX words, naming the
+ * field) as the whole message.
+ */
+static void
+fail_why(struct api_resp *rs, pv_status rc, const char *why)
+{
+	if (why == NULL || *why == '\0') {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	fail_msg(rs, http_status(rc), api_error_code(rc), why);
+}
+
 /* A handler's answer is written: an error instead if it could not be. */
 static void
 finish(struct api_resp *rs, const struct pv_json *j)
@@ -370,21 +385,31 @@ media_ok(const struct api_route *r, const struct api_req *rq)
 	    media_is(rq->ctype, "application/merge-patch+json");
 }
 
-/* Limits stricter than the vault's own: checked before it is asked. */
+/*
+ * Limits stricter than the vault's own, checked before it is asked, why
+ * saying which (as the vault does: VAULT_WHY_MAX).  A field whose name is
+ * not valid is left to the vault, which refuses the name first.
+ */
 static pv_status
-check_limits(const struct api_server *s, const struct vault_record_in *in,
-    const char **detail)
+check_limits(const struct api_server *s, const struct vault_field *f,
+    size_t n, char why[static VAULT_WHY_MAX])
 {
-	if (in->nfields > s->limits.fields_max) {
-		*detail = "too many fields";
+	char what[48];
+
+	why[0] = '\0';
+	if (n > s->limits.fields_max) {
+		(void)snprintf(why, VAULT_WHY_MAX, "more than %zu fields",
+		    s->limits.fields_max);
 		return PV_ETOOBIG;
 	}
-	for (size_t i = 0; i < in->nfields; i++)
-		if (in->fields[i].len > s->limits.value_max) {
-			*detail = "value too long";
+	for (size_t i = 0; i < n; i++)
+		if (f[i].value != NULL && f[i].len > s->limits.value_max &&
+		    pv_field_name_valid(f[i].name, f[i].namelen)) {
+			(void)snprintf(what, sizeof(what), "longer than %zu "
+			    "bytes", s->limits.value_max);
+			vault_field_why(why, &f[i], i, what);
 			return PV_ETOOBIG;
 		}
-	*detail = NULL;
 	return PV_OK;
 }
 
@@ -486,7 +511,7 @@ own_reason_refused(struct api_resp *rs, const char *reason, int required,
 		    "200 characters without control characters", what);
 	else
 		return 0;
-	fail_text(rs, 422, "reason_required", msg);
+	fail_msg(rs, 422, "reason_required", msg);
 	return 1;
 }
 
@@ -574,8 +599,7 @@ h_records(struct api_server *s, const struct api_req *rq,
 	struct vault_put_result res;
 	struct api_records *recs = NULL;
 	struct vault_record_in *in;
-	char err[API_ERR_MAX];
-	const char *detail;
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	struct pv_json j;
 	pv_status rc;
 
@@ -587,8 +611,8 @@ h_records(struct api_server *s, const struct api_req *rq,
 		return;
 	}
 	in = api_records_in(recs, 0);
-	if ((rc = check_limits(s, in, &detail)) != PV_OK) {
-		fail_rc(rs, rc, detail);
+	if ((rc = check_limits(s, in->fields, in->nfields, why)) != PV_OK) {
+		fail_why(rs, rc, why);
 		goto out;
 	}
 	if ((tokens = calloc(in->nfields ? in->nfields : 1,
@@ -597,11 +621,13 @@ h_records(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	res.tokens = tokens;
-	if ((rc = vault_put_ev(s->vault, in, 1, &res, ev)) == PV_OK)
-		rc = res.status;
-	if (rc != PV_OK) {
-		fail_rc(rs, rc, rc == PV_EINVAL ? "a record needs fields" :
-		    NULL);
+	res.why[0] = '\0';
+	if ((rc = vault_put_ev(s->vault, in, 1, &res, ev)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		goto out;
+	}
+	if (res.status != PV_OK) {
+		fail_why(rs, res.status, res.why);
 		goto out;
 	}
 	rs->audited = 1;
@@ -616,15 +642,21 @@ out:
 	api_records_free(recs);
 }
 
-/* A batch entry that was not stored: why, as an error object. */
+/*
+ * A batch entry that was not stored: why, as an error object.  A record
+ * that did not decode says so as a whole request would (the status's
+ * text, then detail); a refused field or value says only why.
+ */
 static void
-batch_error(struct pv_json *j, pv_status st, const char *detail)
+batch_error(struct pv_json *j, pv_status st, const char *detail, int decode)
 {
 	char msg[API_ERR_MAX + 128];
 
-	if (st == PV_EINVAL && (detail == NULL || *detail == '\0'))
-		detail = "a record needs fields";
-	error_message(msg, sizeof(msg), st, detail);
+	if (decode)
+		error_message(msg, sizeof(msg), st, detail);
+	else
+		(void)snprintf(msg, sizeof(msg), "%s", detail != NULL &&
+		    *detail != '\0' ? detail : pv_strerror(st));
 	api_json_error(j, api_error_code(st), msg);
 }
 
@@ -638,7 +670,7 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	size_t *map = NULL, n, nvalid = 0, ntok = 0, pos = 0;
 	struct pv_json j;
-	char err[API_ERR_MAX];
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	const char *detail;
 	pv_status rc;
 
@@ -661,7 +693,7 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		struct vault_record_in *in = api_records_in(recs, i);
 
 		if (api_records_status(recs, i, &detail) != PV_OK ||
-		    check_limits(s, in, &detail) != PV_OK)
+		    check_limits(s, in->fields, in->nfields, why) != PV_OK)
 			continue;
 		map[nvalid] = i;
 		valid[nvalid++] = *in;
@@ -692,17 +724,19 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		struct vault_record_in *in = api_records_in(recs, i);
 		pv_status st;
 
-		detail = NULL;
 		if (k < nvalid && map[k] == i) {
 			/* Sent to the vault: its answer for this record. */
 			if ((st = res[k].status) == PV_OK)
 				api_json_put_result(&j, in, &res[k]);
+			else
+				batch_error(&j, st, res[k].why, 0);
 			k++;
-		} else if ((st = api_records_status(recs, i, &detail)) ==
+		} else if ((st = api_records_status(recs, i, &detail)) !=
 		    PV_OK)
-			st = check_limits(s, in, &detail);
-		if (st != PV_OK)
-			batch_error(&j, st, detail);
+			batch_error(&j, st, detail, 1);
+		else if ((st = check_limits(s, in->fields, in->nfields,
+		    why)) != PV_OK)
+			batch_error(&j, st, why, 0);
 	}
 	pv_json_close(&j);
 	pv_json_close(&j);
@@ -713,27 +747,6 @@ out:
 	free(res);
 	free(valid);
 	api_records_free(recs);
-}
-
-/* One token's answer: its value, or its masked form, or why not. */
-static void
-emit_reveal(struct pv_json *j, const struct vault_reveal *r)
-{
-	if (r->status != PV_OK) {
-		api_json_error(j, api_error_code(r->status), NULL);
-		return;
-	}
-	pv_json_obj(j);
-	pv_json_kstr(j, "field", r->field);
-	if (r->value != NULL) {
-		pv_json_key(j, "value");
-		pv_json_strn(j, r->value, r->len);
-	} else {
-		pv_json_kstr(j, "masked", r->masked);
-		if (r->pseudonym[0] != '\0')
-			pv_json_kstr(j, "pseudonym", r->pseudonym);
-	}
-	pv_json_close(j);
 }
 
 /*
@@ -783,20 +796,16 @@ struct detok_out {
 	struct pv_json		*j;
 };
 
+/*
+ * One item per string sent, in order, duplicates too: the answer never
+ * depends on what was sent but through each item's index.
+ */
 static pv_status
 detok_emit(void *arg, size_t i, const struct vault_reveal *r)
 {
 	struct detok_out *o = arg;
-	const struct api_detok *d = o->d;
 
-	/* A token asked for twice is answered once: keys are unique. */
-	for (size_t k = 0; k < i; k++)
-		if (d->lens[k] == d->lens[i] &&
-		    memcmp(d->tokens[k], d->tokens[i], d->lens[i]) == 0)
-			return PV_OK;
-	/* A decoded JSON string: NUL-terminated, with no NUL inside. */
-	pv_json_key(o->j, d->tokens[i]);
-	emit_reveal(o->j, r);
+	api_json_reveal(o->j, i, o->d->tokens[i], o->d->lens[i], r);
 	return PV_OK;	/* the writer's errors wait for pv_json_end */
 }
 
@@ -833,7 +842,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "results");
-	pv_json_obj(&j);
+	pv_json_arr(&j);
 	o.d = d;
 	o.j = &j;
 	if ((rc = vault_detokenize(s->vault, &a, ev, d->tokens, d->lens, d->n,
@@ -855,14 +864,13 @@ out:
 }
 
 /*
- * {"matches":[{"id":…,"token":…},…]}: the records holding a value; for
- * research, {"matches":[{"pseudonym":…},…]}.
+ * "matches":[{"id":…,"token":…},…], the member: the records holding a
+ * value; for research, [{"pseudonym":…},…].
  */
 static void
 emit_matches(struct pv_json *j, const struct vault_match *m, size_t n,
     int research)
 {
-	pv_json_obj(j);
 	pv_json_key(j, "matches");
 	pv_json_arr(j);
 	for (size_t i = 0; i < n; i++) {
@@ -876,28 +884,69 @@ emit_matches(struct pv_json *j, const struct vault_match *m, size_t n,
 		pv_json_close(j);
 	}
 	pv_json_close(j);
-	pv_json_close(j);
 }
 
+/* A look-up refused as a whole, by the vault: rc, and why in words. */
+static void
+lookup_failed(struct api_resp *rs, const struct api_lookup *l, pv_status rc)
+{
+	char msg[API_ERR_MAX];
+
+	switch (rc) {
+	case PV_EFIELD:
+		fail_msg(rs, 422, api_error_code(rc), "\"field\" is not a "
+		    "field name: names match [a-z][a-z0-9_]{0,63}");
+		break;
+	case PV_ENOTINDEXED:
+		/* A valid name (PV_EFIELD comes first): it may be echoed. */
+		(void)snprintf(msg, sizeof(msg), "field %.*s has no blind "
+		    "index: only email and phone have one", (int)l->fieldlen,
+		    l->field);
+		fail_msg(rs, 422, api_error_code(rc), msg);
+		break;
+	case PV_EPURPOSE:
+		fail_rc(rs, rc, vault_purpose_name(l->purpose));
+		break;
+	default:
+		fail_rc(rs, rc, NULL);
+	}
+}
+
+/*
+ * POST /v1/lookup: one value ("value": {"matches":[…]}), or a batch
+ * ("values": {"results":[{"index":…,"matches":[…]} or {"index":…,
+ * "error":{…}},…]}, in order), each value under the same rules, the whole
+ * request logged as one event.
+ */
 static void
 h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
     const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
+	struct vault_lookup_result *res = NULL;
 	struct api_lookup *l = NULL;
 	struct vault_match *m = NULL;
 	struct vault_access a;
 	struct pv_json j;
 	char err[API_ERR_MAX];
-	size_t n = 0;
+	int research;
 	pv_status rc;
 
 	(void)id;
-	if ((rc = api_lookup_parse(rq->body, rq->len, &l, err)) != PV_OK) {
+	if ((rc = api_lookup_parse(rq->body, rq->len, s->limits.batch_max, &l,
+	    err)) != PV_OK) {
 		fail_rc(rs, rc, err);
 		return;
 	}
-	if (l->len > s->limits.value_max) {
-		fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
+	/* One value over the limit is the request's; in a batch, its own. */
+	if (!l->batch && l->lens[0] > s->limits.value_max) {
+		char why[VAULT_WHY_MAX], what[48];
+		const struct vault_field f = { l->field, l->fieldlen,
+		    l->values[0], l->lens[0] };
+
+		(void)snprintf(what, sizeof(what), "longer than %zu bytes",
+		    s->limits.value_max);
+		vault_field_why(why, &f, 0, what);
+		fail_why(rs, PV_ETOOBIG, why);
 		goto out;
 	}
 	if (reason_refused(rs, l->reason, 0))
@@ -908,24 +957,57 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "this key's fields");
 		goto out;
 	}
+	if ((res = calloc(l->n, sizeof(*res))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
 	a.key = key;
 	a.purpose = l->purpose;
 	a.reason = l->reason;
 	ev->purpose = (int)l->purpose;
 	ev->reason = l->reason;
-	if ((rc = vault_lookup_access(s->vault, &a, ev, l->field,
-	    l->fieldlen, l->value, l->len, &m, &n)) != PV_OK) {
-		fail_rc(rs, rc, rc == PV_EPURPOSE ?
-		    vault_purpose_name(l->purpose) : NULL);
+	if ((rc = vault_lookup_access(s->vault, &a, ev,
+	    &(const struct vault_lookup_req){ l->field, l->fieldlen, l->values,
+	    l->lens, l->n, s->limits.value_max, res, &m })) != PV_OK) {
+		lookup_failed(rs, l, rc);
 		goto out;
 	}
 	rs->audited = 1;
+	research = l->purpose == VAULT_P_RESEARCH;
+	if (!l->batch) {
+		if (res[0].status != PV_OK) {
+			fail_why(rs, res[0].status, res[0].why);
+			goto out;
+		}
+		answer(rs, 200, &j);
+		pv_json_obj(&j);
+		emit_matches(&j, m + res[0].first, res[0].n, research);
+		pv_json_close(&j);
+		finish(rs, &j);
+		goto out;
+	}
 	answer(rs, 200, &j);
-	emit_matches(&j, m, n, l->purpose == VAULT_P_RESEARCH);
+	pv_json_obj(&j);
+	pv_json_key(&j, "results");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < l->n; i++) {
+		pv_json_obj(&j);
+		pv_json_ku64(&j, "index", i);
+		if (res[i].status == PV_OK)
+			emit_matches(&j, m + res[i].first, res[i].n,
+			    research);
+		else
+			api_json_kerror(&j, api_error_code(res[i].status),
+			    res[i].why);
+		pv_json_close(&j);
+	}
+	pv_json_close(&j);
+	pv_json_close(&j);
 	finish(rs, &j);
 out:
 	ev->reason = NULL;	/* points into l */
 	free(m);
+	free(res);
 	api_lookup_free(l);
 }
 
@@ -955,7 +1037,7 @@ h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 			goto out;
 		}
 		if (given && query != NULL) {
-			fail_text(rs, 400, "bad_request", "bad request: a "
+			fail_msg(rs, 400, "bad_request", "bad request: a "
 			    "reason in both the body and the query; send it "
 			    "in the body only");
 			goto out;
@@ -1136,7 +1218,7 @@ h_correct(struct api_server *s, const struct api_req *rq,
 	const struct vault_field *f;
 	struct api_patch *p = NULL;
 	struct pv_json j;
-	char err[API_ERR_MAX];
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	size_t n, nt = 0;
 	pv_status rc;
 
@@ -1146,26 +1228,20 @@ h_correct(struct api_server *s, const struct api_req *rq,
 		return;
 	}
 	f = api_patch_fields(p, &n);
-	if (n > s->limits.fields_max) {
-		fail(rs, 413, "too_large", PV_ETOOBIG, "too many fields");
+	if ((rc = check_limits(s, f, n, why)) != PV_OK) {
+		fail_why(rs, rc, why);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (f[i].value != NULL && f[i].len > s->limits.value_max) {
-			fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
-			goto out;
-		}
 	if ((tokens = calloc(PV_FIELDS_MAX, sizeof(*tokens))) == NULL ||
 	    (names = calloc(PV_FIELDS_MAX, sizeof(*names))) == NULL) {
 		fail_rc(rs, PV_ENOMEM, NULL);
 		goto out;
 	}
 	rc = vault_record_correct(s->vault, ev, &(struct vault_correction){
-	    id, strlen(id), f, n, tokens, names, &nt, &rs->audited });
+	    id, strlen(id), f, n, tokens, names, &nt, &rs->audited, why });
 	if (rc == PV_EFIELD || rc == PV_EVALUE || rc == PV_ETOOBIG ||
 	    rc == PV_EINVAL) {
-		fail_rc(rs, rc, rc == PV_EINVAL ? "a record keeps at least "
-		    "one field (delete it instead)" : NULL);
+		fail_why(rs, rc, why);
 		goto out;
 	}
 	if (record_failed(rs, rc, 0))

@@ -380,7 +380,7 @@ detok_req(struct su_resp *r, int key, const char *purpose, const char *reason,
 	pv_buf_cleanup(&b);
 }
 
-/* The same, which must answer 200 with {"results":{…}}. */
+/* The same, which must answer 200 with {"results":[…]}, an item a token. */
 static struct jv *
 detok(int key, const char *purpose, const char *reason,
     const char *const *toks, size_t n)
@@ -392,7 +392,8 @@ detok(int key, const char *purpose, const char *reason,
 	assert_status(&r, 200);
 	v = su_body_json(&r);
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 &&
-	    jget(v, "results") != NULL, "not {\"results\":…}: [%.300s]",
+	    jget(v, "results") != NULL && jget(v, "results")->type == J_ARR &&
+	    jget(v, "results")->n == n, "not {\"results\":[…]}: [%.300s]",
 	    r.body.p);
 	su_resp_free(&r);
 	return v;

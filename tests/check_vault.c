@@ -101,32 +101,53 @@ START_TEST(bad_records_refused)
 		struct vault_field	f[2];
 		size_t			n;
 		pv_status		want;
+		const char		*why;	/* the words, exactly */
 	} cases[] = {
-		{ { F("Email", "a@b.example") }, 1, PV_EFIELD },
-		{ { F("1x", "v") }, 1, PV_EFIELD },
-		{ { F("a-b", "v") }, 1, PV_EFIELD },
-		{ { F("name", "a"), F("name", "b") }, 2, PV_EFIELD },
-		{ { F("email", "not-an-email") }, 1, PV_EVALUE },
-		{ { F("email", "a@b") }, 1, PV_EVALUE },
-		{ { F("email", "a@@b.example") }, 1, PV_EVALUE },
-		{ { F("email", "a b@c.example") }, 1, PV_EVALUE },
-		{ { F("email", "a@b..example") }, 1, PV_EVALUE },
-		{ { F("phone", "abc") }, 1, PV_EVALUE },
-		{ { F("phone", "12+3456") }, 1, PV_EVALUE },
-		{ { F("phone", "+1234567890123456") }, 1, PV_EVALUE },
-		{ { F("name", "") }, 1, PV_EVALUE },
-		{ { F("name", "bad \xc0\xaf utf8") }, 1, PV_EVALUE },
-		{ { { "name", 4, big, PV_VALUE_MAX + 1 } }, 1, PV_ETOOBIG },
-		{ { F("name", "x") }, 0, PV_EINVAL },
+		{ { F("Email", "a@b.example") }, 1, PV_EFIELD, "field at "
+		    "index 0: name must match [a-z][a-z0-9_]{0,63}" },
+		{ { F("name", "v"), F("1x", "v") }, 2, PV_EFIELD, "field at "
+		    "index 1: name must match [a-z][a-z0-9_]{0,63}" },
+		{ { F("a-b", "v") }, 1, PV_EFIELD, NULL },
+		{ { F("name", "a"), F("name", "b") }, 2, PV_EFIELD,
+		    "field name: named twice" },
+		{ { F("email", "not-an-email") }, 1, PV_EVALUE,
+		    "field email: not a valid email address" },
+		{ { F("email", "a@b") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a@@b.example") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a b@c.example") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a@b..example") }, 1, PV_EVALUE, NULL },
+		{ { F("phone", "abc") }, 1, PV_EVALUE,
+		    "field phone: not a valid phone number" },
+		{ { F("phone", "12+3456") }, 1, PV_EVALUE, NULL },
+		{ { F("phone", "+1234567890123456") }, 1, PV_EVALUE, NULL },
+		{ { F("name", "") }, 1, PV_EVALUE,
+		    "field name: empty; a value has at least 1 byte" },
+		{ { F("name", "bad \xc0\xaf utf8") }, 1, PV_EVALUE,
+		    "field name: not valid UTF-8" },
+		{ { { "name", 4, big, PV_VALUE_MAX + 1 } }, 1, PV_ETOOBIG,
+		    "field name: longer than 4096 bytes" },
+		{ { F("name", "x") }, 0, PV_EINVAL, "a record needs fields" },
 	};
 	struct vault_record_in r = { NULL, 0, 0, 0 };
+	char why[VAULT_WHY_MAX];
 
 	memset(big, 'y', sizeof(big));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pv_status got;
+
 		r.fields = cases[i].f;
 		r.nfields = cases[i].n;
-		ck_assert_msg(vault_record_check(&r) == cases[i].want,
-		    "case %zu: got %d", i, vault_record_check(&r));
+		why[0] = '\0';
+		got = vault_record_check(&r, why);
+		ck_assert_msg(got == cases[i].want, "case %zu: got %d", i, got);
+		if (cases[i].why != NULL)
+			ck_assert_str_eq(why, cases[i].why);
+		/* Never a byte of a value, and never a name not valid. */
+		ck_assert_msg(strstr(why, "not-an-email") == NULL &&
+		    strstr(why, "abc") == NULL &&
+		    strstr(why, "Email") == NULL &&
+		    strstr(why, "1x") == NULL && strstr(why, "yyy") == NULL &&
+		    why[0] != '\0', "case %zu: [%s]", i, why);
 	}
 	for (int i = 0; i <= PV_FIELDS_MAX; i++) {
 		(void)snprintf(names[i], sizeof(names[i]), "f%d", i);
@@ -135,12 +156,14 @@ START_TEST(bad_records_refused)
 	}
 	r.fields = many;
 	r.nfields = PV_FIELDS_MAX;
-	ck_assert_int_eq(vault_record_check(&r), PV_OK);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_OK);
 	r.nfields = PV_FIELDS_MAX + 1;
-	ck_assert_int_eq(vault_record_check(&r), PV_ETOOBIG);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_ETOOBIG);
+	ck_assert_str_eq(why, "more than 64 fields");
 	r.nfields = 1;
 	r.retention_days = 36501;
-	ck_assert_int_eq(vault_record_check(&r), PV_EINVAL);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_EINVAL);
+	ck_assert_str_eq(why, "retention_days must be from 1 to 36500");
 }
 END_TEST
 

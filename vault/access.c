@@ -1000,14 +1000,6 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 	return PV_OK;
 }
 
-static int
-seq_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* What the log keeps of a released answer once its value is wiped. */
 struct released {
 	uint64_t	seq;
@@ -1043,7 +1035,7 @@ log_reveals(struct vault *v, const struct vault_event *tmpl,
 		if (j == nf)
 			fields[nf++] = rel[i].field;
 	}
-	qsort(seqs, ns, sizeof(*seqs), seq_cmp);
+	qsort(seqs, ns, sizeof(*seqs), vault_seq_cmp);
 	for (size_t i = 1, w = 1; i <= ns; i++) {
 		if (i == ns) {
 			ns = ns ? w : 0;
@@ -1196,14 +1188,51 @@ record_pseudonym(struct vault *v, char out[static VAULT_PSEUDONYM_STRLEN + 1],
 	return PV_OK;
 }
 
+/*
+ * Whether match hit may be answered for a's purpose, in snapshot t: for
+ * marketing only with the record's consent, for research as its
+ * pseudonym only (hit rewritten).  *keep says; failures are the request's.
+ */
+static pv_status
+match_filter(struct vault *v, struct pv_txn *t, const struct vault_access *a,
+    struct vault_match *hit, int *keep)
+{
+	struct resolved res;
+	char *plain = NULL;
+	pv_status rc;
+
+	*keep = 0;
+	rc = vault_token_resolve(v, t, hit->token, strlen(hit->token), &res);
+	if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
+		return PV_OK;	/* shredded since the look-up */
+	if (rc != PV_OK)
+		return rc;
+	if (a->purpose == VAULT_P_MARKETING) {
+		/*
+		 * The consent flag counts only once the DEK, whose context
+		 * binds the record's header, has opened.
+		 */
+		if (vault_field_open(v, &res, &plain) != PV_OK)
+			return PV_OK;	/* consent unconfirmed */
+		pv_secure_free(plain, res.f.ctlen + 1);
+		*keep = (res.rec[R_FLAGS] & RF_MARKETING) != 0;
+		return PV_OK;
+	}
+	/* Research: a pseudonym of the record, nothing else. */
+	memset(hit, 0, sizeof(*hit));
+	if ((rc = record_pseudonym(v, hit->pseudonym, res.rec_seq)) != PV_OK)
+		return rc;
+	*keep = 1;
+	return PV_OK;
+}
+
 pv_status
 vault_lookup_access(struct vault *v, const struct vault_access *a,
-    const struct vault_event *ev, const char *field, size_t fieldlen,
-    const char *value, size_t len, struct vault_match **out, size_t *n)
+    const struct vault_event *ev, const struct vault_lookup_req *rq)
 {
 	struct vault_match *m = NULL;
 	struct pv_txn *t = NULL;
-	size_t cnt = 0, keep = 0;
+	size_t w = 0;
 	pv_status rc;
 
 	if (a->key->role != VAULT_ROLE_READER &&
@@ -1212,50 +1241,38 @@ vault_lookup_access(struct vault *v, const struct vault_access *a,
 	if ((rc = purpose_check(a)) != PV_OK)
 		return rc;
 	/* Whether a value exists is itself something a key may not see. */
-	if (!vault_apikey_field_allowed(a->key, field, fieldlen))
+	if (!vault_apikey_field_allowed(a->key, rq->field, rq->fieldlen))
 		return PV_EFORBIDDEN;
-	if ((rc = vault_lookup_ev(v, ev, field, fieldlen, value, len, &m,
-	    &cnt)) != PV_OK)
-		return rc;
-	if (a->purpose != VAULT_P_MARKETING && a->purpose != VAULT_P_RESEARCH) {
-		keep = cnt;
-		goto done;
+	{
+		struct vault_lookup_req own = *rq;
+
+		own.matches = &m;
+		if ((rc = vault_lookup_many(v, ev, &own)) != PV_OK)
+			return rc;
 	}
+	if (a->purpose != VAULT_P_MARKETING && a->purpose != VAULT_P_RESEARCH)
+		goto done;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
-	for (size_t i = 0; i < cnt; i++) {
-		struct vault_match hit = m[i];
-		struct resolved res;
-		char *plain = NULL;
+	/* Each value's matches stay in order, packed to the front. */
+	for (size_t i = 0; i < rq->n; i++) {
+		struct vault_lookup_result *r = &rq->res[i];
+		size_t from = r->first, n = r->n;
 
-		rc = vault_token_resolve(v, t, hit.token, strlen(hit.token),
-		    &res);
-		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
-			continue;	/* shredded since the look-up */
-		if (rc != PV_OK)
-			goto out;
-		if (a->purpose == VAULT_P_MARKETING) {
-			/*
-			 * The consent flag counts only once the DEK, whose
-			 * context binds the record's header, has opened.
-			 */
-			if (vault_field_open(v, &res, &plain) != PV_OK)
-				continue;	/* consent unconfirmed */
-			pv_secure_free(plain, res.f.ctlen + 1);
-			if (!(res.rec[R_FLAGS] & RF_MARKETING))
-				continue;
-		} else {
-			/* Research: a pseudonym of the record, nothing else. */
-			memset(&hit, 0, sizeof(hit));
-			if ((rc = record_pseudonym(v, hit.pseudonym,
-			    res.rec_seq)) != PV_OK)
+		r->first = w;
+		for (size_t k = from; k < from + n; k++) {
+			struct vault_match hit = m[k];
+			int keep;
+
+			if ((rc = match_filter(v, t, a, &hit, &keep)) != PV_OK)
 				goto out;
+			if (keep)
+				m[w++] = hit;
 		}
-		m[keep++] = hit;
+		r->n = w - r->first;
 	}
 done:
-	*out = m;
-	*n = keep;
+	*rq->matches = m;
 	m = NULL;
 	rc = PV_OK;
 out:

@@ -7,6 +7,7 @@
  * it are one transaction: two concurrent requests cannot both slip under a
  * limit.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,6 +262,7 @@ struct change_arg {
 	/* flags */
 	uint8_t				 set, clear;
 	pv_status			 st;
+	char				*why;	/* VAULT_WHY_MAX: a refusal */
 	int				 logged;
 };
 
@@ -671,7 +673,7 @@ fix_slots(struct change_arg *a, struct fix *x)
 
 /* Step 2: the result must be a valid record: new values, and a count. */
 static pv_status
-fix_check(struct fix *x)
+fix_check(struct fix *x, char why[static VAULT_WHY_MAX])
 {
 	pv_status st;
 
@@ -684,13 +686,21 @@ fix_check(struct fix *x)
 		if (s->namelen == 0)
 			continue;
 		x->nkeep++;
-		if (s->value != NULL && (st = vault_field_check(&f)) != PV_OK)
+		/* Names were checked first: every message names its field. */
+		if (s->value != NULL && (st = vault_field_check(&f, i,
+		    why)) != PV_OK)
 			return st;
 	}
-	if (x->nkeep == 0)
+	if (x->nkeep == 0) {
+		(void)snprintf(why, VAULT_WHY_MAX, "a record keeps at least "
+		    "one field (delete it instead)");
 		return PV_EINVAL;
-	if (x->nkeep > PV_FIELDS_MAX)
+	}
+	if (x->nkeep > PV_FIELDS_MAX) {
+		(void)snprintf(why, VAULT_WHY_MAX, "the record would have "
+		    "more than %d fields", PV_FIELDS_MAX);
 		return PV_ETOOBIG;
+	}
 	return PV_OK;
 }
 
@@ -835,7 +845,7 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 		return PV_ENOMEM;
 	if ((rc = fix_slots(a, &x)) != PV_OK || a->st != PV_OK)
 		goto out;
-	if ((a->st = fix_check(&x)) != PV_OK)
+	if ((a->st = fix_check(&x, a->why)) != PV_OK)
 		goto out;
 	vault_dek_ctx(ctx, seq, old);
 	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
@@ -902,23 +912,34 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 	size_t nfields = c->nfields, nvalues = 0;
 	struct change_arg a = { .ev = ev, .id = c->id, .len = c->len,
 	    .fields = fields, .nfields = nfields, .tokens = c->tokens,
-	    .names = c->names };
+	    .names = c->names, .why = c->why };
 	uint64_t rec0;
 	pv_status rc;
 
-	if (nfields == 0)
+	c->why[0] = '\0';
+	if (nfields == 0) {
+		(void)snprintf(c->why, VAULT_WHY_MAX, "a patch needs fields");
 		return PV_EINVAL;
-	if (nfields > VAULT_FIELDS_PATCH_MAX)
+	}
+	if (nfields > VAULT_FIELDS_PATCH_MAX) {
+		(void)snprintf(c->why, VAULT_WHY_MAX, "more than %d fields",
+		    VAULT_FIELDS_PATCH_MAX);
 		return PV_ETOOBIG;
+	}
 	/* Names and new values are checked before anything is touched. */
 	for (size_t i = 0; i < nfields; i++) {
-		if (!pv_field_name_valid(fields[i].name, fields[i].namelen))
+		if (!pv_field_name_valid(fields[i].name, fields[i].namelen)) {
+			vault_field_why(c->why, &fields[i], i, VAULT_NAME_RULE);
 			return PV_EFIELD;
+		}
 		for (size_t j = 0; j < i; j++)
 			if (fields[j].namelen == fields[i].namelen &&
 			    memcmp(fields[j].name, fields[i].name,
-			    fields[i].namelen) == 0)
+			    fields[i].namelen) == 0) {
+				vault_field_why(c->why, &fields[i], i,
+				    "named twice");
 				return PV_EFIELD;
+			}
 	}
 	/* A number for every value the patch sets, in case each is new. */
 	for (size_t i = 0; i < nfields; i++)

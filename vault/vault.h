@@ -112,14 +112,37 @@ struct vault_record_in {
 };
 
 /*
- * Check a record without storing it: PV_EFIELD for a bad or repeated
- * field name, PV_EVALUE for a value that is not UTF-8 or not a valid
- * email or phone, PV_ETOOBIG over PV_FIELDS_MAX fields or PV_VALUE_MAX
- * bytes, PV_EINVAL for a record without fields.
+ * Why a record, a field or a value was refused, in words for the caller
+ * (at most VAULT_WHY_MAX bytes with the NUL): which field and what is
+ * wrong with it, never a byte of the value.  A field is named by its name
+ * when that is a valid field name, else by its position ("field at index
+ * 2", counting from 0), so that nothing a client chose is echoed unless it
+ * is a valid name: "field email: not a valid email address", "field at
+ * index 2: name must match [a-z][a-z0-9_]{0,63}", "field name: longer
+ * than 4096 bytes", "more than 64 fields".
  */
-pv_status vault_record_check(const struct vault_record_in *r) PV_WUR;
-/* The same for one field: name, then value. */
-pv_status vault_field_check(const struct vault_field *f) PV_WUR;
+#define VAULT_WHY_MAX		128
+
+/* "field NAME: what" or "field at index I: what" (see VAULT_WHY_MAX). */
+void	  vault_field_why(char why[static VAULT_WHY_MAX],
+	      const struct vault_field *f, size_t index, const char *what);
+
+/*
+ * Check a record without storing it: PV_EFIELD for a bad or repeated
+ * field name, PV_EVALUE for a value that is empty, not UTF-8 or not a
+ * valid email or phone, PV_ETOOBIG over PV_FIELDS_MAX fields or
+ * PV_VALUE_MAX bytes, PV_EINVAL for a record without fields or a
+ * retention over VAULT_RETENTION_DAYS_MAX.  On failure why says which
+ * field and why (its first bad field, in order).
+ */
+pv_status vault_record_check(const struct vault_record_in *r,
+	      char why[static VAULT_WHY_MAX]) PV_WUR;
+/*
+ * The same for one field, at position index of its record (for why):
+ * name, then length, then value.
+ */
+pv_status vault_field_check(const struct vault_field *f, size_t index,
+	      char why[static VAULT_WHY_MAX]) PV_WUR;
 
 struct vault_put_result {
 	pv_status	  status;	/* this record's outcome */
@@ -129,11 +152,13 @@ struct vault_put_result {
 	 * strings; token i belongs to field i.
 	 */
 	char		(*tokens)[VAULT_ID_STRLEN + 1];
+	char		  why[VAULT_WHY_MAX];	/* why it was refused */
 };
 
 /*
  * Store n records (at most VAULT_BATCH_MAX) in one durable commit.  Each
- * record is checked first; the valid ones are stored even when others are
+ * record is checked first (vault_record_check; res[i].why says why one was
+ * refused); the valid ones are stored even when others are
  * not, and res[i].status tells each record's outcome.  Returns PV_OK when
  * the commit succeeded (or nothing was valid), else the commit's failure,
  * which is then every valid record's status too: PV_EFULL when the map is
@@ -301,7 +326,9 @@ pv_status vault_record_metadata(struct vault *v, const struct vault_event *ev,
  * or PV_EFIELD for a patch of no, too many or repeated fields (not
  * logged); PV_EFULL when token numbers are spent; PV_EKEYSTATE if the
  * record's KEK may no longer unwrap.  *c->logged says whether the vault
- * wrote the request's event.
+ * wrote the request's event; c->why (VAULT_WHY_MAX bytes) says why a
+ * patch or its result was refused (PV_EFIELD, PV_EVALUE, PV_ETOOBIG,
+ * PV_EINVAL), field positions counting in the patch.
  */
 #define VAULT_FIELDS_PATCH_MAX	PV_FIELDS_MAX
 struct vault_correction {
@@ -313,6 +340,7 @@ struct vault_correction {
 	char			       (*names)[PV_FIELD_NAME_MAX + 1];
 	size_t				*ntokens;	/* out */
 	int				*logged;	/* out */
+	char				*why;	/* out: VAULT_WHY_MAX bytes */
 };
 pv_status vault_record_correct(struct vault *v, const struct vault_event *ev,
 	      const struct vault_correction *c) PV_WUR;
@@ -340,6 +368,12 @@ struct vault_value {
 	size_t		 len;
 };
 void	  vault_value_free(struct vault_value *val);
+
+/*
+ * Whether s is a token by its form ("tok_" and 22 base64url characters,
+ * canonical), whether or not one such exists.
+ */
+int	  vault_token_valid(const char *s, size_t len);
 
 /*
  * Resolve a token to its value.  PV_ETOKEN if it is malformed,
@@ -371,27 +405,58 @@ pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	      const char *value, size_t len, struct vault_match **out,
 	      size_t *n) PV_WUR;
 
-/* vault_lookup, logged as ev before the matches are returned. */
-pv_status vault_lookup_ev(struct vault *v, const struct vault_event *ev,
-	      const char *field, size_t fieldlen, const char *value,
-	      size_t len, struct vault_match **out, size_t *n) PV_WUR;
+/*
+ * A batch look-up: n values of one field (at most VAULT_BATCH_MAX), each
+ * looked up as vault_lookup does, all from one snapshot.  The answer is
+ * bounded: its matches, all values together, are at most
+ * VAULT_LOOKUP_MAX (one audit event lists their records).  Values are
+ * answered in order; one whose matches would take the answer over that
+ * bound gets PV_ETOOBIG ("the answer is full"), and so does every value
+ * after it, which is not looked up at all: the caller asks for those
+ * again in another request.
+ */
+struct vault_lookup_result {
+	pv_status	 status;	/* PV_OK, or why this value failed */
+	char		 why[VAULT_WHY_MAX];	/* words for a failed value */
+	size_t		 first;		/* its matches: (*matches)[first..] */
+	size_t		 n;		/* how many */
+};
+
+struct vault_lookup_req {
+	const char			*field;
+	size_t				 fieldlen;
+	const char *const		*values;	/* lens[i] bytes each */
+	const size_t			*lens;
+	size_t				 n;		/* 1..VAULT_BATCH_MAX */
+	size_t				 value_max;	/* 0: PV_VALUE_MAX */
+	struct vault_lookup_result	*res;		/* n results, out */
+	struct vault_match	       **matches;	/* out, free() */
+};
 
 /*
- * vault_lookup_ev for a caller, under detokenize's rules: PV_EFORBIDDEN
- * unless the key is a writer or reader that may read field, PV_EPURPOSE
- * if the purpose is not among the key's, PV_EREASON if it is legal
- * without a reason (or the reason is not valid).  Marketing look-ups
- * leave out the records without marketing consent; research look-ups
- * answer each record's pseudonym only (a keyed hash of the record, not of
- * a value), with id and token "".  ev (its purpose and reason set by the
- * caller) is logged with every record the index found.  Otherwise as
- * vault_lookup_ev.
+ * A batch look-up for a caller, under detokenize's rules.  Whole-request
+ * failures: PV_EFORBIDDEN unless the key is a writer or reader that may
+ * read rq->field, PV_EPURPOSE if the purpose is not among the key's,
+ * PV_EREASON if it is legal without a reason (or the reason is not
+ * valid), PV_EFIELD for a field name that is not valid, PV_ENOTINDEXED
+ * for a field without a blind index, PV_ETOOBIG for n out of bounds,
+ * PV_EINTEGRITY if an index entry was altered or moved, PV_EKEYSTATE if
+ * an index key may not be used, PV_EUNAVAIL if the look-up could not be
+ * logged (nothing is returned then).  Otherwise rq->res[i] answers
+ * values[i]: PV_OK with its matches, oldest first, at most
+ * VAULT_LOOKUP_MAX, shredded records left out; or PV_EVALUE (empty, not
+ * UTF-8, not a valid email or phone), PV_ETOOBIG (longer than value_max,
+ * or the answer is full), with why.  Marketing look-ups leave out the
+ * records without marketing consent; research look-ups answer each
+ * record's pseudonym only (a keyed hash of the record, not of a value),
+ * with id and token "".  ev (its purpose and reason set by the caller) is
+ * logged once, with the field and every record the index found for any
+ * value, before anything is returned.
  */
 struct vault_access;		/* below, with detokenize */
 pv_status vault_lookup_access(struct vault *v, const struct vault_access *a,
-	      const struct vault_event *ev, const char *field,
-	      size_t fieldlen, const char *value, size_t len,
-	      struct vault_match **out, size_t *n) PV_WUR;
+	      const struct vault_event *ev, const struct vault_lookup_req *rq)
+	      PV_WUR;
 
 /* Whether a field name has a blind index (email, phone). */
 int	  vault_field_indexed(const char *field, size_t len);

@@ -212,6 +212,21 @@ pv_status vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
 pv_status vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
 	      PV_WUR;
 
+/* What a refusal of a bad field name says (vault_field_why). */
+#define VAULT_NAME_RULE	"name must match [a-z][a-z0-9_]{0,63}"
+
+/* qsort's order of uint64_t record numbers. */
+int	  vault_seq_cmp(const void *a, const void *b);
+
+/*
+ * The look-ups of rq without the access rules (vault_lookup_access does
+ * those): every value's matches, from one snapshot, into *rq->matches,
+ * logged first as ev (NULL: as this process's own "lookup") with the field
+ * and every record found.  Statuses as vault_lookup_access's.
+ */
+pv_status vault_lookup_many(struct vault *v, const struct vault_event *ev,
+	      const struct vault_lookup_req *rq) PV_WUR;
+
 /*
  * Log one of this process's own operations as v->actor (nothing if none
  * is set): inside t if not NULL, else in a commit of its own.

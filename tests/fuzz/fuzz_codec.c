@@ -43,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		api_records_free(recs);
 	if (api_detok_parse(text, size, 1000, &d, err) == PV_OK)
 		api_detok_free(d);
-	if (api_lookup_parse(text, size, &l, err) == PV_OK)
+	if (api_lookup_parse(text, size, 1000, &l, err) == PV_OK)
 		api_lookup_free(l);
 	if (api_patch_parse(text, size, &p, err) == PV_OK)
 		api_patch_free(p);
