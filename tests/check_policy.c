@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1463,6 +1464,420 @@ assert_health(int degraded)
 	su_resp_free(&r);
 }
 
+/* The detokenize events among a's, oldest first, into out (max n). */
+static size_t
+detok_events(const struct audit_all *a, const struct jv **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->n && n < max; i++)
+		if (strcmp(jstr(a->ev[i], "action"), "detokenize") == 0)
+			out[n++] = a->ev[i];
+	return n;
+}
+
+/*
+ * Each token of a detokenize is logged as what it got: its record and
+ * field where the token led to them, revealed, masked or refused with the
+ * code its answer carried; never the token.  The event's records and
+ * fields are only those whose values (or masked forms) were released, so
+ * a request refused for every token releases, and lists, none, and the
+ * person's access answer does not count it as a read.
+ */
+START_TEST(test_audit_items)
+{
+	static const struct su_fv fa[] = { { "email", "zq.itm-5101@a.example" },
+	    { "name", "zq.itm-name-5102" } };
+	static const struct su_fv fb[] = { { "email", "zq.itm-5103@b.example" } };
+	static const struct su_fv fc[] = { { "name", "zq.itm-name-5104" } };
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	const struct su_apikey ek = { "pw-email", "reader", "service", "email",
+	    NULL };
+	char email_key[KEY_BUF], auth[KEY_BUF + 8];
+	const struct jv *dev[8];
+	struct audit_all all;
+	struct rec a, b, c;
+	struct su_resp r;
+	struct su_run run;
+	struct jv *v;
+	size_t nd;
+
+	su_apikey_create(email_key, child_env(), NULL, &ek);
+	srv_start_plain();
+	put(fa, 2, 0, KEEP, &a);	/* no marketing consent */
+	put(fb, 1, 1, KEEP, &b);
+	put(fc, 1, 1, KEEP, &c);
+	jfree(delete_rec(c.id));
+
+	{
+		/* Every kind of answer in one request. */
+		const char *t[] = { tok_of(&b, "email"), tok_of(&a, "email"),
+		    tok_of(&c, "name"), unknown, "tok_short",
+		    tok_of(&b, "email") };
+
+		detok_req(&r, K_READER, "marketing", NULL, t, NELEM(t));
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	{
+		const char *t[] = { tok_of(&a, "name") };
+
+		/* Research: masked. */
+		detok_req(&r, K_READER, "research", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+		/* The case: nothing released, and the log says so. */
+		detok_req(&r, K_READER, "marketing", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	{
+		const char *t[] = { tok_of(&a, "email"), tok_of(&a, "name") };
+		char body[256];
+
+		/* A key limited to email fields. */
+		(void)snprintf(auth, sizeof(auth), "Bearer %s", email_key);
+		(void)snprintf(body, sizeof(body), "{\"tokens\":[\"%s\","
+		    "\"%s\"],\"purpose\":\"service\"}", t[0], t[1]);
+		req_auth(&r, "POST", "/v1/detokenize", K_RAW, auth, body);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	/* A's values were read twice (masked, then its email): not four. */
+	v = access_rec(a.id);
+	ck_assert_uint_eq(jget(v, "reads")->n, 2);
+	jfree(v);
+	/* B's KEK may no longer unwrap. */
+	cli(&run, "kms", "rotate", NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	cli(&run, "kms", "retire", "1", "--force", NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	{
+		const char *t[] = { tok_of(&b, "email") };
+
+		detok_req(&r, K_READER, "service", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+
+	audit_read_all(&all, 100);
+	nd = detok_events(&all, dev, NELEM(dev));
+	ck_assert_uint_eq(nd, 5);
+	{
+		const struct xitem i0[] = {
+			{ b.id, "email", "revealed", NULL },
+			{ a.id, "email", "refused", "consent_withdrawn" },
+			/* The shred took its tokens' fields with it. */
+			{ c.id, NULL, "refused", "shredded" },
+			{ NULL, NULL, "refused", "not_found" },
+			{ NULL, NULL, "refused", "invalid_token" },
+			{ b.id, "email", "revealed", NULL },
+		};
+		const struct xitem i1[] = { { a.id, "name", "masked", NULL } };
+		const struct xitem i2[] = {
+			{ a.id, "name", "refused", "consent_withdrawn" } };
+		const struct xitem i3[] = {
+			{ a.id, "email", "revealed", NULL },
+			{ a.id, "name", "refused", "forbidden" },
+		};
+		const struct xitem i4[] = {
+			{ b.id, "email", "refused", "key_unavailable" } };
+		const struct xev x[] = {
+			{ "pw-reader", "detokenize", 1, NULL, "marketing",
+			    NULL, { b.id }, { "email" }, 0, i0, NELEM(i0) },
+			{ "pw-reader", "detokenize", 1, NULL, "research",
+			    NULL, { a.id }, { "name" }, 0, i1, 1 },
+			{ "pw-reader", "detokenize", 1, NULL, "marketing",
+			    NULL, { NULL }, { NULL }, 0, i2, 1 },
+			{ "pw-email", "detokenize", 1, NULL, "service",
+			    NULL, { a.id }, { "email" }, 0, i3, 2 },
+			{ "pw-reader", "detokenize", 1, NULL, "service",
+			    NULL, { NULL }, { NULL }, 0, i4, 1 },
+		};
+
+		for (size_t i = 0; i < NELEM(x); i++)
+			check_event(dev[i], &x[i], i);
+	}
+	ck_assert_msg(strstr(all.text.p, "tok_") == NULL, "a token in the "
+	    "audit API");
+	ck_assert_msg(strstr(all.text.p, "zq.") == NULL, "a value in the "
+	    "audit API");
+	audit_all_free(&all);
+	su_srv_stop();
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_uint_eq(export_count(&run, "\"outcome\":\"refused\""), 7);
+	ck_assert_msg(strstr(run.out, "tok_") == NULL, "a token in export");
+	su_run_free(&run);
+	(void)verify_ok();
+}
+END_TEST
+
+/*
+ * Every read through the CLI is logged, failed or not: piivault get
+ * leaves one event a token, its item saying what the token got (record
+ * and field where it led to them), never the token.
+ */
+START_TEST(test_audit_cli_get)
+{
+	static const struct su_fv fa[] = { { "email", "zq.get-5201@a.example" } };
+	static const struct su_fv fc[] = { { "name", "zq.get-name-5202" } };
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	const struct jv *got[8];
+	struct rec a, c;
+	struct su_run run;
+	size_t ng = 0;
+	char *line, *save = NULL;
+	struct jv *docs[64];
+	size_t nd = 0;
+
+	srv_start_plain();
+	put(fa, 1, 0, KEEP, &a);
+	put(fc, 1, 0, KEEP, &c);
+	jfree(delete_rec(c.id));
+	su_srv_stop();
+
+	cli(&run, "get", a.tok[0], NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	/* Failures: what the command prints is not this test's business. */
+	cli(&run, "get", unknown, NULL);
+	su_run_free(&run);
+	cli(&run, "get", "tok_short", NULL);
+	su_run_free(&run);
+	cli(&run, "get", c.tok[0], NULL);
+	su_run_free(&run);
+	cli(&run, "get", a.tok[0], unknown, NULL);
+	su_run_free(&run);
+
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_msg(strstr(run.out, "tok_") == NULL, "a token in export");
+	ck_assert_msg(strstr(run.out, "zq.") == NULL, "a value in export");
+	for (line = strtok_r(run.out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		struct jv *e = jparse(line, strlen(line));
+
+		ck_assert_ptr_nonnull(e);
+		ck_assert_uint_lt(nd, NELEM(docs));
+		docs[nd++] = e;
+		if (strcmp(jstr(e, "action"), "get") == 0) {
+			ck_assert_uint_lt(ng, NELEM(got));
+			got[ng++] = e;
+		}
+	}
+	ck_assert_uint_eq(ng, 6);
+	{
+		const struct xitem ok[] = { { a.id, "email", "revealed",
+		    NULL } };
+		const struct xitem nf[] = { { NULL, NULL, "refused",
+		    "not_found" } };
+		const struct xitem bad[] = { { NULL, NULL, "refused",
+		    "invalid_token" } };
+		const struct xitem sh[] = { { c.id, NULL, "refused",
+		    "shredded" } };
+		const struct xev x[] = {
+			{ "cli", "get", 1, NULL, NULL, NULL, { a.id },
+			    { "email" }, 0, ok, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, nf, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, bad, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, sh, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { a.id },
+			    { "email" }, 0, ok, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, nf, 1 },
+		};
+
+		for (size_t i = 0; i < NELEM(x); i++)
+			check_event(got[i], &x[i], i);
+	}
+	for (size_t i = 0; i < nd; i++)
+		jfree(docs[i]);
+	su_run_free(&run);
+	(void)verify_ok();
+}
+END_TEST
+
+/*
+ * Events of a read are bounded (VAULT_BATCH_MAX items each), and so is a
+ * page: where limit events would take it over the vault's page size, it
+ * holds fewer, has_more says so, and the next page goes on from there.
+ */
+#define BIG_READS	60
+START_TEST(test_audit_page_bounded)
+{
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	struct audit_all all;
+	struct pv_buf b;
+	struct su_resp r;
+	struct jv *v;
+	const struct jv *ev;
+	size_t big = 0;
+
+	srv_start_plain();
+	pv_buf_init(&b, 1u << 20);
+	su_buf_add(&b, "{\"tokens\":[");
+	for (int i = 0; i < VAULT_BATCH_MAX; i++) {
+		su_buf_add(&b, i > 0 ? "," : "");
+		su_buf_quote(&b, unknown);
+	}
+	su_buf_add(&b, "],\"purpose\":\"service\"}");
+	for (int i = 0; i < BIG_READS; i++) {
+		req(&r, "POST", "/v1/detokenize", K_READER, b.p);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	pv_buf_cleanup(&b);
+
+	req(&r, "GET", "/v1/audit?limit=1000", K_AUDITOR, NULL);
+	assert_status(&r, 200);
+	ck_assert_uint_lt(r.body.len, 4u << 20);
+	v = su_body_json(&r);
+	su_resp_free(&r);
+	ev = jget(v, "events");
+	ck_assert_uint_gt(ev->n, N_SETUP_EVENTS);
+	ck_assert_uint_lt(ev->n, N_SETUP_EVENTS + BIG_READS);
+	ck_assert(jbool(v, "has_more"));
+	ck_assert_uint_eq(jnum(v, "next"), ev->n);
+	jfree(v);
+
+	audit_read_all(&all, 1000);
+	ck_assert_uint_gt(all.ndocs, 1);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *items = jget(all.ev[i], "items");
+
+		if (strcmp(jstr(all.ev[i], "action"), "detokenize") != 0)
+			continue;
+		ck_assert_uint_eq(items->n, VAULT_BATCH_MAX);
+		ck_assert_pstr_eq(jstr(&items->items[999], "code"),
+		    "not_found");
+		big++;
+	}
+	ck_assert_uint_eq(big, BIG_READS);
+	audit_all_free(&all);
+}
+END_TEST
+
+/* Records made by a thread while the log is paged. */
+struct scribbler {
+	pthread_t	 th;
+	atomic_int	 stop;
+	atomic_int	 written;
+	char		 url[256];
+};
+
+static void *
+scribble(void *arg)
+{
+	struct scribbler *w = arg;
+	char auth[64 + KEY_BUF], body[96];
+	const char *h[4] = { "Expect:", "Content-Type: application/json",
+	    auth, NULL };
+	char err[CURL_ERROR_SIZE];
+	struct su_resp r;
+	CURL *c;
+
+	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	    keys[K_WRITER]);
+	if ((c = curl_easy_init()) == NULL)
+		return NULL;
+	while (!atomic_load(&w->stop)) {
+		(void)snprintf(body, sizeof(body), "{\"fields\":{\"name\":"
+		    "\"zq.pg-%d\"}}", atomic_load(&w->written));
+		if (su_http_do(c, &r, "POST", w->url, h, body, strlen(body),
+		    err) != 0)
+			break;
+		if (r.status == 201)
+			atomic_fetch_add(&w->written, 1);
+		su_resp_free(&r);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/*
+ * A paging ends: the first page fixes end (the newest event before its
+ * own read), later pages carry it, and has_more turns false at it, while
+ * every page's read and another client's writes go on adding events.  The
+ * client sees each event up to end exactly once, in order, no gap, none
+ * past end.  A bad end is refused, and an end past the newest event (a
+ * log cut back, or a client's mistake) too.
+ */
+START_TEST(test_audit_paging_ends)
+{
+	static const char *const bad_end[] = { "?end=abc", "?end=-1",
+	    "?end=", "?end=1x", "?end=99999999999999999999", "?end=0x10" };
+	struct scribbler w;
+	struct audit_all all;
+	struct su_resp r;
+	struct jv *v;
+	uint64_t end, newest;
+	char q[96];
+	int before;
+
+	srv_start_plain();
+	memset(&w, 0, sizeof(w));
+	(void)snprintf(w.url, sizeof(w.url), "%s/v1/records", su_srv.base);
+	ck_assert_int_eq(pthread_create(&w.th, NULL, scribble, &w), 0);
+	while (atomic_load(&w.written) < 10)
+		(void)usleep(1000);
+	before = atomic_load(&w.written);
+	audit_read_all(&all, 1);
+	end = all.n;
+	ck_assert_uint_ge(end, N_SETUP_EVENTS + 10);
+	/* The writes went on while it paged, and it ended anyway. */
+	ck_assert_int_gt(atomic_load(&w.written), before);
+	ck_assert_uint_eq(all.ndocs, end);
+	audit_all_free(&all);
+	atomic_store(&w.stop, 1);
+	ck_assert_int_eq(pthread_join(w.th, NULL), 0);
+
+	/* A new paging ends later: the writes and the reads are in it. */
+	v = audit_page("?after=0&limit=1", NULL);
+	newest = jnum(v, "end");
+	ck_assert_uint_gt(newest, end + end);
+	ck_assert(jbool(v, "has_more"));
+	jfree(v);
+
+	/* An end short of after: nothing, and no more. */
+	v = audit_page("?after=5&end=3", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 0);
+	ck_assert_uint_eq(jnum(v, "next"), 5);
+	ck_assert_uint_eq(jnum(v, "end"), 3);
+	ck_assert(!jbool(v, "has_more"));
+	jfree(v);
+	/* An end inside the page stops it there. */
+	v = audit_page("?after=0&end=3&limit=10", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 3);
+	ck_assert_uint_eq(jnum(v, "next"), 3);
+	ck_assert(!jbool(v, "has_more"));
+	jfree(v);
+	v = audit_page("?after=1&end=3&limit=1", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 1);
+	ck_assert(jbool(v, "has_more"));
+	jfree(v);
+
+	for (size_t i = 0; i < NELEM(bad_end); i++) {
+		(void)snprintf(q, sizeof(q), "/v1/audit%s", bad_end[i]);
+		expect_error("GET", q, K_AUDITOR, NULL, 422, "invalid_value");
+	}
+	(void)snprintf(q, sizeof(q), "/v1/audit?end=%" PRIu64, newest + 1000);
+	req(&r, "GET", q, K_AUDITOR, NULL);
+	assert_error(&r, 422, "invalid_value");
+	ck_assert_msg(strstr(r.body.p, "end is past the newest event") != NULL,
+	    "[%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "events") == NULL, "[%s]", r.body.p);
+	su_resp_free(&r);
+	expect_error("GET", "/v1/audit?end=18446744073709551615", K_AUDITOR,
+	    NULL, 422, "invalid_value");
+}
+END_TEST
+
 /*
  * The audit write made to fail: a server on a 1 MiB map, filled until
  * writes fail.  A write then answers 503 and stores nothing; a read
@@ -2429,6 +2844,10 @@ policy_suite(void)
 	tcase_add_test(tc, test_audit_workload);
 	tcase_add_test(tc, test_audit_refusal_names_record);
 	tcase_add_test(tc, test_audit_unrouted_requests);
+	tcase_add_test(tc, test_audit_items);
+	tcase_add_test(tc, test_audit_cli_get);
+	tcase_add_test(tc, test_audit_paging_ends);
+	tcase_add_test(tc, test_audit_page_bounded);
 	tcase_add_test(tc, test_audit_unavailable_503);
 
 	tc = tcase(s, "tamper", TIMEOUT);
