@@ -1703,66 +1703,6 @@ START_TEST(test_audit_cli_get)
 }
 END_TEST
 
-/*
- * Events of a read are bounded (VAULT_BATCH_MAX items each), and so is a
- * page: where limit events would take it over the vault's page size, it
- * holds fewer, has_more says so, and the next page goes on from there.
- */
-#define BIG_READS	60
-START_TEST(test_audit_page_bounded)
-{
-	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
-	struct audit_all all;
-	struct pv_buf b;
-	struct su_resp r;
-	struct jv *v;
-	const struct jv *ev;
-	size_t big = 0;
-
-	srv_start_plain();
-	pv_buf_init(&b, 1u << 20);
-	su_buf_add(&b, "{\"tokens\":[");
-	for (int i = 0; i < VAULT_BATCH_MAX; i++) {
-		su_buf_add(&b, i > 0 ? "," : "");
-		su_buf_quote(&b, unknown);
-	}
-	su_buf_add(&b, "],\"purpose\":\"service\"}");
-	for (int i = 0; i < BIG_READS; i++) {
-		req(&r, "POST", "/v1/detokenize", K_READER, b.p);
-		assert_status(&r, 200);
-		su_resp_free(&r);
-	}
-	pv_buf_cleanup(&b);
-
-	req(&r, "GET", "/v1/audit?limit=1000", K_AUDITOR, NULL);
-	assert_status(&r, 200);
-	ck_assert_uint_lt(r.body.len, 4u << 20);
-	v = su_body_json(&r);
-	su_resp_free(&r);
-	ev = jget(v, "events");
-	ck_assert_uint_gt(ev->n, N_SETUP_EVENTS);
-	ck_assert_uint_lt(ev->n, N_SETUP_EVENTS + BIG_READS);
-	ck_assert(jbool(v, "has_more"));
-	ck_assert_uint_eq(jnum(v, "next"), ev->n);
-	jfree(v);
-
-	audit_read_all(&all, 1000);
-	ck_assert_uint_gt(all.ndocs, 1);
-	for (size_t i = 0; i < all.n; i++) {
-		const struct jv *items = jget(all.ev[i], "items");
-
-		if (strcmp(jstr(all.ev[i], "action"), "detokenize") != 0)
-			continue;
-		ck_assert_uint_eq(items->n, VAULT_BATCH_MAX);
-		ck_assert_pstr_eq(jstr(&items->items[999], "code"),
-		    "not_found");
-		big++;
-	}
-	ck_assert_uint_eq(big, BIG_READS);
-	audit_all_free(&all);
-}
-END_TEST
-
 /* Records made by a thread while the log is paged. */
 struct scribbler {
 	pthread_t	 th;
@@ -1875,6 +1815,96 @@ START_TEST(test_audit_paging_ends)
 	su_resp_free(&r);
 	expect_error("GET", "/v1/audit?end=18446744073709551615", K_AUDITOR,
 	    NULL, 422, "invalid_value");
+}
+END_TEST
+
+/*
+ * Events of a read are bounded (VAULT_BATCH_MAX items each), and so is a
+ * page: where limit events would take it over the vault's page size, it
+ * holds fewer, has_more says so, and the next page goes on from there.
+ * audit export pages so too, and stops at the newest event when it began
+ * while a client writes: every event up to there, once, in order.
+ */
+#define BIG_READS	60
+START_TEST(test_audit_page_bounded)
+{
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	struct audit_all all;
+	struct pv_buf b;
+	struct su_resp r;
+	struct jv *v;
+	const struct jv *ev;
+	struct scribbler w;
+	struct su_run run;
+	char *line, *save = NULL;
+	uint64_t before, n;
+	size_t big = 0;
+
+	srv_start_plain();
+	pv_buf_init(&b, 1u << 20);
+	su_buf_add(&b, "{\"tokens\":[");
+	for (int i = 0; i < VAULT_BATCH_MAX; i++) {
+		su_buf_add(&b, i > 0 ? "," : "");
+		su_buf_quote(&b, unknown);
+	}
+	su_buf_add(&b, "],\"purpose\":\"service\"}");
+	for (int i = 0; i < BIG_READS; i++) {
+		req(&r, "POST", "/v1/detokenize", K_READER, b.p);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	pv_buf_cleanup(&b);
+
+	req(&r, "GET", "/v1/audit?limit=1000", K_AUDITOR, NULL);
+	assert_status(&r, 200);
+	ck_assert_uint_lt(r.body.len, 4u << 20);
+	v = su_body_json(&r);
+	su_resp_free(&r);
+	ev = jget(v, "events");
+	ck_assert_uint_gt(ev->n, N_SETUP_EVENTS);
+	ck_assert_uint_lt(ev->n, N_SETUP_EVENTS + BIG_READS);
+	ck_assert(jbool(v, "has_more"));
+	ck_assert_uint_eq(jnum(v, "next"), ev->n);
+	jfree(v);
+
+	audit_read_all(&all, 1000);
+	ck_assert_uint_gt(all.ndocs, 1);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *items = jget(all.ev[i], "items");
+
+		if (strcmp(jstr(all.ev[i], "action"), "detokenize") != 0)
+			continue;
+		ck_assert_uint_eq(items->n, VAULT_BATCH_MAX);
+		ck_assert_pstr_eq(jstr(&items->items[999], "code"),
+		    "not_found");
+		big++;
+	}
+	ck_assert_uint_eq(big, BIG_READS);
+	before = all.n + all.ndocs;	/* the pages' reads are logged */
+	audit_all_free(&all);
+
+	memset(&w, 0, sizeof(w));
+	(void)snprintf(w.url, sizeof(w.url), "%s/v1/records", su_srv.base);
+	ck_assert_int_eq(pthread_create(&w.th, NULL, scribble, &w), 0);
+	while (atomic_load(&w.written) < 5)
+		(void)usleep(1000);
+	cli(&run, "audit", "export", NULL);
+	atomic_store(&w.stop, 1);
+	ck_assert_int_eq(pthread_join(w.th, NULL), 0);
+	ck_assert_exit(&run, 0);
+	n = 0;
+	for (line = strtok_r(run.out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long seq;
+
+		ck_assert_msg(sscanf(line, "{\"seq\":%llu,", &seq) == 1,
+		    "[%.80s]", line);
+		ck_assert_uint_eq(seq, ++n);
+	}
+	ck_assert_uint_ge(n, before + 5);
+	su_run_free(&run);
+	/* The writes went on after the export's end. */
+	ck_assert_uint_gt(verify_ok(), n);
 }
 END_TEST
 
