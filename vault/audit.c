@@ -356,6 +356,7 @@ get_items(struct vault *v, struct pv_txn *t, const uint8_t *p, size_t len,
     size_t *pos, int keep, struct vault_audit_entry *e)
 {
 	struct vault_audit_item scratch;
+	uint64_t prev = 0;
 	size_t n;
 	pv_status rc;
 
@@ -384,9 +385,13 @@ get_items(struct vault *v, struct pv_txn *t, const uint8_t *p, size_t len,
 		    it->outcome > VAULT_ITEM_REFUSED ||
 		    (it->outcome == VAULT_ITEM_REFUSED) != (it->code != PV_OK))
 			return PV_EINTEGRITY;
-		if (keep && rs != 0 && (rc = rec_id(v, t, rs, it->id)) !=
+		/* A request's tokens often share a record: look it up once. */
+		if (keep && rs != 0 && rs == prev)
+			memcpy(it->id, it[-1].id, sizeof(it->id));
+		else if (keep && rs != 0 && (rc = rec_id(v, t, rs, it->id)) !=
 		    PV_OK)
 			return rc;
+		prev = rs;
 		if ((rc = get_str(it->field, sizeof(it->field), p, len,
 		    pos)) != PV_OK)
 			return rc;
