@@ -723,7 +723,6 @@ utf8_put(char *o, unsigned cp)
 static int
 jp_string(struct jp *j, char **out, size_t *outlen)
 {
-	const char *q;
 	char *o;
 	size_t n = 0;
 	unsigned cp, lo;
@@ -731,15 +730,7 @@ jp_string(struct jp *j, char **out, size_t *outlen)
 	if (j->p >= j->end || *j->p != '"')
 		return -1;
 	j->p++;
-	/*
-	 * As long as its source, up to the closing quote: not the rest of
-	 * the document, which made a page of many strings cost its length
-	 * squared in address space.
-	 */
-	for (q = j->p; q < j->end && *q != '"'; q++)
-		if (*q == '\\' && q + 1 < j->end)
-			q++;
-	if ((o = malloc((size_t)(q - j->p) + 1)) == NULL)
+	if ((o = malloc((size_t)(j->end - j->p) + 1)) == NULL)
 		return -1;
 	while (j->p < j->end && *j->p != '"') {
 		unsigned char c = (unsigned char)*j->p++;
