@@ -1022,5 +1022,27 @@ api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 	for (size_t i = 0; i < e->nfields; i++)
 		pv_json_str(j, e->fields[i]);
 	pv_json_close(j);
+	pv_json_key(j, "items");
+	pv_json_arr(j);
+	for (size_t i = 0; i < e->nitems; i++) {
+		static const char *const outcomes[] = {
+			[VAULT_ITEM_REVEALED] = "revealed",
+			[VAULT_ITEM_MASKED] = "masked",
+			[VAULT_ITEM_REFUSED] = "refused",
+		};
+		const struct vault_audit_item *it = &e->items[i];
+
+		pv_json_obj(j);
+		if (it->id[0] != '\0')
+			pv_json_kstr(j, "record", it->id);
+		if (it->field[0] != '\0')
+			pv_json_kstr(j, "field", it->field);
+		/* The vault decodes only these three. */
+		pv_json_kstr(j, "outcome", outcomes[it->outcome]);
+		if (it->outcome == VAULT_ITEM_REFUSED)
+			pv_json_kstr(j, "code", api_error_code(it->code));
+		pv_json_close(j);
+	}
+	pv_json_close(j);
 	pv_json_close(j);
 }

@@ -1365,16 +1365,25 @@ decimal(const char *s, unsigned long long *out)
 	return 1;
 }
 
+/*
+ * A page of the audit log.  A paging ends at end: given (as the first
+ * page answered it), or fixed by this page as the newest event before
+ * this read's own, which is logged after it; so each page's read shows
+ * only in a later paging, and a client that reads until has_more is false
+ * stops.
+ */
 static void
 h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
     const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	const char *after_s = rq->arg ? rq->arg(rq, "after") : NULL;
 	const char *limit_s = rq->arg ? rq->arg(rq, "limit") : NULL;
+	const char *end_s = rq->arg ? rq->arg(rq, "end") : NULL;
 	struct vault_audit_entry *e = NULL;
 	struct pv_json j;
 	char detail[48];
-	unsigned long long after = 0, limit = 100;
+	unsigned long long after = 0, limit = 100, end = VAULT_AUDIT_END_NONE;
+	uint64_t last = 0, next;
 	size_t n = 0;
 	pv_status rc;
 
@@ -1393,12 +1402,26 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail(rs, 422, "invalid_value", PV_EVALUE, detail);
 		return;
 	}
-	if ((rc = vault_audit_read(s->vault, after, (size_t)limit, &e, &n)) !=
-	    PV_OK) {
+	if (end_s != NULL && !decimal(end_s, &end)) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "end must be a "
+		    "sequence number");
+		return;
+	}
+	if ((rc = vault_audit_read(s->vault, after, end, (size_t)limit, &e,
+	    &n, &last)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EINTEGRITY ? "the audit chain does "
 		    "not verify" : NULL);
 		return;
 	}
+	/* The log only grows: an end past its newest event means a cut. */
+	if (end_s != NULL && end > last) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "end is past the "
+		    "newest event");
+		goto out;
+	}
+	if (end_s == NULL)
+		end = last;
+	next = n > 0 ? e[n - 1].seq : after;
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "events");
@@ -1406,9 +1429,12 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	for (size_t i = 0; i < n; i++)
 		api_json_event(&j, &e[i]);
 	pv_json_close(&j);
-	pv_json_ku64(&j, "next", n > 0 ? e[n - 1].seq : after);
+	pv_json_ku64(&j, "next", next);
+	pv_json_ku64(&j, "end", end);
+	pv_json_kbool(&j, "has_more", next < end);
 	pv_json_close(&j);
 	finish(rs, &j);
+out:
 	vault_audit_entries_free(e, n);
 }
 

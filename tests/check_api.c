@@ -509,6 +509,7 @@ START_TEST(test_large_body_turns)
 	struct api_server *s;
 	struct api_resp rs;
 	size_t n = 0, len = 0, cap = 64u << 10;
+	uint64_t last = 0;
 	struct vault *v;
 	time_t t0;
 	int left;
@@ -544,7 +545,8 @@ START_TEST(test_large_body_turns)
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	free(info.keys);
 	ck_assert_uint_eq(info.records, 0);
-	ck_assert_int_eq(vault_audit_read(v, 0, 100, &e, &n), PV_OK);
+	ck_assert_int_eq(vault_audit_read(v, 0, VAULT_AUDIT_END_NONE, 100, &e,
+	    &n, &last), PV_OK);
 	ck_assert_uint_ge(n, 1);
 	ck_assert_str_eq(e[n - 1].action, "records.batch");
 	ck_assert_int_eq(e[n - 1].ok, 0);

@@ -963,16 +963,42 @@ blank(const char *s)
 	return 1;
 }
 
-/* Answer one token from snapshot t into r. */
+/* What the log keeps of one token's answer: never the token or a value. */
+struct logged {
+	uint64_t	seq;		/* its record; 0: the token led to none */
+	char		field[PV_FIELD_NAME_MAX + 1];	/* "": none */
+	int		outcome;	/* enum vault_item_outcome */
+	pv_status	code;
+};
+
+/* Note in lg the record and field res names. */
+static void
+log_target(struct logged *lg, const struct resolved *res)
+{
+	size_t n = res->f.namelen > PV_FIELD_NAME_MAX ? PV_FIELD_NAME_MAX :
+	    res->f.namelen;
+
+	lg->seq = res->rec_seq;
+	memcpy(lg->field, res->f.name, n);
+	lg->field[n] = '\0';
+}
+
+/*
+ * Answer one token from snapshot t into r; lg receives its record and
+ * field as far as the token led to them, whatever the answer.
+ */
 static pv_status
 reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
-    const char *token, size_t len, struct vault_reveal *r)
+    const char *token, size_t len, struct vault_reveal *r, struct logged *lg)
 {
 	struct resolved res;
 	char *plain = NULL;
 	pv_status rc;
 
-	if ((rc = vault_token_resolve(v, t, token, len, &res)) != PV_OK)
+	rc = vault_token_resolve(v, t, token, len, &res);
+	if (rc == PV_OK || rc == PV_ESHREDDED)
+		log_target(lg, &res);
+	if (rc != PV_OK)
 		return rc;
 	if (!vault_apikey_field_allowed(a->key, res.f.name, res.f.namelen))
 		return PV_EFORBIDDEN;
@@ -982,7 +1008,6 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 		return PV_ECONSENT;
 	if ((rc = vault_field_open(v, &res, &plain)) != PV_OK)
 		return rc;
-	r->seq = res.rec_seq;
 	memcpy(r->field, res.f.name, res.f.namelen);
 	r->field[res.f.namelen] = '\0';
 	if (a->purpose == VAULT_P_RESEARCH ||
@@ -993,47 +1018,52 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 			rc = pseudonym(v, r->pseudonym, r->field,
 			    res.f.namelen, plain, res.f.ctlen);
 		pv_secure_free(plain, res.f.ctlen + 1);
+		lg->outcome = VAULT_ITEM_MASKED;
 		return rc;
 	}
 	r->value = plain;
 	r->len = res.f.ctlen;
+	lg->outcome = VAULT_ITEM_REVEALED;
 	return PV_OK;
 }
 
-/* What the log keeps of a released answer once its value is wiped. */
-struct released {
-	uint64_t	seq;
-	char		field[PV_FIELD_NAME_MAX + 1];
-};
 
 /*
- * Log a detokenize: the records whose values it released and the fields
- * it touched, each once.
+ * Log a detokenize: the records whose values (or masked forms) it
+ * released and their fields, each once, and what each token got.
  */
 static pv_status
 log_reveals(struct vault *v, const struct vault_event *tmpl,
-    const struct released *rel, size_t n)
+    const struct logged *lg, size_t n)
 {
 	struct vault_event ev = *tmpl;
+	struct vault_item *items = NULL;
 	const char **fields = NULL;
 	uint64_t *seqs = NULL;
 	size_t ns = 0, nf = 0;
 	pv_status rc;
 
 	if ((seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL ||
-	    (fields = calloc(n ? n : 1, sizeof(*fields))) == NULL) {
+	    (fields = calloc(n ? n : 1, sizeof(*fields))) == NULL ||
+	    (items = calloc(n ? n : 1, sizeof(*items))) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 
-		seqs[ns++] = rel[i].seq;
-		for (j = 0; j < nf && strcmp(fields[j], rel[i].field) != 0;
+		items[i].rec = lg[i].seq;
+		items[i].field = lg[i].field[0] != '\0' ? lg[i].field : NULL;
+		items[i].outcome = lg[i].outcome;
+		items[i].code = lg[i].code;
+		if (lg[i].outcome == VAULT_ITEM_REFUSED)
+			continue;
+		seqs[ns++] = lg[i].seq;
+		for (j = 0; j < nf && strcmp(fields[j], lg[i].field) != 0;
 		    j++)
 			;
 		if (j == nf)
-			fields[nf++] = rel[i].field;
+			fields[nf++] = lg[i].field;
 	}
 	qsort(seqs, ns, sizeof(*seqs), vault_seq_cmp);
 	for (size_t i = 1, w = 1; i <= ns; i++) {
@@ -1050,10 +1080,13 @@ log_reveals(struct vault *v, const struct vault_event *tmpl,
 	ev.nrecs = ns;
 	ev.fields = fields;
 	ev.nfields = nf;
+	ev.items = items;
+	ev.nitems = n;
 	rc = vault_audit(v, &ev, NULL);
 out:
 	free(seqs);
 	free(fields);
+	free(items);
 	return rc;
 }
 
@@ -1101,9 +1134,8 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
     const size_t *lens, size_t n, vault_reveal_fn fn, void *arg)
 {
 	struct vault_reveal r;
-	struct released *rel = NULL;
+	struct logged *lg = NULL;
 	struct pv_txn *t = NULL;
-	size_t nrel = 0;
 	pv_status rc;
 
 	if (a->key->role != VAULT_ROLE_READER)
@@ -1112,7 +1144,7 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 		return rc;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
-	if ((rel = calloc(n ? n : 1, sizeof(*rel))) == NULL)
+	if ((lg = calloc(n ? n : 1, sizeof(*lg))) == NULL)
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
@@ -1123,19 +1155,17 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 	 */
 	for (size_t i = 0; i < n; i++) {
 		memset(&r, 0, sizeof(r));
-		rc = reveal_one(v, t, a, tokens[i], lens[i], &r);
+		rc = reveal_one(v, t, a, tokens[i], lens[i], &r, &lg[i]);
 		if (!token_status(rc)) {
 			/* No room for a value: the request, not the token. */
 			if (rc == PV_ENOMEM)
 				rc = PV_EUNAVAIL;
 			goto out;
 		}
-		if (rc != PV_OK)	/* nothing of a failed answer stays */
+		if (rc != PV_OK) {	/* nothing of a failed answer stays */
 			pv_cleanse(&r, sizeof(r));
-		else {
-			rel[nrel].seq = r.seq;
-			memcpy(rel[nrel].field, r.field, sizeof(r.field));
-			nrel++;
+			lg[i].outcome = VAULT_ITEM_REFUSED;
+			lg[i].code = rc;
 		}
 		r.status = rc;
 		rc = fn(arg, i, &r);
@@ -1147,14 +1177,14 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 	pv_txn_abort(t);
 	t = NULL;
 	/* No access without a record: the event is durable first. */
-	if (ev != NULL && log_reveals(v, ev, rel, nrel) != PV_OK) {
+	if (ev != NULL && log_reveals(v, ev, lg, n) != PV_OK) {
 		rc = PV_EUNAVAIL;
 		goto out;
 	}
 	rc = PV_OK;
 out:
 	pv_txn_abort(t);
-	free(rel);
+	free(lg);
 	return rc;
 }
 

@@ -1211,8 +1211,16 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	if (!pv_ct_eq(tv + T_CHECK, check, CHECK_LEN))
 		return PV_ENOTFOUND;
 	rec_seq = pv_get_u64(tv + T_REC);
-	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
+	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK) {
+		if (rc == PV_ESHREDDED) {
+			/* Which record and field, for the audit log. */
+			memset(out, 0, sizeof(*out));
+			out->rec_seq = rec_seq;
+			out->f.name = (const char *)tv + T_NAME;
+			out->f.namelen = tv[T_NAMELEN];
+		}
 		return rc;
+	}
 	nf = vault_record_nfields(rec);
 	pos = R_FIELDS;
 	for (size_t i = 0;; i++) {
@@ -1233,15 +1241,29 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	return PV_OK;
 }
 
+/*
+ * Token to value in t.  it->rec and field (PV_FIELD_NAME_MAX + 1 bytes)
+ * receive the token's record and field as far as it led to them, also
+ * when it fails.
+ */
 static pv_status
 get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
-    struct vault_value **out, uint64_t *seq)
+    struct vault_value **out, struct vault_item *it, char *field)
 {
 	struct vault_value *val;
 	struct resolved r;
 	pv_status rc;
 
-	if ((rc = vault_token_resolve(v, t, token, toklen, &r)) != PV_OK)
+	rc = vault_token_resolve(v, t, token, toklen, &r);
+	if (rc == PV_OK || rc == PV_ESHREDDED) {
+		size_t n = r.f.namelen > PV_FIELD_NAME_MAX ? PV_FIELD_NAME_MAX :
+		    r.f.namelen;
+
+		it->rec = r.rec_seq;
+		memcpy(field, r.f.name, n);
+		field[n] = '\0';
+	}
+	if (rc != PV_OK)
 		return rc;
 	if ((val = calloc(1, sizeof(*val))) == NULL)
 		return PV_ENOMEM;
@@ -1250,14 +1272,12 @@ get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
 		return rc;
 	}
 	val->len = r.f.ctlen;
-	memcpy(val->field, r.f.name, r.f.namelen);
-	val->field[r.f.namelen] = '\0';
+	memcpy(val->field, field, strlen(field) + 1);
 	if ((rc = vault_id_format(v, KMS_ID_RECORD, r.rec_seq,
 	    r.rec + R_CHECK, val->id)) != PV_OK) {
 		vault_value_free(val);
 		return rc;
 	}
-	*seq = r.rec_seq;
 	*out = val;
 	return PV_OK;
 }
@@ -1266,21 +1286,41 @@ pv_status
 vault_get(struct vault *v, const char *token, size_t len,
     struct vault_value **out)
 {
+	char field[PV_FIELD_NAME_MAX + 1] = "";
+	const char *fields[1] = { field };
+	struct vault_item it = { 0, NULL, VAULT_ITEM_REVEALED, PV_OK };
+	struct vault_event ev = { .actor = v->actor, .action = "get",
+	    .ok = 1, .purpose = -1, .kind = VAULT_EK_READ, .items = &it,
+	    .nitems = 1 };
+	struct vault_value *val = NULL;
 	struct pv_txn *t;
-	uint64_t seq = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
-	rc = get_in(v, t, token, len, out, &seq);
+	rc = get_in(v, t, token, len, &val, &it, field);
 	pv_txn_abort(t);
-	/* No access without a record: logged before it is returned. */
-	if (rc == PV_OK && (rc = vault_log_op(v, NULL, "get", VAULT_EK_READ,
-	    &seq, 1, NULL, NULL)) != PV_OK) {
-		vault_value_free(*out);
-		*out = NULL;
+	if (field[0] != '\0')
+		it.field = field;
+	if (rc == PV_OK) {
+		ev.recs = &it.rec;
+		ev.nrecs = 1;
+		ev.fields = fields;
+		ev.nfields = 1;
+	} else {
+		it.outcome = VAULT_ITEM_REFUSED;
+		it.code = rc;
+	}
+	/*
+	 * No access without a record, and no failed read without one
+	 * either: logged before anything is returned.
+	 */
+	if (v->actor != NULL && vault_audit(v, &ev, NULL) != PV_OK) {
+		vault_value_free(val);
 		return PV_EUNAVAIL;
 	}
+	if (rc == PV_OK)
+		*out = val;
 	return rc;
 }
 

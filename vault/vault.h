@@ -174,7 +174,7 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
  * the write's own transaction, a read's before its answer is released.
  * Functions here that take an event log what they did; a request they
  * refuse is the caller's to log (vault_audit), before it answers.
- * Events hold no personal value and no secret.  Each carries
+ * Events hold no personal value, no token and no secret.  Each carries
  * HMAC-SHA256(audit key, previous hash || seq || event), so editing,
  * deleting, reordering or inserting events breaks the chain.
  */
@@ -182,6 +182,23 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 #define VAULT_ACTION_MAX	32
 #define VAULT_CODE_MAX		32
 #define VAULT_REASON_MAX	200
+
+/*
+ * What one token of a read (detokenize, get) got, in the read's event:
+ * its record and field where the token led to them, never the token or a
+ * value.
+ */
+enum vault_item_outcome {
+	VAULT_ITEM_REVEALED = 1,	/* the value */
+	VAULT_ITEM_MASKED = 2,		/* its masked form (and pseudonym) */
+	VAULT_ITEM_REFUSED = 3,		/* nothing: code says why */
+};
+struct vault_item {
+	uint64_t	 rec;		/* record seq (internal); 0: none */
+	const char	*field;		/* field name, or NULL */
+	int		 outcome;	/* enum vault_item_outcome */
+	pv_status	 code;		/* refused: why; PV_OK otherwise */
+};
 
 struct vault_event {
 	const char		*actor;		/* API key name, "cli", ... */
@@ -195,6 +212,8 @@ struct vault_event {
 	const char *const	*fields;	/* field names */
 	size_t			 nfields;
 	int			 kind;		/* VAULT_EK_*: how it counts */
+	const struct vault_item	*items;		/* per token, in order */
+	size_t			 nitems;	/* at most VAULT_BATCH_MAX */
 };
 enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
 
@@ -211,9 +230,20 @@ pv_status vault_put_ev(struct vault *v, const struct vault_record_in *recs,
  */
 void	  vault_set_actor(struct vault *v, const char *actor);
 
-/* Append ev in a commit of its own (group-committed); *seq its number. */
+/*
+ * Append ev in a commit of its own (group-committed); *seq its number.
+ * PV_EINVAL over VAULT_BATCH_MAX records or items.
+ */
 pv_status vault_audit(struct vault *v, const struct vault_event *ev,
 	      uint64_t *seq) PV_WUR;
+
+/* One item of an event read back: id and field "" where none. */
+struct vault_audit_item {
+	char		id[VAULT_ID_STRLEN + 1];
+	char		field[PV_FIELD_NAME_MAX + 1];
+	int		outcome;	/* enum vault_item_outcome */
+	pv_status	code;		/* refused: why; PV_OK otherwise */
+};
 
 /* One event read back, for export and the API. */
 struct vault_audit_entry {
@@ -229,16 +259,26 @@ struct vault_audit_entry {
 	char		(*ids)[VAULT_ID_STRLEN + 1];	/* nrecs record ids */
 	size_t		nfields;
 	char		(*fields)[PV_FIELD_NAME_MAX + 1];
+	size_t		nitems;		/* 0 for events made before items */
+	struct vault_audit_item *items;
 };
 void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
 
 /*
- * Up to limit events after seq after, oldest first; *out (release with
- * vault_audit_entries_free) holds *n.  Each is checked against the chain:
- * PV_EINTEGRITY if one does not verify.
+ * A page of the log: the events after seq after up to seq end
+ * (VAULT_AUDIT_END_NONE: the newest), oldest first, each checked against
+ * the chain (PV_EINTEGRITY if one does not verify); at most limit
+ * (1..VAULT_BATCH_MAX, else PV_EINVAL) of them, and fewer where more
+ * would take the page over VAULT_AUDIT_PAGE_BYTES stored bytes, but never
+ * none while one is due.  *out (release with vault_audit_entries_free)
+ * holds *n; *last is the newest event's seq in the same snapshot (0 for
+ * an empty log), so that a reader can fix where its paging ends.
  */
-pv_status vault_audit_read(struct vault *v, uint64_t after, size_t limit,
-	      struct vault_audit_entry **out, size_t *n) PV_WUR;
+#define VAULT_AUDIT_END_NONE	UINT64_MAX
+#define VAULT_AUDIT_PAGE_BYTES	(512u << 10)
+pv_status vault_audit_read(struct vault *v, uint64_t after, uint64_t end,
+	      size_t limit, struct vault_audit_entry **out, size_t *n,
+	      uint64_t *last) PV_WUR;
 
 /*
  * Check the whole chain.  PV_OK with *count events, or PV_EINTEGRITY with
@@ -380,7 +420,11 @@ int	  vault_token_valid(const char *s, size_t len);
  * PV_ENOTFOUND if no such token exists, PV_ESHREDDED if its record was
  * shredded, PV_EKEYSTATE if its KEK may no longer unwrap, PV_EINTEGRITY if
  * the stored bytes were altered, moved or renamed; PV_EUNAVAIL if the
- * read could not be logged (nothing is returned then).
+ * read could not be logged (nothing is returned then).  With an actor set
+ * (vault_set_actor), every call that reaches the store is logged, failed
+ * or not, before it returns: action "get", one item (the record and field
+ * where the token led to them; refused with its status on failure), and
+ * on success the record (kind read) and the field.
  */
 pv_status vault_get(struct vault *v, const char *token, size_t len,
 	      struct vault_value **out) PV_WUR;
@@ -613,7 +657,6 @@ struct vault_reveal {
 	size_t		 len;
 	char		 masked[VAULT_MASKED_MAX + 1];	/* "" unless masked */
 	char		 pseudonym[VAULT_PSEUDONYM_STRLEN + 1]; /* research */
-	uint64_t	 seq;		/* private: the record, for the log */
 };
 
 /*
@@ -640,7 +683,9 @@ typedef pv_status (*vault_reveal_fn)(void *arg, size_t i,
  * instead of value.
  *
  * With ev (actor, action, purpose, reason), an answered request is logged
- * once every token is answered; if the event cannot be written,
+ * once every token is answered (kind read): the records and fields whose
+ * values or masked forms it released, and an item per token, in order,
+ * saying what the token got (vault_item); if the event cannot be written,
  * PV_EUNAVAIL.  Unless PV_OK is returned, the caller MUST wipe and discard
  * everything fn received and release none of it: no access without a
  * record.  Refusals are the caller's to log.

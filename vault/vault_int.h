@@ -247,6 +247,12 @@ pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
 	      const uint8_t *check, char out[static VAULT_ID_STRLEN + 1])
 	      PV_WUR;
+/*
+ * A token to its live record and field in t: PV_ETOKEN, PV_ENOTFOUND,
+ * PV_ESHREDDED, PV_EINTEGRITY.  On PV_ESHREDDED (and only then on a
+ * failure) out->rec_seq and out->f.name, f.namelen name the shredded record
+ * and the token's field, for the audit log; nothing else of out is set.
+ */
 pv_status vault_token_resolve(struct vault *v, struct pv_txn *t,
 	      const char *token, size_t len, struct resolved *out) PV_WUR;
 
