@@ -476,11 +476,14 @@ reason_visible(const char *s)
 	return 0;
 }
 
-/* 422 reason_required, for a reason with nothing visible in it. */
+/*
+ * 422 reason_required for a purpose's reason with nothing visible in it;
+ * an absent one is the vault's to judge (PV_EREASON names the purpose).
+ */
 static int
-reason_refused(struct api_resp *rs, const char *reason, int required)
+reason_refused(struct api_resp *rs, const char *reason)
 {
-	if (reason == NULL ? !required : reason_visible(reason))
+	if (reason == NULL || reason_visible(reason))
 		return 0;
 	fail(rs, 422, "reason_required", PV_EREASON, "a reason must have "
 	    "visible characters, not only spaces or invisible ones");
@@ -827,7 +830,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 		fail_rc(rs, rc, err);
 		return;
 	}
-	if (reason_refused(rs, d->reason, 0))
+	if (reason_refused(rs, d->reason))
 		goto out;
 	a.key = key;
 	a.purpose = d->purpose;
@@ -949,7 +952,7 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail_why(rs, PV_ETOOBIG, why);
 		goto out;
 	}
-	if (reason_refused(rs, l->reason, 0))
+	if (reason_refused(rs, l->reason))
 		goto out;
 	/* Whether a value exists is itself something a key may not see. */
 	if (!vault_apikey_field_allowed(key, l->field, l->fieldlen)) {
