@@ -229,6 +229,17 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 	return PV_OK;
 }
 
+/* A secret's text: "pvk_" and its 32 random bytes in base64url. */
+static void
+secret_format(char secret[static VAULT_APIKEY_SECRET_LEN + 1],
+    const uint8_t raw[static 32])
+{
+	memcpy(secret, "pvk_", 4);
+	pv_b64url_encode16(secret + 4, raw);
+	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
+	secret[VAULT_APIKEY_SECRET_LEN] = '\0';
+}
+
 static pv_status
 secret_hash(struct vault *v, const uint8_t raw[static 32],
     uint8_t out[static PV_HMAC_LEN])
@@ -423,9 +434,7 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	t = NULL;
 	if (rc != PV_OK)
 		goto out;
-	memcpy(secret, "pvk_", 4);
-	pv_b64url_encode16(secret + 4, raw);
-	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
+	secret_format(secret, raw);
 out:
 	pv_txn_abort(t);
 	pv_cleanse(raw, sizeof(raw));
@@ -658,10 +667,7 @@ vault_apikey_rotate(struct vault *v, const char *name, uint64_t overlap,
 	t = NULL;
 	if (rc != PV_OK)
 		goto out;
-	memcpy(secret, "pvk_", 4);
-	pv_b64url_encode16(secret + 4, raw);
-	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
-	secret[VAULT_APIKEY_SECRET_LEN] = '\0';
+	secret_format(secret, raw);
 out:
 	pv_txn_abort(t);
 	free(rows);
