@@ -21,12 +21,15 @@
 void	  api_init(void);
 
 /*
- * A record parsed from JSON text.  api_record_parse accepts one JSON object
- * whose members are field names and whose values are strings:
- * {"email":"a@b.example","name":"Ada"}.  PV_EJSON for text that is not
- * such an object (err says what is wrong; it never quotes a value),
- * PV_ETOOBIG over PV_FIELDS_MAX members.  The record's strings point into
- * the parsed object and live until api_record_free.
+ * A record parsed from JSON text, in the shape of POST /v1/records's body:
+ * {"fields":{"email":"a@b.example","name":"Ada"},"consent":{"marketing":
+ * false},"retention_days":365}, fields required.  PV_EJSON for text that
+ * is not one JSON object, PV_EMEMBER for a member not of that shape,
+ * PV_EVALUE for a member of the wrong type or range, PV_ETOOBIG over
+ * PV_FIELDS_MAX fields or API_BODY_MAX bytes (err says what is wrong; it
+ * never quotes a value).  The record's strings point into the parsed
+ * object and live until api_record_free.  The record is not checked
+ * (vault_record_check does that).
  */
 struct api_record;
 pv_status api_record_parse(const char *text, size_t len,
@@ -46,9 +49,26 @@ const char *api_error_code(pv_status rc);
  * or after a key); errors stay in j until pv_json_end.
  */
 
-/* {"error":{"code":…,"message":…}}, without "message" if it is NULL. */
+/*
+ * {"error":{"code":…,"message":…}}: every error, of a request or of one
+ * item of a batch; api_json_kerror writes only its member "error", into
+ * an object the caller has open.
+ */
 void	  api_json_error(struct pv_json *j, const char *code,
 	      const char *message);
+void	  api_json_kerror(struct pv_json *j, const char *code,
+	      const char *message);
+
+/*
+ * One token's answer of a detokenize, item index of its batch:
+ * {"index":…,"token":…,"field":…,"value":…}, with "masked" (and, for
+ * research, "pseudonym") instead of "value" where r says so, or
+ * {"index":…,"token":…,"error":{"code":…,"message":…}}.  token (len
+ * bytes, as submitted) is echoed only if it is a token by its form
+ * (vault_token_valid), so that a value sent by mistake never comes back.
+ */
+void	  api_json_reveal(struct pv_json *j, size_t index, const char *token,
+	      size_t len, const struct vault_reveal *r);
 
 /*
  * {"id":"rec_…","tokens":{"email":"tok_…",…}} for a stored record, its
@@ -61,9 +81,11 @@ void	  api_json_put_result(struct pv_json *j,
 /*
  * Shred receipts as JSON:
  * {"receipt":{"vault":…,"record":…,"shredded_at":…,"kek_version":…,
- * "audit_seq":…,"reason":…},"signature":…}, the signature base64url.
- * api_receipt_parse reads one back (PV_EJSON, PV_EVALUE, PV_EMEMBER); it
- * does not check the signature (vault_receipt_verify does).
+ * "audit_seq":…,"signing_key_version":…,"reason":…},"signature":…}, the
+ * signature base64url.  api_receipt_parse reads one back (PV_EJSON,
+ * PV_EVALUE, PV_EMEMBER); a receipt without "signing_key_version" is one
+ * made before signing keys had versions (sign_version 0).  It does not
+ * check the signature (vault_receipt_verify does).
  */
 void	  api_json_receipt(struct pv_json *j,
 	      const struct vault_receipt *r);
@@ -72,8 +94,10 @@ pv_status api_receipt_parse(const char *text, size_t len,
 
 /*
  * One audit event: {"seq":…,"time":…,"actor":…,"action":…,"outcome":…,
- * "code":…,"purpose":…,"reason":…,"records":[…],"fields":[…]}; code,
- * purpose and reason only when the event has them.
+ * "code":…,"purpose":…,"reason":…,"records":[…],"fields":[…],
+ * "items":[{"record":…,"field":…,"outcome":…,"code":…},…]}; code,
+ * purpose and reason only when the event has them; an item's record and
+ * field when known, its code when refused (as api_error_code says).
  */
 void	  api_json_event(struct pv_json *j, const struct vault_audit_entry *e);
 
@@ -83,6 +107,13 @@ void	  api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],
 	      const uint8_t pub[static PV_ED25519_LEN]);
 pv_status api_pubkey_decode(uint8_t pub[static PV_ED25519_LEN],
 	      const char *s, size_t len) PV_WUR;
+/*
+ * One receipt-signing key, as GET /v1/keys/signing lists them and
+ * piivault kms public-key prints them: {"version":…,"public_key":"pvpub_…",
+ * "state":"active"|"verify_only"}.
+ */
+void	  api_json_signing_key(struct pv_json *j,
+	      const struct vault_signing_key *k);
 
 /*
  * The HTTP server.  Limits are configurable; each has a default (0 picks

@@ -51,9 +51,13 @@ struct api_resp {
 	char		 allow_buf[64];
 	const char	*code;		/* the error code sent, or NULL */
 	int		 audited;	/* the vault logged this request */
+	/* Location header of a 201: the new resource's path, or "". */
+	char		 location[48];
 	int		 challenge;	/* WWW-Authenticate on a 401 */
 	int		 storage;	/* a storage write failed: 503 */
 	int		 close;		/* close the connection after it */
+	/* Cache-Control of a public answer others may keep; NULL: no-store */
+	const char	*cache;
 };
 
 struct api_server;
@@ -75,18 +79,28 @@ typedef void api_handler(struct api_server *s, const struct api_req *rq,
  * dispatch, the 405 Allow lists, the audit log, the role checks, the
  * metrics and the OpenAPI test.  "{id}" in a path stands for one segment.
  * A public route (roles 0) takes no key and is not logged; HEAD is
- * answered there as GET, since a GET has no effect.
+ * answered there as GET, since a GET has no effect, and its path's Allow
+ * lists HEAD after GET.
  */
 struct api_route {
 	const char	*method;
 	const char	*path;
 	const char	*action;	/* its name in the audit log */
 	unsigned	 roles;		/* API_ROLE bits; 0: public */
-	int		 body;		/* takes a JSON body */
+	int		 body;		/* API_BODY_* bits; 0: none read */
 	api_handler	*handler;
 };
+/*
+ * A route's body: JSON (Content-Type application/json, parameters such as
+ * charset allowed) and required; with API_BODY_MERGE also
+ * application/merge-patch+json (RFC 7396); with API_BODY_OPTIONAL an
+ * empty body is no body, whatever its Content-Type.
+ */
+#define API_BODY_JSON		1
+#define API_BODY_MERGE		2
+#define API_BODY_OPTIONAL	4
 /* The rows of api_routes; a table of another size does not compile. */
-#define API_NROUTES	12
+#define API_NROUTES	14
 extern const struct api_route api_routes[API_NROUTES];
 
 #define API_LAT_BUCKETS	12
@@ -121,7 +135,6 @@ struct api_bucket {
 struct api_server {
 	struct vault		*vault;
 	struct api_limits	 limits;
-	int			 request_limit;	/* limit access/deletion */
 	/*
 	 * Metrics: requests by route (a row of api_routes, then one slot for
 	 * the unknown) and status slot, and latency.
@@ -219,17 +232,22 @@ void	  api_detok_free(struct api_detok *d);
 struct api_lookup {
 	const char	*field;
 	size_t		 fieldlen;
-	const char	*value;
-	size_t		 len;
+	const char	**values;	/* n values, lens[i] bytes each */
+	size_t		 *lens;
+	size_t		  n;
+	int		  batch;	/* "values" (else "value", n 1) */
 	enum vault_purpose purpose;
 	const char	*reason;	/* NULL if absent */
 	void		*root;		/* private */
 };
 /*
- * POST /v1/lookup: {"field":…,"value":…,"purpose":…[,"reason":…]}; the
- * purpose is required, as in a detokenize.
+ * POST /v1/lookup: {"field":…,"value":…,"purpose":…[,"reason":…]}, or
+ * with "values":[…] (1 to max strings) instead of "value"; the purpose is
+ * required, as in a detokenize.  PV_EJSON, PV_EMEMBER, PV_EVALUE (a
+ * member missing or of the wrong type, both or neither of value and
+ * values), PV_ETOOBIG (more than max values).
  */
-pv_status api_lookup_parse(const char *text, size_t len,
+pv_status api_lookup_parse(const char *text, size_t len, size_t max,
 	      struct api_lookup **out, char err[static API_ERR_MAX]) PV_WUR;
 void	  api_lookup_free(struct api_lookup *l);
 
@@ -249,5 +267,13 @@ void	  api_patch_free(struct api_patch *p);
 pv_status api_flags_parse(const char *text, size_t len,
 	      const char *const *bools, int *vals, const char *str, char *sval,
 	      size_t scap, char err[static API_ERR_MAX]) PV_WUR;
+
+/*
+ * DELETE /v1/records/{id}: {} or {"reason":…}.  The reason (a string of
+ * fewer than cap bytes without NUL, else PV_EVALUE) is copied to reason,
+ * and *given says whether the member was there.  PV_EJSON, PV_EMEMBER.
+ */
+pv_status api_reason_parse(const char *text, size_t len, char *reason,
+	      size_t cap, int *given, char err[static API_ERR_MAX]) PV_WUR;
 
 #endif /* API_INT_H */

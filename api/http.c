@@ -111,7 +111,7 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    rs->ctype) != MHD_YES ||
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store") != MHD_YES ||
+	    rs->cache != NULL ? rs->cache : "no-store") != MHD_YES ||
 	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") !=
 	    MHD_YES) {
 		MHD_destroy_response(r);
@@ -124,6 +124,11 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 	}
 	if (rs->allow != NULL && MHD_add_response_header(r,
 	    MHD_HTTP_HEADER_ALLOW, rs->allow) != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	if (rs->location[0] != '\0' && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_LOCATION, rs->location) != MHD_YES) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
@@ -1061,7 +1066,6 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	h->srv.vault = v;
 	h->srv.limits = o->limits;
 	h->mtls = ca != NULL;
-	h->srv.request_limit = 1;	/* a person's requests, per window */
 	limits_default(&h->srv.limits);
 	if (sem_init(&h->srv.large, 0, h->srv.limits.large) != 0) {
 		pv_log(PV_LOG_ERROR, "serve: semaphore: %s", strerror(errno));

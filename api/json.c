@@ -11,10 +11,9 @@
 
 #include "api_int.h"
 
+/* POST /v1/records's body, for the CLI (api.h). */
 struct api_record {
-	json_t			*root;
-	struct vault_field	 fields[PV_FIELDS_MAX];
-	struct vault_record_in	 in;
+	struct api_records	*recs;
 };
 
 /*
@@ -160,10 +159,7 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
     char err[static API_ERR_MAX])
 {
 	struct api_record *r;
-	const char *name;
-	json_t *val;
-	size_t n = 0;
-	pv_status rc = PV_OK;
+	pv_status rc;
 
 	err[0] = '\0';
 	if (len > API_BODY_MAX)
@@ -171,44 +167,19 @@ api_record_parse(const char *text, size_t len, struct api_record **out,
 		    API_BODY_MAX);
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return PV_ENOMEM;
-	if ((r->root = load(text, len, NULL, NULL, err, &rc)) == NULL)
-		goto out;
-	if (json_object_size(r->root) > PV_FIELDS_MAX) {
-		rc = bad(err, PV_ETOOBIG, "more than %d fields",
-		    PV_FIELDS_MAX);
-		goto out;
+	if ((rc = api_records_parse(text, len, 0, 1, &r->recs, err)) !=
+	    PV_OK) {
+		free(r);
+		return rc;
 	}
-	json_object_foreach(r->root, name, val) {
-		struct vault_field *f = &r->fields[n++];
-
-		f->name = name;
-		f->namelen = strlen(name);
-		if (!json_is_string(val)) {
-			/* A name may itself be data (see only_members). */
-			if (pv_field_name_valid(f->name, f->namelen))
-				rc = bad(err, PV_EJSON, "field %s: value must "
-				    "be a string", name);
-			else
-				rc = bad(err, PV_EJSON, "every value must be "
-				    "a string");
-			goto out;
-		}
-		f->value = json_string_value(val);
-		f->len = json_string_length(val);
-	}
-	r->in.fields = r->fields;
-	r->in.nfields = n;
 	*out = r;
-	r = NULL;
-out:
-	api_record_free(r);
-	return rc;
+	return PV_OK;
 }
 
 const struct vault_record_in *
 api_record_in(const struct api_record *r)
 {
-	return &r->in;
+	return api_records_in(r->recs, 0);
 }
 
 void
@@ -216,7 +187,7 @@ api_record_free(struct api_record *r)
 {
 	if (r == NULL)
 		return;
-	json_decref(r->root);
+	api_records_free(r->recs);
 	free(r);
 }
 
@@ -277,15 +248,67 @@ api_error_code(pv_status rc)
 /* Output. */
 
 void
-api_json_error(struct pv_json *j, const char *code, const char *message)
+api_json_kerror(struct pv_json *j, const char *code, const char *message)
 {
-	pv_json_obj(j);
 	pv_json_key(j, "error");
 	pv_json_obj(j);
 	pv_json_kstr(j, "code", code);
-	if (message != NULL)
-		pv_json_kstr(j, "message", message);
+	pv_json_kstr(j, "message", message);
 	pv_json_close(j);
+}
+
+void
+api_json_error(struct pv_json *j, const char *code, const char *message)
+{
+	pv_json_obj(j);
+	api_json_kerror(j, code, message);
+	pv_json_close(j);
+}
+
+/* Why one token got no answer, in words (its code says it for machines). */
+static const char *
+reveal_message(pv_status st)
+{
+	switch (st) {
+	case PV_ETOKEN:
+		return "not a token: tok_ and 22 base64url characters";
+	case PV_ENOTFOUND:
+		return "no such token";
+	case PV_EFORBIDDEN:
+		return "its field is not among this key's fields";
+	case PV_ECONSENT:
+		return "the person gave no marketing consent";
+	default:
+		return pv_strerror(st);
+	}
+}
+
+void
+api_json_reveal(struct pv_json *j, size_t index, const char *token,
+    size_t len, const struct vault_reveal *r)
+{
+	pv_json_obj(j);
+	pv_json_ku64(j, "index", index);
+	/* Only a token is echoed: a mistaken value never comes back. */
+	if (vault_token_valid(token, len)) {
+		pv_json_key(j, "token");
+		pv_json_strn(j, token, len);
+	}
+	if (r->status != PV_OK) {
+		api_json_kerror(j, api_error_code(r->status),
+		    reveal_message(r->status));
+		pv_json_close(j);
+		return;
+	}
+	pv_json_kstr(j, "field", r->field);
+	if (r->value != NULL) {
+		pv_json_key(j, "value");
+		pv_json_strn(j, r->value, r->len);
+	} else {
+		pv_json_kstr(j, "masked", r->masked);
+		if (r->pseudonym[0] != '\0')
+			pv_json_kstr(j, "pseudonym", r->pseudonym);
+	}
 	pv_json_close(j);
 }
 
@@ -350,8 +373,9 @@ record_decode(struct api_records *r, size_t i, json_t *obj,
 		f[n].name = name;
 		f[n].namelen = strlen(name);
 		if (!json_is_string(val)) {
-			return bad(err, PV_EVALUE, "every field value "
-			    "must be a string");
+			vault_field_why(err, &f[n], n, "value must be a "
+			    "string");
+			return PV_EVALUE;
 		}
 		f[n].value = json_string_value(val);
 		f[n].len = json_string_length(val);
@@ -571,13 +595,13 @@ api_detok_free(struct api_detok *d)
 }
 
 pv_status
-api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
-    char err[static API_ERR_MAX])
+api_lookup_parse(const char *text, size_t len, size_t max,
+    struct api_lookup **out, char err[static API_ERR_MAX])
 {
-	static const char *const members[] = { "field", "value", "purpose",
-	    "reason", NULL };
+	static const char *const members[] = { "field", "value", "values",
+	    "purpose", "reason", NULL };
 	struct api_lookup *l;
-	json_t *root, *field, *value, *purpose, *reason;
+	json_t *root, *field, *value, *values, *purpose, *reason;
 	pv_status rc = PV_OK;
 
 	err[0] = '\0';
@@ -588,15 +612,35 @@ api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
 	l->root = root;
 	field = json_object_get(root, "field");
 	value = json_object_get(root, "value");
-	if (!json_is_string(field) || !json_is_string(value)) {
-		rc = bad(err, PV_EVALUE, "\"field\" and \"value\" "
-		    "must be strings");
+	values = json_object_get(root, "values");
+	if (!json_is_string(field)) {
+		rc = bad(err, PV_EVALUE, "\"field\" must be a string");
 		goto out;
 	}
 	l->field = json_string_value(field);
 	l->fieldlen = json_string_length(field);
-	l->value = json_string_value(value);
-	l->len = json_string_length(value);
+	/* One value, or a batch of them: never both. */
+	if ((value == NULL) == (values == NULL)) {
+		rc = bad(err, PV_EVALUE, "give either \"value\" or "
+		    "\"values\"");
+		goto out;
+	}
+	if (value != NULL && !json_is_string(value)) {
+		rc = bad(err, PV_EVALUE, "\"value\" must be a string");
+		goto out;
+	}
+	if (values != NULL) {
+		if (!json_is_array(values) || json_array_size(values) == 0) {
+			rc = bad(err, PV_EVALUE, "\"values\" must be a "
+			    "non-empty array of strings");
+			goto out;
+		}
+		if (json_array_size(values) > max) {
+			rc = bad(err, PV_ETOOBIG, "more than %zu values",
+			    max);
+			goto out;
+		}
+	}
 	/* A look-up states its purpose as a detokenize does. */
 	purpose = json_object_get(root, "purpose");
 	reason = json_object_get(root, "reason");
@@ -614,6 +658,24 @@ api_lookup_parse(const char *text, size_t len, struct api_lookup **out,
 		goto out;
 	}
 	l->reason = reason ? json_string_value(reason) : NULL;
+	l->batch = values != NULL;
+	l->n = l->batch ? json_array_size(values) : 1;
+	if ((l->values = calloc(l->n, sizeof(*l->values))) == NULL ||
+	    (l->lens = calloc(l->n, sizeof(*l->lens))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		json_t *v = l->batch ? json_array_get(values, i) : value;
+
+		if (!json_is_string(v)) {
+			rc = bad(err, PV_EVALUE, "\"values\" must be a "
+			    "non-empty array of strings");
+			goto out;
+		}
+		l->values[i] = json_string_value(v);
+		l->lens[i] = json_string_length(v);
+	}
 	*out = l;
 	l = NULL;
 out:
@@ -627,6 +689,8 @@ api_lookup_free(struct api_lookup *l)
 	if (l == NULL)
 		return;
 	json_decref(l->root);
+	free(l->values);
+	free(l->lens);
 	free(l);
 }
 
@@ -684,9 +748,24 @@ api_json_receipt(struct pv_json *j, const struct vault_receipt *r)
 	pv_json_ku64(j, "shredded_at", r->shredded_at);
 	pv_json_ku64(j, "kek_version", r->kek_version);
 	pv_json_ku64(j, "audit_seq", r->audit_seq);
+	if (r->sign_version != 0)
+		pv_json_ku64(j, "signing_key_version", r->sign_version);
 	pv_json_kstr(j, "reason", r->reason);
 	pv_json_close(j);
 	pv_json_kstr(j, "signature", sig);
+	pv_json_close(j);
+}
+
+void
+api_json_signing_key(struct pv_json *j, const struct vault_signing_key *k)
+{
+	char text[API_PUBKEY_STRLEN + 1];
+
+	api_pubkey_encode(text, k->pub);
+	pv_json_obj(j);
+	pv_json_ku64(j, "version", k->version);
+	pv_json_kstr(j, "public_key", text);
+	pv_json_kstr(j, "state", vault_key_state_name(k->state));
 	pv_json_close(j);
 }
 
@@ -721,11 +800,11 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 {
 	static const char *const top[] = { "receipt", "signature", NULL };
 	static const char *const fields[] = { "vault", "record", "shredded_at",
-	    "kek_version", "audit_seq", "reason", NULL };
+	    "kek_version", "audit_seq", "signing_key_version", "reason", NULL };
 	struct vault_receipt r;
 	char sig[4 * PV_B64URL16_LEN + 1];
 	json_t *root, *rec;
-	uint64_t kv;
+	uint64_t kv, sv = 0;
 	pv_status rc = PV_OK;
 
 	err[0] = '\0';
@@ -748,6 +827,10 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 	    PV_OK || (rc = get_uint(rec, "kek_version", UINT32_MAX, &kv)) !=
 	    PV_OK || (rc = get_uint(rec, "audit_seq", UINT64_MAX,
 	    &r.audit_seq)) != PV_OK ||
+	    /* Absent in receipts made before: their message names none. */
+	    (json_object_get(rec, "signing_key_version") != NULL &&
+	    ((rc = get_uint(rec, "signing_key_version", UINT32_MAX, &sv)) !=
+	    PV_OK || (sv == 0 && (rc = PV_EVALUE) != PV_OK))) ||
 	    (rc = get_str(root, "signature", sig, sizeof(sig))) != PV_OK ||
 	    (rc = b64url_unblocks(r.sig, sig, strlen(sig),
 	    PV_ED25519_SIG_LEN / 16)) != PV_OK) {
@@ -756,6 +839,7 @@ api_receipt_parse(const char *text, size_t len, struct vault_receipt *out,
 		goto out;
 	}
 	r.kek_version = (uint32_t)kv;
+	r.sign_version = (uint32_t)sv;
 	*out = r;
 out:
 	json_decref(root);
@@ -885,6 +969,33 @@ out:
 	return rc;
 }
 
+pv_status
+api_reason_parse(const char *text, size_t len, char *reason, size_t cap,
+    int *given, char err[static API_ERR_MAX])
+{
+	static const char *const members[] = { "reason", NULL };
+	json_t *root, *v;
+	pv_status rc = PV_OK;
+
+	err[0] = '\0';
+	if ((root = load(text, len, members, "body", err, &rc)) == NULL)
+		return rc;
+	v = json_object_get(root, "reason");
+	if (v != NULL && (!json_is_string(v) || json_string_length(v) >= cap ||
+	    strlen(json_string_value(v)) != json_string_length(v))) {
+		rc = bad(err, PV_EVALUE, "\"reason\" must be a string of "
+		    "fewer than %zu bytes", cap);
+		goto out;
+	}
+	reason[0] = '\0';
+	if (v != NULL)
+		memcpy(reason, json_string_value(v), json_string_length(v) + 1);
+	*given = v != NULL;
+out:
+	json_decref(root);
+	return rc;
+}
+
 void
 api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 {
@@ -910,6 +1021,28 @@ api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 	pv_json_arr(j);
 	for (size_t i = 0; i < e->nfields; i++)
 		pv_json_str(j, e->fields[i]);
+	pv_json_close(j);
+	pv_json_key(j, "items");
+	pv_json_arr(j);
+	for (size_t i = 0; i < e->nitems; i++) {
+		static const char *const outcomes[] = {
+			[VAULT_ITEM_REVEALED] = "revealed",
+			[VAULT_ITEM_MASKED] = "masked",
+			[VAULT_ITEM_REFUSED] = "refused",
+		};
+		const struct vault_audit_item *it = &e->items[i];
+
+		pv_json_obj(j);
+		if (it->id[0] != '\0')
+			pv_json_kstr(j, "record", it->id);
+		if (it->field[0] != '\0')
+			pv_json_kstr(j, "field", it->field);
+		/* The vault decodes only these three. */
+		pv_json_kstr(j, "outcome", outcomes[it->outcome]);
+		if (it->outcome == VAULT_ITEM_REFUSED)
+			pv_json_kstr(j, "code", api_error_code(it->code));
+		pv_json_close(j);
+	}
 	pv_json_close(j);
 	pv_json_close(j);
 }

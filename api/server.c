@@ -90,6 +90,22 @@ api_route_of(const char *method, const char *path,
 	return NULL;
 }
 
+/* Append ", " (unless first) and method to allow, if it fits. */
+static void
+allow_add(char *allow, size_t cap, size_t *n, const char *method)
+{
+	size_t ml = strlen(method);
+
+	if (*n + ml + 3 > cap)
+		return;
+	if (*n > 0) {
+		memcpy(allow + *n, ", ", 2);
+		*n += 2;
+	}
+	memcpy(allow + *n, method, ml + 1);
+	*n += ml;
+}
+
 int
 api_route_allow(const char *path, char *allow, size_t cap)
 {
@@ -99,17 +115,15 @@ api_route_allow(const char *path, char *allow, size_t cap)
 
 	allow[0] = '\0';
 	for (size_t r = 0; r < API_NROUTES; r++) {
-		size_t ml = strlen(api_routes[r].method);
+		const struct api_route *rt = &api_routes[r];
 
-		if (!path_match(api_routes[r].path, path, id) ||
-		    n + ml + 3 > cap)
+		if (!path_match(rt->path, path, id))
 			continue;
-		if (known++) {
-			memcpy(allow + n, ", ", 2);
-			n += 2;
-		}
-		memcpy(allow + n, api_routes[r].method, ml + 1);
-		n += ml;
+		known = 1;
+		allow_add(allow, cap, &n, rt->method);
+		/* Answered as GET where a GET has no effect (api_route_of). */
+		if (rt->roles == 0 && strcmp(rt->method, "GET") == 0)
+			allow_add(allow, cap, &n, "HEAD");
 	}
 	return known;
 }
@@ -164,19 +178,18 @@ error_message(char *msg, size_t cap, pv_status rc, const char *detail)
 		(void)snprintf(msg, cap, "%s", pv_strerror(rc));
 }
 
-/* An error answer, in place of anything written so far. */
+/* An error answer with message msg, in place of anything written so far. */
 static void
-fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
-    const char *detail)
+fail_msg(struct api_resp *rs, unsigned status, const char *code,
+    const char *msg)
 {
-	char msg[API_ERR_MAX + 128];
 	struct pv_json j;
 
 	pv_buf_cleanup(&rs->body);
-	error_message(msg, sizeof(msg), rc, detail);
 	reply(rs, status);
 	rs->code = code;
 	rs->challenge = 0;
+	rs->cache = NULL;
 	pv_json_init(&j, &rs->body);
 	api_json_error(&j, code, msg);
 	if (pv_json_end(&j) != PV_OK) {
@@ -184,6 +197,17 @@ fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
 		pv_buf_cleanup(&rs->body);
 		rs->status = 500;
 	}
+}
+
+/* An error answer: the status's own message, then detail if not NULL. */
+static void
+fail(struct api_resp *rs, unsigned status, const char *code, pv_status rc,
+    const char *detail)
+{
+	char msg[API_ERR_MAX + 128];
+
+	error_message(msg, sizeof(msg), rc, detail);
+	fail_msg(rs, status, code, msg);
 }
 
 /* A 503 that tells the client when to try again. */
@@ -196,9 +220,9 @@ unavailable(struct api_resp *rs, const char *detail)
 
 /* A 429, with the vault's wait capped at what a Retry-After may say. */
 static void
-too_many(struct api_resp *rs, const char *detail, uint64_t retry)
+too_many(struct api_resp *rs, uint64_t retry)
 {
-	fail(rs, 429, "too_many_requests", PV_ELIMIT, detail);
+	fail(rs, 429, "too_many_requests", PV_ELIMIT, NULL);
 	rs->retry_after = (unsigned)(retry > PV_RETRY_AFTER_MAX ?
 	    PV_RETRY_AFTER_MAX : retry);
 }
@@ -275,6 +299,21 @@ fail_rc(struct api_resp *rs, pv_status rc, const char *detail)
 		rs->retry_after = 1;
 }
 
+/*
+ * A refused field or value (rc PV_EFIELD, PV_EVALUE, PV_ETOOBIG or
+ * PV_EINVAL): its code, and why (vault.h's VAULT_WHY_MAX words, naming the
+ * field) as the whole message.
+ */
+static void
+fail_why(struct api_resp *rs, pv_status rc, const char *why)
+{
+	if (why == NULL || *why == '\0') {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	fail_msg(rs, http_status(rc), api_error_code(rc), why);
+}
+
 /* A handler's answer is written: an error instead if it could not be. */
 static void
 finish(struct api_resp *rs, const struct pv_json *j)
@@ -314,33 +353,63 @@ authenticate(struct api_server *s, const struct api_req *rq,
 	return PV_OK;
 }
 
+/* Whether ctype is the media type type, parameters (";…") allowed. */
 static int
-is_json(const char *ctype)
+media_is(const char *ctype, const char *type)
 {
-	size_t n = strlen("application/json");
+	size_t n = strlen(type);
 
-	if (ctype == NULL || strncasecmp(ctype, "application/json", n) != 0)
+	if (ctype == NULL || strncasecmp(ctype, type, n) != 0)
 		return 0;
 	for (ctype += n; *ctype == ' ' || *ctype == '\t'; ctype++)
 		;
 	return *ctype == '\0' || *ctype == ';';
 }
 
-/* Limits stricter than the vault's own: checked before it is asked. */
-static pv_status
-check_limits(const struct api_server *s, const struct vault_record_in *in,
-    const char **detail)
+/*
+ * Whether the request's body is of a type route r takes (API_BODY_*); a
+ * route that reads none takes anything, as it ignores it.  With only the
+ * headers in, an optional body is judged by its Content-Type alone.
+ */
+static int
+media_ok(const struct api_route *r, const struct api_req *rq)
 {
-	if (in->nfields > s->limits.fields_max) {
-		*detail = "too many fields";
+	if (r->body == 0)
+		return 1;
+	if ((r->body & API_BODY_OPTIONAL) && ((!rq->headers_only &&
+	    rq->len == 0) || (rq->headers_only && rq->ctype == NULL)))
+		return 1;
+	if (media_is(rq->ctype, "application/json"))
+		return 1;
+	return (r->body & API_BODY_MERGE) &&
+	    media_is(rq->ctype, "application/merge-patch+json");
+}
+
+/*
+ * Limits stricter than the vault's own, checked before it is asked, why
+ * saying which (as the vault does: VAULT_WHY_MAX).  A field whose name is
+ * not valid is left to the vault, which refuses the name first.
+ */
+static pv_status
+check_limits(const struct api_server *s, const struct vault_field *f,
+    size_t n, char why[static VAULT_WHY_MAX])
+{
+	char what[48];
+
+	why[0] = '\0';
+	if (n > s->limits.fields_max) {
+		(void)snprintf(why, VAULT_WHY_MAX, "more than %zu fields",
+		    s->limits.fields_max);
 		return PV_ETOOBIG;
 	}
-	for (size_t i = 0; i < in->nfields; i++)
-		if (in->fields[i].len > s->limits.value_max) {
-			*detail = "value too long";
+	for (size_t i = 0; i < n; i++)
+		if (f[i].value != NULL && f[i].len > s->limits.value_max &&
+		    pv_field_name_valid(f[i].name, f[i].namelen)) {
+			(void)snprintf(what, sizeof(what), "longer than %zu "
+			    "bytes", s->limits.value_max);
+			vault_field_why(why, &f[i], i, what);
 			return PV_ETOOBIG;
 		}
-	*detail = NULL;
 	return PV_OK;
 }
 
@@ -407,14 +476,45 @@ reason_visible(const char *s)
 	return 0;
 }
 
-/* 422 reason_required, for a reason with nothing visible in it. */
+/*
+ * 422 reason_required for a purpose's reason with nothing visible in it;
+ * an absent one is the vault's to judge (PV_EREASON names the purpose).
+ */
 static int
-reason_refused(struct api_resp *rs, const char *reason, int required)
+reason_refused(struct api_resp *rs, const char *reason)
 {
-	if (reason == NULL ? !required : reason_visible(reason))
+	if (reason == NULL || reason_visible(reason))
 		return 0;
 	fail(rs, 422, "reason_required", PV_EREASON, "a reason must have "
 	    "visible characters, not only spaces or invisible ones");
+	return 1;
+}
+
+/*
+ * 422 reason_required for the reason of what ("a legal hold", "a
+ * deletion"), which no purpose asked for, so that PV_EREASON's own text
+ * would misname it: absent (with required), blank, or not valid.
+ */
+static int
+own_reason_refused(struct api_resp *rs, const char *reason, int required,
+    const char *what)
+{
+	char msg[128];
+
+	if (reason == NULL && !required)
+		return 0;
+	if (reason == NULL || *reason == '\0')
+		(void)snprintf(msg, sizeof(msg), "%s needs a reason", what);
+	else if (!reason_visible(reason))
+		(void)snprintf(msg, sizeof(msg), "%s needs a reason with "
+		    "visible characters, not only spaces or invisible ones",
+		    what);
+	else if (!vault_reason_valid(reason, strlen(reason)))
+		(void)snprintf(msg, sizeof(msg), "%s needs a reason of 1 to "
+		    "200 characters without control characters", what);
+	else
+		return 0;
+	fail_msg(rs, 422, "reason_required", msg);
 	return 1;
 }
 
@@ -454,6 +554,45 @@ h_health(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	finish(rs, &j);
 }
 
+/*
+ * How long a client or a shared cache may keep the list of signing keys.
+ * A receipt that names a version missing from a kept list means a
+ * rotation since: fetch the list again.
+ */
+#define SIGNING_KEYS_CACHE	"public, max-age=300"
+
+static void
+h_signing_keys(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev, const char *id)
+{
+	struct vault_signing_key *k = NULL;
+	struct pv_json j;
+	size_t n = 0;
+	pv_status rc;
+
+	(void)rq;
+	(void)key;
+	(void)ev;
+	(void)id;
+	if ((rc = vault_signing_keys(s->vault, &k, &n)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		return;
+	}
+	answer(rs, 200, &j);
+	pv_json_obj(&j);
+	pv_json_key(&j, "keys");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < n; i++)
+		api_json_signing_key(&j, &k[i]);
+	pv_json_close(&j);
+	pv_json_close(&j);
+	finish(rs, &j);
+	if (rs->status == 200)
+		rs->cache = SIGNING_KEYS_CACHE;
+	free(k);
+}
+
 static void
 h_records(struct api_server *s, const struct api_req *rq,
     struct api_resp *rs, const struct vault_apikey *key,
@@ -463,8 +602,7 @@ h_records(struct api_server *s, const struct api_req *rq,
 	struct vault_put_result res;
 	struct api_records *recs = NULL;
 	struct vault_record_in *in;
-	char err[API_ERR_MAX];
-	const char *detail;
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	struct pv_json j;
 	pv_status rc;
 
@@ -476,8 +614,8 @@ h_records(struct api_server *s, const struct api_req *rq,
 		return;
 	}
 	in = api_records_in(recs, 0);
-	if ((rc = check_limits(s, in, &detail)) != PV_OK) {
-		fail_rc(rs, rc, detail);
+	if ((rc = check_limits(s, in->fields, in->nfields, why)) != PV_OK) {
+		fail_why(rs, rc, why);
 		goto out;
 	}
 	if ((tokens = calloc(in->nfields ? in->nfields : 1,
@@ -486,31 +624,42 @@ h_records(struct api_server *s, const struct api_req *rq,
 		goto out;
 	}
 	res.tokens = tokens;
-	if ((rc = vault_put_ev(s->vault, in, 1, &res, ev)) == PV_OK)
-		rc = res.status;
-	if (rc != PV_OK) {
-		fail_rc(rs, rc, rc == PV_EINVAL ? "a record needs fields" :
-		    NULL);
+	res.why[0] = '\0';
+	if ((rc = vault_put_ev(s->vault, in, 1, &res, ev)) != PV_OK) {
+		fail_rc(rs, rc, NULL);
+		goto out;
+	}
+	if (res.status != PV_OK) {
+		fail_why(rs, res.status, res.why);
 		goto out;
 	}
 	rs->audited = 1;
 	answer(rs, 201, &j);
 	api_json_put_result(&j, in, &res);
 	finish(rs, &j);
+	if (rs->status == 201)
+		(void)snprintf(rs->location, sizeof(rs->location),
+		    "/v1/records/%s", res.id);
 out:
 	free(tokens);
 	api_records_free(recs);
 }
 
-/* A batch entry that was not stored: why, as an error object. */
+/*
+ * A batch entry that was not stored: why, as an error object.  A record
+ * that did not decode says so as a whole request would (the status's
+ * text, then detail); a refused field or value says only why.
+ */
 static void
-batch_error(struct pv_json *j, pv_status st, const char *detail)
+batch_error(struct pv_json *j, pv_status st, const char *detail, int decode)
 {
 	char msg[API_ERR_MAX + 128];
 
-	if (st == PV_EINVAL && (detail == NULL || *detail == '\0'))
-		detail = "a record needs fields";
-	error_message(msg, sizeof(msg), st, detail);
+	if (decode)
+		error_message(msg, sizeof(msg), st, detail);
+	else
+		(void)snprintf(msg, sizeof(msg), "%s", detail != NULL &&
+		    *detail != '\0' ? detail : pv_strerror(st));
 	api_json_error(j, api_error_code(st), msg);
 }
 
@@ -524,7 +673,7 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	char (*tokens)[VAULT_ID_STRLEN + 1] = NULL;
 	size_t *map = NULL, n, nvalid = 0, ntok = 0, pos = 0;
 	struct pv_json j;
-	char err[API_ERR_MAX];
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	const char *detail;
 	pv_status rc;
 
@@ -547,7 +696,7 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		struct vault_record_in *in = api_records_in(recs, i);
 
 		if (api_records_status(recs, i, &detail) != PV_OK ||
-		    check_limits(s, in, &detail) != PV_OK)
+		    check_limits(s, in->fields, in->nfields, why) != PV_OK)
 			continue;
 		map[nvalid] = i;
 		valid[nvalid++] = *in;
@@ -578,17 +727,19 @@ h_batch(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		struct vault_record_in *in = api_records_in(recs, i);
 		pv_status st;
 
-		detail = NULL;
 		if (k < nvalid && map[k] == i) {
 			/* Sent to the vault: its answer for this record. */
 			if ((st = res[k].status) == PV_OK)
 				api_json_put_result(&j, in, &res[k]);
+			else
+				batch_error(&j, st, res[k].why, 0);
 			k++;
-		} else if ((st = api_records_status(recs, i, &detail)) ==
+		} else if ((st = api_records_status(recs, i, &detail)) !=
 		    PV_OK)
-			st = check_limits(s, in, &detail);
-		if (st != PV_OK)
-			batch_error(&j, st, detail);
+			batch_error(&j, st, detail, 1);
+		else if ((st = check_limits(s, in->fields, in->nfields,
+		    why)) != PV_OK)
+			batch_error(&j, st, why, 0);
 	}
 	pv_json_close(&j);
 	pv_json_close(&j);
@@ -599,27 +750,6 @@ out:
 	free(res);
 	free(valid);
 	api_records_free(recs);
-}
-
-/* One token's answer: its value, or its masked form, or why not. */
-static void
-emit_reveal(struct pv_json *j, const struct vault_reveal *r)
-{
-	if (r->status != PV_OK) {
-		api_json_error(j, api_error_code(r->status), NULL);
-		return;
-	}
-	pv_json_obj(j);
-	pv_json_kstr(j, "field", r->field);
-	if (r->value != NULL) {
-		pv_json_key(j, "value");
-		pv_json_strn(j, r->value, r->len);
-	} else {
-		pv_json_kstr(j, "masked", r->masked);
-		if (r->pseudonym[0] != '\0')
-			pv_json_kstr(j, "pseudonym", r->pseudonym);
-	}
-	pv_json_close(j);
 }
 
 /*
@@ -669,20 +799,16 @@ struct detok_out {
 	struct pv_json		*j;
 };
 
+/*
+ * One item per string sent, in order, duplicates too: the answer never
+ * depends on what was sent but through each item's index.
+ */
 static pv_status
 detok_emit(void *arg, size_t i, const struct vault_reveal *r)
 {
 	struct detok_out *o = arg;
-	const struct api_detok *d = o->d;
 
-	/* A token asked for twice is answered once: keys are unique. */
-	for (size_t k = 0; k < i; k++)
-		if (d->lens[k] == d->lens[i] &&
-		    memcmp(d->tokens[k], d->tokens[i], d->lens[i]) == 0)
-			return PV_OK;
-	/* A decoded JSON string: NUL-terminated, with no NUL inside. */
-	pv_json_key(o->j, d->tokens[i]);
-	emit_reveal(o->j, r);
+	api_json_reveal(o->j, i, o->d->tokens[i], o->d->lens[i], r);
 	return PV_OK;	/* the writer's errors wait for pv_json_end */
 }
 
@@ -704,7 +830,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 		fail_rc(rs, rc, err);
 		return;
 	}
-	if (reason_refused(rs, d->reason, 0))
+	if (reason_refused(rs, d->reason))
 		goto out;
 	a.key = key;
 	a.purpose = d->purpose;
@@ -719,7 +845,7 @@ h_detokenize(struct api_server *s, const struct api_req *rq,
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "results");
-	pv_json_obj(&j);
+	pv_json_arr(&j);
 	o.d = d;
 	o.j = &j;
 	if ((rc = vault_detokenize(s->vault, &a, ev, d->tokens, d->lens, d->n,
@@ -741,14 +867,13 @@ out:
 }
 
 /*
- * {"matches":[{"id":…,"token":…},…]}: the records holding a value; for
- * research, {"matches":[{"pseudonym":…},…]}.
+ * "matches":[{"id":…,"token":…},…], the member: the records holding a
+ * value; for research, [{"pseudonym":…},…].
  */
 static void
 emit_matches(struct pv_json *j, const struct vault_match *m, size_t n,
     int research)
 {
-	pv_json_obj(j);
 	pv_json_key(j, "matches");
 	pv_json_arr(j);
 	for (size_t i = 0; i < n; i++) {
@@ -762,31 +887,72 @@ emit_matches(struct pv_json *j, const struct vault_match *m, size_t n,
 		pv_json_close(j);
 	}
 	pv_json_close(j);
-	pv_json_close(j);
 }
 
+/* A look-up refused as a whole, by the vault: rc, and why in words. */
+static void
+lookup_failed(struct api_resp *rs, const struct api_lookup *l, pv_status rc)
+{
+	char msg[API_ERR_MAX];
+
+	switch (rc) {
+	case PV_EFIELD:
+		fail_msg(rs, 422, api_error_code(rc), "\"field\" is not a "
+		    "field name: names match [a-z][a-z0-9_]{0,63}");
+		break;
+	case PV_ENOTINDEXED:
+		/* A valid name (PV_EFIELD comes first): it may be echoed. */
+		(void)snprintf(msg, sizeof(msg), "field %.*s has no blind "
+		    "index: only email and phone have one", (int)l->fieldlen,
+		    l->field);
+		fail_msg(rs, 422, api_error_code(rc), msg);
+		break;
+	case PV_EPURPOSE:
+		fail_rc(rs, rc, vault_purpose_name(l->purpose));
+		break;
+	default:
+		fail_rc(rs, rc, NULL);
+	}
+}
+
+/*
+ * POST /v1/lookup: one value ("value": {"matches":[…]}), or a batch
+ * ("values": {"results":[{"index":…,"matches":[…]} or {"index":…,
+ * "error":{…}},…]}, in order), each value under the same rules, the whole
+ * request logged as one event.
+ */
 static void
 h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
     const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
+	struct vault_lookup_result *res = NULL;
 	struct api_lookup *l = NULL;
 	struct vault_match *m = NULL;
 	struct vault_access a;
 	struct pv_json j;
 	char err[API_ERR_MAX];
-	size_t n = 0;
+	int research;
 	pv_status rc;
 
 	(void)id;
-	if ((rc = api_lookup_parse(rq->body, rq->len, &l, err)) != PV_OK) {
+	if ((rc = api_lookup_parse(rq->body, rq->len, s->limits.batch_max, &l,
+	    err)) != PV_OK) {
 		fail_rc(rs, rc, err);
 		return;
 	}
-	if (l->len > s->limits.value_max) {
-		fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
+	/* One value over the limit is the request's; in a batch, its own. */
+	if (!l->batch && l->lens[0] > s->limits.value_max) {
+		char why[VAULT_WHY_MAX], what[48];
+		const struct vault_field f = { l->field, l->fieldlen,
+		    l->values[0], l->lens[0] };
+
+		(void)snprintf(what, sizeof(what), "longer than %zu bytes",
+		    s->limits.value_max);
+		vault_field_why(why, &f, 0, what);
+		fail_why(rs, PV_ETOOBIG, why);
 		goto out;
 	}
-	if (reason_refused(rs, l->reason, 0))
+	if (reason_refused(rs, l->reason))
 		goto out;
 	/* Whether a value exists is itself something a key may not see. */
 	if (!vault_apikey_field_allowed(key, l->field, l->fieldlen)) {
@@ -794,73 +960,116 @@ h_lookup(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "this key's fields");
 		goto out;
 	}
+	if ((res = calloc(l->n, sizeof(*res))) == NULL) {
+		fail_rc(rs, PV_ENOMEM, NULL);
+		goto out;
+	}
 	a.key = key;
 	a.purpose = l->purpose;
 	a.reason = l->reason;
 	ev->purpose = (int)l->purpose;
 	ev->reason = l->reason;
-	if ((rc = vault_lookup_access(s->vault, &a, ev, l->field,
-	    l->fieldlen, l->value, l->len, &m, &n)) != PV_OK) {
-		fail_rc(rs, rc, rc == PV_EPURPOSE ?
-		    vault_purpose_name(l->purpose) : NULL);
+	if ((rc = vault_lookup_access(s->vault, &a, ev,
+	    &(const struct vault_lookup_req){ l->field, l->fieldlen, l->values,
+	    l->lens, l->n, s->limits.value_max, res, &m })) != PV_OK) {
+		lookup_failed(rs, l, rc);
 		goto out;
 	}
 	rs->audited = 1;
+	research = l->purpose == VAULT_P_RESEARCH;
+	if (!l->batch) {
+		if (res[0].status != PV_OK) {
+			fail_why(rs, res[0].status, res[0].why);
+			goto out;
+		}
+		answer(rs, 200, &j);
+		pv_json_obj(&j);
+		emit_matches(&j, m + res[0].first, res[0].n, research);
+		pv_json_close(&j);
+		finish(rs, &j);
+		goto out;
+	}
 	answer(rs, 200, &j);
-	emit_matches(&j, m, n, l->purpose == VAULT_P_RESEARCH);
+	pv_json_obj(&j);
+	pv_json_key(&j, "results");
+	pv_json_arr(&j);
+	for (size_t i = 0; i < l->n; i++) {
+		pv_json_obj(&j);
+		pv_json_ku64(&j, "index", i);
+		if (res[i].status == PV_OK)
+			emit_matches(&j, m + res[i].first, res[i].n,
+			    research);
+		else
+			api_json_kerror(&j, api_error_code(res[i].status),
+			    res[i].why);
+		pv_json_close(&j);
+	}
+	pv_json_close(&j);
+	pv_json_close(&j);
 	finish(rs, &j);
 out:
 	ev->reason = NULL;	/* points into l */
 	free(m);
+	free(res);
 	api_lookup_free(l);
 }
 
+/*
+ * The person's deletion.  The reason comes in the body, {"reason":…};
+ * the query's ?reason= is still read, but a proxy or an access log keeps
+ * it (docs/openapi.yaml says so): both at once are refused.
+ */
 static void
 h_shred(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
     const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
-	const char *reason = rq->arg != NULL ? rq->arg(rq, "reason") : NULL;
-	const char *ids[1] = { id };
+	const char *query = rq->arg != NULL ? rq->arg(rq, "reason") : NULL;
+	const char *ids[1] = { id }, *reason = query;
 	size_t lens[1] = { strlen(id) };
+	char body[VAULT_REASON_MAX + 1], err[API_ERR_MAX];
 	struct vault_receipt receipt;
 	struct pv_json j;
-	uint64_t retry = 0;
 	pv_status rc, st;
-	int logged = 0;
+	int given = 0, logged = 0;
 
 	(void)key;
-	if (reason_refused(rs, reason, 0))
-		return;
-	if (reason == NULL)
-		reason = "request";
-	ev->reason = reason;
-	if ((rc = vault_shred_ev(s->vault, ev, &(struct vault_shred_req){
-	    ids, lens, 1, reason, s->request_limit, &receipt, &st, &retry,
-	    &logged })) != PV_OK) {
-		fail_rc(rs, rc, rc == PV_EVALUE ? "reason must be 1 to 200 "
-		    "characters without control characters" : NULL);
-		return;
+	if (rq->len > 0) {
+		if ((rc = api_reason_parse(rq->body, rq->len, body,
+		    sizeof(body), &given, err)) != PV_OK) {
+			fail_rc(rs, rc, err);
+			goto out;
+		}
+		if (given && query != NULL) {
+			fail_msg(rs, 400, "bad_request", "bad request: a "
+			    "reason in both the body and the query; send it "
+			    "in the body only");
+			goto out;
+		}
+		if (given)
+			reason = body;
 	}
-	rs->audited = logged;	/* shreds and refused holds; not repeats */
-	if (st == PV_ETOKEN || st == PV_ENOTFOUND) {
+	if (own_reason_refused(rs, reason, 0, "a deletion"))
+		goto out;
+	ev->reason = reason != NULL ? reason : "request";
+	rc = vault_shred_ev(s->vault, ev, &(struct vault_shred_req){
+	    ids, lens, 1, ev->reason, &receipt, &st, &logged });
+	ev->reason = NULL;	/* body dies with this frame */
+	rs->audited = logged;	/* shreds, repeats and refused holds */
+	if (rc != PV_OK)
+		fail_rc(rs, rc, NULL);
+	else if (st == PV_ETOKEN || st == PV_ENOTFOUND)
 		fail(rs, 404, "not_found", PV_ENOTFOUND, "no such record");
-		return;
-	}
-	if (st == PV_EHOLD) {
+	else if (st == PV_EHOLD)
 		fail(rs, 409, "legal_hold", PV_EHOLD, NULL);
-		return;
-	}
-	if (st == PV_ELIMIT) {
-		too_many(rs, "deletion", retry);
-		return;
-	}
-	if (st != PV_OK) {
+	else if (st != PV_OK)
 		fail_rc(rs, st, NULL);
-		return;
+	else {
+		answer(rs, 200, &j);
+		api_json_receipt(&j, &receipt);
+		finish(rs, &j);
 	}
-	answer(rs, 200, &j);
-	api_json_receipt(&j, &receipt);
-	finish(rs, &j);
+out:
+	pv_cleanse(body, sizeof(body));
 }
 
 /* Answers for a record id, as the person's requests share them. */
@@ -878,7 +1087,7 @@ record_failed(struct api_resp *rs, pv_status rc, uint64_t retry)
 		fail(rs, 410, "shredded", PV_ESHREDDED, NULL);
 		break;
 	case PV_ELIMIT:
-		too_many(rs, NULL, retry);
+		too_many(rs, retry);
 		break;
 	default:
 		fail_rc(rs, rc, NULL);
@@ -897,6 +1106,57 @@ emit_read(struct pv_json *j, const struct vault_audit_entry *e)
 	pv_json_str_or_null(j, e->purpose < 0 ? NULL :
 	    vault_purpose_name((enum vault_purpose)e->purpose));
 	pv_json_ku64(j, "audit_seq", e->seq);
+	pv_json_close(j);
+}
+
+/*
+ * A record's view as JSON: {"id":…,"fields":…,"consent":…,"created":…,
+ * "retain_until":…,"legal_hold":…,"reads":[…]}.  With values, "fields"
+ * maps each name to its token and value (the access answer); without,
+ * it is the array of the field names (the metadata answer).
+ */
+static void
+emit_view(struct pv_json *j, const struct vault_record_view *r, int values)
+{
+	pv_json_obj(j);
+	pv_json_kstr(j, "id", r->id);
+	pv_json_key(j, "fields");
+	if (values)
+		pv_json_obj(j);
+	else
+		pv_json_arr(j);
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct vault_record_field *f = &r->fields[i];
+
+		if (!values) {
+			pv_json_str(j, f->name);
+			continue;
+		}
+		pv_json_key(j, f->name);
+		pv_json_obj(j);
+		pv_json_kstr(j, "token", f->token);
+		pv_json_key(j, "value");
+		pv_json_strn(j, f->value, f->len);
+		pv_json_close(j);
+	}
+	pv_json_close(j);
+	pv_json_key(j, "consent");
+	pv_json_obj(j);
+	pv_json_kbool(j, "marketing", r->marketing);
+	pv_json_kbool(j, "notices", 1);
+	pv_json_close(j);
+	pv_json_ku64(j, "created", r->created);
+	pv_json_key(j, "retain_until");
+	if (r->retain_until != 0)
+		pv_json_u64(j, r->retain_until);
+	else
+		pv_json_null(j);
+	pv_json_kbool(j, "legal_hold", r->hold);
+	pv_json_key(j, "reads");
+	pv_json_arr(j);
+	for (size_t i = 0; i < r->nreads; i++)
+		emit_read(j, &r->reads[i]);
+	pv_json_close(j);
 	pv_json_close(j);
 }
 
@@ -922,42 +1182,33 @@ h_access(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		return;
 	}
 	answer(rs, 200, &j);
-	pv_json_obj(&j);
-	pv_json_kstr(&j, "id", r->id);
-	pv_json_key(&j, "fields");
-	pv_json_obj(&j);
-	for (size_t i = 0; i < r->nfields; i++) {
-		const struct vault_record_field *f = &r->fields[i];
-
-		pv_json_key(&j, f->name);
-		pv_json_obj(&j);
-		pv_json_kstr(&j, "token", f->token);
-		pv_json_key(&j, "value");
-		pv_json_strn(&j, f->value, f->len);
-		pv_json_close(&j);
-	}
-	pv_json_close(&j);
-	pv_json_key(&j, "consent");
-	pv_json_obj(&j);
-	pv_json_kbool(&j, "marketing", r->marketing);
-	pv_json_kbool(&j, "notices", 1);
-	pv_json_close(&j);
-	pv_json_ku64(&j, "created", r->created);
-	pv_json_key(&j, "retain_until");
-	if (r->retain_until != 0)
-		pv_json_u64(&j, r->retain_until);
-	else
-		pv_json_null(&j);
-	pv_json_kbool(&j, "legal_hold", r->hold);
-	pv_json_key(&j, "reads");
-	pv_json_arr(&j);
-	for (size_t i = 0; i < r->nreads; i++)
-		emit_read(&j, &r->reads[i]);
-	pv_json_close(&j);
-	pv_json_close(&j);
+	emit_view(&j, r, 1);
 	finish(rs, &j);
 	vault_record_view_free(r);
 	pv_secure_release(need);
+}
+
+/*
+ * What the vault holds about a record, without its values or tokens; not
+ * a person's access request, so not limited (vault_record_metadata).
+ */
+static void
+h_metadata(struct api_server *s, const struct api_req *rq,
+    struct api_resp *rs, const struct vault_apikey *key,
+    struct vault_event *ev, const char *id)
+{
+	struct vault_record_view *r = NULL;
+	struct pv_json j;
+
+	(void)rq;
+	(void)key;
+	if (record_failed(rs, vault_record_metadata(s->vault, ev, id,
+	    strlen(id), &r, &rs->audited), 0))
+		return;
+	answer(rs, 200, &j);
+	emit_view(&j, r, 0);
+	finish(rs, &j);
+	vault_record_view_free(r);
 }
 
 static void
@@ -970,7 +1221,7 @@ h_correct(struct api_server *s, const struct api_req *rq,
 	const struct vault_field *f;
 	struct api_patch *p = NULL;
 	struct pv_json j;
-	char err[API_ERR_MAX];
+	char err[API_ERR_MAX], why[VAULT_WHY_MAX];
 	size_t n, nt = 0;
 	pv_status rc;
 
@@ -980,26 +1231,20 @@ h_correct(struct api_server *s, const struct api_req *rq,
 		return;
 	}
 	f = api_patch_fields(p, &n);
-	if (n > s->limits.fields_max) {
-		fail(rs, 413, "too_large", PV_ETOOBIG, "too many fields");
+	if ((rc = check_limits(s, f, n, why)) != PV_OK) {
+		fail_why(rs, rc, why);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (f[i].value != NULL && f[i].len > s->limits.value_max) {
-			fail(rs, 413, "too_large", PV_ETOOBIG, "value too long");
-			goto out;
-		}
 	if ((tokens = calloc(PV_FIELDS_MAX, sizeof(*tokens))) == NULL ||
 	    (names = calloc(PV_FIELDS_MAX, sizeof(*names))) == NULL) {
 		fail_rc(rs, PV_ENOMEM, NULL);
 		goto out;
 	}
 	rc = vault_record_correct(s->vault, ev, &(struct vault_correction){
-	    id, strlen(id), f, n, tokens, names, &nt, &rs->audited });
+	    id, strlen(id), f, n, tokens, names, &nt, &rs->audited, why });
 	if (rc == PV_EFIELD || rc == PV_EVALUE || rc == PV_ETOOBIG ||
 	    rc == PV_EINVAL) {
-		fail_rc(rs, rc, rc == PV_EINVAL ? "a record keeps at least "
-		    "one field (delete it instead)" : NULL);
+		fail_why(rs, rc, why);
 		goto out;
 	}
 	if (record_failed(rs, rc, 0))
@@ -1084,13 +1329,8 @@ h_hold(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		    "required");
 		return;
 	}
-	if (reason_refused(rs, reason, 1))
+	if (own_reason_refused(rs, reason, 1, "a legal hold"))
 		return;
-	if (!vault_reason_valid(reason, strlen(reason))) {
-		fail(rs, 422, "reason_required", PV_EREASON, "a hold needs a "
-		    "reason: 1 to 200 characters without control characters");
-		return;
-	}
 	ev->reason = reason;
 	rc = vault_record_hold(s->vault, ev, id, strlen(id), vals[0]);
 	ev->reason = NULL;	/* reason dies with this frame */
@@ -1128,16 +1368,25 @@ decimal(const char *s, unsigned long long *out)
 	return 1;
 }
 
+/*
+ * A page of the audit log.  A paging ends at end: given (as the first
+ * page answered it), or fixed by this page as the newest event before
+ * this read's own, which is logged after it; so each page's read shows
+ * only in a later paging, and a client that reads until has_more is false
+ * stops.
+ */
 static void
 h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
     const struct vault_apikey *key, struct vault_event *ev, const char *id)
 {
 	const char *after_s = rq->arg ? rq->arg(rq, "after") : NULL;
 	const char *limit_s = rq->arg ? rq->arg(rq, "limit") : NULL;
+	const char *end_s = rq->arg ? rq->arg(rq, "end") : NULL;
 	struct vault_audit_entry *e = NULL;
 	struct pv_json j;
 	char detail[48];
-	unsigned long long after = 0, limit = 100;
+	unsigned long long after = 0, limit = 100, end = VAULT_AUDIT_END_NONE;
+	uint64_t last = 0, next;
 	size_t n = 0;
 	pv_status rc;
 
@@ -1156,12 +1405,26 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		fail(rs, 422, "invalid_value", PV_EVALUE, detail);
 		return;
 	}
-	if ((rc = vault_audit_read(s->vault, after, (size_t)limit, &e, &n)) !=
-	    PV_OK) {
+	if (end_s != NULL && !decimal(end_s, &end)) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "end must be a "
+		    "sequence number");
+		return;
+	}
+	if ((rc = vault_audit_read(s->vault, after, end, (size_t)limit, &e,
+	    &n, &last)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EINTEGRITY ? "the audit chain does "
 		    "not verify" : NULL);
 		return;
 	}
+	/* The log only grows: an end past its newest event means a cut. */
+	if (end_s != NULL && end > last) {
+		fail(rs, 422, "invalid_value", PV_EVALUE, "end is past the "
+		    "newest event");
+		goto out;
+	}
+	if (end_s == NULL)
+		end = last;
+	next = n > 0 ? e[n - 1].seq : after;
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "events");
@@ -1169,9 +1432,12 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	for (size_t i = 0; i < n; i++)
 		api_json_event(&j, &e[i]);
 	pv_json_close(&j);
-	pv_json_ku64(&j, "next", n > 0 ? e[n - 1].seq : after);
+	pv_json_ku64(&j, "next", next);
+	pv_json_ku64(&j, "end", end);
+	pv_json_kbool(&j, "has_more", next < end);
 	pv_json_close(&j);
 	finish(rs, &j);
+out:
 	vault_audit_entries_free(e, n);
 }
 
@@ -1313,15 +1579,19 @@ const struct api_route api_routes[] = {
 	{ "POST", "/v1/detokenize", "detokenize", READER, 1, h_detokenize },
 	{ "POST", "/v1/lookup", "lookup", WRITER | READER, 1, h_lookup },
 	{ "GET", "/metrics", "metrics", 0, 0, h_metrics },
-	{ "DELETE", "/v1/records/{id}", "records.delete", ADMIN, 0, h_shred },
+	{ "DELETE", "/v1/records/{id}", "records.delete", ADMIN,
+	    API_BODY_JSON | API_BODY_OPTIONAL, h_shred },
 	{ "GET", "/v1/records/{id}", "records.access", ADMIN, 0, h_access },
-	{ "PATCH", "/v1/records/{id}", "records.correct", ADMIN, 1,
-	    h_correct },
+	{ "PATCH", "/v1/records/{id}", "records.correct", ADMIN,
+	    API_BODY_JSON | API_BODY_MERGE, h_correct },
 	{ "PUT", "/v1/records/{id}/consent", "records.consent", ADMIN, 1,
 	    h_consent },
 	{ "PUT", "/v1/records/{id}/legal-hold", "records.legal_hold", ADMIN,
 	    1, h_hold },
 	{ "GET", "/v1/audit", "audit.read", AUDITOR, 0, h_audit },
+	{ "GET", "/v1/records/{id}/metadata", "records.metadata", ADMIN, 0,
+	    h_metadata },
+	{ "GET", "/v1/keys/signing", "keys.signing", 0, 0, h_signing_keys },
 };
 
 #undef WRITER
@@ -1679,15 +1949,20 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->retry_after = 0;
 	rs->allow = NULL;
 	rs->challenge = 0;
+	rs->cache = NULL;
 	rs->code = NULL;
 	rs->audited = 0;
 	rs->storage = 0;
+	rs->location[0] = '\0';
 	api_rate_flush(s, 1);		/* summaries of ended windows */
 	if (r == NULL) {
 		no_route(s, rq, rs);
 		return;
 	}
-	/* Health and metrics hold no personal data: no key, not logged. */
+	/*
+	 * Health, metrics and the public signing keys hold no personal data:
+	 * no key, not logged.
+	 */
 	if (r->roles == 0) {
 		r->handler(s, rq, rs, NULL, NULL, id);
 		return;
@@ -1716,9 +1991,10 @@ api_handle(struct api_server *s, const struct api_req *rq,
 		unavailable(rs, "shutting down");
 	} else if (rq->too_large)
 		fail(rs, 413, "too_large", PV_ETOOBIG, "request body");
-	else if (r->body && !is_json(rq->ctype))
+	else if (!media_ok(r, rq))
 		fail(rs, 415, "unsupported_media_type", PV_EINVAL,
-		    "send application/json");
+		    (r->body & API_BODY_MERGE) ? "send application/json or "
+		    "application/merge-patch+json" : "send application/json");
 	else if (rq->headers_only) {
 		/* Nothing refuses it yet: the body may come (100). */
 		rs->status = 100;

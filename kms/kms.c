@@ -41,6 +41,12 @@ enum { ROOT_KEY_FILE = 1, ROOT_PASSPHRASE = 2 };
 #define RV_TOTAL	18
 #define RV_WRAPPED	26
 #define RING_VAL_LEN	(RV_WRAPPED + KMS_WRAPPED_LEN)
+/*
+ * A signing version whose private key is destroyed keeps its public key
+ * where the sealed key was (the nonce and tag left zero), so that receipts
+ * it signed still verify; the ring MAC covers it like any sealed key.
+ */
+#define RV_PUB		(RV_WRAPPED + PV_GCM_NONCE_LEN)
 
 #define KEY_FILE_MAX	128
 
@@ -49,6 +55,8 @@ struct ring_key {
 	uint32_t	 version;
 	enum kms_state	 state;
 	uint8_t		*key;	/* secure; NULL once destroyed */
+	int		 has_pub;	/* SIGN: pub is known */
+	uint8_t		 pub[PV_ED25519_LEN];
 };
 
 struct kms {
@@ -648,10 +656,26 @@ ring_gather_one(void *arg, const struct kms_key_info *row,
 	nk->version = row->version;
 	nk->state = row->state;
 	nk->key = NULL;
+	nk->has_pub = 0;
 	if (nk->state != KMS_DESTROYED &&
 	    (rc = ring_unwrap(g->k, nk->kind, nk->version, val, &nk->key)) !=
 	    PV_OK)
 		return rc;
+	if (nk->kind == KMS_SIGN) {
+		if (nk->key != NULL) {
+			if ((rc = pv_ed25519_public(nk->pub, nk->key)) != PV_OK)
+				return rc;
+			nk->has_pub = 1;
+		} else {
+			/* All zero: destroyed before public keys were kept. */
+			uint8_t any = 0;
+
+			memcpy(nk->pub, val + RV_PUB, PV_ED25519_LEN);
+			for (size_t i = 0; i < PV_ED25519_LEN; i++)
+				any |= nk->pub[i];
+			nk->has_pub = any != 0;
+		}
+	}
 	if (nk->kind != KMS_IDS || nk->state != KMS_ACTIVE)
 		return PV_OK;
 	if (g->idkeys != NULL)
@@ -1348,7 +1372,16 @@ ring_restate(struct kms *k, struct pv_txn *t, const uint8_t *root,
 		return rc;
 	if (val[RV_STATE] == KMS_DESTROYED)
 		return st == KMS_DESTROYED ? PV_OK : PV_EKEYSTATE;
-	if (st == KMS_DESTROYED) {
+	if (st == KMS_DESTROYED && kind == KMS_SIGN) {
+		/* The private key goes; the public key stays, to verify. */
+		if ((rc = ring_unwrap(k, kind, version, val, &key)) != PV_OK)
+			return rc;
+		memset(val + RV_WRAPPED, 0, KMS_WRAPPED_LEN);
+		rc = pv_ed25519_public(val + RV_PUB, key);
+		pv_secure_free(key, PV_KEY_LEN);
+		if (rc != PV_OK)
+			return rc;
+	} else if (st == KMS_DESTROYED) {
 		memset(val + RV_WRAPPED, 0, KMS_WRAPPED_LEN);
 	} else {
 		if ((rc = ring_unwrap(k, kind, version, val, &key)) != PV_OK)
@@ -1375,8 +1408,8 @@ kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 	size_t n = 0;
 	pv_status rc;
 
-	if (kind != KMS_KEK && kind != KMS_INDEX)
-		return PV_EINVAL;	/* ids and signatures must not change */
+	if (kind != KMS_KEK && kind != KMS_INDEX && kind != KMS_SIGN)
+		return PV_EINVAL;	/* ids must not change */
 	if ((rc = kms_status(k, t, &info, &n)) != PV_OK)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
@@ -1384,9 +1417,14 @@ kms_rotate(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 			continue;
 		if (info[i].version > max)
 			max = info[i].version;
+		/*
+		 * An older signing key only verifies: nothing needs its
+		 * private half, so it is destroyed now, its public half kept.
+		 */
 		if (info[i].state == KMS_ACTIVE &&
 		    (rc = ring_restate(k, t, k->root, kind, info[i].version,
-		    KMS_DECRYPT_ONLY)) != PV_OK)
+		    kind == KMS_SIGN ? KMS_DESTROYED : KMS_DECRYPT_ONLY)) !=
+		    PV_OK)
 			goto out;
 	}
 	if (max == UINT32_MAX) {
@@ -1414,10 +1452,13 @@ kms_set_state(struct kms *k, struct pv_txn *t, enum kms_kind kind,
 	/*
 	 * Only down the lifecycle: decrypt-only <-> retired -> destroyed.
 	 * Making a version active is kms_rotate's alone, and an active one
-	 * can only be destroyed (rotate first to retire it); ids and
-	 * signature keys are never retired, only destroyed with the vault.
+	 * can only be destroyed (rotate first to retire it); ids are never
+	 * retired, only destroyed with the vault.  Signing keys change only
+	 * by kms_rotate, which destroys the older one's private key: the
+	 * active one must stay to sign receipts, and no older one has a
+	 * private key left to destroy.
 	 */
-	if (st == KMS_ACTIVE)
+	if (st == KMS_ACTIVE || kind == KMS_SIGN)
 		return PV_EKEYSTATE;
 	if (val[RV_STATE] == KMS_DESTROYED)
 		return st == KMS_DESTROYED ? PV_OK : PV_EKEYSTATE;
@@ -1504,31 +1545,48 @@ kms_ensure(struct kms *k, struct pv_txn *t, int *added)
 }
 
 pv_status
-kms_public_key(struct kms *k, uint8_t pub[static PV_ED25519_LEN])
+kms_public_keys(struct kms *k, struct kms_pubkey **out, size_t *n)
 {
-	const struct ring_key *sk;
-	pv_status rc;
+	struct kms_pubkey *p = NULL;
+	size_t cnt = 0;
+	pv_status rc = PV_OK;
 
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	if ((sk = ring_find(k, KMS_SIGN, 0)) == NULL)
-		rc = PV_EKEYSTATE;
-	else
-		rc = pv_ed25519_public(pub, sk->key);
+	if ((p = calloc(k->nkeys ? k->nkeys : 1, sizeof(*p))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	/* The ring is loaded in key order: kind, then version. */
+	for (size_t i = 0; i < k->nkeys; i++) {
+		const struct ring_key *r = &k->keys[i];
+
+		if (r->kind != KMS_SIGN || !r->has_pub)
+			continue;
+		p[cnt].version = r->version;
+		p[cnt].state = r->state;
+		memcpy(p[cnt].pub, r->pub, PV_ED25519_LEN);
+		cnt++;
+	}
+	*out = p;
+	*n = cnt;
+	p = NULL;
+out:
 	(void)pthread_rwlock_unlock(&k->lock);
+	free(p);
 	return rc;
 }
 
 pv_status
-kms_sign(struct kms *k, uint8_t sig[static PV_ED25519_SIG_LEN],
-    const void *msg, size_t len)
+kms_sign(struct kms *k, uint32_t version,
+    uint8_t sig[static PV_ED25519_SIG_LEN], const void *msg, size_t len)
 {
 	const struct ring_key *sk;
 	pv_status rc;
 
 	if (pthread_rwlock_rdlock(&k->lock) != 0)
 		return PV_EIO;
-	if ((sk = ring_find(k, KMS_SIGN, 0)) == NULL)
+	if ((sk = ring_find(k, KMS_SIGN, 0)) == NULL || sk->version != version)
 		rc = PV_EKEYSTATE;
 	else
 		rc = pv_ed25519_sign(sig, sk->key, msg, len);

@@ -9,6 +9,8 @@
  *       KEK     wraps each record's data-encryption key (DEK)
  *       IDS     the keyed permutation behind record ids and tokens
  *       INDEX   the HMAC key of the blind index
+ *       SIGN    the Ed25519 key that signs shred receipts (older versions
+ *               keep only their public key)
  *
  * Keys never leave this module except a record's DEK, which the vault
  * needs to encrypt fields and holds only in secure memory.  Everything the
@@ -217,12 +219,13 @@ enum kms_state kms_version_state(struct kms *k, enum kms_kind kind,
  * ring at its next kms_sync after the commit; nothing in memory changes
  * before, so an aborted transaction leaves no trace.
  *
- * kms_rotate: a new version of kind (KEK or INDEX; PV_EINVAL otherwise)
- * becomes active; the active one becomes decrypt-only.
+ * kms_rotate: a new version of kind (KEK, INDEX or SIGN; PV_EINVAL
+ * otherwise) becomes active; the active one becomes decrypt-only (SIGN:
+ * destroyed, its public key kept).
  * kms_set_state: decrypt-only <-> retired, and any -> destroyed, whose key
  * material is overwritten on disk.  PV_EKEYSTATE for any other move (an
- * active version can only be destroyed; rotate first), PV_ENOTFOUND for
- * an unknown version.
+ * active version can only be destroyed; rotate first) and for any move of
+ * a SIGN version, PV_ENOTFOUND for an unknown version.
  * kms_rotate_root: re-seal every key under the root nu describes, and
  * record the new root's kind and check value; PV_EEXIST if nu is the root
  * in use.  The handle holds the new root afterwards and MUST be closed once
@@ -240,11 +243,28 @@ pv_status kms_rotate_root(struct kms *k, struct pv_txn *t,
 	      const struct kms_unlock *nu) PV_WUR;
 pv_status kms_ensure(struct kms *k, struct pv_txn *t, int *added) PV_WUR;
 
-/* Receipts: Ed25519 under the SIGN key.  PV_EKEYSTATE if it is gone. */
-pv_status kms_sign(struct kms *k, uint8_t sig[static PV_ED25519_SIG_LEN],
-	      const void *msg, size_t len) PV_WUR;
-pv_status kms_public_key(struct kms *k, uint8_t pub[static PV_ED25519_LEN])
-	      PV_WUR;
+/*
+ * Receipts: Ed25519 under a SIGN version.  Only the active version has a
+ * private key: kms_rotate of KMS_SIGN destroys the older one's and keeps
+ * its public key in the ring, so that what it signed still verifies.
+ *
+ * kms_sign signs msg with SIGN version, which the caller names in msg:
+ * PV_EKEYSTATE unless it is the active version (a rotation since the
+ * caller looked: look again).  kms_public_keys: every SIGN version whose
+ * public key is known, ascending, each with its state (KMS_ACTIVE, or
+ * KMS_DESTROYED for one that only verifies); *out is the caller's,
+ * released with free().  PV_ENOMEM, PV_EIO.
+ */
+struct kms_pubkey {
+	uint32_t	version;
+	enum kms_state	state;
+	uint8_t		pub[PV_ED25519_LEN];
+};
+pv_status kms_sign(struct kms *k, uint32_t version,
+	      uint8_t sig[static PV_ED25519_SIG_LEN], const void *msg,
+	      size_t len) PV_WUR;
+pv_status kms_public_keys(struct kms *k, struct kms_pubkey **out,
+	      size_t *n) PV_WUR;
 
 /*
  * Keyed hashes that must stay stable for the vault's lifetime: pseudonyms

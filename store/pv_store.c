@@ -146,8 +146,9 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	}
 	memcpy(s->dir, dir, strlen(dir) + 1);
 	if (opts->create) {
+		/* ENOTDIR: dir, or a directory above it, is a file. */
 		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			rc = PV_EIO;
+			rc = errno == ENOTDIR ? PV_ENOTDIR : PV_EIO;
 			goto out;
 		}
 		/*
@@ -157,7 +158,8 @@ pv_store_open(const char *dir, const struct pv_store_opts *opts,
 		 */
 		if ((fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600)) < 0) {
-			rc = errno == EEXIST ? PV_EEXIST : PV_EIO;
+			rc = errno == EEXIST ? PV_EEXIST : errno == ENOTDIR ?
+			    PV_ENOTDIR : PV_EIO;
 			goto out;
 		}
 		(void)close(fd);

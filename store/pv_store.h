@@ -53,6 +53,8 @@ struct pv_store_opts {
  * file is PV_ENOVAULT; with it, an existing data file is PV_EEXIST.  Every
  * open holds a shared lock on dir/piivault.lock; with opts->exclusive, an
  * exclusive one, and PV_EBUSY if another process has the store open.
+ * PV_ENOTDIR if dir (or a directory above it) is not a directory,
+ * PV_EDIRPERM if group or others may write it.
  */
 pv_status pv_store_open(const char *dir, const struct pv_store_opts *opts,
 	      struct pv_store **out) PV_WUR;

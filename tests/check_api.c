@@ -47,7 +47,7 @@ parse_fails(const char *text, size_t len, pv_status want,
 	ck_assert_msg(err[0] != '\0', "no error text for [%.60s]", text);
 }
 
-/* Build {"f0":"v0",...} with n members into a malloc'd string. */
+/* Build {"fields":{"f0":"v0",...}} with n fields, malloc'd. */
 static char *
 members(size_t n, const char *prefix)
 {
@@ -55,11 +55,11 @@ members(size_t n, const char *prefix)
 	char *s;
 
 	pv_buf_init(&b, 1u << 16);
-	ck_assert_int_eq(pv_buf_add(&b, "{", 1), PV_OK);
+	ck_assert_int_eq(pv_buf_add(&b, "{\"fields\":{", 11), PV_OK);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(pv_buf_printf(&b, "%s\"f%zu\":\"%s%zu\"",
 		    i ? "," : "", i, prefix, i), PV_OK);
-	ck_assert_int_eq(pv_buf_add(&b, "}", 1), PV_OK);
+	ck_assert_int_eq(pv_buf_add(&b, "}}", 2), PV_OK);
 	ck_assert_ptr_nonnull(s = strdup(b.p));
 	pv_buf_cleanup(&b);
 	return s;
@@ -67,8 +67,9 @@ members(size_t n, const char *prefix)
 
 START_TEST(test_parse_ok)
 {
-	static const char text[] =
-	    "{\"email\":\"a@b.example\",\"name\":\"Ada\"}";
+	static const char text[] = "{\"fields\":{\"email\":\"a@b.example\","
+	    "\"name\":\"Ada\"},\"consent\":{\"marketing\":true},"
+	    "\"retention_days\":30}";
 	const struct vault_record_in *in;
 	const struct vault_field *f;
 	struct api_record *r = NULL;
@@ -78,8 +79,8 @@ START_TEST(test_parse_ok)
 	ck_assert_ptr_nonnull(r);
 	in = api_record_in(r);
 	ck_assert_uint_eq(in->nfields, 2);
-	ck_assert_int_eq(in->marketing, 0);
-	ck_assert_uint_eq(in->retention_days, 0);
+	ck_assert_int_eq(in->marketing, 1);
+	ck_assert_uint_eq(in->retention_days, 30);
 	ck_assert_ptr_nonnull(f = field_named(in, "email"));
 	ck_assert_uint_eq(f->namelen, 5);
 	ck_assert_uint_eq(f->len, 11);
@@ -99,38 +100,34 @@ END_TEST
 /* Only len bytes are read: the text need not be NUL-terminated. */
 START_TEST(test_parse_len_bounded)
 {
-	static const char text[] = "{\"name\":\"Ada\"}{garbage";
+	static const char text[] = "{\"fields\":{\"name\":\"Ada\"}}{garbage";
 	struct api_record *r = NULL;
 	char err[API_ERR_MAX];
 
-	ck_assert_int_eq(api_record_parse(text, 14, &r, err), PV_OK);
+	ck_assert_int_eq(api_record_parse(text, 25, &r, err), PV_OK);
 	ck_assert_uint_eq(api_record_in(r)->nfields, 1);
 	ck_assert_uint_eq(api_record_in(r)->fields[0].len, 3);
 	api_record_free(r);
 }
 END_TEST
 
+#define REC(f)	"{\"fields\":{" f "}}"
+
 static const char *const json_bad[] = {
-	"{\"email\":",				/* malformed */
-	"{\"email\" \"a@b.example\"}",		/* malformed */
+	"{\"fields\":{\"email\":",		/* malformed */
+	REC("\"email\" \"a@b.example\""),	/* malformed */
 	"",					/* empty */
-	"[{\"email\":\"a@b.example\"}]",	/* array */
+	"[" REC("\"email\":\"a@b.example\"") "]",	/* array */
 	"\"a@b.example\"",			/* a bare string */
-	"{\"name\":1}",				/* number value */
-	"{\"name\":1.5}",			/* number value */
-	"{\"name\":true}",			/* boolean value */
-	"{\"name\":null}",			/* null value */
-	"{\"name\":{\"first\":\"Ada\"}}",	/* nested object */
-	"{\"name\":[\"Ada\"]}",			/* array value */
-	"{\"name\":\"Ada\",\"name\":\"Bob\"}",	/* duplicate key */
-	"{\"name\":\"Ada\"} x",			/* trailing garbage */
-	"{\"name\":\"Ada\"}}",			/* trailing garbage */
-	"{\"name\":\"Ada\"}{}",			/* two documents */
-	"{\"name\":\"a\\u0000b\"}",		/* NUL in a value */
-	"{\"na\\u0000me\":\"Ada\"}",		/* NUL in a name */
-	"{\"name\":\"\\ud83d\"}",		/* lone surrogate */
-	"{\"name\":\"\xff\"}",			/* not UTF-8 */
-	"{\"name\":\"\xc3\"}",			/* truncated UTF-8 */
+	REC("\"name\":\"Ada\",\"name\":\"Bob\""),	/* duplicate key */
+	REC("\"name\":\"Ada\"") " x",		/* trailing garbage */
+	REC("\"name\":\"Ada\"") "}",		/* trailing garbage */
+	REC("\"name\":\"Ada\"") "{}",		/* two documents */
+	REC("\"name\":\"a\\u0000b\""),		/* NUL in a value */
+	REC("\"na\\u0000me\":\"Ada\""),		/* NUL in a name */
+	REC("\"name\":\"\\ud83d\""),		/* lone surrogate */
+	REC("\"name\":\"\xff\""),		/* not UTF-8 */
+	REC("\"name\":\"\xc3\""),		/* truncated UTF-8 */
 };
 
 START_TEST(test_parse_rejects_json)
@@ -141,10 +138,48 @@ START_TEST(test_parse_rejects_json)
 }
 END_TEST
 
+/* JSON, but not a record: POST /v1/records's codes. */
+static const struct {
+	const char	*text;
+	pv_status	 want;
+	const char	*err;	/* exactly, or NULL */
+} shape_bad[] = {
+	/* The CLI's shape before v1: the API's is the only one. */
+	{ "{\"email\":\"a@b.example\"}", PV_EMEMBER,
+	    "record: unknown member \"email\"" },
+	{ "{\"Name\":\"Ada\"}", PV_EMEMBER, "record: unknown member" },
+	{ REC("\"name\":1"), PV_EVALUE,
+	    "field name: value must be a string" },
+	{ REC("\"Name\":1.5"), PV_EVALUE,
+	    "field at index 0: value must be a string" },
+	{ REC("\"name\":\"Ada\",\"city\":true"), PV_EVALUE,
+	    "field city: value must be a string" },
+	{ REC("\"name\":null"), PV_EVALUE, NULL },
+	{ REC("\"name\":{\"first\":\"Ada\"}"), PV_EVALUE, NULL },
+	{ REC("\"name\":[\"Ada\"]"), PV_EVALUE, NULL },
+	{ "{\"fields\":[]}", PV_EVALUE, NULL },
+	{ REC("\"name\":\"Ada\"") ",\"consent\":true}", PV_EJSON, NULL },
+	{ "{\"fields\":{\"name\":\"Ada\"},\"consent\":{\"marketing\":1}}",
+	    PV_EVALUE, "\"marketing\" must be true or false" },
+	{ "{\"fields\":{\"name\":\"Ada\"},\"retention_days\":0}",
+	    PV_EVALUE, NULL },
+};
+
+START_TEST(test_parse_rejects_shape)
+{
+	char err[API_ERR_MAX];
+
+	parse_fails(shape_bad[_i].text, strlen(shape_bad[_i].text),
+	    shape_bad[_i].want, err);
+	if (shape_bad[_i].err != NULL)
+		ck_assert_str_eq(err, shape_bad[_i].err);
+}
+END_TEST
+
 /* A raw NUL byte inside the text, counted by len. */
 START_TEST(test_parse_rejects_raw_nul)
 {
-	static const char text[] = "{\"name\":\"a\0b\"}";
+	static const char text[] = REC("\"name\":\"a\0b\"");
 	char err[API_ERR_MAX];
 
 	parse_fails(text, sizeof(text) - 1, PV_EJSON, err);
@@ -174,10 +209,10 @@ START_TEST(test_parse_body_max)
 	char err[API_ERR_MAX], *s;
 	size_t n = (size_t)API_BODY_MAX + 1;
 
-	/* {"name":"x"} padded with spaces to exactly n bytes. */
+	/* {"fields":{"name":"x"}} padded with spaces to exactly n bytes. */
 	ck_assert_ptr_nonnull(s = malloc(n));
 	memset(s, ' ', n);
-	memcpy(s, "{\"name\":\"x\"}", 12);
+	memcpy(s, REC("\"name\":\"x\""), 23);
 	parse_fails(s, n, PV_ETOOBIG, err);
 	ck_assert_int_eq(api_record_parse(s, n - 1, &r, err), PV_OK);
 	ck_assert_uint_eq(api_record_in(r)->nfields, 1);
@@ -188,9 +223,9 @@ END_TEST
 
 START_TEST(test_parse_unicode)
 {
-	static const char text[] =
-	    "{\"name\":\"\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\","
-	    "\"city\":\"Z\xc3\xbcrich\"}";
+	static const char text[] = REC(
+	    "\"name\":\"\\u00e9\\u4e2d\\ud83d\\ude00\\u0041\","
+	    "\"city\":\"Z\xc3\xbcrich\"");
 	const struct vault_field *f;
 	struct api_record *r = NULL;
 	char err[API_ERR_MAX];
@@ -239,9 +274,24 @@ static const struct {
 
 START_TEST(test_parse_err_no_value)
 {
+	struct api_record *r = NULL;
 	char err[API_ERR_MAX];
 
-	parse_fails(leaks[_i].text, strlen(leaks[_i].text), PV_EJSON, err);
+	/* As sent, and as the fields of a record: refused either way. */
+	ck_assert_int_ne(api_record_parse(leaks[_i].text,
+	    strlen(leaks[_i].text), &r, err), PV_OK);
+	ck_assert_msg(strstr(err, leaks[_i].secret) == NULL,
+	    "err quotes the value: parse of [%s] gave err [%s]",
+	    leaks[_i].text, err);
+	{
+		struct pv_buf b;
+
+		pv_buf_init(&b, 4096);
+		ck_assert_int_eq(pv_buf_printf(&b, "{\"fields\":%s}",
+		    leaks[_i].text), PV_OK);
+		ck_assert_int_ne(api_record_parse(b.p, b.len, &r, err), PV_OK);
+		pv_buf_cleanup(&b);
+	}
 	ck_assert_msg(strstr(err, leaks[_i].secret) == NULL,
 	    "err quotes the value: parse of [%s] gave err [%s]",
 	    leaks[_i].text, err);
@@ -334,9 +384,10 @@ START_TEST(test_quote_round_trip)
 		size_t len = s == all ? sizeof(all) : strlen(s);
 
 		pv_buf_init(&b, 1u << 16);
-		ck_assert_int_eq(pv_buf_add(&b, "{\"k\":", 5), PV_OK);
+		ck_assert_int_eq(pv_buf_add(&b, "{\"fields\":{\"k\":", 15),
+		    PV_OK);
 		ck_assert_int_eq(pv_json_quote(&b, s, len), PV_OK);
-		ck_assert_int_eq(pv_buf_add(&b, "}", 1), PV_OK);
+		ck_assert_int_eq(pv_buf_add(&b, "}}", 2), PV_OK);
 		r = NULL;
 		ck_assert_msg(api_record_parse(b.p, b.len, &r, err) == PV_OK,
 		    "quoted sample %zu does not parse: %s", i, err);
@@ -458,6 +509,7 @@ START_TEST(test_large_body_turns)
 	struct api_server *s;
 	struct api_resp rs;
 	size_t n = 0, len = 0, cap = 64u << 10;
+	uint64_t last = 0;
 	struct vault *v;
 	time_t t0;
 	int left;
@@ -493,7 +545,8 @@ START_TEST(test_large_body_turns)
 	ck_assert_int_eq(vault_info(v, &info), PV_OK);
 	free(info.keys);
 	ck_assert_uint_eq(info.records, 0);
-	ck_assert_int_eq(vault_audit_read(v, 0, 100, &e, &n), PV_OK);
+	ck_assert_int_eq(vault_audit_read(v, 0, VAULT_AUDIT_END_NONE, 100, &e,
+	    &n, &last), PV_OK);
 	ck_assert_uint_ge(n, 1);
 	ck_assert_str_eq(e[n - 1].action, "records.batch");
 	ck_assert_int_eq(e[n - 1].ok, 0);
@@ -528,6 +581,8 @@ api_suite(void)
 	tcase_add_test(tc, test_parse_len_bounded);
 	tcase_add_loop_test(tc, test_parse_rejects_json, 0,
 	    (int)(sizeof(json_bad) / sizeof(json_bad[0])));
+	tcase_add_loop_test(tc, test_parse_rejects_shape, 0,
+	    (int)(sizeof(shape_bad) / sizeof(shape_bad[0])));
 	tcase_add_test(tc, test_parse_rejects_raw_nul);
 	tcase_add_test(tc, test_parse_field_count);
 	tcase_add_test(tc, test_parse_body_max);

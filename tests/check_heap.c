@@ -165,18 +165,20 @@ detok_complete(struct client *c, const struct su_resp *r)
 	int ok = 1;
 
 	if ((v = jparse(r->body.p, r->body.len)) == NULL ||
-	    (res = jget(v, "results")) == NULL || res->n != NTOK) {
+	    (res = jget(v, "results")) == NULL || res->type != J_ARR ||
+	    res->n != NTOK) {
 		(void)snprintf(c->err, sizeof(c->err), "answer: %.300s",
 		    r->body.p);
 		jfree(v);
 		return 0;
 	}
 	for (size_t i = 0; i < NTOK && ok; i++) {
-		const struct jv *one = jget(res, toks[i]);
-		const char *val = jstr(one, "value");
+		const struct jv *one = &res->items[i];
+		const char *val = jstr(one, "value"), *t = jstr(one, "token");
 
 		value_of(want, i);
-		if (val == NULL || strcmp(val, want) != 0) {
+		if (val == NULL || strcmp(val, want) != 0 || t == NULL ||
+		    strcmp(t, toks[i]) != 0) {
 			const struct jv *e = jget(one, "error");
 
 			(void)snprintf(c->err, sizeof(c->err), "token %zu: %s",

@@ -137,11 +137,15 @@ conc_worker(void *arg)
 		want[2] = phone;
 		v = jparse(r.body.p, r.body.len);
 		for (int k = 0; k < 3; k++) {
-			const struct jv *res = jget(jget(v, "results"),
-			    rec->tok[k]);
+			const struct jv *all = jget(v, "results");
+			const struct jv *res = all != NULL &&
+			    all->type == J_ARR && all->n == 3 ?
+			    &all->items[k] : NULL;
 			const char *val = jstr(res, "value");
 
 			if (val == NULL || strcmp(val, want[k]) != 0 ||
+			    jstr(res, "token") == NULL ||
+			    strcmp(jstr(res, "token"), rec->tok[k]) != 0 ||
 			    jstr(res, "field") == NULL ||
 			    strcmp(jstr(res, "field"), rec->name[k]) != 0) {
 				(void)snprintf(c->err, sizeof(c->err),

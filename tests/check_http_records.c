@@ -158,6 +158,12 @@ START_TEST(test_batch)
 	    "invalid_value", "unknown_member", "invalid_value", NULL,
 	    "unknown_member", "invalid_value", "invalid_value",
 	    "invalid_value", "too_large" };
+	static const char *const msgs[] = { NULL, "field at index 0: name "
+	    "must match [a-z][a-z0-9_]{0,63}", "field email: not a valid "
+	    "email address", NULL, NULL, NULL, NULL, "invalid field value: "
+	    "field name: value must be a string", "a record needs fields",
+	    "field name: empty; a value has at least 1 byte",
+	    "field name: longer than 4096 bytes" };
 	static const char *const secrets[] = { "zq-badname-5521",
 	    "zq-bademail-5522", "zq-member-5523", "zq-notobject-5524",
 	    "zq-cons-5525", "zq-long-5527" };
@@ -195,6 +201,9 @@ START_TEST(test_batch)
 		    "result %zu is not an error", i);
 		ck_assert_pstr_eq(jstr(e, "code"), codes[i]);
 		ck_assert_ptr_nonnull(jstr(e, "message"));
+		/* Which field and why, never the value or a bad name. */
+		if (msgs[i] != NULL)
+			ck_assert_pstr_eq(jstr(e, "message"), msgs[i]);
 	}
 	for (size_t i = 0; i < NELEM(secrets); i++)
 		assert_not_leaked(&r, secrets[i]);
@@ -480,7 +489,7 @@ END_TEST
 START_TEST(test_token_errors)
 {
 	static const struct su_fv f[] = { { "name", "Still Answered" } };
-	const char *toks[6];
+	const char *toks[7];
 	struct rec rec;
 	struct jv *v;
 
@@ -491,37 +500,73 @@ START_TEST(test_token_errors)
 	toks[3] = rec.id;			/* a record id is no token */
 	toks[4] = "not a token at all";
 	toks[5] = "";
-	v = detok(K_READER, "service", NULL, toks, 6);
+	toks[6] = "zq-mistaken-6610@x.example";	/* an email sent as one */
+	/* detok checks that only the strings of a token's form come back. */
+	v = detok(K_READER, "service", NULL, toks, 7);
 	su_assert_tok_error(v, toks[0], "not_found");
 	su_assert_value(v, toks[1], "name", "Still Answered");
-	for (size_t i = 2; i < 6; i++) {
-		const struct jv *e = jget(su_result(v, toks[i]), "error");
+	for (size_t i = 2; i < 7; i++) {
+		const struct jv *it = su_item(v, i);
 
-		ck_assert_msg(e != NULL && jstr(e, "code") != NULL,
-		    "no error for token %zu", i);
-		ck_assert_msg(strcmp(jstr(e, "code"), "invalid_token") == 0 ||
-		    strcmp(jstr(e, "code"), "not_found") == 0,
-		    "token %zu: code %s", i, jstr(e, "code"));
+		/* {"index":i,"error":{"code","message"}}: nothing else. */
+		ck_assert_msg(it->n == 2, "item %zu: %zu members", i, it->n);
+		su_assert_item_error(it, "invalid_token");
 	}
-	su_assert_tok_error(v, toks[2], "invalid_token");
-	su_assert_tok_error(v, toks[4], "invalid_token");
 	jfree(v);
 
-	/* A token asked for twice is answered once, where it came first. */
+	/* Every string is answered in place, duplicates too. */
 	{
 		const char *dup[] = { rec.tok[0], "tok_AAAAAAAAAAAAAAAAAAAAAA",
-		    rec.tok[0], "tok_AAAAAAAAAAAAAAAAAAAAAA", rec.tok[0] };
-		const struct jv *res;
+		    rec.tok[0], "zq-dup-6611", rec.tok[0], "zq-dup-6611" };
 
 		v = detok(K_READER, "service", NULL, dup, NELEM(dup));
-		res = jget(v, "results");
-		ck_assert_uint_eq(res->n, 2);
-		ck_assert_str_eq(res->keys[0], rec.tok[0]);
-		ck_assert_str_eq(res->keys[1], dup[1]);
-		su_assert_value(v, rec.tok[0], "name", "Still Answered");
-		su_assert_tok_error(v, dup[1], "not_found");
+		for (size_t i = 0; i < NELEM(dup); i++) {
+			const struct jv *it = su_item(v, i);
+
+			if (i == 1) {
+				ck_assert_pstr_eq(jstr(it, "token"), dup[1]);
+				su_assert_item_error(it, "not_found");
+			} else if (dup[i] == rec.tok[0]) {
+				ck_assert_uint_eq(it->n, 4);
+				ck_assert_pstr_eq(jstr(it, "token"),
+				    rec.tok[0]);
+				ck_assert_pstr_eq(jstr(it, "value"),
+				    "Still Answered");
+			} else
+				su_assert_item_error(it, "invalid_token");
+		}
 		jfree(v);
 	}
+}
+END_TEST
+
+/*
+ * The answer never holds a string sent that is not of a token's form,
+ * whatever it is: an email, a value with quotes and escapes, bytes that
+ * are not a token's even though they begin as one.
+ */
+START_TEST(test_detok_no_echo)
+{
+	static const char body[] = "{\"tokens\":[\"zq-echo-6620@x.example\","
+	    "\"tok_zq-echo-6621\\\"x\",\"tok_AAAAAAAAAAAAAAAAAAAAA!\","
+	    "\"tok_zqecho6622AAAAAAAAAAAAAAAAAAAAAAAA\",\"\\u00e9zq6623\"],"
+	    "\"purpose\":\"service\"}";
+	struct su_resp r;
+	struct jv *v;
+
+	post(&r, "/v1/detokenize", K_READER, body);
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_uint_eq(jget(v, "results")->n, 5);
+	for (size_t i = 0; i < 5; i++)
+		su_assert_item_error(su_item(v, i), "invalid_token");
+	ck_assert_msg(strstr(r.body.p, "zq-echo") == NULL &&
+	    strstr(r.body.p, "zqecho") == NULL &&
+	    strstr(r.body.p, "zq6623") == NULL &&
+	    strstr(r.body.p, "AAAA!") == NULL, "echoed: [%s]", r.body.p);
+	assert_not_leaked(&r, "zq-echo-6620");
+	jfree(v);
+	su_resp_free(&r);
 }
 END_TEST
 
@@ -714,6 +759,371 @@ END_TEST
 
 /* Tests: keys while the server runs. */
 
+/* POST /v1/lookup of email values[0..n) as key for purpose; 200's body. */
+static struct jv *
+lookup_batch(struct su_resp *r, int key, const char *const *values,
+    size_t n, const char *purpose)
+{
+	struct pv_buf b;
+	struct jv *v;
+
+	pv_buf_init(&b, 8u << 20);
+	su_buf_add(&b, "{\"field\":\"email\",\"values\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			su_buf_add(&b, ",");
+		su_buf_quote(&b, values[i]);
+	}
+	su_buf_add(&b, "],\"purpose\":");
+	su_buf_quote(&b, purpose);
+	su_buf_add(&b, "}");
+	post(r, "/v1/lookup", key, b.p);
+	pv_buf_cleanup(&b);
+	assert_status(r, 200);
+	v = su_body_json(r);
+	ck_assert_msg(v->n == 1 && jget(v, "results") != NULL &&
+	    jget(v, "results")->type == J_ARR &&
+	    jget(v, "results")->n == n, "[%.300s]", r->body.p);
+	for (size_t i = 0; i < n; i++) {
+		const struct jv *it = &jget(v, "results")->items[i];
+
+		ck_assert_msg(jget(it, "index") != NULL &&
+		    strtoull(jget(it, "index")->s, NULL, 10) == i &&
+		    it->n == 2, "item %zu: [%.300s]", i, r->body.p);
+	}
+	return v;
+}
+
+/* The matches of item i of a batch look-up (asserting it has them). */
+static const struct jv *
+batch_matches(const struct jv *v, size_t i)
+{
+	const struct jv *m = jget(&jget(v, "results")->items[i], "matches");
+
+	ck_assert_msg(m != NULL && m->type == J_ARR, "item %zu: no matches",
+	    i);
+	return m;
+}
+
+/*
+ * The audit events of action so far (as the auditor reads them); the
+ * record ids of the last one into ids (up to cap), their count to *nids.
+ */
+static size_t
+audit_count(const char *action, char ids[][ID_BUF], size_t cap, size_t *nids)
+{
+	struct su_resp r;
+	const struct jv *ev, *recs = NULL;
+	struct jv *v;
+	size_t n = 0;
+
+	req(&r, "GET", "/v1/audit?after=0&limit=1000", K_AUDITOR, NULL,
+	    NULL);
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ev = jget(v, "events");
+	ck_assert_msg(ev != NULL && ev->type == J_ARR && ev->n < 1000,
+	    "[%.300s]", r.body.p);
+	for (size_t i = 0; i < ev->n; i++)
+		if (jstr(&ev->items[i], "action") != NULL &&
+		    strcmp(jstr(&ev->items[i], "action"), action) == 0) {
+			n++;
+			recs = jget(&ev->items[i], "records");
+		}
+	*nids = 0;
+	for (size_t i = 0; recs != NULL && i < recs->n && i < cap; i++)
+		(void)snprintf(ids[(*nids)++], ID_BUF, "%s",
+		    recs->items[i].s);
+	jfree(v);
+	su_resp_free(&r);
+	return n;
+}
+
+/*
+ * A batch look-up: one item per value, in order, duplicates kept, each
+ * under the single form's rules; a bad value gets its own error (named by
+ * field, never echoed); the request is one audit event with every record
+ * found.
+ */
+START_TEST(test_lookup_batch)
+{
+	static const struct su_fv a[] = { { "email", "zq-lb-1@x.example" } };
+	static const struct su_fv b[] = { { "email", "zq-lb-2@x.example" } };
+	char big[PV_VALUE_MAX + 2], ids[8][ID_BUF];
+	const char *values[7];
+	struct rec a1, a2, b1;
+	const struct jv *m, *e;
+	size_t before, nids;
+	struct su_resp r;
+	struct jv *v;
+
+	put(a, 1, 0, 0, &a1);
+	put(a, 1, 1, 0, &a2);		/* marketing consent */
+	put(b, 1, 0, 0, &b1);
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	values[0] = " ZQ-LB-1@x.example";
+	values[1] = "zq-lb-nobody@x.example";
+	values[2] = "zq-lb-not-an-email";
+	values[3] = "zq-lb-2@x.example";
+	values[4] = "zq-lb-1@x.example";
+	values[5] = big;
+	values[6] = "";
+	before = audit_count("lookup", ids, 8, &nids);
+	v = lookup_batch(&r, K_READER, values, 7, "service");
+	m = batch_matches(v, 0);
+	ck_assert_uint_eq(m->n, 2);
+	ck_assert_pstr_eq(jstr(&m->items[0], "id"), a1.id);
+	ck_assert_pstr_eq(jstr(&m->items[0], "token"), a1.tok[0]);
+	ck_assert_pstr_eq(jstr(&m->items[1], "id"), a2.id);
+	ck_assert_uint_eq(batch_matches(v, 1)->n, 0);
+	e = &jget(v, "results")->items[2];
+	su_assert_item_error(e, "invalid_value");
+	ck_assert_pstr_eq(jstr(jget(e, "error"), "message"),
+	    "field email: not a valid email address");
+	m = batch_matches(v, 3);
+	ck_assert_uint_eq(m->n, 1);
+	ck_assert_pstr_eq(jstr(&m->items[0], "id"), b1.id);
+	ck_assert_uint_eq(batch_matches(v, 4)->n, 2);	/* asked again */
+	e = &jget(v, "results")->items[5];
+	su_assert_item_error(e, "too_large");
+	ck_assert_pstr_eq(jstr(jget(e, "error"), "message"),
+	    "field email: longer than 4096 bytes");
+	e = &jget(v, "results")->items[6];
+	su_assert_item_error(e, "invalid_value");
+	ck_assert_pstr_eq(jstr(jget(e, "error"), "message"),
+	    "field email: empty; a value has at least 1 byte");
+	assert_not_leaked(&r, "zq-lb-not-an-email");
+	assert_not_leaked(&r, "zq-lb-nobody");
+	assert_not_leaked(&r, "qqqqqqqqqqqqqqqq");
+	jfree(v);
+	su_resp_free(&r);
+	/* One event, naming each record found once. */
+	ck_assert_uint_eq(audit_count("lookup", ids, 8, &nids), before + 1);
+	ck_assert_uint_eq(nids, 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(strcmp(ids[i], a1.id) == 0 ||
+		    strcmp(ids[i], a2.id) == 0 || strcmp(ids[i], b1.id) == 0,
+		    "event names %s", ids[i]);
+
+	/* Marketing: per value, only the records with consent. */
+	v = lookup_batch(&r, K_READER, (const char *[]){ a[0].value,
+	    b[0].value }, 2, "marketing");
+	m = batch_matches(v, 0);
+	ck_assert_uint_eq(m->n, 1);
+	ck_assert_pstr_eq(jstr(&m->items[0], "id"), a2.id);
+	ck_assert_uint_eq(batch_matches(v, 1)->n, 0);
+	jfree(v);
+	su_resp_free(&r);
+	/* Research: pseudonyms only. */
+	v = lookup_batch(&r, K_READER, (const char *[]){ a[0].value,
+	    b[0].value }, 2, "research");
+	ck_assert_uint_eq(batch_matches(v, 0)->n, 2);
+	ck_assert_uint_eq(batch_matches(v, 1)->n, 1);
+	ck_assert_msg(strstr(r.body.p, "rec_") == NULL &&
+	    strstr(r.body.p, "tok_") == NULL, "[%s]", r.body.p);
+	ck_assert_msg(su_id_valid(jstr(&batch_matches(v, 1)->items[0],
+	    "pseudonym"), "psn_"), "[%s]", r.body.p);
+	jfree(v);
+	su_resp_free(&r);
+
+	/* Whole-request refusals: nothing looked up, nothing answered. */
+	{
+		const struct bad bads[] = {
+			{ "POST", "/v1/lookup", K_READER, NULL, NULL,
+			    "{\"field\":\"email\",\"value\":\"zq-lb-1@x."
+			    "example\",\"values\":[\"zq-lb-1@x.example\"],"
+			    "\"purpose\":\"service\"}", 422, "invalid_value",
+			    "zq-lb" },
+			{ "POST", "/v1/lookup", K_READER, NULL, NULL,
+			    "{\"field\":\"email\",\"values\":[],"
+			    "\"purpose\":\"service\"}", 422, "invalid_value",
+			    NULL },
+			{ "POST", "/v1/lookup", K_READER, NULL, NULL,
+			    "{\"field\":\"email\",\"values\":[\"zq-lb-1@x."
+			    "example\",7],\"purpose\":\"service\"}", 422,
+			    "invalid_value", "zq-lb" },
+			{ "POST", "/v1/lookup", K_READER, NULL, NULL,
+			    "{\"field\":\"name\",\"values\":[\"zq-lb-n\"],"
+			    "\"purpose\":\"service\"}", 422, "invalid_field",
+			    "zq-lb" },
+			{ "POST", "/v1/lookup", K_EMAIL, NULL, NULL,
+			    "{\"field\":\"phone\",\"values\":[\"+1 555 0100\"],"
+			    "\"purpose\":\"service\"}", 403, "forbidden",
+			    "0100" },
+			{ "POST", "/v1/lookup", K_SERVICE, NULL, NULL,
+			    "{\"field\":\"email\",\"values\":[\"zq-lb-1@x."
+			    "example\"],\"purpose\":\"research\"}", 403,
+			    "purpose_not_allowed", "zq-lb" },
+		};
+
+		expect_all_bad(bads, NELEM(bads));
+	}
+	/* Over the batch limit: 413, as other batches. */
+	{
+		static const char *many[1001];
+
+		for (size_t i = 0; i < NELEM(many); i++)
+			many[i] = "zq-lb-2@x.example";
+		{
+			struct pv_buf bb;
+
+			pv_buf_init(&bb, 1u << 20);
+			su_buf_add(&bb, "{\"field\":\"email\",\"values\":[");
+			for (size_t i = 0; i < NELEM(many); i++) {
+				su_buf_add(&bb, i ? "," : "");
+				su_buf_quote(&bb, many[i]);
+			}
+			su_buf_add(&bb, "],\"purpose\":\"service\"}");
+			post(&r, "/v1/lookup", K_READER, bb.p);
+			pv_buf_cleanup(&bb);
+		}
+		assert_error(&r, 413, "too_large", "zq-lb");
+		ck_assert_ptr_nonnull(strstr(r.body.p, "more than 1000 values"));
+		su_resp_free(&r);
+		/* 1000 values of a match each: one request, one event. */
+		before = audit_count("lookup", ids, 8, &nids);
+		v = lookup_batch(&r, K_READER, many, 1000, "service");
+		for (size_t i = 0; i < 1000; i++)
+			ck_assert_uint_eq(batch_matches(v, i)->n, 1);
+		jfree(v);
+		su_resp_free(&r);
+		ck_assert_uint_eq(audit_count("lookup", ids, 8, &nids),
+		    before + 1);
+		ck_assert_uint_eq(nids, 1);
+		ck_assert_str_eq(ids[0], b1.id);
+	}
+}
+END_TEST
+
+/*
+ * The answer of a batch look-up is bounded: its matches, all values
+ * together, are at most 1000.  The value that would go over, and every
+ * one after it, gets too_large and is not looked up.
+ */
+START_TEST(test_lookup_batch_bound)
+{
+	const char *values[4] = { "zq-bound@x.example", "zq-bound@x.example",
+	    "zq-bound-none@x.example", "zq-bound@x.example" };
+	char ids[8][ID_BUF], *body;
+	const struct jv *e;
+	struct pv_buf b;
+	struct su_resp r;
+	struct jv *v;
+	size_t nids;
+
+	/* 600 records of one email. */
+	pv_buf_init(&b, 1u << 20);
+	su_buf_add(&b, "{\"records\":[");
+	for (size_t i = 0; i < 600; i++)
+		su_buf_add(&b, i ? ",{\"fields\":{\"email\":"
+		    "\"zq-bound@x.example\"}}" : "{\"fields\":{\"email\":"
+		    "\"zq-bound@x.example\"}}");
+	su_buf_add(&b, "]}");
+	ck_assert_ptr_nonnull(body = strdup(b.p));
+	pv_buf_cleanup(&b);
+	post(&r, "/v1/records/batch", K_WRITER, body);
+	free(body);
+	assert_status(&r, 200);
+	su_resp_free(&r);
+
+	v = lookup_batch(&r, K_READER, values, 4, "service");
+	ck_assert_uint_eq(batch_matches(v, 0)->n, 600);
+	for (size_t i = 1; i < 4; i++) {
+		e = &jget(v, "results")->items[i];
+		su_assert_item_error(e, "too_large");
+		ck_assert_ptr_nonnull(strstr(jstr(jget(e, "error"), "message"),
+		    "the answer is full"));
+	}
+	jfree(v);
+	su_resp_free(&r);
+	/* Logged: the 600 records the answer holds. */
+	(void)audit_count("lookup", ids, 8, &nids);
+	ck_assert_uint_eq(nids, 8);	/* capped by this helper */
+	/* Alone, the value that did not fit is answered. */
+	v = lookup_batch(&r, K_READER, values + 2, 2, "service");
+	ck_assert_uint_eq(batch_matches(v, 0)->n, 0);
+	ck_assert_uint_eq(batch_matches(v, 1)->n, 600);
+	jfree(v);
+	su_resp_free(&r);
+}
+END_TEST
+
+/* The message of a 4xx answer r (asserting its code), r freed. */
+static void
+assert_message(struct su_resp *r, long st, const char *code,
+    const char *msg)
+{
+	struct jv *v;
+
+	assert_error(r, st, code, NULL);
+	v = su_body_json(r);
+	ck_assert_pstr_eq(jstr(jget(v, "error"), "message"), msg);
+	jfree(v);
+	su_resp_free(r);
+}
+
+/*
+ * A refused field is named, why is said, its value never: on a record,
+ * on a correction, on a look-up.
+ */
+START_TEST(test_validation_messages)
+{
+	static const struct su_fv f[] = { { "phone", "+1 555 0100" } };
+	char path[64], *big;
+	struct su_resp r;
+	struct rec rec;
+
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"email\":\"zq-vm-1\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field email: not a valid email address");
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"Zq-Vm-2\":\"x\"}}");
+	assert_message(&r, 422, "invalid_field",
+	    "field at index 1: name must match [a-z][a-z0-9_]{0,63}");
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":\"A\","
+	    "\"name2\":\"\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field name2: empty; a value has at least 1 byte");
+	ck_assert_ptr_nonnull(big = malloc(PV_VALUE_MAX + 64));
+	memcpy(big, "{\"fields\":{\"notes\":\"", 20);
+	memset(big + 20, 'q', PV_VALUE_MAX + 1);
+	memcpy(big + 20 + PV_VALUE_MAX + 1, "\"}}", 4);
+	post(&r, "/v1/records", K_WRITER, big);
+	free(big);
+	assert_message(&r, 413, "too_large",
+	    "field notes: longer than 4096 bytes");
+
+	put(f, 1, 0, 0, &rec);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", rec.id);
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"phone\":"
+	    "\"zq-vm-3\"}}");
+	assert_message(&r, 422, "invalid_value",
+	    "field phone: not a valid phone number");
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"phone\":null}}");
+	assert_message(&r, 422, "invalid_value",
+	    "a record keeps at least one field (delete it instead)");
+	req(&r, "PATCH", path, K_ADMIN, NULL, "{\"fields\":{\"fax\":\"1\","
+	    "\"9x\":\"zq-vm-4\"}}");
+	assert_message(&r, 422, "invalid_field",
+	    "field at index 1: name must match [a-z][a-z0-9_]{0,63}");
+
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"phone\",\"value\":"
+	    "\"zq-vm-5\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_value",
+	    "field phone: not a valid phone number");
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"name\",\"value\":"
+	    "\"zq-vm-6\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_field",
+	    "field name has no blind index: only email and phone have one");
+	post(&r, "/v1/lookup", K_READER, "{\"field\":\"Zq-Vm\",\"value\":"
+	    "\"zq-vm-7\",\"purpose\":\"service\"}");
+	assert_message(&r, 422, "invalid_field",
+	    "\"field\" is not a field name: names match [a-z][a-z0-9_]{0,63}");
+}
+END_TEST
+
 START_TEST(test_key_revocation_live)
 {
 	static const struct su_fv f[] = { { "name", "Revocation Test" } };
@@ -834,6 +1244,151 @@ START_TEST(test_shred)
 }
 END_TEST
 
+/*
+ * HTTP details of the record routes: a 201 says where the record is
+ * (Location), and a batch (200) does not; PATCH is a merge patch and
+ * takes its media type; DELETE takes its reason in a JSON body, and a
+ * body it cannot take changes nothing.
+ */
+START_TEST(test_record_http_details)
+{
+	static const struct su_fv f[] = { { "name", "zq-http-name-8901" },
+	    { "phone", "+1 555 010 8902" } };
+	static const char *const patch_ok[] = {
+		"application/merge-patch+json",
+		"application/merge-patch+json; charset=utf-8",
+		"Application/JSON",
+	};
+	static const char *const patch_bad[] = { "text/plain", "",
+	    "application/merge-patch", "application/json-patch+json",
+	    "application/merge-patch+jsonx" };
+	char path[64], want[64], body[96];
+	const char *toks[1];
+	struct rec a, b;
+	struct su_resp r;
+	struct jv *v;
+
+	/* Location: the record's path; the 201's body names the same id. */
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"name\":"
+	    "\"zq-http-name-8903\"}}");
+	assert_status(&r, 201);
+	v = su_body_json(&r);
+	(void)snprintf(want, sizeof(want), "/v1/records/%s", jstr(v, "id"));
+	ck_assert_msg(su_header(&r, "Location") != NULL, "201 without "
+	    "Location: [%s]", r.hdr.p);
+	ck_assert_str_eq(su_header(&r, "Location"), want);
+	jfree(v);
+	su_resp_free(&r);
+	post(&r, "/v1/records/batch", K_WRITER, GOOD_BATCH);
+	assert_status(&r, 200);
+	ck_assert_ptr_null(su_header(&r, "Location"));
+	su_resp_free(&r);
+	post(&r, "/v1/records", K_WRITER, "{\"fields\":{\"Bad\":\"x\"}}");
+	assert_status(&r, 422);
+	ck_assert_ptr_null(su_header(&r, "Location"));
+	su_resp_free(&r);
+
+	/* PATCH: a merge patch, under either media type. */
+	put(f, 2, 0, 0, &a);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", a.id);
+	for (size_t i = 0; i < NELEM(patch_ok); i++) {
+		(void)snprintf(body, sizeof(body), "{\"fields\":{\"name\":"
+		    "\"zq-http-name-89%02zu\"}}", 10 + i);
+		req(&r, "PATCH", path, K_ADMIN, patch_ok[i], body);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	for (size_t i = 0; i < NELEM(patch_bad); i++) {
+		struct bad x = { "PATCH", path, K_ADMIN, NULL, patch_bad[i],
+		    "{\"fields\":{\"name\":\"zq-http-name-8999\"}}", 415,
+		    "unsupported_media_type", "zq-http-name-8999" };
+
+		expect_bad(&x, i);
+	}
+	req(&r, "PATCH", path, K_ADMIN, "text/plain",
+	    "{\"fields\":{\"name\":\"zq-http-name-8998\"}}");
+	ck_assert_msg(strstr(r.body.p, "application/merge-patch+json") !=
+	    NULL, "415 does not name the merge patch type: [%s]", r.body.p);
+	su_resp_free(&r);
+	/* A member set to null removes the field (RFC 7396). */
+	req(&r, "PATCH", path, K_ADMIN, "application/merge-patch+json",
+	    "{\"fields\":{\"phone\":null}}");
+	assert_status(&r, 200);
+	ck_assert_ptr_null(strstr(r.body.p, "\"phone\""));
+	su_resp_free(&r);
+	toks[0] = a.tok[0];
+	v = detok(K_READER, "service", NULL, toks, 1);
+	su_assert_value(v, a.tok[0], "name", "zq-http-name-8912");
+	jfree(v);
+
+	/* DELETE: bodies it cannot take change nothing. */
+	put(f, 2, 0, 0, &b);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", b.id);
+	{
+		char both[96];
+		const struct bad bad[] = {
+			{ "DELETE", path, K_ADMIN, NULL, "text/plain",
+			  "{\"reason\":\"x\"}", 415, "unsupported_media_type",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, "",
+			  "{\"reason\":\"x\"}", 415, "unsupported_media_type",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL, "{\"reason\":",
+			  400, "invalid_json", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL, "[]", 400,
+			  "invalid_json", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"x\",\"hold\":true}", 422,
+			  "unknown_member", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":7}", 422, "invalid_value", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"\"}", 422, "reason_required", NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"\\u200b \"}", 422, "reason_required",
+			  NULL },
+			{ "DELETE", path, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"a\\u0007b\"}", 422, "reason_required",
+			  NULL },
+			{ "DELETE", both, K_ADMIN, NULL, NULL,
+			  "{\"reason\":\"body\"}", 400, "bad_request", NULL },
+		};
+
+		(void)snprintf(both, sizeof(both), "%s?reason=query", path);
+		expect_all_bad(bad, NELEM(bad));
+		req(&r, "DELETE", path, K_ADMIN, NULL, "{\"reason\":\"\"}");
+		ck_assert_str_eq(r.body.p, "{\"error\":{\"code\":\"reason_"
+		    "required\",\"message\":\"a deletion needs a reason\"}}\n");
+		su_resp_free(&r);
+	}
+	toks[0] = b.tok[0];
+	v = detok(K_READER, "service", NULL, toks, 1);
+	su_assert_value(v, b.tok[0], "name", f[0].value);
+	jfree(v);
+	/* The reason in the body goes to the receipt. */
+	req(&r, "DELETE", path, K_ADMIN, "application/json; charset=utf-8",
+	    "{\"reason\":\"erasure request 17\"}");
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"),
+	    "erasure request 17");
+	jfree(v);
+	su_resp_free(&r);
+	/* No reason at all, a Content-Type without a body: "request". */
+	req(&r, "DELETE", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA", K_ADMIN,
+	    "text/plain", "");
+	assert_error(&r, 404, "not_found", NULL);
+	su_resp_free(&r);
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", a.id);
+	req(&r, "DELETE", path, K_ADMIN, NULL, "{}");
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"), "request");
+	jfree(v);
+	su_resp_free(&r);
+}
+END_TEST
+
 static Suite *
 http_records_suite(void)
 {
@@ -853,10 +1408,15 @@ http_records_suite(void)
 	tcase_add_test(tc, test_masked_key);
 	tcase_add_test(tc, test_field_restriction);
 	tcase_add_test(tc, test_token_errors);
+	tcase_add_test(tc, test_detok_no_echo);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_lookup_purpose);
+	tcase_add_test(tc, test_lookup_batch);
+	tcase_add_test(tc, test_lookup_batch_bound);
+	tcase_add_test(tc, test_validation_messages);
 	tcase_add_test(tc, test_key_revocation_live);
 	tcase_add_test(tc, test_shred);
+	tcase_add_test(tc, test_record_http_details);
 	return s;
 }
 

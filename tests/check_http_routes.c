@@ -273,7 +273,24 @@ END_TEST
 
 /* Tests: HTTP semantics the protocol requires (RFC 9110). */
 
-/* Whether the Allow value a lists exactly the methods of template t. */
+/* Whether template t has a public GET route: HEAD is answered there. */
+static int
+head_answered(const char *t)
+{
+	int found = 0;
+
+	for (int i = 0; i < API_NROUTES; i++)
+		found |= strcmp(api_routes[i].path, t) == 0 &&
+		    strcmp(api_routes[i].method, "GET") == 0 &&
+		    api_routes[i].roles == 0;
+	return found;
+}
+
+/*
+ * Whether the Allow value a lists exactly the methods of template t, and
+ * HEAD where it is answered (RFC 9110 10.2.1: the methods the resource
+ * supports).
+ */
 static int
 allow_is(const char *a, const char *t)
 {
@@ -283,7 +300,7 @@ allow_is(const char *a, const char *t)
 	(void)snprintf(buf, sizeof(buf), "%s", a);
 	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
 	    tok = strtok_r(NULL, ", ", &save)) {
-		int found = 0;
+		int found = strcmp(tok, "HEAD") == 0 && head_answered(t);
 
 		for (int i = 0; i < API_NROUTES; i++)
 			found |= strcmp(api_routes[i].path, t) == 0 &&
@@ -294,7 +311,7 @@ allow_is(const char *a, const char *t)
 	}
 	for (int i = 0; i < API_NROUTES; i++)
 		want += strcmp(api_routes[i].path, t) == 0;
-	return listed == want;
+	return listed == want + (size_t)head_answered(t);
 }
 
 START_TEST(test_http_405_allow)
@@ -310,6 +327,28 @@ START_TEST(test_http_405_allow)
 	ck_assert_msg(h != NULL && strstr(h, "POST") != NULL,
 	    "405 without Allow: POST; headers [%s]", r.hdr.p);
 	ck_assert_str_eq(h, "POST");
+	su_resp_free(&r);
+	/* Exactly, where HEAD is answered too and where it is not. */
+	req(&r, "POST", "/v1/health", K_NONE, NULL, "{}");
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET, HEAD");
+	su_resp_free(&r);
+	req(&r, "PUT", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA", K_NONE, NULL,
+	    "{}");
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "DELETE, GET, PATCH");
+	su_resp_free(&r);
+	req(&r, "HEAD", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/metadata",
+	    K_ADMIN, NULL, NULL);
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET");
+	su_resp_free(&r);
+	/* HEAD where answered: GET's status and headers, no body. */
+	req(&r, "HEAD", "/v1/health", K_NONE, NULL, NULL);
+	assert_status(&r, 200);
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	ck_assert_pstr_eq(su_header(&r, "Cache-Control"), "no-store");
+	ck_assert_uint_eq(r.body.len, 0);
 	su_resp_free(&r);
 	/*
 	 * Every path, asked with a method it does not take: 405, and Allow
@@ -349,9 +388,8 @@ START_TEST(test_http_405_allow)
 		    "%s %s: Allow [%s]", probe, path, su_header(&r, "Allow"));
 		su_resp_free(&r);
 		req(&r, "HEAD", path, K_NONE, NULL, NULL);
-		/* HEAD only where GET has no effect: health and metrics. */
-		if (has_get && (strcmp(t, "/v1/health") == 0 ||
-		    strcmp(t, "/metrics") == 0))
+		/* HEAD only where GET has no effect: the public routes. */
+		if (has_get && head_answered(t))
 			ck_assert_msg(r.status != 405, "HEAD %s: 405", path);
 		else {
 			assert_status(&r, 405);
@@ -423,6 +461,38 @@ END_TEST
 
 /* Tests: the OpenAPI document. */
 
+/*
+ * The paths under which doc declares "    head:", each checked against
+ * the routes: 0 if HEAD is declared exactly where it is answered.
+ */
+static int
+head_ops(const char *doc)
+{
+	char path[128] = "";
+	size_t declared = 0, answered = 0;
+	const char *p;
+
+	for (int i = 0; i < API_NROUTES; i++)
+		answered += api_routes[i].roles == 0 &&
+		    strcmp(api_routes[i].method, "GET") == 0;
+	p = strstr(doc, "\npaths:\n");
+	ck_assert_ptr_nonnull(p);
+	for (p += 8; *p != '\0' && strncmp(p, "components:", 11) != 0;
+	    p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+		size_t n = strcspn(p, ":\n");
+
+		if (strncmp(p, "  /", 3) == 0 && n - 2 < sizeof(path))
+			(void)snprintf(path, sizeof(path), "%.*s", (int)(n - 2),
+			    p + 2);
+		else if (strncmp(p, "    head:", 9) == 0) {
+			if (!head_answered(path))
+				return -1;
+			declared++;
+		}
+	}
+	return declared == answered ? 0 : -1;
+}
+
 START_TEST(test_openapi_documents_routes)
 {
 	static const char path[] = PIIVAULT_SOURCE_DIR "/docs/openapi.yaml";
@@ -470,7 +540,204 @@ START_TEST(test_openapi_documents_routes)
 		ck_assert_msg(found, "openapi.yaml: %s has no \"%s\"",
 		    api_routes[r].path, want);
 	}
+	ck_assert_msg(head_ops(doc) == 0, "openapi.yaml declares HEAD "
+	    "where it is not answered, or not where it is");
 	free(doc);
+}
+END_TEST
+
+/* Tests: the public signing keys. */
+
+/* GET /v1/keys/signing, no key: 200, cacheable, the keys (jfree). */
+static struct jv *
+signing_keys(size_t want)
+{
+	const struct jv *kl;
+	struct su_resp r;
+	struct jv *v;
+
+	req(&r, "GET", "/v1/keys/signing", K_NONE, NULL, NULL);
+	assert_status(&r, 200);
+	ck_assert_pstr_eq(su_header(&r, "Content-Type"), "application/json");
+	ck_assert_pstr_eq(su_header(&r, "Cache-Control"),
+	    "public, max-age=300");
+	ck_assert_pstr_eq(su_header(&r, "X-Content-Type-Options"), "nosniff");
+	ck_assert_msg(r.body.len > 0 && r.body.p[r.body.len - 1] == '\n',
+	    "[%s]", r.body.p);
+	v = jparse(r.body.p, r.body.len - 1);
+	ck_assert_msg(v != NULL && v->type == J_OBJ && v->n == 1, "[%s]",
+	    r.body.p);
+	kl = jget(v, "keys");
+	ck_assert_msg(kl != NULL && kl->type == J_ARR && kl->n == want,
+	    "want %zu keys: [%s]", want, r.body.p);
+	for (size_t i = 0; i < kl->n; i++) {
+		const struct jv *k = &kl->items[i], *ver = jget(k, "version");
+		char num[32];
+
+		(void)snprintf(num, sizeof(num), "%zu", i + 1);
+		ck_assert_msg(k->type == J_OBJ && k->n == 3 && ver != NULL &&
+		    ver->type == J_NUM && strcmp(ver->s, num) == 0 &&
+		    jstr(k, "public_key") != NULL &&
+		    strlen(jstr(k, "public_key")) == API_PUBKEY_STRLEN &&
+		    strncmp(jstr(k, "public_key"), "pvpub_", 6) == 0 &&
+		    jstr(k, "state") != NULL && strcmp(jstr(k, "state"),
+		    i + 1 == want ? "active" : "verify_only") == 0,
+		    "key %zu: [%s]", i, r.body.p);
+	}
+	su_resp_free(&r);
+	return v;
+}
+
+/* DELETE id as the admin: the answer, which names signing version sv. */
+static char *
+delete_named(const char *id, unsigned sv)
+{
+	const struct jv *rc, *ver;
+	char path[128], num[16], *body;
+	struct su_resp r;
+	struct jv *v;
+
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", id);
+	req(&r, "DELETE", path, K_ADMIN, NULL, NULL);
+	assert_status(&r, 200);
+	v = su_body_json(&r);
+	rc = jget(v, "receipt");
+	ver = jget(rc, "signing_key_version");
+	(void)snprintf(num, sizeof(num), "%u", sv);
+	ck_assert_msg(ver != NULL && ver->type == J_NUM &&
+	    strcmp(ver->s, num) == 0, "want signing key %u: [%s]", sv,
+	    r.body.p);
+	jfree(v);
+	ck_assert_ptr_nonnull(body = strdup(r.body.p));
+	su_resp_free(&r);
+	return body;
+}
+
+/* Write s to path (in the test's directory), mode 0600. */
+static void
+write_text(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, s, len), (ssize_t)len);
+	ck_assert_int_eq(close(fd), 0);
+}
+
+/* The value of "member":N in a receipt's text. */
+static unsigned long long
+receipt_num(const char *text, const char *member)
+{
+	char want[64];
+	const char *p;
+
+	(void)snprintf(want, sizeof(want), "\"%s\":", member);
+	ck_assert_msg((p = strstr(text, want)) != NULL, "no %s: [%s]", member,
+	    text);
+	return strtoull(p + strlen(want), NULL, 10);
+}
+
+/*
+ * GET /v1/keys/signing needs no key and lists what kms public-key prints;
+ * after kms rotate-signing (beside the running server) it lists both, the
+ * old one verify_only; receipts name their version and each verifies with
+ * its own key only, a repeat DELETE's too.
+ */
+START_TEST(test_signing_keys)
+{
+	static const struct su_fv f[] = { { "name", "zq-sign-7801" } };
+	char *first, *second, *repeat, *all, arg1[API_PUBKEY_STRLEN + 8];
+	char arg2[API_PUBKEY_STRLEN + 8], line[256];
+	struct rec a, b;
+	struct su_resp r;
+	struct su_run c;
+	struct jv *v;
+	const struct jv *kl;
+	size_t len;
+
+	v = signing_keys(1);
+	kl = jget(v, "keys");
+	/* kms public-key prints the same item, one line a version. */
+	cli(&c, "kms", "public-key", NULL);
+	ck_assert_exit(&c, 0);
+	(void)snprintf(line, sizeof(line), "{\"version\":1,\"public_key\":"
+	    "\"%s\",\"state\":\"active\"}\n", jstr(&kl->items[0],
+	    "public_key"));
+	ck_assert_str_eq(c.out, line);
+	su_run_free(&c);
+	(void)snprintf(arg1, sizeof(arg1), "1=%s", jstr(&kl->items[0],
+	    "public_key"));
+	jfree(v);
+	/* An Authorization header, even a bad one, changes nothing; HEAD. */
+	req_auth(&r, "GET", "/v1/keys/signing", K_RAW, "Bearer nonsense",
+	    NULL, NULL, 0);
+	assert_status(&r, 200);
+	su_resp_free(&r);
+	req(&r, "HEAD", "/v1/keys/signing", K_NONE, NULL, NULL);
+	assert_status(&r, 200);
+	ck_assert_uint_eq(r.body.len, 0);
+	su_resp_free(&r);
+	req(&r, "POST", "/v1/keys/signing", K_ADMIN, NULL, "{}");
+	su_assert_error(&r, 405, "method_not_allowed");
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET, HEAD");
+	su_resp_free(&r);
+
+	put(f, 1, -1, 0, &a);
+	put(f, 1, -1, 0, &b);
+	first = delete_named(a.id, 1);
+
+	cli(&c, "kms", "rotate-signing", NULL);
+	ck_assert_exit(&c, 0);
+	ck_assert_str_eq(c.out, "signing key 2 is active\n");
+	su_run_free(&c);
+	v = signing_keys(2);
+	kl = jget(v, "keys");
+	ck_assert_str_eq(jstr(&kl->items[0], "public_key"), arg1 + 2);
+	(void)snprintf(arg2, sizeof(arg2), "2=%s", jstr(&kl->items[1],
+	    "public_key"));
+	jfree(v);
+
+	/* The running server signs with the new key at once. */
+	second = delete_named(b.id, 2);
+	/* A repeat: the first shred's facts, signed by the active key. */
+	repeat = delete_named(a.id, 2);
+	ck_assert_uint_eq(receipt_num(repeat, "shredded_at"),
+	    receipt_num(first, "shredded_at"));
+	ck_assert_uint_eq(receipt_num(repeat, "audit_seq"),
+	    receipt_num(first, "audit_seq"));
+
+	/* Every receipt verifies with the key of its version. */
+	len = strlen(first) + strlen(second) + strlen(repeat) + 1;
+	ck_assert_ptr_nonnull(all = malloc(len));
+	(void)snprintf(all, len, "%s%s%s", first, second, repeat);
+	write_text("receipts.jsonl", all);
+	cli(&c, "receipt", "verify", "receipts.jsonl", "--public-key", arg1,
+	    "--public-key", arg2, NULL);
+	ck_assert_exit(&c, 0);
+	su_run_free(&c);
+	cli(&c, "receipt", "verify", "receipts.jsonl", NULL);
+	ck_assert_exit(&c, 0);
+	su_run_free(&c);
+	/* The old key alone does not vouch for the new receipts. */
+	cli(&c, "receipt", "verify", "receipts.jsonl", "--public-key", arg1,
+	    NULL);
+	ck_assert_exit(&c, 1);
+	ck_assert_msg(strstr(c.err, "receipt 2") != NULL && strstr(c.err,
+	    "no public key for signing key version 2") != NULL, "[%s]", c.err);
+	su_run_free(&c);
+	/* Nor the new key the first receipt. */
+	write_text("first.jsonl", first);
+	cli(&c, "receipt", "verify", "first.jsonl", "--public-key", arg2 + 2,
+	    NULL);
+	ck_assert_exit(&c, 1);
+	ck_assert_ptr_nonnull(strstr(c.err, "does not verify"));
+	su_run_free(&c);
+	free(all);
+	free(first);
+	free(second);
+	free(repeat);
 }
 END_TEST
 
@@ -488,6 +755,9 @@ http_routes_suite(void)
 	tc = http_tcase(s, "metrics", 1, TIMEOUT);
 	tcase_add_test(tc, test_metrics);
 	tcase_add_test(tc, test_metrics_aborted_request);
+
+	tc = http_tcase(s, "signing", 1, TIMEOUT);
+	tcase_add_test(tc, test_signing_keys);
 
 	tc = http_tcase(s, "listen", 1, TIMEOUT);
 	tcase_add_test(tc, test_listen_off_loopback);

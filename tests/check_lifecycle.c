@@ -117,6 +117,30 @@ shred1(struct vault *v, const char *id, const char *reason,
 	return vault_shred(v, ids, lens, 1, reason, r, st);
 }
 
+/*
+ * The public key of signing key version (0: the active one); fails the
+ * test if the vault lists none.
+ */
+static void
+signing_pub(struct vault *v, uint32_t version,
+    uint8_t pub[static PV_ED25519_LEN])
+{
+	struct vault_signing_key *k = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	ck_assert_int_eq(vault_signing_keys(v, &k, &n), PV_OK);
+	for (size_t i = 0; i < n; i++)
+		if (version == 0 ? k[i].state == VAULT_KEY_ACTIVE :
+		    k[i].version == version) {
+			memcpy(pub, k[i].pub, PV_ED25519_LEN);
+			found++;
+		}
+	free(k);
+	ck_assert_msg(found == 1, "signing key %u listed %d times", version,
+	    found);
+}
+
 /* Key ring views, through vault_info. */
 
 /* The row of (kind, version); fails the test if there is none. */
@@ -677,10 +701,9 @@ START_TEST(rotate_kek)
 		    21);
 		tu_expect_value(w, tb[i][0], "name", "Bob After", 9);
 	}
-	/* Only KEK and INDEX rotate; a refusal changes nothing. */
+	/* Only KEK, INDEX and SIGN rotate; a refusal changes nothing. */
 	newv = 0;
 	ck_assert_int_eq(vault_rotate(v, VAULT_IDS, &newv), PV_EINVAL);
-	ck_assert_int_eq(vault_rotate(v, VAULT_SIGN, &newv), PV_EINVAL);
 	ck_assert_uint_eq(newv, 0);
 	ck_assert_uint_eq(key_count(v, VAULT_IDS), 1);
 	ck_assert_uint_eq(key_count(v, VAULT_SIGN), 1);
@@ -777,9 +800,22 @@ START_TEST(rewrap_changes_only_the_dek)
 	done = 99;
 	ck_assert_int_eq(vault_rewrap(v, 2, 0, NULL, NULL, &done), PV_OK);
 	ck_assert_uint_eq(done, 0);
+	/* A version that is not there, or may not unwrap, is an error. */
 	done = 99;
-	ck_assert_int_eq(vault_rewrap(v, 77, 0, NULL, NULL, &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 77, 0, NULL, NULL, &done),
+	    PV_ENOTFOUND);
 	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_RETIRED, 0,
+	    &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 1, 0, NULL, NULL, &done),
+	    PV_EKEYSTATE);
+	ck_assert_uint_eq(done, 0);
+	ck_assert_int_eq(vault_key_state(v, VAULT_KEK, 1, VAULT_KEY_DESTROYED,
+	    0, &done), PV_OK);
+	ck_assert_int_eq(vault_rewrap(v, 1, 0, NULL, NULL, &done),
+	    PV_EKEYSTATE);
+	ck_assert_uint_eq(done, 0);
+	expect_kek(v, 1, VAULT_KEY_DESTROYED, 0, 25);
 	expect_kek(v, 2, VAULT_KEY_ACTIVE, 30, 30);
 	vault_close(v);
 	bulk_free(&b);
@@ -1576,7 +1612,7 @@ START_TEST(shred_record)
 	free(info.keys);
 	ck_assert_uint_eq(info.records, 2);
 	expect_kek(v, 1, VAULT_KEY_ACTIVE, 2, 2);
-	ck_assert_int_eq(vault_public_key(v, pub), PV_OK);
+	signing_pub(v, 0, pub);
 	s = store_open();
 	ck_assert_uint_eq(index_entries(s), 3);
 
@@ -1789,7 +1825,7 @@ START_TEST(shred_refusals)
 	{
 		uint8_t pub[PV_ED25519_LEN];
 
-		ck_assert_int_eq(vault_public_key(v, pub), PV_OK);
+		signing_pub(v, 0, pub);
 		ck_assert_int_eq(vault_receipt_verify(&r[0], pub), PV_OK);
 	}
 	ck_assert_uint_eq(record_count(v), 1);
@@ -1821,7 +1857,7 @@ START_TEST(shred_twice_with_audit_same_receipt)
 	pv_clock_set(1760000600);
 	ck_assert_int_eq(shred1(v, id, "second request", &r2, &st), PV_OK);
 	ck_assert_int_eq(st, PV_OK);
-	ck_assert_int_eq(vault_public_key(v, pub), PV_OK);
+	signing_pub(v, 0, pub);
 	ck_assert_int_eq(vault_receipt_verify(&r2, pub), PV_OK);
 	ck_assert_uint_eq(r2.shredded_at, r1.shredded_at);
 	ck_assert_str_eq(r2.reason, r1.reason);
@@ -1872,7 +1908,7 @@ START_TEST(receipt_tamper)
 	pv_clock_set(1750000000);
 	ck_assert_int_eq(shred1(v, id, "erasure request", &r, &st), PV_OK);
 	ck_assert_int_eq(st, PV_OK);
-	ck_assert_int_eq(vault_public_key(v, pub), PV_OK);
+	signing_pub(v, 0, pub);
 	ck_assert_int_eq(vault_receipt_verify(&r, pub), PV_OK);
 	/* The signed message names every field. */
 	vault_receipt_message(msg, &r);
@@ -1917,17 +1953,135 @@ START_TEST(receipt_tamper)
 	o2.data_dir = dir2;
 	o2.unlock.key_file = key2;
 	ck_assert_int_eq(vault_create(&o2, &v2), PV_OK);
-	ck_assert_int_eq(vault_public_key(v2, pub2), PV_OK);
+	signing_pub(v2, 0, pub2);
 	vault_close(v2);
 	ck_assert(memcmp(pub, pub2, sizeof(pub)) != 0);
 	ck_assert_int_eq(vault_receipt_verify(&r, pub2), PV_EINTEGRITY);
 	/* The public key is the vault's for good: reopened, it still holds. */
 	vault_close(v);
 	v = vopen();
-	ck_assert_int_eq(vault_public_key(v, pub2), PV_OK);
+	signing_pub(v, 0, pub2);
 	ck_assert_mem_eq(pub, pub2, sizeof(pub));
 	ck_assert_int_eq(vault_receipt_verify(&r, pub2), PV_OK);
 	vault_close(v);
+}
+END_TEST
+
+/*
+ * Rotating the signing key: the new version signs, the older one's
+ * private key is erased on disk and its public key kept (under the ring
+ * MAC, across reopening and a root rotation); no state move is allowed on
+ * a signing key; receipts of each version verify with their key only.
+ */
+START_TEST(signing_key_rotation)
+{
+	struct vault_field f[] = { F("name", "Signed Person") };
+	char id[2][ID_LEN], toks[1][ID_LEN], newkey[PATH_MAX + 32];
+	uint8_t pub1[PV_ED25519_LEN], pub2[PV_ED25519_LEN], x[PV_ED25519_LEN];
+	uint8_t val[RING_VAL_LEN], zero[12];
+	struct vault_receipt r1, r2, r3;
+	struct vault_signing_key *k = NULL;
+	struct vault_unlock nu;
+	struct pv_store *s;
+	struct pv_txn *t;
+	struct vault *v;
+	uint64_t wrapped;
+	uint32_t newv;
+	size_t n;
+	pv_status st;
+
+	v = vcreate();
+	ck_assert_int_eq(put1(v, f, 1, id[0], toks), PV_OK);
+	ck_assert_int_eq(put1(v, f, 1, id[1], toks), PV_OK);
+	signing_pub(v, 1, pub1);
+	ck_assert_int_eq(shred1(v, id[0], "first", &r1, &st), PV_OK);
+	ck_assert_int_eq(st, PV_OK);
+	ck_assert_uint_eq(r1.sign_version, 1);
+	ck_assert_int_eq(vault_rotate(v, VAULT_SIGN, &newv), PV_OK);
+	ck_assert_uint_eq(newv, 2);
+	ck_assert_int_eq(vault_signing_keys(v, &k, &n), PV_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(k[0].version == 1 && k[0].state == VAULT_KEY_VERIFY_ONLY &&
+	    k[1].version == 2 && k[1].state == VAULT_KEY_ACTIVE);
+	ck_assert_mem_eq(k[0].pub, pub1, sizeof(pub1));
+	memcpy(pub2, k[1].pub, sizeof(pub2));
+	free(k);
+	expect_state(v, VAULT_SIGN, 1, VAULT_KEY_VERIFY_ONLY);
+	ck_assert_str_eq(vault_key_state_name(VAULT_KEY_VERIFY_ONLY),
+	    "verify_only");
+	/* Only rotation moves a signing key. */
+	ck_assert_int_eq(vault_key_state(v, VAULT_SIGN, 2,
+	    VAULT_KEY_DESTROYED, 1, &wrapped), PV_EKEYSTATE);
+	ck_assert_int_eq(vault_key_state(v, VAULT_SIGN, 1,
+	    VAULT_KEY_DESTROYED, 1, &wrapped), PV_EKEYSTATE);
+	ck_assert_int_eq(vault_key_state(v, VAULT_SIGN, 1,
+	    VAULT_KEY_RETIRED, 1, &wrapped), PV_EKEYSTATE);
+
+	ck_assert_int_eq(shred1(v, id[1], "second", &r2, &st), PV_OK);
+	ck_assert_uint_eq(r2.sign_version, 2);
+	ck_assert_int_eq(vault_receipt_verify(&r2, pub2), PV_OK);
+	ck_assert_int_eq(vault_receipt_verify(&r2, pub1), PV_EINTEGRITY);
+	ck_assert_int_eq(vault_receipt_verify(&r1, pub1), PV_OK);
+	ck_assert_int_eq(vault_receipt_verify(&r1, pub2), PV_EINTEGRITY);
+	/* The version is signed: another one named does not verify. */
+	r3 = r2;
+	r3.sign_version = 3;
+	ck_assert_int_eq(vault_receipt_verify(&r3, pub2), PV_EINTEGRITY);
+	r3.sign_version = 0;
+	ck_assert_int_eq(vault_receipt_verify(&r3, pub2), PV_EINTEGRITY);
+	/* A repeat: the first shred's facts, signed by the active key. */
+	ck_assert_int_eq(shred1(v, id[0], "again", &r3, &st), PV_OK);
+	ck_assert_uint_eq(r3.sign_version, 2);
+	ck_assert_uint_eq(r3.shredded_at, r1.shredded_at);
+	ck_assert_str_eq(r3.reason, "first");
+	ck_assert_int_eq(vault_receipt_verify(&r3, pub2), PV_OK);
+	vault_close(v);
+
+	/* On disk: version 1 holds its public key and no sealed key. */
+	s = store_open();
+	ring_read(s, VAULT_SIGN, 1, val);
+	memset(zero, 0, sizeof(zero));
+	ck_assert_uint_eq(val[0], VAULT_KEY_DESTROYED);
+	ck_assert_mem_eq(val + 26, zero, 12);
+	ck_assert_mem_eq(val + 38, pub1, PV_ED25519_LEN);
+	ck_assert_mem_eq(val + 70, zero, 12);
+	ck_assert_mem_eq(val + 82, zero, 4);
+	pv_store_close(s);
+
+	/* Reopened and after a root rotation: the same keys. */
+	(void)snprintf(newkey, sizeof(newkey), "%s/new.key", dir);
+	ck_assert_int_eq(vault_key_file_create(newkey), PV_OK);
+	v = vopen();
+	memset(&nu, 0, sizeof(nu));
+	nu.key_file = newkey;
+	ck_assert_int_eq(vault_rotate_root(v, &nu), PV_OK);
+	vault_close(v);
+	opts.unlock.key_file = newkey;
+	v = vopen();
+	signing_pub(v, 1, x);
+	ck_assert_mem_eq(x, pub1, sizeof(x));
+	signing_pub(v, 2, x);
+	ck_assert_mem_eq(x, pub2, sizeof(x));
+	signing_pub(v, 0, x);
+	ck_assert_mem_eq(x, pub2, sizeof(x));
+	vault_close(v);
+
+	/* A public key edited on disk: the ring MAC refuses the vault. */
+	s = store_open();
+	ring_read(s, VAULT_SIGN, 1, val);
+	val[40] ^= 0x01;
+	ck_assert_int_eq(pv_txn_begin(s, 1, &t), PV_OK);
+	{
+		uint8_t key[5] = { VAULT_SIGN, 0, 0, 0, 1 };
+
+		ck_assert_int_eq(pv_put(t, PV_T_RING, key, sizeof(key), val,
+		    sizeof(val), 0), PV_OK);
+	}
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+	pv_store_close(s);
+	v = NULL;
+	ck_assert_int_eq(vault_open(&opts, &v), PV_EINTEGRITY);
+	ck_assert_ptr_null(v);
 }
 END_TEST
 
@@ -2348,8 +2502,8 @@ lifecycle_suite(void)
 	    shred_epoch_with_concurrent_rotation,
 	    rotate_index_with_concurrent_rotation, shred_record,
 	    shred_refusals, shred_twice_with_audit_same_receipt,
-	    shred_reason_c1_control, receipt_tamper, forensic_shred_compact,
-	    forensic_overflow_and_neighbours, compact_keeps_live_records,
+	    shred_reason_c1_control, receipt_tamper, signing_key_rotation,
+	    forensic_shred_compact, forensic_overflow_and_neighbours, compact_keeps_live_records,
 	    compact_keeps_file_mode, cryptoperiod_max_wraps,
 	    cryptoperiod_max_age, header_rewrap_counts_as_a_wrap, NULL);
 }

@@ -152,6 +152,29 @@ START_TEST(test_rotate_index)
 }
 END_TEST
 
+/*
+ * The public key kms public-key prints for the one signing key version
+ * this vault has: {"version":1,"public_key":"pvpub_…","state":"active"}.
+ */
+static void
+signing_pub(char pub[static 128])
+{
+	static const char pre[] = "{\"version\":1,\"public_key\":\"";
+	struct su_run r;
+	const char *p, *q;
+
+	cli(&r, "kms", "public-key", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, pre, strlen(pre)) == 0 &&
+	    (q = strstr(r.out, "\",\"state\":\"active\"}\n")) != NULL &&
+	    strchr(r.out, '\n') == r.out + r.outlen - 1, "public-key: [%s]",
+	    r.out);
+	p = r.out + strlen(pre);
+	ck_assert_int_lt(q - p, 128);
+	(void)snprintf(pub, 128, "%.*s", (int)(q - p), p);
+	su_run_free(&r);
+}
+
 /* Receipts: every line verifies, and a changed one does not. */
 static void
 verify_receipts(const char *path, size_t n)
@@ -160,12 +183,7 @@ verify_receipts(const char *path, size_t n)
 	char pub[128], *p;
 	size_t oks = 0;
 
-	cli(&r, "kms", "public-key", NULL);
-	ck_assert_exit(&r, 0);
-	ck_assert_msg(strncmp(r.out, "pvpub_", 6) == 0 && r.outlen < 128 &&
-	    r.out[r.outlen - 1] == '\n', "public-key: [%s]", r.out);
-	(void)snprintf(pub, sizeof(pub), "%.*s", (int)r.outlen - 1, r.out);
-	su_run_free(&r);
+	signing_pub(pub);
 	cli_key(&r, NULL, "receipt", "verify", path, "--public-key", pub,
 	    NULL);
 	ck_assert_exit(&r, 0);
@@ -289,11 +307,7 @@ START_TEST(test_shred)
 	{
 		char pub[128];
 
-		cli(&r, "kms", "public-key", NULL);
-		ck_assert_exit(&r, 0);
-		(void)snprintf(pub, sizeof(pub), "%.*s", (int)r.outlen - 1,
-		    r.out);
-		su_run_free(&r);
+		signing_pub(pub);
 		cli_key(&r, NULL, "receipt", "verify", "tampered.jsonl",
 		    "--public-key", pub, NULL);
 		ck_assert_exit(&r, 1);

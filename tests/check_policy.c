@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,7 +381,7 @@ detok_req(struct su_resp *r, int key, const char *purpose, const char *reason,
 	pv_buf_cleanup(&b);
 }
 
-/* The same, which must answer 200 with {"results":{…}}. */
+/* The same, which must answer 200 with {"results":[…]}, an item a token. */
 static struct jv *
 detok(int key, const char *purpose, const char *reason,
     const char *const *toks, size_t n)
@@ -392,7 +393,8 @@ detok(int key, const char *purpose, const char *reason,
 	assert_status(&r, 200);
 	v = su_body_json(&r);
 	ck_assert_msg(v->type == J_OBJ && v->n == 1 &&
-	    jget(v, "results") != NULL, "not {\"results\":…}: [%.300s]",
+	    jget(v, "results") != NULL && jget(v, "results")->type == J_ARR &&
+	    jget(v, "results")->n == n, "not {\"results\":[…]}: [%.300s]",
 	    r.body.p);
 	su_resp_free(&r);
 	return v;
@@ -527,7 +529,11 @@ delete_rec(const char *id)
 
 /* The audit log. */
 
-/* GET /v1/audit?query as key; want 200: the answer, checked. */
+/*
+ * GET /v1/audit?query as the auditor; want 200: the answer, checked to be
+ * {"events":[…],"next":N,"end":E,"has_more":B}, has_more exactly whether
+ * next is short of end, and no event past end.
+ */
 static struct jv *
 audit_page(const char *query, struct su_gbuf *all)
 {
@@ -541,9 +547,16 @@ audit_page(const char *query, struct su_gbuf *all)
 	assert_status(&r, 200);
 	v = su_body_json(&r);
 	ev = jget(v, "events");
-	ck_assert_msg(v->n == 2 && ev != NULL && ev->type == J_ARR &&
-	    jget(v, "next") != NULL, "not {\"events\":[…],\"next\":N}: "
-	    "[%.300s]", r.body.p);
+	ck_assert_msg(v->n == 4 && ev != NULL && ev->type == J_ARR &&
+	    jget(v, "next") != NULL && jget(v, "end") != NULL &&
+	    jget(v, "has_more") != NULL, "not {\"events\":[…],\"next\":N,"
+	    "\"end\":E,\"has_more\":B}: [%.300s]", r.body.p);
+	ck_assert_msg(jbool(v, "has_more") == (jnum(v, "next") <
+	    jnum(v, "end")), "has_more does not say next < end: [%.300s]",
+	    r.body.p);
+	for (size_t i = 0; i < ev->n; i++)
+		ck_assert_msg(jnum(&ev->items[i], "seq") <= jnum(v, "end"),
+		    "an event past end: [%.300s]", r.body.p);
 	if (all != NULL)
 		ck_assert_int_eq(su_gbuf_add(all, r.body.p, r.body.len), 0);
 	su_resp_free(&r);
@@ -572,27 +585,35 @@ audit_all_free(struct audit_all *a)
 }
 
 /*
- * Read the whole log as the auditor, limit events a page, starting after
- * 0 and going on from each page's next, until a page is not full.  Each
- * page must hold the events right after the one asked for, in order, and
+ * Read the whole log as the auditor, limit events a page, as the API says
+ * to: from after 0, each next page after the last one's next and with the
+ * first one's end, until has_more is false.  Each page must hold the
+ * events right after the one asked for, in order, none past end, and
  * next must be the last one's seq.  Every page request is itself logged,
- * so the log grows by one while it is read; it still ends.
+ * after end: the paging still ends, at the log as it was when it began.
  */
 static void
 audit_read_all(struct audit_all *a, unsigned limit)
 {
-	uint64_t after = 0;
-	char q[64];
+	uint64_t after = 0, end = 0;
+	char q[96];
 
 	memset(a, 0, sizeof(*a));
 	for (;;) {
 		const struct jv *ev;
 		struct jv *v;
 
-		(void)snprintf(q, sizeof(q), "?after=%" PRIu64 "&limit=%u",
-		    after, limit);
+		if (a->ndocs == 0)
+			(void)snprintf(q, sizeof(q), "?after=0&limit=%u",
+			    limit);
+		else
+			(void)snprintf(q, sizeof(q), "?after=%" PRIu64
+			    "&limit=%u&end=%" PRIu64, after, limit, end);
 		ck_assert_uint_lt(a->ndocs, PAGES_MAX);
 		v = a->docs[a->ndocs++] = audit_page(q, &a->text);
+		if (a->ndocs == 1)
+			end = jnum(v, "end");
+		ck_assert_uint_eq(jnum(v, "end"), end);
 		ev = jget(v, "events");
 		ck_assert_uint_le(ev->n, limit);
 		for (size_t i = 0; i < ev->n; i++) {
@@ -604,11 +625,22 @@ audit_read_all(struct audit_all *a, unsigned limit)
 		}
 		ck_assert_uint_eq(jnum(v, "next"), after + ev->n);
 		after += ev->n;
-		if (ev->n < limit)
+		if (!jbool(v, "has_more"))
 			break;
+		ck_assert_uint_gt(ev->n, 0);
 	}
+	ck_assert_uint_eq(after, end);
+	ck_assert_uint_eq(a->n, end);
 	ck_assert_uint_gt(a->n, 0);
 }
+
+/* What one item of an event must say; NULL: the member is absent. */
+struct xitem {
+	const char	*record;
+	const char	*field;
+	const char	*outcome;
+	const char	*code;
+};
 
 /* What one event must say; lists end with NULL. */
 struct xev {
@@ -621,6 +653,8 @@ struct xev {
 	const char	*recs[6];	/* exactly these record ids */
 	const char	*fields[6];	/* exactly these field names */
 	int		 any_fields;	/* fields not checked */
+	const struct xitem *items;	/* exactly these; NULL: not checked */
+	size_t		 nitems;
 };
 
 /* arr is an array of exactly the strings want (NULL-terminated). */
@@ -636,6 +670,50 @@ strs_eq(const struct jv *arr, const char *const *want)
 		    strcmp(arr->items[n].s, want[n]) != 0)
 			return 0;
 	return n == arr->n;
+}
+
+/* o.key is the string want, or absent with want NULL. */
+static int
+str_is(const struct jv *o, const char *key, const char *want)
+{
+	const char *got = jstr(o, key);
+
+	if (want == NULL)
+		return jget(o, key) == NULL;
+	return got != NULL && strcmp(got, want) == 0;
+}
+
+/*
+ * Event e (number i) has exactly the items want, in order, each with
+ * exactly the members want names, and nothing else: never a token.
+ */
+static void
+check_items(const struct jv *e, const struct xitem *want, size_t n, size_t i)
+{
+	const struct jv *items = jget(e, "items");
+
+	ck_assert_msg(items != NULL && items->type == J_ARR && items->n == n,
+	    "event %zu (%s): %zu items, want %zu", i, jstr(e, "action"),
+	    items != NULL ? items->n : 0, n);
+	for (size_t k = 0; k < n; k++) {
+		const struct jv *it = &items->items[k];
+		size_t members = 1;
+
+		members += want[k].record != NULL ? 1 : 0;
+		members += want[k].field != NULL ? 1 : 0;
+		members += want[k].code != NULL ? 1 : 0;
+
+		ck_assert_msg(it->type == J_OBJ && it->n == members &&
+		    str_is(it, "record", want[k].record) &&
+		    str_is(it, "field", want[k].field) &&
+		    str_is(it, "outcome", want[k].outcome) &&
+		    str_is(it, "code", want[k].code), "event %zu (%s) item "
+		    "%zu: record %s field %s outcome %s code %s (%zu members), "
+		    "want %s %s %s %s", i, jstr(e, "action"), k,
+		    jstr(it, "record"), jstr(it, "field"), jstr(it, "outcome"),
+		    jstr(it, "code"), it->n, want[k].record, want[k].field,
+		    want[k].outcome, want[k].code);
+	}
 }
 
 static void
@@ -673,6 +751,11 @@ check_event(const struct jv *e, const struct xev *x, size_t i)
 	    x->action, x->fields[0] ? x->fields[0] : "none");
 	ck_assert_msg(jget(e, "time") != NULL && jnum(e, "time") == fake_now,
 	    "event %zu: time is not the pinned clock", i);
+	ck_assert_msg(jget(e, "items") != NULL &&
+	    jget(e, "items")->type == J_ARR, "event %zu (%s): no items", i,
+	    x->action);
+	if (x->items != NULL)
+		check_items(e, x->items, x->nitems, i);
 }
 
 /* How often needle occurs in a command's output. */
@@ -740,7 +823,7 @@ check_setup_events(const struct audit_all *a)
 	ck_assert_uint_ge(a->n, N_SETUP_EVENTS);
 	for (size_t i = 0; i < N_SETUP_EVENTS; i++) {
 		struct xev x = { "cli", "apikey.create", 1, NULL, NULL,
-		    key_names[i], { NULL }, { NULL }, 0 };
+		    key_names[i], { NULL }, { NULL }, 0, NULL, 0 };
 
 		check_event(a->ev[i], &x, i);
 	}
@@ -772,6 +855,7 @@ START_TEST(test_audit_workload)
 	    "?after=1&limit=1x" };
 	static const int not_auditor[] = { K_WRITER, K_READER, K_ADMIN };
 	const char *never[16];
+	struct xitem xi[6];
 	struct xev x[40];
 	size_t nx = 0, nnever = 0, base;
 	struct audit_all all;
@@ -781,17 +865,17 @@ START_TEST(test_audit_workload)
 	struct su_resp r;
 	struct su_run run;
 	struct jv *v;
-	uint64_t count;
+	uint64_t count, ndocs;
 	char *log;
 
 	srv_start_plain();
 
 	put(fa, 3, 1, KEEP, &a);
 	x[nx++] = (struct xev){ "pw-writer", "records.create", 1, NULL, NULL,
-	    NULL, { a.id }, { NULL }, 1 };
+	    NULL, { a.id }, { NULL }, 1, NULL, 0 };
 	put(fb, 1, 0, 0, &b);
 	x[nx++] = (struct xev){ "pw-writer", "records.create", 1, NULL, NULL,
-	    NULL, { b.id }, { NULL }, 1 };
+	    NULL, { b.id }, { NULL }, 1, NULL, 0 };
 
 	/* A batch: the valid records are stored and named, the bad not. */
 	req(&r, "POST", "/v1/records/batch", K_WRITER, batch);
@@ -812,7 +896,7 @@ START_TEST(test_audit_workload)
 		ck_assert_ptr_nonnull(toks[0]);
 	}
 	x[nx++] = (struct xev){ "pw-writer", "records.batch", 1, NULL, NULL,
-	    NULL, { c_id, d_id }, { NULL }, 1 };
+	    NULL, { c_id, d_id }, { NULL }, 1, NULL, 0 };
 	{
 		/* C's name, for the legal purpose, with its reason. */
 		struct jv *d = detok(K_READER, "legal", "case 2024-17", toks,
@@ -821,8 +905,9 @@ START_TEST(test_audit_workload)
 		su_assert_value(d, toks[0], "name", "zq.aud-name-4105");
 		jfree(d);
 	}
+	xi[0] = (struct xitem){ c_id, "name", "revealed", NULL };
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "legal",
-	    "case 2024-17", { c_id }, { "name" }, 0 };
+	    "case 2024-17", { c_id }, { "name" }, 0, xi, 1 };
 	jfree(v);
 	su_resp_free(&r);
 
@@ -834,23 +919,31 @@ START_TEST(test_audit_workload)
 	su_assert_value(v, toks[0], "email", fa[0].value);
 	su_assert_value(v, toks[2], "name", fb[0].value);
 	jfree(v);
+	xi[1] = (struct xitem){ a.id, "email", "revealed", NULL };
+	xi[2] = (struct xitem){ a.id, "name", "revealed", NULL };
+	xi[3] = (struct xitem){ b.id, "name", "revealed", NULL };
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL, "service",
-	    NULL, { a.id, b.id }, { "email", "name" }, 0 };
+	    NULL, { a.id, b.id }, { "email", "name" }, 0, xi + 1, 3 };
 	toks[0] = tok_of(&a, "phone");
 	toks[1] = tok_of(&b, "name");
 	v = detok(K_READER, "marketing", NULL, toks, 2);
 	su_assert_value(v, toks[0], "phone", fa[2].value);
 	su_assert_tok_error(v, toks[1], "consent_withdrawn");
 	jfree(v);
-	/* B gave no consent: nothing of it was read. */
+	/*
+	 * B gave no consent: nothing of it was read, and its item says so,
+	 * with the refusal's code.
+	 */
+	xi[4] = (struct xitem){ a.id, "phone", "revealed", NULL };
+	xi[5] = (struct xitem){ b.id, "name", "refused", "consent_withdrawn" };
 	x[nx++] = (struct xev){ "pw-reader", "detokenize", 1, NULL,
-	    "marketing", NULL, { a.id }, { "phone" }, 0 };
+	    "marketing", NULL, { a.id }, { "phone" }, 0, xi + 4, 2 };
 
 	v = lookup("email", "ZQ.AUD-4101@a.example");
 	ck_assert_uint_eq(jget(v, "matches")->n, 1);
 	jfree(v);
 	x[nx++] = (struct xev){ "pw-writer", "lookup", 1, NULL, "service",
-	    NULL, { a.id }, { "email" }, 0 };
+	    NULL, { a.id }, { "email" }, 0, xi, 0 };
 
 	/* Refusals. */
 	toks[0] = tok_of(&a, "email");
@@ -858,29 +951,29 @@ START_TEST(test_audit_workload)
 	assert_error(&r, 401, "unauthenticated");
 	su_resp_free(&r);
 	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
-	    NULL, { NULL }, { NULL }, 0 };
+	    NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	req_auth(&r, "POST", "/v1/detokenize", K_RAW, forged,
 	    "{\"tokens\":[\"tok_AAAAAAAAAAAAAAAAAAAAAA\"],\"purpose\":"
 	    "\"service\"}");
 	assert_error(&r, 401, "unauthenticated");
 	su_resp_free(&r);
 	x[nx++] = (struct xev){ "-", "detokenize", 0, "unauthenticated", NULL,
-	    NULL, { NULL }, { NULL }, 0 };
+	    NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	detok_req(&r, K_WRITER, "service", NULL, toks, 1);
 	assert_error(&r, 403, "forbidden");
 	su_resp_free(&r);
 	x[nx++] = (struct xev){ "pw-writer", "detokenize", 0, "forbidden",
-	    NULL, NULL, { NULL }, { NULL }, 0 };
+	    NULL, NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	detok_req(&r, K_SERVICE, "marketing", NULL, toks, 1);
 	assert_error(&r, 403, "purpose_not_allowed");
 	su_resp_free(&r);
 	x[nx++] = (struct xev){ "pw-service", "detokenize", 0,
-	    "purpose_not_allowed", "marketing", NULL, { NULL }, { NULL }, 0 };
+	    "purpose_not_allowed", "marketing", NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	expect_error("POST", "/v1/records", K_WRITER,
 	    "{\"fields\":{\"email\":\"zq.aud-bad-4108\"}}", 422,
 	    "invalid_value");
 	x[nx++] = (struct xev){ "pw-writer", "records.create", 0,
-	    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0 };
+	    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0, NULL, 0 };
 
 	/* Health and metrics touch no personal data: not logged. */
 	req(&r, "GET", "/v1/health", K_NONE, NULL);
@@ -891,7 +984,7 @@ START_TEST(test_audit_workload)
 	v = access_rec(a.id);
 	jfree(v);
 	x[nx++] = (struct xev){ "pw-admin", "records.access", 1, NULL, NULL,
-	    NULL, { a.id }, { NULL }, 0 };
+	    NULL, { a.id }, { NULL }, 0, NULL, 0 };
 
 	/* The log is the auditor's alone. */
 	for (size_t i = 0; i < NELEM(not_auditor); i++) {
@@ -899,11 +992,11 @@ START_TEST(test_audit_workload)
 		    "forbidden");
 		x[nx++] = (struct xev){ key_names[not_auditor[i]],
 		    "audit.read", 0, "forbidden", NULL, NULL, { NULL },
-		    { NULL }, 0 };
+		    { NULL }, 0, NULL, 0 };
 	}
 	expect_error("GET", "/v1/audit", K_NONE, NULL, 401, "unauthenticated");
 	x[nx++] = (struct xev){ "-", "audit.read", 0, "unauthenticated", NULL,
-	    NULL, { NULL }, { NULL }, 0 };
+	    NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	for (size_t i = 0; i < NELEM(bad_audit); i++) {
 		char path[64];
 
@@ -915,15 +1008,16 @@ START_TEST(test_audit_workload)
 		assert_error(&r, 422, "invalid_value");
 		su_resp_free(&r);
 		x[nx++] = (struct xev){ "pw-auditor", "audit.read", 0,
-		    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0 };
+		    "invalid_value", NULL, NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	}
 	/* Past the end: no events, next stays where it was asked. */
 	v = audit_page("?after=999999&limit=5", NULL);
 	ck_assert_uint_eq(jget(v, "events")->n, 0);
 	ck_assert_uint_eq(jnum(v, "next"), 999999);
+	ck_assert(!jbool(v, "has_more"));
 	jfree(v);
 	x[nx++] = (struct xev){ "pw-auditor", "audit.read", 1, NULL, NULL,
-	    NULL, { NULL }, { NULL }, 0 };
+	    NULL, { NULL }, { NULL }, 0, NULL, 0 };
 	ck_assert_uint_le(nx, NELEM(x));
 
 	/* The whole log, four events a page. */
@@ -934,14 +1028,8 @@ START_TEST(test_audit_workload)
 	    all.n, base + nx);
 	for (size_t i = 0; i < nx; i++)
 		check_event(all.ev[base + i], &x[i], base + i);
-	/* Then only the reads of the log just made. */
-	for (size_t i = base + nx; i < all.n; i++) {
-		struct xev rd = { "pw-auditor", "audit.read", 1, NULL, NULL,
-		    NULL, { NULL }, { NULL }, 0 };
-
-		check_event(all.ev[i], &rd, i);
-	}
-	ck_assert_uint_eq(all.n, base + nx + all.ndocs - 1);
+	/* Nothing after: the paging ended where it began. */
+	ck_assert_uint_eq(all.n, base + nx);
 
 	/* No value, token or secret anywhere in it. */
 	never[nnever++] = "zq.";
@@ -954,15 +1042,16 @@ START_TEST(test_audit_workload)
 		never[nnever++] = keys[i] + 4;
 	assert_none_of(all.text.p, never, nnever, "the audit API");
 	count = all.n;
+	ndocs = all.ndocs;
 	audit_all_free(&all);
 
 	su_srv_stop();
-	/* The last page's own read is logged after it was answered. */
-	ck_assert_uint_eq(verify_ok(), count + 1);
+	/* Each page's own read is logged after the paging's end. */
+	ck_assert_uint_eq(verify_ok(), count + ndocs);
 	cli(&run, "audit", "export", NULL);
 	ck_assert_exit(&run, 0);
-	ck_assert_uint_eq(export_count(&run, "{\"seq\":"), count + 1);
-	ck_assert_uint_eq(export_count(&run, "\n"), count + 1);
+	ck_assert_uint_eq(export_count(&run, "{\"seq\":"), count + ndocs);
+	ck_assert_uint_eq(export_count(&run, "\n"), count + ndocs);
 	assert_none_of(run.out, never, nnever, "audit export");
 	su_run_free(&run);
 	ck_assert_ptr_nonnull(log = su_slurp(su_logpath, NULL));
@@ -1008,11 +1097,11 @@ START_TEST(test_audit_refusal_names_record)
 	{
 		const struct xev x[] = {
 			{ "pw-writer", "records.create", 1, NULL, NULL, NULL,
-			    { a.id }, { NULL }, 1 },
+			    { a.id }, { NULL }, 1, NULL, 0 },
 			{ "pw-admin", "records.legal_hold", 1, NULL, NULL,
-			    "case 12", { a.id }, { NULL }, 0 },
+			    "case 12", { a.id }, { NULL }, 0, NULL, 0 },
 			{ "pw-admin", "records.access", 1, NULL, NULL, NULL,
-			    { a.id }, { NULL }, 0 },
+			    { a.id }, { NULL }, 0, NULL, 0 },
 		};
 		static const char *const code[] = { "legal_hold",
 		    "invalid_value", "too_many_requests" };
@@ -1376,6 +1465,483 @@ assert_health(int degraded)
 	su_resp_free(&r);
 }
 
+/* The detokenize events among a's, oldest first, into out (max n). */
+static size_t
+detok_events(const struct audit_all *a, const struct jv **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->n && n < max; i++)
+		if (strcmp(jstr(a->ev[i], "action"), "detokenize") == 0)
+			out[n++] = a->ev[i];
+	return n;
+}
+
+/*
+ * Each token of a detokenize is logged as what it got: its record and
+ * field where the token led to them, revealed, masked or refused with the
+ * code its answer carried; never the token.  The event's records and
+ * fields are only those whose values (or masked forms) were released, so
+ * a request refused for every token releases, and lists, none, and the
+ * person's access answer does not count it as a read.
+ */
+START_TEST(test_audit_items)
+{
+	static const struct su_fv fa[] = { { "email", "zq.itm-5101@a.example" },
+	    { "name", "zq.itm-name-5102" } };
+	static const struct su_fv fb[] = { { "email", "zq.itm-5103@b.example" } };
+	static const struct su_fv fc[] = { { "name", "zq.itm-name-5104" } };
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	const struct su_apikey ek = { "pw-email", "reader", "service", "email",
+	    NULL };
+	char email_key[KEY_BUF], auth[KEY_BUF + 8];
+	const struct jv *dev[8];
+	struct audit_all all;
+	struct rec a, b, c;
+	struct su_resp r;
+	struct su_run run;
+	struct jv *v;
+	size_t nd;
+
+	su_apikey_create(email_key, child_env(), NULL, &ek);
+	srv_start_plain();
+	put(fa, 2, 0, KEEP, &a);	/* no marketing consent */
+	put(fb, 1, 1, KEEP, &b);
+	put(fc, 1, 1, KEEP, &c);
+	jfree(delete_rec(c.id));
+
+	{
+		/* Every kind of answer in one request. */
+		const char *t[] = { tok_of(&b, "email"), tok_of(&a, "email"),
+		    tok_of(&c, "name"), unknown, "tok_short",
+		    tok_of(&b, "email") };
+
+		detok_req(&r, K_READER, "marketing", NULL, t, NELEM(t));
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	{
+		const char *t[] = { tok_of(&a, "name") };
+
+		/* Research: masked. */
+		detok_req(&r, K_READER, "research", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+		/* The issue's case: nothing released, and the log says so. */
+		detok_req(&r, K_READER, "marketing", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	{
+		const char *t[] = { tok_of(&a, "email"), tok_of(&a, "name") };
+		char body[256];
+
+		/* A key limited to email fields. */
+		(void)snprintf(auth, sizeof(auth), "Bearer %s", email_key);
+		(void)snprintf(body, sizeof(body), "{\"tokens\":[\"%s\","
+		    "\"%s\"],\"purpose\":\"service\"}", t[0], t[1]);
+		req_auth(&r, "POST", "/v1/detokenize", K_RAW, auth, body);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	/* A's values were read twice (masked, then its email): not four. */
+	v = access_rec(a.id);
+	ck_assert_uint_eq(jget(v, "reads")->n, 2);
+	jfree(v);
+	/* B's KEK may no longer unwrap. */
+	cli(&run, "kms", "rotate", NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	cli(&run, "kms", "retire", "1", "--force", NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	{
+		const char *t[] = { tok_of(&b, "email") };
+
+		detok_req(&r, K_READER, "service", NULL, t, 1);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+
+	audit_read_all(&all, 100);
+	nd = detok_events(&all, dev, NELEM(dev));
+	ck_assert_uint_eq(nd, 5);
+	{
+		const struct xitem i0[] = {
+			{ b.id, "email", "revealed", NULL },
+			{ a.id, "email", "refused", "consent_withdrawn" },
+			/* The shred took its tokens' fields with it. */
+			{ c.id, NULL, "refused", "shredded" },
+			{ NULL, NULL, "refused", "not_found" },
+			{ NULL, NULL, "refused", "invalid_token" },
+			{ b.id, "email", "revealed", NULL },
+		};
+		const struct xitem i1[] = { { a.id, "name", "masked", NULL } };
+		const struct xitem i2[] = {
+			{ a.id, "name", "refused", "consent_withdrawn" } };
+		const struct xitem i3[] = {
+			{ a.id, "email", "revealed", NULL },
+			{ a.id, "name", "refused", "forbidden" },
+		};
+		const struct xitem i4[] = {
+			{ b.id, "email", "refused", "key_unavailable" } };
+		const struct xev x[] = {
+			{ "pw-reader", "detokenize", 1, NULL, "marketing",
+			    NULL, { b.id }, { "email" }, 0, i0, NELEM(i0) },
+			{ "pw-reader", "detokenize", 1, NULL, "research",
+			    NULL, { a.id }, { "name" }, 0, i1, 1 },
+			{ "pw-reader", "detokenize", 1, NULL, "marketing",
+			    NULL, { NULL }, { NULL }, 0, i2, 1 },
+			{ "pw-email", "detokenize", 1, NULL, "service",
+			    NULL, { a.id }, { "email" }, 0, i3, 2 },
+			{ "pw-reader", "detokenize", 1, NULL, "service",
+			    NULL, { NULL }, { NULL }, 0, i4, 1 },
+		};
+
+		for (size_t i = 0; i < NELEM(x); i++)
+			check_event(dev[i], &x[i], i);
+	}
+	ck_assert_msg(strstr(all.text.p, "tok_") == NULL, "a token in the "
+	    "audit API");
+	ck_assert_msg(strstr(all.text.p, "zq.") == NULL, "a value in the "
+	    "audit API");
+	audit_all_free(&all);
+	su_srv_stop();
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_uint_eq(export_count(&run, "\"outcome\":\"refused\""), 7);
+	ck_assert_msg(strstr(run.out, "tok_") == NULL, "a token in export");
+	su_run_free(&run);
+	(void)verify_ok();
+}
+END_TEST
+
+/*
+ * Every read through the CLI is logged, failed or not: piivault get
+ * leaves one event a token, its item saying what the token got (record
+ * and field where it led to them), never the token.
+ */
+START_TEST(test_audit_cli_get)
+{
+	static const struct su_fv fa[] = { { "email", "zq.get-5201@a.example" } };
+	static const struct su_fv fc[] = { { "name", "zq.get-name-5202" } };
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	const struct jv *got[8];
+	struct rec a, c;
+	struct su_run run;
+	size_t ng = 0;
+	char *line, *save = NULL;
+	struct jv *docs[64];
+	size_t nd = 0;
+
+	srv_start_plain();
+	put(fa, 1, 0, KEEP, &a);
+	put(fc, 1, 0, KEEP, &c);
+	jfree(delete_rec(c.id));
+	su_srv_stop();
+
+	cli(&run, "get", a.tok[0], NULL);
+	ck_assert_exit(&run, 0);
+	su_run_free(&run);
+	/* Failures: what the command prints is not this test's business. */
+	cli(&run, "get", unknown, NULL);
+	su_run_free(&run);
+	cli(&run, "get", "tok_short", NULL);
+	su_run_free(&run);
+	cli(&run, "get", c.tok[0], NULL);
+	su_run_free(&run);
+	cli(&run, "get", a.tok[0], unknown, NULL);
+	su_run_free(&run);
+
+	cli(&run, "audit", "export", NULL);
+	ck_assert_exit(&run, 0);
+	ck_assert_msg(strstr(run.out, "tok_") == NULL, "a token in export");
+	ck_assert_msg(strstr(run.out, "zq.") == NULL, "a value in export");
+	for (line = strtok_r(run.out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		struct jv *e = jparse(line, strlen(line));
+
+		ck_assert_ptr_nonnull(e);
+		ck_assert_uint_lt(nd, NELEM(docs));
+		docs[nd++] = e;
+		if (strcmp(jstr(e, "action"), "get") == 0) {
+			ck_assert_uint_lt(ng, NELEM(got));
+			got[ng++] = e;
+		}
+	}
+	ck_assert_uint_eq(ng, 6);
+	{
+		const struct xitem ok[] = { { a.id, "email", "revealed",
+		    NULL } };
+		const struct xitem nf[] = { { NULL, NULL, "refused",
+		    "not_found" } };
+		const struct xitem bad[] = { { NULL, NULL, "refused",
+		    "invalid_token" } };
+		const struct xitem sh[] = { { c.id, NULL, "refused",
+		    "shredded" } };
+		const struct xev x[] = {
+			{ "cli", "get", 1, NULL, NULL, NULL, { a.id },
+			    { "email" }, 0, ok, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, nf, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, bad, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, sh, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { a.id },
+			    { "email" }, 0, ok, 1 },
+			{ "cli", "get", 1, NULL, NULL, NULL, { NULL },
+			    { NULL }, 0, nf, 1 },
+		};
+
+		for (size_t i = 0; i < NELEM(x); i++)
+			check_event(got[i], &x[i], i);
+	}
+	for (size_t i = 0; i < nd; i++)
+		jfree(docs[i]);
+	su_run_free(&run);
+	(void)verify_ok();
+}
+END_TEST
+
+/* Records made by a thread while the log is paged. */
+struct scribbler {
+	pthread_t	 th;
+	atomic_int	 stop;
+	atomic_int	 written;
+	char		 url[256];
+};
+
+static void *
+scribble(void *arg)
+{
+	struct scribbler *w = arg;
+	char auth[64 + KEY_BUF], body[96];
+	const char *h[4] = { "Expect:", "Content-Type: application/json",
+	    auth, NULL };
+	char err[CURL_ERROR_SIZE];
+	struct su_resp r;
+	CURL *c;
+
+	(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	    keys[K_WRITER]);
+	if ((c = curl_easy_init()) == NULL)
+		return NULL;
+	while (!atomic_load(&w->stop)) {
+		(void)snprintf(body, sizeof(body), "{\"fields\":{\"name\":"
+		    "\"zq.pg-%d\"}}", atomic_load(&w->written));
+		if (su_http_do(c, &r, "POST", w->url, h, body, strlen(body),
+		    err) != 0)
+			break;
+		if (r.status == 201)
+			atomic_fetch_add(&w->written, 1);
+		su_resp_free(&r);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/*
+ * A paging ends: the first page fixes end (the newest event before its
+ * own read), later pages carry it, and has_more turns false at it, while
+ * every page's read and another client's writes go on adding events.  The
+ * client sees each event up to end exactly once, in order, no gap, none
+ * past end.  A bad end is refused, and an end past the newest event (a
+ * log cut back, or a client's mistake) too.
+ */
+START_TEST(test_audit_paging_ends)
+{
+	static const char *const bad_end[] = { "?end=abc", "?end=-1",
+	    "?end=", "?end=1x", "?end=99999999999999999999", "?end=0x10" };
+	struct scribbler w;
+	struct audit_all all;
+	struct su_resp r;
+	struct jv *v;
+	uint64_t end, newest;
+	char q[96];
+	int before;
+
+	srv_start_plain();
+	memset(&w, 0, sizeof(w));
+	(void)snprintf(w.url, sizeof(w.url), "%s/v1/records", su_srv.base);
+	ck_assert_int_eq(pthread_create(&w.th, NULL, scribble, &w), 0);
+	while (atomic_load(&w.written) < 10)
+		(void)usleep(1000);
+	before = atomic_load(&w.written);
+	audit_read_all(&all, 1);
+	end = all.n;
+	ck_assert_uint_ge(end, N_SETUP_EVENTS + 10);
+	/* The writes went on while it paged, and it ended anyway. */
+	ck_assert_int_gt(atomic_load(&w.written), before);
+	ck_assert_uint_eq(all.ndocs, end);
+	audit_all_free(&all);
+	atomic_store(&w.stop, 1);
+	ck_assert_int_eq(pthread_join(w.th, NULL), 0);
+
+	/* A new paging ends later: the writes and the reads are in it. */
+	v = audit_page("?after=0&limit=1", NULL);
+	newest = jnum(v, "end");
+	ck_assert_uint_gt(newest, end + end);
+	ck_assert(jbool(v, "has_more"));
+	jfree(v);
+
+	/* An end short of after: nothing, and no more. */
+	v = audit_page("?after=5&end=3", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 0);
+	ck_assert_uint_eq(jnum(v, "next"), 5);
+	ck_assert_uint_eq(jnum(v, "end"), 3);
+	ck_assert(!jbool(v, "has_more"));
+	jfree(v);
+	/* An end inside the page stops it there. */
+	v = audit_page("?after=0&end=3&limit=10", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 3);
+	ck_assert_uint_eq(jnum(v, "next"), 3);
+	ck_assert(!jbool(v, "has_more"));
+	jfree(v);
+	v = audit_page("?after=1&end=3&limit=1", NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 1);
+	ck_assert(jbool(v, "has_more"));
+	jfree(v);
+
+	for (size_t i = 0; i < NELEM(bad_end); i++) {
+		(void)snprintf(q, sizeof(q), "/v1/audit%s", bad_end[i]);
+		expect_error("GET", q, K_AUDITOR, NULL, 422, "invalid_value");
+	}
+	(void)snprintf(q, sizeof(q), "/v1/audit?end=%" PRIu64, newest + 1000);
+	req(&r, "GET", q, K_AUDITOR, NULL);
+	assert_error(&r, 422, "invalid_value");
+	ck_assert_msg(strstr(r.body.p, "end is past the newest event") != NULL,
+	    "[%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "events") == NULL, "[%s]", r.body.p);
+	su_resp_free(&r);
+	expect_error("GET", "/v1/audit?end=18446744073709551615", K_AUDITOR,
+	    NULL, 422, "invalid_value");
+}
+END_TEST
+
+/* The number after "key": in text (which must have one). */
+static uint64_t
+num_after(const char *text, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	(void)snprintf(pat, sizeof(pat), "\"%s\":", key);
+	ck_assert_msg((p = strstr(text, pat)) != NULL, "no %s in [%.200s]",
+	    key, text);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+/*
+ * How often needle occurs in text, in one pass: strstr from each match on
+ * would scan the rest of a megabyte page each time under ASan's
+ * strict_string_checks.
+ */
+static size_t
+count_of(const char *text, const char *needle)
+{
+	size_t n = 0, tl = strlen(text), nl = strlen(needle);
+
+	for (size_t i = 0; i + nl <= tl; i++)
+		if (text[i] == needle[0] && memcmp(text + i, needle, nl) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * Events of a read are bounded (VAULT_BATCH_MAX items each), and so is a
+ * page: where limit events would take it over the vault's page size, it
+ * holds fewer, has_more says so, and the next page goes on from there.
+ * audit export pages so too, and stops at the newest event when it began
+ * while a client writes: every event up to there, once, in order.  (The
+ * pages are megabytes: read as text, not through jparse.)
+ */
+#define BIG_READS	60
+START_TEST(test_audit_page_bounded)
+{
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	struct scribbler w;
+	struct su_resp r;
+	struct su_run run;
+	struct pv_buf b;
+	char *line, *save = NULL, q[128];
+	uint64_t after = 0, end = 0, n, exported = 0;
+	size_t pages = 0, items = 0, big = 0;
+	int more = 1;
+
+	srv_start_plain();
+	pv_buf_init(&b, 1u << 20);
+	su_buf_add(&b, "{\"tokens\":[");
+	for (int i = 0; i < VAULT_BATCH_MAX; i++) {
+		su_buf_add(&b, i > 0 ? "," : "");
+		su_buf_quote(&b, unknown);
+	}
+	su_buf_add(&b, "],\"purpose\":\"service\"}");
+	for (int i = 0; i < BIG_READS; i++) {
+		req(&r, "POST", "/v1/detokenize", K_READER, b.p);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	pv_buf_cleanup(&b);
+
+	while (more) {
+		if (pages == 0)
+			(void)snprintf(q, sizeof(q), "/v1/audit?limit=1000");
+		else
+			(void)snprintf(q, sizeof(q), "/v1/audit?after=%" PRIu64
+			    "&limit=1000&end=%" PRIu64, after, end);
+		req(&r, "GET", q, K_AUDITOR, NULL);
+		assert_status(&r, 200);
+		ck_assert_uint_lt(r.body.len, 4u << 20);
+		n = count_of(r.body.p, "{\"seq\":");
+		if (pages++ == 0) {
+			end = num_after(r.body.p, "end");
+			/* The first page could not hold them all. */
+			ck_assert_uint_gt(n, N_SETUP_EVENTS);
+			ck_assert_uint_lt(n, N_SETUP_EVENTS + BIG_READS);
+		}
+		ck_assert_uint_gt(n, 0);
+		ck_assert_uint_eq(num_after(r.body.p, "seq"), after + 1);
+		after += n;
+		ck_assert_uint_eq(num_after(r.body.p, "next"), after);
+		ck_assert_uint_eq(num_after(r.body.p, "end"), end);
+		more = strstr(r.body.p, "\"has_more\":true") != NULL;
+		ck_assert(more == (after < end));
+		big += count_of(r.body.p, "\"action\":\"detokenize\"");
+		items += count_of(r.body.p, "{\"outcome\":\"refused\","
+		    "\"code\":\"not_found\"}");
+		su_resp_free(&r);
+	}
+	ck_assert_uint_gt(pages, 1);
+	ck_assert_uint_eq(after, end);
+	ck_assert_uint_eq(big, BIG_READS);
+	ck_assert_uint_eq(items, (size_t)BIG_READS * VAULT_BATCH_MAX);
+
+	memset(&w, 0, sizeof(w));
+	(void)snprintf(w.url, sizeof(w.url), "%s/v1/records", su_srv.base);
+	ck_assert_int_eq(pthread_create(&w.th, NULL, scribble, &w), 0);
+	while (atomic_load(&w.written) < 5)
+		(void)usleep(1000);
+	cli(&run, "audit", "export", NULL);
+	atomic_store(&w.stop, 1);
+	ck_assert_int_eq(pthread_join(w.th, NULL), 0);
+	ck_assert_exit(&run, 0);
+	for (line = strtok_r(run.out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long seq;
+
+		ck_assert_msg(sscanf(line, "{\"seq\":%llu,", &seq) == 1,
+		    "[%.80s]", line);
+		ck_assert_uint_eq(seq, ++exported);
+	}
+	/* The pages' reads, then some of the writes, are in it. */
+	ck_assert_uint_ge(exported, end + pages + 5);
+	su_run_free(&run);
+	/* The writes went on after the export's end. */
+	ck_assert_uint_gt(verify_ok(), exported);
+}
+END_TEST
+
 /*
  * The audit write made to fail: a server on a 1 MiB map, filled until
  * writes fail.  A write then answers 503 and stores nothing; a read
@@ -1706,7 +2272,7 @@ START_TEST(test_correction)
 	audit_read_all(&all, 200);
 	for (size_t i = 0; i < all.n; i++) {
 		struct xev x = { "pw-admin", "records.correct", 1, NULL, NULL,
-		    NULL, { a.id }, { "email", "name", "city" }, 0 };
+		    NULL, { a.id }, { "email", "name", "city" }, 0, NULL, 0 };
 
 		if ((m = jstr(all.ev[i], "action")) == NULL ||
 		    strcmp(m, "records.correct") != 0 ||
@@ -1796,9 +2362,18 @@ START_TEST(test_deletion_and_hold)
 	put(f, 2, 0, KEEP, &h);
 	put(f, 2, 0, KEEP, &o);
 
-	/* A hold needs a reason, and an admin. */
-	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
-	    "{\"hold\":true}", 422, "reason_required");
+	/* A hold needs a reason (and says so), and an admin. */
+	{
+		struct su_resp r;
+
+		req(&r, "PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
+		    "{\"hold\":true}");
+		assert_error(&r, 422, "reason_required");
+		ck_assert_str_eq(r.body.p, "{\"error\":{\"code\":"
+		    "\"reason_required\",\"message\":\"a legal hold needs a "
+		    "reason\"}}\n");
+		su_resp_free(&r);
+	}
 	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
 	    "{\"hold\":true,\"reason\":\"\"}", 422, "reason_required");
 	expect_error("PUT", rec_path(h.id, "/legal-hold"), K_ADMIN,
@@ -1841,7 +2416,7 @@ START_TEST(test_deletion_and_hold)
 	p = audit_page(q, NULL);
 	{
 		struct xev x = { "pw-admin", "records.delete", 1, NULL, NULL,
-		    "request", { o.id }, { NULL }, 0 };
+		    "request", { o.id }, { NULL }, 0, NULL, 0 };
 
 		ck_assert_uint_eq(jget(p, "events")->n, 1);
 		check_event(&jget(p, "events")->items[0], &x, 0);
@@ -2013,37 +2588,204 @@ START_TEST(test_request_limit_concurrent)
 END_TEST
 
 /*
- * Deletion requests are limited "likewise" (SECURITY.md: access and
- * deletion requests are limited per record and window).  The case where
- * a limit matters is a live record asked for again and again: here one
- * under legal hold, so that each request is refused (409) and the person
- * asks once more.  With --request-limit 2, the third deletion request in
- * the window is over the limit.
+ * Only a request that is granted counts: a deletion refused under legal
+ * hold, as often as asked, leaves the person's requests untouched (the
+ * hold lifted, the deletion shreds), and asking again for a record
+ * shredded answers the same receipt, uncounted and logged as a repeat.
+ * An access refused over the limit does not count either, and metadata
+ * is not an access request.
  */
-START_TEST(test_request_limit_deletion)
+START_TEST(test_request_refusals_not_counted)
 {
 	static const struct su_fv f[] = { { "name", "zq.lim-name-2201" } };
+	struct audit_all all;
 	struct su_resp r;
+	size_t holds = 0, shreds = 0, repeats = 0;
+	char *first;
 	struct rec y, z;
+	struct jv *v;
 
 	srv_start("--request-limit", "2", "--request-window-days", "30",
 	    NULL);
 	put(f, 1, 0, KEEP, &y);
 	put(f, 1, 0, KEEP, &z);
 	set_hold(y.id, 1, "case 22");
-	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
-	    "legal_hold");
-	expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
-	    "legal_hold");
-	/* Another record is not limited by y's requests. */
-	jfree(delete_rec(z.id));
-	req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN, NULL);
-	ck_assert_msg(r.status == 429, "3rd deletion request for one record "
-	    "with --request-limit 2: status %ld, want 429 [%s]", r.status,
-	    r.body.p);
-	su_resp_free(&r);
-	expect_limited("DELETE", y.id, WINDOW);
+	for (int i = 0; i < 4; i++)
+		expect_error("DELETE", rec_path(y.id, ""), K_ADMIN, NULL, 409,
+		    "legal_hold");
 	expect_value(y.tok[0], "name", f[0].value);
+	set_hold(y.id, 0, "case 22 closed");
+	req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN,
+	    "{\"reason\":\"person asked\"}");
+	assert_status(&r, 200);
+	ck_assert_ptr_nonnull(first = strdup(r.body.p));
+	su_resp_free(&r);
+	v = jparse(first, strlen(first));
+	ck_assert_pstr_eq(jstr(jget(v, "receipt"), "reason"), "person asked");
+	jfree(v);
+	expect_tok_error(y.tok[0], "shredded");
+	/* Asked again, past any limit: the first receipt, byte for byte. */
+	for (int i = 0; i < 3; i++) {
+		req(&r, "DELETE", rec_path(y.id, ""), K_ADMIN,
+		    "{\"reason\":\"asked again\"}");
+		assert_status(&r, 200);
+		ck_assert_str_eq(r.body.p, first);
+		su_resp_free(&r);
+	}
+	free(first);
+
+	/* Metadata is not an access request: it never counts. */
+	for (int i = 0; i < 3; i++) {
+		req(&r, "GET", rec_path(z.id, "/metadata"), K_ADMIN, NULL);
+		assert_status(&r, 200);
+		su_resp_free(&r);
+	}
+	jfree(access_rec(z.id));
+	jfree(access_rec(z.id));
+	expect_limited("GET", z.id, WINDOW);
+	su_srv_stop();
+	/* Ten days on, refused again: that refusal does not count. */
+	fake_now = T0 + 10 * DAY;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	expect_limited("GET", z.id, WINDOW - 10 * DAY);
+	su_srv_stop();
+	/* Past the first two's window: two more, as if never refused. */
+	fake_now = T0 + WINDOW + 1;
+	srv_start("--request-limit", "2", "--request-window-days", "30",
+	    NULL);
+	jfree(access_rec(z.id));
+	jfree(access_rec(z.id));
+	expect_limited("GET", z.id, WINDOW);
+
+	/* The log: each refusal and repeat with its record; one shred. */
+	audit_read_all(&all, 500);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *e = all.ev[i];
+		const char *code = jstr(e, "code");
+		const char *const want[] = { y.id, NULL };
+
+		if (strcmp(jstr(e, "action"), "records.delete") != 0)
+			continue;
+		ck_assert_msg(strs_eq(jget(e, "records"), want),
+		    "a records.delete event without its record");
+		if (code == NULL) {
+			ck_assert_pstr_eq(jstr(e, "outcome"), "allowed");
+			ck_assert_pstr_eq(jstr(e, "reason"), "person asked");
+			shreds++;
+		} else if (strcmp(code, "legal_hold") == 0) {
+			ck_assert_pstr_eq(jstr(e, "outcome"), "denied");
+			holds++;
+		} else {
+			ck_assert_pstr_eq(code, "already_shredded");
+			ck_assert_pstr_eq(jstr(e, "outcome"), "allowed");
+			ck_assert_pstr_eq(jstr(e, "reason"), "asked again");
+			repeats++;
+		}
+	}
+	audit_all_free(&all);
+	ck_assert_uint_eq(holds, 4);
+	ck_assert_uint_eq(shreds, 1);
+	ck_assert_uint_eq(repeats, 3);
+}
+END_TEST
+
+/*
+ * GET /v1/records/{id}/metadata: what the vault holds about a record,
+ * for an admin, without a value or a token; logged as its own action,
+ * with the record.
+ */
+START_TEST(test_record_metadata)
+{
+	static const struct su_fv f[] = {
+		{ "email", "zq.meta-6301@a.example" },
+		{ "name", "zq.meta-name-6302" },
+	};
+	static const int not_admin[] = { K_WRITER, K_READER, K_SERVICE,
+	    K_AUDITOR };
+	static const char *const names[] = { "email", "name", NULL };
+	const struct jv *reads, *cons;
+	struct audit_all all;
+	const char *t;
+	struct rec a;
+	struct su_resp r;
+	struct jv *v, *acc;
+	size_t logged = 0;
+
+	srv_start_plain();
+	put(f, 2, 1, 30, &a);
+	t = tok_of(&a, "name");
+	jfree(detok(K_READER, "service", NULL, &t, 1));
+	set_hold(a.id, 1, "case 63");
+
+	req(&r, "GET", rec_path(a.id, "/metadata"), K_ADMIN, NULL);
+	assert_status(&r, 200);
+	for (size_t i = 0; i < NELEM(f); i++)
+		ck_assert_msg(strstr(r.body.p, f[i].value) == NULL,
+		    "a value in the metadata: [%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "tok_") == NULL,
+	    "a token in the metadata: [%s]", r.body.p);
+	ck_assert_msg(strstr(r.body.p, "zq.") == NULL, "[%s]", r.body.p);
+	v = su_body_json(&r);
+	su_resp_free(&r);
+	ck_assert_msg(v->type == J_OBJ && v->n == 7, "members: want 7");
+	ck_assert_pstr_eq(jstr(v, "id"), a.id);
+	ck_assert_msg(strs_eq(jget(v, "fields"), names), "fields: want "
+	    "[\"email\",\"name\"]");
+	cons = jget(v, "consent");
+	ck_assert_int_eq(jbool(cons, "marketing"), 1);
+	ck_assert_int_eq(jbool(cons, "notices"), 1);
+	ck_assert_uint_eq(jnum(v, "created"), T0);
+	ck_assert_uint_eq(jnum(v, "retain_until"), T0 + 30 * DAY);
+	ck_assert_int_eq(jbool(v, "legal_hold"), 1);
+	reads = jget(v, "reads");
+	ck_assert_msg(reads != NULL && reads->type == J_ARR && reads->n == 1,
+	    "reads: want 1");
+	ck_assert_pstr_eq(jstr(&reads->items[0], "by"), "pw-reader");
+	ck_assert_pstr_eq(jstr(&reads->items[0], "purpose"), "service");
+	/* The same facts as the access answer, its values aside. */
+	acc = access_rec(a.id);
+	ck_assert_uint_eq(jnum(acc, "created"), jnum(v, "created"));
+	ck_assert_uint_eq(jnum(acc, "retain_until"), jnum(v,
+	    "retain_until"));
+	ck_assert_uint_eq(jnum(&jget(acc, "reads")->items[0], "audit_seq"),
+	    jnum(&reads->items[0], "audit_seq"));
+	jfree(acc);
+	jfree(v);
+
+	for (size_t i = 0; i < NELEM(not_admin); i++)
+		expect_error("GET", rec_path(a.id, "/metadata"), not_admin[i],
+		    NULL, 403, "forbidden");
+	expect_error("GET", rec_path(a.id, "/metadata"), K_NONE, NULL, 401,
+	    "unauthenticated");
+	expect_error("GET", "/v1/records/rec_AAAAAAAAAAAAAAAAAAAAAA/metadata",
+	    K_ADMIN, NULL, 404, "not_found");
+	expect_error("GET", rec_path(tok_of(&a, "email"), "/metadata"),
+	    K_ADMIN, NULL, 404, "not_found");
+	req(&r, "HEAD", rec_path(a.id, "/metadata"), K_ADMIN, NULL);
+	assert_status(&r, 405);
+	ck_assert_pstr_eq(su_header(&r, "Allow"), "GET");
+	su_resp_free(&r);
+	set_hold(a.id, 0, "case 63 closed");
+	jfree(delete_rec(a.id));
+	expect_error("GET", rec_path(a.id, "/metadata"), K_ADMIN, NULL, 410,
+	    "shredded");
+
+	audit_read_all(&all, 500);
+	for (size_t i = 0; i < all.n; i++) {
+		const struct jv *e = all.ev[i];
+		const char *const want[] = { a.id, NULL };
+
+		if (strcmp(jstr(e, "action"), "records.metadata") != 0 ||
+		    strcmp(jstr(e, "outcome"), "allowed") != 0)
+			continue;
+		ck_assert_msg(strs_eq(jget(e, "records"), want),
+		    "records.metadata without its record");
+		logged++;
+	}
+	ck_assert_msg(strstr(all.text.p, "zq.") == NULL, "a value in the log");
+	audit_all_free(&all);
+	ck_assert_uint_eq(logged, 1);
 }
 END_TEST
 
@@ -2131,7 +2873,10 @@ END_TEST
 
 /* Tests: retention, on a clock the tests move. */
 
-/* piivault retention sweep [--dry-run] must print exactly want. */
+/*
+ * piivault retention sweep [--dry-run] --json must print exactly want:
+ * a dry run's count is what it would shred.
+ */
 static void
 sweep(int dry_run, unsigned shredded, unsigned held)
 {
@@ -2139,12 +2884,13 @@ sweep(int dry_run, unsigned shredded, unsigned held)
 	struct su_run r;
 
 	if (dry_run)
-		cli(&r, "retention", "sweep", "--dry-run", NULL);
+		cli(&r, "retention", "sweep", "--dry-run", "--json", NULL);
 	else
-		cli(&r, "retention", "sweep", NULL);
+		cli(&r, "retention", "sweep", "--json", NULL);
 	ck_assert_exit(&r, 0);
-	(void)snprintf(want, sizeof(want), "{\"dry_run\":%s,\"shredded\":%u,"
-	    "\"held\":%u}\n", dry_run ? "true" : "false", shredded, held);
+	(void)snprintf(want, sizeof(want), "{\"dry_run\":%s,\"%s\":%u,"
+	    "\"held\":%u}\n", dry_run ? "true" : "false", dry_run ?
+	    "would_shred" : "shredded", shredded, held);
 	ck_assert_msg(strcmp(r.out, want) == 0, "sweep at %" PRIu64 " said "
 	    "[%s], want [%s]", fake_now, r.out, want);
 	su_run_free(&r);
@@ -2224,7 +2970,7 @@ START_TEST(test_retention_sweep_cli)
 	v = last_event();
 	{
 		struct xev x = { "retention", "retention.sweep", 1, NULL, NULL,
-		    "retention", { r1.id }, { NULL }, 0 };
+		    "retention", { r1.id }, { NULL }, 0, NULL, 0 };
 
 		check_event(v, &x, 0);
 	}
@@ -2332,6 +3078,209 @@ tcase(Suite *s, const char *name, int timeout)
 	return tc;
 }
 
+/* API key expiry and rotation. */
+
+/* GET /v1/audit?limit=1 with secret: its status; *body its answer. */
+static long
+audit_with(const char *secret, char **body)
+{
+	char auth[KEY_BUF + 8];
+	struct su_resp r;
+	long st;
+
+	(void)snprintf(auth, sizeof(auth), "Bearer %s", secret);
+	req_auth(&r, "GET", "/v1/audit?limit=1", K_RAW, auth, NULL);
+	st = r.status;
+	if (body != NULL)
+		ck_assert_ptr_nonnull(*body = strdup(r.body.p));
+	su_resp_free(&r);
+	return st;
+}
+
+/* The secret is refused exactly as an unknown key is. */
+static void
+expect_refused(const char *secret, const char *what)
+{
+	char *got, *unknown;
+
+	ck_assert_msg(audit_with(secret, &got) == 401, "%s: [%s]", what, got);
+	ck_assert_int_eq(audit_with("pvk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "AAAAA", &unknown), 401);
+	ck_assert_msg(strcmp(got, unknown) == 0, "%s: [%s], unknown [%s]",
+	    what, got, unknown);
+	free(got);
+	free(unknown);
+}
+
+/* piivault apikey rotate name [--overlap-hours h]: the new secret. */
+static void
+rotate_key(char out[static KEY_BUF], const char *name, const char *hours)
+{
+	struct su_run r;
+
+	if (hours != NULL)
+		cli(&r, "apikey", "rotate", name, "--overlap-hours", hours,
+		    NULL);
+	else
+		cli(&r, "apikey", "rotate", name, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(r.outlen == VAULT_APIKEY_SECRET_LEN + 1 &&
+	    strncmp(r.out, "pvk_", 4) == 0, "[%s]", r.out);
+	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
+	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	su_run_free(&r);
+}
+
+/* apikey list --json: the answer (free()). */
+static char *
+key_list(void)
+{
+	struct su_run r;
+	char *s;
+
+	cli(&r, "apikey", "list", "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(s = strdup(r.out));
+	su_run_free(&r);
+	return s;
+}
+
+#define HOUR	3600ull
+
+/*
+ * --expires-days: the key works until created + N days, then gets 401 as
+ * an unknown key.  apikey rotate: the new secret works, the old one until
+ * the overlap's end, then 401; the rotated key keeps its rights and its
+ * lifetime from the rotation; revoking it revokes both secrets at once.
+ */
+START_TEST(test_apikey_expiry_rotation)
+{
+	static const char *const bad[][6] = {
+		{ "apikey", "create", "--name", "x", "--expires-days", "0" },
+		{ "apikey", "create", "--name", "x", "--expires-days", "3651" },
+		{ "apikey", "create", "--name", "x", "--expires-days", "1d" },
+		{ "apikey", "rotate", "rot", "--overlap-hours", "721", NULL },
+		{ "apikey", "rotate", "rot", "--overlap-hours", "-1", NULL },
+		{ "apikey", "rotate", NULL, NULL, NULL, NULL },
+	};
+	const struct su_apikey ka = { "exp", "auditor", NULL, NULL, NULL };
+	const struct su_apikey kb = { "rot", "auditor", NULL, NULL, NULL };
+	const char *const days2[] = { "--expires-days", "2", NULL };
+	const char *const days10[] = { "--expires-days", "10", NULL };
+	char exp_key[KEY_BUF], old[KEY_BUF], n1[KEY_BUF], n2[KEY_BUF];
+	char want[256], *list, *before;
+	struct su_run r;
+
+	su_apikey_create(exp_key, child_env(), days2, &ka);
+	su_apikey_create(old, child_env(), days10, &kb);
+	before = key_list();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[10] = { NULL };
+		size_t n = 0;
+
+		for (size_t j = 0; j < 6 && bad[i][j] != NULL; j++)
+			args[n++] = bad[i][j];
+		if (strcmp(bad[i][1], "create") == 0) {
+			args[n++] = "--role";
+			args[n++] = "auditor";
+		}
+		su_cli_argv(&r, child_env(), args);
+		ck_assert_msg(r.status == 2, "%zu: exit %d [%s]", i, r.status,
+		    r.err);
+		su_run_free(&r);
+	}
+	cli(&r, "apikey", "rotate", "nosuch", NULL);
+	ck_assert_exit(&r, 1);
+	su_run_free(&r);
+	/* Refused input changed nothing. */
+	list = key_list();
+	ck_assert_str_eq(list, before);
+	free(list);
+	free(before);
+	(void)snprintf(want, sizeof(want), "\"name\":\"exp\",\"role\":"
+	    "\"auditor\",\"reveal\":\"plain\",\"revoked\":false,\"state\":"
+	    "\"active\",\"created\":1700000000,\"expires\":1700172800,"
+	    "\"expires_days\":2,\"replaced_until\":null");
+	list = key_list();
+	ck_assert_msg(strstr(list, want) != NULL, "[%s]", list);
+	free(list);
+
+	/* Rotated at T0 with a 2-hour overlap: both secrets work. */
+	rotate_key(n1, "rot", "2");
+	ck_assert_str_ne(n1, old);
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(exp_key, NULL), 200);
+	ck_assert_int_eq(audit_with(old, NULL), 200);
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	su_srv_stop();
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"state\":\"rotated\",\"created\":"
+	    "1700000000,\"expires\":1700864000,"
+	    "\"expires_days\":10,\"replaced_until\":1700007200")
+	    != NULL, "[%s]", list);
+	free(list);
+
+	/* The last second of the overlap, then the first one past it. */
+	fake_now = T0 + 2 * HOUR - 1;
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(old, NULL), 200);
+	su_srv_stop();
+	fake_now = T0 + 2 * HOUR;
+	srv_start_plain();
+	expect_refused(old, "old secret after the overlap");
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	ck_assert_int_eq(audit_with(exp_key, NULL), 200);
+	su_srv_stop();
+
+	/* Two days on, the first key has expired; the rotated one has not. */
+	fake_now = T0 + 2 * DAY;
+	srv_start_plain();
+	expect_refused(exp_key, "expired key");
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	su_srv_stop();
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"name\":\"exp\",\"role\":\"auditor\","
+	    "\"reveal\":\"plain\",\"revoked\":false,\"state\":\"expired\"") !=
+	    NULL, "[%s]", list);
+	free(list);
+
+	/*
+	 * Rotated again (default overlap, a day): the new secret's lifetime
+	 * counts from now; the old secret past its overlap is dropped.
+	 */
+	rotate_key(n2, "rot", NULL);
+	list = key_list();
+	ck_assert_msg(strstr(list, "\"state\":\"active\",\"created\":"
+	    "1700172800,\"expires\":1701036800") !=
+	    NULL && strstr(list, "\"replaced_until\":1700259200")
+	    != NULL && strstr(list, "1700007200") == NULL, "[%s]",
+	    list);
+	free(list);
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	ck_assert_int_eq(audit_with(n2, NULL), 200);
+	expect_refused(old, "dropped secret");
+	/* Revoked while the server runs: both secrets at once. */
+	cli(&r, "apikey", "revoke", "rot", NULL);
+	ck_assert_exit(&r, 0);
+	su_run_free(&r);
+	expect_refused(n1, "revoked old secret");
+	expect_refused(n2, "revoked new secret");
+	su_srv_stop();
+	cli(&r, "apikey", "rotate", "rot", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "revoked"));
+	su_run_free(&r);
+	/* An expired key may be rotated: that renews it. */
+	rotate_key(n1, "exp", "0");
+	srv_start_plain();
+	ck_assert_int_eq(audit_with(n1, NULL), 200);
+	expect_refused(exp_key, "expired old secret");
+	ck_assert_ptr_null(strstr(su_server_log(), n1));
+	ck_assert_ptr_null(strstr(su_server_log(), exp_key));
+}
+END_TEST
+
 static Suite *
 policy_suite(void)
 {
@@ -2342,6 +3291,10 @@ policy_suite(void)
 	tcase_add_test(tc, test_audit_workload);
 	tcase_add_test(tc, test_audit_refusal_names_record);
 	tcase_add_test(tc, test_audit_unrouted_requests);
+	tcase_add_test(tc, test_audit_items);
+	tcase_add_test(tc, test_audit_cli_get);
+	tcase_add_test(tc, test_audit_paging_ends);
+	tcase_add_test(tc, test_audit_page_bounded);
 	tcase_add_test(tc, test_audit_unavailable_503);
 
 	tc = tcase(s, "tamper", TIMEOUT);
@@ -2358,7 +3311,11 @@ policy_suite(void)
 	tcase_add_test(tc, test_consent);
 	tcase_add_test(tc, test_request_limit_access);
 	tcase_add_test(tc, test_request_limit_concurrent);
-	tcase_add_test(tc, test_request_limit_deletion);
+	tcase_add_test(tc, test_request_refusals_not_counted);
+	tcase_add_test(tc, test_record_metadata);
+
+	tc = tcase(s, "apikey", TIMEOUT);
+	tcase_add_test(tc, test_apikey_expiry_rotation);
 
 	tc = tcase(s, "retention", TIMEOUT);
 	tcase_add_test(tc, test_retention_sweep_cli);

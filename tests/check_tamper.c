@@ -629,31 +629,41 @@ START_TEST(request_limit_reset)
 	    .action = "record.access", .ok = 1, .purpose = -1 };
 	const struct vault_policy pol = { 0, 3, 30 * 86400 };
 	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	char id2[VAULT_ID_STRLEN + 1], toks2[2][VAULT_ID_STRLEN + 1];
 	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
 	uint8_t orig[VAL_MAX], val[VAL_MAX];
 	struct vault_record_view *out;
-	struct ar_rows *rows;
+	struct ar_rows *rows, *rows2;
 	size_t len, ci = SIZE_MAX, di = SIZE_MAX;
 	uint64_t retry;
 	int logged;
 	struct vault *v;
 
 	ck_assert_ptr_nonnull(rows = calloc(1, sizeof(*rows)));
+	ck_assert_ptr_nonnull(rows2 = calloc(1, sizeof(*rows2)));
 	v = vopen();
 	vault_set_policy(v, &pol);
 	put_one(v, 0, 0, id, toks);
+	put_one(v, 0, 0, id2, toks2);
 	for (int i = 0; i < 4; i++) {
 		out = NULL;
 		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
 		    &out, &retry, &logged), i < 3 ? PV_OK : PV_ELIMIT);
 		vault_record_view_free(out);
 	}
+	/* Another record's counter, of one request. */
+	out = NULL;
+	ck_assert_int_eq(vault_record_access(v, &ev, id2, strlen(id2), &out,
+	    &retry, &logged), PV_OK);
+	vault_record_view_free(out);
 	vault_close(v);
 	ar_save(1, rows);
+	ar_save(2, rows2);
 	for (size_t i = 0; i < rows->n; i++)
 		if (rows->key[i][8] == (0x80 | VAULT_EK_ACCESS))
 			ci = i;
-		else if (rows->key[i][8] == (0x80 | VAULT_EK_DELETE))
+	for (size_t i = 0; i < rows2->n; i++)
+		if (rows2->key[i][8] == (0x80 | VAULT_EK_ACCESS))
 			di = i;
 	printf("request_limit_reset: %zu audit_rec rows\n", rows->n);
 
@@ -678,10 +688,10 @@ START_TEST(request_limit_reset)
 			expect_no_access(id, 1);
 		}
 	}
-	/* A shorter counter (the empty deletion one) swapped in. */
+	/* A shorter counter (another record's) swapped in. */
 	ar_set(rows, 1, 0);
-	poke(PV_T_AUDIT_REC, rows->key[ci], AR_KEY_LEN, rows->val[di],
-	    rows->len[di]);
+	poke(PV_T_AUDIT_REC, rows->key[ci], AR_KEY_LEN, rows2->val[di],
+	    rows2->len[di]);
 	expect_no_access(id, 1);
 
 	/* The header's limit flag cleared, every row gone. */
@@ -701,63 +711,135 @@ START_TEST(request_limit_reset)
 	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
 	vault_close(v);
 	free(rows);
+	free(rows2);
 }
 END_TEST
 
-/* One deletion request by a person on a held record: its status. */
-static pv_status
-delete_request(const char *id, pv_status *rc)
+/*
+ * An access request whose values do not open (a ciphertext altered on
+ * disk) is refused, and refused requests never count: with the bytes put
+ * back, the person still has every request of the window, and metadata
+ * (which opens no value) never counted.
+ */
+START_TEST(refused_access_not_counted)
 {
 	const struct vault_event ev = { .actor = "test",
-	    .action = "record.delete", .ok = 1, .purpose = -1 };
+	    .action = "record.access", .ok = 1, .purpose = -1 };
 	const struct vault_policy pol = { 0, 3, 30 * 86400 };
-	const char *ids[1] = { id };
-	size_t lens[1] = { VAULT_ID_STRLEN };
-	struct vault_receipt rcpt;
-	pv_status st = PV_OK;
-	uint64_t retry = 0;
-	int logged = 0;
-	struct vault_shred_req rq = { ids, lens, 1, "person", 1, &rcpt, &st,
-	    &retry, &logged };
+	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	uint8_t key[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	struct vault_record_view *out;
+	uint64_t retry;
+	size_t len;
+	int logged;
 	struct vault *v;
 
 	v = vopen();
-	vault_set_policy(v, &pol);
-	*rc = vault_shred_ev(v, &ev, &rq);
+	put_one(v, 0, 0, id, toks);
 	vault_close(v);
-	return st;
+	len = peek(PV_T_RECORDS, key, 8, orig);
+	memcpy(val, orig, len);
+	val[len - 1] ^= 0x01;		/* the last field's tag */
+	poke(PV_T_RECORDS, key, 8, val, len);
+	v = vopen();
+	vault_set_policy(v, &pol);
+	for (int i = 0; i < 5; i++) {
+		out = NULL;
+		logged = -1;
+		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
+		    &out, &retry, &logged), PV_EINTEGRITY);
+		ck_assert_ptr_null(out);
+		ck_assert_int_eq(logged, 0);
+	}
+	vault_close(v);
+	poke(PV_T_RECORDS, key, 8, orig, len);
+	v = vopen();
+	vault_set_policy(v, &pol);
+	for (int i = 0; i < 4; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_metadata(v, &ev, id, strlen(id),
+		    &out, &logged), PV_OK);
+		ck_assert_uint_eq(out->nfields, 2);
+		ck_assert_ptr_null(out->fields[0].value);
+		ck_assert_str_eq(out->fields[0].token, "");
+		vault_record_view_free(out);
+	}
+	for (int i = 0; i < 4; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_access(v, &ev, id, strlen(id),
+		    &out, &retry, &logged), i < 3 ? PV_OK : PV_ELIMIT);
+		vault_record_view_free(out);
+	}
+	vault_close(v);
 }
+END_TEST
 
-/* The same for deletion requests (counted even when a hold refuses). */
-START_TEST(deletion_limit_reset)
+/*
+ * Deletion requests are not limited (a deletion is granted once, and
+ * neither refusals nor repeats count): the deletion counter and index
+ * rows a vault made before this version kept, counting refusals under a
+ * legal hold, are not read.  Here they are made up (the access rows of
+ * three requests copied to the deletion kind, so their MAC does not even
+ * verify): the person's deletion still shreds, and answers its receipt
+ * when asked again.
+ */
+START_TEST(legacy_deletion_counts_ignored)
 {
-	const struct vault_event ev = { .actor = "test",
-	    .action = "record.hold", .ok = 1, .purpose = -1 };
+	const struct vault_event acc = { .actor = "test",
+	    .action = "record.access", .ok = 1, .purpose = -1 };
+	const struct vault_event del = { .actor = "test",
+	    .action = "record.delete", .ok = 1, .purpose = -1 };
+	const struct vault_policy pol = { 0, 3, 30 * 86400 };
 	char id[VAULT_ID_STRLEN + 1], toks[2][VAULT_ID_STRLEN + 1];
+	const char *ids[1] = { id };
+	size_t lens[1] = { VAULT_ID_STRLEN };
+	struct vault_record_view *out;
+	struct vault_receipt rcpt, again;
 	struct ar_rows *rows;
-	pv_status rc, st;
+	uint8_t k[AR_KEY_LEN];
+	uint64_t retry;
+	size_t made = 0;
+	pv_status st;
+	int logged;
 	struct vault *v;
 
 	ck_assert_ptr_nonnull(rows = calloc(1, sizeof(*rows)));
 	v = vopen();
+	vault_set_policy(v, &pol);
 	put_one(v, 0, 0, id, toks);
-	ck_assert_int_eq(vault_record_hold(v, &ev, id, strlen(id), 1), PV_OK);
+	for (int i = 0; i < 3; i++) {
+		out = NULL;
+		ck_assert_int_eq(vault_record_access(v, &acc, id, strlen(id),
+		    &out, &retry, &logged), PV_OK);
+		vault_record_view_free(out);
+	}
 	vault_close(v);
-	for (int i = 0; i < 4; i++) {
-		st = delete_request(id, &rc);
-		ck_assert_int_eq(rc, PV_OK);
-		ck_assert_int_eq(st, i < 3 ? PV_EHOLD : PV_ELIMIT);
-	}
 	ar_save(1, rows);
-	for (int d = 1; d < 4; d++) {
-		ar_set(rows, d & 1, d & 2);
-		st = delete_request(id, &rc);
-		ck_assert(rc == PV_EINTEGRITY || st == PV_ELIMIT);
+	for (size_t i = 0; i < rows->n; i++) {
+		if ((rows->key[i][8] & 0x7f) != VAULT_EK_ACCESS)
+			continue;
+		memcpy(k, rows->key[i], AR_KEY_LEN);
+		k[8] = (uint8_t)((k[8] & 0x80) | VAULT_EK_DELETE);
+		poke(PV_T_AUDIT_REC, k, AR_KEY_LEN, rows->val[i],
+		    rows->len[i]);
+		made++;
 	}
-	ar_set(rows, 0, 0);
-	st = delete_request(id, &rc);
-	ck_assert_int_eq(rc, PV_OK);
-	ck_assert_int_eq(st, PV_ELIMIT);
+	ck_assert_uint_eq(made, 4);	/* three index rows, one counter */
+
+	v = vopen();
+	vault_set_policy(v, &pol);
+	for (int i = 0; i < 2; i++) {
+		st = PV_EINVAL;
+		ck_assert_int_eq(vault_shred_ev(v, &del,
+		    &(struct vault_shred_req){ ids, lens, 1, "person",
+		    i == 0 ? &rcpt : &again, &st, &logged }), PV_OK);
+		ck_assert_int_eq(st, PV_OK);
+		ck_assert_int_eq(logged, 1);
+	}
+	ck_assert(same_receipt(&rcpt, &again));
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
 	free(rows);
 }
 END_TEST
@@ -1057,15 +1139,100 @@ START_TEST(wrap_counters_lowered)
 }
 END_TEST
 
+/*
+ * A key's expiry is MAC'd: pushed later on disk (each byte of the version
+ * 3 tail flipped), the key is refused and an alarm raised.  The old
+ * secret of a rotation, its row copied back from before the rotation
+ * (so it would never stop): refused past the overlap, an alarm.
+ */
+START_TEST(apikey_expiry_tamper)
+{
+	char sec[VAULT_APIKEY_SECRET_LEN + 1], nsec[VAULT_APIKEY_SECRET_LEN + 1];
+	uint8_t hash[32], orig[VAL_MAX], val[VAL_MAX];
+	const uint64_t t0 = 1700000000;
+	struct vault_apikey k;
+	struct vault *v;
+	size_t len, tail;
+
+	pv_clock_set(t0);
+	v = vopen();
+	memset(&k, 0, sizeof(k));
+	(void)snprintf(k.name, sizeof(k.name), "short");
+	k.role = VAULT_ROLE_READER;
+	k.reveal = VAULT_REVEAL_PLAIN;
+	k.purposes = 1;
+	k.expires_days = 1;
+	ck_assert_int_eq(vault_apikey_create(v, &k, sec), PV_OK);
+	sec[VAULT_APIKEY_SECRET_LEN] = '\0';
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_uint_eq(k.expires, t0 + 86400);
+	vault_close(v);
+	apikey_row("short", hash);
+	len = peek(PV_T_APIKEYS, hash, 32, orig);
+	ck_assert_uint_eq(orig[0], 3);
+	tail = len - 32 - 20;
+	ck_assert_uint_eq(pv_get_u64(orig + tail), t0 + 86400);
+
+	/* Expired in its genuine form: refused, no alarm. */
+	pv_clock_set(t0 + 86400);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+	/* Its expiry moved a century on. */
+	memcpy(val, orig, len);
+	pv_put_u64(val + tail, t0 + 100 * 365 * 86400ull);
+	poke(PV_T_APIKEYS, hash, 32, val, len);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	vault_close(v);
+	for (size_t i = tail; i < tail + 20; i++) {
+		memcpy(val, orig, len);
+		val[i] ^= 0x01;
+		poke(PV_T_APIKEYS, hash, 32, val, len);
+		pv_clock_set(t0);
+		v = vopen();
+		ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+		    PV_EUNAUTH);
+		ck_assert_uint_gt(vault_alarms(v), 0);
+		vault_close(v);
+	}
+	poke(PV_T_APIKEYS, hash, 32, orig, len);
+
+	/* Rotation, and the old row copied back. */
+	pv_clock_set(t0);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_int_eq(vault_apikey_rotate(v, "short", 3600, nsec), PV_OK);
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k), PV_OK);
+	ck_assert_uint_eq(k.replaced_until, t0 + 3600);
+	ck_assert_int_eq(vault_apikey_auth(v, nsec, strlen(nsec), &k), PV_OK);
+	vault_close(v);
+	poke(PV_T_APIKEYS, hash, 32, orig, len);
+	pv_clock_set(t0 + 3600);
+	v = vopen();
+	ck_assert_int_eq(vault_apikey_auth(v, sec, strlen(sec), &k),
+	    PV_EUNAUTH);
+	ck_assert_uint_gt(vault_alarms(v), 0);
+	ck_assert_int_eq(vault_apikey_auth(v, nsec, strlen(nsec), &k), PV_OK);
+	ck_assert_uint_eq(k.expires, t0 + 86400);
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 tamper_suite(void)
 {
 	return tu_suite_core("tamper", setup, tu_teardown, 600,
 	    apikey_byte_flips, apikey_swap, apikey_revocation_rollback,
+	    apikey_expiry_tamper,
 	    hold_byte_flips, retention_moved, consent_not_granted,
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
 	    upgrade_old_vault, upgrade_resumes, request_limit_reset,
-	    deletion_limit_reset, NULL);
+	    legacy_deletion_counts_ignored, refused_access_not_counted, NULL);
 }
 
 int

@@ -101,32 +101,53 @@ START_TEST(bad_records_refused)
 		struct vault_field	f[2];
 		size_t			n;
 		pv_status		want;
+		const char		*why;	/* the words, exactly */
 	} cases[] = {
-		{ { F("Email", "a@b.example") }, 1, PV_EFIELD },
-		{ { F("1x", "v") }, 1, PV_EFIELD },
-		{ { F("a-b", "v") }, 1, PV_EFIELD },
-		{ { F("name", "a"), F("name", "b") }, 2, PV_EFIELD },
-		{ { F("email", "not-an-email") }, 1, PV_EVALUE },
-		{ { F("email", "a@b") }, 1, PV_EVALUE },
-		{ { F("email", "a@@b.example") }, 1, PV_EVALUE },
-		{ { F("email", "a b@c.example") }, 1, PV_EVALUE },
-		{ { F("email", "a@b..example") }, 1, PV_EVALUE },
-		{ { F("phone", "abc") }, 1, PV_EVALUE },
-		{ { F("phone", "12+3456") }, 1, PV_EVALUE },
-		{ { F("phone", "+1234567890123456") }, 1, PV_EVALUE },
-		{ { F("name", "") }, 1, PV_EVALUE },
-		{ { F("name", "bad \xc0\xaf utf8") }, 1, PV_EVALUE },
-		{ { { "name", 4, big, PV_VALUE_MAX + 1 } }, 1, PV_ETOOBIG },
-		{ { F("name", "x") }, 0, PV_EINVAL },
+		{ { F("Email", "a@b.example") }, 1, PV_EFIELD, "field at "
+		    "index 0: name must match [a-z][a-z0-9_]{0,63}" },
+		{ { F("name", "v"), F("1x", "v") }, 2, PV_EFIELD, "field at "
+		    "index 1: name must match [a-z][a-z0-9_]{0,63}" },
+		{ { F("a-b", "v") }, 1, PV_EFIELD, NULL },
+		{ { F("name", "a"), F("name", "b") }, 2, PV_EFIELD,
+		    "field name: named twice" },
+		{ { F("email", "not-an-email") }, 1, PV_EVALUE,
+		    "field email: not a valid email address" },
+		{ { F("email", "a@b") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a@@b.example") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a b@c.example") }, 1, PV_EVALUE, NULL },
+		{ { F("email", "a@b..example") }, 1, PV_EVALUE, NULL },
+		{ { F("phone", "abc") }, 1, PV_EVALUE,
+		    "field phone: not a valid phone number" },
+		{ { F("phone", "12+3456") }, 1, PV_EVALUE, NULL },
+		{ { F("phone", "+1234567890123456") }, 1, PV_EVALUE, NULL },
+		{ { F("name", "") }, 1, PV_EVALUE,
+		    "field name: empty; a value has at least 1 byte" },
+		{ { F("name", "bad \xc0\xaf utf8") }, 1, PV_EVALUE,
+		    "field name: not valid UTF-8" },
+		{ { { "name", 4, big, PV_VALUE_MAX + 1 } }, 1, PV_ETOOBIG,
+		    "field name: longer than 4096 bytes" },
+		{ { F("name", "x") }, 0, PV_EINVAL, "a record needs fields" },
 	};
 	struct vault_record_in r = { NULL, 0, 0, 0 };
+	char why[VAULT_WHY_MAX];
 
 	memset(big, 'y', sizeof(big));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pv_status got;
+
 		r.fields = cases[i].f;
 		r.nfields = cases[i].n;
-		ck_assert_msg(vault_record_check(&r) == cases[i].want,
-		    "case %zu: got %d", i, vault_record_check(&r));
+		why[0] = '\0';
+		got = vault_record_check(&r, why);
+		ck_assert_msg(got == cases[i].want, "case %zu: got %d", i, got);
+		if (cases[i].why != NULL)
+			ck_assert_str_eq(why, cases[i].why);
+		/* Never a byte of a value, and never a name not valid. */
+		ck_assert_msg(strstr(why, "not-an-email") == NULL &&
+		    strstr(why, "abc") == NULL &&
+		    strstr(why, "Email") == NULL &&
+		    strstr(why, "1x") == NULL && strstr(why, "yyy") == NULL &&
+		    why[0] != '\0', "case %zu: [%s]", i, why);
 	}
 	for (int i = 0; i <= PV_FIELDS_MAX; i++) {
 		(void)snprintf(names[i], sizeof(names[i]), "f%d", i);
@@ -135,12 +156,14 @@ START_TEST(bad_records_refused)
 	}
 	r.fields = many;
 	r.nfields = PV_FIELDS_MAX;
-	ck_assert_int_eq(vault_record_check(&r), PV_OK);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_OK);
 	r.nfields = PV_FIELDS_MAX + 1;
-	ck_assert_int_eq(vault_record_check(&r), PV_ETOOBIG);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_ETOOBIG);
+	ck_assert_str_eq(why, "more than 64 fields");
 	r.nfields = 1;
 	r.retention_days = 36501;
-	ck_assert_int_eq(vault_record_check(&r), PV_EINVAL);
+	ck_assert_int_eq(vault_record_check(&r, why), PV_EINVAL);
+	ck_assert_str_eq(why, "retention_days must be from 1 to 36500");
 }
 END_TEST
 
@@ -1073,7 +1096,10 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 	ck_assert_uint_le(vl, sizeof(ev));
 	el = vl - PV_HMAC_LEN;
 	memcpy(ev, val, el);
-	ck_assert_uint_eq(ev[0], 2);		/* sealed */
+	ck_assert_uint_eq(ev[0], 3);		/* sealed, with items */
+	/* A shred has none: version 1 ends before their count. */
+	ck_assert_uint_eq(ev[el - 2], 0);
+	ck_assert_uint_eq(ev[el - 1], 0);
 	ck_assert(memmem(ev, el, plain, pl) == NULL);
 	pos = EV_STRINGS_OFF;
 	for (int i = 0; i < 3; i++)		/* actor, action, code */
@@ -1090,8 +1116,8 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 		nev[pos] = (uint8_t)pl;
 		memcpy(nev + pos + 1, plain, pl);
 		memcpy(nev + pos + 1 + pl, ev + pos + 1 + sl, el - pos - 1 -
-		    sl);
-		nl = el - sl + pl;
+		    sl - 2);
+		nl = el - sl + pl - 2;
 	}
 	parts[0] = (struct pv_part){ prev, sizeof(prev) };
 	parts[1] = (struct pv_part){ sk, sizeof(sk) };
@@ -1132,7 +1158,7 @@ START_TEST(reasons_old_and_forged)
 	struct vault_audit_entry *e = NULL;
 	struct vault_receipt first, r;
 	struct vault *v = NULL;
-	uint64_t count, bad, alarms;
+	uint64_t count, bad, alarms, last = 0;
 	size_t n = 0;
 
 	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
@@ -1149,8 +1175,8 @@ START_TEST(reasons_old_and_forged)
 	ck_assert_uint_eq(r.audit_seq, first.audit_seq);
 	ck_assert_uint_eq(r.shredded_at, first.shredded_at);
 	ck_assert_mem_eq(r.sig, first.sig, sizeof(r.sig));
-	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1, 1, &e, &n),
-	    PV_OK);
+	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(e[0].reason, "old reason 9301");
 	vault_audit_entries_free(e, n);
@@ -1166,14 +1192,156 @@ START_TEST(reasons_old_and_forged)
 	alarms = vault_alarms(v);
 	e = NULL;
 	n = 0;
-	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1, 1, &e, &n),
-	    PV_EINTEGRITY);
+	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_EINTEGRITY);
 	ck_assert_uint_gt(vault_alarms(v), alarms);
 	alarms = vault_alarms(v);
 	memset(&r, 0, sizeof(r));
 	reason_shred(v, id[1], "again", &r, PV_EINTEGRITY);
 	ck_assert_str_eq(r.reason, "");
 	ck_assert_uint_gt(vault_alarms(v), alarms);
+	vault_close(v);
+}
+END_TEST
+
+/*
+ * Rewrite the newest event, seq, with edit (which may change its length
+ * in place, up to RS_BUF bytes), its chain hash recomputed so that the
+ * chain verifies: a white-box stand-in for events an older version wrote
+ * or for a forger holding the vault's keys.
+ */
+static void
+event_rewrite(struct vault *v, uint64_t seq,
+    void (*edit)(uint8_t *ev, size_t *len))
+{
+	uint8_t sk[8], ev[RS_BUF], prev[PV_HMAC_LEN], h[PV_HMAC_LEN];
+	const uint8_t *val;
+	struct pv_part parts[3];
+	struct pv_txn *t;
+	size_t vl, el;
+
+	ck_assert_int_eq(vault_txn_begin(v, 1, &t), PV_OK);
+	memset(prev, 0, sizeof(prev));
+	if (seq > 1) {
+		pv_put_u64(sk, seq - 1);
+		ck_assert_int_eq(pv_get(t, PV_T_AUDIT, sk, sizeof(sk),
+		    (const void **)&val, &vl), PV_OK);
+		memcpy(prev, val + vl - PV_HMAC_LEN, PV_HMAC_LEN);
+	}
+	pv_put_u64(sk, seq);
+	ck_assert_int_eq(pv_get(t, PV_T_AUDIT, sk, sizeof(sk),
+	    (const void **)&val, &vl), PV_OK);
+	ck_assert_uint_le(vl, sizeof(ev));
+	el = vl - PV_HMAC_LEN;
+	memcpy(ev, val, el);
+	edit(ev, &el);
+	parts[0] = (struct pv_part){ prev, sizeof(prev) };
+	parts[1] = (struct pv_part){ sk, sizeof(sk) };
+	parts[2] = (struct pv_part){ ev, el };
+	ck_assert_int_eq(kms_keyed_hash(v->kms, KMS_H_AUDIT, h, parts, 3),
+	    PV_OK);
+	memcpy(ev + el, h, sizeof(h));
+	ck_assert_int_eq(pv_put(t, PV_T_AUDIT, sk, sizeof(sk), ev,
+	    el + sizeof(h), 0), PV_OK);
+	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
+}
+
+/* Version 3 without items to version 2: the same less the item count. */
+static void
+to_v2(uint8_t *ev, size_t *len)
+{
+	ck_assert_uint_eq(ev[0], 3);
+	ck_assert_uint_eq(ev[*len - 2], 0);
+	ck_assert_uint_eq(ev[*len - 1], 0);
+	ev[0] = 2;
+	*len -= 2;
+}
+
+/*
+ * One item without a field (docs/format.md: outcome, status, record seq,
+ * field length 0, at the end): an outcome no version writes.
+ */
+static void
+bad_outcome(uint8_t *ev, size_t *len)
+{
+	ck_assert_uint_eq(ev[*len - 11], VAULT_ITEM_REFUSED);
+	ev[*len - 11] = 9;
+}
+
+/*
+ * Events written before items (version 2, as every vault made before
+ * this version holds) read and verify in one chain with those after,
+ * with no items; a get is logged with its item whether it succeeds or
+ * not; an item no version writes is an integrity error even where the
+ * chain was forged to match.
+ */
+START_TEST(audit_versions_mixed)
+{
+	static const struct vault_field f[] = {
+		F("email", "versions@example.org") };
+	static const char unknown[] = "tok_AAAAAAAAAAAAAAAAAAAAAA";
+	char id[VAULT_ID_STRLEN + 1], toks[1][VAULT_ID_STRLEN + 1];
+	struct vault_audit_entry *e = NULL;
+	struct vault_value *val = NULL;
+	struct vault *v = NULL;
+	uint64_t count, bad, last = 0, old;
+	size_t n = 0;
+
+	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
+	vault_set_actor(v, "test");
+	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &old, &bad), PV_OK);
+	ck_assert_uint_gt(old, 0);
+	event_rewrite(v, old, to_v2);
+
+	ck_assert_int_eq(vault_get(v, toks[0], strlen(toks[0]), &val), PV_OK);
+	vault_value_free(val);
+	val = NULL;
+	ck_assert_int_eq(vault_get(v, unknown, strlen(unknown), &val),
+	    PV_ENOTFOUND);
+	ck_assert_ptr_null(val);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_uint_eq(count, old + 2);
+
+	ck_assert_int_eq(vault_audit_read(v, old - 1, VAULT_AUDIT_END_NONE,
+	    10, &e, &n, &last), PV_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(last, old + 2);
+	ck_assert_uint_eq(e[0].nitems, 0);		/* version 2 */
+	ck_assert_str_eq(e[1].action, "get");
+	ck_assert_uint_eq(e[1].nrecs, 1);
+	ck_assert_str_eq(e[1].ids[0], id);
+	ck_assert_uint_eq(e[1].nfields, 1);
+	ck_assert_str_eq(e[1].fields[0], "email");
+	ck_assert_uint_eq(e[1].nitems, 1);
+	ck_assert_str_eq(e[1].items[0].id, id);
+	ck_assert_str_eq(e[1].items[0].field, "email");
+	ck_assert_int_eq(e[1].items[0].outcome, VAULT_ITEM_REVEALED);
+	ck_assert_int_eq(e[1].items[0].code, PV_OK);
+	ck_assert_int_eq(e[2].ok, 1);
+	ck_assert_uint_eq(e[2].nrecs, 0);
+	ck_assert_uint_eq(e[2].nitems, 1);
+	ck_assert_str_eq(e[2].items[0].id, "");
+	ck_assert_str_eq(e[2].items[0].field, "");
+	ck_assert_int_eq(e[2].items[0].outcome, VAULT_ITEM_REFUSED);
+	ck_assert_int_eq(e[2].items[0].code, PV_ENOTFOUND);
+	vault_audit_entries_free(e, n);
+
+	/* An end stops the page there; the newest is still told. */
+	e = NULL;
+	ck_assert_int_eq(vault_audit_read(v, 0, old, 10, &e, &n, &last),
+	    PV_OK);
+	ck_assert_uint_eq(n, old);
+	ck_assert_uint_eq(e[n - 1].seq, old);
+	ck_assert_uint_eq(last, old + 2);
+	vault_audit_entries_free(e, n);
+
+	event_rewrite(v, old + 2, bad_outcome);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	e = NULL;
+	ck_assert_int_eq(vault_audit_read(v, old + 1, VAULT_AUDIT_END_NONE,
+	    10, &e, &n, &last), PV_EINTEGRITY);
+	ck_assert_ptr_null(e);
 	vault_close(v);
 }
 END_TEST
@@ -1190,7 +1358,7 @@ vault_suite(void)
 	    ids_unique_and_unordered, map_full_changes_nothing,
 	    threads_share_a_vault, two_handles_one_directory,
 	    failed_group_commit_fails_every_job, numbers_exhausted,
-	    reasons_old_and_forged, NULL);
+	    reasons_old_and_forged, audit_versions_mixed, NULL);
 }
 
 int

@@ -112,8 +112,8 @@ void	detok_body(struct pv_buf *b, const char *purpose, const char *reason,
 
 /*
  * POST /v1/detokenize as key: 200, and the answer, whose only member is
- * "results", an object with one member per distinct token, in the order
- * of their first occurrence.
+ * "results", an array of one item per string sent, in order, duplicates
+ * kept, each echoing its "token" if and only if it is of a token's form.
  */
 struct jv	*detok(int key, const char *purpose, const char *reason,
     const char *const *toks, size_t n);

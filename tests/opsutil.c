@@ -474,10 +474,10 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 		return -1;
 	}
 	v = jparse(r->body.p, r->body.len);
-	if ((res = jget(v, "results")) == NULL || res->type != J_OBJ ||
-	    v->n != 1) {
-		(void)snprintf(why, whylen, "detokenize: not {\"results\":…}:"
-		    " %.300s", r->body.p);
+	if ((res = jget(v, "results")) == NULL || res->type != J_ARR ||
+	    v->n != 1 || res->n != n) {
+		(void)snprintf(why, whylen, "detokenize: not {\"results\":"
+		    "[…]} of %zu: %.300s", n, r->body.p);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -485,7 +485,9 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 		const char *tok = o->tok[q[i].f], *want = o->val[q[i].f];
 		const char *code, *val;
 
-		if ((a = jget(res, tok)) == NULL) {
+		a = &res->items[i];	/* one item per token, in order */
+		if (jstr(a, "token") == NULL || strcmp(jstr(a, "token"),
+		    tok) != 0) {
 			(void)snprintf(why, whylen, "%s: no answer", tok);
 			goto out;
 		}
@@ -498,7 +500,7 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 				    tok, o->id, atomic_load(&o->st));
 				goto out;
 			}
-			if (a->n != 2 || jstr(a, "field") == NULL ||
+			if (a->n != 4 || jstr(a, "field") == NULL ||
 			    strcmp(jstr(a, "field"), fname[q[i].f]) != 0 ||
 			    vv->len != strlen(want) ||
 			    memcmp(vv->s, want, vv->len) != 0) {
@@ -511,12 +513,12 @@ detok_judge(const struct su_resp *r, struct ask *q, size_t n, char *why,
 			continue;
 		}
 		code = jcode(a);
-		if (a->n == 1 && code != NULL && strcmp(code, "shredded") ==
+		if (a->n == 3 && code != NULL && strcmp(code, "shredded") ==
 		    0 && (q[i].allow & A_SHREDDED)) {
 			t->shredded++;
 			continue;
 		}
-		if (a->n == 1 && code != NULL && strcmp(code,
+		if (a->n == 3 && code != NULL && strcmp(code,
 		    "key_unavailable") == 0 && (q[i].allow & A_KEYGONE)) {
 			t->keygone++;
 			continue;

@@ -1035,12 +1035,33 @@ su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
 /* Detokenize answers. */
 
 const struct jv *
+su_item(const struct jv *doc, size_t i)
+{
+	const struct jv *res = jget(doc, "results"), *r, *ix;
+
+	ck_assert_msg(res != NULL && res->type == J_ARR && i < res->n,
+	    "no item %zu", i);
+	r = &res->items[i];
+	ix = jget(r, "index");
+	ck_assert_msg(r->type == J_OBJ && ix != NULL && ix->type == J_NUM &&
+	    strtoull(ix->s, NULL, 10) == i, "item %zu: no index %zu", i, i);
+	return r;
+}
+
+const struct jv *
 su_result(const struct jv *doc, const char *tok)
 {
-	const struct jv *r = jget(jget(doc, "results"), tok);
+	const struct jv *res = jget(doc, "results");
 
-	ck_assert_msg(r != NULL && r->type == J_OBJ, "no answer for %s", tok);
-	return r;
+	ck_assert_msg(res != NULL && res->type == J_ARR, "no results");
+	for (size_t i = 0; i < res->n; i++) {
+		const char *t = jstr(&res->items[i], "token");
+
+		if (t != NULL && strcmp(t, tok) == 0)
+			return su_item(doc, i);
+	}
+	ck_abort_msg("no answer for %s", tok);
+	return NULL;
 }
 
 void
@@ -1049,7 +1070,7 @@ su_assert_value(const struct jv *doc, const char *tok, const char *field,
 {
 	const struct jv *r = su_result(doc, tok), *v = jget(r, "value");
 
-	ck_assert_msg(r->n == 2 && v != NULL && v->type == J_STR,
+	ck_assert_msg(r->n == 4 && v != NULL && v->type == J_STR,
 	    "%s (%s): no plain value", tok, field);
 	ck_assert_pstr_eq(jstr(r, "field"), field);
 	ck_assert_msg(v->len == strlen(value) && memcmp(v->s, value,
@@ -1058,11 +1079,24 @@ su_assert_value(const struct jv *doc, const char *tok, const char *field,
 }
 
 void
+su_assert_item_error(const struct jv *item, const char *code)
+{
+	const struct jv *e = jget(item, "error");
+	const char *msg = jstr(e, "message");
+
+	ck_assert_msg(e != NULL && e->type == J_OBJ && e->n == 2 &&
+	    msg != NULL && *msg != '\0' && jget(item, "field") == NULL &&
+	    jget(item, "value") == NULL, "not {\"error\":{\"code\":…,"
+	    "\"message\":…}}");
+	ck_assert_pstr_eq(jstr(e, "code"), code);
+}
+
+void
 su_assert_tok_error(const struct jv *doc, const char *tok, const char *code)
 {
-	const struct jv *r = su_result(doc, tok), *e = jget(r, "error");
+	const struct jv *r = su_result(doc, tok);
 
-	ck_assert_msg(r->n == 1 && e != NULL && e->type == J_OBJ &&
-	    e->n == 1, "%s: not {\"error\":{\"code\":…}}", tok);
-	ck_assert_pstr_eq(jstr(e, "code"), code);
+	ck_assert_msg(r->n == 3, "%s: {index, token, error}: %zu members",
+	    tok, r->n);
+	su_assert_item_error(r, code);
 }

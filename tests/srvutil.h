@@ -263,13 +263,20 @@ void	su_buf_quote(struct pv_buf *b, const char *s);
 void	su_record_body(struct pv_buf *b, const struct su_fv *f, size_t n,
 	    int consent, int days);
 
-/* Detokenize answers ({"results":{tok:…}}); they assert. */
-/* The answer for tok. */
+/*
+ * Detokenize answers ({"results":[{"index":0,"token":…,…},…]}: an item
+ * per string sent, in order); they assert.
+ */
+/* Item i, whose "index" is i. */
+const struct jv *su_item(const struct jv *doc, size_t i);
+/* The first item whose "token" is tok (a string of a token's form). */
 const struct jv *su_result(const struct jv *doc, const char *tok);
-/* tok was answered {"field":field,"value":value}. */
+/* tok was answered {"index":…,"token":tok,"field":field,"value":value}. */
 void	su_assert_value(const struct jv *doc, const char *tok,
 	    const char *field, const char *value);
-/* tok was answered {"error":{"code":code}}. */
+/* item is an error {"error":{"code":code,"message":…}}, and no value. */
+void	su_assert_item_error(const struct jv *item, const char *code);
+/* tok was answered {"index":…,"token":tok,"error":{"code":code,…}}. */
 void	su_assert_tok_error(const struct jv *doc, const char *tok,
 	    const char *code);
 

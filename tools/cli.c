@@ -2,9 +2,11 @@
  * cli.c: the piivault command: the sub-command table, the options every
  * sub-command shares, and how the root key's passphrase is obtained.
  */
+#include <sys/stat.h>
+
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,9 @@ usage_all(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		(void)fprintf(f, "  %-8s %s\n", commands[i].name,
 		    commands[i].help);
-	(void)fprintf(f, "\nEach command takes --help.  Common options:\n"
+	(void)fprintf(f, "\nEach command takes --help (or: piivault help COMMAND "
+	    "[SUBCOMMAND])\nand no option it does not list there.  Every "
+	    "command that opens the vault\ntakes:\n"
 	    "  --data-dir DIR   vault directory (env PIIVAULT_DATA_DIR, "
 	    "default " CLI_DATA_DIR_DEFAULT ")\n"
 	    "  --key-file FILE  root key file (env PIIVAULT_KEY_FILE, "
@@ -55,13 +59,27 @@ usage_all(FILE *f)
 	    "PIIVAULT_PASSPHRASE, or asks on the terminal.\n");
 }
 
+/* help [COMMAND [SUBCOMMAND]]: the list, or that command's --help. */
 static int
 cmd_help(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	usage_all(stdout);
-	return CLI_OK;
+	char *args[4];
+
+	if (argc == 1 || (argc == 2 && strcmp(argv[1], "--help") == 0)) {
+		usage_all(stdout);
+		return CLI_OK;
+	}
+	/* No option: "help --help --help" must not come back here. */
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-')
+			return cli_usage("help", "expected COMMAND [SUBCOMMAND]");
+	if (argc > 3)
+		return cli_usage("help", "expected COMMAND [SUBCOMMAND]");
+	args[0] = (char *)"piivault";
+	for (int i = 1; i < argc; i++)
+		args[i] = argv[i];
+	args[argc] = (char *)"--help";
+	return cli_main(argc + 1, args);
 }
 
 /*
@@ -107,80 +125,227 @@ cli_usage(const char *cmd, const char *msg)
 	return CLI_USAGE;
 }
 
-/* The value of environment variable name if set and not empty, else dflt. */
+/*
+ * The path in environment variable name if set and not empty, else dflt;
+ * *from says which.
+ */
 static const char *
-env_or(const char *name, const char *dflt)
+env_or(const char *name, const char *dflt, enum cli_from *from)
 {
 	const char *env = getenv(name);
 
-	if (env == NULL || *env == '\0')
+	if (env == NULL || *env == '\0') {
+		*from = CLI_FROM_DEFAULT;
 		return dflt;
+	}
+	*from = CLI_FROM_ENV;
 	return env;
+}
+
+/* The command being run, for messages; see cli_name. */
+static char cmd_name[64];
+
+const char *
+cli_name(void)
+{
+	return cmd_name;
+}
+
+static void
+set_name(const char *group, const char *cmd)
+{
+	if (group != NULL)
+		(void)snprintf(cmd_name, sizeof(cmd_name), "%s %s", group, cmd);
+	else
+		(void)snprintf(cmd_name, sizeof(cmd_name), "%s", cmd);
+}
+
+static const struct option vault_opts[] = { CLI_OPTS_VAULT, CLI_OPT_END };
+
+/*
+ * Say that arg (an option as given) is refused, and why.  Its name is
+ * shown only if it looks like one: whatever else starts with a dash may
+ * be a value, and a value is never echoed.
+ */
+static int
+bad_option(const char *arg, const char *why)
+{
+	size_t n = strcspn(arg, "="), dashes = arg[1] == '-' ? 2 : 1;
+	char msg[128];
+
+	/* "--name" or "-n", a lowercase letter first, at most 32 long. */
+	if (n > dashes && n - dashes <= 32 && arg[dashes] >= 'a' &&
+	    arg[dashes] <= 'z' && strspn(arg + dashes,
+	    "abcdefghijklmnopqrstuvwxyz0123456789-") == n - dashes)
+		(void)snprintf(msg, sizeof(msg), "%s %.*s", why, (int)n, arg);
+	else
+		(void)snprintf(msg, sizeof(msg), "%s", why);
+	return cli_usage(cmd_name, msg);
+}
+
+/*
+ * The same for a command or subcommand name that is not one: shown only
+ * if it looks like one.
+ */
+static int
+bad_word(const char *word, const char *why)
+{
+	size_t n = strlen(word);
+	int shown = n > 0 && n <= 32 && word[0] >= 'a' && word[0] <= 'z' &&
+	    strspn(word, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+
+	(void)fprintf(stderr, "piivault: %s%s%s%s%s%s (see piivault %s%s)\n",
+	    cmd_name, cmd_name[0] != '\0' ? ": " : "", why,
+	    shown ? " '" : "", shown ? word : "", shown ? "'" : "",
+	    cmd_name[0] != '\0' ? cmd_name : "help",
+	    cmd_name[0] != '\0' ? " --help" : "");
+	return CLI_USAGE;
+}
+
+/* The help cli_parse prints for --help: usage, then the options. */
+static void
+print_help(const char *usage, const struct option *opts, const char *own)
+{
+	(void)printf("usage: piivault %s\n\n%s", usage, own != NULL ? own :
+	    "");
+	for (size_t i = 0; opts[i].name != NULL; i++)
+		switch (opts[i].val) {
+		case CLI_O_DATA_DIR:
+			(void)printf("  --data-dir DIR   vault directory (env "
+			    "PIIVAULT_DATA_DIR, default "
+			    CLI_DATA_DIR_DEFAULT ")\n");
+			break;
+		case CLI_O_KEY_FILE:
+			(void)printf("  --key-file FILE  root key file (env "
+			    "PIIVAULT_KEY_FILE, default "
+			    CLI_KEY_FILE_DEFAULT ")\n");
+			break;
+		case CLI_O_PASSPHRASE:
+			(void)printf("  --passphrase     derive the root key "
+			    "from a passphrase (Argon2id)\n");
+			break;
+		case CLI_O_JSON:
+			(void)printf("  --json           machine-readable "
+			    "output\n");
+			break;
+		}
+}
+
+/*
+ * One option, arg as given (its "--" included), with val its value or
+ * NULL: into c, or to own.
+ */
+static int
+take_option(const struct option *o, const char *arg, const char *val,
+    struct cli_common *c, const struct cli_own *own)
+{
+	switch (o->val) {
+	case CLI_O_DATA_DIR:
+		c->data_dir = val;
+		c->data_dir_from = CLI_FROM_OPTION;
+		break;
+	case CLI_O_KEY_FILE:
+		c->key_file = val;
+		c->key_file_from = CLI_FROM_OPTION;
+		break;
+	case CLI_O_PASSPHRASE:
+		c->passphrase = 1;
+		break;
+	case CLI_O_JSON:
+		c->json = 1;
+		break;
+	default:
+		if (own == NULL || own->fn == NULL || o->val < CLI_OPT_OWN)
+			return bad_option(arg, "unknown option");
+		return own->fn(own->arg, o->val & ~CLI_OPT_REPEAT, val);
+	}
+	return CLI_OK;
 }
 
 int
 cli_parse(int argc, char **argv, struct cli_common *c, int *first,
     const char *usage, const struct cli_own *own)
 {
-	enum { O_DATA = 256, O_KEY, O_PASS, O_JSON, O_HELP };
-	static const struct option common[] = {
-		{ "data-dir", required_argument, NULL, O_DATA },
-		{ "key-file", required_argument, NULL, O_KEY },
-		{ "passphrase", no_argument, NULL, O_PASS },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "help", no_argument, NULL, O_HELP },
-	};
-	struct option opts[64];
-	size_t n = 0;
-	int ch, r;
+	const struct option *opts = own != NULL ? own->opts : vault_opts;
+	uint64_t seen = 0;	/* bit i: opts[i] was given */
+	char **operands;
+	const char *arg, *val;
+	size_t nopts, nops = 0, n;
+	int r = CLI_OK, i;
 
-	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
-		opts[n++] = common[i];
-	for (size_t i = 0; own != NULL && own->opts[i].name != NULL &&
-	    n < sizeof(opts) / sizeof(opts[0]) - 1; i++)
-		opts[n++] = own->opts[i];
-	memset(&opts[n], 0, sizeof(opts[n]));
 	memset(c, 0, sizeof(*c));
-	c->data_dir = env_or("PIIVAULT_DATA_DIR", CLI_DATA_DIR_DEFAULT);
-	c->key_file = env_or("PIIVAULT_KEY_FILE", CLI_KEY_FILE_DEFAULT);
-	optind = 0;		/* full re-initialisation (GNU) */
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_DATA:
-			c->data_dir = optarg;
+	c->data_dir = env_or("PIIVAULT_DATA_DIR", CLI_DATA_DIR_DEFAULT,
+	    &c->data_dir_from);
+	c->key_file = env_or("PIIVAULT_KEY_FILE", CLI_KEY_FILE_DEFAULT,
+	    &c->key_file_from);
+	for (nopts = 0; opts[nopts].name != NULL; nopts++)
+		assert(nopts < 64);
+	if ((operands = calloc((size_t)argc, sizeof(*operands))) == NULL)
+		return cli_fail(cmd_name, NULL, PV_ENOMEM);
+	for (i = 1; i < argc && r == CLI_OK; i++) {
+		size_t k;
+
+		arg = argv[i];
+		if (strcmp(arg, "--") == 0) {
+			while (++i < argc)
+				operands[nops++] = argv[i];
 			break;
-		case O_KEY:
-			c->key_file = optarg;
+		}
+		if (arg[0] != '-' || arg[1] == '\0') {
+			operands[nops++] = argv[i];
+			continue;
+		}
+		if (arg[1] != '-') {
+			r = bad_option(arg, "unknown option");
 			break;
-		case O_PASS:
-			c->passphrase = 1;
+		}
+		n = strcspn(arg + 2, "=");
+		if (n == 4 && strncmp(arg + 2, "help", 4) == 0 &&
+		    arg[6] == '\0') {
+			print_help(usage, opts, own != NULL ? own->help :
+			    NULL);
+			r = -1;
 			break;
-		case O_JSON:
-			c->json = 1;
+		}
+		for (k = 0; k < nopts; k++)
+			if (strlen(opts[k].name) == n &&
+			    strncmp(opts[k].name, arg + 2, n) == 0)
+				break;
+		if (k == nopts) {
+			r = bad_option(arg, "unknown option");
 			break;
-		case O_HELP:
-			(void)printf("usage: piivault %s\n\n%s"
-			    "  --data-dir DIR   vault directory\n"
-			    "  --key-file FILE  root key file\n", usage,
-			    own != NULL && own->help != NULL ? own->help : "");
-			return -1;
-		case ':':
-			return cli_usage(argv[0], "option needs a value");
-		default:
-			if (own != NULL && ch >= CLI_OPT_OWN) {
-				if ((r = own->fn(own->arg, ch, optarg)) !=
-				    CLI_OK)
-					return r;
+		}
+		if ((seen & (UINT64_C(1) << k)) &&
+		    (opts[k].val & CLI_OPT_REPEAT) == 0) {
+			r = bad_option(arg, "repeated option");
+			break;
+		}
+		seen |= UINT64_C(1) << k;
+		val = NULL;
+		if (arg[2 + n] == '=') {
+			if (opts[k].has_arg == no_argument) {
+				r = bad_option(arg, "no value allowed for");
 				break;
 			}
-			return cli_usage(argv[0], "unknown option");
+			val = arg + 2 + n + 1;
+		} else if (opts[k].has_arg == required_argument) {
+			if (i + 1 == argc) {
+				r = bad_option(arg, "missing value for");
+				break;
+			}
+			val = argv[++i];
 		}
+		r = take_option(&opts[k], arg, val, c, own);
 	}
-	if (c->data_dir[0] == '\0' || c->key_file[0] == '\0')
-		return cli_usage(argv[0], "empty path");
-	*first = optind;
-	return CLI_OK;
+	if (r == CLI_OK && (c->data_dir[0] == '\0' || c->key_file[0] == '\0'))
+		r = cli_usage(cmd_name, "empty path");
+	if (r == CLI_OK) {
+		/* The operands last, in order; what precedes them is spent. */
+		memcpy(argv + argc - nops, operands, nops * sizeof(*operands));
+		*first = argc - (int)nops;
+	}
+	free(operands);
+	return r;
 }
 
 int
@@ -313,14 +478,14 @@ cli_confirm(const char *question)
 }
 
 void
-cli_iso_time(char out[static 32], uint64_t t)
+cli_time(char out[static CLI_TIME_LEN], uint64_t t)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		(void)snprintf(out, 32, "%llu", (unsigned long long)t);
+	if (t > CLI_TIME_MAX || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, CLI_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)snprintf(out, CLI_TIME_LEN, "%llu", (unsigned long long)t);
 }
 
 /* The bar on a terminal: done of total, as a percentage and 40 marks. */
@@ -505,6 +670,138 @@ cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 }
 
 int
+cli_path_fail(const struct cli_common *c, const char *cmd, int key,
+    const char *what)
+{
+	enum cli_from from = key ? c->key_file_from : c->data_dir_from;
+
+	(void)fprintf(stderr, "piivault: %s: %s %s%s %s\n", cmd,
+	    from == CLI_FROM_OPTION ? (key ? "--key-file" : "--data-dir") :
+	    (key ? "key file" : "data directory"),
+	    key ? c->key_file : c->data_dir, from != CLI_FROM_ENV ? "" :
+	    key ? " (PIIVAULT_KEY_FILE)" : " (PIIVAULT_DATA_DIR)", what);
+	return CLI_FAIL;
+}
+
+/*
+ * What is wrong with a key file that kms_key_file_read refused with
+ * PV_EKEYPERM, looked at again to say which rule it broke; NULL if it
+ * now breaks none (it changed in between).
+ */
+static const char *
+key_file_fault(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return NULL;
+	if (S_ISLNK(st.st_mode))
+		return "is a symbolic link; name the key file itself";
+	if (S_ISDIR(st.st_mode))
+		return "is a directory, not a key file";
+	if (!S_ISREG(st.st_mode))
+		return "is not a regular file";
+	if (st.st_uid != geteuid())
+		return "belongs to another user";
+	if ((st.st_mode & 077) != 0)
+		return "is accessible by group or others (chmod 600 it)";
+	return NULL;
+}
+
+/*
+ * For PV_EIO: the first of the data directory and the key file that this
+ * process cannot reach, and why (strerror); 0 if both can be.
+ */
+static int
+unreachable(const struct cli_common *c, int *key)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(c->data_dir, &st) != 0 && errno != ENOENT) {
+		*key = 0;
+		return errno;
+	}
+	if ((fd = open(c->key_file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) >= 0) {
+		(void)close(fd);
+		return 0;
+	}
+	if (errno == ENOENT || errno == ELOOP)
+		return 0;
+	*key = 1;
+	return errno;
+}
+
+int
+cli_parent_exists(const char *path)
+{
+	char parent[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	size_t n;
+
+	if (slash == NULL || slash == path)
+		return 1;		/* "." or "/" */
+	if ((n = (size_t)(slash - path)) >= sizeof(parent))
+		return 1;		/* too long to tell; say nothing */
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return stat(parent, &st) == 0 || errno != ENOENT;
+}
+
+int
+cli_open_fail(const struct cli_common *c, const char *cmd, pv_status rc)
+{
+	char what[160];
+	const char *fault;
+	struct stat st;
+	int key = 0, e;
+
+	switch (rc) {
+	case PV_ENOTDIR:
+		return cli_path_fail(c, cmd, 0, "is not a directory");
+	case PV_EDIRPERM:
+		return cli_path_fail(c, cmd, 0, "is writable by group or others "
+		    "(chmod 700 it)");
+	case PV_ENOVAULT:
+		if (stat(c->data_dir, &st) == 0)
+			return cli_path_fail(c, cmd, 0, "holds no vault (piivault "
+			    "init makes one)");
+		return cli_path_fail(c, cmd, 0, c->data_dir_from ==
+		    CLI_FROM_DEFAULT ? "does not exist; set PIIVAULT_DATA_DIR "
+		    "or --data-dir, or run piivault init" : "does not exist");
+	case PV_ENOTFOUND:
+		/* The key file: the one status of vault_open's that says so. */
+		(void)fprintf(stderr, "piivault: %s: no key file at %s%s\n",
+		    cmd, c->key_file, c->key_file_from == CLI_FROM_DEFAULT ?
+		    "; set PIIVAULT_KEY_FILE or --key-file" :
+		    c->key_file_from == CLI_FROM_ENV ? " (PIIVAULT_KEY_FILE)" :
+		    "");
+		return CLI_FAIL;
+	case PV_EKEYPERM:
+		if ((fault = key_file_fault(c->key_file)) != NULL)
+			return cli_path_fail(c, cmd, 1, fault);
+		return cli_fail(cmd, c->key_file, rc);
+	case PV_EKEYFORMAT:
+		return cli_path_fail(c, cmd, 1, "does not hold one base64 256-bit "
+		    "key");
+	case PV_EIO:
+		if (!cli_parent_exists(c->data_dir))
+			return cli_path_fail(c, cmd, 0, "cannot be created: "
+			    "the directory it would be in does not exist");
+		if ((e = unreachable(c, &key)) != 0) {
+			(void)snprintf(what, sizeof(what), "cannot be read: %s",
+			    strerror(e));
+			return cli_path_fail(c, cmd, key, what);
+		}
+		return cli_fail(cmd, "cannot open vault", rc);
+	default:
+		return cli_fail(cmd, "cannot open vault", rc);
+	}
+}
+
+int
 cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
 {
 	struct vault_opts o;
@@ -516,18 +813,7 @@ cli_open(const struct cli_common *c, const char *cmd, struct vault **out)
 		vault_set_actor(*out, "cli");
 		return CLI_OK;
 	}
-	switch (rc) {
-	case PV_ENOVAULT:
-	case PV_EDIRPERM:
-	case PV_ENOTDIR:
-		return cli_fail(cmd, c->data_dir, rc);
-	case PV_ENOTFOUND:
-	case PV_EKEYPERM:
-	case PV_EKEYFORMAT:
-		return cli_fail(cmd, c->key_file, rc);
-	default:
-		return cli_fail(cmd, "cannot open vault", rc);
-	}
+	return cli_open_fail(c, cmd, rc);
 }
 
 int
@@ -578,21 +864,27 @@ cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,
 {
 	FILE *f = argc < 2 ? stderr : stdout;
 
+	if (argc > 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0)) {
+		set_name(NULL, group);
+		return cli_usage(group, "unexpected argument");
+	}
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		(void)fprintf(f, "usage: piivault %s SUBCOMMAND\n\n"
 		    "subcommands:\n", group);
 		for (size_t i = 0; i < n; i++)
-			(void)fprintf(f, "  %-8s %s\n", cmds[i].name,
+			(void)fprintf(f, "  %-12s %s\n", cmds[i].name,
 			    cmds[i].help);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(argv[1], cmds[i].name) == 0)
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			set_name(group, cmds[i].name);
 			return cmds[i].fn(argc - 1, argv + 1);
-	(void)fprintf(stderr, "piivault: %s: unknown subcommand '%s'\n", group,
-	    argv[1]);
-	return CLI_USAGE;
+		}
+	set_name(NULL, group);
+	return bad_word(argv[1], "unknown subcommand");
 }
 
 int
@@ -600,6 +892,7 @@ cli_main(int argc, char **argv)
 {
 	int r;
 
+	cmd_name[0] = '\0';
 	if ((r = env_knobs()) != CLI_OK)
 		return r;
 	if (argc < 2) {
@@ -611,9 +904,9 @@ cli_main(int argc, char **argv)
 	if (strcmp(argv[1], "--version") == 0)
 		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			set_name(NULL, commands[i].name);
 			return commands[i].fn(argc - 1, argv + 1);
-	(void)fprintf(stderr, "piivault: unknown command '%s' (see piivault "
-	    "help)\n", argv[1]);
-	return CLI_USAGE;
+		}
+	return bad_word(argv[1], "unknown command");
 }

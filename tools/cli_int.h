@@ -30,35 +30,70 @@ struct cli_cmd {
 	const char	*help;
 };
 
-/* Options every command that opens the vault takes. */
+/* Where a path option's value came from, for messages that name it. */
+enum cli_from { CLI_FROM_DEFAULT, CLI_FROM_ENV, CLI_FROM_OPTION };
+
+/* The options cli_parse itself handles, for the commands that take them. */
 struct cli_common {
 	const char	*data_dir;
 	const char	*key_file;
+	enum cli_from	 data_dir_from;
+	enum cli_from	 key_file_from;
 	int		 passphrase;	/* init: use a passphrase root */
 	int		 json;		/* machine-readable output */
 };
 
 /*
- * A command's own options: getopt_long entries whose val is at least
- * CLI_OPT_OWN, handed to fn with their argument.  fn returns CLI_OK or
- * CLI_USAGE (after saying why).
+ * A command's options are one table of getopt_long entries (struct
+ * option: name, has_arg, NULL, val), ended by CLI_OPT_END, that lists
+ * every option it takes and no other.  The shared ones below are handled
+ * by cli_parse into struct cli_common; a command's own options have a val
+ * of at least CLI_OPT_OWN and go to its fn with their argument; fn
+ * returns CLI_OK or CLI_USAGE (after saying why).  --help is taken by
+ * every command and is not listed.
  */
+enum { CLI_O_DATA_DIR = 256, CLI_O_KEY_FILE, CLI_O_PASSPHRASE, CLI_O_JSON };
 #define CLI_OPT_OWN	512
+/* Or'ed into an own option's val: it may be given more than once. */
+#define CLI_OPT_REPEAT	0x10000
+#define CLI_OPT_DATA_DIR \
+	{ "data-dir", required_argument, NULL, CLI_O_DATA_DIR }
+#define CLI_OPT_KEY_FILE \
+	{ "key-file", required_argument, NULL, CLI_O_KEY_FILE }
+#define CLI_OPT_PASSPHRASE \
+	{ "passphrase", no_argument, NULL, CLI_O_PASSPHRASE }
+#define CLI_OPT_JSON	{ "json", no_argument, NULL, CLI_O_JSON }
+#define CLI_OPT_END	{ NULL, 0, NULL, 0 }
+/* What every command that opens the vault takes. */
+#define CLI_OPTS_VAULT	CLI_OPT_DATA_DIR, CLI_OPT_KEY_FILE
+
 struct cli_own {
-	const struct option	*opts;	/* terminated by a zero entry */
+	const struct option	*opts;	/* the table; see above */
 	int			(*fn)(void *arg, int ch, const char *val);
 	void			*arg;
 	const char		*help;	/* lines for --help */
 };
 
 /*
- * Parse argv (argv[0] is the command's name) into the common options (and
- * own, if not NULL) and leave the operands in argv[*first..argc-1].  usage
- * is printed with --help.  Returns CLI_OK, CLI_USAGE, or -1 when --help was
- * printed and the caller should exit 0.
+ * Parse argv (argv[0] is the command's name) against own->opts, or, if
+ * own is NULL, CLI_OPTS_VAULT alone; leave the operands, in their order,
+ * in argv[*first..argc-1].  Options and operands may be mixed; "--" ends
+ * the options; "-" is an operand.  An option must be spelled whole
+ * (no abbreviations), at most once (unless its val has CLI_OPT_REPEAT); a value follows as "--opt=V" or as
+ * the next argument.  Anything else is refused with CLI_USAGE and a line
+ * naming the option and the command (never an option's value or an
+ * operand, which may be personal data).  usage is printed with --help.
+ * Returns CLI_OK, CLI_USAGE, CLI_FAIL (out of memory), or -1 when --help
+ * was printed and the caller should exit 0.
  */
 int	cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 	    const char *usage, const struct cli_own *own);
+
+/*
+ * The command being run, whole ("kms rewrap"), for messages: set by
+ * cli_main and cli_dispatch before the command's function is called.
+ */
+const char *cli_name(void);
 
 /* Fill vault options from common options; the passphrase comes from
  * PIIVAULT_PASSPHRASE or, failing that, a prompt on the terminal. */
@@ -92,7 +127,15 @@ pv_status cli_passphrase(void *arg, char *buf, size_t cap, size_t *len);
 
 /* Ask y/N on the terminal; 0 without one. */
 int	cli_confirm(const char *question);
-void	cli_iso_time(char out[static 32], uint64_t t);
+
+/*
+ * The one way a time is shown to a person: t (seconds since the epoch) as
+ * RFC 3339 in UTC, "2026-12-07T23:30:50Z".  JSON output gives times as
+ * the number of seconds, as the HTTP API does.  A time past
+ * 9999-12-31T23:59:59Z has no such form and is printed as its number.
+ */
+#define CLI_TIME_LEN	32
+void	cli_time(char out[static CLI_TIME_LEN], uint64_t t);
 
 struct cli_progress {
 	const char	*step;
@@ -105,6 +148,25 @@ vault_progress_fn cli_progress;
 /* Open the vault, printing a one-line reason on failure. */
 int	cli_open(const struct cli_common *c, const char *cmd,
 	    struct vault **out);
+/*
+ * Say why vault_open, vault_create or vault_compact failed with rc: which
+ * of the data directory and the key file is at fault, as the user named
+ * it (option, environment or default), and what is wrong with it.
+ * Returns CLI_FAIL.
+ */
+int	cli_open_fail(const struct cli_common *c, const char *cmd,
+	    pv_status rc);
+/*
+ * "piivault: CMD: " then the data directory (key == 0) or the key file
+ * as the user named it: "--data-dir X" for an option, "data directory X
+ * (PIIVAULT_DATA_DIR)" for the environment, "data directory X" for the
+ * default (key file alike); then what, what is wrong with it.  Returns
+ * CLI_FAIL.
+ */
+int	cli_path_fail(const struct cli_common *c, const char *cmd, int key,
+	    const char *what);
+/* 0 if the directory path would be in is known not to exist. */
+int	cli_parent_exists(const char *path);
 
 /* How a command that opens the vault starts: see cli_begin. */
 struct cli_start {

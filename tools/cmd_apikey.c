@@ -7,7 +7,11 @@
 #include "cli_int.h"
 
 enum { O_NAME = CLI_OPT_OWN, O_ROLE, O_PURPOSES, O_FIELDLIST, O_REVEAL,
-    O_CERT };
+    O_CERT, O_EXPIRES, O_OVERLAP };
+
+/* rotate's default overlap: a day to roll the new secret out. */
+#define OVERLAP_HOURS_DEFAULT	24
+#define OVERLAP_HOURS_MAX	(VAULT_APIKEY_OVERLAP_MAX / 3600)
 
 struct apikey_opts {
 	struct vault_apikey	spec;
@@ -112,6 +116,16 @@ apikey_opt(void *arg, int ch, const char *val)
 			    "must be 64 hexadecimal digits (colons allowed)");
 		a->spec.cert_bound = 1;
 		break;
+	case O_EXPIRES: {
+		unsigned long long days;
+		int r;
+
+		if ((r = cli_number("apikey create", "--expires-days", val, 1,
+		    VAULT_APIKEY_DAYS_MAX, &days)) != CLI_OK)
+			return r;
+		a->spec.expires_days = (uint32_t)days;
+		break;
+	}
 	}
 	return CLI_OK;
 }
@@ -190,13 +204,15 @@ static int
 apikey_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "name", required_argument, NULL, O_NAME },
 		{ "role", required_argument, NULL, O_ROLE },
 		{ "purposes", required_argument, NULL, O_PURPOSES },
 		{ "fields", required_argument, NULL, O_FIELDLIST },
 		{ "reveal", required_argument, NULL, O_REVEAL },
 		{ "client-cert-sha256", required_argument, NULL, O_CERT },
-		{ NULL, 0, NULL, 0 },
+		{ "expires-days", required_argument, NULL, O_EXPIRES },
+		CLI_OPT_END,
 	};
 	struct apikey_opts a;
 	struct cli_own own = { opts, apikey_opt, &a,
@@ -217,6 +233,10 @@ apikey_create(int argc, char **argv)
 	    "client certificate:\n"
 	    "                         the SHA-256 of its DER, 64 hex digits "
 	    "(colons allowed)\n"
+	    "  --expires-days N       the key stops working N days (1-3650) "
+	    "after it is made,\n"
+	    "                         and N days after each rotation "
+	    "(default: never)\n"
 	    "An admin or auditor key takes none of --purposes, --fields and "
 	    "--reveal,\nwhich its routes would not honour.\n" };
 	char secret[VAULT_APIKEY_SECRET_LEN + 1];
@@ -266,11 +286,47 @@ reveal_name(const struct vault_apikey *k)
 	return k->reveal == VAULT_REVEAL_MASKED ? "masked" : "plain";
 }
 
+/*
+ * A secret's state at now: revoked; expired (its lifetime over, or an old
+ * secret of a rotation past its overlap); rotated (an old secret still in
+ * its overlap); or active.
+ */
+static const char *
+key_state(const struct vault_apikey *k, uint64_t now)
+{
+	if (k->revoked != 0)
+		return "revoked";
+	if (!vault_apikey_live(k, now))
+		return "expired";
+	return k->replaced_until != 0 ? "rotated" : "active";
+}
+
+/* When a secret stops working by itself: 0 never. */
+static uint64_t
+key_end(const struct vault_apikey *k)
+{
+	if (k->replaced_until != 0 && (k->expires == 0 ||
+	    k->replaced_until < k->expires))
+		return k->replaced_until;
+	return k->expires;
+}
+
+/* A time in seconds since the epoch, or JSON null for 0 (never). */
+static void
+json_time_or_null(struct pv_json *j, const char *key, uint64_t t)
+{
+	pv_json_key(j, key);
+	if (t == 0)
+		pv_json_null(j);
+	else
+		pv_json_u64(j, t);
+}
+
 /* The keys as one JSON array. */
 static int
-apikey_list_json(const struct vault_apikey *keys, size_t n)
+apikey_list_json(const struct vault_apikey *keys, size_t n, uint64_t now)
 {
-	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char hex[2 * VAULT_CERT_HASH_LEN + 1];
 	struct pv_buf b;
 	struct pv_json j;
 	int r;
@@ -281,13 +337,20 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
 
-		cli_iso_time(when, k->created);
 		pv_json_obj(&j);
 		pv_json_kstr(&j, "name", k->name);
 		pv_json_kstr(&j, "role", vault_role_name(k->role));
 		pv_json_kstr(&j, "reveal", reveal_name(k));
 		pv_json_kbool(&j, "revoked", k->revoked != 0);
-		pv_json_kstr(&j, "created", when);
+		pv_json_kstr(&j, "state", key_state(k, now));
+		pv_json_ku64(&j, "created", k->created);
+		json_time_or_null(&j, "expires", k->expires);
+		pv_json_key(&j, "expires_days");
+		if (k->expires_days != 0)
+			pv_json_u64(&j, k->expires_days);
+		else
+			pv_json_str_or_null(&j, NULL);
+		json_time_or_null(&j, "replaced_until", k->replaced_until);
 		/* A certificate's hash is public: shown whole, to compare. */
 		pv_json_key(&j, "client_cert_sha256");
 		if (k->cert_bound) {
@@ -319,25 +382,31 @@ apikey_list_json(const struct vault_apikey *keys, size_t n)
 
 /* The keys as a table, a line each. */
 static int
-apikey_list_table(const struct vault_apikey *keys, size_t n)
+apikey_list_table(const struct vault_apikey *keys, size_t n, uint64_t now)
 {
-	char when[32], hex[2 * VAULT_CERT_HASH_LEN + 1];
+	char when[CLI_TIME_LEN], until[CLI_TIME_LEN];
+	char hex[2 * VAULT_CERT_HASH_LEN + 1];
 
-	(void)printf("%-20s %-8s %-7s %-9s %-20s %-16s %s\n", "name", "role",
-	    "reveal", "state", "created", "client cert", "purposes / fields");
+	(void)printf("%-20s %-8s %-7s %-9s %-20s %-20s %-16s %s\n", "name",
+	    "role", "reveal", "state", "created", "until", "client cert",
+	    "purposes / fields");
 	for (size_t i = 0; i < n; i++) {
 		const struct vault_apikey *k = &keys[i];
 		const char *sep = "";
 
-		cli_iso_time(when, k->created);
+		cli_time(when, k->created);
+		if (key_end(k) != 0)
+			cli_time(until, key_end(k));
+		else
+			memcpy(until, "-", 2);
 		/* The first 16 hex digits of a bound key's certificate hash. */
 		memcpy(hex, "-", 2);
 		if (k->cert_bound) {
 			pv_hex_encode(hex, k->cert_sha256, 8);
 		}
-		(void)printf("%-20s %-8s %-7s %-9s %-20s %-16s ", k->name,
-		    vault_role_name(k->role), reveal_name(k),
-		    k->revoked ? "revoked" : "active", when, hex);
+		(void)printf("%-20s %-8s %-7s %-9s %-20s %-20s %-16s ", k->name,
+		    vault_role_name(k->role), reveal_name(k), key_state(k, now),
+		    when, until, hex);
 		for (int p = 0; p < VAULT_P__COUNT; p++) {
 			if ((k->purposes & (1u << p)) == 0)
 				continue;
@@ -360,10 +429,18 @@ apikey_list_table(const struct vault_apikey *keys, size_t n)
 static int
 apikey_list(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
+	};
+	const struct cli_own own = { opts, NULL, NULL, NULL };
 	const struct cli_start start = { "apikey list",
 	    "apikey list [--json]\n\n"
-	    "Lists API keys: name, role, purposes, fields, reveal, state.\n"
-	    "Secrets are never shown.\n", NULL, 0, "unexpected argument" };
+	    "Lists API keys, a line a secret: name, role, reveal, state\n"
+	    "(active; rotated: an old secret still in its overlap; expired;\n"
+	    "revoked), created, until (when it stops by itself: its expiry,\n"
+	    "or its overlap's end), purposes, fields: times in RFC 3339, UTC\n"
+	    "(seconds since the epoch with --json).  Secrets are never\n"
+	    "shown.\n", &own, 0, "unexpected argument" };
 	struct vault_apikey *keys = NULL;
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -379,9 +456,9 @@ apikey_list(int argc, char **argv)
 	if (rc != PV_OK)
 		return cli_fail("apikey list", NULL, rc);
 	if (c.json)
-		r = apikey_list_json(keys, n);
+		r = apikey_list_json(keys, n, pv_now());
 	else
-		r = apikey_list_table(keys, n);
+		r = apikey_list_table(keys, n, pv_now());
 	free(keys);
 	return r;
 }
@@ -391,7 +468,8 @@ apikey_revoke(int argc, char **argv)
 {
 	const struct cli_start start = { "apikey revoke",
 	    "apikey revoke NAME\n\n"
-	    "Revokes a key at once, for a running server too.\n", NULL, 1,
+	    "Revokes a key at once, for a running server too: every secret\n"
+	    "of it, the old one of a rotation too.\n", NULL, 1,
 	    "expected NAME" };
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -409,10 +487,65 @@ apikey_revoke(int argc, char **argv)
 	return CLI_OK;
 }
 
+static int
+apikey_rotate_opt(void *arg, int ch, const char *val)
+{
+	unsigned long long *hours = arg;
+
+	if (ch != O_OVERLAP)
+		return CLI_OK;
+	return cli_number("apikey rotate", "--overlap-hours", val, 0,
+	    OVERLAP_HOURS_MAX, hours);
+}
+
+static int
+apikey_rotate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
+		{ "overlap-hours", required_argument, NULL, O_OVERLAP },
+		CLI_OPT_END,
+	};
+	unsigned long long hours = OVERLAP_HOURS_DEFAULT;
+	struct cli_own own = { opts, apikey_rotate_opt, &hours,
+	    "  --overlap-hours H  the old secret keeps working H hours "
+	    "(0-720; default 24;\n"
+	    "                     0: it stops at once)\n" };
+	char secret[VAULT_APIKEY_SECRET_LEN + 1];
+	struct cli_common c;
+	struct vault *v = NULL;
+	pv_status rc;
+	int r, first;
+
+	if ((r = cli_parse(argc, argv, &c, &first, "apikey rotate NAME "
+	    "[--overlap-hours H]\n\nIssues a new secret for key NAME and "
+	    "prints it, the only time it is\nshown.  The key keeps its name, "
+	    "role, purposes, fields, reveal mode,\ncertificate binding and "
+	    "lifetime (--expires-days counts again from\nnow).  The old "
+	    "secret works H hours more, then gets 401 as an unknown\nkey.  "
+	    "Revoking the key revokes both.\n", &own)) != CLI_OK)
+		return r < 0 ? CLI_OK : r;
+	if (argc - first != 1)
+		return cli_usage("apikey rotate", "expected NAME");
+	if ((r = cli_open(&c, "apikey rotate", &v)) != CLI_OK)
+		return r;
+	rc = vault_apikey_rotate(v, argv[first], hours * 3600, secret);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("apikey rotate", rc == PV_EKEYSTATE ?
+		    "the key is revoked" : argv[first], rc);
+	(void)printf("%s\n", secret);
+	pv_cleanse(secret, sizeof(secret));
+	return fflush(stdout) == 0 ? CLI_OK :
+	    cli_fail("apikey rotate", "stdout", PV_EIO);
+}
+
 static const struct cli_cmd apikey_commands[] = {
 	{ "create", apikey_create, "create a key and print its secret" },
 	{ "list", apikey_list, "list keys (never their secrets)" },
 	{ "revoke", apikey_revoke, "revoke a key at once" },
+	{ "rotate", apikey_rotate, "issue a new secret; the old one works "
+	    "for an overlap" },
 };
 
 int

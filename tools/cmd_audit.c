@@ -13,7 +13,7 @@ audit_opt(void *arg, int ch, const char *val)
 	int r = CLI_OK;
 
 	if (ch == O_AFTER &&
-	    (r = cli_number("audit", "--after", val, 0, UINT64_MAX, &n)) ==
+	    (r = cli_number(cli_name(), "--after", val, 0, UINT64_MAX, &n)) ==
 	    CLI_OK)
 		*after = n;
 	return r;
@@ -55,17 +55,20 @@ static int
 audit_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "after", required_argument, NULL, O_AFTER },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
-	uint64_t after = 0;
+	uint64_t after = 0, end = VAULT_AUDIT_END_NONE, last = 0;
 	struct cli_own own = { opts, audit_opt, &after,
 	    "  --after SEQ      only events after SEQ\n" };
 	struct vault_audit_entry *e = NULL;
 	const struct cli_start start = { "audit export",
 	    "audit export [--after SEQ]\n\n"
 	    "Writes the audit log as JSON lines, each event checked against the\n"
-	    "chain as it is read.  Keep a copy elsewhere: it anchors the log.\n",
+	    "chain as it is read, up to the newest event when it starts (events\n"
+	    "written meanwhile are for the next export).  Keep a copy elsewhere:\n"
+	    "it anchors the log.\n",
 	    &own, 0, "unexpected argument" };
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -79,10 +82,16 @@ audit_export(int argc, char **argv)
 	    CLI_OK || v == NULL)
 		return r;
 	pv_buf_init(&b, 1u << 20);
-	do {
-		if ((rc = vault_audit_read(v, after, VAULT_BATCH_MAX, &e,
-		    &n)) != PV_OK)
+	/* The first page fixes the end, so that a busy log cannot keep it. */
+	while (rc == PV_OK && after < end) {
+		if ((rc = vault_audit_read(v, after, end, VAULT_BATCH_MAX, &e,
+		    &n, &last)) != PV_OK)
 			break;
+		if (end == VAULT_AUDIT_END_NONE)
+			end = last;
+		/* Short of the end it fixed: the log was cut meanwhile. */
+		if (n == 0 && after < end)
+			rc = PV_EINTEGRITY;
 		for (size_t i = 0; i < n && rc == PV_OK; i++) {
 			pv_buf_cleanup(&b);
 			pv_json_init(&j, &b);
@@ -92,7 +101,7 @@ audit_export(int argc, char **argv)
 			after = e[i].seq;
 		}
 		vault_audit_entries_free(e, n);
-	} while (rc == PV_OK && n == VAULT_BATCH_MAX);
+	}
 	pv_buf_cleanup(&b);
 	vault_close(v);
 	if (rc != PV_OK)

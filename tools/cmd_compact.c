@@ -22,9 +22,10 @@ cmd_compact(int argc, char **argv)
 		return cli_usage("compact", "unexpected argument");
 	cli_vault_opts(&c, &vo);
 	if ((rc = vault_compact(&vo, &before, &after)) != PV_OK)
-		return cli_fail("compact", rc == PV_ENOVAULT ||
-		    rc == PV_EDIRPERM || rc == PV_ENOTDIR ? c.data_dir : NULL,
-		    rc);
+		return rc == PV_ENOVAULT || rc == PV_EDIRPERM ||
+		    rc == PV_ENOTDIR || rc == PV_ENOTFOUND || rc == PV_EKEYPERM ||
+		    rc == PV_EKEYFORMAT ? cli_open_fail(&c, "compact", rc) :
+		    cli_fail("compact", NULL, rc);
 	(void)printf("compacted %s: %llu -> %llu bytes\n", c.data_dir,
 	    (unsigned long long)before, (unsigned long long)after);
 	return CLI_OK;

@@ -8,6 +8,10 @@
 int
 cmd_init(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		CLI_OPTS_VAULT, CLI_OPT_PASSPHRASE, CLI_OPT_END,
+	};
+	const struct cli_own own = { opts, NULL, NULL, NULL };
 	struct cli_pass twice = { "PIIVAULT_PASSPHRASE", NULL, 1 };
 	struct cli_common c;
 	struct vault_opts o;
@@ -18,9 +22,8 @@ cmd_init(int argc, char **argv)
 	if ((r = cli_parse(argc, argv, &c, &first, "init [--passphrase]\n\n"
 	    "Creates the data directory, the root key file (mode 0600)\n"
 	    "unless --passphrase is given, and the first key of each kind.\n"
-	    "Refuses to overwrite an existing vault or key file.\n"
-	    "  --passphrase     derive the root key from a passphrase "
-	    "(Argon2id)", NULL)) != CLI_OK)
+	    "Refuses to overwrite an existing vault or key file.\n", &own)) !=
+	    CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
 		return cli_usage("init", "unexpected argument");
@@ -29,7 +32,11 @@ cmd_init(int argc, char **argv)
 		o.unlock.arg = &twice;	/* a new passphrase is asked twice */
 	else {
 		if ((rc = vault_key_file_create(c.key_file)) != PV_OK)
-			return cli_fail("init", c.key_file, rc);
+			return cli_path_fail(&c, "init", 1, rc == PV_EEXIST ?
+			    "already exists; init never overwrites one" :
+			    !cli_parent_exists(c.key_file) ? "cannot be "
+			    "created: the directory it would be in does not "
+			    "exist" : pv_strerror(rc));
 		made_key = 1;
 	}
 	if ((rc = vault_create(&o, &v)) != PV_OK) {
@@ -37,10 +44,10 @@ cmd_init(int argc, char **argv)
 		if (made_key && unlink(c.key_file) != 0)
 			pv_log(PV_LOG_WARN, "init: could not remove %s",
 			    c.key_file);
-		if (rc == PV_EEXIST || rc == PV_EIO || rc == PV_EDIRPERM ||
-		    rc == PV_ENOTDIR)
-			return cli_fail("init", c.data_dir, rc);
-		return cli_fail("init", NULL, rc);
+		if (rc == PV_EEXIST)
+			return cli_path_fail(&c, "init", 0, "already holds a "
+			    "vault; init never overwrites one");
+		return cli_open_fail(&c, "init", rc);
 	}
 	vault_close(v);
 	if (c.passphrase)

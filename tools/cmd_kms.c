@@ -31,12 +31,12 @@ kc_opt(void *arg, int ch, const char *val)
 
 	switch (ch) {
 	case O_FROM:
-		if ((r = cli_number("kms", "--from", val, 1, UINT32_MAX,
+		if ((r = cli_number(cli_name(), "--from", val, 1, UINT32_MAX,
 		    &n)) == CLI_OK)
 			o->from = (uint32_t)n;
 		break;
 	case O_BATCH:
-		if ((r = cli_number("kms", "--batch", val, 1,
+		if ((r = cli_number(cli_name(), "--batch", val, 1,
 		    VAULT_KEY_BATCH_MAX, &n)) == CLI_OK)
 			o->batch = (size_t)n;
 		break;
@@ -53,7 +53,7 @@ kc_opt(void *arg, int ch, const char *val)
 		o->new_passphrase = 1;
 		break;
 	case O_DUTY:
-		if ((r = cli_number("kms", "--duty", val, 1, 100, &n)) ==
+		if ((r = cli_number(cli_name(), "--duty", val, 1, 100, &n)) ==
 		    CLI_OK)
 			o->duty = (unsigned)n;
 		break;
@@ -61,15 +61,46 @@ kc_opt(void *arg, int ch, const char *val)
 	return r;
 }
 
-static const struct option kc_options[] = {
-	{ "from", required_argument, NULL, O_FROM },
-	{ "batch", required_argument, NULL, O_BATCH },
-	{ "force", no_argument, NULL, O_FORCE },
-	{ "yes", no_argument, NULL, O_YES },
-	{ "new-key-file", required_argument, NULL, O_NEWKEY },
-	{ "new-passphrase", no_argument, NULL, O_NEWPASS },
-	{ "duty", required_argument, NULL, O_DUTY },
-	{ NULL, 0, NULL, 0 },
+/* The options of the kms subcommands, and each one's table of them. */
+#define KC_FROM		{ "from", required_argument, NULL, O_FROM }
+#define KC_BATCH	{ "batch", required_argument, NULL, O_BATCH }
+#define KC_FORCE	{ "force", no_argument, NULL, O_FORCE }
+#define KC_YES		{ "yes", no_argument, NULL, O_YES }
+#define KC_NEWKEY	{ "new-key-file", required_argument, NULL, O_NEWKEY }
+#define KC_NEWPASS	{ "new-passphrase", no_argument, NULL, O_NEWPASS }
+#define KC_DUTY		{ "duty", required_argument, NULL, O_DUTY }
+
+static const struct option kc_plain[] = { CLI_OPTS_VAULT, CLI_OPT_END };
+static const struct option kc_status_opts[] = {
+	CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
+};
+static const struct option kc_rewrap_opts[] = {
+	CLI_OPTS_VAULT, KC_FROM, KC_BATCH, KC_DUTY, CLI_OPT_END,
+};
+static const struct option kc_job_opts[] = {	/* rotate-index, shred-epoch */
+	CLI_OPTS_VAULT, KC_BATCH, KC_DUTY, CLI_OPT_END,
+};
+static const struct option kc_retire_opts[] = {
+	CLI_OPTS_VAULT, KC_FORCE, CLI_OPT_END,
+};
+static const struct option kc_destroy_opts[] = {
+	CLI_OPTS_VAULT, KC_YES, CLI_OPT_END,
+};
+static const struct option kc_root_opts[] = {
+	CLI_OPTS_VAULT, KC_NEWKEY, KC_NEWPASS, CLI_OPT_END,
+};
+
+#define KC_HELP_BATCH \
+	"  --batch N        records a transaction (default 1000)\n"
+#define KC_HELP_DUTY \
+	"  --duty PCT       hold the writer lock at most PCT (1-100) of the time\n"
+
+/* How a kms subcommand starts: see kc_begin. */
+struct kc_start {
+	const char		*usage;		/* as for cli_parse */
+	const struct option	*opts;		/* the options it takes */
+	const char		*help;		/* their lines for --help */
+	int			 operands;	/* 0, or 1: a version */
 };
 
 /*
@@ -77,21 +108,16 @@ static const struct option kc_options[] = {
  * command should return r at once.
  */
 static int
-kc_begin(int argc, char **argv, const char *usage, struct kc_opts *o,
-    int operands, struct vault **v, int *first)
+kc_begin(int argc, char **argv, const struct kc_start *ks, struct kc_opts *o,
+    struct vault **v, int *first)
 {
-	struct cli_own own = { kc_options, kc_opt, o, NULL };
-	struct cli_start start = { NULL, usage, &own, operands,
-	    "unexpected argument" };
+	struct cli_own own = { ks->opts, kc_opt, o, ks->help };
+	struct cli_start start = { cli_name(), ks->usage, &own, ks->operands,
+	    ks->operands > 0 ? "expected a version" : "unexpected argument" };
 	struct cli_common c;
-	char cmd[32];
 	int r;
 
 	memset(o, 0, sizeof(*o));
-	(void)snprintf(cmd, sizeof(cmd), "kms %s", argv[0]);
-	start.cmd = cmd;
-	if (operands > 0)
-		start.nargs_msg = "expected a version";
 	if ((r = cli_begin(&start, argc, argv, &c, first, v)) == CLI_OK &&
 	    *v != NULL && o->duty != 0)
 		vault_set_duty(*v, o->duty);
@@ -110,7 +136,6 @@ kc_status_json(const struct vault_info *info, uint64_t now)
 {
 	struct pv_buf b;
 	struct pv_json j;
-	char when[32];
 	int r;
 
 	pv_buf_init(&b, (info->nkeys + 1) * 256);
@@ -124,12 +149,11 @@ kc_status_json(const struct vault_info *info, uint64_t now)
 	for (size_t i = 0; i < info->nkeys; i++) {
 		const struct vault_key_info *k = &info->keys[i];
 
-		cli_iso_time(when, k->created);
 		pv_json_obj(&j);
 		pv_json_kstr(&j, "kind", vault_key_kind_name(k->kind));
 		pv_json_ku64(&j, "version", k->version);
 		pv_json_kstr(&j, "state", vault_key_state_name(k->state));
-		pv_json_kstr(&j, "created", when);
+		pv_json_ku64(&j, "created", k->created);
 		pv_json_ku64(&j, "age_days", age_days(k->created, now));
 		pv_json_ku64(&j, "records", k->wraps_live);
 		pv_json_ku64(&j, "wrapped_total", k->wraps_total);
@@ -145,7 +169,7 @@ kc_status_json(const struct vault_info *info, uint64_t now)
 static void
 kc_status_table(const struct vault_info *info, uint64_t now)
 {
-	char when[32];
+	char when[CLI_TIME_LEN];
 
 	(void)printf("vault %s  format %u  records %llu\n\n"
 	    "%-6s %7s  %-12s  %-20s  %6s  %10s  %12s\n", info->vault_id,
@@ -155,7 +179,7 @@ kc_status_table(const struct vault_info *info, uint64_t now)
 		const struct vault_key_info *k = &info->keys[i];
 		unsigned long long age = age_days(k->created, now);
 
-		cli_iso_time(when, k->created);
+		cli_time(when, k->created);
 		if (k->kind == VAULT_KEK)
 			(void)printf("%-6s %7u  %-12s  %-20s  %6llu  %10llu  "
 			    "%12llu\n", vault_key_kind_name(k->kind), k->version,
@@ -172,12 +196,14 @@ kc_status_table(const struct vault_info *info, uint64_t now)
 static int
 kc_status(int argc, char **argv)
 {
+	const struct cli_own own = { kc_status_opts, NULL, NULL, NULL };
 	const struct cli_start start = { "kms status",
 	    "kms status [--json]\n\n"
 	    "Shows the vault, and every key version: kind, state, creation\n"
-	    "time and age, and for KEKs how many records each wraps now and\n"
-	    "how many DEKs it has wrapped in all (counters, not a scan).\n",
-	    NULL, 0, "unexpected argument" };
+	    "time (RFC 3339, UTC; seconds since the epoch with --json) and\n"
+	    "age, and for KEKs how many records each wraps now and how many\n"
+	    "DEKs it has wrapped in all (counters, not a scan).\n",
+	    &own, 0, "unexpected argument" };
 	struct cli_common c;
 	struct vault_info info;
 	struct vault *v = NULL;
@@ -205,16 +231,18 @@ kc_status(int argc, char **argv)
 static int
 kc_rotate(int argc, char **argv)
 {
+	static const struct kc_start ks = { "kms rotate\n\nMakes a new KEK "
+	    "version active; new records are wrapped under it, and\nevery "
+	    "record stays readable.  Run kms rewrap to move old ones.\n",
+	    kc_plain, NULL, 0 };
 	struct kc_opts o;
 	struct vault *v;
 	uint32_t newv;
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, "kms rotate\n\nMakes a new KEK version "
-	    "active; new records are wrapped under it, and\nevery record stays "
-	    "readable.  Run kms rewrap to move old ones.\n", &o, 0, &v,
-	    &first)) != CLI_OK || v == NULL)
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	rc = vault_rotate(v, VAULT_KEK, &newv);
 	vault_close(v);
@@ -259,34 +287,38 @@ kc_summary(const struct cli_progress *p, uint64_t done)
 	return r;
 }
 
-/* A resumable key job over every record, with progress and a summary. */
+/*
+ * A resumable key job over every record, with progress and a summary.
+ * fail, if not NULL, says why the job failed with rc (CLI_FAIL), with the
+ * vault still open to look at.
+ */
 typedef pv_status kc_job_fn(struct vault *v, const struct kc_opts *o,
     struct cli_progress *p, uint64_t *done);
+typedef int kc_fail_fn(struct vault *v, const struct kc_opts *o,
+    pv_status rc);
 
 static int
-kc_job(int argc, char **argv, const char *step, const char *usage,
-    kc_job_fn *job)
+kc_job(int argc, char **argv, const char *step, const struct kc_start *ks,
+    kc_job_fn *job, kc_fail_fn *fail)
 {
 	struct cli_progress p;
 	struct kc_opts o;
 	struct vault *v;
 	uint64_t done = 0;
-	char cmd[32];
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, usage, &o, 0, &v, &first)) != CLI_OK ||
+	if ((r = kc_begin(argc, argv, ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
 		return r;
 	cli_progress_init(&p, step);
 	rc = job(v, &o, &p, &done);
-	vault_close(v);
 	kc_progress_end(&p);
-	if (rc != PV_OK) {
-		(void)snprintf(cmd, sizeof(cmd), "kms %s", step);
-		return cli_fail(cmd, NULL, rc);
-	}
-	return kc_summary(&p, done);
+	if (rc != PV_OK)
+		r = fail != NULL ? fail(v, &o, rc) : cli_fail(cli_name(), NULL,
+		    rc);
+	vault_close(v);
+	return rc != PV_OK ? r : kc_summary(&p, done);
 }
 
 static pv_status
@@ -296,17 +328,66 @@ kc_rewrap_job(struct vault *v, const struct kc_opts *o,
 	return vault_rewrap(v, o->from, o->batch, cli_progress, p, done);
 }
 
+/* The state of KEK version ver, 0 if there is none (or no vault_info). */
+static enum vault_key_state
+kc_kek_state(struct vault *v, uint32_t ver)
+{
+	enum vault_key_state st = 0;
+	struct vault_info info;
+
+	if (vault_info(v, &info) != PV_OK)
+		return 0;
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (info.keys[i].kind == VAULT_KEK &&
+		    info.keys[i].version == ver)
+			st = info.keys[i].state;
+	free(info.keys);
+	return st;
+}
+
+/* Why a rewrap failed: --from named no version, or one it cannot move. */
+static int
+kc_rewrap_fail(struct vault *v, const struct kc_opts *o, pv_status rc)
+{
+	enum vault_key_state st;
+
+	if (o->from != 0 && rc == PV_ENOTFOUND) {
+		(void)fprintf(stderr, "piivault: kms rewrap: --from %u: there "
+		    "is no kek version %u (see piivault kms status)\n",
+		    o->from, o->from);
+		return CLI_FAIL;
+	}
+	if (o->from != 0 && rc == PV_EKEYSTATE &&
+	    ((st = kc_kek_state(v, o->from)) == VAULT_KEY_RETIRED ||
+	    st == VAULT_KEY_DESTROYED)) {
+		(void)fprintf(stderr, "piivault: kms rewrap: --from %u: kek %u "
+		    "is %s; the records under it cannot be re-wrapped\n",
+		    o->from, o->from, vault_key_state_name(st));
+		return CLI_FAIL;
+	}
+	if (rc == PV_EKEYSTATE)
+		return cli_fail("kms rewrap", "there is no active kek (run kms "
+		    "rotate)", rc);
+	return cli_fail("kms rewrap", NULL, rc);
+}
+
 static int
 kc_rewrap(int argc, char **argv)
 {
-	return kc_job(argc, argv, "rewrap", "kms rewrap [--from V] "
-	    "[--batch N]\n\n"
+	static const struct kc_start ks = { "kms rewrap [--from V] "
+	    "[--batch N] [--duty PCT]\n\n"
 	    "Re-wraps the DEKs of records under older KEK versions (only V\n"
 	    "with --from) with the active one, N records a transaction\n"
 	    "(default 1000), without re-encrypting field data.  A server on\n"
 	    "the same vault keeps answering; --duty PCT (1-100) leaves it the\n"
-	    "writer lock the rest of the time.  Interrupted, run it again.\n",
-	    kc_rewrap_job);
+	    "writer lock the rest of the time.  Interrupted, run it again.\n"
+	    "V must be a version that may still unwrap (active or\n"
+	    "decrypt-only); from the active one there is nothing to move.\n",
+	    kc_rewrap_opts, "  --from V         only records under kek "
+	    "version V\n" KC_HELP_BATCH KC_HELP_DUTY, 0 };
+
+	return kc_job(argc, argv, "rewrap", &ks, kc_rewrap_job,
+	    kc_rewrap_fail);
 }
 
 static int
@@ -333,11 +414,15 @@ kc_retire(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, "kms retire V [--force]\n\nVersion V "
-	    "may no longer unwrap.  Refused while records are still\nwrapped "
-	    "under it (rewrap them first), unless --force, which makes\nthem "
-	    "unreadable until the version is un-retired.\n", &o, 1, &v,
-	    &first)) != CLI_OK || v == NULL)
+	static const struct kc_start ks = { "kms retire V [--force]\n\n"
+	    "Version V may no longer unwrap.  Refused while records are "
+	    "still\nwrapped under it (rewrap them first), unless --force, "
+	    "which makes\nthem unreadable until the version is un-retired.\n",
+	    kc_retire_opts, "  --force          retire it even though it "
+	    "still wraps records\n", 1 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	if ((r = parse_version("kms retire", argv[first], &ver)) != CLI_OK) {
 		vault_close(v);
@@ -372,13 +457,16 @@ kc_destroy(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, "kms destroy V [--yes]\n\nIncident "
-	    "response: erases the key material of KEK version V from\nthe "
-	    "vault.  Records still wrapped under it become permanently\n"
-	    "unreadable; the command says how many and asks first, unless\n"
-	    "--yes.  The active version can be destroyed too (then no record\n"
-	    "can be written until kms rotate).\n", &o, 1, &v, &first)) !=
-	    CLI_OK || v == NULL)
+	static const struct kc_start ks = { "kms destroy V [--yes]\n\n"
+	    "Incident response: erases the key material of KEK version V "
+	    "from\nthe vault.  Records still wrapped under it become "
+	    "permanently\nunreadable; the command says how many and asks "
+	    "first, unless\n--yes.  The active version can be destroyed too "
+	    "(then no record\ncan be written until kms rotate).\n",
+	    kc_destroy_opts, "  --yes            do not ask\n", 1 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	if ((r = parse_version("kms destroy", argv[first], &ver)) != CLI_OK)
 		goto out;
@@ -432,12 +520,15 @@ kc_rotate_root(int argc, char **argv)
 	pv_status rc;
 	int r, first, made = 0;
 
-	if ((r = kc_begin(argc, argv, "kms rotate-root --new-key-file F | "
-	    "--new-passphrase\n\nRe-wraps the key ring under a new root key: "
-	    "a new key file F\n(created, mode 0600, if it does not exist), or "
-	    "a passphrase from\nPIIVAULT_NEW_PASSPHRASE or the terminal.  The "
-	    "old root no longer\nopens the vault.  Restart running servers "
-	    "with the new root.\n", &o, 0, &v, &first)) != CLI_OK || v == NULL)
+	static const struct kc_start ks = { "kms rotate-root --new-key-file "
+	    "F | --new-passphrase\n\nRe-wraps the key ring under a new root "
+	    "key: a new key file F\n(created, mode 0600, if it does not "
+	    "exist), or a passphrase from\nPIIVAULT_NEW_PASSPHRASE or the "
+	    "terminal.  The old root no longer\nopens the vault.  Restart "
+	    "running servers with the new root.\n", kc_root_opts, NULL, 0 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	if ((o.new_key_file != NULL && o.new_passphrase) ||
 	    (o.new_key_file == NULL && !o.new_passphrase)) {
@@ -486,12 +577,15 @@ kc_rotate_index_job(struct vault *v, const struct kc_opts *o,
 static int
 kc_rotate_index(int argc, char **argv)
 {
-	return kc_job(argc, argv, "rotate-index", "kms rotate-index "
-	    "[--batch N]\n\n"
+	static const struct kc_start ks = { "kms rotate-index [--batch N] "
+	    "[--duty PCT]\n\n"
 	    "Makes a new blind-index key and rebuilds the index under it,\n"
 	    "online: look-ups search both keys until it ends, then the old\n"
-	    "key is destroyed.  Interrupted, run it again.\n",
-	    kc_rotate_index_job);
+	    "key is destroyed.  Interrupted, run it again.\n", kc_job_opts,
+	    KC_HELP_BATCH KC_HELP_DUTY, 0 };
+
+	return kc_job(argc, argv, "rotate-index", &ks, kc_rotate_index_job,
+	    NULL);
 }
 
 static int
@@ -503,13 +597,17 @@ kc_shred_epoch(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, "kms shred-epoch [--batch N]\n\n"
+	static const struct kc_start ks = { "kms shred-epoch [--batch N] "
+	    "[--duty PCT]\n\n"
 	    "Makes every shred so far final in the vault and in copies made\n"
 	    "from now on: rotates the KEK, re-wraps every record to it,\n"
 	    "rotates and rebuilds the index, then destroys every older KEK\n"
 	    "and index key.  Resumable.  Copies made before it keep their\n"
 	    "own KEKs until their root key is rotated away and destroyed.\n",
-	    &o, 0, &v, &first)) != CLI_OK || v == NULL)
+	    kc_job_opts, KC_HELP_BATCH KC_HELP_DUTY, 0 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
 	cli_progress_init(&p, "shred-epoch");
 	rc = vault_shred_epoch(v, o.batch, cli_progress, &p);
@@ -525,23 +623,63 @@ kc_shred_epoch(int argc, char **argv)
 static int
 kc_public_key(int argc, char **argv)
 {
-	uint8_t pub[PV_ED25519_LEN];
-	char text[API_PUBKEY_STRLEN + 1];
+	struct vault_signing_key *keys = NULL;
 	struct kc_opts o;
 	struct vault *v;
+	struct pv_buf b;
+	struct pv_json j;
+	size_t n = 0;
 	pv_status rc;
 	int r, first;
 
-	if ((r = kc_begin(argc, argv, "kms public-key\n\nPrints the public "
-	    "key that checks shred receipts.\n", &o, 0, &v, &first)) !=
-	    CLI_OK || v == NULL)
+	static const struct kc_start ks = { "kms public-key\n\nPrints the "
+	    "public keys that check shred receipts, one JSON line\na version, "
+	    "as GET /v1/keys/signing lists them: {\"version\":N,\n"
+	    "\"public_key\":\"pvpub_...\",\"state\":\"active\"|"
+	    "\"verify_only\"}.  A receipt names\nthe version that signed "
+	    "it.\n", kc_plain, NULL, 0 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
 		return r;
-	rc = vault_public_key(v, pub);
+	rc = vault_signing_keys(v, &keys, &n);
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("kms public-key", NULL, rc);
-	api_pubkey_encode(text, pub);
-	(void)printf("%s\n", text);
+	for (size_t i = 0; i < n && r == CLI_OK; i++) {
+		pv_buf_init(&b, 256);
+		pv_json_init(&j, &b);
+		api_json_signing_key(&j, &keys[i]);
+		r = cli_emit_json("kms public-key", &j);
+		pv_buf_cleanup(&b);
+	}
+	free(keys);
+	return r;
+}
+
+static int
+kc_rotate_signing(int argc, char **argv)
+{
+	struct kc_opts o;
+	struct vault *v;
+	uint32_t newv;
+	pv_status rc;
+	int r, first;
+
+	static const struct kc_start ks = { "kms rotate-signing\n\nMakes a "
+	    "new receipt-signing key active and destroys the private\nkey of "
+	    "the one before; its public key stays listed (verify_only),\nso "
+	    "receipts it signed still verify.  Running servers sign with the\n"
+	    "new key from their next transaction.\n", kc_plain, NULL, 0 };
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
+		return r;
+	rc = vault_rotate(v, VAULT_SIGN, &newv);
+	vault_close(v);
+	if (rc != PV_OK)
+		return cli_fail("kms rotate-signing", NULL, rc);
+	(void)printf("signing key %u is active\n", newv);
 	return CLI_OK;
 }
 
@@ -559,7 +697,9 @@ static const struct cli_cmd kc_commands[] = {
 	    "rebuilt online" },
 	{ "shred-epoch", kc_shred_epoch, "make past shreds final in "
 	    "backups too" },
-	{ "public-key", kc_public_key, "the key that checks receipts" },
+	{ "rotate-signing", kc_rotate_signing, "new receipt-signing key; "
+	    "older ones only verify" },
+	{ "public-key", kc_public_key, "the keys that check receipts" },
 };
 
 int

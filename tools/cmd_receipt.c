@@ -1,54 +1,135 @@
 /*
  * cmd_receipt.c: piivault receipt SUBCOMMAND: checking shred receipts.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli_int.h"
 
 enum { O_PUBKEY = CLI_OPT_OWN };
 
+/* Public keys a command line may give. */
+#define GIVEN_MAX	64
+
+/* The keys receipts are checked against: given, or the vault's. */
+struct keyset {
+	struct vault_signing_key	 k[GIVEN_MAX];
+	int				 any[GIVEN_MAX]; /* for every version */
+	size_t				 n;
+	int				 bad;	/* a key did not parse */
+};
+
+/* --public-key [V=]pvpub_…: for receipts of version V, or for any. */
 static int
 receipt_opt(void *arg, int ch, const char *val)
 {
-	const char **pubkey = arg;
+	struct keyset *ks = arg;
+	const char *eq = strchr(val, '=');
+	unsigned long long ver = 0;
+	char *end;
 
-	if (ch == O_PUBKEY)
-		*pubkey = val;
+	if (ch != O_PUBKEY)
+		return CLI_OK;
+	if (ks->n == GIVEN_MAX)
+		return cli_usage("receipt verify", "more than 64 --public-key");
+	if (eq != NULL) {
+		if (val[0] < '1' || val[0] > '9')
+			ks->bad = 1;
+		else {
+			ver = strtoull(val, &end, 10);
+			if (end != eq || ver > UINT32_MAX)
+				ks->bad = 1;
+		}
+		val = eq + 1;
+	}
+	if (ks->bad || api_pubkey_decode(ks->k[ks->n].pub, val,
+	    strlen(val)) != PV_OK)
+		return cli_usage("receipt verify", "--public-key must be "
+		    "pvpub_... or VERSION=pvpub_...");
+	ks->k[ks->n].version = (uint32_t)ver;
+	ks->any[ks->n] = eq == NULL;
+	ks->n++;
 	return CLI_OK;
+}
+
+/*
+ * Check r with the keys for the version it names: PV_OK if one verifies
+ * it, PV_ENOTFOUND if none is for that version, else PV_EINTEGRITY.
+ */
+static pv_status
+check_one(const struct keyset *ks, const struct vault_signing_key *vk,
+    size_t nvk, const struct vault_receipt *r)
+{
+	uint32_t ver = vault_receipt_key_version(r);
+	pv_status rc = PV_ENOTFOUND;
+
+	for (size_t i = 0; i < ks->n; i++) {
+		if (!ks->any[i] && ks->k[i].version != ver)
+			continue;
+		if (vault_receipt_verify(r, ks->k[i].pub) == PV_OK)
+			return PV_OK;
+		rc = PV_EINTEGRITY;
+	}
+	for (size_t i = 0; i < nvk; i++) {
+		if (vk[i].version != ver)
+			continue;
+		if (vault_receipt_verify(r, vk[i].pub) == PV_OK)
+			return PV_OK;
+		rc = PV_EINTEGRITY;
+	}
+	return rc;
 }
 
 static int
 receipt_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "public-key", required_argument, NULL, O_PUBKEY },
-		{ NULL, 0, NULL, 0 },
+		/* The vault is opened only when no key is given. */
+		CLI_OPTS_VAULT,
+		{ "public-key", required_argument, NULL,
+		    O_PUBKEY | CLI_OPT_REPEAT },
+		CLI_OPT_END,
 	};
-	const char *pubkey = NULL;
-	struct cli_own own = { opts, receipt_opt, &pubkey,
-	    "  --public-key KEY the vault's key (piivault kms public-key)\n" };
-	uint8_t pub[PV_ED25519_LEN];
+	struct keyset ks;
+	struct cli_own own = { opts, receipt_opt, &ks,
+	    "  --public-key [V=]KEY  a key from GET /v1/keys/signing or "
+	    "kms public-key,\n"
+	    "                        for receipts of version V (or any); "
+	    "repeatable\n" };
+	struct vault_signing_key *vk = NULL;
 	struct vault_receipt rcpt;
 	struct cli_common c;
-	char err[API_ERR_MAX], line[2048];
-	size_t count = 0;
+	struct vault *v = NULL;
+	char err[API_ERR_MAX], line[2048], when[CLI_TIME_LEN];
+	size_t count = 0, nvk = 0;
 	FILE *f;
 	pv_status rc;
 	int r, first;
 
+	memset(&ks, 0, sizeof(ks));
 	if ((r = cli_parse(argc, argv, &c, &first, "receipt verify FILE "
-	    "--public-key KEY\n\nChecks every receipt in FILE (one JSON a line, "
-	    "as piivault shred\nprints them) against the vault's public key; "
-	    "needs no vault.\n", &own)) != CLI_OK)
+	    "[--public-key [V=]KEY]...\n\nChecks every receipt in FILE (one "
+	    "JSON a line, as piivault shred\nprints them) with the public key "
+	    "of the signing key version it\nnames: the keys given, which "
+	    "need no vault, or else the vault's.\nA receipt without "
+	    "signing_key_version was signed by version 1.  Prints\n"
+	    "\"ok rec_... shredded at TIME\" a receipt (RFC 3339, UTC).\n",
+	    &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
-	if (argc - first != 1 || pubkey == NULL)
-		return cli_usage("receipt verify", "expected FILE and "
-		    "--public-key");
-	if (api_pubkey_decode(pub, pubkey, strlen(pubkey)) != PV_OK)
-		return cli_usage("receipt verify", "--public-key is not a "
-		    "pvpub_ key");
-	if ((f = cli_fopen(argv[first])) == NULL)
+	if (argc - first != 1)
+		return cli_usage("receipt verify", "expected FILE");
+	if (ks.n == 0) {
+		if ((r = cli_open(&c, "receipt verify", &v)) != CLI_OK)
+			return r;
+		rc = vault_signing_keys(v, &vk, &nvk);
+		vault_close(v);
+		if (rc != PV_OK)
+			return cli_fail("receipt verify", NULL, rc);
+	}
+	if ((f = cli_fopen(argv[first])) == NULL) {
+		free(vk);
 		return cli_fail("receipt verify", argv[first], PV_EIO);
+	}
 	r = CLI_OK;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t len = strcspn(line, "\r\n");
@@ -63,26 +144,30 @@ receipt_verify(int argc, char **argv)
 			r = CLI_FAIL;
 			break;
 		}
-		if ((rc = vault_receipt_verify(&rcpt, pub)) != PV_OK) {
+		if ((rc = check_one(&ks, vk, nvk, &rcpt)) != PV_OK) {
 			(void)fprintf(stderr, "piivault: receipt verify: "
-			    "receipt %zu (%s): signature does not verify\n",
-			    count, rcpt.id);
+			    "receipt %zu (%s): %s %u\n", count, rcpt.id,
+			    rc == PV_ENOTFOUND ? "no public key for signing key "
+			    "version" : "signature does not verify with "
+			    "signing key version",
+			    vault_receipt_key_version(&rcpt));
 			r = CLI_FAIL;
 			break;
 		}
-		(void)printf("ok %s shredded at %llu\n", rcpt.id,
-		    (unsigned long long)rcpt.shredded_at);
+		cli_time(when, rcpt.shredded_at);
+		(void)printf("ok %s shredded at %s\n", rcpt.id, when);
 	}
 	if (r == CLI_OK && count == 0)
 		r = cli_fail("receipt verify", argv[first], PV_EJSON);
 	else if (r == CLI_OK && ferror(f))
 		r = cli_fail("receipt verify", argv[first], PV_EIO);
 	cli_fclose(f);
+	free(vk);
 	return r;
 }
 
 static const struct cli_cmd receipt_commands[] = {
-	{ "verify", receipt_verify, "check receipts against a public key" },
+	{ "verify", receipt_verify, "check receipts against the signing keys" },
 };
 
 int

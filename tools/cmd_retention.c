@@ -20,7 +20,7 @@ retention_opt(void *arg, int ch, const char *val)
 	if (ch == O_DRYRUN)
 		o->dry_run = 1;
 	else if (ch == O_BATCH &&
-	    (r = cli_number("retention", "--batch", val, 1, VAULT_BATCH_MAX,
+	    (r = cli_number(cli_name(), "--batch", val, 1, VAULT_BATCH_MAX,
 	    &n)) == CLI_OK)
 		o->batch = (size_t)n;
 	return r;
@@ -30,19 +30,26 @@ static int
 retention_sweep(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "dry-run", no_argument, NULL, O_DRYRUN },
 		{ "batch", required_argument, NULL, O_BATCH },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_JSON,
+		CLI_OPT_END,
 	};
 	struct retention_opts o = { 0, 0 };
 	struct cli_own own = { opts, retention_opt, &o,
-	    "  --dry-run        count only\n"
+	    "  --dry-run        count only: what would be shredded, what is "
+	    "held\n"
 	    "  --batch N        records a transaction (default 1000)\n" };
 	const struct cli_start start = { "retention sweep",
-	    "retention sweep [--dry-run]\n\n"
+	    "retention sweep [--dry-run] [--json]\n\n"
 	    "Crypto-shreds every record past its retention date (tombstone "
 	    "reason\n\"retention\"), except records under legal hold, in "
-	    "bounded\ntransactions.\n", &own, 0, "unexpected argument" };
+	    "bounded\ntransactions, and says how many it shredded and how "
+	    "many are held.\nWith --json: {\"dry_run\":false,\"shredded\":N,"
+	    "\"held\":N}, or with\n--dry-run {\"dry_run\":true,"
+	    "\"would_shred\":N,\"held\":N}.\n", &own, 0,
+	    "unexpected argument" };
 	struct cli_common c;
 	struct vault *v = NULL;
 	struct pv_buf b;
@@ -58,11 +65,19 @@ retention_sweep(int argc, char **argv)
 	vault_close(v);
 	if (rc != PV_OK)
 		return cli_fail("retention sweep", NULL, rc);
+	if (!c.json) {
+		(void)printf("%s %llu records past their retention date; "
+		    "%llu held\n", o.dry_run ? "would shred" : "shredded",
+		    (unsigned long long)shredded, (unsigned long long)held);
+		return fflush(stdout) == 0 ? CLI_OK :
+		    cli_fail("retention sweep", "stdout", PV_EIO);
+	}
+	/* A dry run shreds nothing: its count has a name of its own. */
 	pv_buf_init(&b, 128);
 	pv_json_init(&j, &b);
 	pv_json_obj(&j);
 	pv_json_kbool(&j, "dry_run", o.dry_run);
-	pv_json_ku64(&j, "shredded", shredded);
+	pv_json_ku64(&j, o.dry_run ? "would_shred" : "shredded", shredded);
 	pv_json_ku64(&j, "held", held);
 	pv_json_close(&j);
 	r = cli_emit_json("retention sweep", &j);

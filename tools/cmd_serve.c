@@ -352,6 +352,7 @@ int
 cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "tls-cert", required_argument, NULL, O_CERT },
@@ -377,7 +378,7 @@ cmd_serve(int argc, char **argv)
 		{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
 		{ "rate-limit", required_argument, NULL, O_RATE },
 		{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	struct serve_opts o;
 	struct cli_own own = { opts, serve_opt, &o,
@@ -420,7 +421,7 @@ cmd_serve(int argc, char **argv)
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
 	    "without one\n"
-	    "  --request-limit N      access or deletion requests a record "
+	    "  --request-limit N      access requests answered a record "
 	    "(default " CLI_STR(VAULT_REQUEST_LIMIT_DEFAULT) ")\n"
 	    "  --request-window-days D  per window of D days (default 30)\n"
 	    "  --sweep-interval SEC   retention sweep period (default "

@@ -83,9 +83,10 @@ int
 cmd_shred(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_OPTS_VAULT,
 		{ "from-file", required_argument, NULL, O_FROMFILE },
 		{ "reason", required_argument, NULL, O_REASON },
-		{ NULL, 0, NULL, 0 },
+		CLI_OPT_END,
 	};
 	struct shred_opts o = { NULL, "request" };
 	struct cli_own own = { opts, shred_opt, &o,

@@ -17,12 +17,15 @@
 #define K_REVOKED	16
 #define K_NAMELEN	24
 #define K_NAME		25
+/* Version 3: before the MAC, expires (8), lifetime days (4), replaced (8). */
+#define K_V3_TAIL	20
 #define K_VAL_MAX	(K_NAME + VAULT_APIKEY_NAME_MAX + 1 + \
 			    VAULT_APIKEY_FIELDS_MAX * (1 + PV_FIELD_NAME_MAX) + \
-			    VAULT_CERT_HASH_LEN + VAULT_ROW_MAC_LEN)
+			    VAULT_CERT_HASH_LEN + K_V3_TAIL + VAULT_ROW_MAC_LEN)
 #define KF_CERT		0x01
 #define K_V1		1	/* before rows were authenticated */
 #define K_V2		2	/* with cert binding and the row's MAC */
+#define K_V3		3	/* with expiry and rotation */
 
 static const char *const role_names[] = {
 	[VAULT_ROLE_WRITER] = "writer",
@@ -101,18 +104,21 @@ vault_apikey_name_valid(const char *s, size_t len)
 }
 
 /*
- * Serialize a key (version 2) stored under hash, its MAC last; *len is the
- * length.  PV_ECRYPTO.
+ * Serialize a key stored under hash, its MAC last; *len is the length.
+ * Version 3 for a key with a lifetime or an old secret of a rotation,
+ * else version 2, as before they existed.  PV_ECRYPTO.
  */
 static pv_status
 key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
     uint8_t *p, const struct vault_apikey *k, size_t *len)
 {
+	int v3 = k->expires != 0 || k->expires_days != 0 ||
+	    k->replaced_until != 0;
 	size_t n, pos;
 	pv_status rc;
 
 	memset(p, 0, K_NAME);
-	p[K_VERSION] = K_V2;
+	p[K_VERSION] = v3 ? K_V3 : K_V2;
 	p[K_ROLE] = (uint8_t)k->role;
 	p[K_REVEAL] = (uint8_t)k->reveal;
 	p[K_FLAGS] = k->cert_bound ? KF_CERT : 0;
@@ -134,6 +140,12 @@ key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 		memcpy(p + pos, k->cert_sha256, VAULT_CERT_HASH_LEN);
 		pos += VAULT_CERT_HASH_LEN;
 	}
+	if (v3) {
+		pv_put_u64(p + pos, k->expires);
+		pv_put_u32(p + pos + 8, k->expires_days);
+		pv_put_u64(p + pos + 12, k->replaced_until);
+		pos += K_V3_TAIL;
+	}
 	if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p, pos,
 	    p + pos)) != PV_OK)
 		return rc;
@@ -142,10 +154,11 @@ key_encode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 }
 
 /*
- * Total: any bytes give a key or PV_EINTEGRITY.  A version 2 key must
- * carry the MAC of its value under the hash it is stored under (so that
- * no byte of it, and no value moved from another key, is accepted); a
- * version 1 key only in a vault not yet upgraded (*legacy is then set).
+ * Total: any bytes give a key or PV_EINTEGRITY.  A version 2 or 3 key
+ * must carry the MAC of its value under the hash it is stored under (so
+ * that no byte of it, its expiry included, and no value moved from
+ * another key, is accepted); a version 1 key only in a vault not yet
+ * upgraded (*legacy is then set).
  */
 static pv_status
 key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
@@ -161,7 +174,8 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 		return PV_EINTEGRITY;
 	if (p[K_VERSION] == K_V1 && !kms_authenticated(v->kms))
 		*legacy = 1;
-	else if (p[K_VERSION] == K_V2 && len > VAULT_ROW_MAC_LEN) {
+	else if ((p[K_VERSION] == K_V2 || p[K_VERSION] == K_V3) &&
+	    len > VAULT_ROW_MAC_LEN) {
 		len -= VAULT_ROW_MAC_LEN;
 		if ((rc = vault_row_mac(v, PV_T_APIKEYS, hash, PV_HMAC_LEN, p,
 		    len, mac)) != PV_OK)
@@ -170,6 +184,16 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 			return PV_EINTEGRITY;
 		if (len < K_NAME + 1 || (p[K_FLAGS] & ~KF_CERT) != 0)
 			return PV_EINTEGRITY;
+		if (p[K_VERSION] == K_V3) {
+			if (len < K_NAME + 1 + K_V3_TAIL)
+				return PV_EINTEGRITY;
+			len -= K_V3_TAIL;
+			k->expires = pv_get_u64(p + len);
+			k->expires_days = pv_get_u32(p + len + 8);
+			k->replaced_until = pv_get_u64(p + len + 12);
+			if (k->expires_days > VAULT_APIKEY_DAYS_MAX)
+				return PV_EINTEGRITY;
+		}
 		k->cert_bound = (p[K_FLAGS] & KF_CERT) != 0;
 		if (k->cert_bound) {
 			if (len < K_NAME + 1 + VAULT_CERT_HASH_LEN)
@@ -203,6 +227,17 @@ key_decode(struct vault *v, const uint8_t hash[static PV_HMAC_LEN],
 	    k->role > VAULT_ROLE_AUDITOR)
 		return PV_EINTEGRITY;
 	return PV_OK;
+}
+
+/* A secret's text: "pvk_" and its 32 random bytes in base64url. */
+static void
+secret_format(char secret[static VAULT_APIKEY_SECRET_LEN + 1],
+    const uint8_t raw[static 32])
+{
+	memcpy(secret, "pvk_", 4);
+	pv_b64url_encode16(secret + 4, raw);
+	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
+	secret[VAULT_APIKEY_SECRET_LEN] = '\0';
 }
 
 static pv_status
@@ -294,7 +329,11 @@ key_load(struct vault *v, struct pv_txn *t, const uint8_t *hash, size_t kl,
 	if ((rc = revoked_has(t, hash, &rev)) != PV_OK)
 		return rc == PV_EINTEGRITY ? vault_alarm(v, "revocation list",
 		    "meta") : rc;
-	if (rev && out->revoked == 0) {
+	/*
+	 * Listed: revoked, or the old secret of a rotation, whose row says
+	 * when it stops.  A row that says neither was copied back.
+	 */
+	if (rev && out->revoked == 0 && out->replaced_until == 0) {
 		(void)vault_alarm(v, "api key (revocation rolled back)",
 		    "apikeys");
 		out->revoked = 1;
@@ -302,10 +341,18 @@ key_load(struct vault *v, struct pv_txn *t, const uint8_t *hash, size_t kl,
 	return PV_OK;
 }
 
+int
+vault_apikey_live(const struct vault_apikey *k, uint64_t now)
+{
+	return k->revoked == 0 && (k->expires == 0 || now < k->expires) &&
+	    (k->replaced_until == 0 || now < k->replaced_until);
+}
+
 /*
- * Find a key by name.  The table is keyed by secret hash and holds a few
- * keys, so a scan is the index.  A row that fails its MAC is skipped (an
- * alarm): it is no key of that name.
+ * Find a key's current secret by name (an old secret of a rotation is
+ * not it).  The table is keyed by secret hash and holds a few keys, so a
+ * scan is the index.  A row that fails its MAC is skipped (an alarm): it
+ * is no key of that name.
  */
 static pv_status
 key_find(struct vault *v, struct pv_txn *t, const char *name,
@@ -325,7 +372,7 @@ key_find(struct vault *v, struct pv_txn *t, const char *name,
 			continue;
 		if (rc != PV_OK)
 			break;
-		if (strcmp(out->name, name) == 0) {
+		if (strcmp(out->name, name) == 0 && out->replaced_until == 0) {
 			if (hash != NULL)
 				memcpy(hash, k, PV_HMAC_LEN);
 			break;
@@ -352,7 +399,8 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	    k.reveal != VAULT_REVEAL_MASKED) ||
 	    k.purposes >= (1u << VAULT_P__COUNT) ||
 	    k.nfields > VAULT_APIKEY_FIELDS_MAX ||
-	    (k.cert_bound != 0 && k.cert_bound != 1))
+	    (k.cert_bound != 0 && k.cert_bound != 1) ||
+	    k.expires_days > VAULT_APIKEY_DAYS_MAX)
 		return PV_EINVAL;
 	for (size_t i = 0; i < k.nfields; i++)
 		if (!pv_field_name_valid(k.fields[i], strnlen(k.fields[i],
@@ -360,6 +408,9 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 			return PV_EFIELD;
 	k.created = pv_now();
 	k.revoked = 0;
+	k.expires = k.expires_days != 0 ? k.created + k.expires_days *
+	    VAULT_DAY : 0;
+	k.replaced_until = 0;
 	if ((rc = pv_random(raw, sizeof(raw))) != PV_OK ||
 	    (rc = secret_hash(v, raw, hash)) != PV_OK)
 		goto out;
@@ -383,9 +434,7 @@ vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	t = NULL;
 	if (rc != PV_OK)
 		goto out;
-	memcpy(secret, "pvk_", 4);
-	pv_b64url_encode16(secret + 4, raw);
-	pv_b64url_encode16(secret + 4 + PV_B64URL16_LEN, raw + 16);
+	secret_format(secret, raw);
 out:
 	pv_txn_abort(t);
 	pv_cleanse(raw, sizeof(raw));
@@ -445,37 +494,185 @@ out:
 	return rc;
 }
 
+/*
+ * The hashes of every row (current and old secrets) of key name, that
+ * passes its MAC, into *out (free()).  PV_ENOTFOUND if there is none.
+ */
+static pv_status
+key_rows(struct vault *v, struct pv_txn *t, const char *name,
+    uint8_t (**out)[PV_HMAC_LEN], size_t *n)
+{
+	uint8_t (*h)[PV_HMAC_LEN] = NULL, (*nh)[PV_HMAC_LEN];
+	struct vault_apikey k;
+	struct pv_cursor *c;
+	const void *kk, *val;
+	size_t kl, vl, cnt = 0;
+	pv_status rc;
+
+	if ((rc = pv_cursor_open(t, PV_T_APIKEYS, &c)) != PV_OK)
+		return rc;
+	for (rc = pv_cursor_seek(c, NULL, 0, 0, &kk, &kl, &val, &vl);
+	    rc == PV_OK; rc = pv_cursor_next(c, 0, &kk, &kl, &val, &vl)) {
+		rc = key_load(v, t, kk, kl, val, vl, &k);
+		if (rc == PV_EINTEGRITY)
+			continue;
+		if (rc != PV_OK)
+			break;
+		if (strcmp(k.name, name) != 0)
+			continue;
+		if ((nh = realloc(h, (cnt + 1) * sizeof(*h))) == NULL) {
+			rc = PV_ENOMEM;
+			break;
+		}
+		h = nh;
+		memcpy(h[cnt++], kk, PV_HMAC_LEN);
+	}
+	pv_cursor_close(c);
+	if (rc == PV_ENOTFOUND && cnt > 0)
+		rc = PV_OK;
+	if (rc != PV_OK) {
+		free(h);
+		return rc;
+	}
+	*out = h;
+	*n = cnt;
+	return PV_OK;
+}
+
+/* Revoke the row under hash in t: its value and the revocation list. */
+static pv_status
+row_revoke(struct vault *v, struct pv_txn *t, const uint8_t *hash,
+    uint64_t now)
+{
+	uint8_t val[K_VAL_MAX];
+	struct vault_apikey k;
+	const void *cur;
+	size_t len, cl;
+	pv_status rc;
+
+	if ((rc = pv_get(t, PV_T_APIKEYS, hash, PV_HMAC_LEN, &cur, &cl)) !=
+	    PV_OK ||
+	    (rc = key_load(v, t, hash, PV_HMAC_LEN, cur, cl, &k)) != PV_OK)
+		return rc;
+	if (k.revoked == 0)
+		k.revoked = now;
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, hash, PV_HMAC_LEN, val, len,
+	    0)) != PV_OK)
+		return rc;
+	return revoked_add(t, hash);
+}
+
 pv_status
 vault_apikey_revoke(struct vault *v, const char *name)
 {
-	uint8_t hash[PV_HMAC_LEN], val[K_VAL_MAX];
-	struct vault_apikey k;
+	uint8_t (*rows)[PV_HMAC_LEN] = NULL;
+	uint64_t now = pv_now();
 	struct pv_txn *t;
-	size_t len;
+	size_t n = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
 		return rc;
 	if ((rc = ring_proven(v, t)) != PV_OK ||
-	    (rc = key_find(v, t, name, hash, &k)) != PV_OK)
+	    (rc = key_rows(v, t, name, &rows, &n)) != PV_OK)
 		goto out;
-	if (k.revoked == 0)
-		k.revoked = pv_now();
 	/*
-	 * The row, the list and the ring MAC over the list change together:
-	 * copying back either the row or the list alone revives nothing.
+	 * The rows, the list and the ring MAC over the list change together:
+	 * copying back either the rows or the list alone revives nothing.
+	 * Every secret of the key goes, the old ones of a rotation too.
 	 */
-	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
-	    (rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
-	    0)) != PV_OK ||
-	    (rc = revoked_add(t, hash)) != PV_OK ||
-	    (rc = kms_ring_seal(v->kms, t)) != PV_OK ||
+	for (size_t i = 0; i < n; i++)
+		if ((rc = row_revoke(v, t, rows[i], now)) != PV_OK)
+			goto out;
+	if ((rc = kms_ring_seal(v->kms, t)) != PV_OK ||
 	    (rc = vault_log_op(v, t, "apikey.revoke", VAULT_EK_NONE, NULL, 0,
 	    name, NULL)) != PV_OK)
 		goto out;
+	free(rows);
 	return pv_txn_commit(t);
 out:
+	free(rows);
 	pv_txn_abort(t);
+	return rc;
+}
+
+pv_status
+vault_apikey_rotate(struct vault *v, const char *name, uint64_t overlap,
+    char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+{
+	uint8_t raw[32], hash[PV_HMAC_LEN], oldh[PV_HMAC_LEN], val[K_VAL_MAX];
+	uint8_t (*rows)[PV_HMAC_LEN] = NULL;
+	struct vault_apikey cur, k, old;
+	struct pv_txn *t = NULL;
+	uint64_t now = pv_now();
+	const void *rv;
+	size_t len, n = 0, rl;
+	pv_status rc;
+
+	if (overlap > VAULT_APIKEY_OVERLAP_MAX)
+		return PV_EINVAL;
+	if ((rc = pv_random(raw, sizeof(raw))) != PV_OK ||
+	    (rc = secret_hash(v, raw, hash)) != PV_OK)
+		goto out;
+	if ((rc = vault_txn_begin(v, 1, &t)) != PV_OK)
+		goto out;
+	if ((rc = ring_proven(v, t)) != PV_OK ||
+	    (rc = key_find(v, t, name, oldh, &cur)) != PV_OK)
+		goto out;
+	if (cur.revoked != 0) {
+		rc = PV_EKEYSTATE;
+		goto out;
+	}
+	/* Old secrets past their overlap go: they work no more. */
+	if ((rc = key_rows(v, t, name, &rows, &n)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = pv_get(t, PV_T_APIKEYS, rows[i], PV_HMAC_LEN, &rv,
+		    &rl)) != PV_OK ||
+		    (rc = key_load(v, t, rows[i], PV_HMAC_LEN, rv, rl,
+		    &old)) != PV_OK)
+			goto out;
+		if (old.replaced_until != 0 && now >= old.replaced_until &&
+		    (rc = pv_del(t, PV_T_APIKEYS, rows[i], PV_HMAC_LEN, NULL,
+		    0)) != PV_OK)
+			goto out;
+	}
+	/* The new secret: the same rights, the same lifetime from now. */
+	k = cur;
+	k.created = now;
+	k.expires = k.expires_days != 0 ? now + k.expires_days * VAULT_DAY :
+	    0;
+	k.replaced_until = 0;
+	if ((rc = key_encode(v, hash, val, &k, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, hash, sizeof(hash), val, len,
+	    PV_PUT_NOOVERWRITE)) != PV_OK)
+		goto out;
+	/*
+	 * The old one stops at the overlap's end (at once for 0: now is
+	 * already past "now < replaced_until").  Its hash joins the list,
+	 * under the ring MAC, so that its row from before cannot be copied
+	 * back to make it work for good.
+	 */
+	cur.replaced_until = now + overlap;
+	if ((rc = key_encode(v, oldh, val, &cur, &len)) != PV_OK ||
+	    (rc = pv_put(t, PV_T_APIKEYS, oldh, sizeof(oldh), val, len,
+	    0)) != PV_OK ||
+	    (rc = revoked_add(t, oldh)) != PV_OK ||
+	    (rc = kms_ring_seal(v->kms, t)) != PV_OK ||
+	    (rc = vault_log_op(v, t, "apikey.rotate", VAULT_EK_NONE, NULL, 0,
+	    name, NULL)) != PV_OK)
+		goto out;
+	rc = pv_txn_commit(t);
+	t = NULL;
+	if (rc != PV_OK)
+		goto out;
+	secret_format(secret, raw);
+out:
+	pv_txn_abort(t);
+	free(rows);
+	pv_cleanse(raw, sizeof(raw));
+	pv_cleanse(val, sizeof(val));
 	return rc;
 }
 
@@ -517,7 +714,9 @@ vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	if (rc == PV_OK)
 		rc = ring_proven(v, t);
 	pv_txn_abort(t);
-	if (rc == PV_ENOTFOUND || (rc == PV_OK && k.revoked != 0))
+	/* Expired, revoked or replaced: refused exactly as unknown. */
+	if (rc == PV_ENOTFOUND || (rc == PV_OK && !vault_apikey_live(&k,
+	    pv_now())))
 		return PV_EUNAUTH;
 	if (rc != PV_OK)
 		return rc;
@@ -770,16 +969,42 @@ blank(const char *s)
 	return 1;
 }
 
-/* Answer one token from snapshot t into r. */
+/* What the log keeps of one token's answer: never the token or a value. */
+struct logged {
+	uint64_t	seq;		/* its record; 0: the token led to none */
+	char		field[PV_FIELD_NAME_MAX + 1];	/* "": none */
+	int		outcome;	/* enum vault_item_outcome */
+	pv_status	code;
+};
+
+/* Note in lg the record and field res names. */
+static void
+log_target(struct logged *lg, const struct resolved *res)
+{
+	size_t n = res->f.namelen > PV_FIELD_NAME_MAX ? PV_FIELD_NAME_MAX :
+	    res->f.namelen;
+
+	lg->seq = res->rec_seq;
+	memcpy(lg->field, res->f.name, n);
+	lg->field[n] = '\0';
+}
+
+/*
+ * Answer one token from snapshot t into r; lg receives its record and
+ * field as far as the token led to them, whatever the answer.
+ */
 static pv_status
 reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
-    const char *token, size_t len, struct vault_reveal *r)
+    const char *token, size_t len, struct vault_reveal *r, struct logged *lg)
 {
 	struct resolved res;
 	char *plain = NULL;
 	pv_status rc;
 
-	if ((rc = vault_token_resolve(v, t, token, len, &res)) != PV_OK)
+	rc = vault_token_resolve(v, t, token, len, &res);
+	if (rc == PV_OK || rc == PV_ESHREDDED)
+		log_target(lg, &res);
+	if (rc != PV_OK)
 		return rc;
 	if (!vault_apikey_field_allowed(a->key, res.f.name, res.f.namelen))
 		return PV_EFORBIDDEN;
@@ -789,7 +1014,6 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 		return PV_ECONSENT;
 	if ((rc = vault_field_open(v, &res, &plain)) != PV_OK)
 		return rc;
-	r->seq = res.rec_seq;
 	memcpy(r->field, res.f.name, res.f.namelen);
 	r->field[res.f.namelen] = '\0';
 	if (a->purpose == VAULT_P_RESEARCH ||
@@ -800,57 +1024,54 @@ reveal_one(struct vault *v, struct pv_txn *t, const struct vault_access *a,
 			rc = pseudonym(v, r->pseudonym, r->field,
 			    res.f.namelen, plain, res.f.ctlen);
 		pv_secure_free(plain, res.f.ctlen + 1);
+		lg->outcome = VAULT_ITEM_MASKED;
 		return rc;
 	}
 	r->value = plain;
 	r->len = res.f.ctlen;
+	lg->outcome = VAULT_ITEM_REVEALED;
 	return PV_OK;
 }
 
-static int
-seq_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* What the log keeps of a released answer once its value is wiped. */
-struct released {
-	uint64_t	seq;
-	char		field[PV_FIELD_NAME_MAX + 1];
-};
 
 /*
- * Log a detokenize: the records whose values it released and the fields
- * it touched, each once.
+ * Log a detokenize: the records whose values (or masked forms) it
+ * released and their fields, each once, and what each token got.
  */
 static pv_status
 log_reveals(struct vault *v, const struct vault_event *tmpl,
-    const struct released *rel, size_t n)
+    const struct logged *lg, size_t n)
 {
 	struct vault_event ev = *tmpl;
+	struct vault_item *items = NULL;
 	const char **fields = NULL;
 	uint64_t *seqs = NULL;
 	size_t ns = 0, nf = 0;
 	pv_status rc;
 
 	if ((seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL ||
-	    (fields = calloc(n ? n : 1, sizeof(*fields))) == NULL) {
+	    (fields = calloc(n ? n : 1, sizeof(*fields))) == NULL ||
+	    (items = calloc(n ? n : 1, sizeof(*items))) == NULL) {
 		rc = PV_ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 
-		seqs[ns++] = rel[i].seq;
-		for (j = 0; j < nf && strcmp(fields[j], rel[i].field) != 0;
+		items[i].rec = lg[i].seq;
+		items[i].field = lg[i].field[0] != '\0' ? lg[i].field : NULL;
+		items[i].outcome = lg[i].outcome;
+		items[i].code = lg[i].code;
+		if (lg[i].outcome == VAULT_ITEM_REFUSED)
+			continue;
+		seqs[ns++] = lg[i].seq;
+		for (j = 0; j < nf && strcmp(fields[j], lg[i].field) != 0;
 		    j++)
 			;
 		if (j == nf)
-			fields[nf++] = rel[i].field;
+			fields[nf++] = lg[i].field;
 	}
-	qsort(seqs, ns, sizeof(*seqs), seq_cmp);
+	qsort(seqs, ns, sizeof(*seqs), vault_seq_cmp);
 	for (size_t i = 1, w = 1; i <= ns; i++) {
 		if (i == ns) {
 			ns = ns ? w : 0;
@@ -865,10 +1086,13 @@ log_reveals(struct vault *v, const struct vault_event *tmpl,
 	ev.nrecs = ns;
 	ev.fields = fields;
 	ev.nfields = nf;
+	ev.items = items;
+	ev.nitems = n;
 	rc = vault_audit(v, &ev, NULL);
 out:
 	free(seqs);
 	free(fields);
+	free(items);
 	return rc;
 }
 
@@ -916,9 +1140,8 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
     const size_t *lens, size_t n, vault_reveal_fn fn, void *arg)
 {
 	struct vault_reveal r;
-	struct released *rel = NULL;
+	struct logged *lg = NULL;
 	struct pv_txn *t = NULL;
-	size_t nrel = 0;
 	pv_status rc;
 
 	if (a->key->role != VAULT_ROLE_READER)
@@ -927,7 +1150,7 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 		return rc;
 	if (n > VAULT_BATCH_MAX)
 		return PV_ETOOBIG;
-	if ((rel = calloc(n ? n : 1, sizeof(*rel))) == NULL)
+	if ((lg = calloc(n ? n : 1, sizeof(*lg))) == NULL)
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
@@ -938,19 +1161,17 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 	 */
 	for (size_t i = 0; i < n; i++) {
 		memset(&r, 0, sizeof(r));
-		rc = reveal_one(v, t, a, tokens[i], lens[i], &r);
+		rc = reveal_one(v, t, a, tokens[i], lens[i], &r, &lg[i]);
 		if (!token_status(rc)) {
 			/* No room for a value: the request, not the token. */
 			if (rc == PV_ENOMEM)
 				rc = PV_EUNAVAIL;
 			goto out;
 		}
-		if (rc != PV_OK)	/* nothing of a failed answer stays */
+		if (rc != PV_OK) {	/* nothing of a failed answer stays */
 			pv_cleanse(&r, sizeof(r));
-		else {
-			rel[nrel].seq = r.seq;
-			memcpy(rel[nrel].field, r.field, sizeof(r.field));
-			nrel++;
+			lg[i].outcome = VAULT_ITEM_REFUSED;
+			lg[i].code = rc;
 		}
 		r.status = rc;
 		rc = fn(arg, i, &r);
@@ -962,14 +1183,14 @@ vault_detokenize(struct vault *v, const struct vault_access *a,
 	pv_txn_abort(t);
 	t = NULL;
 	/* No access without a record: the event is durable first. */
-	if (ev != NULL && log_reveals(v, ev, rel, nrel) != PV_OK) {
+	if (ev != NULL && log_reveals(v, ev, lg, n) != PV_OK) {
 		rc = PV_EUNAVAIL;
 		goto out;
 	}
 	rc = PV_OK;
 out:
 	pv_txn_abort(t);
-	free(rel);
+	free(lg);
 	return rc;
 }
 
@@ -1003,14 +1224,51 @@ record_pseudonym(struct vault *v, char out[static VAULT_PSEUDONYM_STRLEN + 1],
 	return PV_OK;
 }
 
+/*
+ * Whether match hit may be answered for a's purpose, in snapshot t: for
+ * marketing only with the record's consent, for research as its
+ * pseudonym only (hit rewritten).  *keep says; failures are the request's.
+ */
+static pv_status
+match_filter(struct vault *v, struct pv_txn *t, const struct vault_access *a,
+    struct vault_match *hit, int *keep)
+{
+	struct resolved res;
+	char *plain = NULL;
+	pv_status rc;
+
+	*keep = 0;
+	rc = vault_token_resolve(v, t, hit->token, strlen(hit->token), &res);
+	if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
+		return PV_OK;	/* shredded since the look-up */
+	if (rc != PV_OK)
+		return rc;
+	if (a->purpose == VAULT_P_MARKETING) {
+		/*
+		 * The consent flag counts only once the DEK, whose context
+		 * binds the record's header, has opened.
+		 */
+		if (vault_field_open(v, &res, &plain) != PV_OK)
+			return PV_OK;	/* consent unconfirmed */
+		pv_secure_free(plain, res.f.ctlen + 1);
+		*keep = (res.rec[R_FLAGS] & RF_MARKETING) != 0;
+		return PV_OK;
+	}
+	/* Research: a pseudonym of the record, nothing else. */
+	memset(hit, 0, sizeof(*hit));
+	if ((rc = record_pseudonym(v, hit->pseudonym, res.rec_seq)) != PV_OK)
+		return rc;
+	*keep = 1;
+	return PV_OK;
+}
+
 pv_status
 vault_lookup_access(struct vault *v, const struct vault_access *a,
-    const struct vault_event *ev, const char *field, size_t fieldlen,
-    const char *value, size_t len, struct vault_match **out, size_t *n)
+    const struct vault_event *ev, const struct vault_lookup_req *rq)
 {
 	struct vault_match *m = NULL;
 	struct pv_txn *t = NULL;
-	size_t cnt = 0, keep = 0;
+	size_t w = 0;
 	pv_status rc;
 
 	if (a->key->role != VAULT_ROLE_READER &&
@@ -1019,50 +1277,38 @@ vault_lookup_access(struct vault *v, const struct vault_access *a,
 	if ((rc = purpose_check(a)) != PV_OK)
 		return rc;
 	/* Whether a value exists is itself something a key may not see. */
-	if (!vault_apikey_field_allowed(a->key, field, fieldlen))
+	if (!vault_apikey_field_allowed(a->key, rq->field, rq->fieldlen))
 		return PV_EFORBIDDEN;
-	if ((rc = vault_lookup_ev(v, ev, field, fieldlen, value, len, &m,
-	    &cnt)) != PV_OK)
-		return rc;
-	if (a->purpose != VAULT_P_MARKETING && a->purpose != VAULT_P_RESEARCH) {
-		keep = cnt;
-		goto done;
+	{
+		struct vault_lookup_req own = *rq;
+
+		own.matches = &m;
+		if ((rc = vault_lookup_many(v, ev, &own)) != PV_OK)
+			return rc;
 	}
+	if (a->purpose != VAULT_P_MARKETING && a->purpose != VAULT_P_RESEARCH)
+		goto done;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
-	for (size_t i = 0; i < cnt; i++) {
-		struct vault_match hit = m[i];
-		struct resolved res;
-		char *plain = NULL;
+	/* Each value's matches stay in order, packed to the front. */
+	for (size_t i = 0; i < rq->n; i++) {
+		struct vault_lookup_result *r = &rq->res[i];
+		size_t from = r->first, n = r->n;
 
-		rc = vault_token_resolve(v, t, hit.token, strlen(hit.token),
-		    &res);
-		if (rc == PV_ESHREDDED || rc == PV_ENOTFOUND)
-			continue;	/* shredded since the look-up */
-		if (rc != PV_OK)
-			goto out;
-		if (a->purpose == VAULT_P_MARKETING) {
-			/*
-			 * The consent flag counts only once the DEK, whose
-			 * context binds the record's header, has opened.
-			 */
-			if (vault_field_open(v, &res, &plain) != PV_OK)
-				continue;	/* consent unconfirmed */
-			pv_secure_free(plain, res.f.ctlen + 1);
-			if (!(res.rec[R_FLAGS] & RF_MARKETING))
-				continue;
-		} else {
-			/* Research: a pseudonym of the record, nothing else. */
-			memset(&hit, 0, sizeof(hit));
-			if ((rc = record_pseudonym(v, hit.pseudonym,
-			    res.rec_seq)) != PV_OK)
+		r->first = w;
+		for (size_t k = from; k < from + n; k++) {
+			struct vault_match hit = m[k];
+			int keep;
+
+			if ((rc = match_filter(v, t, a, &hit, &keep)) != PV_OK)
 				goto out;
+			if (keep)
+				m[w++] = hit;
 		}
-		m[keep++] = hit;
+		r->n = w - r->first;
 	}
 done:
-	*out = m;
-	*n = keep;
+	*rq->matches = m;
 	m = NULL;
 	rc = PV_OK;
 out:

@@ -23,12 +23,16 @@
 #define E_STRINGS	12
 #define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
 /*
- * Version 1 stores the reason as plain text; version 2 (written since)
- * stores it sealed under K_reason, AAD REASON_AAD_AUDIT || seq.
+ * Version 1 stores the reason as plain text; version 2 stores it sealed
+ * under K_reason, AAD REASON_AAD_AUDIT || seq; version 3 (written since)
+ * is version 2 followed by the items: what each token of a read got.
  */
 #define E_V_PLAIN	1
 #define E_V_SEALED	2
+#define E_V_ITEMS	3
 #define REASON_AAD_AUDIT 1
+/* An item: outcome (1), status (1), record seq (8, 0 none), field. */
+#define ITEM_FIXED	(1 + 1 + SEQ_LEN)
 
 /* Append a length-prefixed string, cut to max and without controls. */
 static size_t
@@ -47,7 +51,10 @@ put_str(uint8_t *p, const char *s, size_t max)
 	return 1 + n;
 }
 
-/* The most event_encode can write for ev. */
+/*
+ * The most event_encode can write for ev: with at most VAULT_BATCH_MAX
+ * records, fields and items, about 150 KB (docs/format.md).
+ */
 static size_t
 event_size(const struct vault_event *ev)
 {
@@ -57,7 +64,8 @@ event_size(const struct vault_event *ev)
 	return E_STRINGS + 4 + VAULT_ACTOR_MAX + VAULT_ACTION_MAX +
 	    VAULT_CODE_MAX + VAULT_REASON_MAX + KMS_SEAL_OVERHEAD + 2 +
 	    ev->nrecs * SEQ_LEN + 2 +
-	    nf * (1 + PV_FIELD_NAME_MAX);
+	    nf * (1 + PV_FIELD_NAME_MAX) + 2 +
+	    ev->nitems * (ITEM_FIXED + 1 + PV_FIELD_NAME_MAX);
 }
 
 /* AAD of event seq's sealed reason. */
@@ -103,7 +111,7 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 	size_t pos = E_STRINGS, nf = ev->nfields;
 	pv_status rc;
 
-	p[E_VERSION] = E_V_SEALED;
+	p[E_VERSION] = E_V_ITEMS;
 	pv_put_u64(p + E_TIME, now);
 	p[E_OK] = ev->ok ? 1 : 0;
 	p[E_PURPOSE] = ev->purpose < 0 ? 0xff : (uint8_t)ev->purpose;
@@ -123,6 +131,17 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 	p[pos++] = (uint8_t)nf;
 	for (size_t i = 0; i < nf; i++)
 		pos += put_str(p + pos, ev->fields[i], PV_FIELD_NAME_MAX);
+	p[pos++] = (uint8_t)(ev->nitems >> 8);
+	p[pos++] = (uint8_t)ev->nitems;
+	for (size_t i = 0; i < ev->nitems; i++) {
+		const struct vault_item *it = &ev->items[i];
+
+		p[pos++] = (uint8_t)it->outcome;
+		p[pos++] = (uint8_t)it->code;
+		pv_put_u64(p + pos, it->rec);
+		pos += SEQ_LEN;
+		pos += put_str(p + pos, it->field, PV_FIELD_NAME_MAX);
+	}
 	*len = pos;
 	return PV_OK;
 }
@@ -180,8 +199,15 @@ vault_audit_in(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
 	size_t len;
 	pv_status rc;
 
-	if (ev->nrecs > VAULT_BATCH_MAX)
+	if (ev->nrecs > VAULT_BATCH_MAX || ev->nitems > VAULT_BATCH_MAX)
 		return PV_EINVAL;
+	for (size_t i = 0; i < ev->nitems; i++)
+		if (ev->items[i].outcome < VAULT_ITEM_REVEALED ||
+		    ev->items[i].outcome > VAULT_ITEM_REFUSED ||
+		    (ev->items[i].outcome == VAULT_ITEM_REFUSED) !=
+		    (ev->items[i].code != PV_OK) ||
+		    (unsigned)ev->items[i].code > UINT8_MAX)
+			return PV_EINVAL;
 	if ((buf = malloc(event_size(ev) + PV_HMAC_LEN)) == NULL)
 		return PV_ENOMEM;
 	if ((rc = audit_head(t, &seq, prev)) != PV_OK)
@@ -300,19 +326,93 @@ get_reason(struct vault *v, char *out, const uint8_t *p, size_t len,
 	return PV_OK;
 }
 
-/* Decode an event; record ids are made from their records' checks. */
+/*
+ * Record seq's id, made from its record's check value, which a record
+ * keeps live or shredded; "rec_unknown" if there is no such record.
+ */
 static pv_status
-event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
-    const uint8_t *p, size_t len, struct vault_audit_entry *e)
+rec_id(struct vault *v, struct pv_txn *t, uint64_t seq,
+    char out[static VAULT_ID_STRLEN + 1])
 {
 	uint8_t key[SEQ_LEN];
 	const uint8_t *rec;
-	size_t pos = E_STRINGS, rl;
+	size_t rl;
+
+	pv_put_u64(key, seq);
+	if (pv_get(t, PV_T_RECORDS, key, sizeof(key), (const void **)&rec,
+	    &rl) == PV_OK && rl >= R_CHECK + CHECK_LEN)
+		return vault_id_format(v, KMS_ID_RECORD, seq, rec + R_CHECK,
+		    out);
+	memcpy(out, "rec_unknown", 12);
+	return PV_OK;
+}
+
+/*
+ * The items of a version 3 event at *pos: into e with keep, else only
+ * checked (nothing is looked up).
+ */
+static pv_status
+get_items(struct vault *v, struct pv_txn *t, const uint8_t *p, size_t len,
+    size_t *pos, int keep, struct vault_audit_entry *e)
+{
+	struct vault_audit_item scratch;
+	uint64_t prev = 0;
+	size_t n;
+	pv_status rc;
+
+	if (len - *pos < 2)
+		return PV_EINTEGRITY;
+	n = (size_t)p[*pos] << 8 | p[*pos + 1];
+	*pos += 2;
+	if (n > VAULT_BATCH_MAX || len - *pos < n * (ITEM_FIXED + 1))
+		return PV_EINTEGRITY;
+	if (keep) {
+		if ((e->items = calloc(n ? n : 1, sizeof(*e->items))) == NULL)
+			return PV_ENOMEM;
+		e->nitems = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vault_audit_item *it = keep ? &e->items[i] : &scratch;
+		uint64_t rs;
+
+		if (len - *pos < ITEM_FIXED)
+			return PV_EINTEGRITY;
+		it->outcome = p[*pos];
+		it->code = (pv_status)p[*pos + 1];
+		rs = pv_get_u64(p + *pos + 2);
+		*pos += ITEM_FIXED;
+		if (it->outcome < VAULT_ITEM_REVEALED ||
+		    it->outcome > VAULT_ITEM_REFUSED ||
+		    (it->outcome == VAULT_ITEM_REFUSED) != (it->code != PV_OK))
+			return PV_EINTEGRITY;
+		/* A request's tokens often share a record: look it up once. */
+		if (keep && rs != 0 && rs == prev)
+			memcpy(it->id, it[-1].id, sizeof(it->id));
+		else if (keep && rs != 0 && (rc = rec_id(v, t, rs, it->id)) !=
+		    PV_OK)
+			return rc;
+		prev = rs;
+		if ((rc = get_str(it->field, sizeof(it->field), p, len,
+		    pos)) != PV_OK)
+			return rc;
+	}
+	return PV_OK;
+}
+
+/*
+ * Decode an event; record ids are made from their records' checks.  The
+ * items only with items (the request listings show none).
+ */
+static pv_status
+event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
+    const uint8_t *p, size_t len, int items, struct vault_audit_entry *e)
+{
+	size_t pos = E_STRINGS;
 	pv_status rc;
 
 	memset(e, 0, sizeof(*e));
 	if (len < E_STRINGS || (p[E_VERSION] != E_V_PLAIN &&
-	    p[E_VERSION] != E_V_SEALED))
+	    p[E_VERSION] != E_V_SEALED && p[E_VERSION] != E_V_ITEMS))
 		return PV_EINTEGRITY;
 	e->seq = seq;
 	e->time = pv_get_u64(p + E_TIME);
@@ -338,21 +438,10 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	if ((e->ids = calloc(e->nrecs ? e->nrecs : 1, sizeof(*e->ids))) ==
 	    NULL)
 		return PV_ENOMEM;
-	for (size_t i = 0; i < e->nrecs; i++, pos += SEQ_LEN) {
-		uint64_t rs = pv_get_u64(p + pos);
-
-		memcpy(key, p + pos, SEQ_LEN);
-		/* Live or tombstone, a record keeps its check value. */
-		if (pv_get(t, PV_T_RECORDS, key, sizeof(key),
-		    (const void **)&rec, &rl) == PV_OK &&
-		    rl >= R_CHECK + CHECK_LEN)
-			rc = vault_id_format(v, KMS_ID_RECORD, rs,
-			    rec + R_CHECK, e->ids[i]);
-		else
-			memcpy(e->ids[i], "rec_unknown", 12);
-		if (rc != PV_OK)
+	for (size_t i = 0; i < e->nrecs; i++, pos += SEQ_LEN)
+		if ((rc = rec_id(v, t, pv_get_u64(p + pos), e->ids[i])) !=
+		    PV_OK)
 			return rc;
-	}
 	if (len - pos < 2)
 		return PV_EINTEGRITY;
 	e->nfields = (size_t)p[pos] << 8 | p[pos + 1];
@@ -366,6 +455,9 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 		if ((rc = get_str(e->fields[i], sizeof(e->fields[i]), p, len,
 		    &pos)) != PV_OK)
 			return rc;
+	if (p[E_VERSION] == E_V_ITEMS &&
+	    (rc = get_items(v, t, p, len, &pos, items, e)) != PV_OK)
+		return rc;
 	return pos == len ? PV_OK : PV_EINTEGRITY;
 }
 
@@ -377,18 +469,23 @@ vault_audit_entries_free(struct vault_audit_entry *e, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(e[i].ids);
 		free(e[i].fields);
+		free(e[i].items);
 	}
 	free(e);
 }
 
 /*
  * A walk of the chain from seq after+1: each event that verifies goes to
- * fn (if not NULL); it stops after limit events (0: no limit).  count and
- * bad are the walk's answers.
+ * fn (if not NULL); it stops after seq end, after limit events (0: no
+ * limit), and before an event that would take the events' stored bytes
+ * over bytes (0: no limit; never before the first).  count and bad are
+ * the walk's answers.
  */
 struct chain_walk {
 	uint64_t	 after;
+	uint64_t	 end;
 	size_t		 limit;
+	size_t		 bytes;
 	pv_status	(*fn)(void *arg, uint64_t seq, const uint8_t *ev,
 			    size_t len);
 	void		*arg;
@@ -404,7 +501,7 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 	struct pv_cursor *c = NULL;
 	const uint8_t *k, *val;
 	uint64_t want = w->after + 1;
-	size_t kl, vl, n = 0;
+	size_t kl, vl, n = 0, used = 0;
 	pv_status rc;
 
 	w->count = 0;
@@ -425,8 +522,12 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 	    &kl, (const void **)&val, &vl); rc == PV_OK;
 	    rc = pv_cursor_next(c, 0, (const void **)&k, &kl,
 	    (const void **)&val, &vl)) {
-		if (w->limit != 0 && n == w->limit)
+		if ((w->limit != 0 && n == w->limit) || want > w->end)
 			break;
+		if (w->bytes != 0 && n > 0 && (vl > w->bytes ||
+		    used > w->bytes - vl))
+			break;
+		used += vl;
 		/* A gap is a deleted event; a wrong hash any other change. */
 		if (kl != SEQ_LEN || pv_get_u64(k) != want ||
 		    vl < E_STRINGS + PV_HMAC_LEN) {
@@ -457,7 +558,7 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 pv_status
 vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
 {
-	struct chain_walk w = { 0, 0, NULL, NULL, 0, 0 };
+	struct chain_walk w = { .end = UINT64_MAX };
 	struct pv_txn *t;
 	pv_status rc;
 
@@ -484,17 +585,20 @@ read_one(void *arg, uint64_t seq, const uint8_t *ev, size_t len)
 	struct read_arg *a = arg;
 	pv_status rc;
 
-	rc = event_decode(a->v, a->t, seq, ev, len, &a->e[a->n]);
+	rc = event_decode(a->v, a->t, seq, ev, len, 1, &a->e[a->n]);
 	a->n++;		/* freed whole, also when it failed half-way */
 	return rc;
 }
 
 pv_status
-vault_audit_read(struct vault *v, uint64_t after, size_t limit,
-    struct vault_audit_entry **out, size_t *n)
+vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
+    struct vault_audit_entry **out, size_t *n, uint64_t *last)
 {
 	struct read_arg a = { v, NULL, NULL, 0 };
-	struct chain_walk w = { after, limit, read_one, &a, 0, 0 };
+	struct chain_walk w = { .after = after, .end = end, .limit = limit,
+	    .bytes = VAULT_AUDIT_PAGE_BYTES, .fn = read_one, .arg = &a };
+	uint8_t head[PV_HMAC_LEN];
+	uint64_t newest;
 	pv_status rc;
 
 	if (limit == 0 || limit > VAULT_BATCH_MAX)
@@ -503,6 +607,8 @@ vault_audit_read(struct vault *v, uint64_t after, size_t limit,
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &a.t)) != PV_OK)
 		goto out;
+	if ((rc = audit_head(a.t, &newest, head)) != PV_OK)
+		goto out;
 	rc = walk(v, a.t, &w);
 	if (rc == PV_ENOTFOUND)
 		rc = PV_OK;		/* after is past the end: no events */
@@ -510,6 +616,7 @@ vault_audit_read(struct vault *v, uint64_t after, size_t limit,
 		goto out;
 	*out = a.e;
 	*n = a.n;
+	*last = newest;
 	a.e = NULL;
 out:
 	pv_txn_abort(a.t);
@@ -557,7 +664,7 @@ vault_audit_by_record(struct vault *v, struct pv_txn *t, uint64_t rec,
 		if (pv_get_u64(ev + E_TIME) < since)
 			continue;
 		rc = event_decode(v, t, pv_get_u64(ek), ev, evl - PV_HMAC_LEN,
-		    &e[cnt]);
+		    0, &e[cnt]);
 		cnt++;
 		if (rc != PV_OK)
 			goto out;

@@ -93,11 +93,28 @@ void
 vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
     const struct vault_receipt *r)
 {
-	(void)snprintf(out, VAULT_RECEIPT_MSG_MAX, "piivault-receipt-v1\n"
-	    "vault=%s\nrecord=%s\nshredded_at=%llu\nkek_version=%u\n"
-	    "audit_seq=%llu\nreason=%s\n", r->vault_id, r->id,
-	    (unsigned long long)r->shredded_at, r->kek_version,
-	    (unsigned long long)r->audit_seq, r->reason);
+	/* Version 1, before signing keys rotated: still checked as it was. */
+	if (r->sign_version == 0)
+		(void)snprintf(out, VAULT_RECEIPT_MSG_MAX,
+		    "piivault-receipt-v1\nvault=%s\nrecord=%s\n"
+		    "shredded_at=%llu\nkek_version=%u\naudit_seq=%llu\n"
+		    "reason=%s\n", r->vault_id, r->id,
+		    (unsigned long long)r->shredded_at, r->kek_version,
+		    (unsigned long long)r->audit_seq, r->reason);
+	else
+		(void)snprintf(out, VAULT_RECEIPT_MSG_MAX,
+		    "piivault-receipt-v2\nvault=%s\nrecord=%s\n"
+		    "shredded_at=%llu\nkek_version=%u\naudit_seq=%llu\n"
+		    "signing_key_version=%u\nreason=%s\n", r->vault_id, r->id,
+		    (unsigned long long)r->shredded_at, r->kek_version,
+		    (unsigned long long)r->audit_seq, r->sign_version,
+		    r->reason);
+}
+
+uint32_t
+vault_receipt_key_version(const struct vault_receipt *r)
+{
+	return r->sign_version == 0 ? 1 : r->sign_version;
 }
 
 pv_status
@@ -111,9 +128,35 @@ vault_receipt_verify(const struct vault_receipt *r,
 }
 
 pv_status
-vault_public_key(struct vault *v, uint8_t pub[static PV_ED25519_LEN])
+vault_signing_keys(struct vault *v, struct vault_signing_key **out,
+    size_t *n)
 {
-	return kms_public_key(v->kms, pub);
+	struct vault_signing_key *vk = NULL;
+	struct kms_pubkey *pk = NULL;
+	struct pv_txn *t;
+	size_t cnt = 0;
+	pv_status rc;
+
+	/* A transaction loads the ring another process may have rotated. */
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	pv_txn_abort(t);
+	if ((rc = kms_public_keys(v->kms, &pk, &cnt)) != PV_OK)
+		return rc;
+	if ((vk = calloc(cnt ? cnt : 1, sizeof(*vk))) == NULL) {
+		free(pk);
+		return PV_ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		vk[i].version = pk[i].version;
+		vk[i].state = pk[i].state == KMS_ACTIVE ? VAULT_KEY_ACTIVE :
+		    VAULT_KEY_VERIFY_ONLY;
+		memcpy(vk[i].pub, pk[i].pub, PV_ED25519_LEN);
+	}
+	free(pk);
+	*out = vk;
+	*n = cnt;
+	return PV_OK;
 }
 
 /*
@@ -272,8 +315,20 @@ receipt_make(struct vault *v, uint64_t seq, const uint8_t *ts, size_t len,
 	} else
 		memcpy(r->reason, ts + TS_REASON, rl);
 	r->reason[rl] = '\0';
-	vault_receipt_message(msg, r);
-	return kms_sign(v->kms, r->sig, msg, strlen(msg));
+	/*
+	 * The message names the version that signs it.  A rotation between
+	 * naming and signing (another thread loading a new ring) makes
+	 * kms_sign refuse; name the new one and sign again.
+	 */
+	for (int tries = 0;; tries++) {
+		r->sign_version = kms_active_version(v->kms, KMS_SIGN);
+		vault_receipt_message(msg, r);
+		rc = kms_sign(v->kms, r->sign_version, r->sig, msg,
+		    strlen(msg));
+		if (rc != PV_EKEYSTATE || tries == 2 || r->sign_version ==
+		    kms_active_version(v->kms, KMS_SIGN))
+			return rc;
+	}
 }
 
 /* Shredding. */
@@ -451,19 +506,37 @@ struct shred_arg {
 	const size_t			*lens;
 	size_t				 n;
 	const char			*reason;
-	int				 limit;
 	uint8_t				(*ts)[TS_MAX];
 	size_t				*tslen;
 	uint64_t			*seqs;
 	pv_status			*status;
 	int				 logged;
-	uint64_t			 retry;
 };
+
+/*
+ * Log ev's refusal (code) or repeat of a deletion of record *seq inside t.
+ * Neither is a deletion: kind none, so that it is not indexed as one.
+ */
+static pv_status
+shred_note(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
+    const uint64_t *seq, int ok, const char *code)
+{
+	struct vault_event e = *ev;
+
+	e.recs = seq;
+	e.nrecs = 1;
+	e.kind = VAULT_EK_NONE;
+	e.ok = ok;
+	e.code = code;
+	return vault_audit_in(v, t, &e, NULL);
+}
 
 /*
  * Two passes: first decide each record's fate, then log the shreds (so
  * that each tombstone, and its receipt, carries the event's number), then
- * shred, all in the commit's one transaction.
+ * shred, all in the commit's one transaction.  With an event, a hold's
+ * refusal and a repeat (the record went before) are logged too, each on
+ * its own, with its record.
  */
 static pv_status
 shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
@@ -489,42 +562,22 @@ shred_apply(struct vault *v, struct gc_ctx *g, void *arg)
 			continue;
 		*st = shred_check(v, g->t, a->seqs[i], checks[i], a->ts[i],
 		    &a->tslen[i]);
-		if (*st == PV_ESHREDDED) {
-			*st = PV_OK;	/* twice is harmless: first receipt */
+		if (*st == PV_ESHREDDED || *st == PV_EHOLD) {
+			int again = *st == PV_ESHREDDED;
+
+			/* Twice is harmless: the first receipt, again. */
+			if (again)
+				*st = PV_OK;
+			if (a->ev != NULL && (rc = shred_note(v, g->t, a->ev,
+			    &a->seqs[i], again, again ? "already_shredded" :
+			    "legal_hold")) != PV_OK)
+				goto out;
+			a->logged |= a->ev != NULL;
 			continue;
-		}
-		/*
-		 * Deletion requests by a person are limited per window,
-		 * refused ones (a legal hold) included.
-		 */
-		if ((*st == PV_OK || *st == PV_EHOLD) && a->limit) {
-			pv_status lim = vault_request_limit(v, g->t,
-			    a->seqs[i], VAULT_EK_DELETE, &a->retry);
-
-			if (lim != PV_OK && lim != PV_ELIMIT) {
-				rc = lim;
-				goto out;
-			}
-			if (lim == PV_ELIMIT) {
-				*st = PV_ELIMIT;
-				continue;
-			}
-		}
-		if (*st == PV_EHOLD && a->ev != NULL) {
-			struct vault_event ev = *a->ev;
-
-			ev.recs = &a->seqs[i];
-			ev.nrecs = 1;
-			ev.kind = VAULT_EK_DELETE;
-			ev.ok = 0;
-			ev.code = "legal_hold";
-			if ((rc = vault_audit_in(v, g->t, &ev, NULL)) != PV_OK)
-				goto out;
-			a->logged = 1;
 		}
 		if (*st == PV_OK)
 			live[nlive++] = a->seqs[i];
-		else if (*st != PV_ENOTFOUND && *st != PV_EHOLD) {
+		else if (*st != PV_ENOTFOUND) {
 			rc = *st;		/* fails the commit */
 			goto out;
 		}
@@ -571,7 +624,7 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev,
     const struct vault_shred_req *rq)
 {
 	struct shred_arg a = { ev, rq->ids, rq->lens, rq->n, rq->reason,
-	    rq->limit, NULL, NULL, NULL, rq->status, 0, 0 };
+	    NULL, NULL, NULL, rq->status, 0 };
 	struct gc_job job = { shred_apply, &a, 0, PV_OK, 0, NULL };
 	size_t n = rq->n;
 	pv_status rc;
@@ -599,8 +652,6 @@ vault_shred_ev(struct vault *v, const struct vault_event *ev,
 		    a.tslen[i], &rq->out[i])) != PV_OK)
 			rc = rq->status[i];
 	}
-	if (rq->retry != NULL)
-		*rq->retry = a.retry;
 	*rq->logged = a.logged;
 out:
 	free(a.ts);
@@ -615,8 +666,8 @@ vault_shred(struct vault *v, const char *const *ids, const size_t *lens,
     pv_status *status)
 {
 	int logged;
-	struct vault_shred_req rq = { ids, lens, n, reason, 0, out, status,
-	    NULL, &logged };
+	struct vault_shred_req rq = { ids, lens, n, reason, out, status,
+	    &logged };
 
 	return vault_shred_ev(v, NULL, &rq);
 }
@@ -748,6 +799,25 @@ want_rewrap(const uint8_t *rec, size_t len, void *arg)
 	    kms_version_state(w->v->kms, KMS_KEK, kv) == KMS_DECRYPT_ONLY;
 }
 
+/*
+ * PV_ENOTFOUND if the ring has no KEK version from, PV_EKEYSTATE if it is
+ * retired or destroyed: its records stay where they are.
+ */
+static pv_status
+rewrap_from_ok(struct vault *v, uint32_t from)
+{
+	switch (kms_version_state(v->kms, KMS_KEK, from)) {
+	case KMS_ACTIVE:
+	case KMS_DECRYPT_ONLY:
+		return PV_OK;
+	case KMS_RETIRED:
+	case KMS_DESTROYED:
+		return PV_EKEYSTATE;
+	default:
+		return PV_ENOTFOUND;
+	}
+}
+
 /* Sum of records wrapped under versions other than active (or from). */
 static uint64_t
 rewrap_total(struct vault *v, uint32_t active, uint32_t from)
@@ -805,6 +875,13 @@ vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 		}
 		w.v = v;
 		w.from = from;
+		/*
+		 * A version that is not in the ring, or whose records cannot
+		 * be moved (it may not unwrap), is the caller's mistake, not
+		 * a job with nothing to do.
+		 */
+		if (from != 0 && (rc = rewrap_from_ok(v, from)) != PV_OK)
+			goto out;
 		if (from == w.active) {
 			rc = PV_OK;		/* nothing is older than itself */
 			goto out;
@@ -919,8 +996,8 @@ vault_rotate(struct vault *v, enum vault_key_kind vkind, uint32_t *newv)
 		return rc;
 	if ((rc = kms_rotate(v->kms, t, kind, newv)) != PV_OK ||
 	    (rc = vault_log_op(v, t, kind == KMS_KEK ? "kms.rotate" :
-	    "kms.rotate_index", VAULT_EK_NONE, NULL, 0, NULL, NULL)) !=
-	    PV_OK) {
+	    kind == KMS_SIGN ? "kms.rotate_signing" : "kms.rotate_index",
+	    VAULT_EK_NONE, NULL, 0, NULL, NULL)) != PV_OK) {
 		pv_txn_abort(t);
 		return rc;
 	}

@@ -7,6 +7,7 @@
  * it are one transaction: two concurrent requests cannot both slip under a
  * limit.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,23 +85,42 @@ vault_record_view_free(struct vault_record_view *r)
 struct access_arg {
 	const struct vault_event	*ev;
 	uint64_t			 seq;
+	int				 limited;	/* an access request */
 	pv_status			 st;	/* the request's own outcome */
 	uint64_t			 retry;
 	int				 logged;
 };
 
-/* Count against the limit and log, in one transaction. */
+/*
+ * Count against the limit (an access request) and log, in one
+ * transaction.  Only a request that is answered counts: one over the limit
+ * is logged as refused, and one whose record was shredded since the
+ * snapshot is the caller's to log, like any other refusal for its id.
+ */
 static pv_status
 access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 {
 	struct access_arg *a = arg;
 	struct vault_event ev = *a->ev;
+	uint8_t key[SEQ_LEN];
+	const uint8_t *rec;
+	size_t len;
+	pv_status rc;
 
+	pv_put_u64(key, a->seq);
+	if ((rc = pv_get(g->t, PV_T_RECORDS, key, sizeof(key),
+	    (const void **)&rec, &len)) != PV_OK)
+		return rc;
+	if (len >= 1 && rec[R_TYPE] == REC_TOMBSTONE) {
+		a->st = PV_ESHREDDED;
+		return PV_OK;
+	}
 	ev.recs = &a->seq;
 	ev.nrecs = 1;
+	ev.kind = VAULT_EK_NONE;
 	a->logged = 1;
-	if ((a->st = vault_request_limit(v, g->t, a->seq, VAULT_EK_ACCESS,
-	    &a->retry)) != PV_OK) {
+	if (a->limited && (a->st = vault_request_limit(v, g->t, a->seq,
+	    VAULT_EK_ACCESS, &a->retry)) != PV_OK) {
 		if (a->st != PV_ELIMIT)
 			return a->st;
 		/* Refused, and logged with the record it was about. */
@@ -108,29 +128,41 @@ access_apply(struct vault *v, struct gc_ctx *g, void *arg)
 		ev.code = "too_many_requests";
 		return vault_audit_in(v, g->t, &ev, NULL);
 	}
-	ev.kind = VAULT_EK_ACCESS;
+	if (a->limited)
+		ev.kind = VAULT_EK_ACCESS;
 	ev.ok = 1;
 	return vault_audit_in(v, g->t, &ev, NULL);
 }
 
-pv_status
-vault_record_access(struct vault *v, const struct vault_event *ev,
-    const char *id, size_t len, struct vault_record_view **out,
-    uint64_t *retry, int *logged)
+/*
+ * What the vault holds about a record, from one snapshot: its header, its
+ * fields' names and tokens, with values when values is set, and who read
+ * them; then the request is logged (and, with values, counted as an
+ * access request) before the view is handed out.  Without values the
+ * header is proven through the DEK, as opening the values would prove it.
+ */
+static pv_status
+record_view(struct vault *v, const struct vault_event *ev, const char *id,
+    size_t len, int values, struct vault_record_view **out, uint64_t *retry,
+    int *logged)
 {
 	struct vault_record_view *r = NULL;
-	struct access_arg a = { ev, 0, PV_OK, 0, 0 };
+	struct access_arg a = { ev, 0, values, PV_OK, 0, 0 };
 	struct gc_job job = { access_apply, &a, 1, PV_OK, 0, NULL };
 	struct pv_txn *t = NULL;
 	uint8_t *copy = NULL;
 	size_t clen = 0, pos = R_FIELDS, nf;
 	pv_status rc;
 
+	*logged = 0;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		goto out;
 	if ((rc = fetch_copy(v, t, id, len, &a.seq, &copy, &clen)) != PV_OK)
+		goto out;
+	if (!values && (rc = vault_header_verify(v, a.seq, copy, clen)) !=
+	    PV_OK)
 		goto out;
 	memcpy(r->id, id, len);
 	r->marketing = (copy[R_FLAGS] & RF_MARKETING) != 0;
@@ -151,6 +183,11 @@ vault_record_access(struct vault *v, const struct vault_event *ev,
 		}
 		if ((rc = vault_field_next(copy, clen, &pos, &res.f)) != PV_OK)
 			goto out;
+		memcpy(f->name, res.f.name, res.f.namelen);
+		if (!values) {
+			r->nfields++;
+			continue;
+		}
 		res.rec_seq = a.seq;
 		res.rec = copy;
 		res.reclen = clen;
@@ -158,7 +195,6 @@ vault_record_access(struct vault *v, const struct vault_event *ev,
 			goto out;
 		f->len = res.f.ctlen;
 		r->nfields++;
-		memcpy(f->name, res.f.name, res.f.namelen);
 		pv_put_u64(tk, res.f.tok_seq);
 		if ((rc = pv_get(t, PV_T_TOKENS, tk, sizeof(tk),
 		    (const void **)&tv, &tl)) != PV_OK || tl < T_NAME ||
@@ -174,7 +210,6 @@ vault_record_access(struct vault *v, const struct vault_event *ev,
 	pv_txn_abort(t);
 	t = NULL;
 	/* No access without a record: logged (and counted) first. */
-	*logged = 0;
 	if ((rc = vault_commit_job(v, &job)) != PV_OK)
 		goto out;
 	*logged = a.logged;
@@ -194,6 +229,23 @@ out:
 	return rc;
 }
 
+pv_status
+vault_record_access(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, struct vault_record_view **out,
+    uint64_t *retry, int *logged)
+{
+	return record_view(v, ev, id, len, 1, out, retry, logged);
+}
+
+pv_status
+vault_record_metadata(struct vault *v, const struct vault_event *ev,
+    const char *id, size_t len, struct vault_record_view **out, int *logged)
+{
+	uint64_t retry = 0;
+
+	return record_view(v, ev, id, len, 0, out, &retry, logged);
+}
+
 /* Changes to one record: correction, consent, hold. */
 
 struct change_arg {
@@ -210,6 +262,7 @@ struct change_arg {
 	/* flags */
 	uint8_t				 set, clear;
 	pv_status			 st;
+	char				*why;	/* VAULT_WHY_MAX: a refusal */
 	int				 logged;
 };
 
@@ -241,8 +294,11 @@ rewrap_header(struct vault *v, struct pv_txn *t, uint64_t seq, uint8_t *rec,
  * The request-limit counter: one row per record and limited kind in
  * audit_rec, key record seq (8) || 0x80 | kind (1) || zeros (8), value
  * n (1) || n request times (8 each) || row MAC.  A record whose header
- * carries RF_LIMITED (bound by the DEK's AAD) has both rows, so deleting
- * or editing them, or the audit_rec index rows, never lowers the count.
+ * carries RF_LIMITED (bound by the DEK's AAD) has the access row, so
+ * deleting or editing it, or the audit_rec index rows, never lowers the
+ * count.  Only access requests are limited: a deletion is granted once,
+ * since it shreds the record (vaults made before also hold a deletion row,
+ * which is no longer read).
  */
 #define LIM_KEY_LEN	(2 * SEQ_LEN + 1)
 #define LIM_KIND	0x80
@@ -328,13 +384,13 @@ lim_seed(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
 
 /*
  * Prove seq's header; the first time, set RF_LIMITED (re-wrapping the DEK,
- * as a consent change does) and seed both counters.  *counted is 0 for a
+ * as a consent change does) and seed kind's counter.  *counted is 0 for a
  * record whose KEK is destroyed: nothing of it is left to protect, and
  * the index alone counts.
  */
 static pv_status
-lim_prove(struct vault *v, struct pv_txn *t, uint64_t seq, uint64_t since,
-    int *counted)
+lim_prove(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
+    uint64_t since, int *counted)
 {
 	uint8_t key[SEQ_LEN], old_ctx[DEK_CTX_LEN], *copy = NULL, *dek = NULL;
 	const uint8_t *rec;
@@ -372,8 +428,7 @@ lim_prove(struct vault *v, struct pv_txn *t, uint64_t seq, uint64_t since,
 	}
 	if ((rc = pv_put(t, PV_T_RECORDS, key, sizeof(key), copy, len, 0)) !=
 	    PV_OK ||
-	    (rc = lim_seed(v, t, seq, VAULT_EK_ACCESS, since)) != PV_OK ||
-	    (rc = lim_seed(v, t, seq, VAULT_EK_DELETE, since)) != PV_OK)
+	    (rc = lim_seed(v, t, seq, kind, since)) != PV_OK)
 		goto out;
 	*counted = 1;
 out:
@@ -409,8 +464,10 @@ lim_index(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
 /*
  * Whether another request of kind on record seq fits the window: PV_ELIMIT
  * with *retry (seconds until the oldest counted one leaves it) if not.  If
- * it fits, it is counted, in t.  A counter that fails its MAC or is missing
- * is an integrity error (and an alarm): the request is refused.
+ * it fits, it is counted, in t: the caller calls this only for a request
+ * it is about to grant, so that a refused one never counts.  A counter
+ * that fails its MAC or is missing is an integrity error (and an alarm):
+ * the request is refused.
  */
 pv_status
 vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
@@ -424,7 +481,7 @@ vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq, int kind,
 	if (v->limit_count == 0)
 		return PV_OK;
 	since = now > v->limit_window ? now - v->limit_window : 0;
-	if ((rc = lim_prove(v, t, seq, since, &counted)) != PV_OK)
+	if ((rc = lim_prove(v, t, seq, kind, since, &counted)) != PV_OK)
 		return rc;
 	if (counted) {
 		if ((rc = lim_read(v, t, seq, kind, times, &n)) != PV_OK)
@@ -616,7 +673,7 @@ fix_slots(struct change_arg *a, struct fix *x)
 
 /* Step 2: the result must be a valid record: new values, and a count. */
 static pv_status
-fix_check(struct fix *x)
+fix_check(struct fix *x, char why[static VAULT_WHY_MAX])
 {
 	pv_status st;
 
@@ -629,13 +686,21 @@ fix_check(struct fix *x)
 		if (s->namelen == 0)
 			continue;
 		x->nkeep++;
-		if (s->value != NULL && (st = vault_field_check(&f)) != PV_OK)
+		/* Names were checked first: every message names its field. */
+		if (s->value != NULL && (st = vault_field_check(&f, i,
+		    why)) != PV_OK)
 			return st;
 	}
-	if (x->nkeep == 0)
+	if (x->nkeep == 0) {
+		(void)snprintf(why, VAULT_WHY_MAX, "a record keeps at least "
+		    "one field (delete it instead)");
 		return PV_EINVAL;
-	if (x->nkeep > PV_FIELDS_MAX)
+	}
+	if (x->nkeep > PV_FIELDS_MAX) {
+		(void)snprintf(why, VAULT_WHY_MAX, "the record would have "
+		    "more than %d fields", PV_FIELDS_MAX);
 		return PV_ETOOBIG;
+	}
 	return PV_OK;
 }
 
@@ -780,7 +845,7 @@ correct_build(struct vault *v, struct gc_ctx *g, struct change_arg *a,
 		return PV_ENOMEM;
 	if ((rc = fix_slots(a, &x)) != PV_OK || a->st != PV_OK)
 		goto out;
-	if ((a->st = fix_check(&x)) != PV_OK)
+	if ((a->st = fix_check(&x, a->why)) != PV_OK)
 		goto out;
 	vault_dek_ctx(ctx, seq, old);
 	if ((rc = kms_dek_open(v->kms, ctx, sizeof(ctx),
@@ -847,23 +912,34 @@ vault_record_correct(struct vault *v, const struct vault_event *ev,
 	size_t nfields = c->nfields, nvalues = 0;
 	struct change_arg a = { .ev = ev, .id = c->id, .len = c->len,
 	    .fields = fields, .nfields = nfields, .tokens = c->tokens,
-	    .names = c->names };
+	    .names = c->names, .why = c->why };
 	uint64_t rec0;
 	pv_status rc;
 
-	if (nfields == 0)
+	c->why[0] = '\0';
+	if (nfields == 0) {
+		(void)snprintf(c->why, VAULT_WHY_MAX, "a patch needs fields");
 		return PV_EINVAL;
-	if (nfields > VAULT_FIELDS_PATCH_MAX)
+	}
+	if (nfields > VAULT_FIELDS_PATCH_MAX) {
+		(void)snprintf(c->why, VAULT_WHY_MAX, "more than %d fields",
+		    VAULT_FIELDS_PATCH_MAX);
 		return PV_ETOOBIG;
+	}
 	/* Names and new values are checked before anything is touched. */
 	for (size_t i = 0; i < nfields; i++) {
-		if (!pv_field_name_valid(fields[i].name, fields[i].namelen))
+		if (!pv_field_name_valid(fields[i].name, fields[i].namelen)) {
+			vault_field_why(c->why, &fields[i], i, VAULT_NAME_RULE);
 			return PV_EFIELD;
+		}
 		for (size_t j = 0; j < i; j++)
 			if (fields[j].namelen == fields[i].namelen &&
 			    memcmp(fields[j].name, fields[i].name,
-			    fields[i].namelen) == 0)
+			    fields[i].namelen) == 0) {
+				vault_field_why(c->why, &fields[i], i,
+				    "named twice");
 				return PV_EFIELD;
+			}
 	}
 	/* A number for every value the patch sets, in case each is new. */
 	for (size_t i = 0; i < nfields; i++)

@@ -6,6 +6,7 @@
  * reported as PV_EINTEGRITY, never trusted.
  */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,8 @@ vault_key_kind_name(enum vault_key_kind kind)
 const char *
 vault_key_state_name(enum vault_key_state st)
 {
+	if (st == VAULT_KEY_VERIFY_ONLY)
+		return "verify_only";
 	return kms_state_name(vault_kms_state(st));
 }
 
@@ -56,6 +59,9 @@ vault_key_info_from(struct vault_key_info *out, const struct kms_key_info *in)
 	out->kind = (enum vault_key_kind)in->kind;
 	out->version = in->version;
 	out->state = (enum vault_key_state)in->state;
+	/* A signing key's private key is destroyed at rotation: it verifies. */
+	if (in->kind == KMS_SIGN && in->state == KMS_DESTROYED)
+		out->state = VAULT_KEY_VERIFY_ONLY;
 	out->created = in->created;
 	out->wraps_live = in->wraps_live;
 	out->wraps_total = in->wraps_total;
@@ -209,6 +215,15 @@ vault_id_parse(struct vault *v, enum kms_id_domain d, const char *s, size_t len,
 	return PV_OK;
 }
 
+int
+vault_token_valid(const char *s, size_t len)
+{
+	uint8_t enc[16];
+
+	return len == VAULT_ID_STRLEN && memcmp(s, "tok_", 4) == 0 &&
+	    pv_b64url_decode16(enc, s + 4, len - 4) == PV_OK;
+}
+
 /* Validation and normalization. */
 
 int
@@ -320,50 +335,102 @@ vault_normalize(char *out, size_t *outlen, const char *field, size_t fieldlen,
 	return rc;
 }
 
-pv_status
-vault_field_check(const struct vault_field *f)
+void
+vault_field_why(char why[static VAULT_WHY_MAX], const struct vault_field *f,
+    size_t index, const char *what)
 {
-	char norm[PV_VALUE_MAX];
+	/* Only a valid name is echoed: it holds no byte but [a-z0-9_]. */
+	if (pv_field_name_valid(f->name, f->namelen))
+		(void)snprintf(why, VAULT_WHY_MAX, "field %.*s: %s",
+		    (int)f->namelen, f->name, what);
+	else
+		(void)snprintf(why, VAULT_WHY_MAX, "field at index %zu: %s",
+		    index, what);
+}
+
+/* Refuse field f with rc, saying what in why. */
+static pv_status
+field_refused(char why[static VAULT_WHY_MAX], const struct vault_field *f,
+    size_t index, pv_status rc, const char *what)
+{
+	vault_field_why(why, f, index, what);
+	return rc;
+}
+
+/* vault_field_check with a value limit of max bytes. */
+static pv_status
+field_check(const struct vault_field *f, size_t index, size_t max,
+    char why[static VAULT_WHY_MAX])
+{
+	char norm[PV_VALUE_MAX], what[48];
 	size_t normlen;
 	pv_status rc;
 
 	if (!pv_field_name_valid(f->name, f->namelen))
-		return PV_EFIELD;
-	if (f->len > PV_VALUE_MAX)
-		return PV_ETOOBIG;
-	if (f->len == 0 || !pv_utf8_valid(f->value, f->len))
-		return PV_EVALUE;
-	if (vault_field_indexed(f->name, f->namelen)) {
-		rc = vault_normalize(norm, &normlen, f->name, f->namelen,
-		    f->value, f->len);
-		pv_cleanse(norm, sizeof(norm));
-		return rc;
+		return field_refused(why, f, index, PV_EFIELD, VAULT_NAME_RULE);
+	if (f->len > max) {
+		(void)snprintf(what, sizeof(what), "longer than %zu bytes",
+		    max);
+		return field_refused(why, f, index, PV_ETOOBIG, what);
 	}
-	return PV_OK;
+	if (f->len == 0)
+		return field_refused(why, f, index, PV_EVALUE, "empty; a "
+		    "value has at least 1 byte");
+	if (!pv_utf8_valid(f->value, f->len))
+		return field_refused(why, f, index, PV_EVALUE, "not valid "
+		    "UTF-8");
+	if (!vault_field_indexed(f->name, f->namelen))
+		return PV_OK;
+	rc = vault_normalize(norm, &normlen, f->name, f->namelen, f->value,
+	    f->len);
+	pv_cleanse(norm, sizeof(norm));
+	if (rc == PV_EVALUE)
+		return field_refused(why, f, index, rc, f->namelen == 5 &&
+		    memcmp(f->name, "email", 5) == 0 ?
+		    "not a valid email address" : "not a valid phone number");
+	return rc;
 }
 
 pv_status
-vault_record_check(const struct vault_record_in *r)
+vault_field_check(const struct vault_field *f, size_t index,
+    char why[static VAULT_WHY_MAX])
+{
+	return field_check(f, index, PV_VALUE_MAX, why);
+}
+
+pv_status
+vault_record_check(const struct vault_record_in *r,
+    char why[static VAULT_WHY_MAX])
 {
 	pv_status rc;
 
-	if (r->nfields == 0)
+	why[0] = '\0';
+	if (r->nfields == 0) {
+		(void)snprintf(why, VAULT_WHY_MAX, "a record needs fields");
 		return PV_EINVAL;
-	if (r->nfields > PV_FIELDS_MAX)
+	}
+	if (r->nfields > PV_FIELDS_MAX) {
+		(void)snprintf(why, VAULT_WHY_MAX, "more than %d fields",
+		    PV_FIELDS_MAX);
 		return PV_ETOOBIG;
+	}
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct vault_field *f = &r->fields[i];
 
-		if ((rc = vault_field_check(f)) != PV_OK)
+		if ((rc = vault_field_check(f, i, why)) != PV_OK)
 			return rc;
 		for (size_t j = 0; j < i; j++)
 			if (r->fields[j].namelen == f->namelen &&
 			    memcmp(r->fields[j].name, f->name,
 			    f->namelen) == 0)
-				return PV_EFIELD;
+				return field_refused(why, f, i, PV_EFIELD,
+				    "named twice");
 	}
-	if (r->retention_days > VAULT_RETENTION_DAYS_MAX)
+	if (r->retention_days > VAULT_RETENTION_DAYS_MAX) {
+		(void)snprintf(why, VAULT_WHY_MAX, "retention_days must be "
+		    "from 1 to %d", VAULT_RETENTION_DAYS_MAX);
 		return PV_EINVAL;
+	}
 	return PV_OK;
 }
 
@@ -1022,7 +1089,8 @@ vault_put_ev(struct vault *v, const struct vault_record_in *recs, size_t n,
 	a.n = n;
 	a.ev = ev;
 	for (size_t i = 0; i < n; i++)
-		if ((res[i].status = vault_record_check(&recs[i])) == PV_OK) {
+		if ((res[i].status = vault_record_check(&recs[i],
+		    res[i].why)) == PV_OK) {
 			a.stored++;
 			a.ntok += recs[i].nfields;
 		}
@@ -1143,8 +1211,16 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	if (!pv_ct_eq(tv + T_CHECK, check, CHECK_LEN))
 		return PV_ENOTFOUND;
 	rec_seq = pv_get_u64(tv + T_REC);
-	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK)
+	if ((rc = vault_record_fetch(t, rec_seq, NULL, &rec, &rl)) != PV_OK) {
+		if (rc == PV_ESHREDDED) {
+			/* Which record and field, for the audit log. */
+			memset(out, 0, sizeof(*out));
+			out->rec_seq = rec_seq;
+			out->f.name = (const char *)tv + T_NAME;
+			out->f.namelen = tv[T_NAMELEN];
+		}
 		return rc;
+	}
 	nf = vault_record_nfields(rec);
 	pos = R_FIELDS;
 	for (size_t i = 0;; i++) {
@@ -1165,15 +1241,29 @@ vault_token_resolve(struct vault *v, struct pv_txn *t, const char *token,
 	return PV_OK;
 }
 
+/*
+ * Token to value in t.  it->rec and field (PV_FIELD_NAME_MAX + 1 bytes)
+ * receive the token's record and field as far as it led to them, also
+ * when it fails.
+ */
 static pv_status
 get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
-    struct vault_value **out, uint64_t *seq)
+    struct vault_value **out, struct vault_item *it, char *field)
 {
 	struct vault_value *val;
 	struct resolved r;
 	pv_status rc;
 
-	if ((rc = vault_token_resolve(v, t, token, toklen, &r)) != PV_OK)
+	rc = vault_token_resolve(v, t, token, toklen, &r);
+	if (rc == PV_OK || rc == PV_ESHREDDED) {
+		size_t n = r.f.namelen > PV_FIELD_NAME_MAX ? PV_FIELD_NAME_MAX :
+		    r.f.namelen;
+
+		it->rec = r.rec_seq;
+		memcpy(field, r.f.name, n);
+		field[n] = '\0';
+	}
+	if (rc != PV_OK)
 		return rc;
 	if ((val = calloc(1, sizeof(*val))) == NULL)
 		return PV_ENOMEM;
@@ -1182,14 +1272,12 @@ get_in(struct vault *v, struct pv_txn *t, const char *token, size_t toklen,
 		return rc;
 	}
 	val->len = r.f.ctlen;
-	memcpy(val->field, r.f.name, r.f.namelen);
-	val->field[r.f.namelen] = '\0';
+	memcpy(val->field, field, strlen(field) + 1);
 	if ((rc = vault_id_format(v, KMS_ID_RECORD, r.rec_seq,
 	    r.rec + R_CHECK, val->id)) != PV_OK) {
 		vault_value_free(val);
 		return rc;
 	}
-	*seq = r.rec_seq;
 	*out = val;
 	return PV_OK;
 }
@@ -1198,22 +1286,50 @@ pv_status
 vault_get(struct vault *v, const char *token, size_t len,
     struct vault_value **out)
 {
+	char field[PV_FIELD_NAME_MAX + 1] = "";
+	const char *fields[1] = { field };
+	struct vault_item it = { 0, NULL, VAULT_ITEM_REVEALED, PV_OK };
+	struct vault_event ev = { .actor = v->actor, .action = "get",
+	    .ok = 1, .purpose = -1, .kind = VAULT_EK_READ, .items = &it,
+	    .nitems = 1 };
+	struct vault_value *val = NULL;
 	struct pv_txn *t;
-	uint64_t seq = 0;
 	pv_status rc;
 
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
-	rc = get_in(v, t, token, len, out, &seq);
+	rc = get_in(v, t, token, len, &val, &it, field);
 	pv_txn_abort(t);
-	/* No access without a record: logged before it is returned. */
-	if (rc == PV_OK && (rc = vault_log_op(v, NULL, "get", VAULT_EK_READ,
-	    &seq, 1, NULL, NULL)) != PV_OK) {
-		vault_value_free(*out);
-		*out = NULL;
+	if (field[0] != '\0')
+		it.field = field;
+	if (rc == PV_OK) {
+		ev.recs = &it.rec;
+		ev.nrecs = 1;
+		ev.fields = fields;
+		ev.nfields = 1;
+	} else {
+		it.outcome = VAULT_ITEM_REFUSED;
+		it.code = rc;
+	}
+	/*
+	 * No access without a record, and no failed read without one
+	 * either: logged before anything is returned.
+	 */
+	if (v->actor != NULL && vault_audit(v, &ev, NULL) != PV_OK) {
+		vault_value_free(val);
 		return PV_EUNAVAIL;
 	}
+	if (rc == PV_OK)
+		*out = val;
 	return rc;
+}
+
+int
+vault_seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 struct hit {
@@ -1289,31 +1405,31 @@ lookup_digest(struct vault *v, struct pv_txn *t,
 	return rc == PV_ENOTFOUND ? PV_OK : rc;
 }
 
-/* Log a look-up, with the records it found (not a read of values). */
+/*
+ * Log a look-up with the records it found (not a read of values): seqs,
+ * n of them, sorted and made unique here.
+ */
 static pv_status
 lookup_log(struct vault *v, const struct vault_event *tmpl, const char *field,
-    const struct hit *hits, size_t n)
+    uint64_t *seqs, size_t n)
 {
 	struct vault_event ev;
-	uint64_t *seqs;
-	pv_status rc;
+	size_t w = 0;
 
 	if (tmpl == NULL)
 		return vault_log_op(v, NULL, "lookup", VAULT_EK_NONE, NULL, 0,
 		    NULL, NULL) == PV_OK ? PV_OK : PV_EUNAVAIL;
-	if ((seqs = calloc(n ? n : 1, sizeof(*seqs))) == NULL)
-		return PV_ENOMEM;
+	qsort(seqs, n, sizeof(*seqs), vault_seq_cmp);
 	for (size_t i = 0; i < n; i++)
-		seqs[i] = hits[i].rec_seq;
+		if (w == 0 || seqs[i] != seqs[w - 1])
+			seqs[w++] = seqs[i];
 	ev = *tmpl;
 	ev.ok = 1;
 	ev.recs = seqs;
-	ev.nrecs = n;
+	ev.nrecs = w;
 	ev.fields = &field;
 	ev.nfields = 1;
-	rc = vault_audit(v, &ev, NULL);
-	free(seqs);
-	return rc == PV_OK ? PV_OK : PV_EUNAVAIL;
+	return vault_audit(v, &ev, NULL) == PV_OK ? PV_OK : PV_EUNAVAIL;
 }
 
 /*
@@ -1322,75 +1438,151 @@ lookup_log(struct vault *v, const struct vault_event *tmpl, const char *field,
  */
 #define INDEX_VERSIONS_MAX	4
 
+/* A value the answer has no room for (vault.h). */
+static void
+lookup_full(struct vault_lookup_result *r)
+{
+	r->status = PV_ETOOBIG;
+	(void)snprintf(r->why, sizeof(r->why), "the answer is full (%d "
+	    "matches in all): look this value up in another request",
+	    VAULT_LOOKUP_MAX);
+}
+
+/*
+ * One value's look-up in snapshot t: its matches appended to m at *total
+ * (their records to seqs), unless they would take the answer over
+ * VAULT_LOOKUP_MAX: then r says the answer is full and *full is set.
+ */
+static pv_status
+lookup_value(struct vault *v, struct pv_txn *t,
+    const struct vault_lookup_req *rq, size_t i, struct hit *hits, struct vault_match *m, uint64_t *seqs,
+    size_t *total, int *full)
+{
+	uint8_t digest[INDEX_VERSIONS_MAX][PV_HMAC_LEN];
+	uint32_t vers[INDEX_VERSIONS_MAX];
+	struct vault_lookup_result *r = &rq->res[i];
+	const struct vault_field f = { rq->field, rq->fieldlen, rq->values[i],
+	    rq->lens[i] };
+	size_t max = rq->value_max, cnt = 0, uniq = 0, nv;
+	char norm[PV_VALUE_MAX];
+	size_t normlen;
+	pv_status rc;
+
+	memset(r, 0, sizeof(*r));
+	r->first = *total;
+	if (*full) {
+		lookup_full(r);
+		return PV_OK;
+	}
+	if (max == 0 || max > PV_VALUE_MAX)
+		max = PV_VALUE_MAX;
+	if ((r->status = field_check(&f, 0, max, r->why)) != PV_OK)
+		return PV_OK;
+	if ((rc = vault_normalize(norm, &normlen, f.name, f.namelen, f.value,
+	    f.len)) != PV_OK)
+		goto out;
+	nv = kms_usable_versions(v->kms, KMS_INDEX, vers, INDEX_VERSIONS_MAX);
+	for (size_t k = 0; k < nv; k++)
+		if ((rc = kms_blind_index(v->kms, vers[k], digest[k], f.name,
+		    f.namelen, norm, normlen)) != PV_OK)
+			goto out;
+	for (size_t k = 0; k < nv && cnt < VAULT_LOOKUP_MAX; k++)
+		if ((rc = lookup_digest(v, t, digest[k], hits, &cnt)) != PV_OK)
+			goto out;
+	qsort(hits, cnt, sizeof(*hits), hit_cmp);
+	for (size_t k = 0; k < cnt; k++)
+		if (uniq == 0 || hit_cmp(&hits[k], &hits[uniq - 1]) != 0)
+			hits[uniq++] = hits[k];
+	if (*total + uniq > VAULT_LOOKUP_MAX) {
+		*full = 1;
+		lookup_full(r);
+		rc = PV_OK;
+		goto out;
+	}
+	for (size_t k = 0; k < uniq; k++) {
+		struct vault_match *x = &m[*total + k];
+
+		if ((rc = vault_id_format(v, KMS_ID_RECORD, hits[k].rec_seq,
+		    hits[k].rec_check, x->id)) != PV_OK ||
+		    (rc = vault_id_format(v, KMS_ID_TOKEN, hits[k].tok_seq,
+		    hits[k].tok_check, x->token)) != PV_OK)
+			goto out;
+		seqs[*total + k] = hits[k].rec_seq;
+	}
+	r->n = uniq;
+	*total += uniq;
+	rc = PV_OK;
+out:
+	pv_cleanse(norm, sizeof(norm));
+	return rc;
+}
+
+pv_status
+vault_lookup_many(struct vault *v, const struct vault_event *ev,
+    const struct vault_lookup_req *rq)
+{
+	struct vault_match *m = NULL;
+	struct hit *hits = NULL;
+	struct pv_txn *t = NULL;
+	uint64_t *seqs = NULL;
+	size_t total = 0;
+	int full = 0;
+	pv_status rc;
+
+	if (!pv_field_name_valid(rq->field, rq->fieldlen))
+		return PV_EFIELD;
+	if (!vault_field_indexed(rq->field, rq->fieldlen))
+		return PV_ENOTINDEXED;
+	if (rq->n == 0 || rq->n > VAULT_BATCH_MAX)
+		return PV_ETOOBIG;
+	/* The answer's bound, whatever n is: one value's scan, the total. */
+	if ((hits = calloc(VAULT_LOOKUP_MAX, sizeof(*hits))) == NULL ||
+	    (m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL ||
+	    (seqs = calloc(VAULT_LOOKUP_MAX, sizeof(*seqs))) == NULL) {
+		rc = PV_ENOMEM;
+		goto out;
+	}
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		goto out;
+	for (size_t i = 0; i < rq->n; i++)
+		if ((rc = lookup_value(v, t, rq, i, hits, m, seqs, &total,
+		    &full)) != PV_OK)
+			goto out;
+	pv_txn_abort(t);
+	t = NULL;
+	/* Every record found, logged before any is returned. */
+	if ((rc = lookup_log(v, ev, rq->field, seqs, total)) != PV_OK)
+		goto out;
+	*rq->matches = m;
+	m = NULL;
+out:
+	pv_txn_abort(t);
+	free(hits);
+	free(seqs);
+	free(m);
+	return rc;
+}
+
 pv_status
 vault_lookup(struct vault *v, const char *field, size_t fieldlen,
     const char *value, size_t len, struct vault_match **out, size_t *n)
 {
-	return vault_lookup_ev(v, NULL, field, fieldlen, value, len, out, n);
-}
-
-pv_status
-vault_lookup_ev(struct vault *v, const struct vault_event *ev,
-    const char *field, size_t fieldlen, const char *value, size_t len,
-    struct vault_match **out, size_t *n)
-{
-	uint8_t digest[INDEX_VERSIONS_MAX][PV_HMAC_LEN];
-	uint32_t vers[INDEX_VERSIONS_MAX];
+	struct vault_lookup_result res;
 	struct vault_match *m = NULL;
-	struct hit *hits = NULL;
-	struct pv_txn *t = NULL;
-	char norm[PV_VALUE_MAX];
-	size_t cnt = 0, normlen, nv, uniq = 0;
+	const char *values[1] = { value };
+	const struct vault_lookup_req rq = { field, fieldlen, values, &len, 1,
+	    0, &res, &m };
 	pv_status rc;
 
-	if (!pv_field_name_valid(field, fieldlen))
-		return PV_EFIELD;
-	if (!vault_field_indexed(field, fieldlen))
-		return PV_ENOTINDEXED;
-	if ((rc = vault_normalize(norm, &normlen, field, fieldlen, value,
-	    len)) != PV_OK)
+	if ((rc = vault_lookup_many(v, NULL, &rq)) != PV_OK)
 		return rc;
-	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
-		goto out;
-	nv = kms_usable_versions(v->kms, KMS_INDEX, vers, INDEX_VERSIONS_MAX);
-	for (size_t i = 0; i < nv; i++)
-		if ((rc = kms_blind_index(v->kms, vers[i], digest[i], field,
-		    fieldlen, norm, normlen)) != PV_OK)
-			goto out;
-	if ((hits = calloc(VAULT_LOOKUP_MAX, sizeof(*hits))) == NULL ||
-	    (m = calloc(VAULT_LOOKUP_MAX, sizeof(*m))) == NULL) {
-		rc = PV_ENOMEM;
-		goto out;
+	if (res.status != PV_OK) {
+		free(m);
+		return res.status;
 	}
-	for (size_t i = 0; i < nv && cnt < VAULT_LOOKUP_MAX; i++)
-		if ((rc = lookup_digest(v, t, digest[i], hits, &cnt)) != PV_OK)
-			goto out;
-	qsort(hits, cnt, sizeof(*hits), hit_cmp);
-	for (size_t i = 0; i < cnt; i++) {
-		if (i > 0 && hit_cmp(&hits[i], &hits[i - 1]) == 0)
-			continue;
-		if ((rc = vault_id_format(v, KMS_ID_RECORD, hits[i].rec_seq,
-		    hits[i].rec_check, m[uniq].id)) != PV_OK ||
-		    (rc = vault_id_format(v, KMS_ID_TOKEN, hits[i].tok_seq,
-		    hits[i].tok_check, m[uniq].token)) != PV_OK)
-			goto out;
-		hits[uniq].rec_seq = hits[i].rec_seq;	/* for the log */
-		uniq++;
-	}
-	pv_txn_abort(t);
-	t = NULL;
-	if ((rc = lookup_log(v, ev, field, hits, uniq)) != PV_OK)
-		goto out;
 	*out = m;
-	*n = uniq;
-	m = NULL;
-	rc = PV_OK;
-out:
-	pv_cleanse(norm, sizeof(norm));
-	pv_txn_abort(t);
-	free(hits);
-	free(m);
-	return rc;
+	*n = res.n;
+	return PV_OK;
 }
 
 pv_status

@@ -80,13 +80,15 @@ pv_status vault_key_file_create(const char *path) PV_WUR;
  * Create a vault in o->data_dir (created if absent, mode 0700).  PV_EEXIST
  * if it already holds one.  The root key must already exist (a key file:
  * vault_key_file_create) or be obtainable (a passphrase).  PV_EINVAL for
- * Argon2id costs out of bounds; the key-file statuses of vault_open.
+ * Argon2id costs out of bounds; PV_ENOTDIR, PV_EDIRPERM and the key-file
+ * statuses of vault_open.
  */
 pv_status vault_create(const struct vault_opts *o, struct vault **out) PV_WUR;
 
 /*
  * Open the vault in o->data_dir.  PV_ENOVAULT if there is none;
- * PV_EFORMAT for an unknown or newer format; PV_EBADKEY for a wrong root
+ * PV_ENOTDIR if o->data_dir is not a directory, PV_EDIRPERM if group or
+ * others may write it; PV_EFORMAT for an unknown or newer format; PV_EBADKEY for a wrong root
  * key or passphrase; PV_EKEYPERM, PV_EKEYFORMAT, PV_ENOTFOUND, PV_EIO
  * from the key file; PV_EINVAL for a key-file vault given no key file;
  * PV_EPASSPHRASE; PV_EINTEGRITY if the key ring was altered.
@@ -110,14 +112,37 @@ struct vault_record_in {
 };
 
 /*
- * Check a record without storing it: PV_EFIELD for a bad or repeated
- * field name, PV_EVALUE for a value that is not UTF-8 or not a valid
- * email or phone, PV_ETOOBIG over PV_FIELDS_MAX fields or PV_VALUE_MAX
- * bytes, PV_EINVAL for a record without fields.
+ * Why a record, a field or a value was refused, in words for the caller
+ * (at most VAULT_WHY_MAX bytes with the NUL): which field and what is
+ * wrong with it, never a byte of the value.  A field is named by its name
+ * when that is a valid field name, else by its position ("field at index
+ * 2", counting from 0), so that nothing a client chose is echoed unless it
+ * is a valid name: "field email: not a valid email address", "field at
+ * index 2: name must match [a-z][a-z0-9_]{0,63}", "field name: longer
+ * than 4096 bytes", "more than 64 fields".
  */
-pv_status vault_record_check(const struct vault_record_in *r) PV_WUR;
-/* The same for one field: name, then value. */
-pv_status vault_field_check(const struct vault_field *f) PV_WUR;
+#define VAULT_WHY_MAX		128
+
+/* "field NAME: what" or "field at index I: what" (see VAULT_WHY_MAX). */
+void	  vault_field_why(char why[static VAULT_WHY_MAX],
+	      const struct vault_field *f, size_t index, const char *what);
+
+/*
+ * Check a record without storing it: PV_EFIELD for a bad or repeated
+ * field name, PV_EVALUE for a value that is empty, not UTF-8 or not a
+ * valid email or phone, PV_ETOOBIG over PV_FIELDS_MAX fields or
+ * PV_VALUE_MAX bytes, PV_EINVAL for a record without fields or a
+ * retention over VAULT_RETENTION_DAYS_MAX.  On failure why says which
+ * field and why (its first bad field, in order).
+ */
+pv_status vault_record_check(const struct vault_record_in *r,
+	      char why[static VAULT_WHY_MAX]) PV_WUR;
+/*
+ * The same for one field, at position index of its record (for why):
+ * name, then length, then value.
+ */
+pv_status vault_field_check(const struct vault_field *f, size_t index,
+	      char why[static VAULT_WHY_MAX]) PV_WUR;
 
 struct vault_put_result {
 	pv_status	  status;	/* this record's outcome */
@@ -127,11 +152,13 @@ struct vault_put_result {
 	 * strings; token i belongs to field i.
 	 */
 	char		(*tokens)[VAULT_ID_STRLEN + 1];
+	char		  why[VAULT_WHY_MAX];	/* why it was refused */
 };
 
 /*
  * Store n records (at most VAULT_BATCH_MAX) in one durable commit.  Each
- * record is checked first; the valid ones are stored even when others are
+ * record is checked first (vault_record_check; res[i].why says why one was
+ * refused); the valid ones are stored even when others are
  * not, and res[i].status tells each record's outcome.  Returns PV_OK when
  * the commit succeeded (or nothing was valid), else the commit's failure,
  * which is then every valid record's status too: PV_EFULL when the map is
@@ -147,7 +174,7 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
  * the write's own transaction, a read's before its answer is released.
  * Functions here that take an event log what they did; a request they
  * refuse is the caller's to log (vault_audit), before it answers.
- * Events hold no personal value and no secret.  Each carries
+ * Events hold no personal value, no token and no secret.  Each carries
  * HMAC-SHA256(audit key, previous hash || seq || event), so editing,
  * deleting, reordering or inserting events breaks the chain.
  */
@@ -155,6 +182,23 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 #define VAULT_ACTION_MAX	32
 #define VAULT_CODE_MAX		32
 #define VAULT_REASON_MAX	200
+
+/*
+ * What one token of a read (detokenize, get) got, in the read's event:
+ * its record and field where the token led to them, never the token or a
+ * value.
+ */
+enum vault_item_outcome {
+	VAULT_ITEM_REVEALED = 1,	/* the value */
+	VAULT_ITEM_MASKED = 2,		/* its masked form (and pseudonym) */
+	VAULT_ITEM_REFUSED = 3,		/* nothing: code says why */
+};
+struct vault_item {
+	uint64_t	 rec;		/* record seq (internal); 0: none */
+	const char	*field;		/* field name, or NULL */
+	int		 outcome;	/* enum vault_item_outcome */
+	pv_status	 code;		/* refused: why; PV_OK otherwise */
+};
 
 struct vault_event {
 	const char		*actor;		/* API key name, "cli", ... */
@@ -168,6 +212,8 @@ struct vault_event {
 	const char *const	*fields;	/* field names */
 	size_t			 nfields;
 	int			 kind;		/* VAULT_EK_*: how it counts */
+	const struct vault_item	*items;		/* per token, in order */
+	size_t			 nitems;	/* at most VAULT_BATCH_MAX */
 };
 enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
 
@@ -184,9 +230,20 @@ pv_status vault_put_ev(struct vault *v, const struct vault_record_in *recs,
  */
 void	  vault_set_actor(struct vault *v, const char *actor);
 
-/* Append ev in a commit of its own (group-committed); *seq its number. */
+/*
+ * Append ev in a commit of its own (group-committed); *seq its number.
+ * PV_EINVAL over VAULT_BATCH_MAX records or items.
+ */
 pv_status vault_audit(struct vault *v, const struct vault_event *ev,
 	      uint64_t *seq) PV_WUR;
+
+/* One item of an event read back: id and field "" where none. */
+struct vault_audit_item {
+	char		id[VAULT_ID_STRLEN + 1];
+	char		field[PV_FIELD_NAME_MAX + 1];
+	int		outcome;	/* enum vault_item_outcome */
+	pv_status	code;		/* refused: why; PV_OK otherwise */
+};
 
 /* One event read back, for export and the API. */
 struct vault_audit_entry {
@@ -202,16 +259,26 @@ struct vault_audit_entry {
 	char		(*ids)[VAULT_ID_STRLEN + 1];	/* nrecs record ids */
 	size_t		nfields;
 	char		(*fields)[PV_FIELD_NAME_MAX + 1];
+	size_t		nitems;		/* 0 for events made before items */
+	struct vault_audit_item *items;
 };
 void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
 
 /*
- * Up to limit events after seq after, oldest first; *out (release with
- * vault_audit_entries_free) holds *n.  Each is checked against the chain:
- * PV_EINTEGRITY if one does not verify.
+ * A page of the log: the events after seq after up to seq end
+ * (VAULT_AUDIT_END_NONE: the newest), oldest first, each checked against
+ * the chain (PV_EINTEGRITY if one does not verify); at most limit
+ * (1..VAULT_BATCH_MAX, else PV_EINVAL) of them, and fewer where more
+ * would take the page over VAULT_AUDIT_PAGE_BYTES stored bytes, but never
+ * none while one is due.  *out (release with vault_audit_entries_free)
+ * holds *n; *last is the newest event's seq in the same snapshot (0 for
+ * an empty log), so that a reader can fix where its paging ends.
  */
-pv_status vault_audit_read(struct vault *v, uint64_t after, size_t limit,
-	      struct vault_audit_entry **out, size_t *n) PV_WUR;
+#define VAULT_AUDIT_END_NONE	UINT64_MAX
+#define VAULT_AUDIT_PAGE_BYTES	(512u << 10)
+pv_status vault_audit_read(struct vault *v, uint64_t after, uint64_t end,
+	      size_t limit, struct vault_audit_entry **out, size_t *n,
+	      uint64_t *last) PV_WUR;
 
 /*
  * Check the whole chain.  PV_OK with *count events, or PV_EINTEGRITY with
@@ -223,8 +290,10 @@ pv_status vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
 
 /*
  * The privacy policy's knobs: default retention for records created
- * without one, and how many access or deletion requests one record may
- * get per window (0: no limit).
+ * without one, and how many access requests one record may get answered
+ * per window (0: no limit).  Deletion requests are not limited: one is
+ * granted once, since it shreds the record, and neither a refusal nor a
+ * repeat counts.
  */
 struct vault_policy {
 	uint32_t	retention_days;		/* 0: keep until deleted */
@@ -259,14 +328,31 @@ void	  vault_record_view_free(struct vault_record_view *r);
 
 /*
  * Access request (ev: actor, action).  Counted against the request limit
- * and logged before anything is returned: PV_ELIMIT with *retry seconds
- * when over it (logged as refused, with the record).  PV_ETOKEN,
- * PV_ENOTFOUND, PV_ESHREDDED for the id (not logged).  *logged says
- * whether the vault wrote the request's event.
+ * and logged before anything is returned, in one commit; only a request
+ * answered PV_OK counts.  PV_ELIMIT with *retry seconds when over it
+ * (logged as refused, with the record; not counted).  PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED for the id, PV_EINTEGRITY and PV_EKEYSTATE
+ * for a value that cannot be opened (not logged, not counted).  *logged
+ * says whether the vault wrote the request's event.
  */
 pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
 	      const char *id, size_t len, struct vault_record_view **out,
 	      uint64_t *retry, int *logged) PV_WUR;
+
+/*
+ * What the vault holds about a record, without a value and without a
+ * token: the view vault_record_access gives, with each field's name only
+ * (value NULL, len 0, token ""), and the same reads.  Not an access
+ * request: neither limited nor counted.  The header (consent, hold,
+ * dates) is proven through the record's wrapped DEK first: PV_EINTEGRITY
+ * (an alarm) if it was edited, PV_EKEYSTATE if its KEK may no longer
+ * unwrap.  Logged as ev (with the record) before it returns; PV_ETOKEN,
+ * PV_ENOTFOUND, PV_ESHREDDED for the id (not logged).  *logged says
+ * whether the vault wrote the request's event.
+ */
+pv_status vault_record_metadata(struct vault *v, const struct vault_event *ev,
+	      const char *id, size_t len, struct vault_record_view **out,
+	      int *logged) PV_WUR;
 
 /*
  * Correction of record c->id: fields with a value replace or add, fields
@@ -280,7 +366,9 @@ pv_status vault_record_access(struct vault *v, const struct vault_event *ev,
  * or PV_EFIELD for a patch of no, too many or repeated fields (not
  * logged); PV_EFULL when token numbers are spent; PV_EKEYSTATE if the
  * record's KEK may no longer unwrap.  *c->logged says whether the vault
- * wrote the request's event.
+ * wrote the request's event; c->why (VAULT_WHY_MAX bytes) says why a
+ * patch or its result was refused (PV_EFIELD, PV_EVALUE, PV_ETOOBIG,
+ * PV_EINVAL), field positions counting in the patch.
  */
 #define VAULT_FIELDS_PATCH_MAX	PV_FIELDS_MAX
 struct vault_correction {
@@ -292,6 +380,7 @@ struct vault_correction {
 	char			       (*names)[PV_FIELD_NAME_MAX + 1];
 	size_t				*ntokens;	/* out */
 	int				*logged;	/* out */
+	char				*why;	/* out: VAULT_WHY_MAX bytes */
 };
 pv_status vault_record_correct(struct vault *v, const struct vault_event *ev,
 	      const struct vault_correction *c) PV_WUR;
@@ -321,11 +410,21 @@ struct vault_value {
 void	  vault_value_free(struct vault_value *val);
 
 /*
+ * Whether s is a token by its form ("tok_" and 22 base64url characters,
+ * canonical), whether or not one such exists.
+ */
+int	  vault_token_valid(const char *s, size_t len);
+
+/*
  * Resolve a token to its value.  PV_ETOKEN if it is malformed,
  * PV_ENOTFOUND if no such token exists, PV_ESHREDDED if its record was
  * shredded, PV_EKEYSTATE if its KEK may no longer unwrap, PV_EINTEGRITY if
  * the stored bytes were altered, moved or renamed; PV_EUNAVAIL if the
- * read could not be logged (nothing is returned then).
+ * read could not be logged (nothing is returned then).  With an actor set
+ * (vault_set_actor), every call that reaches the store is logged, failed
+ * or not, before it returns: action "get", one item (the record and field
+ * where the token led to them; refused with its status on failure), and
+ * on success the record (kind read) and the field.
  */
 pv_status vault_get(struct vault *v, const char *token, size_t len,
 	      struct vault_value **out) PV_WUR;
@@ -350,27 +449,58 @@ pv_status vault_lookup(struct vault *v, const char *field, size_t fieldlen,
 	      const char *value, size_t len, struct vault_match **out,
 	      size_t *n) PV_WUR;
 
-/* vault_lookup, logged as ev before the matches are returned. */
-pv_status vault_lookup_ev(struct vault *v, const struct vault_event *ev,
-	      const char *field, size_t fieldlen, const char *value,
-	      size_t len, struct vault_match **out, size_t *n) PV_WUR;
+/*
+ * A batch look-up: n values of one field (at most VAULT_BATCH_MAX), each
+ * looked up as vault_lookup does, all from one snapshot.  The answer is
+ * bounded: its matches, all values together, are at most
+ * VAULT_LOOKUP_MAX (one audit event lists their records).  Values are
+ * answered in order; one whose matches would take the answer over that
+ * bound gets PV_ETOOBIG ("the answer is full"), and so does every value
+ * after it, which is not looked up at all: the caller asks for those
+ * again in another request.
+ */
+struct vault_lookup_result {
+	pv_status	 status;	/* PV_OK, or why this value failed */
+	char		 why[VAULT_WHY_MAX];	/* words for a failed value */
+	size_t		 first;		/* its matches: (*matches)[first..] */
+	size_t		 n;		/* how many */
+};
+
+struct vault_lookup_req {
+	const char			*field;
+	size_t				 fieldlen;
+	const char *const		*values;	/* lens[i] bytes each */
+	const size_t			*lens;
+	size_t				 n;		/* 1..VAULT_BATCH_MAX */
+	size_t				 value_max;	/* 0: PV_VALUE_MAX */
+	struct vault_lookup_result	*res;		/* n results, out */
+	struct vault_match	       **matches;	/* out, free() */
+};
 
 /*
- * vault_lookup_ev for a caller, under detokenize's rules: PV_EFORBIDDEN
- * unless the key is a writer or reader that may read field, PV_EPURPOSE
- * if the purpose is not among the key's, PV_EREASON if it is legal
- * without a reason (or the reason is not valid).  Marketing look-ups
- * leave out the records without marketing consent; research look-ups
- * answer each record's pseudonym only (a keyed hash of the record, not of
- * a value), with id and token "".  ev (its purpose and reason set by the
- * caller) is logged with every record the index found.  Otherwise as
- * vault_lookup_ev.
+ * A batch look-up for a caller, under detokenize's rules.  Whole-request
+ * failures: PV_EFORBIDDEN unless the key is a writer or reader that may
+ * read rq->field, PV_EPURPOSE if the purpose is not among the key's,
+ * PV_EREASON if it is legal without a reason (or the reason is not
+ * valid), PV_EFIELD for a field name that is not valid, PV_ENOTINDEXED
+ * for a field without a blind index, PV_ETOOBIG for n out of bounds,
+ * PV_EINTEGRITY if an index entry was altered or moved, PV_EKEYSTATE if
+ * an index key may not be used, PV_EUNAVAIL if the look-up could not be
+ * logged (nothing is returned then).  Otherwise rq->res[i] answers
+ * values[i]: PV_OK with its matches, oldest first, at most
+ * VAULT_LOOKUP_MAX, shredded records left out; or PV_EVALUE (empty, not
+ * UTF-8, not a valid email or phone), PV_ETOOBIG (longer than value_max,
+ * or the answer is full), with why.  Marketing look-ups leave out the
+ * records without marketing consent; research look-ups answer each
+ * record's pseudonym only (a keyed hash of the record, not of a value),
+ * with id and token "".  ev (its purpose and reason set by the caller) is
+ * logged once, with the field and every record the index found for any
+ * value, before anything is returned.
  */
 struct vault_access;		/* below, with detokenize */
 pv_status vault_lookup_access(struct vault *v, const struct vault_access *a,
-	      const struct vault_event *ev, const char *field,
-	      size_t fieldlen, const char *value, size_t len,
-	      struct vault_match **out, size_t *n) PV_WUR;
+	      const struct vault_event *ev, const struct vault_lookup_req *rq)
+	      PV_WUR;
 
 /* Whether a field name has a blind index (email, phone). */
 int	  vault_field_indexed(const char *field, size_t len);
@@ -416,6 +546,8 @@ enum vault_reveal_mode { VAULT_REVEAL_PLAIN = 1, VAULT_REVEAL_MASKED = 2 };
 #define VAULT_APIKEY_NAME_MAX	64
 #define VAULT_APIKEY_FIELDS_MAX	32
 #define VAULT_APIKEY_SECRET_LEN	(4 + 2 * PV_B64URL16_LEN)
+#define VAULT_APIKEY_DAYS_MAX	3650	/* a key's lifetime, days */
+#define VAULT_APIKEY_OVERLAP_MAX (30 * VAULT_DAY) /* a rotation's, seconds */
 
 struct vault_apikey {
 	char		 name[VAULT_APIKEY_NAME_MAX + 1];
@@ -424,8 +556,21 @@ struct vault_apikey {
 	enum vault_reveal_mode reveal;
 	size_t		 nfields;	/* 0: every field */
 	char		 fields[VAULT_APIKEY_FIELDS_MAX][PV_FIELD_NAME_MAX + 1];
-	uint64_t	 created;
+	uint64_t	 created;	/* when this secret was issued */
 	uint64_t	 revoked;	/* 0, or when it was revoked */
+	/*
+	 * Expiry: expires_days (0 none, at most VAULT_APIKEY_DAYS_MAX) is
+	 * the key's lifetime; expires is when this secret stops working (0
+	 * never), created + expires_days days.  A rotation issues the new
+	 * secret with the same lifetime from the rotation on.
+	 */
+	uint32_t	 expires_days;
+	uint64_t	 expires;
+	/*
+	 * Not 0 for an old secret of a rotated key: when it stops working
+	 * (the end of the overlap).  The current secret has 0.
+	 */
+	uint64_t	 replaced_until;
 	/*
 	 * With cert_bound, the key is accepted only over a connection whose
 	 * client certificate's DER hashes (SHA-256) to cert_sha256.
@@ -445,21 +590,44 @@ pv_status vault_purpose_parse(const char *s, size_t len,
 int	  vault_apikey_name_valid(const char *s, size_t len);
 
 /*
- * Create an API key from spec (name, role, purposes, reveal, fields; the
- * times are set here) and write its secret, NUL-terminated.  PV_EEXIST if
- * the name is taken, PV_EINVAL for a bad name, role or field.
+ * Create an API key from spec (name, role, purposes, reveal, fields,
+ * expires_days; the times are set here) and write its secret,
+ * NUL-terminated.  PV_EEXIST if the name is taken, PV_EINVAL for a bad
+ * name, role, field or lifetime.
  */
 pv_status vault_apikey_create(struct vault *v, const struct vault_apikey *spec,
 	      char secret[static VAULT_APIKEY_SECRET_LEN + 1]) PV_WUR;
-/* Every key, by name; *out is released with free(). */
+/*
+ * Every key's secrets (the current one, and the old ones of a rotation
+ * until the next rotation drops those past their overlap), in the table's
+ * order; *out is released with free().
+ */
 pv_status vault_apikey_list(struct vault *v, struct vault_apikey **out,
 	      size_t *n) PV_WUR;
-/* Revoke by name, at once for every process.  PV_ENOTFOUND; revoking
- * twice is PV_OK. */
+/* Revoke by name, every secret of it (old ones of a rotation too), at
+ * once for every process.  PV_ENOTFOUND; revoking twice is PV_OK. */
 pv_status vault_apikey_revoke(struct vault *v, const char *name) PV_WUR;
 /*
- * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown or
- * revoked.  Reads the store each time, so revocation takes effect at once.
+ * Rotate key name: issue a new secret, written to secret NUL-terminated,
+ * with the key's name, role, purposes, fields, reveal mode, certificate
+ * binding and lifetime (expires_days from now); the old secret keeps
+ * working overlap seconds more (0: it stops at once), then is refused as
+ * an unknown key.  Old secrets past their overlap are dropped.  An expired
+ * key may be rotated (that renews it).  PV_ENOTFOUND, PV_EKEYSTATE for a
+ * revoked key, PV_EINVAL for an overlap over VAULT_APIKEY_OVERLAP_MAX.
+ */
+pv_status vault_apikey_rotate(struct vault *v, const char *name,
+	      uint64_t overlap, char secret[static VAULT_APIKEY_SECRET_LEN + 1])
+	      PV_WUR;
+/*
+ * Whether key works at now: not revoked, not expired, and not an old
+ * secret past its overlap.
+ */
+int	  vault_apikey_live(const struct vault_apikey *key, uint64_t now);
+/*
+ * The key a secret belongs to.  PV_EUNAUTH if it is malformed, unknown,
+ * revoked, expired, or an old secret past its overlap, all alike.  Reads
+ * the store each time, so revocation takes effect at once.
  */
 pv_status vault_apikey_auth(struct vault *v, const char *secret, size_t len,
 	      struct vault_apikey *out) PV_WUR;
@@ -489,7 +657,6 @@ struct vault_reveal {
 	size_t		 len;
 	char		 masked[VAULT_MASKED_MAX + 1];	/* "" unless masked */
 	char		 pseudonym[VAULT_PSEUDONYM_STRLEN + 1]; /* research */
-	uint64_t	 seq;		/* private: the record, for the log */
 };
 
 /*
@@ -516,7 +683,9 @@ typedef pv_status (*vault_reveal_fn)(void *arg, size_t i,
  * instead of value.
  *
  * With ev (actor, action, purpose, reason), an answered request is logged
- * once every token is answered; if the event cannot be written,
+ * once every token is answered (kind read): the records and fields whose
+ * values or masked forms it released, and an item per token, in order,
+ * saying what the token got (vault_item); if the event cannot be written,
  * PV_EUNAVAIL.  Unless PV_OK is returned, the caller MUST wipe and discard
  * everything fn received and release none of it: no access without a
  * record.  Refusals are the caller's to log.
@@ -558,6 +727,12 @@ struct vault_receipt {
 	uint64_t	shredded_at;
 	uint32_t	kek_version;	/* the KEK that wrapped its DEK */
 	uint64_t	audit_seq;	/* its audit event; 0 without one */
+	/*
+	 * The signing key version that signed it.  0: a receipt made before
+	 * signing keys had versions, whose message does not name one; it
+	 * was signed by version 1.
+	 */
+	uint32_t	sign_version;
 	char		reason[VAULT_REASON_MAX + 1];
 	uint8_t		sig[PV_ED25519_SIG_LEN];
 };
@@ -582,38 +757,43 @@ struct vault_shred_req {
 	const size_t		*lens;
 	size_t			 n;		/* at most VAULT_BATCH_MAX */
 	const char		*reason;
-	int			 limit;		/* a person's request */
 	struct vault_receipt	*out;		/* n receipts */
 	pv_status		*status;	/* n statuses */
-	uint64_t		*retry;		/* seconds, or NULL */
 	int			*logged;	/* whether an event was written */
 };
 
 /*
  * vault_shred with its audit event ev (kind delete) in the same commit,
- * the receipts carrying its sequence number; with rq->limit, a person's
- * deletion requests per record are limited per window (status[i]
- * PV_ELIMIT, *retry seconds).  *logged says whether an event was written
- * (not when every record was shredded before or refused).  PV_EVALUE for
- * a bad reason, PV_ETOOBIG over VAULT_BATCH_MAX ids, else the commit's
- * status (PV_EINTEGRITY for a damaged record among them).
+ * the receipts carrying its sequence number.  In the same commit, each
+ * record refused for its hold is logged as ev refused (code "legal_hold"),
+ * and each shredded before as ev allowed with code "already_shredded"
+ * (its status PV_OK, the first shred's receipt); both with their record,
+ * and neither of kind delete.  *logged says whether an event was written
+ * (not when every id was unknown).  PV_EVALUE for a bad reason,
+ * PV_ETOOBIG over VAULT_BATCH_MAX ids, else the commit's status
+ * (PV_EINTEGRITY for a damaged record among them).
  */
 pv_status vault_shred_ev(struct vault *v, const struct vault_event *ev,
 	      const struct vault_shred_req *rq) PV_WUR;
 
 /*
  * The exact bytes a receipt's signature covers, NUL-terminated, into out
- * (VAULT_RECEIPT_MSG_MAX bytes).
+ * (VAULT_RECEIPT_MSG_MAX bytes): "piivault-receipt-v2" with the signing
+ * key version, or for sign_version 0 the "piivault-receipt-v1" message of
+ * receipts made before (docs/format.md).
  */
 #define VAULT_RECEIPT_MSG_MAX	512
 void	  vault_receipt_message(char out[static VAULT_RECEIPT_MSG_MAX],
 	      const struct vault_receipt *r);
-/* Check a receipt against a public key: PV_OK or PV_EINTEGRITY. */
+/*
+ * Check a receipt against a public key, the one of the version it names
+ * (version 1 for sign_version 0): PV_OK or PV_EINTEGRITY.
+ */
 pv_status vault_receipt_verify(const struct vault_receipt *r,
 	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
-/* The vault's receipt-signing public key. */
-pv_status vault_public_key(struct vault *v,
-	      uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+/* The signing key version a receipt names (1 for sign_version 0). */
+uint32_t  vault_receipt_key_version(const struct vault_receipt *r);
+
 
 /*
  * Key lifecycle.  Each works in bounded transactions, so that a server on
@@ -648,6 +828,8 @@ enum vault_key_state {
 	VAULT_KEY_DECRYPT_ONLY = 2,	/* unwraps old data only */
 	VAULT_KEY_RETIRED = 3,		/* may not unwrap */
 	VAULT_KEY_DESTROYED = 4,	/* key material erased */
+	VAULT_KEY_VERIFY_ONLY = 5,	/* a signing key: private key erased,
+					   public key kept */
 };
 
 const char *vault_key_kind_name(enum vault_key_kind kind);
@@ -663,7 +845,32 @@ struct vault_key_info {
 	uint64_t		wraps_total;	/* DEKs ever wrapped (KEK) */
 };
 
-/* Rotate KEK or INDEX (PV_EINVAL otherwise); the new version is *newv. */
+/*
+ * The receipt-signing keys.  One is active and signs; vault_rotate of
+ * VAULT_SIGN makes a new one and destroys the older one's private key,
+ * keeping its public key (VAULT_KEY_VERIFY_ONLY) so that the receipts it
+ * signed still verify.
+ */
+struct vault_signing_key {
+	uint32_t		version;
+	enum vault_key_state	state;	/* ACTIVE or VERIFY_ONLY */
+	uint8_t			pub[PV_ED25519_LEN];
+};
+
+/*
+ * Every signing key version whose public key the vault has, ascending, as
+ * the store has them now (a rotation by another process included).  *out
+ * is the caller's, released with free().  PV_ENOMEM, PV_ESTORE,
+ * PV_EINTEGRITY (the ring failed its MAC).
+ */
+pv_status vault_signing_keys(struct vault *v, struct vault_signing_key **out,
+	      size_t *n) PV_WUR;
+
+/*
+ * Rotate KEK, INDEX or SIGN (PV_EINVAL otherwise); the new version is
+ * *newv.  For SIGN, the previous version's private key is destroyed in the
+ * same commit and its public key kept (VAULT_KEY_VERIFY_ONLY).
+ */
 pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
 	      uint32_t *newv) PV_WUR;
 /*
@@ -671,7 +878,9 @@ pv_status vault_rotate(struct vault *v, enum vault_key_kind kind,
  * if not 0) with the active one, batch records a transaction; field
  * ciphertexts are not touched.  *done counts records re-wrapped.
  * PV_EINVAL for a batch over VAULT_KEY_BATCH_MAX (0: 1000); PV_EKEYSTATE
- * if there is no active KEK.
+ * if there is no active KEK, or if from is retired or destroyed (its
+ * records cannot be moved); PV_ENOTFOUND if there is no KEK version from.
+ * From the active version there is nothing to move: PV_OK, *done 0.
  */
 pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
 	      vault_progress_fn *progress, void *arg, uint64_t *done) PV_WUR;
@@ -680,7 +889,8 @@ pv_status vault_rewrap(struct vault *v, uint32_t from, size_t batch,
  * whose key material is overwritten.  Retiring or destroying a KEK that
  * still wraps records is PV_EBUSY unless force; *wrapped says how many it
  * wraps.  PV_EKEYSTATE for any other move (an active version can only be
- * destroyed; rotate first), PV_ENOTFOUND for an unknown version.
+ * destroyed; rotate first) and for any SIGN version (only vault_rotate
+ * changes those), PV_ENOTFOUND for an unknown version.
  */
 pv_status vault_key_state(struct vault *v, enum vault_key_kind kind,
 	      uint32_t version, enum vault_key_state st, int force,

@@ -193,8 +193,9 @@ pv_status vault_audit_by_record(struct vault *v, struct pv_txn *t,
 	      struct vault_audit_entry **out, size_t *n) PV_WUR;
 
 /*
- * Whether another request of kind (VAULT_EK_ACCESS, _DELETE) on record seq
- * fits the configured window: PV_ELIMIT with *retry seconds if not.
+ * Whether another request of kind (VAULT_EK_ACCESS) on record seq fits the
+ * configured window: PV_ELIMIT with *retry seconds if not; if it fits, it
+ * is counted in t, so call it only for a request about to be granted.
  */
 pv_status vault_request_limit(struct vault *v, struct pv_txn *t, uint64_t seq,
 	      int kind, uint64_t *retry) PV_WUR;
@@ -210,6 +211,21 @@ pv_status vault_retain_put(struct pv_txn *t, uint64_t until, uint64_t seq)
 	      PV_WUR;
 pv_status vault_retain_del(struct pv_txn *t, uint64_t until, uint64_t seq)
 	      PV_WUR;
+
+/* What a refusal of a bad field name says (vault_field_why). */
+#define VAULT_NAME_RULE	"name must match [a-z][a-z0-9_]{0,63}"
+
+/* qsort's order of uint64_t record numbers. */
+int	  vault_seq_cmp(const void *a, const void *b);
+
+/*
+ * The look-ups of rq without the access rules (vault_lookup_access does
+ * those): every value's matches, from one snapshot, into *rq->matches,
+ * logged first as ev (NULL: as this process's own "lookup") with the field
+ * and every record found.  Statuses as vault_lookup_access's.
+ */
+pv_status vault_lookup_many(struct vault *v, const struct vault_event *ev,
+	      const struct vault_lookup_req *rq) PV_WUR;
 
 /*
  * Log one of this process's own operations as v->actor (nothing if none
@@ -231,6 +247,12 @@ pv_status vault_txn_begin(struct vault *v, int write, struct pv_txn **out)
 pv_status vault_id_format(struct vault *v, enum kms_id_domain d, uint64_t seq,
 	      const uint8_t *check, char out[static VAULT_ID_STRLEN + 1])
 	      PV_WUR;
+/*
+ * A token to its live record and field in t: PV_ETOKEN, PV_ENOTFOUND,
+ * PV_ESHREDDED, PV_EINTEGRITY.  On PV_ESHREDDED (and only then on a
+ * failure) out->rec_seq and out->f.name, f.namelen name the shredded record
+ * and the token's field, for the audit log; nothing else of out is set.
+ */
 pv_status vault_token_resolve(struct vault *v, struct pv_txn *t,
 	      const char *token, size_t len, struct resolved *out) PV_WUR;
 

@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct api_patch *p = NULL;
 	struct vault_receipt r;
 	static const char *const bools[] = { "marketing", "notices", NULL };
-	int vals[2];
+	int vals[2], given;
 	char sval[64];
 
 	if (!ready) {
@@ -43,12 +43,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		api_records_free(recs);
 	if (api_detok_parse(text, size, 1000, &d, err) == PV_OK)
 		api_detok_free(d);
-	if (api_lookup_parse(text, size, &l, err) == PV_OK)
+	if (api_lookup_parse(text, size, 1000, &l, err) == PV_OK)
 		api_lookup_free(l);
 	if (api_patch_parse(text, size, &p, err) == PV_OK)
 		api_patch_free(p);
 	(void)api_flags_parse(text, size, bools, vals, "reason", sval,
 	    sizeof(sval), err);
+	(void)api_reason_parse(text, size, sval, sizeof(sval), &given, err);
 	(void)api_receipt_parse(text, size, &r, err);
 	(void)pv_b64url_decode16(out, text, size);
 	(void)pv_key_from_base64(out, text, size);
