@@ -40,4 +40,6 @@ for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no ind
 	grep -q "$k" bench-out/results.json ||
 	    { echo "benchmark: no $k in bench-out/results.json" >&2; exit 1; }
 done
+echo "== package: the .deb, lintian, the systemd unit (tools/package.sh)"
+sh tools/package.sh
 echo "== all tests passed"
