@@ -2246,6 +2246,55 @@ START_TEST(test_rewrap_from)
 END_TEST
 
 /*
+ * kms retire --force makes a version's records unreadable "until kms
+ * unretire": unretire makes them readable and movable again, and is
+ * refused for a version that was not retired.
+ */
+START_TEST(test_unretire)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	unsigned long long live, total;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);	/* under kek 1 */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);	/* kek 2 active */
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "retire", "1", "--force", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"key_unavailable\""));
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "unretire", "2", NULL);	/* active */
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "only a retired version"));
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "unretire", "9", NULL);
+	ck_assert_exit(&r, 1);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "unretire", "1", "--force", NULL);
+	ck_assert_exit(&r, 2);
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "unretire", "1", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "kek 1 is decrypt-only again\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"value\":"));
+	run_free(&r);
+	rewrap_ok("1", 1);
+	kek_counts(2, &live, &total);
+	ck_assert_uint_eq(live, 1);
+}
+END_TEST
+
+/*
  * Times: RFC 3339 in UTC wherever a person reads one, seconds since the
  * epoch in JSON, as the HTTP API gives them.  The clock is pinned
  * (piivault-test) so that both can be checked whole.
@@ -2548,6 +2597,7 @@ cli_suite(void)
 	tcase_add_test(tc, test_option_refusals);
 	tcase_add_test(tc, test_option_help);
 	tcase_add_test(tc, test_rewrap_from);
+	tcase_add_test(tc, test_unretire);
 	tcase_add_test(tc, test_times);
 	return s;
 }

@@ -417,7 +417,7 @@ kc_retire(int argc, char **argv)
 	static const struct kc_start ks = { "kms retire V [--force]\n\n"
 	    "Version V may no longer unwrap.  Refused while records are "
 	    "still\nwrapped under it (rewrap them first), unless --force, "
-	    "which makes\nthem unreadable until the version is un-retired.\n",
+	    "which makes\nthem unreadable until kms unretire V.\n",
 	    kc_retire_opts, "  --force          retire it even though it "
 	    "still wraps records\n", 1 };
 
@@ -441,6 +441,40 @@ kc_retire(int argc, char **argv)
 		return cli_fail("kms retire", rc == PV_EKEYSTATE ? "the active "
 		    "or a destroyed version cannot be retired" : what, rc);
 	(void)printf("kek %u is retired\n", ver);
+	return CLI_OK;
+}
+
+/* Undo a retirement: the version may unwrap again (decrypt-only). */
+static int
+kc_unretire(int argc, char **argv)
+{
+	static const struct kc_start ks = { "kms unretire V\n\n"
+	    "Version V, retired, may unwrap again (decrypt-only): the records\n"
+	    "still under it are readable, and kms rewrap can move them.\n",
+	    kc_plain, NULL, 1 };
+	struct kc_opts o;
+	struct vault *v;
+	uint64_t wrapped = 0;
+	uint32_t ver;
+	char what[96];
+	pv_status rc;
+	int r, first;
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
+		return r;
+	if ((r = parse_version("kms unretire", argv[first], &ver)) != CLI_OK) {
+		vault_close(v);
+		return r;
+	}
+	rc = vault_key_state(v, VAULT_KEK, ver, VAULT_KEY_DECRYPT_ONLY, 0,
+	    &wrapped);
+	vault_close(v);
+	(void)snprintf(what, sizeof(what), "kek %u", ver);
+	if (rc != PV_OK)
+		return cli_fail("kms unretire", rc == PV_EKEYSTATE ? "only a "
+		    "retired version can be unretired" : what, rc);
+	(void)printf("kek %u is decrypt-only again\n", ver);
 	return CLI_OK;
 }
 
@@ -689,6 +723,8 @@ static const struct cli_cmd kc_commands[] = {
 	{ "rewrap", kc_rewrap, "re-wrap old records' DEKs to the active "
 	    "KEK" },
 	{ "retire", kc_retire, "forbid a KEK version to unwrap" },
+	{ "unretire", kc_unretire, "let a retired KEK version unwrap "
+	    "again" },
 	{ "destroy", kc_destroy, "erase a KEK version (incident "
 	    "response)" },
 	{ "rotate-root", kc_rotate_root, "re-wrap the ring under a new "
