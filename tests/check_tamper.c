@@ -1081,7 +1081,7 @@ upgrade_case(size_t keep)
 	ck_assert_int_eq(tu_get_status(v, gtoks[0]), PV_ESHREDDED);
 	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
 	tu_expect_value(v, toks[1], "email", "tamper@example.org", 18);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(bad, 0);
 	ck_assert_uint_gt(count, UP_KEYS);
 	ck_assert_uint_eq(vault_alarms(v), 0);
