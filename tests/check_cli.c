@@ -2649,7 +2649,7 @@ START_TEST(test_audit_archive)
 
 		ck_assert_ptr_nonnull(t);
 		/* An event's actor edited. */
-		memcpy(t, file, filelen);
+		memcpy(t, file, filelen + 1);
 		ck_assert_ptr_nonnull(p = strstr(t + (l2 - file), "\"cli\""));
 		p[1] = 'x';
 		write_file("t.jsonl", t, filelen, 0600);
@@ -2667,14 +2667,14 @@ START_TEST(test_audit_archive)
 		    "signature", later, "audit", "verify", "--archive",
 		    "t.jsonl", NULL);
 		/* The header's date moved: its line hash chain breaks. */
-		memcpy(t, file, filelen);
+		memcpy(t, file, filelen + 1);
 		ck_assert_ptr_nonnull(p = strstr(t, "\"before\":17672"));
 		p[14] = '9';
 		write_file("t.jsonl", t, filelen, 0600);
 		expect_fail(1, "line 2: edited", later, "audit", "verify",
 		    "--archive", "t.jsonl", NULL);
 		/* The signature changed. */
-		memcpy(t, file, filelen);
+		memcpy(t, file, filelen + 1);
 		ck_assert_ptr_nonnull(p = strstr(t + (end - file),
 		    "\"signature\":\""));
 		p[13] = p[13] == 'A' ? 'B' : 'A';
@@ -2682,7 +2682,7 @@ START_TEST(test_audit_archive)
 		expect_fail(1, "signature does not verify", later, "audit",
 		    "verify", "--archive", "t.jsonl", NULL);
 		/* Text after the end. */
-		memcpy(t, file, filelen);
+		memcpy(t, file, filelen + 1);
 		write_file("t.jsonl", t, filelen, 0600);
 		{
 			FILE *f = fopen("t.jsonl", "a");
