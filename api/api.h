@@ -101,6 +101,32 @@ pv_status api_receipt_parse(const char *text, size_t len,
  */
 void	  api_json_event(struct pv_json *j, const struct vault_audit_entry *e);
 
+/*
+ * An audit archive's first and last lines (docs/format.md):
+ * {"archive":{"format":1,"vault":…,"first_seq":…,"last_seq":…,"count":…,
+ * "before":…,"created":…,"signing_key_version":…}} and
+ * {"archive_end":{"events":…,"hash":"<64 hex>"},"signature":…}, the
+ * signature base64url.  The parsers read them back (PV_EJSON, PV_EMEMBER,
+ * PV_EVALUE, err saying which); they check no signature.
+ * api_archive_event_parse reads an event line's "seq" and "time".
+ */
+#define API_ARCHIVE_FORMAT	1
+void	  api_json_archive_head(struct pv_json *j,
+	      const struct vault_archive_head *h);
+pv_status api_archive_head_parse(const char *text, size_t len,
+	      struct vault_archive_head *out, char err[static API_ERR_MAX])
+	      PV_WUR;
+void	  api_json_archive_end(struct pv_json *j, uint64_t events,
+	      const uint8_t hash[static PV_HMAC_LEN],
+	      const uint8_t sig[static PV_ED25519_SIG_LEN]);
+pv_status api_archive_end_parse(const char *text, size_t len,
+	      uint64_t *events, uint8_t hash[static PV_HMAC_LEN],
+	      uint8_t sig[static PV_ED25519_SIG_LEN],
+	      char err[static API_ERR_MAX]) PV_WUR;
+pv_status api_archive_event_parse(const char *text, size_t len,
+	      uint64_t *seq, uint64_t *time, char err[static API_ERR_MAX])
+	      PV_WUR;
+
 /* A public key as text: "pvpub_" and 44 base64url characters. */
 #define API_PUBKEY_STRLEN	(6 + 2 * PV_B64URL16_LEN)
 void	  api_pubkey_encode(char out[static API_PUBKEY_STRLEN + 1],

@@ -1386,7 +1386,7 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct pv_json j;
 	char detail[48];
 	unsigned long long after = 0, limit = 100, end = VAULT_AUDIT_END_NONE;
-	uint64_t last = 0, next;
+	uint64_t last = 0, archived = 0, next;
 	size_t n = 0;
 	pv_status rc;
 
@@ -1411,7 +1411,7 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		return;
 	}
 	if ((rc = vault_audit_read(s->vault, after, end, (size_t)limit, &e,
-	    &n, &last)) != PV_OK) {
+	    &n, &last, &archived)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EINTEGRITY ? "the audit chain does "
 		    "not verify" : NULL);
 		return;
@@ -1424,7 +1424,8 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	}
 	if (end_s == NULL)
 		end = last;
-	next = n > 0 ? e[n - 1].seq : after;
+	/* Events up to archived are no longer here: paging goes on after. */
+	next = n > 0 ? e[n - 1].seq : after > archived ? after : archived;
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "events");
@@ -1435,6 +1436,8 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	pv_json_ku64(&j, "next", next);
 	pv_json_ku64(&j, "end", end);
 	pv_json_kbool(&j, "has_more", next < end);
+	if (archived > 0)
+		pv_json_ku64(&j, "archived_through", archived);
 	pv_json_close(&j);
 	finish(rs, &j);
 out:

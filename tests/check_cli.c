@@ -2514,6 +2514,288 @@ START_TEST(test_rotate_signing)
 }
 END_TEST
 
+/* Audit retention: audit archive, audit verify --archive. */
+
+#define T_OLD	"PIIVAULT_FAKE_NOW=1767000000"	/* 2025-12-29 */
+#define T_NEW	"PIIVAULT_FAKE_NOW=1767300000"	/* 2026-01-01T20:40Z */
+#define T_LATER	"PIIVAULT_FAKE_NOW=1767500000"	/* 2026-01-04 */
+
+/* n records put at the time env says (one audit event each). */
+static void
+puts_at(const char *const *env, int n)
+{
+	struct run r;
+
+	for (int i = 0; i < n; i++) {
+		run(&r, env, record_json, "put", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+	}
+}
+
+/* The command's exit is code and stderr one line holding want. */
+static void __attribute__((sentinel))
+expect_fail(int code, const char *want, const char *const *env, ...)
+{
+	const char *args[ARGS_MAX + 1];
+	struct run r;
+	va_list ap;
+
+	va_start(ap, env);
+	su_args_va(args, ARGS_MAX, ap);
+	va_end(ap);
+	run_argv(&r, env, NULL, 0, args);
+	ck_assert_exit(&r, code);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, want) != NULL, "want [%s] in [%s]", want,
+	    r.err);
+	run_free(&r);
+}
+
+/* The vault's active public key, "pvpub_...", into out. */
+static void
+public_key(char out[static 64], const char *data_dir)
+{
+	struct run r;
+	char *p;
+
+	run(&r, NULL, NULL, "kms", "public-key", "--data-dir", data_dir,
+	    NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "pvpub_"));
+	ck_assert_int_eq(sscanf(p, "%63[A-Za-z0-9_-]", out), 1);
+	run_free(&r);
+}
+
+/*
+ * Archive the older events, verify the file (with the vault and with a
+ * public key alone) and the vault from its checkpoint, keep writing and
+ * archive again from there; bad dates and an existing file change
+ * nothing.
+ */
+START_TEST(test_audit_archive)
+{
+	const char *const old[] = { T_OLD, NULL }, *const now[] = { T_NEW,
+	    NULL }, *const later[] = { T_LATER, NULL };
+	char pub[64], arg[80], *data, *file;
+	size_t datalen, filelen;
+	struct stat st;
+	struct run r;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(old, NULL);
+	puts_at(old, 3);
+	puts_at(now, 1);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	write_file("taken.jsonl", "x\n", 2, 0600);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "2026-02-30", "--to", "a.jsonl", NULL);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "yesterday", "--to", "a.jsonl", NULL);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "2026-01-01T00:00:00+01:00", "--to", "a.jsonl", NULL);
+	expect_fail(2, "in the future", now, "audit", "archive", "--before",
+	    "2026-01-02", "--to", "a.jsonl", NULL);
+	expect_fail(2, "required", now, "audit", "archive", "--before",
+	    "2026-01-01", NULL);
+	expect_fail(1, "taken.jsonl", now, "audit", "archive", "--before",
+	    "2026-01-01", "--to", "taken.jsonl", NULL);
+	assert_file_is("taken.jsonl", "x\n", 2);
+	ck_assert(!exists("a.jsonl"));
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	free(data);
+
+	run(&r, now, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "archived 3 events (seq 1 to 3) older than "
+	    "2026-01-01T00:00:00Z to a.jsonl; the chain now starts at the "
+	    "checkpoint at seq 3\n");
+	run_free(&r);
+	ck_assert_int_eq(lstat("a.jsonl", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 2 events from "
+	    "checkpoint at seq 3 (archived 3 events before "
+	    "2026-01-01T00:00:00Z)\n");
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "archive verified: 3 events (seq 1 to 3) "
+	    "older than 2026-01-01T00:00:00Z, signed by signing key version "
+	    "1\n");
+	run_free(&r);
+	/* With the public key alone: no vault is opened. */
+	public_key(pub, "piivault-data");
+	(void)snprintf(arg, sizeof(arg), "1=%s", pub);
+	run(&r, NULL, NULL, "audit", "verify", "--archive", "a.jsonl",
+	    "--public-key", arg, "--data-dir", "nowhere", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* The export starts after the checkpoint. */
+	run(&r, now, NULL, "audit", "export", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, "{\"seq\":4,", 9) == 0, "[%s]", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"action\":\"audit.archive\""));
+	run_free(&r);
+
+	/* The chain goes on; a second archive starts at the checkpoint. */
+	puts_at(now, 1);
+	run(&r, later, NULL, "audit", "archive", "--before", "2026-01-04",
+	    "--to", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "archived 3 events (seq 4 to 6)"));
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 1 events from "
+	    "checkpoint at seq 6 (archived 6 events before "
+	    "2026-01-04T00:00:00Z)\n");
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", "--archive", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* Nothing older left: no file. */
+	run(&r, later, NULL, "audit", "archive", "--before", "2026-01-04",
+	    "--to", "c.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "no events before 2026-01-04T00:00:00Z to "
+	    "archive\n");
+	run_free(&r);
+	ck_assert(!exists("c.jsonl"));
+
+	/* Another vault's archive: refused, by id or by its key. */
+	init_ok(old, "--data-dir", "other", "--key-file", "other.key", NULL);
+	run(&r, old, record_json, "put", "--data-dir", "other", "--key-file",
+	    "other.key", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	{
+		const char *const o[] = { T_NEW, NULL };
+
+		run(&r, o, NULL, "audit", "archive", "--before", "2026-01-01",
+		    "--to", "other.jsonl", "--data-dir", "other",
+		    "--key-file", "other.key", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+	}
+	expect_fail(1, "line 1: an archive of another vault", later, "audit",
+	    "verify", "--archive", "other.jsonl", NULL);
+	expect_fail(1, "signature does not verify", NULL, "audit", "verify",
+	    "--archive", "other.jsonl", "--public-key", arg, NULL);
+
+	/* Tampered files, each named by its line. */
+	ck_assert_ptr_nonnull(file = slurp("a.jsonl", &filelen));
+	{
+		char *l2 = strchr(file, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+		char *l4 = strchr(l3, '\n') + 1, *end = strchr(l4, '\n') + 1;
+		char *t = malloc(filelen + 1), *p;
+
+		ck_assert_ptr_nonnull(t);
+		/* An event's actor edited. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t + (l2 - file), "\"cli\""));
+		p[1] = 'x';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "t.jsonl: line 2: edited", later, "audit",
+		    "verify", "--archive", "t.jsonl", NULL);
+		/* An event deleted. */
+		memcpy(t, file, (size_t)(l3 - file));
+		memcpy(t + (l3 - file), l4, filelen - (size_t)(l4 - file));
+		write_file("t.jsonl", t, filelen - (size_t)(l4 - l3), 0600);
+		expect_fail(1, "line 3: event 3 where 2 was due", later,
+		    "audit", "verify", "--archive", "t.jsonl", NULL);
+		/* Cut short: the end and the last event gone. */
+		write_file("t.jsonl", file, (size_t)(l4 - file), 0600);
+		expect_fail(1, "line 4: the archive ends without its "
+		    "signature", later, "audit", "verify", "--archive",
+		    "t.jsonl", NULL);
+		/* The header's date moved: its line hash chain breaks. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t, "\"before\":17672"));
+		p[14] = '9';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "line 2: edited", later, "audit", "verify",
+		    "--archive", "t.jsonl", NULL);
+		/* The signature changed. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t + (end - file),
+		    "\"signature\":\""));
+		p[13] = p[13] == 'A' ? 'B' : 'A';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "signature does not verify", later, "audit",
+		    "verify", "--archive", "t.jsonl", NULL);
+		/* Text after the end. */
+		memcpy(t, file, filelen + 1);
+		write_file("t.jsonl", t, filelen, 0600);
+		{
+			FILE *f = fopen("t.jsonl", "a");
+
+			ck_assert_ptr_nonnull(f);
+			ck_assert_int_ge(fputs("{}\n", f), 0);
+			ck_assert_int_eq(fclose(f), 0);
+		}
+		expect_fail(1, "line 6: text after the archive's end", later,
+		    "audit", "verify", "--archive", "t.jsonl", NULL);
+		free(t);
+	}
+	free(file);
+	expect_fail(2, "--public-key needs --archive", NULL, "audit",
+	    "verify", "--public-key", arg, NULL);
+	run_bin = PIIVAULT_BIN;
+}
+END_TEST
+
+/*
+ * Killed after the checkpoint's commit, one removal batch done: the
+ * vault verifies from the checkpoint, the file is whole, and the next
+ * run finishes the removal before anything else.
+ */
+START_TEST(test_audit_archive_resume)
+{
+	const char *const old[] = { T_OLD, NULL }, *const now[] = { T_NEW,
+	    NULL };
+	const char *const kill[] = { T_NEW, "PIIVAULT_TEST_ARCHIVE_BATCH=2",
+	    "PIIVAULT_TEST_ARCHIVE_KILL=1", NULL };
+	struct run r;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(old, NULL);
+	puts_at(old, 7);
+	run(&r, kill, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "a.jsonl", NULL);
+	ck_assert_exit(&r, 128 + SIGKILL);
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "7 events (seq 1 to 7)"));
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 1 events from "
+	    "checkpoint at seq 7 (archived 7 events before "
+	    "2026-01-01T00:00:00Z)\n");
+	run_free(&r);
+	/* 2 of 7 removed: the rerun removes the other 5 first. */
+	run(&r, now, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "removed 5 archived events an interrupted "
+	    "archive left\nno events before 2026-01-01T00:00:00Z to "
+	    "archive\n");
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run_bin = PIIVAULT_BIN;
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -2599,6 +2881,10 @@ cli_suite(void)
 	tcase_add_test(tc, test_rewrap_from);
 	tcase_add_test(tc, test_unretire);
 	tcase_add_test(tc, test_times);
+
+	tc = tcase(s, "audit");
+	tcase_add_test(tc, test_audit_archive);
+	tcase_add_test(tc, test_audit_archive_resume);
 	return s;
 }
 

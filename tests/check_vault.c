@@ -1176,24 +1176,24 @@ START_TEST(reasons_old_and_forged)
 	ck_assert_uint_eq(r.shredded_at, first.shredded_at);
 	ck_assert_mem_eq(r.sig, first.sig, sizeof(r.sig));
 	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
-	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_OK);
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last, NULL), PV_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(e[0].reason, "old reason 9301");
 	vault_audit_entries_free(e, n);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(vault_alarms(v), 0);
 
 	/* Sealed, changed: verify passes, reading does not. */
 	reason_shred(v, id[1], "new reason 9302", &first, PV_OK);
 	ck_assert_str_eq(first.reason, "new reason 9302");
 	reason_rewrite(v, first.audit_seq, "new reason 9302", 1);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(bad, 0);
 	alarms = vault_alarms(v);
 	e = NULL;
 	n = 0;
 	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
-	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_EINTEGRITY);
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last, NULL), PV_EINTEGRITY);
 	ck_assert_uint_gt(vault_alarms(v), alarms);
 	alarms = vault_alarms(v);
 	memset(&r, 0, sizeof(r));
@@ -1290,7 +1290,7 @@ START_TEST(audit_versions_mixed)
 	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
 	vault_set_actor(v, "test");
 	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
-	ck_assert_int_eq(vault_audit_verify(v, &old, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &old, &bad, NULL), PV_OK);
 	ck_assert_uint_gt(old, 0);
 	event_rewrite(v, old, to_v2);
 
@@ -1300,11 +1300,11 @@ START_TEST(audit_versions_mixed)
 	ck_assert_int_eq(vault_get(v, unknown, strlen(unknown), &val),
 	    PV_ENOTFOUND);
 	ck_assert_ptr_null(val);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(count, old + 2);
 
 	ck_assert_int_eq(vault_audit_read(v, old - 1, VAULT_AUDIT_END_NONE,
-	    10, &e, &n, &last), PV_OK);
+	    10, &e, &n, &last, NULL), PV_OK);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_eq(last, old + 2);
 	ck_assert_uint_eq(e[0].nitems, 0);		/* version 2 */
@@ -1329,7 +1329,7 @@ START_TEST(audit_versions_mixed)
 
 	/* An end stops the page there; the newest is still told. */
 	e = NULL;
-	ck_assert_int_eq(vault_audit_read(v, 0, old, 10, &e, &n, &last),
+	ck_assert_int_eq(vault_audit_read(v, 0, old, 10, &e, &n, &last, NULL),
 	    PV_OK);
 	ck_assert_uint_eq(n, old);
 	ck_assert_uint_eq(e[n - 1].seq, old);
@@ -1337,10 +1337,10 @@ START_TEST(audit_versions_mixed)
 	vault_audit_entries_free(e, n);
 
 	event_rewrite(v, old + 2, bad_outcome);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	e = NULL;
 	ck_assert_int_eq(vault_audit_read(v, old + 1, VAULT_AUDIT_END_NONE,
-	    10, &e, &n, &last), PV_EINTEGRITY);
+	    10, &e, &n, &last, NULL), PV_EINTEGRITY);
 	ck_assert_ptr_null(e);
 	vault_close(v);
 }

@@ -349,6 +349,53 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 }
 
 int
+cli_keyset_add(struct cli_keyset *ks, const char *cmd, const char *val)
+{
+	const char *eq = strchr(val, '=');
+	unsigned long long ver = 0;
+	char *end;
+	int bad = 0;
+
+	if (ks->n == CLI_KEYS_MAX)
+		return cli_usage(cmd, "more than 64 --public-key");
+	if (eq != NULL) {
+		if (val[0] < '1' || val[0] > '9')
+			bad = 1;
+		else {
+			ver = strtoull(val, &end, 10);
+			if (end != eq || ver > UINT32_MAX)
+				bad = 1;
+		}
+		val = eq + 1;
+	}
+	if (bad || api_pubkey_decode(ks->k[ks->n].pub, val, strlen(val)) !=
+	    PV_OK)
+		return cli_usage(cmd, "--public-key must be pvpub_... or "
+		    "VERSION=pvpub_...");
+	ks->k[ks->n].version = (uint32_t)ver;
+	ks->any[ks->n] = eq == NULL;
+	ks->n++;
+	return CLI_OK;
+}
+
+pv_status
+cli_keyset_check(const struct cli_keyset *ks, uint32_t ver,
+    pv_status (*check)(const void *arg,
+    const uint8_t pub[static PV_ED25519_LEN]), const void *arg)
+{
+	pv_status rc = PV_ENOTFOUND;
+
+	for (size_t i = 0; i < ks->n; i++) {
+		if (!ks->any[i] && ks->k[i].version != ver)
+			continue;
+		if (check(arg, ks->k[i].pub) == PV_OK)
+			return PV_OK;
+		rc = PV_EINTEGRITY;
+	}
+	return rc;
+}
+
+int
 cli_number(const char *cmd, const char *what, const char *s,
     unsigned long long min, unsigned long long max, unsigned long long *out)
 {

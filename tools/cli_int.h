@@ -230,10 +230,39 @@ int	cmd_audit(int argc, char **argv);
 int	cmd_retention(int argc, char **argv);
 int	cmd_apikey(int argc, char **argv);
 
+/*
+ * Public keys given on a command line (--public-key [V=]pvpub_…, from
+ * GET /v1/keys/signing or kms public-key): each for signatures of version
+ * V, or of any version.  cli_keyset_add takes one (CLI_OK, or CLI_USAGE
+ * after saying why, naming cmd); cli_keyset_check checks a signature by
+ * version ver with each key that fits: PV_OK if one verifies it,
+ * PV_ENOTFOUND if none is for ver, else PV_EINTEGRITY.
+ */
+#define CLI_KEYS_MAX	64
+struct cli_keyset {
+	struct vault_signing_key	 k[CLI_KEYS_MAX];
+	int				 any[CLI_KEYS_MAX];
+	size_t				 n;
+};
+int	cli_keyset_add(struct cli_keyset *ks, const char *cmd,
+	    const char *val);
+pv_status cli_keyset_check(const struct cli_keyset *ks, uint32_t ver,
+	    pv_status (*check)(const void *arg,
+	    const uint8_t pub[static PV_ED25519_LEN]), const void *arg);
+
 /* Parse a whole decimal number in [min, max]; CLI_USAGE otherwise. */
 int	cli_number(const char *cmd, const char *what, const char *s,
 	    unsigned long long min, unsigned long long max,
 	    unsigned long long *out);
+
+/*
+ * piivault-test only (set by tools/main.c under PV_TEST_HOOKS from
+ * PIIVAULT_TEST_ARCHIVE_BATCH and PIIVAULT_TEST_ARCHIVE_KILL): audit
+ * archive removes this many events a commit (0: its default), and is
+ * killed (SIGKILL) after this many commits (0: never), as a crash would.
+ */
+extern unsigned long long cli_test_archive_batch;
+extern unsigned long long cli_test_archive_kill;
 
 /* The whole program, for main() and the tests. */
 int	cli_main(int argc, char **argv);

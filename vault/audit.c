@@ -461,6 +461,33 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	return pos == len ? PV_OK : PV_EINTEGRITY;
 }
 
+pv_status
+vault_audit_event_info(const uint8_t *p, size_t len, uint64_t *time,
+    int *kind, const uint8_t **recs, size_t *nrecs)
+{
+	size_t pos = E_STRINGS;
+
+	if (len < E_STRINGS + PV_HMAC_LEN)
+		return PV_EINTEGRITY;
+	len -= PV_HMAC_LEN;
+	/* actor, action, code, reason: each a length byte and bytes */
+	for (int i = 0; i < 4; i++) {
+		if (pos >= len || len - pos - 1 < p[pos])
+			return PV_EINTEGRITY;
+		pos += 1 + (size_t)p[pos];
+	}
+	if (len - pos < 2)
+		return PV_EINTEGRITY;
+	*nrecs = (size_t)p[pos] << 8 | p[pos + 1];
+	pos += 2;
+	if (*nrecs > VAULT_BATCH_MAX || len - pos < *nrecs * SEQ_LEN)
+		return PV_EINTEGRITY;
+	*recs = p + pos;
+	*time = pv_get_u64(p + E_TIME);
+	*kind = p[E_KIND];
+	return PV_OK;
+}
+
 void
 vault_audit_entries_free(struct vault_audit_entry *e, size_t n)
 {
@@ -491,6 +518,7 @@ struct chain_walk {
 	void		*arg;
 	uint64_t	 count;		/* events that verified */
 	uint64_t	 bad;		/* PV_EINTEGRITY: first that failed */
+	struct vault_audit_checkpoint ck; /* where the chain starts now */
 };
 
 /* Walk the chain as w says: PV_EINTEGRITY with w->bad set, or PV_OK. */
@@ -506,7 +534,14 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 
 	w->count = 0;
 	memset(prev, 0, sizeof(prev));
-	if (w->after > 0) {
+	/* Events up to the checkpoint were archived: start from it. */
+	if ((rc = vault_audit_ckpt_get(v, t, &w->ck)) != PV_OK)
+		return rc;
+	if (w->ck.seq > 0 && w->after <= w->ck.seq) {
+		w->after = w->ck.seq;
+		want = w->after + 1;
+		memcpy(prev, w->ck.hash, sizeof(prev));
+	} else if (w->after > 0) {
 		pv_put_u64(key, w->after);
 		if ((rc = pv_get(t, PV_T_AUDIT, key, sizeof(key),
 		    (const void **)&val, &vl)) != PV_OK)
@@ -556,19 +591,28 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 }
 
 pv_status
-vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
+vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad,
+    struct vault_audit_checkpoint *ck)
 {
 	struct chain_walk w = { .end = UINT64_MAX };
 	struct pv_txn *t;
 	pv_status rc;
 
 	*bad = 0;
+	*count = 0;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
 	rc = walk(v, t, &w);
 	pv_txn_abort(t);
+	/* The MAC was checked by the walk; the signature is checked here. */
+	if (rc == PV_EINTEGRITY && w.bad == 0)
+		return rc;
+	if (rc == PV_OK && w.ck.seq > 0)
+		rc = vault_audit_ckpt_sig_check(v, &w.ck);
 	*count = w.count;
 	*bad = w.bad;
+	if (ck != NULL)
+		*ck = w.ck;
 	return rc;
 }
 
@@ -592,7 +636,8 @@ read_one(void *arg, uint64_t seq, const uint8_t *ev, size_t len)
 
 pv_status
 vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
-    struct vault_audit_entry **out, size_t *n, uint64_t *last)
+    struct vault_audit_entry **out, size_t *n, uint64_t *last,
+    uint64_t *archived)
 {
 	struct read_arg a = { v, NULL, NULL, 0 };
 	struct chain_walk w = { .after = after, .end = end, .limit = limit,
@@ -617,6 +662,8 @@ vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
 	*out = a.e;
 	*n = a.n;
 	*last = newest;
+	if (archived != NULL)
+		*archived = w.ck.seq;
 	a.e = NULL;
 out:
 	pv_txn_abort(a.t);
