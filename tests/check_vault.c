@@ -1096,8 +1096,12 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 	ck_assert_uint_le(vl, sizeof(ev));
 	el = vl - PV_HMAC_LEN;
 	memcpy(ev, val, el);
-	ck_assert_uint_eq(ev[0], 3);		/* sealed, with items */
-	/* A shred has none: version 1 ends before their count. */
+	ck_assert_uint_eq(ev[0], 4);	/* sealed, items, request id */
+	/*
+	 * A shred here has no items and no request id: version 1 ends
+	 * before the item count.
+	 */
+	ck_assert_uint_eq(ev[el - 3], 0);
 	ck_assert_uint_eq(ev[el - 2], 0);
 	ck_assert_uint_eq(ev[el - 1], 0);
 	ck_assert(memmem(ev, el, plain, pl) == NULL);
@@ -1116,8 +1120,8 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 		nev[pos] = (uint8_t)pl;
 		memcpy(nev + pos + 1, plain, pl);
 		memcpy(nev + pos + 1 + pl, ev + pos + 1 + sl, el - pos - 1 -
-		    sl - 2);
-		nl = el - sl + pl - 2;
+		    sl - 3);
+		nl = el - sl + pl - 3;
 	}
 	parts[0] = (struct pv_part){ prev, sizeof(prev) };
 	parts[1] = (struct pv_part){ sk, sizeof(sk) };
