@@ -94,10 +94,11 @@ pv_status api_receipt_parse(const char *text, size_t len,
 
 /*
  * One audit event: {"seq":…,"time":…,"actor":…,"action":…,"outcome":…,
- * "code":…,"purpose":…,"reason":…,"records":[…],"fields":[…],
- * "items":[{"record":…,"field":…,"outcome":…,"code":…},…]}; code,
- * purpose and reason only when the event has them; an item's record and
- * field when known, its code when refused (as api_error_code says).
+ * "code":…,"purpose":…,"reason":…,"request_id":…,"records":[…],
+ * "fields":[…],"items":[{"record":…,"field":…,"outcome":…,"code":…},…]};
+ * code, purpose, reason and request_id only when the event has them; an
+ * item's record and field when known, its code when refused (as
+ * api_error_code says).
  */
 void	  api_json_event(struct pv_json *j, const struct vault_audit_entry *e);
 

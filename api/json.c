@@ -1177,6 +1177,8 @@ api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 		    vault_purpose_name((enum vault_purpose)e->purpose));
 	if (e->reason[0] != '\0')
 		pv_json_kstr(j, "reason", e->reason);
+	if (e->request_id[0] != '\0')
+		pv_json_kstr(j, "request_id", e->request_id);
 	pv_json_key(j, "records");
 	pv_json_arr(j);
 	for (size_t i = 0; i < e->nrecs; i++)

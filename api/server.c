@@ -128,6 +128,45 @@ api_route_allow(const char *path, char *allow, size_t cap)
 	return known;
 }
 
+const char *
+api_route_name(const char *method, const char *path)
+{
+	char id[API_ID_MAX + 1];
+	const struct api_route *r = api_route_of(method, path, id);
+
+	if (r != NULL)
+		return r->path;
+	for (size_t i = 0; i < API_NROUTES; i++)
+		if (path_match(api_routes[i].path, path, id))
+			return api_routes[i].path;
+	return "other";
+}
+
+int
+api_request_id_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > API_REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
+		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+pv_status
+api_request_id_new(char out[static API_REQUEST_ID_MAX + 1])
+{
+	uint8_t r[16];
+	pv_status rc;
+
+	if ((rc = pv_random(r, sizeof(r))) != PV_OK)
+		return rc;
+	pv_b64url_encode16(out, r);
+	return PV_OK;
+}
+
 void
 api_observe(struct api_server *s, const struct api_route *r, unsigned status,
     uint64_t micros)
@@ -1913,7 +1952,7 @@ static void
 no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 {
 	struct vault_event ev = { .actor = "-", .action = ACTION_UNKNOWN,
-	    .ok = 0, .purpose = -1 };
+	    .ok = 0, .purpose = -1, .request_id = rq->request_id };
 
 	/* Probes cost an audit write each: limited by address. */
 	if (rate_refused(s, rq, rs, NULL)) {
@@ -1957,6 +1996,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->audited = 0;
 	rs->storage = 0;
 	rs->location[0] = '\0';
+	rs->key[0] = '\0';
 	api_rate_flush(s, 1);		/* summaries of ended windows */
 	if (r == NULL) {
 		no_route(s, rq, rs);
@@ -1976,9 +2016,12 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	ev.actor = "-";
 	ev.action = r->action;
 	ev.purpose = -1;
+	ev.request_id = rq->request_id;
 	rc = authenticate(s, rq, &key);
-	if (rc == PV_OK)
+	if (rc == PV_OK) {
 		ev.actor = key.name;
+		memcpy(rs->key, key.name, sizeof(rs->key));
+	}
 	/*
 	 * The rate: per key, or per address without a valid key.  A request
 	 * that waits for 100 Continue is charged once, when it is whole,

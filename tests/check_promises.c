@@ -54,6 +54,7 @@ teardown(void)
 {
 	if (su_srv.pid > 0)
 		su_srv_stop();
+	su_logs_collect();
 	tu_teardown();
 }
 

@@ -21,7 +21,7 @@ enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
 	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_LARGE, O_CONNS, O_IDLE, O_KEKAGE,
 	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP, O_PRIO, O_CA,
-	O_PERADDR, O_RTIMEOUT, O_RATE, O_SHEAP,
+	O_PERADDR, O_RTIMEOUT, O_RATE, O_SHEAP, O_LOGFMT, O_LOGLVL,
 };
 
 struct serve_opts {
@@ -30,6 +30,8 @@ struct serve_opts {
 	uint64_t		kek_wraps;
 	struct vault_policy	policy;
 	unsigned		sweep;		/* seconds between sweeps */
+	enum pv_log_format	log_format;
+	enum pv_log_level	log_level;
 };
 
 static int
@@ -151,6 +153,16 @@ serve_opt(void *arg, int ch, const char *val)
 			    "power of two (4, 8, 16, ... 4096)");
 		else
 			l->secure_heap_mib = (unsigned)n;
+		break;
+	case O_LOGFMT:
+		if (pv_log_format_parse(val, &so->log_format) != PV_OK)
+			r = cli_usage("serve", "--log-format must be text or "
+			    "json");
+		break;
+	case O_LOGLVL:
+		if (pv_log_level_parse(val, &so->log_level) != PV_OK)
+			r = cli_usage("serve", "--log-level must be error, "
+			    "warn, info or debug");
 		break;
 	case O_KEKWRAPS:
 		/* Far below 2^32 random-nonce GCM encryptions per key. */
@@ -378,6 +390,8 @@ cmd_serve(int argc, char **argv)
 		{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
 		{ "rate-limit", required_argument, NULL, O_RATE },
 		{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
+		{ "log-format", required_argument, NULL, O_LOGFMT },
+		{ "log-level", required_argument, NULL, O_LOGLVL },
 		CLI_OPT_END,
 	};
 	struct serve_opts o;
@@ -417,6 +431,11 @@ cmd_serve(int argc, char **argv)
 	    "  --secure-heap-mib N    secure heap for keys and values in "
 	    "flight, a power\n                         of two (default "
 	    CLI_STR(API_SECURE_HEAP_DEFAULT) ")\n"
+	    "  --log-format FMT       text or json, one event a line on "
+	    "stderr (default\n                         json when stderr is "
+	    "the systemd journal, else text)\n"
+	    "  --log-level LEVEL      error, warn, info (default: with a "
+	    "line a request)\n                         or debug\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
@@ -443,12 +462,17 @@ cmd_serve(int argc, char **argv)
 	o.api.limits.rate_limit = API_RATE_LIMIT_DEFAULT;
 	/* Unset is the default, --max-per-address 0 is no limit. */
 	o.api.limits.per_address = API_PER_ADDRESS_DEFAULT;
+	/* Under systemd, stderr is the journal: one JSON object a line. */
+	o.log_format = pv_log_journal() ? PV_LOG_JSON : PV_LOG_TEXT;
+	o.log_level = PV_LOG_INFO;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
 	    "requests in flight and exits.\n", &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
 		return cli_usage("serve", "unexpected argument");
+	pv_log_set_format(o.log_format);
+	pv_log_set_level(o.log_level);
 	/* Block the stop signals everywhere: api_serve waits for them. */
 	if (sigemptyset(&sigs) != 0 || sigaddset(&sigs, SIGINT) != 0 ||
 	    sigaddset(&sigs, SIGTERM) != 0 ||

@@ -24,12 +24,14 @@
 #define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
 /*
  * Version 1 stores the reason as plain text; version 2 stores it sealed
- * under K_reason, AAD REASON_AAD_AUDIT || seq; version 3 (written since)
- * is version 2 followed by the items: what each token of a read got.
+ * under K_reason, AAD REASON_AAD_AUDIT || seq; version 3 is version 2
+ * followed by the items: what each token of a read got; version 4
+ * (written since) is version 3 followed by the HTTP request's id.
  */
 #define E_V_PLAIN	1
 #define E_V_SEALED	2
 #define E_V_ITEMS	3
+#define E_V_REQID	4
 #define REASON_AAD_AUDIT 1
 /* An item: outcome (1), status (1), record seq (8, 0 none), field. */
 #define ITEM_FIXED	(1 + 1 + SEQ_LEN)
@@ -65,7 +67,8 @@ event_size(const struct vault_event *ev)
 	    VAULT_CODE_MAX + VAULT_REASON_MAX + KMS_SEAL_OVERHEAD + 2 +
 	    ev->nrecs * SEQ_LEN + 2 +
 	    nf * (1 + PV_FIELD_NAME_MAX) + 2 +
-	    ev->nitems * (ITEM_FIXED + 1 + PV_FIELD_NAME_MAX);
+	    ev->nitems * (ITEM_FIXED + 1 + PV_FIELD_NAME_MAX) +
+	    1 + VAULT_REQUEST_ID_MAX;
 }
 
 /* AAD of event seq's sealed reason. */
@@ -111,7 +114,7 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 	size_t pos = E_STRINGS, nf = ev->nfields;
 	pv_status rc;
 
-	p[E_VERSION] = E_V_ITEMS;
+	p[E_VERSION] = E_V_REQID;
 	pv_put_u64(p + E_TIME, now);
 	p[E_OK] = ev->ok ? 1 : 0;
 	p[E_PURPOSE] = ev->purpose < 0 ? 0xff : (uint8_t)ev->purpose;
@@ -142,6 +145,7 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 		pos += SEQ_LEN;
 		pos += put_str(p + pos, it->field, PV_FIELD_NAME_MAX);
 	}
+	pos += put_str(p + pos, ev->request_id, VAULT_REQUEST_ID_MAX);
 	*len = pos;
 	return PV_OK;
 }
@@ -411,8 +415,8 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	pv_status rc;
 
 	memset(e, 0, sizeof(*e));
-	if (len < E_STRINGS || (p[E_VERSION] != E_V_PLAIN &&
-	    p[E_VERSION] != E_V_SEALED && p[E_VERSION] != E_V_ITEMS))
+	if (len < E_STRINGS || p[E_VERSION] < E_V_PLAIN ||
+	    p[E_VERSION] > E_V_REQID)
 		return PV_EINTEGRITY;
 	e->seq = seq;
 	e->time = pv_get_u64(p + E_TIME);
@@ -455,8 +459,11 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 		if ((rc = get_str(e->fields[i], sizeof(e->fields[i]), p, len,
 		    &pos)) != PV_OK)
 			return rc;
-	if (p[E_VERSION] == E_V_ITEMS &&
+	if (p[E_VERSION] >= E_V_ITEMS &&
 	    (rc = get_items(v, t, p, len, &pos, items, e)) != PV_OK)
+		return rc;
+	if (p[E_VERSION] >= E_V_REQID && (rc = get_str(e->request_id,
+	    sizeof(e->request_id), p, len, &pos)) != PV_OK)
 		return rc;
 	return pos == len ? PV_OK : PV_EINTEGRITY;
 }

@@ -182,6 +182,11 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 #define VAULT_ACTION_MAX	32
 #define VAULT_CODE_MAX		32
 #define VAULT_REASON_MAX	200
+/*
+ * A request's id, [A-Za-z0-9._-]{1,64} (the API checks the form; the log
+ * stores what it is given, cut to this length, controls as '?').
+ */
+#define VAULT_REQUEST_ID_MAX	64
 
 /*
  * What one token of a read (detokenize, get) got, in the read's event:
@@ -214,6 +219,7 @@ struct vault_event {
 	int			 kind;		/* VAULT_EK_*: how it counts */
 	const struct vault_item	*items;		/* per token, in order */
 	size_t			 nitems;	/* at most VAULT_BATCH_MAX */
+	const char		*request_id;	/* the HTTP request's, or NULL */
 };
 enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
 
@@ -261,6 +267,8 @@ struct vault_audit_entry {
 	char		(*fields)[PV_FIELD_NAME_MAX + 1];
 	size_t		nitems;		/* 0 for events made before items */
 	struct vault_audit_item *items;
+	/* The HTTP request's id; "" for none and in events made before. */
+	char		request_id[VAULT_REQUEST_ID_MAX + 1];
 };
 void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
 
