@@ -454,7 +454,7 @@ static const struct {
 	const char	*says;
 } usage_errs[] = {
 	{ { "frobnicate" }, "unknown command" },
-	{ { "--bogus" }, "unknown command" },
+	{ { "--bogus" }, "unknown option --bogus (see piivault --help)" },
 	{ { "init", "--bogus" }, "unknown option" },
 	{ { "put", "--frobnicate" }, "unknown option" },
 	{ { "get", "-x", "tok_AAAAAAAAAAAAAAAAAAAAAA" }, "unknown option" },

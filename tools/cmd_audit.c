@@ -54,13 +54,8 @@ audit_verify(int argc, char **argv)
 static int
 audit_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "after", required_argument, NULL, O_AFTER },
-		CLI_OPT_END,
-	};
 	uint64_t after = 0, end = VAULT_AUDIT_END_NONE, last = 0;
-	struct cli_own own = { opts, audit_opt, &after,
+	struct cli_own own = { audit_opt, &after,
 	    "  --after SEQ      only events after SEQ\n" };
 	struct vault_audit_entry *e = NULL;
 	const struct cli_start start = { "audit export",
@@ -110,14 +105,16 @@ audit_export(int argc, char **argv)
 	return CLI_OK;
 }
 
-static const struct cli_cmd audit_commands[] = {
-	{ "verify", audit_verify, "check the whole chain" },
-	{ "export", audit_export, "write events as JSON lines" },
+static const struct option audit_export_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "after", required_argument, NULL, O_AFTER | CLI_OPT_ONCE },
+	CLI_OPT_END,
 };
 
-int
-cmd_audit(int argc, char **argv)
-{
-	return cli_dispatch("audit", audit_commands, sizeof(audit_commands) /
-	    sizeof(audit_commands[0]), argc, argv);
-}
+const struct cli_cmd cli_audit_cmds[] = {
+	{ "verify", audit_verify, "check the whole chain", cli_opts_vault,
+	    NULL },
+	{ "export", audit_export, "write events as JSON lines",
+	    audit_export_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
