@@ -149,9 +149,10 @@ parse_line(const struct cli_config *cf, unsigned line, char *p,
 		p++;
 	if (*p == '\0' || *p == '#')
 		return CLI_OK;
+	/* A name starts with a letter, as an option's long name does. */
 	name = p;
-	while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-	    *p == '-')
+	while ((*p >= 'a' && *p <= 'z') || (p > name && ((*p >= '0' &&
+	    *p <= '9') || *p == '-')))
 		p++;
 	end = p;
 	while (blank(*p))
@@ -176,9 +177,10 @@ parse_line(const struct cli_config *cf, unsigned line, char *p,
 			    "closing '\"'");
 	} else {
 		val = p;
-		/* A '#' starts a comment here only after a blank. */
+		/* A '#' starts a comment only after a blank (val[-1] is
+		 * one, or '='). */
 		for (end = p; *end != '\0'; end++)
-			if (*end == '#' && end > val && blank(end[-1]))
+			if (*end == '#' && blank(end[-1]))
 				break;
 		while (end > val && blank(end[-1]))
 			end--;

@@ -384,7 +384,8 @@ stopping(void *arg)
 
 /*
  * What a serve setting is when not given, as --check-config prints it;
- * NULL for one that is off unless given.
+ * NULL for one that is off unless given.  tls-priorities is one: its
+ * default applies with TLS only, and serve refuses it given without.
  */
 static const char *
 serve_default(int val)
@@ -395,8 +396,6 @@ serve_default(int val)
 	switch (val) {
 	case O_LISTEN:
 		return API_LISTEN_DEFAULT;
-	case O_PRIO:
-		return API_TLS_PRIORITIES_DEFAULT;
 	case O_THREADS:
 		n = API_THREADS_DEFAULT;
 		break;
