@@ -224,6 +224,12 @@ struct api_serve_opts {
 	/* Called once told to stop, before the requests in flight drain. */
 	void		(*stopping)(void *arg);
 	void		*arg;
+	/*
+	 * serve --check-config: make every check of o that comes before
+	 * listening (the address parses, TLS files read and load), then
+	 * return PV_OK without listening.
+	 */
+	int		 check_only;
 };
 
 /*

@@ -1138,6 +1138,8 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	}
 	if (tls && (rc = tls_check(prio, ca)) != PV_OK)
 		goto out;
+	if (o->check_only)
+		goto out;		/* rc is PV_OK */
 	/*
 	 * The TLS options, in an array that is empty for plain HTTP: the key
 	 * pair, the priorities (protocols, suites, the server's order), and

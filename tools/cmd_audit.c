@@ -273,15 +273,8 @@ verify_archive(const struct cli_common *c, const struct verify_args *a)
 static int
 audit_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "archive", required_argument, NULL, O_ARCHIVE },
-		{ "public-key", required_argument, NULL,
-		    O_PUBKEY | CLI_OPT_REPEAT },
-		CLI_OPT_END,
-	};
 	struct verify_args a;
-	struct cli_own own = { opts, verify_opt, &a,
+	struct cli_own own = { verify_opt, &a,
 	    "  --archive FILE        check an archive audit archive wrote\n"
 	    "  --public-key [V=]KEY  with --archive: a key from GET "
 	    "/v1/keys/signing or\n"
@@ -347,13 +340,8 @@ audit_verify(int argc, char **argv)
 static int
 audit_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "after", required_argument, NULL, O_AFTER },
-		CLI_OPT_END,
-	};
 	uint64_t after = 0, end = VAULT_AUDIT_END_NONE, last = 0, archived;
-	struct cli_own own = { opts, audit_opt, &after,
+	struct cli_own own = { audit_opt, &after,
 	    "  --after SEQ      only events after SEQ\n" };
 	struct vault_audit_entry *e = NULL;
 	const struct cli_start start = { "audit export",
@@ -658,14 +646,8 @@ prune(struct vault *v, size_t batch, uint64_t *commits, uint64_t *total)
 static int
 audit_archive(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "before", required_argument, NULL, O_BEFORE },
-		{ "to", required_argument, NULL, O_TO },
-		CLI_OPT_END,
-	};
 	struct archive_args a = { NULL, NULL, 0, 0 };
-	struct cli_own own = { opts, archive_opt, &a,
+	struct cli_own own = { archive_opt, &a,
 	    "  --before DATE    archive the events older than DATE: 2026-01-01\n"
 	    "                   (UTC midnight) or 2026-01-01T00:00:00Z\n"
 	    "  --to FILE        the archive to write; never overwritten\n" };
@@ -752,15 +734,33 @@ out:
 	return r;
 }
 
-static const struct cli_cmd audit_commands[] = {
-	{ "verify", audit_verify, "check the chain, or an archive" },
-	{ "export", audit_export, "write events as JSON lines" },
-	{ "archive", audit_archive, "move old events to a signed archive" },
+static const struct option audit_verify_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "archive", required_argument, NULL, O_ARCHIVE | CLI_OPT_ONCE },
+	{ "public-key", required_argument, NULL,
+	    O_PUBKEY | CLI_OPT_REPEAT | CLI_OPT_ONCE },
+	CLI_OPT_END,
 };
 
-int
-cmd_audit(int argc, char **argv)
-{
-	return cli_dispatch("audit", audit_commands, sizeof(audit_commands) /
-	    sizeof(audit_commands[0]), argc, argv);
-}
+static const struct option audit_export_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "after", required_argument, NULL, O_AFTER | CLI_OPT_ONCE },
+	CLI_OPT_END,
+};
+
+static const struct option audit_archive_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "before", required_argument, NULL, O_BEFORE | CLI_OPT_ONCE },
+	{ "to", required_argument, NULL, O_TO | CLI_OPT_ONCE },
+	CLI_OPT_END,
+};
+
+const struct cli_cmd cli_audit_cmds[] = {
+	{ "verify", audit_verify, "check the chain, or an archive",
+	    audit_verify_opts, NULL },
+	{ "export", audit_export, "write events as JSON lines",
+	    audit_export_opts, NULL },
+	{ "archive", audit_archive, "move old events to a signed archive",
+	    audit_archive_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};

@@ -50,15 +50,8 @@ check_one(const struct cli_keyset *ks, const struct vault_signing_key *vk,
 static int
 receipt_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		/* The vault is opened only when no key is given. */
-		CLI_OPTS_VAULT,
-		{ "public-key", required_argument, NULL,
-		    O_PUBKEY | CLI_OPT_REPEAT },
-		CLI_OPT_END,
-	};
 	struct cli_keyset ks;
-	struct cli_own own = { opts, receipt_opt, &ks,
+	struct cli_own own = { receipt_opt, &ks,
 	    "  --public-key [V=]KEY  a key from GET /v1/keys/signing or "
 	    "kms public-key,\n"
 	    "                        for receipts of version V (or any); "
@@ -133,13 +126,16 @@ receipt_verify(int argc, char **argv)
 	return r;
 }
 
-static const struct cli_cmd receipt_commands[] = {
-	{ "verify", receipt_verify, "check receipts against the signing keys" },
+static const struct option receipt_verify_opts[] = {
+	/* The vault is opened only when no key is given. */
+	CLI_OPTS_VAULT,
+	{ "public-key", required_argument, NULL,
+	    O_PUBKEY | CLI_OPT_REPEAT | CLI_OPT_ONCE },
+	CLI_OPT_END,
 };
 
-int
-cmd_receipt(int argc, char **argv)
-{
-	return cli_dispatch("receipt", receipt_commands,
-	    sizeof(receipt_commands) / sizeof(receipt_commands[0]), argc, argv);
-}
+const struct cli_cmd cli_receipt_cmds[] = {
+	{ "verify", receipt_verify, "check receipts against the signing keys",
+	    receipt_verify_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
