@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.h: piivault's outward interface: the JSON codec that the CLI and the
  * HTTP server share.  jansson is included only by api/json.c.

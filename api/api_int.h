@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_int.h: private to api/ (white-box tests say so at their top).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.c: the HTTP adapter, and the only file that includes
  * libmicrohttpd.  It collects a request (headers, a body bounded by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json.c: the JSON codec.  The only file that includes jansson; its
  * NULL / -1 conventions end here.

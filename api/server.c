@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.c: the API's routes and handlers, authentication, and metrics.
  * No socket here (http.c) and no jansson (json.c): a handler reads a

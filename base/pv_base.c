@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_base.c: status strings, bounded buffers, encodings, validation,
  * logging and the clock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_crypto.c: the only file that includes OpenSSL.  OpenSSL's "1 is
  * success" convention is translated into pv_status here and nowhere else.

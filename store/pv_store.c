@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_store.c: LMDB behind pv_store.h.  LMDB's 0 / MDB_* / errno returns are
  * translated here and never leave this file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_store.h: the storage layer, a small ordered key-value interface over
  * LMDB (the only code that includes lmdb.h is pv_store.c).  A second

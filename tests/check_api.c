@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_api.c: the JSON codec of api.h: parsing records, quoting
  * strings, the put result and the error codes; and, white-box, the turns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_cli.c: the piivault command, driven as a user drives it: the real
  * binary (PIIVAULT_BIN), run in a fresh directory per test with a known

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_routes.c: the route table as the server shows it: which check
  * answers first, 405 with its Allow list, the 401 challenge, the metrics

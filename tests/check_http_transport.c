@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_transport.c: the HTTP transport under hostile clients, over
  * raw sockets to the real server: routes matched on the raw path (an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_policy.c: the privacy policy, over real HTTP and through the real
  * binary: the audit log (what it records, that it never holds a value, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_promises.c: sentences of SECURITY.md, each tried the way an
  * operator or an attacker would, through the real binary, so that a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_tamper: the data-file tamper matrix.  White-box: edits stored
  * values through pv_store.h with the vault closed (an attacker with the

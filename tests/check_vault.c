@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_vault.c: records, envelopes, tokens and the blind index, and the
  * security properties they promise: nothing readable on disk, nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * logscan.c: the log check of a whole test run.  The suites that run the
  * binary note what the logs must never hold (srvutil.h: su_note_secret)

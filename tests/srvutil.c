@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * srvutil.c: running the real binary, its server and requests to it, and
  * the JSON reader, for the suites that drive piivault from outside (see

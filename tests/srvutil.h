@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * srvutil.h: what the suites that drive the real binary share: a test
  * case's own TMPDIR, running piivault (PIIVAULT_BIN) with an environment

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.c: the piivault command: the sub-command table, the options every
  * sub-command shares, and how the root key's passphrase is obtained.

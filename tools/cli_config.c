@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_config.c: the configuration file that --config (or PIIVAULT_CONFIG)
  * names: who may have written it, and its syntax.  What its names mean,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_audit.c: piivault audit SUBCOMMAND: the audit chain, its export and
  * its archives.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_kms.c: piivault kms SUBCOMMAND: the key lifecycle.  Its own names
  * take the prefix kc_ (kms_ is kms.h's).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Install the Debian 12 packages piivault builds and tests with, if any is
 # missing.  Idempotent; needs root (or sudo) only when something is missing.
 set -eu

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c: the piivault binary.  A process that holds keys: no core dumps,
  * no ptrace attach, and stdout unbuffered, so that no decrypted value

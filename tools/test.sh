@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The test command: install what is missing, build with warnings as errors,
 # run every suite, then build and run them all again under AddressSanitizer
 # and UndefinedBehaviorSanitizer.  Exits non-zero if anything fails.

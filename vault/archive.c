@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * archive.c: audit retention.  The oldest events leave the vault for a
  * signed archive file, and a checkpoint takes their place: the last

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault.c: records, envelopes, tokens and the blind index.
  *

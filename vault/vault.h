@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault.h: records of personal data, envelope-encrypted, behind tokens.
  *

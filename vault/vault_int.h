@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault_int.h: private to vault/.  The record layout of docs/format.md in
  * code, and the pieces the vault's files share.
