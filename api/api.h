@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.h: piivault's outward interface: the JSON codec that the CLI and the
  * HTTP server share.  jansson is included only by api/json.c.
@@ -94,12 +95,39 @@ pv_status api_receipt_parse(const char *text, size_t len,
 
 /*
  * One audit event: {"seq":…,"time":…,"actor":…,"action":…,"outcome":…,
- * "code":…,"purpose":…,"reason":…,"records":[…],"fields":[…],
- * "items":[{"record":…,"field":…,"outcome":…,"code":…},…]}; code,
- * purpose and reason only when the event has them; an item's record and
- * field when known, its code when refused (as api_error_code says).
+ * "code":…,"purpose":…,"reason":…,"request_id":…,"records":[…],
+ * "fields":[…],"items":[{"record":…,"field":…,"outcome":…,"code":…},…]};
+ * code, purpose, reason and request_id only when the event has them; an
+ * item's record and field when known, its code when refused (as
+ * api_error_code says).
  */
 void	  api_json_event(struct pv_json *j, const struct vault_audit_entry *e);
+
+/*
+ * An audit archive's first and last lines (docs/format.md):
+ * {"archive":{"format":1,"vault":…,"first_seq":…,"last_seq":…,"count":…,
+ * "before":…,"created":…,"signing_key_version":…}} and
+ * {"archive_end":{"events":…,"hash":"<64 hex>"},"signature":…}, the
+ * signature base64url.  The parsers read them back (PV_EJSON, PV_EMEMBER,
+ * PV_EVALUE, err saying which); they check no signature.
+ * api_archive_event_parse reads an event line's "seq" and "time".
+ */
+#define API_ARCHIVE_FORMAT	1
+void	  api_json_archive_head(struct pv_json *j,
+	      const struct vault_archive_head *h);
+pv_status api_archive_head_parse(const char *text, size_t len,
+	      struct vault_archive_head *out, char err[static API_ERR_MAX])
+	      PV_WUR;
+void	  api_json_archive_end(struct pv_json *j, uint64_t events,
+	      const uint8_t hash[static PV_HMAC_LEN],
+	      const uint8_t sig[static PV_ED25519_SIG_LEN]);
+pv_status api_archive_end_parse(const char *text, size_t len,
+	      uint64_t *events, uint8_t hash[static PV_HMAC_LEN],
+	      uint8_t sig[static PV_ED25519_SIG_LEN],
+	      char err[static API_ERR_MAX]) PV_WUR;
+pv_status api_archive_event_parse(const char *text, size_t len,
+	      uint64_t *seq, uint64_t *time, char err[static API_ERR_MAX])
+	      PV_WUR;
 
 /* A public key as text: "pvpub_" and 44 base64url characters. */
 #define API_PUBKEY_STRLEN	(6 + 2 * PV_B64URL16_LEN)
@@ -194,7 +222,15 @@ struct api_serve_opts {
 	struct api_limits limits;
 	/* Called once the socket listens, with its URL (port resolved). */
 	void		(*ready)(void *arg, const char *url);
+	/* Called once told to stop, before the requests in flight drain. */
+	void		(*stopping)(void *arg);
 	void		*arg;
+	/*
+	 * serve --check-config: make every check of o that comes before
+	 * listening (the address parses, TLS files read and load), then
+	 * return PV_OK without listening.
+	 */
+	int		 check_only;
 };
 
 /*
@@ -207,5 +243,8 @@ struct api_serve_opts {
  * PV_EINVAL if TLS is asked for and not available.
  */
 pv_status api_serve(struct vault *v, const struct api_serve_opts *o) PV_WUR;
+
+/* The version of libmicrohttpd in use (run time): "0.9.75". */
+const char *api_http_version(void);
 
 #endif /* API_H */

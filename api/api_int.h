@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_int.h: private to api/ (white-box tests say so at their top).
  *
@@ -29,6 +30,11 @@ struct api_req {
 	int		 too_large;	/* the body went over the limit */
 	const char	*peer;		/* the client's numeric address */
 	/*
+	 * The request's id (X-Request-Id if the client sent a valid one,
+	 * else one made up: api_request_id), for its audit event.
+	 */
+	const char	*request_id;
+	/*
 	 * SHA-256 of the client certificate's DER (verified against
 	 * tls_client_ca), or NULL when the connection presented none.
 	 */
@@ -58,6 +64,8 @@ struct api_resp {
 	int		 close;		/* close the connection after it */
 	/* Cache-Control of a public answer others may keep; NULL: no-store */
 	const char	*cache;
+	/* The name of the API key that authenticated it, or "". */
+	char		 key[VAULT_APIKEY_NAME_MAX + 1];
 };
 
 struct api_server;
@@ -197,6 +205,22 @@ const struct api_route *api_route_of(const char *method, const char *path,
 	    char id[static API_ID_MAX + 1]);
 /* Whether some route has path; if so, its methods go to allow. */
 int	api_route_allow(const char *path, char *allow, size_t cap);
+/*
+ * What the access log names a request's route by: the template of the
+ * route for method and path, else of one for path with another method
+ * (a 405), else "other"; never the path itself.  Static; never NULL.
+ */
+const char *api_route_name(const char *method, const char *path);
+
+/*
+ * Request ids.  A client's X-Request-Id is taken when it is 1 to
+ * API_REQUEST_ID_MAX characters of [A-Za-z0-9._-] (api_request_id_valid);
+ * otherwise the server makes one: 16 random bytes in base64url, 22
+ * characters (api_request_id_new: PV_OK, or what pv_random returns).
+ */
+#define API_REQUEST_ID_MAX	VAULT_REQUEST_ID_MAX
+int	  api_request_id_valid(const char *s, size_t len);
+pv_status api_request_id_new(char out[static API_REQUEST_ID_MAX + 1]) PV_WUR;
 
 /* Request bodies (json.c).  err never quotes a value. */
 

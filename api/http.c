@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http.c: the HTTP adapter, and the only file that includes
  * libmicrohttpd.  It collects a request (headers, a body bounded by
@@ -65,7 +66,12 @@ struct conn {
 	int		 late;		/* arrived after shutdown began */
 	uint64_t	 start_us;
 	const struct api_route *route;	/* NULL: no such route */
+	const char	*route_name;	/* for the access log: a template */
+	const char	*method;	/* for the access log: known, or other */
 	unsigned	 status;
+	size_t		 bytes;		/* the answer's body */
+	char		 rid[API_REQUEST_ID_MAX + 1];	/* X-Request-Id */
+	char		 key[VAULT_APIKEY_NAME_MAX + 1];	/* "": none */
 	int		 has_cert;	/* cert holds a verified certificate's */
 	uint8_t		 cert[VAULT_CERT_HASH_LEN];	/* SHA-256 of its DER */
 };
@@ -87,7 +93,7 @@ owned_free(void *cls)
 }
 
 static enum MHD_Result
-send_resp(struct MHD_Connection *c, struct api_resp *rs)
+send_resp(struct MHD_Connection *c, struct api_resp *rs, const char *rid)
 {
 	struct MHD_Response *r;
 	struct owned *o = NULL;
@@ -113,6 +119,7 @@ send_resp(struct MHD_Connection *c, struct api_resp *rs)
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
 	    rs->cache != NULL ? rs->cache : "no-store") != MHD_YES ||
 	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") !=
+	    MHD_YES || MHD_add_response_header(r, "X-Request-Id", rid) !=
 	    MHD_YES) {
 		MHD_destroy_response(r);
 		return MHD_NO;
@@ -537,6 +544,89 @@ nul_hidden(struct MHD_Connection *c, const char *method, const char *version)
 	return w.bad || !gap_clean(&w, (const char *)w.hi);
 }
 
+/* The X-Request-Id headers of a request: how many, and the last. */
+struct rid_scan {
+	const char	*v;
+	unsigned	 n;
+};
+
+static enum MHD_Result
+rid_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct rid_scan *r = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Request-Id") == 0) {
+		r->n++;
+		r->v = value;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The request's id: the client's X-Request-Id when there is exactly one
+ * and it has the form api_request_id_valid takes, else a new one.  (If
+ * the random source fails, a count no other request of this process
+ * has: an id is never missing.)
+ */
+static void
+request_id(struct MHD_Connection *c, char out[static API_REQUEST_ID_MAX + 1])
+{
+	static atomic_ullong fallback;
+	struct rid_scan r = { NULL, 0 };
+
+	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, rid_header, &r);
+	if (r.n == 1 && r.v != NULL && api_request_id_valid(r.v,
+	    strlen(r.v))) {
+		(void)snprintf(out, API_REQUEST_ID_MAX + 1, "%s", r.v);
+		return;
+	}
+	if (api_request_id_new(out) != PV_OK)
+		(void)snprintf(out, API_REQUEST_ID_MAX + 1, "n%llu",
+		    (unsigned long long)atomic_fetch_add(&fallback, 1));
+}
+
+/* A method as the access log names it: a known one, else "other". */
+static const char *
+method_name(const char *m)
+{
+	static const char *const known[] = { "GET", "HEAD", "POST", "PUT",
+	    "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+/*
+ * The access log: one line per request, at info, once it is over (its
+ * answer sent, or the connection gone).  Only the route's template, the
+ * key's name and the request id: never the path, the query, a header or
+ * a body.
+ */
+static void
+access_log(const struct conn *cx, unsigned status, uint64_t micros)
+{
+	const struct pv_log_field f[] = {
+		PV_LOG_STR("request_id", cx != NULL ? cx->rid : "-"),
+		PV_LOG_STR("method", cx != NULL && cx->method != NULL ?
+		    cx->method : "-"),
+		PV_LOG_STR("route", cx != NULL && cx->route_name != NULL ?
+		    cx->route_name : "other"),
+		PV_LOG_U64("status", status),
+		PV_LOG_MS("duration_ms", micros),
+		PV_LOG_U64("bytes", cx != NULL ? cx->bytes : 0),
+		PV_LOG_STR("key", cx != NULL && cx->key[0] != '\0' ? cx->key :
+		    "-"),
+	};
+
+	if (pv_log_on(PV_LOG_INFO))
+		pv_log_event(PV_LOG_INFO, "request", f,
+		    sizeof(f) / sizeof(f[0]));
+}
+
 /* The client waits for "100 Continue" before it sends the body. */
 static int
 expects_continue(struct MHD_Connection *c, const char *version)
@@ -571,6 +661,7 @@ fill_req(struct MHD_Connection *c, const struct conn *cx, const char *method,
 	rq->len = cx->body.len;
 	rq->too_large = cx->too_large;
 	rq->cert_sha256 = cx->has_cert ? cx->cert : NULL;
+	rq->request_id = cx->rid;
 }
 
 /* Send rs as the answer to c's request, and release its body. */
@@ -583,7 +674,9 @@ answer(struct MHD_Connection *c, struct conn *cx, struct api_resp *rs)
 	if (rs->body.len > 0 && pv_buf_add(&rs->body, "\n", 1) != PV_OK)
 		rs->status = 500;
 	cx->status = rs->status;
-	ok = send_resp(c, rs);
+	cx->bytes = rs->body.len;
+	memcpy(cx->key, rs->key, sizeof(cx->key));
+	ok = send_resp(c, rs, cx->rid);
 	pv_buf_cleanup(&rs->body);
 	return ok;
 }
@@ -607,6 +700,7 @@ begin(struct http *h, struct MHD_Connection *c, struct conn *cx,
 
 	fill_req(c, cx, method, &rq);
 	cx->route = api_route_of(method, rq.path, id);
+	cx->route_name = api_route_name(method, rq.path);
 	memset(&rs, 0, sizeof(rs));
 	pv_buf_init(&rs.body, (size_t)16 << 20);
 	why = nul_hidden(c, method, version) ? "a NUL byte in the request "
@@ -665,6 +759,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_NO;
 		}
 		cx->has_cert = h->mtls;
+		cx->method = method_name(method);
+		request_id(c, cx->rid);
 		pv_buf_init(&cx->body, h->srv.limits.body_max);
 		cx->start_us = pv_mono_us();
 		cx->late = atomic_load(&h->srv.stopping);
@@ -700,9 +796,12 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct conn *cx = *con_cls;
 	const union MHD_ConnectionInfo *si;
 	const struct api_limits *l = &h->srv.limits;
+	uint64_t us;
+	unsigned st;
 
 	/* The next request on this connection, if any, has this long. */
 	deadline_set(h, c, l->idle_timeout + l->request_timeout);
+	us = cx != NULL ? pv_mono_us() - cx->start_us : 0;
 	if (cx == NULL || cx->status == 0) {
 		/*
 		 * Not answered by us: libmicrohttpd answered it itself (a
@@ -711,15 +810,18 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		if ((si = MHD_get_connection_info(c,
 		    MHD_CONNECTION_INFO_HTTP_STATUS)) != NULL) {
 			atomic_fetch_add(&h->srv.lib_errors, 1);
-			api_observe(&h->srv, NULL, si->http_status, cx != NULL ?
-			    pv_mono_us() - cx->start_us : 0);
-		} else if (cx != NULL)
-			api_observe(&h->srv, cx->route, 0,
-			    pv_mono_us() - cx->start_us);
-	} else
-		api_observe(&h->srv, cx->route, toe ==
-		    MHD_REQUEST_TERMINATED_COMPLETED_OK ? cx->status : 0,
-		    pv_mono_us() - cx->start_us);
+			api_observe(&h->srv, NULL, si->http_status, us);
+			access_log(cx, si->http_status, us);
+		} else if (cx != NULL) {
+			api_observe(&h->srv, cx->route, 0, us);
+			access_log(cx, 0, us);
+		}
+	} else {
+		st = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? cx->status :
+		    0;
+		api_observe(&h->srv, cx->route, st, us);
+		access_log(cx, st, us);
+	}
 	if (cx == NULL)
 		return;
 	pv_buf_cleanup(&cx->body);
@@ -972,6 +1074,12 @@ limits_default(struct api_limits *l)
 	/* per_address 0 is "no limit": the CLI sets its default itself. */
 }
 
+const char *
+api_http_version(void)
+{
+	return MHD_get_version();
+}
+
 pv_status
 api_serve(struct vault *v, const struct api_serve_opts *o)
 {
@@ -1031,6 +1139,8 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	}
 	if (tls && (rc = tls_check(prio, ca)) != PV_OK)
 		goto out;
+	if (o->check_only)
+		goto out;		/* rc is PV_OK */
 	/*
 	 * The TLS options, in an array that is empty for plain HTTP: the key
 	 * pair, the priorities (protocols, suites, the server's order), and
@@ -1118,6 +1228,8 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 	addr_name(name, sizeof(name), &ss, v6, info->port);
 	(void)snprintf(url, sizeof(url), "%s://%s", tls ? "https" : "http",
 	    name);
+	pv_log_event(PV_LOG_INFO, "listening", (const struct pv_log_field[]){
+	    PV_LOG_STR("url", url) }, 1);
 	if (o->ready != NULL)
 		o->ready(o->arg, url);
 
@@ -1127,7 +1239,11 @@ api_serve(struct vault *v, const struct api_serve_opts *o)
 		rc = PV_EIO;
 		goto out;
 	}
-	pv_log(PV_LOG_INFO, "signal %d: draining requests in flight", sig);
+	pv_log_event(PV_LOG_INFO, "stopping: draining requests in flight",
+	    (const struct pv_log_field[]){ PV_LOG_U64("signal",
+	    (uint64_t)sig) }, 1);
+	if (o->stopping != NULL)
+		o->stopping(o->arg);
 	atomic_store(&h->srv.stopping, 1);
 	/* New connections are refused from here: the socket is ours. */
 	if ((qfd = MHD_quiesce_daemon(d)) != MHD_INVALID_SOCKET)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json.c: the JSON codec.  The only file that includes jansson; its
  * NULL / -1 conventions end here.
@@ -846,6 +847,171 @@ out:
 	return rc;
 }
 
+/* Audit archives. */
+
+void
+api_json_archive_head(struct pv_json *j, const struct vault_archive_head *h)
+{
+	pv_json_obj(j);
+	pv_json_key(j, "archive");
+	pv_json_obj(j);
+	pv_json_ku64(j, "format", API_ARCHIVE_FORMAT);
+	pv_json_kstr(j, "vault", h->vault_id);
+	pv_json_ku64(j, "first_seq", h->first);
+	pv_json_ku64(j, "last_seq", h->last);
+	pv_json_ku64(j, "count", h->count);
+	pv_json_ku64(j, "before", h->before);
+	pv_json_ku64(j, "created", h->created);
+	pv_json_ku64(j, "signing_key_version", h->sign_version);
+	pv_json_close(j);
+	pv_json_close(j);
+}
+
+pv_status
+api_archive_head_parse(const char *text, size_t len,
+    struct vault_archive_head *out, char err[static API_ERR_MAX])
+{
+	static const char *const top[] = { "archive", NULL };
+	static const char *const members[] = { "format", "vault",
+	    "first_seq", "last_seq", "count", "before", "created",
+	    "signing_key_version", NULL };
+	struct vault_archive_head h;
+	json_t *root, *a;
+	uint64_t fmt, sv;
+	pv_status rc;
+
+	err[0] = '\0';
+	memset(&h, 0, sizeof(h));
+	if ((root = load(text, len, top, "archive header", err, &rc)) == NULL)
+		return rc;
+	a = json_object_get(root, "archive");
+	if (!json_is_object(a)) {
+		rc = bad(err, PV_EVALUE, "not an archive header");
+		goto out;
+	}
+	if ((rc = only_members(a, members, "archive header", err)) != PV_OK)
+		goto out;
+	if ((rc = get_uint(a, "format", UINT32_MAX, &fmt)) != PV_OK ||
+	    fmt != API_ARCHIVE_FORMAT) {
+		rc = bad(err, PV_EVALUE, "not an archive of format %d",
+		    API_ARCHIVE_FORMAT);
+		goto out;
+	}
+	if ((rc = get_str(a, "vault", h.vault_id, sizeof(h.vault_id))) !=
+	    PV_OK || strlen(h.vault_id) != 2 * VAULT_VAULT_ID_LEN ||
+	    (rc = get_uint(a, "first_seq", UINT64_MAX, &h.first)) != PV_OK ||
+	    (rc = get_uint(a, "last_seq", UINT64_MAX, &h.last)) != PV_OK ||
+	    (rc = get_uint(a, "count", UINT64_MAX, &h.count)) != PV_OK ||
+	    (rc = get_uint(a, "before", UINT64_MAX, &h.before)) != PV_OK ||
+	    (rc = get_uint(a, "created", UINT64_MAX, &h.created)) != PV_OK ||
+	    (rc = get_uint(a, "signing_key_version", UINT32_MAX, &sv)) !=
+	    PV_OK || h.first == 0 || h.last < h.first ||
+	    h.count != h.last - h.first + 1 || sv == 0) {
+		rc = bad(err, PV_EVALUE, "an archive header member is "
+		    "missing or malformed");
+		goto out;
+	}
+	h.sign_version = (uint32_t)sv;
+	*out = h;
+out:
+	json_decref(root);
+	return rc;
+}
+
+void
+api_json_archive_end(struct pv_json *j, uint64_t events,
+    const uint8_t hash[static PV_HMAC_LEN],
+    const uint8_t sig[static PV_ED25519_SIG_LEN])
+{
+	char hx[2 * PV_HMAC_LEN + 1], s[4 * PV_B64URL16_LEN + 1];
+
+	pv_hex_encode(hx, hash, PV_HMAC_LEN);
+	b64url_blocks(s, sig, PV_ED25519_SIG_LEN / 16);
+	pv_json_obj(j);
+	pv_json_key(j, "archive_end");
+	pv_json_obj(j);
+	pv_json_ku64(j, "events", events);
+	pv_json_kstr(j, "hash", hx);
+	pv_json_close(j);
+	pv_json_kstr(j, "signature", s);
+	pv_json_close(j);
+}
+
+/* Lower-case hex of exactly n bytes. */
+static pv_status
+hex_decode(uint8_t *out, size_t n, const char *s)
+{
+	if (strlen(s) != 2 * n)
+		return PV_EVALUE;
+	for (size_t i = 0; i < 2 * n; i++) {
+		int c = s[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else
+			return PV_EVALUE;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(d << 4);
+		else
+			out[i / 2] |= (uint8_t)d;
+	}
+	return PV_OK;
+}
+
+pv_status
+api_archive_end_parse(const char *text, size_t len, uint64_t *events,
+    uint8_t hash[static PV_HMAC_LEN], uint8_t sig[static PV_ED25519_SIG_LEN],
+    char err[static API_ERR_MAX])
+{
+	static const char *const top[] = { "archive_end", "signature", NULL };
+	static const char *const members[] = { "events", "hash", NULL };
+	char hx[2 * PV_HMAC_LEN + 1], s[4 * PV_B64URL16_LEN + 1];
+	json_t *root, *a;
+	pv_status rc;
+
+	err[0] = '\0';
+	if ((root = load(text, len, top, "archive end", err, &rc)) == NULL)
+		return rc;
+	a = json_object_get(root, "archive_end");
+	if (!json_is_object(a)) {
+		rc = bad(err, PV_EVALUE, "not an archive's end");
+		goto out;
+	}
+	if ((rc = only_members(a, members, "archive end", err)) != PV_OK)
+		goto out;
+	if ((rc = get_uint(a, "events", UINT64_MAX, events)) != PV_OK ||
+	    (rc = get_str(a, "hash", hx, sizeof(hx))) != PV_OK ||
+	    (rc = hex_decode(hash, PV_HMAC_LEN, hx)) != PV_OK ||
+	    (rc = get_str(root, "signature", s, sizeof(s))) != PV_OK ||
+	    (rc = b64url_unblocks(sig, s, strlen(s),
+	    PV_ED25519_SIG_LEN / 16)) != PV_OK)
+		rc = bad(err, PV_EVALUE, "an archive end member is missing or "
+		    "malformed");
+out:
+	json_decref(root);
+	return rc;
+}
+
+pv_status
+api_archive_event_parse(const char *text, size_t len, uint64_t *seq,
+    uint64_t *time, char err[static API_ERR_MAX])
+{
+	json_t *root;
+	pv_status rc;
+
+	err[0] = '\0';
+	if ((root = load(text, len, NULL, "event", err, &rc)) == NULL)
+		return rc;
+	if ((rc = get_uint(root, "seq", UINT64_MAX, seq)) != PV_OK ||
+	    (rc = get_uint(root, "time", UINT64_MAX, time)) != PV_OK)
+		rc = bad(err, PV_EVALUE, "not an event: \"seq\" or \"time\" "
+		    "missing or malformed");
+	json_decref(root);
+	return rc;
+}
+
 /* Bodies of the person's requests. */
 
 struct api_patch {
@@ -1012,6 +1178,8 @@ api_json_event(struct pv_json *j, const struct vault_audit_entry *e)
 		    vault_purpose_name((enum vault_purpose)e->purpose));
 	if (e->reason[0] != '\0')
 		pv_json_kstr(j, "reason", e->reason);
+	if (e->request_id[0] != '\0')
+		pv_json_kstr(j, "request_id", e->request_id);
 	pv_json_key(j, "records");
 	pv_json_arr(j);
 	for (size_t i = 0; i < e->nrecs; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.c: the API's routes and handlers, authentication, and metrics.
  * No socket here (http.c) and no jansson (json.c): a handler reads a
@@ -126,6 +127,45 @@ api_route_allow(const char *path, char *allow, size_t cap)
 			allow_add(allow, cap, &n, "HEAD");
 	}
 	return known;
+}
+
+const char *
+api_route_name(const char *method, const char *path)
+{
+	char id[API_ID_MAX + 1];
+	const struct api_route *r = api_route_of(method, path, id);
+
+	if (r != NULL)
+		return r->path;
+	for (size_t i = 0; i < API_NROUTES; i++)
+		if (path_match(api_routes[i].path, path, id))
+			return api_routes[i].path;
+	return "other";
+}
+
+int
+api_request_id_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > API_REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
+		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+pv_status
+api_request_id_new(char out[static API_REQUEST_ID_MAX + 1])
+{
+	uint8_t r[16];
+	pv_status rc;
+
+	if ((rc = pv_random(r, sizeof(r))) != PV_OK)
+		return rc;
+	pv_b64url_encode16(out, r);
+	return PV_OK;
 }
 
 void
@@ -1386,7 +1426,7 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct pv_json j;
 	char detail[48];
 	unsigned long long after = 0, limit = 100, end = VAULT_AUDIT_END_NONE;
-	uint64_t last = 0, next;
+	uint64_t last = 0, archived = 0, next;
 	size_t n = 0;
 	pv_status rc;
 
@@ -1411,7 +1451,7 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 		return;
 	}
 	if ((rc = vault_audit_read(s->vault, after, end, (size_t)limit, &e,
-	    &n, &last)) != PV_OK) {
+	    &n, &last, &archived)) != PV_OK) {
 		fail_rc(rs, rc, rc == PV_EINTEGRITY ? "the audit chain does "
 		    "not verify" : NULL);
 		return;
@@ -1424,7 +1464,8 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	}
 	if (end_s == NULL)
 		end = last;
-	next = n > 0 ? e[n - 1].seq : after;
+	/* Events up to archived are no longer here: paging goes on after. */
+	next = n > 0 ? e[n - 1].seq : after > archived ? after : archived;
 	answer(rs, 200, &j);
 	pv_json_obj(&j);
 	pv_json_key(&j, "events");
@@ -1435,6 +1476,8 @@ h_audit(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	pv_json_ku64(&j, "next", next);
 	pv_json_ku64(&j, "end", end);
 	pv_json_kbool(&j, "has_more", next < end);
+	if (archived > 0)
+		pv_json_ku64(&j, "archived_through", archived);
 	pv_json_close(&j);
 	finish(rs, &j);
 out:
@@ -1450,6 +1493,7 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	struct vault_info info;
 	unsigned long long cum = 0;
 	uint32_t kek = 0;
+	char lmdb[32];
 	pv_status rc;
 
 	(void)rq;
@@ -1467,8 +1511,17 @@ h_metrics(struct api_server *s, const struct api_req *rq, struct api_resp *rs,
 	free(info.keys);
 	reply(rs, 200);
 	rs->ctype = "text/plain; version=0.0.4";
-	rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP requests "
-	    "by route and status.\n# TYPE piivault_requests_total counter\n");
+	vault_store_version(lmdb);
+	rc = pv_buf_printf(b, "# HELP piivault_build_info The version of "
+	    "piivault and of the libraries it runs with.\n"
+	    "# TYPE piivault_build_info gauge\n"
+	    "piivault_build_info{version=\"%s\",openssl=\"%s\",lmdb=\"%s\","
+	    "libmicrohttpd=\"%s\"} 1\n", PV_VERSION, pv_crypto_version(), lmdb,
+	    api_http_version());
+	if (rc == PV_OK)
+		rc = pv_buf_printf(b, "# HELP piivault_requests_total HTTP "
+		    "requests by route and status.\n"
+		    "# TYPE piivault_requests_total counter\n");
 	for (size_t r = 0; r <= API_NROUTES && rc == PV_OK; r++)
 		for (int st = 0; st < API_STATUS_SLOTS && rc == PV_OK; st++) {
 			unsigned long long c = atomic_load(&s->requests[r][st]);
@@ -1900,7 +1953,7 @@ static void
 no_route(struct api_server *s, const struct api_req *rq, struct api_resp *rs)
 {
 	struct vault_event ev = { .actor = "-", .action = ACTION_UNKNOWN,
-	    .ok = 0, .purpose = -1 };
+	    .ok = 0, .purpose = -1, .request_id = rq->request_id };
 
 	/* Probes cost an audit write each: limited by address. */
 	if (rate_refused(s, rq, rs, NULL)) {
@@ -1944,6 +1997,7 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	rs->audited = 0;
 	rs->storage = 0;
 	rs->location[0] = '\0';
+	rs->key[0] = '\0';
 	api_rate_flush(s, 1);		/* summaries of ended windows */
 	if (r == NULL) {
 		no_route(s, rq, rs);
@@ -1963,9 +2017,12 @@ api_handle(struct api_server *s, const struct api_req *rq,
 	ev.actor = "-";
 	ev.action = r->action;
 	ev.purpose = -1;
+	ev.request_id = rq->request_id;
 	rc = authenticate(s, rq, &key);
-	if (rc == PV_OK)
+	if (rc == PV_OK) {
 		ev.actor = key.name;
+		memcpy(rs->key, key.name, sizeof(rs->key));
+	}
 	/*
 	 * The rate: per key, or per address without a valid key.  A request
 	 * that waits for 100 Continue is charged once, when it is whole,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv.h: the shared base of piivault.
  *
@@ -141,6 +142,8 @@ int	 pv_ct_eq(const void *a, const void *b, size_t len);
 
 /* Cryptographically secure random bytes. */
 pv_status pv_random(void *out, size_t len) PV_WUR;
+/* The version of the crypto library in use (run time): "3.0.17". */
+const char *pv_crypto_version(void);
 
 /*
  * AES-256-GCM with a fresh random 96-bit nonce.  ct MUST have room for
@@ -354,11 +357,56 @@ int	  pv_field_name_valid(const char *name, size_t len);
 int	  pv_utf8_valid(const void *p, size_t len);
 
 /*
- * Logging to stderr.  Never pass a personal value, key, token or secret:
- * log the function, the status and record or key ids only.
+ * The log: one line per event on stderr, written with one write(2), so
+ * that lines from threads never interleave.  An event is a level, a
+ * message and fields (key/value pairs), in one of two formats:
+ *   text  2026-12-07T23:30:50.123Z info request request_id=… method=GET
+ *         (a value with a space, '"', '=', '\' or a control character is
+ *         quoted, with '"' and '\' escaped and controls as '?')
+ *   json  {"ts":"2026-12-07T23:30:50.123Z","level":"info","msg":"request",
+ *         "request_id":…}, one object a line, built with pv_json
+ * ts is the wall clock in UTC, RFC 3339 with milliseconds.  Events over
+ * the level set are dropped.  Never pass a personal value, key, token or
+ * secret, in a message or a field: log the function, the status and
+ * record or key ids only.  The level and format are set at start, before
+ * threads; logging itself is thread-safe.
  */
 enum pv_log_level { PV_LOG_ERROR, PV_LOG_WARN, PV_LOG_INFO, PV_LOG_DEBUG };
-void	pv_log_set_level(enum pv_log_level lvl);
+enum pv_log_format { PV_LOG_TEXT, PV_LOG_JSON };
+void	pv_log_set_level(enum pv_log_level lvl);	/* default info */
+void	pv_log_set_format(enum pv_log_format fmt);	/* default text */
+/* Whether an event of lvl is written. */
+int	pv_log_on(enum pv_log_level lvl);
+/*
+ * "error", "warn", "info", "debug" and "text", "json" to their values:
+ * PV_OK, or PV_EUSAGE for any other string.
+ */
+pv_status pv_log_level_parse(const char *s, enum pv_log_level *out) PV_WUR;
+pv_status pv_log_format_parse(const char *s, enum pv_log_format *out) PV_WUR;
+/*
+ * Whether stderr is the systemd journal: JOURNAL_STREAM ("DEV:INODE",
+ * set by systemd for a service whose stderr it connects to the journal)
+ * names the device and inode of descriptor 2 (systemd.exec(5)).
+ */
+int	pv_log_journal(void);
+
+/* One field of an event: a string, a number, or microseconds as ms. */
+enum pv_log_type { PV_LF_STR, PV_LF_U64, PV_LF_MS };
+struct pv_log_field {
+	const char		*key;	/* [a-z_]+, not ts, level or msg */
+	enum pv_log_type	 type;
+	const char		*s;	/* PV_LF_STR: UTF-8; NULL as "-" */
+	uint64_t		 u;	/* PV_LF_U64; PV_LF_MS: microseconds */
+};
+#define PV_LOG_STR(k, v)	{ (k), PV_LF_STR, (v), 0 }
+#define PV_LOG_U64(k, v)	{ (k), PV_LF_U64, NULL, (v) }
+/* Microseconds written as milliseconds with three decimals: 1.234. */
+#define PV_LOG_MS(k, us)	{ (k), PV_LF_MS, NULL, (us) }
+
+/* One event of msg and n fields f (f may be NULL when n is 0). */
+void	pv_log_event(enum pv_log_level lvl, const char *msg,
+	    const struct pv_log_field *f, size_t n);
+/* An event of a message alone, formatted (cut at 512 bytes). */
 void	pv_log(enum pv_log_level lvl, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 

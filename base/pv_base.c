@@ -1,12 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_base.c: status strings, bounded buffers, encodings, validation,
  * logging and the clock.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pv.h"
 
@@ -349,7 +354,12 @@ pv_utf8_valid(const void *p, size_t len)
 
 /* Logging. */
 
+#define LOG_LINE_MAX	8192	/* a line with every field */
+#define LOG_STR_MAX	1024	/* a message or a field's value */
+
 static enum pv_log_level log_level = PV_LOG_INFO;
+static enum pv_log_format log_format = PV_LOG_TEXT;
+static const char *const level_name[] = { "error", "warn", "info", "debug" };
 
 void
 pv_log_set_level(enum pv_log_level lvl)
@@ -358,9 +368,216 @@ pv_log_set_level(enum pv_log_level lvl)
 }
 
 void
+pv_log_set_format(enum pv_log_format fmt)
+{
+	log_format = fmt;
+}
+
+int
+pv_log_on(enum pv_log_level lvl)
+{
+	return lvl <= log_level;
+}
+
+pv_status
+pv_log_level_parse(const char *s, enum pv_log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_name) / sizeof(level_name[0]);
+	    i++)
+		if (strcmp(s, level_name[i]) == 0) {
+			*out = (enum pv_log_level)i;
+			return PV_OK;
+		}
+	return PV_EUSAGE;
+}
+
+pv_status
+pv_log_format_parse(const char *s, enum pv_log_format *out)
+{
+	if (strcmp(s, "text") == 0)
+		*out = PV_LOG_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*out = PV_LOG_JSON;
+	else
+		return PV_EUSAGE;
+	return PV_OK;
+}
+
+int
+pv_log_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (e == NULL || *e < '0' || *e > '9')
+		return 0;
+	errno = 0;
+	dev = strtoull(e, &end, 10);
+	if (*end != ':' || end[1] < '0' || end[1] > '9')
+		return 0;
+	ino = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || fstat(STDERR_FILENO, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+/*
+ * s as a log may hold it, into out: cut to LOG_STR_MAX bytes at a
+ * character's start, and if it is not UTF-8 (a path, say), every byte
+ * over 0x7f as '?', so that a JSON line always parses.  In text, control
+ * characters become '?' too (JSON escapes them).
+ */
+static void
+log_clean(char out[static LOG_STR_MAX + 1], const char *s, int text)
+{
+	size_t n = strnlen(s, LOG_STR_MAX);
+
+	if (s[n] != '\0')
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	if (!pv_utf8_valid(out, n))
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)out[i] > 0x7f)
+				out[i] = '?';
+	if (text)
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+				out[i] = '?';
+}
+
+/* A text value: bare, or quoted when it has what would split it. */
+static pv_status
+text_value(struct pv_buf *b, const char *s)
+{
+	pv_status rc;
+
+	if (*s != '\0' && strpbrk(s, " \"=\\") == NULL)
+		return pv_buf_add(b, s, strlen(s));
+	if ((rc = pv_buf_add(b, "\"", 1)) != PV_OK)
+		return rc;
+	for (; *s != '\0' && rc == PV_OK; s++)
+		if (*s == '"' || *s == '\\')
+			rc = pv_buf_printf(b, "\\%c", *s);
+		else
+			rc = pv_buf_add(b, s, 1);
+	return rc == PV_OK ? pv_buf_add(b, "\"", 1) : rc;
+}
+
+static void
+log_write(const char *p, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		if ((w = write(STDERR_FILENO, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;		/* nowhere left to say so */
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+}
+
+static pv_status
+log_format_line(struct pv_buf *b, enum pv_log_level lvl, const char *ts,
+    const char *msg, const struct pv_log_field *f, size_t n)
+{
+	char v[LOG_STR_MAX + 1], num[32];
+	struct pv_json j;
+	pv_status rc;
+
+	if (log_format == PV_LOG_JSON) {
+		pv_json_init(&j, b);
+		pv_json_obj(&j);
+		pv_json_kstr(&j, "ts", ts);
+		pv_json_kstr(&j, "level", level_name[lvl]);
+		log_clean(v, msg, 0);
+		pv_json_kstr(&j, "msg", v);
+	} else {
+		log_clean(v, msg, 1);
+		if ((rc = pv_buf_printf(b, "%s %s %s", ts, level_name[lvl],
+		    v)) != PV_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].type == PV_LF_STR)
+			log_clean(v, f[i].s != NULL ? f[i].s : "-",
+			    log_format == PV_LOG_TEXT);
+		else if (f[i].type == PV_LF_U64)
+			(void)snprintf(num, sizeof(num), "%llu",
+			    (unsigned long long)f[i].u);
+		else
+			(void)snprintf(num, sizeof(num), "%llu.%03llu",
+			    (unsigned long long)(f[i].u / 1000),
+			    (unsigned long long)(f[i].u % 1000));
+		if (log_format == PV_LOG_JSON) {
+			pv_json_key(&j, f[i].key);
+			if (f[i].type == PV_LF_STR)
+				pv_json_str(&j, v);
+			else
+				pv_json_raw(&j, num, strlen(num));
+			continue;
+		}
+		if ((rc = pv_buf_printf(b, " %s=", f[i].key)) != PV_OK ||
+		    (rc = f[i].type == PV_LF_STR ? text_value(b, v) :
+		    pv_buf_add(b, num, strlen(num))) != PV_OK)
+			return rc;
+	}
+	if (log_format == PV_LOG_JSON) {
+		pv_json_close(&j);
+		if ((rc = pv_json_end(&j)) != PV_OK)
+			return rc;
+	}
+	return pv_buf_add(b, "\n", 1);
+}
+
+void
+pv_log_event(enum pv_log_level lvl, const char *msg,
+    const struct pv_log_field *f, size_t n)
+{
+	struct timespec now;
+	struct tm tm;
+	struct pv_buf b;
+	char ts[96], line[192];
+	int len;
+
+	if ((unsigned)lvl > (unsigned)PV_LOG_DEBUG || lvl > log_level)
+		return;
+	if (clock_gettime(CLOCK_REALTIME, &now) != 0 ||
+	    gmtime_r(&now.tv_sec, &tm) == NULL) {
+		memset(&tm, 0, sizeof(tm));	/* the epoch: never expected */
+		tm.tm_year = 70;
+		tm.tm_mday = 1;
+		now.tv_nsec = 0;
+	}
+	(void)snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
+	pv_buf_init(&b, LOG_LINE_MAX);
+	if (log_format_line(&b, lvl, ts, msg, f, n) == PV_OK) {
+		/* One write per line: lines from threads never interleave. */
+		log_write(b.p, b.len);
+		pv_buf_cleanup(&b);
+		return;
+	}
+	pv_buf_cleanup(&b);
+	/* Out of memory or over the line's limit: say that much. */
+	len = snprintf(line, sizeof(line), log_format == PV_LOG_JSON ?
+	    "{\"ts\":\"%s\",\"level\":\"error\",\"msg\":\"log event "
+	    "dropped\"}\n" : "%s error log event dropped\n", ts);
+	if (len > 0 && (size_t)len < sizeof(line))
+		log_write(line, (size_t)len);
+}
+
+void
 pv_log(enum pv_log_level lvl, const char *fmt, ...)
 {
-	static const char *const name[] = { "error", "warn", "info", "debug" };
 	char msg[512];
 	va_list ap;
 
@@ -369,8 +586,7 @@ pv_log(enum pv_log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* One write per line, so lines from threads do not interleave. */
-	(void)fprintf(stderr, "piivault: %s: %s\n", name[lvl], msg);
+	pv_log_event(lvl, msg, NULL, 0);
 }
 
 /* Clock. */

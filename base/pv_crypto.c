@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_crypto.c: the only file that includes OpenSSL.  OpenSSL's "1 is
  * success" convention is translated into pv_status here and nowhere else.
@@ -220,6 +221,12 @@ pv_init(void)
 		return PV_ECRYPTO;
 	}
 	return PV_OK;
+}
+
+const char *
+pv_crypto_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION_STRING);
 }
 
 pv_status

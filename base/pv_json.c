@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_json.c: the JSON writer (pv.h).  Small on purpose: it only has to
  * produce what piivault sends, and every string goes through one escaper.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kms.c: the root key, the key ring and the operations that use them.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_store.c: LMDB behind pv_store.h.  LMDB's 0 / MDB_* / errno returns are
  * translated here and never leave this file.
@@ -548,4 +549,13 @@ pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
 	MDB_val mk = { 0, NULL };
 
 	return cursor_get(c, &mk, MDB_PREV, k, kl, v, vl);
+}
+
+void
+pv_store_version(char out[static 32])
+{
+	int major, minor, patch;
+
+	(void)mdb_version(&major, &minor, &patch);
+	(void)snprintf(out, 32, "%d.%d.%d", major, minor, patch);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pv_store.h: the storage layer, a small ordered key-value interface over
  * LMDB (the only code that includes lmdb.h is pv_store.c).  A second
@@ -131,6 +132,9 @@ pv_status pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
  */
 pv_status pv_store_compact(struct pv_store *s, uint64_t *before,
 	      uint64_t *after) PV_WUR;
+
+/* The version of LMDB in use (run time), as "0.9.24", into out. */
+void	  pv_store_version(char out[static 32]);
 
 /* The data file's path, for tools that inspect or copy it. */
 const char *pv_store_path(const struct pv_store *s);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_api.c: the JSON codec of api.h: parsing records, quoting
  * strings, the put result and the error codes; and, white-box, the turns
@@ -546,7 +547,7 @@ START_TEST(test_large_body_turns)
 	free(info.keys);
 	ck_assert_uint_eq(info.records, 0);
 	ck_assert_int_eq(vault_audit_read(v, 0, VAULT_AUDIT_END_NONE, 100, &e,
-	    &n, &last), PV_OK);
+	    &n, &last, NULL), PV_OK);
 	ck_assert_uint_ge(n, 1);
 	ck_assert_str_eq(e[n - 1].action, "records.batch");
 	ck_assert_int_eq(e[n - 1].ok, 0);

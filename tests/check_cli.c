@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_cli.c: the piivault command, driven as a user drives it: the real
  * binary (PIIVAULT_BIN), run in a fresh directory per test with a known
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -416,12 +418,46 @@ START_TEST(test_help)
 }
 END_TEST
 
+/*
+ * --version and version: one line naming piivault's version and the
+ * libraries it runs with, as loaded; the same line both ways.
+ */
+START_TEST(test_version)
+{
+	static const char *const forms[][3] = { { "--version" },
+	    { "version" } };
+	char want[256], lmdb[32];
+	struct run r;
+
+	vault_store_version(lmdb);
+	ck_assert_int_lt(snprintf(want, sizeof(want), "piivault %s (OpenSSL "
+	    "%s, LMDB %s, libmicrohttpd ", PV_VERSION, pv_crypto_version(),
+	    lmdb), (int)sizeof(want));
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		run_argv(&r, NULL, NULL, 0, forms[i]);
+		ck_assert_exit(&r, 0);
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0 &&
+		    r.outlen > strlen(want) + 2 &&
+		    strcmp(r.out + r.outlen - 2, ")\n") == 0 &&
+		    strchr(r.out, '\n') == r.out + r.outlen - 1,
+		    "%s printed [%s], want [%s...)]", forms[i][0], r.out, want);
+		ck_assert(isdigit((unsigned char)r.out[strlen(want)]));
+		run_free(&r);
+	}
+	run(&r, NULL, NULL, "version", "extra", NULL);
+	ck_assert_exit(&r, 2);
+	run_free(&r);
+}
+END_TEST
+
+static void assert_hint_exists(const char *err);
+
 static const struct {
 	const char	*args[5];
 	const char	*says;
 } usage_errs[] = {
 	{ { "frobnicate" }, "unknown command" },
-	{ { "--bogus" }, "unknown command" },
+	{ { "--bogus" }, "unknown option --bogus (see piivault --help)" },
 	{ { "init", "--bogus" }, "unknown option" },
 	{ { "put", "--frobnicate" }, "unknown option" },
 	{ { "get", "-x", "tok_AAAAAAAAAAAAAAAAAAAAAA" }, "unknown option" },
@@ -444,6 +480,7 @@ START_TEST(test_usage_errors)
 	ck_assert_msg(strncmp(r.err, "piivault: ", 10) == 0, "[%s]", r.err);
 	ck_assert_msg(strstr(r.err, usage_errs[_i].says) != NULL,
 	    "stderr [%s] does not say \"%s\"", r.err, usage_errs[_i].says);
+	assert_hint_exists(r.err);
 	ck_assert_uint_eq(r.outlen, 0);
 	ck_assert(!exists("piivault-data"));
 	ck_assert(!exists("piivault.key"));
@@ -2055,6 +2092,7 @@ START_TEST(test_option_refusals)
 		    bad_opts[i].never) == NULL, "stderr [%s] echoes [%s]",
 		    r.err, bad_opts[i].never);
 		ck_assert_uint_eq(r.outlen, 0);
+		assert_hint_exists(r.err);
 		run_free(&r);
 		assert_file_is("piivault.key", key, keylen);
 		assert_file_is("piivault-data/data.mdb", data, datalen);
@@ -2207,6 +2245,55 @@ START_TEST(test_rewrap_from)
 	rewrap_ok("4", 1);
 	kek_counts(5, &live, &total);
 	ck_assert_uint_eq(live, 1);
+	kek_counts(2, &live, &total);
+	ck_assert_uint_eq(live, 1);
+}
+END_TEST
+
+/*
+ * kms retire --force makes a version's records unreadable "until kms
+ * unretire": unretire makes them readable and movable again, and is
+ * refused for a version that was not retired.
+ */
+START_TEST(test_unretire)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	unsigned long long live, total;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);	/* under kek 1 */
+	run(&r, NULL, NULL, "kms", "rotate", NULL);	/* kek 2 active */
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "retire", "1", "--force", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"key_unavailable\""));
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "unretire", "2", NULL);	/* active */
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "only a retired version"));
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "unretire", "9", NULL);
+	ck_assert_exit(&r, 1);
+	run_free(&r);
+	run(&r, NULL, NULL, "kms", "unretire", "1", "--force", NULL);
+	ck_assert_exit(&r, 2);
+	run_free(&r);
+
+	run(&r, NULL, NULL, "kms", "unretire", "1", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "kek 1 is decrypt-only again\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "get", email, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"value\":"));
+	run_free(&r);
+	rewrap_ok("1", 1);
 	kek_counts(2, &live, &total);
 	ck_assert_uint_eq(live, 1);
 }
@@ -2432,6 +2519,770 @@ START_TEST(test_rotate_signing)
 }
 END_TEST
 
+/* The configuration file, options before the command, help. */
+
+/* Write a configuration file of text, mode 0600 unless mode says. */
+static void
+conf(const char *path, const char *text, mode_t mode)
+{
+	write_file(path, text, strlen(text), mode != 0 ? mode : 0600);
+}
+
+/*
+ * Where the data directory comes from, each of flag, config file and
+ * environment given or not: the command line wins, then the file, then
+ * the environment, then the default.  kms status names the directory it
+ * could not find, and where it got it.
+ */
+START_TEST(test_config_precedence)
+{
+	static const char *const want[8][2] = {
+		/* bit 0: flag, bit 1: config, bit 2: environment */
+		{ "data directory ./piivault-data does not exist", NULL },
+		{ "--data-dir flagdir does not exist", NULL },
+		{ "data directory etc/confdir (etc/p.conf:2) does not exist",
+		    NULL },
+		{ "--data-dir flagdir does not exist", NULL },
+		{ "data directory envdir (PIIVAULT_DATA_DIR) does not exist",
+		    NULL },
+		{ "--data-dir flagdir does not exist", NULL },
+		{ "data directory etc/confdir (etc/p.conf:2) does not exist",
+		    NULL },
+		{ "--data-dir flagdir does not exist", NULL },
+	};
+	const char *env[] = { "PIIVAULT_DATA_DIR=envdir", NULL };
+	const char *args[8];
+	struct run r;
+
+	ck_assert_int_eq(mkdir("etc", 0700), 0);
+	conf("etc/p.conf", "# where the vault is\ndata-dir = confdir\n", 0);
+	for (int i = 0; i < 8; i++) {
+		size_t n = 0;
+
+		args[n++] = "kms";
+		args[n++] = "status";
+		if (i & 1) {
+			args[n++] = "--data-dir";
+			args[n++] = "flagdir";
+		}
+		if (i & 2)
+			args[n++] = "--config=etc/p.conf";
+		args[n] = NULL;
+		run_argv(&r, (i & 4) ? env : NULL, NULL, 0, args);
+		ck_assert_msg(r.status == 1 && strstr(r.err, want[i][0]) !=
+		    NULL, "case %d: exit %d, stderr [%s], want [%s]", i,
+		    r.status, r.err, want[i][0]);
+		run_free(&r);
+	}
+	/* PIIVAULT_CONFIG names the file when --config does not. */
+	{
+		const char *cenv[] = { "PIIVAULT_CONFIG=etc/p.conf",
+		    "PIIVAULT_DATA_DIR=envdir", NULL };
+
+		run(&r, cenv, NULL, "kms", "status", NULL);
+		ck_assert_exit(&r, 1);
+		ck_assert_ptr_nonnull(strstr(r.err, want[2][0]));
+		run_free(&r);
+	}
+	ck_assert(!exists("flagdir") && !exists("envdir") &&
+	    !exists("etc/confdir") && !exists("piivault-data"));
+}
+END_TEST
+
+/* Each refusal of a configuration file: exit 2, one line, where. */
+static const struct {
+	const char	*text;		/* NULL: no file at all */
+	mode_t		 mode;
+	const char	*says;
+	const char	*cmd;		/* "serve": serve --check-config */
+} bad_confs[] = {
+	{ "frobnicate = 1\n", 0, "c.conf:1: unknown setting 'frobnicate'",
+	    NULL },
+	{ "# ok\n\n  json = true\n", 0, "c.conf:3: json is not a setting: "
+	    "give --json on the command line", NULL },
+	{ "yes = 1\n", 0, "c.conf:1: yes is not a setting", NULL },
+	{ "passphrase = true\n", 0, "c.conf:1: passphrase is not a setting",
+	    NULL },
+	{ "check-config = true\n", 0, "c.conf:1: check-config is not a "
+	    "setting", NULL },
+	{ "config = other.conf\n", 0, "c.conf:1: config cannot be set", NULL },
+	{ "threads = 4\nlisten = 127.0.0.1:0\nthreads = 8\n", 0,
+	    "c.conf:3: threads is set twice (lines 1 and 3)", NULL },
+	{ "threads 4\n", 0, "c.conf:1: expected NAME = VALUE", NULL },
+	{ "Threads = 4\n", 0, "c.conf:1: expected NAME = VALUE", NULL },
+	{ "--threads = 4\n", 0, "c.conf:1: expected NAME = VALUE", NULL },
+	{ "threads =\n", 0, "c.conf:1: threads has no value", NULL },
+	{ "threads = # none\n", 0, "c.conf:1: threads has no value", NULL },
+	{ "listen = \"127.0.0.1:0\n", 0, "c.conf:1: the value's '\"' is not "
+	    "closed", NULL },
+	{ "listen = \"127.0.0.1:0\" x\n", 0, "c.conf:1: text after", NULL },
+	{ "listen = 127.0.0.1:0\r\n", 0, "c.conf:1: has a carriage return",
+	    NULL },
+	{ "# \001\n", 0, "c.conf:1: has a control character", NULL },
+	{ "\n\nthreads = 0\n", 0, "c.conf:3: --threads must be a number from "
+	    "1 to 256", "serve" },
+	{ "threads = ada@b.example\n", 0, "c.conf:1: --threads must be a "
+	    "number", "serve" },
+	{ "secure-heap-mib = 24\n", 0, "c.conf:1: --secure-heap-mib must be "
+	    "a power of two", "serve" },
+	{ "insecure-plaintext = maybe\n", 0, "c.conf:1: insecure-plaintext "
+	    "must be true or false", "serve" },
+	{ "threads = 4\n", 0620, "c.conf: is writable by group or others",
+	    NULL },
+	{ "threads = 4\n", 0602, "c.conf: is writable by group or others",
+	    NULL },
+	{ NULL, 0, "c.conf: does not exist", NULL },
+};
+
+START_TEST(test_config_refusals)
+{
+	char *key, *data;
+	size_t keylen, datalen;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(key = slurp("piivault.key", &keylen));
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	if (bad_confs[_i].text != NULL)
+		conf("c.conf", bad_confs[_i].text, bad_confs[_i].mode);
+	if (bad_confs[_i].cmd != NULL)
+		run(&r, NULL, NULL, "serve", "--check-config", "--config",
+		    "c.conf", NULL);
+	else
+		run(&r, NULL, NULL, "kms", "status", "--config", "c.conf",
+		    NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, bad_confs[_i].says) != NULL,
+	    "stderr [%s], want [%s]", r.err, bad_confs[_i].says);
+	ck_assert_ptr_null(strstr(r.err, "ada@"));
+	ck_assert_uint_eq(r.outlen, 0);
+	assert_hint_exists(r.err);
+	run_free(&r);
+	assert_file_is("piivault.key", key, keylen);
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	pv_cleanse(key, keylen);
+	free(key);
+	free(data);
+}
+END_TEST
+
+/*
+ * Who may have written the file: a directory, a FIFO, another user's
+ * file (as root, which may chown) are refused; root's own is taken; so
+ * is a file in the file's syntax with every kind of value.
+ */
+START_TEST(test_config_file_checks)
+{
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_int_eq(mkdir("d.conf", 0700), 0);
+	run(&r, NULL, NULL, "kms", "status", "--config", "d.conf", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "d.conf: is a directory"));
+	run_free(&r);
+	ck_assert_int_eq(mkfifo("f.conf", 0600), 0);
+	run(&r, NULL, NULL, "kms", "status", "--config", "f.conf", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "f.conf: is not a regular file"));
+	run_free(&r);
+	{
+		char big[64 * 1024 + 1];
+
+		memset(big, '#', sizeof(big));
+		big[sizeof(big) - 1] = '\n';
+		write_file("big.conf", big, sizeof(big), 0600);
+		run(&r, NULL, NULL, "kms", "status", "--config", "big.conf",
+		    NULL);
+		ck_assert_exit(&r, 2);
+		ck_assert_ptr_nonnull(strstr(r.err, "is larger than 64 KiB"));
+		run_free(&r);
+	}
+	conf("o.conf", "# blank lines, comments and quotes\n\n"
+	    "\tdata-dir\t=\t\"piivault-data\"\t# a comment\n"
+	    "key-file=piivault.key#not a comment: part of no name\n", 0644);
+	run(&r, NULL, NULL, "kms", "status", "--config", "o.conf", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "no key file at "
+	    "piivault.key#not a comment: part of no name (o.conf:4)"));
+	run_free(&r);
+	conf("o.conf", "data-dir = piivault-data  # mine\n"
+	    "key-file = piivault.key\nthreads = 3\n", 0644);
+	run(&r, NULL, NULL, "kms", "status", "--config", "o.conf", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown("o.conf", 4242, 4242), 0);
+		run(&r, NULL, NULL, "kms", "status", "--config", "o.conf",
+		    NULL);
+		ck_assert_exit(&r, 2);
+		ck_assert_ptr_nonnull(strstr(r.err, "o.conf: belongs to another "
+		    "user"));
+		run_free(&r);
+	}
+}
+END_TEST
+
+/* The line of serve --check-config's output for name; NULL if none. */
+static const char *
+setting_line(const char *out, const char *name, char *buf, size_t cap)
+{
+	size_t n = strlen(name);
+	const char *p = out, *nl;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == out || p[-1] == '\n') && (p[n] == ' ')) {
+			nl = strchr(p, '\n');
+			ck_assert_ptr_nonnull(nl);
+			ck_assert_uint_lt((size_t)(nl - p), cap);
+			memcpy(buf, p, (size_t)(nl - p));
+			buf[nl - p] = '\0';
+			return buf;
+		}
+		p += n;
+	}
+	return NULL;
+}
+
+#define ck_assert_setting(out, name, want) do {				\
+	char line_[512];						\
+	const char *got_ = setting_line(out, name, line_, sizeof(line_)); \
+	ck_assert_msg(got_ != NULL && strcmp(got_, want) == 0,		\
+	    "%s: got [%s], want [%s]", name, got_ ? got_ : "(none)",	\
+	    want);							\
+} while (0)
+
+/*
+ * serve --check-config: the settings serve would run with, each with
+ * where it came from, in the file's syntax (so that they read back the
+ * same); no passphrase; nothing served; bad settings refused.
+ */
+START_TEST(test_check_config)
+{
+	const char *env[] = { "PIIVAULT_KEY_FILE=piivault.key",
+	    "PIIVAULT_PASSPHRASE=hunter2-sesame", NULL };
+	struct run r, again;
+	char *out;
+
+	init_ok(NULL, NULL);
+	ck_assert_int_eq(mkdir("etc", 0700), 0);
+	conf("etc/p.conf", "data-dir = ../piivault-data\n"
+	    "listen = 127.0.0.1:1\nthreads = 4\nmax-body = 4096\n"
+	    "insecure-plaintext = yes\n", 0);
+	run(&r, env, NULL, "--config", "etc/p.conf", "serve",
+	    "--check-config", "--threads", "8", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_setting(r.out, "data-dir", "data-dir = etc/../piivault-data"
+	    "  # config:1");
+	ck_assert_setting(r.out, "key-file", "key-file = piivault.key  "
+	    "# env PIIVAULT_KEY_FILE");
+	ck_assert_setting(r.out, "listen", "listen = 127.0.0.1:1  # config:2");
+	ck_assert_setting(r.out, "threads", "threads = 8  # flag");
+	ck_assert_setting(r.out, "max-body", "max-body = 4096  # config:4");
+	ck_assert_setting(r.out, "insecure-plaintext", "insecure-plaintext = "
+	    "true  # config:5");
+	{
+		char want[64];
+
+		ck_assert_int_lt(snprintf(want, sizeof(want), "rate-limit = %d"
+		    "  # default", API_RATE_LIMIT_DEFAULT), (int)sizeof(want));
+		ck_assert_setting(r.out, "rate-limit", want);
+	}
+	ck_assert_ptr_nonnull(strstr(r.out, "\n# tls-cert is not set\n"));
+	ck_assert_ptr_null(strstr(r.out, "check-config"));
+	ck_assert_ptr_null(strstr(r.out, "hunter2"));
+	ck_assert_ptr_null(strstr(r.err, "hunter2"));
+	ck_assert_ptr_null(strstr(r.out, "listening"));
+	/* Fed back as a file, it gives the same settings. */
+	ck_assert_ptr_nonnull(out = strdup(r.out));
+	conf("back.conf", out, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "serve", "--check-config", "--config",
+	    "back.conf", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_setting(r.out, "threads", "threads = 8  # config:5");
+	ck_assert_setting(r.out, "data-dir", "data-dir = etc/../piivault-data"
+	    "  # config:2");
+	run_free(&r);
+	free(out);
+	/* A file serve reads is one other commands read too. */
+	run(&again, NULL, NULL, "kms", "status", "--config", "etc/p.conf",
+	    NULL);
+	ck_assert_exit(&again, 0);
+	run_free(&again);
+	/* What serve would refuse, --check-config refuses. */
+	conf("etc/p.conf", "data-dir = ../piivault-data\n"
+	    "listen = 0.0.0.0:0\n", 0);
+	run(&r, NULL, NULL, "serve", "--check-config", "--config",
+	    "etc/p.conf", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "refusing plain HTTP off "
+	    "loopback"));
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	conf("etc/p.conf", "data-dir = ../piivault-data\n"
+	    "tls-cert = cert.pem\ntls-key = key.pem\n", 0);
+	run(&r, NULL, NULL, "serve", "--check-config", "--config",
+	    "etc/p.conf", NULL);
+	ck_assert_int_ne(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.err, "cannot read --tls-cert"));
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "serve", "--check-config", "--data-dir", "none",
+	    NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "--data-dir none does not exist"));
+	run_free(&r);
+}
+END_TEST
+
+/*
+ * --data-dir, --key-file and --config before the command's name are
+ * the same as after it; on both sides, refused; before a command that
+ * takes none, refused.
+ */
+START_TEST(test_common_before_command)
+{
+	struct run r;
+
+	init_ok(NULL, "--data-dir", "d", "--key-file", "k", NULL);
+	run(&r, NULL, NULL, "--data-dir", "d", "--key-file=k", "kms", "status",
+	    "--json", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"records\":0"));
+	run_free(&r);
+	conf("p.conf", "data-dir = d\nkey-file = k\n", 0);
+	run(&r, NULL, NULL, "--config", "p.conf", "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, NULL, NULL, "--data-dir", "d", "kms", "status", "--data-dir",
+	    "d", "--key-file", "k", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_str_eq(r.err, "piivault: kms status: repeated option "
+	    "--data-dir (see piivault kms status --help)\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "--key-file", "k", "version", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "version: takes no options"));
+	run_free(&r);
+	run(&r, NULL, NULL, "--data-dir", "d", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_str_eq(r.err, "piivault: expected a command (see piivault "
+	    "--help)\n");
+	run_free(&r);
+	run(&r, NULL, NULL, "--key-file", NULL);
+	ck_assert_exit(&r, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "missing value for --key-file"));
+	run_free(&r);
+	ck_assert(!exists("piivault-data"));
+}
+END_TEST
+
+/* The words after "  " at the start of each line after marker in out. */
+static size_t
+listed(const char *out, const char *marker, char names[][32], size_t max)
+{
+	const char *p = strstr(out, marker);
+	size_t n = 0, len;
+
+	ck_assert_ptr_nonnull(p);
+	p = strchr(p, '\n') + 1;
+	while (strncmp(p, "  ", 2) == 0 && p[2] != ' ' && n < max) {
+		len = strcspn(p + 2, " \n");
+		ck_assert_uint_lt(len, 32);
+		memcpy(names[n], p + 2, len);
+		names[n++][len] = '\0';
+		p = strchr(p, '\n') + 1;
+	}
+	return n;
+}
+
+/*
+ * The help of each command and subcommand as listed by piivault help:
+ * -h, --help and help CMD print the same usage, exit 0, and list
+ * --config for every command that opens the vault.
+ */
+static void
+assert_help(const char *cmd, const char *sub)
+{
+	const char *forms[3][5] = {
+	    { cmd, sub != NULL ? sub : "-h", sub != NULL ? "-h" : NULL },
+	    { cmd, sub != NULL ? sub : "--help", sub != NULL ? "--help" :
+		NULL },
+	    { "help", cmd, sub },
+	};
+	char want[64];
+	char *first = NULL;
+	struct run r;
+
+	ck_assert_int_lt(snprintf(want, sizeof(want), "usage: piivault %s%s%s",
+	    cmd, sub != NULL ? " " : "", sub != NULL ? sub : ""),
+	    (int)sizeof(want));
+	for (size_t i = 0; i < 3; i++) {
+		run_argv(&r, NULL, NULL, 0, forms[i]);
+		ck_assert_exit(&r, 0);
+		ck_assert_msg(r.errlen == 0, "%s %s: stderr [%s]", cmd,
+		    sub ? sub : "", r.err);
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0,
+		    "want [%s], got [%s]", want, r.out);
+		if (first == NULL)
+			ck_assert_ptr_nonnull(first = strdup(r.out));
+		else
+			ck_assert_str_eq(r.out, first);
+		run_free(&r);
+	}
+	if (strstr(first, "--data-dir") != NULL)
+		ck_assert_msg(strstr(first, "--config FILE") != NULL,
+		    "%s %s --help lists no --config", cmd, sub ? sub : "");
+	free(first);
+}
+
+START_TEST(test_help_everywhere)
+{
+	char cmds[32][32], subs[32][32];
+	size_t n, m;
+	struct run r;
+
+	run(&r, NULL, NULL, "help", NULL);
+	ck_assert_exit(&r, 0);
+	n = listed(r.out, "commands:", cmds, 32);
+	run_free(&r);
+	ck_assert_uint_ge(n, 14);
+	for (size_t i = 0; i < n; i++) {
+		run(&r, NULL, NULL, cmds[i], "--help", NULL);
+		ck_assert_exit(&r, 0);
+		if (strstr(r.out, "\nsubcommands:\n") == NULL) {
+			run_free(&r);
+			if (strcmp(cmds[i], "help") != 0)
+				assert_help(cmds[i], NULL);
+			continue;
+		}
+		m = listed(r.out, "subcommands:", subs, 32);
+		run_free(&r);
+		ck_assert_uint_ge(m, 1);
+		assert_help(cmds[i], NULL);
+		for (size_t j = 0; j < m; j++)
+			assert_help(cmds[i], subs[j]);
+	}
+	ck_assert(!exists("piivault-data"));
+}
+END_TEST
+
+/*
+ * Every hint a refusal gives, "(see piivault X --help)", names a command
+ * that exists: run, it prints its usage.
+ */
+static void
+assert_hint_exists(const char *err)
+{
+	const char *p = strstr(err, "(see piivault ");
+	const char *args[8];
+	char hint[128], *w, *save = NULL;
+	size_t n = 0, len;
+	struct run r;
+
+	if (p == NULL)
+		return;
+	p += 14;
+	len = strcspn(p, ")");
+	ck_assert_uint_lt(len, sizeof(hint));
+	memcpy(hint, p, len);
+	hint[len] = '\0';
+	for (w = strtok_r(hint, " ", &save); w != NULL && n < 7;
+	    w = strtok_r(NULL, " ", &save))
+		args[n++] = w;
+	args[n] = NULL;
+	run_argv(&r, NULL, NULL, 0, args);
+	ck_assert_msg(r.status == 0 && strncmp(r.out, "usage: piivault ",
+	    16) == 0, "hint in [%s] does not run: exit %d, stderr [%s]", err,
+	    r.status, r.err);
+	run_free(&r);
+}
+
+/* Audit retention: audit archive, audit verify --archive. */
+
+#define T_OLD	"PIIVAULT_FAKE_NOW=1767000000"	/* 2025-12-29 */
+#define T_NEW	"PIIVAULT_FAKE_NOW=1767300000"	/* 2026-01-01T20:40Z */
+#define T_LATER	"PIIVAULT_FAKE_NOW=1767500000"	/* 2026-01-04 */
+
+/* n records put at the time env says (one audit event each). */
+static void
+puts_at(const char *const *env, int n)
+{
+	struct run r;
+
+	for (int i = 0; i < n; i++) {
+		run(&r, env, record_json, "put", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+	}
+}
+
+/* The command's exit is code and stderr one line holding want. */
+static void __attribute__((sentinel))
+expect_fail(int code, const char *want, const char *const *env, ...)
+{
+	const char *args[ARGS_MAX + 1];
+	struct run r;
+	va_list ap;
+
+	va_start(ap, env);
+	su_args_va(args, ARGS_MAX, ap);
+	va_end(ap);
+	run_argv(&r, env, NULL, 0, args);
+	ck_assert_exit(&r, code);
+	ck_assert_one_err_line(&r);
+	ck_assert_msg(strstr(r.err, want) != NULL, "want [%s] in [%s]", want,
+	    r.err);
+	run_free(&r);
+}
+
+/* The vault's active public key, "pvpub_...", into out. */
+static void
+public_key(char out[static 64], const char *data_dir)
+{
+	struct run r;
+	char *p;
+
+	run(&r, NULL, NULL, "kms", "public-key", "--data-dir", data_dir,
+	    NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "pvpub_"));
+	ck_assert_int_eq(sscanf(p, "%63[A-Za-z0-9_-]", out), 1);
+	run_free(&r);
+}
+
+/*
+ * Archive the older events, verify the file (with the vault and with a
+ * public key alone) and the vault from its checkpoint, keep writing and
+ * archive again from there; bad dates and an existing file change
+ * nothing.
+ */
+START_TEST(test_audit_archive)
+{
+	const char *const old[] = { T_OLD, NULL }, *const now[] = { T_NEW,
+	    NULL }, *const later[] = { T_LATER, NULL };
+	char pub[64], arg[80], *data, *file;
+	size_t datalen, filelen;
+	struct stat st;
+	struct run r;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(old, NULL);
+	puts_at(old, 3);
+	puts_at(now, 1);
+	ck_assert_ptr_nonnull(data = slurp("piivault-data/data.mdb",
+	    &datalen));
+	write_file("taken.jsonl", "x\n", 2, 0600);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "2026-02-30", "--to", "a.jsonl", NULL);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "yesterday", "--to", "a.jsonl", NULL);
+	expect_fail(2, "--before must be a date", now, "audit", "archive",
+	    "--before", "2026-01-01T00:00:00+01:00", "--to", "a.jsonl", NULL);
+	expect_fail(2, "in the future", now, "audit", "archive", "--before",
+	    "2026-01-02", "--to", "a.jsonl", NULL);
+	expect_fail(2, "required", now, "audit", "archive", "--before",
+	    "2026-01-01", NULL);
+	expect_fail(1, "taken.jsonl", now, "audit", "archive", "--before",
+	    "2026-01-01", "--to", "taken.jsonl", NULL);
+	assert_file_is("taken.jsonl", "x\n", 2);
+	ck_assert(!exists("a.jsonl"));
+	assert_file_is("piivault-data/data.mdb", data, datalen);
+	free(data);
+
+	run(&r, now, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "archived 3 events (seq 1 to 3) older than "
+	    "2026-01-01T00:00:00Z to a.jsonl; the chain now starts at the "
+	    "checkpoint at seq 3\n");
+	run_free(&r);
+	ck_assert_int_eq(lstat("a.jsonl", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 2 events from "
+	    "checkpoint at seq 3 (archived 3 events before "
+	    "2026-01-01T00:00:00Z)\n");
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "archive verified: 3 events (seq 1 to 3) "
+	    "older than 2026-01-01T00:00:00Z, signed by signing key version "
+	    "1\n");
+	run_free(&r);
+	/* With the public key alone: no vault is opened. */
+	public_key(pub, "piivault-data");
+	(void)snprintf(arg, sizeof(arg), "1=%s", pub);
+	run(&r, NULL, NULL, "audit", "verify", "--archive", "a.jsonl",
+	    "--public-key", arg, "--data-dir", "nowhere", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* The export starts after the checkpoint. */
+	run(&r, now, NULL, "audit", "export", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strncmp(r.out, "{\"seq\":4,", 9) == 0, "[%s]", r.out);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"action\":\"audit.archive\""));
+	run_free(&r);
+
+	/* The chain goes on; a second archive starts at the checkpoint. */
+	puts_at(now, 1);
+	run(&r, later, NULL, "audit", "archive", "--before", "2026-01-04",
+	    "--to", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "archived 3 events (seq 4 to 6)"));
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 1 events from "
+	    "checkpoint at seq 6 (archived 6 events before "
+	    "2026-01-04T00:00:00Z)\n");
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", "--archive", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run(&r, later, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	/* Nothing older left: no file. */
+	run(&r, later, NULL, "audit", "archive", "--before", "2026-01-04",
+	    "--to", "c.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "no events before 2026-01-04T00:00:00Z to "
+	    "archive\n");
+	run_free(&r);
+	ck_assert(!exists("c.jsonl"));
+
+	/* Another vault's archive: refused, by id or by its key. */
+	init_ok(old, "--data-dir", "other", "--key-file", "other.key", NULL);
+	run(&r, old, record_json, "put", "--data-dir", "other", "--key-file",
+	    "other.key", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	{
+		const char *const o[] = { T_NEW, NULL };
+
+		run(&r, o, NULL, "audit", "archive", "--before", "2026-01-01",
+		    "--to", "other.jsonl", "--data-dir", "other",
+		    "--key-file", "other.key", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+	}
+	expect_fail(1, "line 1: an archive of another vault", later, "audit",
+	    "verify", "--archive", "other.jsonl", NULL);
+	expect_fail(1, "signature does not verify", NULL, "audit", "verify",
+	    "--archive", "other.jsonl", "--public-key", arg, NULL);
+
+	/* Tampered files, each named by its line. */
+	ck_assert_ptr_nonnull(file = slurp("a.jsonl", &filelen));
+	{
+		char *l2 = strchr(file, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+		char *l4 = strchr(l3, '\n') + 1, *end = strchr(l4, '\n') + 1;
+		char *t = malloc(filelen + 1), *p;
+
+		ck_assert_ptr_nonnull(t);
+		/* An event's actor edited. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t + (l2 - file), "\"cli\""));
+		p[1] = 'x';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "t.jsonl: line 2: edited", later, "audit",
+		    "verify", "--archive", "t.jsonl", NULL);
+		/* An event deleted. */
+		memcpy(t, file, (size_t)(l3 - file));
+		memcpy(t + (l3 - file), l4, filelen - (size_t)(l4 - file));
+		write_file("t.jsonl", t, filelen - (size_t)(l4 - l3), 0600);
+		expect_fail(1, "line 3: event 3 where 2 was due", later,
+		    "audit", "verify", "--archive", "t.jsonl", NULL);
+		/* Cut short: the end and the last event gone. */
+		write_file("t.jsonl", file, (size_t)(l4 - file), 0600);
+		expect_fail(1, "line 4: the archive ends without its "
+		    "signature", later, "audit", "verify", "--archive",
+		    "t.jsonl", NULL);
+		/* The header's date moved: its line hash chain breaks. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t, "\"before\":17672"));
+		p[14] = '9';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "line 2: edited", later, "audit", "verify",
+		    "--archive", "t.jsonl", NULL);
+		/* The signature changed. */
+		memcpy(t, file, filelen + 1);
+		ck_assert_ptr_nonnull(p = strstr(t + (end - file),
+		    "\"signature\":\""));
+		p[13] = p[13] == 'A' ? 'B' : 'A';
+		write_file("t.jsonl", t, filelen, 0600);
+		expect_fail(1, "signature does not verify", later, "audit",
+		    "verify", "--archive", "t.jsonl", NULL);
+		/* Text after the end. */
+		memcpy(t, file, filelen + 1);
+		write_file("t.jsonl", t, filelen, 0600);
+		{
+			FILE *f = fopen("t.jsonl", "a");
+
+			ck_assert_ptr_nonnull(f);
+			ck_assert_int_ge(fputs("{}\n", f), 0);
+			ck_assert_int_eq(fclose(f), 0);
+		}
+		expect_fail(1, "line 6: text after the archive's end", later,
+		    "audit", "verify", "--archive", "t.jsonl", NULL);
+		free(t);
+	}
+	free(file);
+	expect_fail(2, "--public-key needs --archive", NULL, "audit",
+	    "verify", "--public-key", arg, NULL);
+	run_bin = PIIVAULT_BIN;
+}
+END_TEST
+
+/*
+ * Killed after the checkpoint's commit, one removal batch done: the
+ * vault verifies from the checkpoint, the file is whole, and the next
+ * run finishes the removal before anything else.
+ */
+START_TEST(test_audit_archive_resume)
+{
+	const char *const old[] = { T_OLD, NULL }, *const now[] = { T_NEW,
+	    NULL };
+	const char *const kill[] = { T_NEW, "PIIVAULT_TEST_ARCHIVE_BATCH=2",
+	    "PIIVAULT_TEST_ARCHIVE_KILL=1", NULL };
+	struct run r;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(old, NULL);
+	puts_at(old, 7);
+	run(&r, kill, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "a.jsonl", NULL);
+	ck_assert_exit(&r, 128 + SIGKILL);
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", "--archive", "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "7 events (seq 1 to 7)"));
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "audit chain verified: 1 events from "
+	    "checkpoint at seq 7 (archived 7 events before "
+	    "2026-01-01T00:00:00Z)\n");
+	run_free(&r);
+	/* 2 of 7 removed: the rerun removes the other 5 first. */
+	run(&r, now, NULL, "audit", "archive", "--before", "2026-01-01",
+	    "--to", "b.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_str_eq(r.out, "removed 5 archived events an interrupted "
+	    "archive left\nno events before 2026-01-01T00:00:00Z to "
+	    "archive\n");
+	run_free(&r);
+	run(&r, now, NULL, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	run_bin = PIIVAULT_BIN;
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -2453,6 +3304,7 @@ cli_suite(void)
 	tc = tcase(s, "usage");
 	tcase_add_loop_test(tc, test_help, 0,
 	    (int)(sizeof(help_cmds) / sizeof(help_cmds[0])));
+	tcase_add_test(tc, test_version);
 	tcase_add_loop_test(tc, test_usage_errors, 0,
 	    (int)(sizeof(usage_errs) / sizeof(usage_errs[0])));
 
@@ -2514,7 +3366,21 @@ cli_suite(void)
 	tcase_add_test(tc, test_option_refusals);
 	tcase_add_test(tc, test_option_help);
 	tcase_add_test(tc, test_rewrap_from);
+	tcase_add_test(tc, test_unretire);
 	tcase_add_test(tc, test_times);
+
+	tc = tcase(s, "audit");
+	tcase_add_test(tc, test_audit_archive);
+	tcase_add_test(tc, test_audit_archive_resume);
+
+	tc = tcase(s, "config");
+	tcase_add_test(tc, test_config_precedence);
+	tcase_add_loop_test(tc, test_config_refusals, 0,
+	    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
+	tcase_add_test(tc, test_config_file_checks);
+	tcase_add_test(tc, test_check_config);
+	tcase_add_test(tc, test_common_before_command);
+	tcase_add_test(tc, test_help_everywhere);
 	return s;
 }
 

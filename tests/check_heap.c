@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_heap.c: the secure heap cannot be exhausted by callers.  The
  * heap is sized from --secure-heap-mib and checked at start against what

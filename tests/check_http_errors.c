@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_errors.c: the error answers of the API: every malformed,
  * unauthenticated, forbidden, unknown, oversized, mistyped or unprocessable

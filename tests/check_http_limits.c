@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_limits.c: the request rate limit (--rate-limit), over real
  * HTTP: a burst over the limit answers 429 rate_limited with Retry-After;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_load.c: the server under load and when it stops: many clients
  * at once, large bodies taking turns, records kept across a restart, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_records.c: the records API: health, storing single records and
  * batches, and reading them back as each kind of key may (purposes, consent,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_routes.c: the route table as the server shows it: which check
  * answers first, 405 with its Allow list, the 401 challenge, the metrics
@@ -98,6 +99,17 @@ START_TEST(test_metrics)
 	ck_assert_ptr_nonnull(strstr(m, "# TYPE piivault_records_stored "
 	    "gauge\n"));
 	ck_assert_int_eq(metric(m, "piivault_records_stored"), 2);
+	{
+		char info[256], lmdb[32];
+
+		vault_store_version(lmdb);
+		(void)snprintf(info, sizeof(info), "piivault_build_info{"
+		    "version=\"%s\",openssl=\"%s\",lmdb=\"%s\","
+		    "libmicrohttpd=\"%s\"}", PV_VERSION, pv_crypto_version(),
+		    lmdb, api_http_version());
+		ck_assert_msg(metric(m, info) == 1, "no [%s] 1 in [%.300s]",
+		    info, m);
+	}
 	ck_assert_int_eq(metric(m, "piivault_kek_active_version"), 1);
 
 	/* The histogram: cumulative buckets, ending in +Inf = count. */
@@ -730,6 +742,470 @@ START_TEST(test_signing_keys)
 }
 END_TEST
 
+/* Tests: the server's log and request ids. */
+
+#define LOG_VALUE	"zq-logged-7801@l.example"
+
+/*
+ * A request to the running server with extra header lines (NULL-ended,
+ * or NULL) after Authorization of key (K_NONE: none); body JSON or NULL.
+ */
+static void
+req_hdrs(struct su_resp *r, const char *method, const char *path, int key,
+    const char *const *extra, const char *body)
+{
+	char url[512], auth[KEY_BUF + 32], err[CURL_ERROR_SIZE];
+	const char *h[12];
+	size_t n = 0;
+	CURL *c;
+
+	h[n++] = "Expect:";
+	if (key >= 0) {
+		(void)snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+		    keys[key]);
+		h[n++] = auth;
+	}
+	if (body != NULL)
+		h[n++] = "Content-Type: application/json";
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		ck_assert_uint_lt(n, sizeof(h) / sizeof(h[0]) - 1);
+		h[n++] = extra[i];
+	}
+	h[n] = NULL;
+	ck_assert_int_lt(snprintf(url, sizeof(url), "%s%s", su_srv.base, path),
+	    (int)sizeof(url));
+	ck_assert_ptr_nonnull(c = curl_easy_init());
+	ck_assert_msg(su_http_do(c, r, method, url, h, body, body != NULL ?
+	    strlen(body) : 0, err) == 0, "%s %s: %s", method, path, err);
+	curl_easy_cleanup(c);
+}
+
+/* A request with "X-Request-Id: rid". */
+static void
+req_rid(struct su_resp *r, const char *method, const char *path, int key,
+    const char *rid, const char *body)
+{
+	char h[128];
+	const char *extra[] = { h, NULL };
+
+	(void)snprintf(h, sizeof(h), "X-Request-Id: %s", rid);
+	req_hdrs(r, method, path, key, extra, body);
+}
+
+/*
+ * Stop the fixture's server and start one with extra and env; the old
+ * log is kept aside (as old.log, still collected), so su_logpath holds
+ * only the new server's.
+ */
+static void
+restart(const char *const *extra, const char *const *env)
+{
+	static const char *const serve[] = { "serve", "--listen",
+	    "127.0.0.1:0", NULL };
+	char old[PATH_MAX];
+	static unsigned n;
+
+	su_curl_cleanup();
+	if (su_srv.pid > 0)
+		su_srv_stop();
+	ck_assert_int_lt(snprintf(old, sizeof(old), "%s/old%u.log", su_tdir,
+	    n++), (int)sizeof(old));
+	(void)rename(su_logpath, old);
+	su_srv_start(serve, extra, env);
+}
+
+/* The log of the server, stopped first: every line is whole after it. */
+static char *
+stopped_log(void)
+{
+	char *log;
+
+	su_curl_cleanup();
+	su_srv_stop();
+	ck_assert_ptr_nonnull(log = su_slurp(su_logpath, NULL));
+	return log;
+}
+
+/* ts: RFC 3339 in UTC with milliseconds, 2026-12-07T23:30:50.123Z. */
+static int
+ts_valid(const char *t)
+{
+	static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	if (t == NULL || strlen(t) != sizeof(form) - 1)
+		return 0;
+	for (size_t i = 0; form[i] != '\0'; i++)
+		if (form[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] !=
+		    form[i])
+			return 0;
+	return 1;
+}
+
+/* An access line's keys, exactly. */
+static const char *const access_keys[] = { "ts", "level", "msg",
+	"request_id", "method", "route", "status", "duration_ms", "bytes",
+	"key" };
+
+/* What one request's access line must say. */
+struct want_line {
+	const char	*rid;
+	const char	*method;
+	const char	*route;
+	const char	*status;
+	const char	*key;
+	int		 seen;
+};
+
+/* Check one access line (an object) against want, by its request id. */
+static void
+check_access(const struct jv *o, struct want_line *want, size_t nwant,
+    const char *line)
+{
+	const char *rid = jstr(o, "request_id");
+	const struct jv *d = jget(o, "duration_ms"), *st = jget(o, "status"),
+	    *b = jget(o, "bytes");
+
+	ck_assert_msg(o->n == NELEM(access_keys), "keys: [%s]", line);
+	for (size_t k = 0; k < NELEM(access_keys); k++)
+		ck_assert_msg(jget(o, access_keys[k]) != NULL, "no %s: [%s]",
+		    access_keys[k], line);
+	ck_assert_pstr_eq(jstr(o, "level"), "info");
+	ck_assert_msg(st != NULL && st->type == J_NUM && b != NULL &&
+	    b->type == J_NUM && d != NULL && d->type == J_NUM &&
+	    strchr(d->s, '.') != NULL, "numbers: [%s]", line);
+	ck_assert_msg(rid != NULL && jstr(o, "method") != NULL &&
+	    jstr(o, "route") != NULL && jstr(o, "key") != NULL,
+	    "strings: [%s]", line);
+	for (size_t i = 0; i < nwant; i++) {
+		if (strcmp(rid, want[i].rid) != 0)
+			continue;
+		ck_assert_msg(!want[i].seen, "two lines for %s", rid);
+		want[i].seen = 1;
+		ck_assert_pstr_eq(jstr(o, "method"), want[i].method);
+		ck_assert_pstr_eq(jstr(o, "route"), want[i].route);
+		ck_assert_str_eq(st->s, want[i].status);
+		ck_assert_pstr_eq(jstr(o, "key"), want[i].key);
+	}
+}
+
+/*
+ * --log-format json: every line of the server's log is one JSON object
+ * with ts (RFC 3339, ms), level and msg; every request has one access
+ * line with exactly its keys, naming the route by its template (never
+ * the path or the query), the status and the key's name, refusals
+ * included; and no line holds a value, a token, a secret, the raw path
+ * or the query.
+ */
+START_TEST(test_log_json_access)
+{
+	static const char *const extra[] = { "--log-format", "json",
+	    "--max-body", "1024", NULL };
+	static const char *const bogus[] = { "X-Request-Id: t-401",
+	    "Authorization: Bearer pvk_zqbogus7805zqbogus7805zqbogus7805", NULL };
+	struct want_line want[] = {
+		{ "t-put", "POST", "/v1/records", "201", "app-writer", 0 },
+		{ "t-access", "GET", "/v1/records/{id}", "200", "ops-admin", 0 },
+		{ "t-meta", "GET", "/v1/records/{id}/metadata", "404",
+		    "ops-admin", 0 },
+		{ "t-404", "GET", "other", "404", "-", 0 },
+		{ "t-405", "DELETE", "/v1/health", "405", "-", 0 },
+		{ "t-401", "POST", "/v1/detokenize", "401", "-", 0 },
+		{ "t-head", "HEAD", "/v1/health", "200", "-", 0 },
+		{ "t-413", "POST", "/v1/records", "413", "app-writer", 0 },
+		{ "t-400", "POST", "/v1/records", "400", "app-writer", 0 },
+		{ "t-403", "GET", "/v1/audit", "403", "app-writer", 0 },
+	};
+	char path[128], big[2100], id[ID_BUF], *log, *line, *save = NULL;
+	struct su_resp r;
+	struct jv *v;
+	size_t lines = 0, access = 0;
+
+	restart(extra, NULL);
+	req_rid(&r, "POST", "/v1/records", K_WRITER, "t-put",
+	    "{\"fields\":{\"email\":\"" LOG_VALUE "\"}}");
+	ck_assert_int_eq(r.status, 201);
+	v = su_body_json(&r);
+	ck_assert_msg(su_id_valid(jstr(v, "id"), "rec_"), "[%s]", r.body.p);
+	memcpy(id, jstr(v, "id"), sizeof(id));
+	(void)snprintf(path, sizeof(path), "/v1/records/%s", id);
+	jfree(v);
+	su_resp_free(&r);
+	req_rid(&r, "GET", path, K_ADMIN, "t-access", NULL);
+	ck_assert_int_eq(r.status, 200);
+	su_resp_free(&r);
+	req_rid(&r, "GET", "/v1/records/rec_zqnosuch7806AAAAAAAAAA/metadata",
+	    K_ADMIN, "t-meta", NULL);
+	ck_assert_int_eq(r.status, 404);
+	su_resp_free(&r);
+	req_rid(&r, "GET", "/v1/zq-path-7807?q=zq-query-7808", K_NONE, "t-404",
+	    NULL);
+	ck_assert_int_eq(r.status, 404);
+	su_resp_free(&r);
+	req_rid(&r, "DELETE", "/v1/health", K_NONE, "t-405", NULL);
+	ck_assert_int_eq(r.status, 405);
+	su_resp_free(&r);
+	req_hdrs(&r, "POST", "/v1/detokenize", K_NONE, bogus, GOOD_DETOK);
+	ck_assert_int_eq(r.status, 401);
+	su_resp_free(&r);
+	req_rid(&r, "HEAD", "/v1/health", K_NONE, "t-head", NULL);
+	ck_assert_int_eq(r.status, 200);
+	su_resp_free(&r);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "{\"fields\":{\"email\":\"", 20);
+	req_rid(&r, "POST", "/v1/records", K_WRITER, "t-413", big);
+	ck_assert_int_eq(r.status, 413);
+	su_resp_free(&r);
+	req_rid(&r, "POST", "/v1/records", K_WRITER, "t-400", "{\"fields\":");
+	ck_assert_int_eq(r.status, 400);
+	su_resp_free(&r);
+	req_rid(&r, "GET", "/v1/audit", K_WRITER, "t-403", NULL);
+	ck_assert_int_eq(r.status, 403);
+	su_resp_free(&r);
+
+	log = stopped_log();
+	ck_assert_msg(strstr(log, LOG_VALUE) == NULL && strstr(log, id) ==
+	    NULL && strstr(log, "zq-path-7807") == NULL && strstr(log,
+	    "zq-query-7808") == NULL && strstr(log, "zqbogus7805") == NULL &&
+	    strstr(log, "zqnosuch7806") == NULL && strstr(log,
+	    keys[K_WRITER]) == NULL, "the log holds what it must not: [%s]",
+	    log);
+	for (line = strtok_r(log, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *lvl;
+
+		lines++;
+		ck_assert_msg((v = jparse(line, strlen(line))) != NULL &&
+		    v->type == J_OBJ, "not a JSON object: [%s]", line);
+		ck_assert_msg(ts_valid(jstr(v, "ts")), "ts: [%s]", line);
+		lvl = jstr(v, "level");
+		ck_assert_msg(lvl != NULL && (strcmp(lvl, "error") == 0 ||
+		    strcmp(lvl, "warn") == 0 || strcmp(lvl, "info") == 0 ||
+		    strcmp(lvl, "debug") == 0), "level: [%s]", line);
+		ck_assert_msg(jstr(v, "msg") != NULL, "msg: [%s]", line);
+		if (strcmp(jstr(v, "msg"), "request") == 0) {
+			access++;
+			check_access(v, want, NELEM(want), line);
+		}
+		jfree(v);
+	}
+	for (size_t i = 0; i < NELEM(want); i++)
+		ck_assert_msg(want[i].seen, "no access line for %s",
+		    want[i].rid);
+	ck_assert_uint_eq(access, NELEM(want));
+	ck_assert_uint_gt(lines, access);	/* start and stop too */
+	free(log);
+}
+END_TEST
+
+/* The audit event whose request_id is rid: its action, or NULL. */
+static char *
+audit_action_of(const char *rid)
+{
+	struct su_resp r;
+	struct jv *v;
+	const struct jv *ev;
+	char *action = NULL;
+
+	req(&r, "GET", "/v1/audit?after=0&limit=1000", K_AUDITOR, NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	v = su_body_json(&r);
+	ev = jget(v, "events");
+	ck_assert_msg(ev != NULL && ev->type == J_ARR, "[%s]", r.body.p);
+	for (size_t i = 0; i < ev->n && action == NULL; i++) {
+		const char *id = jstr(&ev->items[i], "request_id");
+
+		if (id != NULL && strcmp(id, rid) == 0)
+			ck_assert_ptr_nonnull(action = strdup(jstr(
+			    &ev->items[i], "action")));
+	}
+	jfree(v);
+	su_resp_free(&r);
+	return action;
+}
+
+/*
+ * X-Request-Id: a valid one comes back and is in the request's audit
+ * event (GET /v1/audit and audit export); any other (too long, a
+ * character outside [A-Za-z0-9._-], empty, two of them, a line break
+ * spelled out) is replaced by a new one, 22 base64url characters, which
+ * comes back and is in the audit event; a request without one gets one.
+ */
+START_TEST(test_request_id)
+{
+	static const char *const bad[] = {
+		"X-Request-Id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaa",			/* 65 */
+		"X-Request-Id: a b",
+		"X-Request-Id: a/b",
+		"X-Request-Id: a\"b",
+		"X-Request-Id: a%0d%0aSet-Cookie:x",
+		"X-Request-Id: caf\xc3\xa9",
+		"X-Request-Id;",			/* empty */
+		"X-Request-Id: a,b",
+	};
+	static const char long_ok[] = "A123456789.123456789_123456789-"
+	    "123456789012345678901234567890123";	/* 64 */
+	char got[API_REQUEST_ID_MAX + 1], prev[API_REQUEST_ID_MAX + 1] = "";
+	struct su_resp r;
+	struct su_run c;
+	char *action;
+
+	req_rid(&r, "GET", "/v1/audit?limit=1", K_AUDITOR, "Ab9._-z", NULL);
+	ck_assert_int_eq(r.status, 200);
+	su_assert_request_id(&r, "Ab9._-z");
+	su_resp_free(&r);
+	ck_assert_ptr_nonnull(action = audit_action_of("Ab9._-z"));
+	ck_assert_str_eq(action, "audit.read");
+	free(action);
+	req_rid(&r, "POST", "/v1/records", K_WRITER, long_ok, GOOD_REC);
+	ck_assert_int_eq(r.status, 201);
+	su_assert_request_id(&r, long_ok);
+	su_resp_free(&r);
+	ck_assert_ptr_nonnull(action = audit_action_of(long_ok));
+	ck_assert_str_eq(action, "records.create");
+	free(action);
+
+	for (size_t i = 0; i <= NELEM(bad); i++) {
+		const char *two[] = { "X-Request-Id: one", "X-Request-Id: two",
+		    NULL };
+		const char *one[] = { i < NELEM(bad) ? bad[i] : NULL, NULL };
+
+		/* The last round: two valid ones are one too many. */
+		req_hdrs(&r, "POST", "/v1/detokenize", K_NONE, i < NELEM(bad) ?
+		    one : two, GOOD_DETOK);
+		ck_assert_int_eq(r.status, 401);
+		su_assert_request_id(&r, NULL);
+		(void)snprintf(got, sizeof(got), "%s", su_header(&r,
+		    "X-Request-Id"));
+		ck_assert_msg(strlen(got) == PV_B64URL16_LEN && strspn(got,
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789_-") == PV_B64URL16_LEN, "[%s] for [%s]", got,
+		    one[0] != NULL ? one[0] : "two");
+		ck_assert_msg(strcmp(got, prev) != 0, "the same id twice");
+		ck_assert_ptr_null(su_header(&r, "Set-Cookie"));
+		memcpy(prev, got, sizeof(prev));
+		su_resp_free(&r);
+		ck_assert_ptr_nonnull(action = audit_action_of(got));
+		ck_assert_str_eq(action, "detokenize");
+		free(action);
+	}
+	/* None sent: one made. */
+	req(&r, "GET", "/v1/health", K_NONE, NULL, NULL);
+	su_assert_request_id(&r, NULL);
+	ck_assert_uint_eq(strlen(su_header(&r, "X-Request-Id")),
+	    PV_B64URL16_LEN);
+	su_resp_free(&r);
+
+	cli(&c, "audit", "export", NULL);
+	ck_assert_exit(&c, 0);
+	ck_assert_msg(strstr(c.out, "\"request_id\":\"Ab9._-z\"") != NULL,
+	    "[%.2000s]", c.out);
+	su_run_free(&c);
+}
+END_TEST
+
+/* The access line of a text log: "TS info request request_id=…". */
+static int
+text_access_line(const char *log, const char *rid)
+{
+	char want[160];
+	const char *p = log;
+
+	(void)snprintf(want, sizeof(want), " info request request_id=%s "
+	    "method=GET route=/v1/health status=200 duration_ms=", rid);
+	while ((p = strstr(p, want)) != NULL) {
+		const char *bol = p;
+
+		while (bol > log && bol[-1] != '\n')
+			bol--;
+		if (p - bol == 24) {
+			char ts[25];
+
+			memcpy(ts, bol, 24);
+			ts[24] = '\0';
+			return ts_valid(ts) && strstr(p, " key=-\n") != NULL;
+		}
+		p++;
+	}
+	return 0;
+}
+
+/*
+ * Text is the default, and JSON under systemd (JOURNAL_STREAM naming the
+ * stderr the server has, not another file); --log-level warn drops info
+ * lines, access lines included; a bad --log-format or --log-level exits
+ * 2 and serves nothing.
+ */
+START_TEST(test_log_format_level)
+{
+	static const char *const warn[] = { "--log-level", "warn", NULL };
+	char js[96], *log;
+	const char *env[] = { js, NULL };
+	struct su_resp r;
+	struct su_run c;
+	struct stat st;
+	int fd;
+
+	cli(&c, "serve", "--log-format", "xml", NULL);
+	ck_assert_exit(&c, 2);
+	ck_assert_ptr_nonnull(strstr(c.err, "--log-format"));
+	su_run_free(&c);
+	cli(&c, "serve", "--log-level", "loud", NULL);
+	ck_assert_exit(&c, 2);
+	ck_assert_ptr_nonnull(strstr(c.err, "--log-level"));
+	su_run_free(&c);
+
+	/* Text by default. */
+	restart(NULL, NULL);
+	req_rid(&r, "GET", "/v1/health", K_NONE, "t-text", NULL);
+	su_resp_free(&r);
+	log = stopped_log();
+	ck_assert_msg(text_access_line(log, "t-text"), "[%s]", log);
+	ck_assert_msg(log[0] != '{', "[%s]", log);
+	free(log);
+
+	/* A JOURNAL_STREAM of another file: still text. */
+	(void)snprintf(js, sizeof(js), "JOURNAL_STREAM=1:1");
+	restart(NULL, env);
+	req_rid(&r, "GET", "/v1/health", K_NONE, "t-other", NULL);
+	su_resp_free(&r);
+	log = stopped_log();
+	ck_assert_msg(text_access_line(log, "t-other"), "[%s]", log);
+	free(log);
+
+	/* The journal: stderr is the file JOURNAL_STREAM names. */
+	restart(NULL, NULL);
+	su_curl_cleanup();
+	su_srv_stop();
+	ck_assert_int_eq(unlink(su_logpath), 0);
+	ck_assert_int_ge(fd = open(su_logpath, O_WRONLY | O_CREAT | O_CLOEXEC,
+	    0600), 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(close(fd), 0);
+	(void)snprintf(js, sizeof(js), "JOURNAL_STREAM=%llu:%llu",
+	    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	su_srv_start((const char *const[]){ "serve", "--listen",
+	    "127.0.0.1:0", NULL }, NULL, env);
+	req_rid(&r, "GET", "/v1/health", K_NONE, "t-journal", NULL);
+	su_resp_free(&r);
+	log = stopped_log();
+	ck_assert_msg(log[0] == '{' && strstr(log, "\"msg\":\"request\","
+	    "\"request_id\":\"t-journal\"") != NULL, "[%s]", log);
+	free(log);
+
+	/* warn: no info line, so no access line. */
+	restart(warn, NULL);
+	req_rid(&r, "GET", "/v1/health", K_NONE, "t-warn", NULL);
+	ck_assert_int_eq(r.status, 200);
+	su_resp_free(&r);
+	log = stopped_log();
+	ck_assert_msg(strstr(log, " info ") == NULL && strstr(log, "t-warn") ==
+	    NULL, "[%s]", log);
+	free(log);
+}
+END_TEST
+
 static Suite *
 http_routes_suite(void)
 {
@@ -750,6 +1226,11 @@ http_routes_suite(void)
 
 	tc = http_tcase(s, "listen", 1, TIMEOUT);
 	tcase_add_test(tc, test_listen_off_loopback);
+
+	tc = http_tcase(s, "log", 1, TIMEOUT);
+	tcase_add_test(tc, test_log_json_access);
+	tcase_add_test(tc, test_request_id);
+	tcase_add_test(tc, test_log_format_level);
 
 	tc = http_tcase(s, "openapi", 0, TIMEOUT);
 	tcase_add_test(tc, test_openapi_documents_routes);

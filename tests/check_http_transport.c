@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_http_transport.c: the HTTP transport under hostile clients, over
  * raw sockets to the real server: routes matched on the raw path (an
@@ -15,11 +16,14 @@
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -620,6 +624,61 @@ START_TEST(test_slowloris)
 }
 END_TEST
 
+
+/*
+ * Under systemd (Type=notify) the server says READY=1 once it listens and
+ * STOPPING=1 when told to stop, on the datagram socket $NOTIFY_SOCKET
+ * names: here one of ours, by path and then by abstract name.
+ */
+static void
+notify_expect(int fd, const char *want)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char buf[256];
+	ssize_t n;
+
+	ck_assert_msg(poll(&p, 1, LIVE_MS) == 1, "no %s on NOTIFY_SOCKET", want);
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strcmp(buf, want) == 0, "NOTIFY_SOCKET got [%s], want %s",
+	    buf, want);
+}
+
+START_TEST(test_sd_notify)
+{
+	for (int abstract = 0; abstract <= 1; abstract++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		char env[sizeof(sa.sun_path) + 16];
+		const char *envv[] = { env, NULL };
+		socklen_t salen;
+		size_t n;
+		int fd;
+
+		n = (size_t)snprintf(sa.sun_path, sizeof(sa.sun_path),
+		    "%s/notify%d", su_tdir, abstract);
+		ck_assert_uint_lt(n, sizeof(sa.sun_path));
+		(void)snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s",
+		    sa.sun_path);
+		if (abstract) {
+			sa.sun_path[0] = '\0';
+			env[strlen("NOTIFY_SOCKET=")] = '@';
+		}
+		salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, salen), 0);
+		if (su_srv.pid > 0)
+			su_srv_stop();
+		su_srv_start_local(NULL, NULL, envv);
+		notify_expect(fd, "READY=1");
+		ck_assert_int_eq(su_srv_signal(SIGTERM), 0);
+		notify_expect(fd, "STOPPING=1");
+		ck_assert_int_eq(close(fd), 0);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -628,6 +687,7 @@ main(void)
 
 	tc = http_tcase(s, "paths", 1, TIMEOUT);
 	tcase_add_test(tc, test_raw_paths);
+	tcase_add_test(tc, test_sd_notify);
 	tc = http_tcase(s, "framing", 1, TIMEOUT);
 	tcase_add_test(tc, test_framing_nul);
 	tcase_add_test(tc, test_framing_smuggle);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_kms.c: the key hierarchy: key files, root key and passphrase, the
  * ring, DEK wrapping, identifiers and the blind index.

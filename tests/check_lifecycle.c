@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_lifecycle.c: crypto-shredding, receipts and the key lifecycle of
  * vault.h: rotation, re-wrapping, retiring and destroying KEKs, root and

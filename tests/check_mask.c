@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_mask.c: vault_mask, the masked form a masked or research key sees,
  * as a property over every length from 1 to 64 and every UTF-8 width:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_ops_kek.c: the data keys' lifecycle under load: rotating,
  * rewrapping, retiring and destroying KEKs (and refusing to retire or

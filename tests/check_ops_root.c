@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_ops_root.c: the root key and the cryptoperiod under load: rotating
  * the root key, and the rotations and shred epochs that the cryptoperiod

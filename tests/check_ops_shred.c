@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_ops_shred.c: crypto-shredding under load: shredding records by the
  * CLI and the API, the shred epoch (also after a destroy), rotating the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_policy.c: the privacy policy, over real HTTP and through the real
  * binary: the audit log (what it records, that it never holds a value, a
@@ -547,7 +548,8 @@ audit_page(const char *query, struct su_gbuf *all)
 	assert_status(&r, 200);
 	v = su_body_json(&r);
 	ev = jget(v, "events");
-	ck_assert_msg(v->n == 4 && ev != NULL && ev->type == J_ARR &&
+	ck_assert_msg(v->n == 4 + (jget(v, "archived_through") != NULL) &&
+	    ev != NULL && ev->type == J_ARR &&
 	    jget(v, "next") != NULL && jget(v, "end") != NULL &&
 	    jget(v, "has_more") != NULL, "not {\"events\":[…],\"next\":N,"
 	    "\"end\":E,\"has_more\":B}: [%.300s]", r.body.p);
@@ -1749,6 +1751,48 @@ scribble(void *arg)
  * past end.  A bad end is refused, and an end past the newest event (a
  * log cut back, or a client's mistake) too.
  */
+/*
+ * After audit archive, a paging from after=0 starts past the checkpoint
+ * and says where (archived_through); an end at or below it is a paging
+ * with nothing left, not one that never ends.
+ */
+START_TEST(test_audit_archived_http)
+{
+	struct su_run r;
+	struct jv *v;
+	unsigned long long last;
+	const char *p;
+	char q[96];
+
+	fake_now = T0 + 2 * DAY;
+	cli(&r, "audit", "archive", "--before", "2023-11-15T22:13:20Z", "--to",
+	    "a.jsonl", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(p = strstr(r.out, " to "));
+	ck_assert_int_eq(sscanf(p, " to %llu)", &last), 1);
+	su_run_free(&r);
+	ck_assert_uint_ge(last, 4);
+	srv_start_plain();
+	v = audit_page("?after=0&limit=1", NULL);
+	ck_assert_uint_eq(jnum(v, "archived_through"), last);
+	ck_assert_uint_eq(jnum(&jget(v, "events")->items[0], "seq"), last + 1);
+	jfree(v);
+	v = audit_page("?after=1&limit=1", NULL);
+	ck_assert_uint_eq(jnum(&jget(v, "events")->items[0], "seq"), last + 1);
+	jfree(v);
+	(void)snprintf(q, sizeof(q), "?after=0&end=%llu", last);
+	v = audit_page(q, NULL);
+	ck_assert_uint_eq(jget(v, "events")->n, 0);
+	ck_assert_uint_eq(jnum(v, "next"), last);
+	ck_assert(!jbool(v, "has_more"));
+	jfree(v);
+	su_srv_stop();
+	cli(&r, "audit", "verify", NULL);
+	ck_assert_exit(&r, 0);
+	su_run_free(&r);
+}
+END_TEST
+
 START_TEST(test_audit_paging_ends)
 {
 	static const char *const bad_end[] = { "?end=abc", "?end=-1",
@@ -3294,6 +3338,7 @@ policy_suite(void)
 	tcase_add_test(tc, test_audit_items);
 	tcase_add_test(tc, test_audit_cli_get);
 	tcase_add_test(tc, test_audit_paging_ends);
+	tcase_add_test(tc, test_audit_archived_http);
 	tcase_add_test(tc, test_audit_page_bounded);
 	tcase_add_test(tc, test_audit_unavailable_503);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_promises.c: sentences of SECURITY.md, each tried the way an
  * operator or an attacker would, through the real binary, so that a
@@ -54,6 +55,7 @@ teardown(void)
 {
 	if (su_srv.pid > 0)
 		su_srv_stop();
+	su_logs_collect();
 	tu_teardown();
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_pv.c: the shared base (pv.h): known-answer vectors for every
  * primitive we build on, AEAD tampering, encodings and their rejections,

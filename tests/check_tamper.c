@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_tamper: the data-file tamper matrix.  White-box: edits stored
  * values through pv_store.h with the vault closed (an attacker with the
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/stat.h>
 
 #include "kms.h"
 #include "pv.h"
@@ -1081,7 +1084,7 @@ upgrade_case(size_t keep)
 	ck_assert_int_eq(tu_get_status(v, gtoks[0]), PV_ESHREDDED);
 	tu_expect_value(v, toks[0], "name", "Tamper Test", 11);
 	tu_expect_value(v, toks[1], "email", "tamper@example.org", 18);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(bad, 0);
 	ck_assert_uint_gt(count, UP_KEYS);
 	ck_assert_uint_eq(vault_alarms(v), 0);
@@ -1223,6 +1226,198 @@ START_TEST(apikey_expiry_tamper)
 }
 END_TEST
 
+/* Audit retention: the checkpoint an archive leaves. */
+
+#define CK_KEY		"audit_ckpt"
+#define CK_VALUE_LEN	197	/* docs/format.md: 165 and the row MAC */
+
+/* n events at time t, the first about record 1 (kind read). */
+static void
+events_at(struct vault *v, uint64_t t, size_t n)
+{
+	const uint64_t rec = 1;
+	struct vault_event ev = { .actor = "tamper", .action = "test",
+	    .ok = 1, .purpose = -1, .recs = &rec, .nrecs = 1,
+	    .kind = VAULT_EK_READ };
+
+	pv_clock_set(t);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(vault_audit(v, &ev, NULL), PV_OK);
+		ev.nrecs = 0;
+		ev.kind = VAULT_EK_NONE;
+	}
+}
+
+/* Archive what is older than before; removal stops after the commit. */
+static void
+archive_commit(struct vault *v, uint64_t before, size_t batch,
+    uint64_t *removed)
+{
+	struct vault_archive_head h;
+	uint8_t hash[32];
+
+	memset(hash, 0xab, sizeof(hash));
+	ck_assert_int_eq(vault_audit_archive_plan(v, before, &h), PV_OK);
+	ck_assert_int_eq(vault_audit_archive_commit(v, &h, hash, batch,
+	    removed), PV_OK);
+}
+
+/* verify's answer, from a fresh open: rc, and bad. */
+static pv_status
+verify_fresh(uint64_t *bad, uint64_t *count, uint64_t *alarms)
+{
+	struct vault *v = vopen();
+	pv_status rc;
+
+	rc = vault_audit_verify(v, count, bad, NULL);
+	*alarms = vault_alarms(v);
+	vault_close(v);
+	return rc;
+}
+
+/*
+ * Archive events 1..10 and stop after the first removal commit (a crash):
+ * the chain verifies from the checkpoint, reads start there, and a prune
+ * finishes, index rows included.  Then the attacks on the data file:
+ * every byte of the checkpoint flipped, the checkpoint deleted, the events
+ * after it deleted, another vault's checkpoint, an older checkpoint put
+ * back after a later archive.  Each is an integrity failure.
+ */
+START_TEST(audit_checkpoint_tamper)
+{
+	struct vault_audit_checkpoint ck;
+	struct vault_audit_entry *e = NULL;
+	struct vault_opts o2;
+	struct vault *v, *v2;
+	uint8_t orig[VAL_MAX], val[VAL_MAX], other[VAL_MAX], key[8], ak[17];
+	uint8_t first[VAL_MAX];
+	char dir2[PATH_MAX + 32], key2[PATH_MAX + 48], data2[PATH_MAX + 48];
+	uint64_t t0 = 1767000000, removed, count, bad, last, archived, alarms;
+	size_t len, n, flen;
+	const void *x;
+
+	v = vopen();
+	events_at(v, t0, 10);
+	events_at(v, t0 + 100, 2);
+	archive_commit(v, t0 + 50, 4, &removed);
+	ck_assert_uint_eq(removed, 4);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, &ck), PV_OK);
+	ck_assert_uint_eq(ck.seq, 10);
+	ck_assert_uint_eq(ck.archived, 10);
+	ck_assert_uint_eq(ck.before, t0 + 50);
+	ck_assert_uint_eq(count, 3);	/* 11, 12 and the archive's event */
+	ck_assert_int_eq(vault_audit_read(v, 0, VAULT_AUDIT_END_NONE, 10, &e,
+	    &n, &last, &archived), PV_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(e[0].seq, 11);
+	ck_assert_str_eq(e[2].action, "audit.archive");
+	ck_assert_uint_eq(archived, 10);
+	vault_audit_entries_free(e, n);
+	vault_close(v);
+	/* "Crashed": events 5..10 are left below the checkpoint. */
+	pv_put_u64(key, 5);
+	ck_assert_uint_gt(peek(PV_T_AUDIT, key, 8, val), 0);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_OK);
+	ck_assert_uint_eq(count, 3);
+	v = vopen();
+	ck_assert_int_eq(vault_audit_archive_prune(v, 4, &removed), PV_OK);
+	ck_assert_uint_eq(removed, 4);
+	ck_assert_int_eq(vault_audit_archive_prune(v, 4, &removed), PV_OK);
+	ck_assert_uint_eq(removed, 2);
+	ck_assert_int_eq(vault_audit_archive_prune(v, 4, &removed), PV_OK);
+	ck_assert_uint_eq(removed, 0);
+	/* The chain goes on across the checkpoint. */
+	events_at(v, t0 + 200, 1);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
+	ck_assert_uint_eq(count, 4);
+	vault_close(v);
+	{
+		struct pv_store_opts so = { 0, 0, 0 };
+		struct pv_store *st;
+		struct pv_txn *t;
+		size_t vl;
+
+		ck_assert_int_eq(pv_store_open(datadir, &so, &st), PV_OK);
+		ck_assert_int_eq(pv_txn_begin(st, 0, &t), PV_OK);
+		for (uint64_t i = 1; i <= 10; i++) {
+			pv_put_u64(key, i);
+			ck_assert_int_eq(pv_get(t, PV_T_AUDIT, key, 8, &x, &vl),
+			    PV_ENOTFOUND);
+		}
+		/* Event 1's row in the per-record index went with it. */
+		pv_put_u64(ak, 1);
+		ak[8] = VAULT_EK_READ;
+		pv_put_u64(ak + 9, 1);
+		ck_assert_int_eq(pv_get(t, PV_T_AUDIT_REC, ak, 17, &x, &vl),
+		    PV_ENOTFOUND);
+		pv_txn_abort(t);
+		pv_store_close(st);
+	}
+
+	len = peek(PV_T_META, CK_KEY, strlen(CK_KEY), orig);
+	ck_assert_uint_eq(len, CK_VALUE_LEN);
+	for (size_t i = 0; i < len; i++) {
+		memcpy(val, orig, len);
+		val[i] ^= 0x01;
+		poke(PV_T_META, CK_KEY, strlen(CK_KEY), val, len);
+		ck_assert_int_eq(verify_fresh(&bad, &count, &alarms),
+		    PV_EINTEGRITY);
+		ck_assert_uint_eq(bad, 0);
+		ck_assert_uint_gt(alarms, 0);
+	}
+	/* Deleted: the chain must start at 1, and event 1 is gone. */
+	poke(PV_T_META, CK_KEY, strlen(CK_KEY), NULL, 0);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_EINTEGRITY);
+	ck_assert_uint_eq(bad, 1);
+	poke(PV_T_META, CK_KEY, strlen(CK_KEY), orig, len);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_OK);
+	/* Events after it deleted: the gap shows. */
+	pv_put_u64(key, 11);
+	flen = peek(PV_T_AUDIT, key, 8, first);
+	poke(PV_T_AUDIT, key, 8, NULL, 0);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_EINTEGRITY);
+	ck_assert_uint_eq(bad, 11);
+	poke(PV_T_AUDIT, key, 8, first, flen);
+
+	/* Another vault's checkpoint, at the same seq. */
+	(void)snprintf(dir2, sizeof(dir2), "%s/two", dir);
+	(void)snprintf(key2, sizeof(key2), "%s/root.key", dir);
+	(void)snprintf(data2, sizeof(data2), "%s/data", dir2);
+	ck_assert_int_eq(mkdir(dir2, 0700), 0);
+	o2 = opts;
+	o2.data_dir = data2;
+	ck_assert_int_eq(vault_create(&o2, &v2), PV_OK);
+	events_at(v2, t0, 10);
+	archive_commit(v2, t0 + 50, 100, &removed);
+	vault_close(v2);
+	{
+		char save[PATH_MAX + 16];
+
+		memcpy(save, datadir, sizeof(save));
+		memcpy(datadir, data2, strlen(data2) + 1);
+		ck_assert_uint_eq(peek(PV_T_META, CK_KEY, strlen(CK_KEY),
+		    other), CK_VALUE_LEN);
+		memcpy(datadir, save, sizeof(save));
+	}
+	poke(PV_T_META, CK_KEY, strlen(CK_KEY), other, CK_VALUE_LEN);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_EINTEGRITY);
+	ck_assert_uint_eq(bad, 0);
+	poke(PV_T_META, CK_KEY, strlen(CK_KEY), orig, len);
+
+	/* A later archive; the older checkpoint put back hides nothing. */
+	v = vopen();
+	archive_commit(v, t0 + 150, 100, &removed);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, &ck), PV_OK);
+	ck_assert_uint_eq(ck.seq, 13);
+	ck_assert_uint_eq(ck.archived, 13);
+	vault_close(v);
+	poke(PV_T_META, CK_KEY, strlen(CK_KEY), orig, len);
+	ck_assert_int_eq(verify_fresh(&bad, &count, &alarms), PV_EINTEGRITY);
+	ck_assert_uint_eq(bad, 11);
+	(void)key2;
+}
+END_TEST
+
 static Suite *
 tamper_suite(void)
 {
@@ -1232,7 +1427,8 @@ tamper_suite(void)
 	    hold_byte_flips, retention_moved, consent_not_granted,
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
 	    upgrade_old_vault, upgrade_resumes, request_limit_reset,
-	    legacy_deletion_counts_ignored, refused_access_not_counted, NULL);
+	    legacy_deletion_counts_ignored, refused_access_not_counted,
+	    audit_checkpoint_tamper, NULL);
 }
 
 int

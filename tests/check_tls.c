@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_tls.c: TLS as a client sees it, and the listening socket.
  *

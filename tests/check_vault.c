@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_vault.c: records, envelopes, tokens and the blind index, and the
  * security properties they promise: nothing readable on disk, nothing
@@ -1096,8 +1097,12 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 	ck_assert_uint_le(vl, sizeof(ev));
 	el = vl - PV_HMAC_LEN;
 	memcpy(ev, val, el);
-	ck_assert_uint_eq(ev[0], 3);		/* sealed, with items */
-	/* A shred has none: version 1 ends before their count. */
+	ck_assert_uint_eq(ev[0], 4);	/* sealed, items, request id */
+	/*
+	 * A shred here has no items and no request id: version 1 ends
+	 * before the item count.
+	 */
+	ck_assert_uint_eq(ev[el - 3], 0);
 	ck_assert_uint_eq(ev[el - 2], 0);
 	ck_assert_uint_eq(ev[el - 1], 0);
 	ck_assert(memmem(ev, el, plain, pl) == NULL);
@@ -1116,8 +1121,8 @@ reason_rewrite(struct vault *v, uint64_t aseq, const char *plain, int forge)
 		nev[pos] = (uint8_t)pl;
 		memcpy(nev + pos + 1, plain, pl);
 		memcpy(nev + pos + 1 + pl, ev + pos + 1 + sl, el - pos - 1 -
-		    sl - 2);
-		nl = el - sl + pl - 2;
+		    sl - 3);
+		nl = el - sl + pl - 3;
 	}
 	parts[0] = (struct pv_part){ prev, sizeof(prev) };
 	parts[1] = (struct pv_part){ sk, sizeof(sk) };
@@ -1176,24 +1181,24 @@ START_TEST(reasons_old_and_forged)
 	ck_assert_uint_eq(r.shredded_at, first.shredded_at);
 	ck_assert_mem_eq(r.sig, first.sig, sizeof(r.sig));
 	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
-	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_OK);
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last, NULL), PV_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(e[0].reason, "old reason 9301");
 	vault_audit_entries_free(e, n);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(vault_alarms(v), 0);
 
 	/* Sealed, changed: verify passes, reading does not. */
 	reason_shred(v, id[1], "new reason 9302", &first, PV_OK);
 	ck_assert_str_eq(first.reason, "new reason 9302");
 	reason_rewrite(v, first.audit_seq, "new reason 9302", 1);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	ck_assert_uint_eq(bad, 0);
 	alarms = vault_alarms(v);
 	e = NULL;
 	n = 0;
 	ck_assert_int_eq(vault_audit_read(v, first.audit_seq - 1,
-	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last), PV_EINTEGRITY);
+	    VAULT_AUDIT_END_NONE, 1, &e, &n, &last, NULL), PV_EINTEGRITY);
 	ck_assert_uint_gt(vault_alarms(v), alarms);
 	alarms = vault_alarms(v);
 	memset(&r, 0, sizeof(r));
@@ -1246,32 +1251,48 @@ event_rewrite(struct vault *v, uint64_t seq,
 	ck_assert_int_eq(pv_txn_commit(t), PV_OK);
 }
 
-/* Version 3 without items to version 2: the same less the item count. */
+/*
+ * Version 4 without a request id to version 3: the same less the id's
+ * length byte, at the end.
+ */
+static void
+to_v3(uint8_t *ev, size_t *len)
+{
+	ck_assert_uint_eq(ev[0], 4);
+	ck_assert_uint_eq(ev[*len - 1], 0);
+	ev[0] = 3;
+	*len -= 1;
+}
+
+/* Version 4 without items or id to version 2: less the item count too. */
 static void
 to_v2(uint8_t *ev, size_t *len)
 {
-	ck_assert_uint_eq(ev[0], 3);
+	ck_assert_uint_eq(ev[0], 4);
+	ck_assert_uint_eq(ev[*len - 3], 0);
 	ck_assert_uint_eq(ev[*len - 2], 0);
 	ck_assert_uint_eq(ev[*len - 1], 0);
 	ev[0] = 2;
-	*len -= 2;
+	*len -= 3;
 }
 
 /*
  * One item without a field (docs/format.md: outcome, status, record seq,
- * field length 0, at the end): an outcome no version writes.
+ * field length 0, then the request id's length 0, at the end): an
+ * outcome no version writes.
  */
 static void
 bad_outcome(uint8_t *ev, size_t *len)
 {
-	ck_assert_uint_eq(ev[*len - 11], VAULT_ITEM_REFUSED);
-	ev[*len - 11] = 9;
+	ck_assert_uint_eq(ev[*len - 12], VAULT_ITEM_REFUSED);
+	ev[*len - 12] = 9;
 }
 
 /*
  * Events written before items (version 2, as every vault made before
- * this version holds) read and verify in one chain with those after,
- * with no items; a get is logged with its item whether it succeeds or
+ * items holds) and before request ids (version 3) read and verify in one
+ * chain with those after, with no items and no request id; an event's
+ * request id reads back; a get is logged with its item whether it succeeds or
  * not; an item no version writes is an integrity error even where the
  * chain was forged to match.
  */
@@ -1290,24 +1311,30 @@ START_TEST(audit_versions_mixed)
 	ck_assert_int_eq(vault_create(&opts, &v), PV_OK);
 	vault_set_actor(v, "test");
 	ck_assert_int_eq(put1(v, f, 1, id, toks), PV_OK);
-	ck_assert_int_eq(vault_audit_verify(v, &old, &bad), PV_OK);
+	ck_assert_int_eq(vault_audit_verify(v, &old, &bad, NULL), PV_OK);
 	ck_assert_uint_gt(old, 0);
 	event_rewrite(v, old, to_v2);
 
 	ck_assert_int_eq(vault_get(v, toks[0], strlen(toks[0]), &val), PV_OK);
 	vault_value_free(val);
 	val = NULL;
+	event_rewrite(v, old + 1, to_v3);
+	ck_assert_int_eq(vault_audit(v, &(struct vault_event){ .actor = "t",
+	    .action = "probe", .purpose = -1, .request_id = "rq-9.Az_" },
+	    NULL), PV_OK);
 	ck_assert_int_eq(vault_get(v, unknown, strlen(unknown), &val),
 	    PV_ENOTFOUND);
 	ck_assert_ptr_null(val);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
-	ck_assert_uint_eq(count, old + 2);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
+	ck_assert_uint_eq(count, old + 3);
 
 	ck_assert_int_eq(vault_audit_read(v, old - 1, VAULT_AUDIT_END_NONE,
-	    10, &e, &n, &last), PV_OK);
-	ck_assert_uint_eq(n, 3);
-	ck_assert_uint_eq(last, old + 2);
+	    10, &e, &n, &last, NULL), PV_OK);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(last, old + 3);
 	ck_assert_uint_eq(e[0].nitems, 0);		/* version 2 */
+	ck_assert_str_eq(e[0].request_id, "");
+	ck_assert_str_eq(e[1].request_id, "");		/* version 3 */
 	ck_assert_str_eq(e[1].action, "get");
 	ck_assert_uint_eq(e[1].nrecs, 1);
 	ck_assert_str_eq(e[1].ids[0], id);
@@ -1318,29 +1345,32 @@ START_TEST(audit_versions_mixed)
 	ck_assert_str_eq(e[1].items[0].field, "email");
 	ck_assert_int_eq(e[1].items[0].outcome, VAULT_ITEM_REVEALED);
 	ck_assert_int_eq(e[1].items[0].code, PV_OK);
-	ck_assert_int_eq(e[2].ok, 1);
-	ck_assert_uint_eq(e[2].nrecs, 0);
-	ck_assert_uint_eq(e[2].nitems, 1);
-	ck_assert_str_eq(e[2].items[0].id, "");
-	ck_assert_str_eq(e[2].items[0].field, "");
-	ck_assert_int_eq(e[2].items[0].outcome, VAULT_ITEM_REFUSED);
-	ck_assert_int_eq(e[2].items[0].code, PV_ENOTFOUND);
+	ck_assert_str_eq(e[2].action, "probe");		/* version 4 */
+	ck_assert_str_eq(e[2].request_id, "rq-9.Az_");
+	ck_assert_str_eq(e[3].request_id, "");
+	ck_assert_int_eq(e[3].ok, 1);
+	ck_assert_uint_eq(e[3].nrecs, 0);
+	ck_assert_uint_eq(e[3].nitems, 1);
+	ck_assert_str_eq(e[3].items[0].id, "");
+	ck_assert_str_eq(e[3].items[0].field, "");
+	ck_assert_int_eq(e[3].items[0].outcome, VAULT_ITEM_REFUSED);
+	ck_assert_int_eq(e[3].items[0].code, PV_ENOTFOUND);
 	vault_audit_entries_free(e, n);
 
 	/* An end stops the page there; the newest is still told. */
 	e = NULL;
-	ck_assert_int_eq(vault_audit_read(v, 0, old, 10, &e, &n, &last),
+	ck_assert_int_eq(vault_audit_read(v, 0, old, 10, &e, &n, &last, NULL),
 	    PV_OK);
 	ck_assert_uint_eq(n, old);
 	ck_assert_uint_eq(e[n - 1].seq, old);
-	ck_assert_uint_eq(last, old + 2);
+	ck_assert_uint_eq(last, old + 3);
 	vault_audit_entries_free(e, n);
 
-	event_rewrite(v, old + 2, bad_outcome);
-	ck_assert_int_eq(vault_audit_verify(v, &count, &bad), PV_OK);
+	event_rewrite(v, old + 3, bad_outcome);
+	ck_assert_int_eq(vault_audit_verify(v, &count, &bad, NULL), PV_OK);
 	e = NULL;
-	ck_assert_int_eq(vault_audit_read(v, old + 1, VAULT_AUDIT_END_NONE,
-	    10, &e, &n, &last), PV_EINTEGRITY);
+	ck_assert_int_eq(vault_audit_read(v, old + 2, VAULT_AUDIT_END_NONE,
+	    10, &e, &n, &last, NULL), PV_EINTEGRITY);
 	ck_assert_ptr_null(e);
 	vault_close(v);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * httputil.c: the fixture of the check_http_* suites; see httputil.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * httputil.h: the fixture of the check_http_* suites, which drive the
  * HTTP API over real HTTP.  Each test makes a vault in a fresh directory

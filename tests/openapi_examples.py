@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Check docs/openapi.yaml's examples against their own schemas.
 
 Every example a client or a gateway may copy must be valid under the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * opsutil.c: the fixture of the check_ops_* suites: the key lifecycle and
  * crypto-shredding, run by the real CLI against a real server on the same

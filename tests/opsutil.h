@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * opsutil.h: the fixture of the check_ops_* suites, which run the key
  * lifecycle and crypto-shredding with the real CLI against a real server

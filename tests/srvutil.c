@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * srvutil.c: running the real binary, its server and requests to it, and
  * the JSON reader, for the suites that drive piivault from outside (see
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -87,8 +89,118 @@ su_srv_teardown(void)
 	su_curl_cleanup();
 	if (su_srv.pid > 0)
 		su_srv_stop();
+	su_logs_collect();
 	ck_assert_int_eq(chdir("/"), 0);
 	tu_rmrf(su_tdir);
+}
+
+/* The log check of a test run. */
+
+void
+su_note_secret(const void *p, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *dir = getenv("PV_TEST_LOGS");
+	const unsigned char *u = p;
+	char path[PATH_MAX], *line;
+	int fd;
+
+	if (dir == NULL || *dir == '\0' || len < SU_NOTE_MIN)
+		return;
+	if ((line = malloc(2 * len + 1)) == NULL)
+		abort();
+	for (size_t i = 0; i < len; i++) {
+		line[2 * i] = hex[u[i] >> 4];
+		line[2 * i + 1] = hex[u[i] & 15];
+	}
+	line[2 * len] = '\n';
+	/* One write per line, O_APPEND: threads never mix their lines. */
+	if (snprintf(path, sizeof(path), "%s/values.%ld", dir,
+	    (long)getpid()) >= (int)sizeof(path) || (fd = open(path,
+	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0 ||
+	    write(fd, line, 2 * len + 1) != (ssize_t)(2 * len + 1) ||
+	    close(fd) != 0) {
+		(void)fprintf(stderr, "su_note_secret: %s: %s\n", path,
+		    strerror(errno));
+		abort();
+	}
+	free(line);
+}
+
+/*
+ * What of a JSON request or answer the logs must never hold: the strings
+ * under these members, where "fields" counts as an object of values
+ * (records, corrections, a person's access) and not as a list of names
+ * (audit events).
+ */
+static void
+note_jv(const struct jv *v, int secret)
+{
+	static const char *const keys[] = { "fields", "tokens", "token",
+	    "value", "values", "masked", "pseudonym" };
+
+	if (v == NULL)
+		return;
+	if (v->type == J_STR && secret)
+		su_note_secret(v->s, v->len);
+	for (size_t i = 0; (v->type == J_ARR || v->type == J_OBJ) &&
+	    i < v->n; i++) {
+		int s = secret;
+
+		for (size_t k = 0; v->type == J_OBJ && !s &&
+		    k < sizeof(keys) / sizeof(keys[0]); k++)
+			s = strcmp(v->keys[i], keys[k]) == 0 && (k > 0 ||
+			    v->items[i].type == J_OBJ);
+		note_jv(&v->items[i], s);
+	}
+}
+
+static void
+note_json(const char *s, size_t len)
+{
+	struct jv *v;
+
+	if (getenv("PV_TEST_LOGS") == NULL || s == NULL || len == 0 ||
+	    (v = jparse(s, len)) == NULL)
+		return;
+	note_jv(v, 0);
+	jfree(v);
+}
+
+void
+su_logs_collect(void)
+{
+	const char *dir = getenv("PV_TEST_LOGS");
+	static unsigned n;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *d;
+	size_t len;
+	DIR *dp;
+	char *s;
+	int fd;
+
+	if (dir == NULL || *dir == '\0' || su_tdir[0] == '\0')
+		return;
+	ck_assert_ptr_nonnull(dp = opendir(su_tdir));
+	while ((d = readdir(dp)) != NULL) {
+		size_t nl = strlen(d->d_name);
+
+		if (nl < 5 || (strcmp(d->d_name + nl - 4, ".log") != 0 &&
+		    strcmp(d->d_name + nl - 4, ".err") != 0))
+			continue;
+		ck_assert_int_lt(snprintf(from, sizeof(from), "%s/%s", su_tdir,
+		    d->d_name), (int)sizeof(from));
+		if ((s = su_slurp(from, &len)) == NULL)
+			continue;
+		ck_assert_int_lt(snprintf(to, sizeof(to), "%s/log.%ld.%u.%s",
+		    dir, (long)getpid(), n++, d->d_name), (int)sizeof(to));
+		ck_assert_int_ge(fd = open(to, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_CLOEXEC, 0600), 0);
+		ck_assert_int_eq(write(fd, s, len), (ssize_t)len);
+		ck_assert_int_eq(close(fd), 0);
+		free(s);
+	}
+	ck_assert_int_eq(closedir(dp), 0);
 }
 
 int
@@ -349,6 +461,7 @@ su_apikey_create(char out[static VAULT_APIKEY_SECRET_LEN + 1],
 	    k->name, r.out);
 	memcpy(out, r.out, VAULT_APIKEY_SECRET_LEN);
 	out[VAULT_APIKEY_SECRET_LEN] = '\0';
+	su_note_secret(out, VAULT_APIKEY_SECRET_LEN);
 	su_run_free(&r);
 }
 
@@ -501,6 +614,11 @@ su_http_do(CURL *c, struct su_resp *r, const char *method, const char *url,
 
 	memset(r, 0, sizeof(*r));
 	err[0] = '\0';
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		if (strncasecmp(headers[i], "Authorization: Bearer ", 22) == 0)
+			su_note_secret(headers[i] + 22, strlen(headers[i] + 22));
+	if (body != NULL)
+		note_json(body, len);
 	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
 		if ((t = curl_slist_append(hl, headers[i])) == NULL) {
 			curl_slist_free_all(hl);
@@ -550,6 +668,7 @@ su_http_do(CURL *c, struct su_resp *r, const char *method, const char *url,
 		(void)snprintf(err, CURL_ERROR_SIZE, "out of memory");
 		return -1;
 	}
+	note_json(r->body.p, r->body.len);
 	return 0;
 }
 
@@ -960,6 +1079,22 @@ su_assert_common_headers(const struct su_resp *r)
 {
 	ck_assert_pstr_eq(su_header(r, "Cache-Control"), "no-store");
 	ck_assert_pstr_eq(su_header(r, "X-Content-Type-Options"), "nosniff");
+	su_assert_request_id(r, NULL);
+}
+
+void
+su_assert_request_id(const struct su_resp *r, const char *want)
+{
+	const char *id = su_header(r, "X-Request-Id");
+	size_t n;
+
+	ck_assert_msg(id != NULL, "no X-Request-Id: [%s]", r->hdr.p);
+	n = strlen(id);
+	ck_assert_msg(n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUV"
+	    "WXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n,
+	    "X-Request-Id [%s]", id);
+	if (want != NULL)
+		ck_assert_str_eq(id, want);
 }
 
 void

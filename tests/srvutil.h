@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * srvutil.h: what the suites that drive the real binary share: a test
  * case's own TMPDIR, running piivault (PIIVAULT_BIN) with an environment
@@ -60,6 +61,24 @@ void	su_case_teardown(void);
  */
 void	su_srv_setup(void);
 void	su_srv_teardown(void);
+
+/*
+ * The log check of a whole test run ("no value, token, key or secret is
+ * ever logged"): when PV_TEST_LOGS names a directory (ctest sets it for
+ * every suite that runs the binary), su_note_secret appends what a suite
+ * sends or gets that the logs must never hold (values of records,
+ * look-ups and corrections, tokens, pseudonyms, masked values, API
+ * secrets) to a list there (values.PID, a hex line each, strings of
+ * fewer than SU_NOTE_MIN bytes left out: they would be found by chance),
+ * and su_logs_collect copies every log of the test (su_tdir's *.log and
+ * *.err) there.  su_http_do and su_apikey_create note, su_srv_teardown
+ * collects; tests/logscan.c, run by ctest after the suites, searches
+ * every log collected for every string noted.  Without PV_TEST_LOGS they
+ * do nothing.  su_note_secret may be called from threads.
+ */
+#define SU_NOTE_MIN	6
+void	su_note_secret(const void *p, size_t len);
+void	su_logs_collect(void);
 
 /* A suite's main: curl_global_init, then tu_run(s); prog names errors. */
 int	su_suite_main(const char *prog, Suite *s);
@@ -239,8 +258,14 @@ const struct jv	*jget(const struct jv *o, const char *key);
 /* The string at o.key, or NULL. */
 const char	*jstr(const struct jv *o, const char *key);
 
-/* Headers every answer carries. */
+/* Headers every answer carries (and su_assert_request_id's). */
 void		 su_assert_common_headers(const struct su_resp *r);
+/*
+ * r carries an X-Request-Id of the form [A-Za-z0-9._-]{1,64},
+ * and it is want unless want is NULL.
+ */
+void		 su_assert_request_id(const struct su_resp *r,
+		    const char *want);
 /* The body of r as JSON: one value, then a newline; r's headers checked. */
 struct jv	*su_body_json(const struct su_resp *r);
 /* r is status st with {"error":{"code":code,"message":"…"}}, exactly. */

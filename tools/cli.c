@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.c: the piivault command: the sub-command table, the options every
  * sub-command shares, and how the root key's passphrase is obtained.
@@ -17,43 +18,69 @@
 #include "cli_int.h"
 
 static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
 
 /* The table every sub-command comes from (wireguard-tools wg.c). */
 static const struct cli_cmd commands[] = {
-	{ "init", cmd_init, "create a vault and its root key" },
-	{ "put", cmd_put, "store one record read as JSON from stdin" },
-	{ "get", cmd_get, "print the values behind tokens" },
-	{ "lookup", cmd_lookup, "find records by an exact email or phone" },
-	{ "kms", cmd_kms, "key management: status, rotate, rewrap, retire, "
-	    "destroy, ..." },
-	{ "shred", cmd_shred, "crypto-shred records, with signed receipts" },
-	{ "compact", cmd_compact, "rewrite the data file with live data only" },
-	{ "receipt", cmd_receipt, "verify a shred receipt" },
-	{ "audit", cmd_audit, "verify and export the audit log" },
-	{ "retention", cmd_retention, "shred records past their retention "
-	    "date" },
-	{ "serve", cmd_serve, "serve the HTTP API" },
-	{ "apikey", cmd_apikey, "create, list and revoke API keys" },
-	{ "help", cmd_help, "show this help" },
+	{ "init", cmd_init, "create a vault and its root key", cli_init_opts,
+	    NULL },
+	{ "put", cmd_put, "store records read as JSON lines from stdin",
+	    cli_opts_vault, NULL },
+	{ "get", cmd_get, "print the values behind tokens", cli_opts_vault,
+	    NULL },
+	{ "lookup", cmd_lookup, "find records by an exact email or phone",
+	    cli_opts_vault, NULL },
+	{ "kms", NULL, "key management: status, rotate, rewrap, retire, "
+	    "destroy, ...", NULL, cli_kms_cmds },
+	{ "shred", cmd_shred, "crypto-shred records, with signed receipts",
+	    cli_shred_opts, NULL },
+	{ "compact", cmd_compact, "rewrite the data file with live data only",
+	    cli_opts_vault, NULL },
+	{ "receipt", NULL, "verify shred receipts", NULL, cli_receipt_cmds },
+	{ "audit", NULL, "verify, export and archive the audit log", NULL,
+	    cli_audit_cmds },
+	{ "retention", NULL, "shred records past their retention date", NULL,
+	    cli_retention_cmds },
+	{ "serve", cmd_serve, "serve the HTTP API", cli_serve_opts, NULL },
+	{ "apikey", NULL, "create, list, rotate and revoke API keys", NULL,
+	    cli_apikey_cmds },
+	{ "version", cmd_version, "print the version of piivault and its "
+	    "libraries", NULL, NULL },
+	{ "help", cmd_help, "show this help", NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
+
+const struct option cli_opts_vault[] = { CLI_OPTS_VAULT, CLI_OPT_END };
 
 static void
 usage_all(FILE *f)
 {
-	(void)fprintf(f, "usage: piivault COMMAND [OPTIONS] [ARGS]\n\n"
-	    "commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		(void)fprintf(f, "  %-8s %s\n", commands[i].name,
+	(void)fprintf(f, "usage: piivault [--config FILE] [--data-dir DIR] "
+	    "[--key-file FILE]\n"
+	    "                COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; commands[i].name != NULL; i++)
+		(void)fprintf(f, "  %-9s %s\n", commands[i].name,
 		    commands[i].help);
-	(void)fprintf(f, "\nEach command takes --help (or: piivault help COMMAND "
-	    "[SUBCOMMAND])\nand no option it does not list there.  Every "
-	    "command that opens the vault\ntakes:\n"
+	(void)fprintf(f, "\nEach command takes -h or --help (or: piivault help "
+	    "COMMAND [SUBCOMMAND])\nand no option it does not list there.  "
+	    "Every command takes, before or\nafter its name:\n"
 	    "  --data-dir DIR   vault directory (env PIIVAULT_DATA_DIR, "
 	    "default " CLI_DATA_DIR_DEFAULT ")\n"
 	    "  --key-file FILE  root key file (env PIIVAULT_KEY_FILE, "
 	    "default " CLI_KEY_FILE_DEFAULT ")\n"
+	    "  --config FILE    read settings from FILE (env PIIVAULT_CONFIG; "
+	    "none by default)\n"
 	    "A vault created with a passphrase reads it from "
-	    "PIIVAULT_PASSPHRASE, or asks on the terminal.\n");
+	    "PIIVAULT_PASSPHRASE, or asks on the terminal.\n\n"
+	    "The configuration file has one \"name = value\" a line, name "
+	    "being a long\noption without its dashes (data-dir, key-file, and "
+	    "serve's options;\ninsecure-plaintext = true or false), and '#' "
+	    "comments: a line's first\ncharacter, or after a space or tab.  "
+	    "\"...\" keeps a value's spaces and\n'#'s.  Relative paths in it are "
+	    "relative to its directory.  It must not\nbe writable by group or "
+	    "others, and be yours or root's.  A setting comes\nfrom the command "
+	    "line, else the file, else the environment, else the\ndefault: "
+	    "piivault serve --check-config prints them.\n");
 }
 
 /* help [COMMAND [SUBCOMMAND]]: the list, or that command's --help. */
@@ -62,7 +89,8 @@ cmd_help(int argc, char **argv)
 {
 	char *args[4];
 
-	if (argc == 1 || (argc == 2 && strcmp(argv[1], "--help") == 0)) {
+	if (argc == 1 || (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0))) {
 		usage_all(stdout);
 		return CLI_OK;
 	}
@@ -79,6 +107,29 @@ cmd_help(int argc, char **argv)
 	return cli_main(argc + 1, args);
 }
 
+/*
+ * One line: piivault's version and those of the libraries it runs with,
+ * as loaded (not as compiled against), for bug reports and inventories.
+ */
+static int
+cmd_version(int argc, char **argv)
+{
+	char lmdb[32];
+
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		(void)printf("usage: piivault version\n\nPrints piivault's "
+		    "version and those of the libraries it runs with.\n");
+		return CLI_OK;
+	}
+	if (argc > 1)
+		return cli_usage("version", "takes no arguments");
+	vault_store_version(lmdb);
+	(void)printf("piivault %s (OpenSSL %s, LMDB %s, libmicrohttpd %s)\n",
+	    PV_VERSION, pv_crypto_version(), lmdb, api_http_version());
+	return CLI_OK;
+}
+
 int
 cli_fail(const char *cmd, const char *what, pv_status rc)
 {
@@ -91,11 +142,31 @@ cli_fail(const char *cmd, const char *what, pv_status rc)
 	return CLI_FAIL;
 }
 
+/* Where a refusal points in the configuration file; see cli_where. */
+static struct {
+	const char	*path;
+	unsigned	 line;
+} where;
+
+void
+cli_where(const char *path, unsigned line)
+{
+	where.path = path;
+	where.line = line;
+}
+
 int
 cli_usage(const char *cmd, const char *msg)
 {
-	(void)fprintf(stderr, "piivault: %s: %s (see piivault %s --help)\n",
-	    cmd, msg, cmd);
+	char line[16] = "";
+
+	if (where.path != NULL && where.line > 0)
+		(void)snprintf(line, sizeof(line), ":%u", where.line);
+	/* Before a command's name (cmd ""), the hint is the whole help. */
+	(void)fprintf(stderr, "piivault: %s%s%s%s%s%s (see piivault %s%s"
+	    "--help)\n", cmd, *cmd != '\0' ? ": " : "",
+	    where.path != NULL ? where.path : "", line,
+	    where.path != NULL ? ": " : "", msg, cmd, *cmd != '\0' ? " " : "");
 	return CLI_USAGE;
 }
 
@@ -133,8 +204,6 @@ set_name(const char *group, const char *cmd)
 	else
 		(void)snprintf(cmd_name, sizeof(cmd_name), "%s", cmd);
 }
-
-static const struct option vault_opts[] = { CLI_OPTS_VAULT, CLI_OPT_END };
 
 /*
  * Say that arg (an option as given) is refused, and why.  Its name is
@@ -183,7 +252,7 @@ print_help(const char *usage, const struct option *opts, const char *own)
 	(void)printf("usage: piivault %s\n\n%s", usage, own != NULL ? own :
 	    "");
 	for (size_t i = 0; opts[i].name != NULL; i++)
-		switch (opts[i].val) {
+		switch (opts[i].val & ~CLI_OPT_FLAGS) {
 		case CLI_O_DATA_DIR:
 			(void)printf("  --data-dir DIR   vault directory (env "
 			    "PIIVAULT_DATA_DIR, default "
@@ -193,6 +262,10 @@ print_help(const char *usage, const struct option *opts, const char *own)
 			(void)printf("  --key-file FILE  root key file (env "
 			    "PIIVAULT_KEY_FILE, default "
 			    CLI_KEY_FILE_DEFAULT ")\n");
+			break;
+		case CLI_O_CONFIG:
+			(void)printf("  --config FILE    settings file (env "
+			    "PIIVAULT_CONFIG; see piivault --help)\n");
 			break;
 		case CLI_O_PASSPHRASE:
 			(void)printf("  --passphrase     derive the root key "
@@ -206,22 +279,29 @@ print_help(const char *usage, const struct option *opts, const char *own)
 }
 
 /*
- * One option, arg as given (its "--" included), with val its value or
- * NULL: into c, or to own.
+ * One option, name its name as given ("--name=V", or a configuration
+ * file's "name"), with val its value or NULL: into c, or to own.
  */
 static int
-take_option(const struct option *o, const char *arg, const char *val,
-    struct cli_common *c, const struct cli_own *own)
+take_option(const struct option *o, const char *name, const char *val,
+    struct cli_common *c, const struct cli_own *own, enum cli_from from,
+    unsigned line)
 {
-	switch (o->val) {
+	int v = o->val & ~CLI_OPT_FLAGS;
+
+	switch (v) {
 	case CLI_O_DATA_DIR:
 		c->data_dir = val;
-		c->data_dir_from = CLI_FROM_OPTION;
+		c->data_dir_from = from;
+		c->data_dir_line = line;
 		break;
 	case CLI_O_KEY_FILE:
 		c->key_file = val;
-		c->key_file_from = CLI_FROM_OPTION;
+		c->key_file_from = from;
+		c->key_file_line = line;
 		break;
+	case CLI_O_CONFIG:
+		break;		/* read by cli_parse before the others */
 	case CLI_O_PASSPHRASE:
 		c->passphrase = 1;
 		break;
@@ -229,87 +309,260 @@ take_option(const struct option *o, const char *arg, const char *val,
 		c->json = 1;
 		break;
 	default:
-		if (own == NULL || own->fn == NULL || o->val < CLI_OPT_OWN)
-			return bad_option(arg, "unknown option");
-		return own->fn(own->arg, o->val & ~CLI_OPT_REPEAT, val);
+		if (own == NULL || own->fn == NULL || v < CLI_OPT_OWN)
+			return bad_option(name, "unknown option");
+		return own->fn(own->arg, v, val);
 	}
 	return CLI_OK;
+}
+
+/* The command being run: its entry (see cli_parse), set by cli_main. */
+static const struct cli_cmd *cur;
+/* The options given before the command's name, for cli_parse. */
+static char **pre;
+static int npre;
+/*
+ * The configuration file cli_parse read, kept until the command ends:
+ * c->data_dir and own options' values may point into it.
+ */
+static struct cli_config config;
+
+/* Options a table may have: cli_parse marks those given in 64 bits. */
+#define OPTS_MAX	64
+
+/* Each option of cur->opts as cli_parse left it, for cli_settings_print. */
+static struct {
+	const char	*val[OPTS_MAX];	/* NULL: not given */
+	enum cli_from	 from[OPTS_MAX];
+	unsigned	 line[OPTS_MAX];
+} eff;
+
+/* An option given on the command line. */
+struct given {
+	size_t		 k;	/* its index in the table */
+	const char	*arg;	/* as given: "--name" or "--name=V" */
+	const char	*val;	/* or NULL */
+};
+
+/*
+ * Scan args[0..n) against opts[0..nopts): options into g[*ng], operands
+ * into ops[*nops]; *seen marks those given.  CLI_OK, CLI_USAGE (said), or
+ * -1 for --help.
+ */
+static int
+scan(char **args, int n, const struct option *opts, size_t nopts,
+    uint64_t *seen, struct given *g, size_t *ng, char **ops, size_t *nops)
+{
+	const char *arg, *val;
+	size_t len, k;
+
+	for (int i = 0; i < n; i++) {
+		arg = args[i];
+		if (strcmp(arg, "--") == 0) {
+			while (++i < n)
+				ops[(*nops)++] = args[i];
+			break;
+		}
+		if (arg[0] != '-' || arg[1] == '\0') {
+			ops[(*nops)++] = args[i];
+			continue;
+		}
+		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+			return -1;
+		if (arg[1] != '-')
+			return bad_option(arg, "unknown option");
+		len = strcspn(arg + 2, "=");
+		for (k = 0; k < nopts; k++)
+			if (strlen(opts[k].name) == len &&
+			    strncmp(opts[k].name, arg + 2, len) == 0)
+				break;
+		if (k == nopts)
+			return bad_option(arg, "unknown option");
+		if ((*seen & (UINT64_C(1) << k)) &&
+		    (opts[k].val & CLI_OPT_REPEAT) == 0)
+			return bad_option(arg, "repeated option");
+		*seen |= UINT64_C(1) << k;
+		val = NULL;
+		if (arg[2 + len] == '=') {
+			if (opts[k].has_arg == no_argument)
+				return bad_option(arg, "no value allowed for");
+			val = arg + 2 + len + 1;
+		} else if (opts[k].has_arg == required_argument) {
+			if (i + 1 == n)
+				return bad_option(arg, "missing value for");
+			val = args[++i];
+		}
+		g[*ng].k = k;
+		g[*ng].arg = arg;
+		g[*ng].val = val;
+		(*ng)++;
+	}
+	return CLI_OK;
+}
+
+/*
+ * Whether a configuration file may set name: CLI_OK if some command takes
+ * it as a setting; else CLI_USAGE, saying why (cli_where set).
+ */
+static int
+setting_known(const char *name)
+{
+	const struct cli_cmd *t;
+	char msg[160];
+	int once = 0;
+
+	for (size_t i = 0; commands[i].name != NULL; i++)
+		for (size_t j = 0; (t = commands[i].sub != NULL ?
+		    &commands[i].sub[j] : j == 0 ? &commands[i] : NULL) !=
+		    NULL && t->name != NULL; j++)
+			for (size_t k = 0; t->opts != NULL &&
+			    t->opts[k].name != NULL; k++) {
+				if (strcmp(t->opts[k].name, name) != 0)
+					continue;
+				if ((t->opts[k].val & CLI_OPT_ONCE) == 0)
+					return CLI_OK;
+				once = 1;
+			}
+	if (strcmp(name, "config") == 0)
+		return cli_usage(cmd_name, "config cannot be set in a "
+		    "configuration file");
+	if (once)
+		(void)snprintf(msg, sizeof(msg), "%.40s is not a setting: give "
+		    "--%.40s on the command line", name, name);
+	else
+		(void)snprintf(msg, sizeof(msg), "unknown setting '%.40s'%s",
+		    name, strlen(name) > 40 ? "..." : "");
+	return cli_usage(cmd_name, msg);
+}
+
+/* A boolean setting's value: 1 or 0, -1 if it is not one. */
+static int
+boolean(const char *s)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
+	    strcmp(s, "1") == 0)
+		return 1;
+	if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
+	    strcmp(s, "0") == 0)
+		return 0;
+	return -1;
+}
+
+/* Apply what config sets that opts[0..nopts) takes. */
+static int
+config_apply(const struct option *opts, size_t nopts, struct cli_common *c,
+    const struct cli_own *own)
+{
+	char msg[160];
+	const char *val;
+	size_t k;
+	int r = CLI_OK, on = 1;
+
+	for (size_t i = 0; i < config.n && r == CLI_OK; i++) {
+		struct cli_setting *s = &config.set[i];
+
+		cli_where(config.path, s->line);
+		for (k = 0; k < nopts; k++)
+			if (strcmp(opts[k].name, s->name) == 0)
+				break;
+		if (k == nopts)
+			continue;	/* another command's */
+		val = s->value;
+		if (opts[k].has_arg == no_argument) {
+			if ((on = boolean(val)) < 0) {
+				(void)snprintf(msg, sizeof(msg), "%s must be "
+				    "true or false (or yes, no, 1, 0)",
+				    s->name);
+				r = cli_usage(cmd_name, msg);
+				break;
+			}
+			val = on ? "true" : "false";
+		} else if ((opts[k].val & CLI_OPT_PATH) != 0 &&
+		    (r = cli_config_path(&config, s, &val)) != CLI_OK)
+			break;
+		eff.val[k] = val;
+		eff.from[k] = CLI_FROM_CONFIG;
+		eff.line[k] = s->line;
+		if (opts[k].has_arg == no_argument && !on)
+			continue;
+		r = take_option(&opts[k], s->name, opts[k].has_arg ==
+		    no_argument ? NULL : val, c, own, CLI_FROM_CONFIG,
+		    s->line);
+	}
+	cli_where(NULL, 0);
+	return r;
 }
 
 int
 cli_parse(int argc, char **argv, struct cli_common *c, int *first,
     const char *usage, const struct cli_own *own)
 {
-	const struct option *opts = own != NULL ? own->opts : vault_opts;
+	const struct option *opts = cur->opts;
 	uint64_t seen = 0;	/* bit i: opts[i] was given */
-	char **operands;
-	const char *arg, *val;
-	size_t nopts, nops = 0, n;
-	int r = CLI_OK, i;
+	struct given *g = NULL;
+	const char *cfg = NULL;
+	char **operands = NULL;
+	size_t nopts, ng = 0, nops = 0;
+	int r, env = 0;
 
 	memset(c, 0, sizeof(*c));
+	memset(&eff, 0, sizeof(eff));
 	c->data_dir = env_or("PIIVAULT_DATA_DIR", CLI_DATA_DIR_DEFAULT,
 	    &c->data_dir_from);
 	c->key_file = env_or("PIIVAULT_KEY_FILE", CLI_KEY_FILE_DEFAULT,
 	    &c->key_file_from);
-	for (nopts = 0; opts[nopts].name != NULL; nopts++)
-		assert(nopts < 64);
-	if ((operands = calloc((size_t)argc, sizeof(*operands))) == NULL)
-		return cli_fail(cmd_name, NULL, PV_ENOMEM);
-	for (i = 1; i < argc && r == CLI_OK; i++) {
-		size_t k;
-
-		arg = argv[i];
-		if (strcmp(arg, "--") == 0) {
-			while (++i < argc)
-				operands[nops++] = argv[i];
-			break;
+	for (nopts = 0; opts[nopts].name != NULL; nopts++) {
+		assert(nopts < OPTS_MAX);
+		if ((opts[nopts].val & ~CLI_OPT_FLAGS) == CLI_O_DATA_DIR &&
+		    c->data_dir_from == CLI_FROM_ENV) {
+			eff.val[nopts] = c->data_dir;
+			eff.from[nopts] = CLI_FROM_ENV;
 		}
-		if (arg[0] != '-' || arg[1] == '\0') {
-			operands[nops++] = argv[i];
-			continue;
+		if ((opts[nopts].val & ~CLI_OPT_FLAGS) == CLI_O_KEY_FILE &&
+		    c->key_file_from == CLI_FROM_ENV) {
+			eff.val[nopts] = c->key_file;
+			eff.from[nopts] = CLI_FROM_ENV;
 		}
-		if (arg[1] != '-') {
-			r = bad_option(arg, "unknown option");
-			break;
-		}
-		n = strcspn(arg + 2, "=");
-		if (n == 4 && strncmp(arg + 2, "help", 4) == 0 &&
-		    arg[6] == '\0') {
+	}
+	if ((operands = calloc((size_t)(argc + npre), sizeof(*operands))) ==
+	    NULL || (g = calloc((size_t)(argc + npre), sizeof(*g))) == NULL) {
+		r = cli_fail(cmd_name, NULL, PV_ENOMEM);
+		goto out;
+	}
+	if ((r = scan(pre, npre, opts, nopts, &seen, g, &ng, operands,
+	    &nops)) != CLI_OK || (r = scan(argv + 1, argc - 1, opts, nopts,
+	    &seen, g, &ng, operands, &nops)) != CLI_OK) {
+		if (r < 0)
 			print_help(usage, opts, own != NULL ? own->help :
 			    NULL);
-			r = -1;
-			break;
-		}
-		for (k = 0; k < nopts; k++)
-			if (strlen(opts[k].name) == n &&
-			    strncmp(opts[k].name, arg + 2, n) == 0)
-				break;
-		if (k == nopts) {
-			r = bad_option(arg, "unknown option");
-			break;
-		}
-		if ((seen & (UINT64_C(1) << k)) &&
-		    (opts[k].val & CLI_OPT_REPEAT) == 0) {
-			r = bad_option(arg, "repeated option");
-			break;
-		}
-		seen |= UINT64_C(1) << k;
-		val = NULL;
-		if (arg[2 + n] == '=') {
-			if (opts[k].has_arg == no_argument) {
-				r = bad_option(arg, "no value allowed for");
-				break;
-			}
-			val = arg + 2 + n + 1;
-		} else if (opts[k].has_arg == required_argument) {
-			if (i + 1 == argc) {
-				r = bad_option(arg, "missing value for");
-				break;
-			}
-			val = argv[++i];
-		}
-		r = take_option(&opts[k], arg, val, c, own);
+		goto out;
+	}
+	/* The configuration file: --config's, else PIIVAULT_CONFIG's. */
+	for (size_t i = 0; i < ng; i++)
+		if ((opts[g[i].k].val & ~CLI_OPT_FLAGS) == CLI_O_CONFIG)
+			cfg = g[i].val;
+	if (cfg == NULL && (cfg = getenv("PIIVAULT_CONFIG")) != NULL) {
+		env = 1;
+		if (*cfg == '\0')
+			cfg = NULL;
+	}
+	if (cfg != NULL && *cfg == '\0') {
+		r = cli_usage(cmd_name, "empty path");
+		goto out;
+	}
+	if (cfg != NULL && ((r = cli_config_load(cfg, env, setting_known,
+	    &config)) !=
+	    CLI_OK || (r = config_apply(opts, nopts, c, own)) != CLI_OK))
+		goto out;
+	/* The command line's last: it wins. */
+	for (size_t i = 0; i < ng && r == CLI_OK; i++) {
+		const struct option *o = &opts[g[i].k];
+
+		eff.val[g[i].k] = o->has_arg == no_argument ? "true" : g[i].val;
+		eff.from[g[i].k] = CLI_FROM_OPTION;
+		eff.line[g[i].k] = 0;
+		r = take_option(o, g[i].arg, g[i].val, c, own, CLI_FROM_OPTION,
+		    0);
 	}
 	if (r == CLI_OK && (c->data_dir[0] == '\0' || c->key_file[0] == '\0'))
 		r = cli_usage(cmd_name, "empty path");
@@ -318,8 +571,117 @@ cli_parse(int argc, char **argv, struct cli_common *c, int *first,
 		memcpy(argv + argc - nops, operands, nops * sizeof(*operands));
 		*first = argc - (int)nops;
 	}
+out:
 	free(operands);
+	free(g);
 	return r;
+}
+
+/* A value as the configuration file would take it back. */
+static int
+print_setting(const char *name, const char *val, const char *from)
+{
+	const char *q = strpbrk(val, " \t#") != NULL || val[0] == '"' ?
+	    "\"" : "";
+
+	return printf("%s = %s%s%s  # %s\n", name, q, val, q, from) < 0 ?
+	    -1 : 0;
+}
+
+int
+cli_settings_print(const char *(*dflt)(int val))
+{
+	const struct option *opts = cur->opts;
+	char from[64];
+	int bad = 0;
+
+	if (config.path != NULL)
+		bad |= printf("# piivault %s: the settings in effect, with "
+		    "%s\n", cmd_name, config.path) < 0;
+	else
+		bad |= printf("# piivault %s: the settings in effect\n",
+		    cmd_name) < 0;
+	for (size_t k = 0; opts[k].name != NULL; k++) {
+		int v = opts[k].val & ~CLI_OPT_FLAGS;
+		const char *val = eff.val[k];
+
+		if ((opts[k].val & CLI_OPT_ONCE) != 0)
+			continue;
+		switch (val != NULL ? eff.from[k] : CLI_FROM_DEFAULT) {
+		case CLI_FROM_OPTION:
+			(void)snprintf(from, sizeof(from), "flag");
+			break;
+		case CLI_FROM_CONFIG:
+			(void)snprintf(from, sizeof(from), "config:%u",
+			    eff.line[k]);
+			break;
+		case CLI_FROM_ENV:
+			(void)snprintf(from, sizeof(from), "env %s",
+			    v == CLI_O_DATA_DIR ? "PIIVAULT_DATA_DIR" :
+			    "PIIVAULT_KEY_FILE");
+			break;
+		case CLI_FROM_DEFAULT:
+			(void)snprintf(from, sizeof(from), "default");
+			val = v == CLI_O_DATA_DIR ? CLI_DATA_DIR_DEFAULT :
+			    v == CLI_O_KEY_FILE ? CLI_KEY_FILE_DEFAULT :
+			    opts[k].has_arg == no_argument ? "false" : dflt(v);
+			break;
+		}
+		if (val == NULL)
+			bad |= printf("# %s is not set\n", opts[k].name) < 0;
+		else
+			bad |= print_setting(opts[k].name, val, from) != 0;
+	}
+	if (bad || fflush(stdout) != 0)
+		return cli_fail(cmd_name, "stdout", PV_EIO);
+	return CLI_OK;
+}
+
+int
+cli_keyset_add(struct cli_keyset *ks, const char *cmd, const char *val)
+{
+	const char *eq = strchr(val, '=');
+	unsigned long long ver = 0;
+	char *end;
+	int bad = 0;
+
+	if (ks->n == CLI_KEYS_MAX)
+		return cli_usage(cmd, "more than 64 --public-key");
+	if (eq != NULL) {
+		if (val[0] < '1' || val[0] > '9')
+			bad = 1;
+		else {
+			ver = strtoull(val, &end, 10);
+			if (end != eq || ver > UINT32_MAX)
+				bad = 1;
+		}
+		val = eq + 1;
+	}
+	if (bad || api_pubkey_decode(ks->k[ks->n].pub, val, strlen(val)) !=
+	    PV_OK)
+		return cli_usage(cmd, "--public-key must be pvpub_... or "
+		    "VERSION=pvpub_...");
+	ks->k[ks->n].version = (uint32_t)ver;
+	ks->any[ks->n] = eq == NULL;
+	ks->n++;
+	return CLI_OK;
+}
+
+pv_status
+cli_keyset_check(const struct cli_keyset *ks, uint32_t ver,
+    pv_status (*check)(const void *arg,
+    const uint8_t pub[static PV_ED25519_LEN]), const void *arg)
+{
+	pv_status rc = PV_ENOTFOUND;
+
+	for (size_t i = 0; i < ks->n; i++) {
+		if (!ks->any[i] && ks->k[i].version != ver)
+			continue;
+		if (check(arg, ks->k[i].pub) == PV_OK)
+			return PV_OK;
+		rc = PV_EINTEGRITY;
+	}
+	return rc;
 }
 
 int
@@ -643,17 +1005,37 @@ cli_vault_opts(const struct cli_common *c, struct vault_opts *o)
 	o->map_size = knobs.map_size;
 }
 
+/*
+ * Where a path the user did not give on the command line came from, for
+ * a message: " (PIIVAULT_KEY_FILE)", " (FILE:LINE)" or "".
+ */
+static void
+path_whence(char *out, size_t cap, const struct cli_common *c, int key)
+{
+	enum cli_from from = key ? c->key_file_from : c->data_dir_from;
+
+	if (from == CLI_FROM_ENV)
+		(void)snprintf(out, cap, " (%s)", key ? "PIIVAULT_KEY_FILE" :
+		    "PIIVAULT_DATA_DIR");
+	else if (from == CLI_FROM_CONFIG && config.path != NULL)
+		(void)snprintf(out, cap, " (%s:%u)", config.path, key ?
+		    c->key_file_line : c->data_dir_line);
+	else
+		out[0] = '\0';
+}
+
 int
 cli_path_fail(const struct cli_common *c, const char *cmd, int key,
     const char *what)
 {
 	enum cli_from from = key ? c->key_file_from : c->data_dir_from;
+	char whence[4096 + 32];
 
+	path_whence(whence, sizeof(whence), c, key);
 	(void)fprintf(stderr, "piivault: %s: %s %s%s %s\n", cmd,
 	    from == CLI_FROM_OPTION ? (key ? "--key-file" : "--data-dir") :
 	    (key ? "key file" : "data directory"),
-	    key ? c->key_file : c->data_dir, from != CLI_FROM_ENV ? "" :
-	    key ? " (PIIVAULT_KEY_FILE)" : " (PIIVAULT_DATA_DIR)", what);
+	    key ? c->key_file : c->data_dir, whence, what);
 	return CLI_FAIL;
 }
 
@@ -747,11 +1129,10 @@ cli_open_fail(const struct cli_common *c, const char *cmd, pv_status rc)
 		    "or --data-dir, or run piivault init" : "does not exist");
 	case PV_ENOTFOUND:
 		/* The key file: the one status of vault_open's that says so. */
+		path_whence(what, sizeof(what), c, 1);
 		(void)fprintf(stderr, "piivault: %s: no key file at %s%s\n",
 		    cmd, c->key_file, c->key_file_from == CLI_FROM_DEFAULT ?
-		    "; set PIIVAULT_KEY_FILE or --key-file" :
-		    c->key_file_from == CLI_FROM_ENV ? " (PIIVAULT_KEY_FILE)" :
-		    "");
+		    "; set PIIVAULT_KEY_FILE or --key-file" : what);
 		return CLI_FAIL;
 	case PV_EKEYPERM:
 		if ((fault = key_file_fault(c->key_file)) != NULL)
@@ -832,41 +1213,59 @@ cli_read_stdin(struct pv_buf *b, size_t max)
 	return rc;
 }
 
-int
-cli_dispatch(const char *group, const struct cli_cmd *cmds, size_t n,
-    int argc, char **argv)
+/* Run the subcommand of group g named by argv[1]. */
+static int
+dispatch(const struct cli_cmd *g, int argc, char **argv)
 {
 	FILE *f = argc < 2 ? stderr : stdout;
+	int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0);
 
-	if (argc > 2 && (strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0)) {
-		set_name(NULL, group);
-		return cli_usage(group, "unexpected argument");
-	}
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (help && argc > 2)
+		return cli_usage(g->name, "unexpected argument");
+	if (argc < 2 || help) {
 		(void)fprintf(f, "usage: piivault %s SUBCOMMAND\n\n"
-		    "subcommands:\n", group);
-		for (size_t i = 0; i < n; i++)
-			(void)fprintf(f, "  %-12s %s\n", cmds[i].name,
-			    cmds[i].help);
+		    "subcommands:\n", g->name);
+		for (const struct cli_cmd *t = g->sub; t->name != NULL; t++)
+			(void)fprintf(f, "  %-14s %s\n", t->name, t->help);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(argv[1], cmds[i].name) == 0) {
-			set_name(group, cmds[i].name);
-			return cmds[i].fn(argc - 1, argv + 1);
+	for (const struct cli_cmd *t = g->sub; t->name != NULL; t++)
+		if (strcmp(argv[1], t->name) == 0) {
+			set_name(g->name, t->name);
+			cur = t;
+			return t->fn(argc - 1, argv + 1);
 		}
-	set_name(NULL, group);
 	return bad_word(argv[1], "unknown subcommand");
+}
+
+/* Whether arg is one of the options every command takes. */
+static int
+common_option(const char *arg)
+{
+	static const char *const names[] = { "--data-dir", "--key-file",
+	    "--config" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(arg, names[i], n) == 0 &&
+		    (arg[n] == '\0' || arg[n] == '='))
+			return 1;
+	}
+	return 0;
 }
 
 int
 cli_main(int argc, char **argv)
 {
-	int r;
+	const struct cli_cmd *cmd;
+	int r, i;
 
 	cmd_name[0] = '\0';
+	cur = NULL;
+	pre = NULL;
+	npre = 0;
 	if ((r = env_knobs()) != CLI_OK)
 		return r;
 	if (argc < 2) {
@@ -875,10 +1274,33 @@ cli_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return cmd_help(argc - 1, argv + 1);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0) {
-			set_name(NULL, commands[i].name);
-			return commands[i].fn(argc - 1, argv + 1);
-		}
-	return bad_word(argv[1], "unknown command");
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	/* The options every command takes may come before its name. */
+	for (i = 1; i < argc && common_option(argv[i]); i++)
+		if (strchr(argv[i], '=') == NULL && ++i == argc)
+			return bad_option(argv[i - 1], "missing value for");
+	if (i == argc)
+		return cli_usage("", "expected a command");
+	for (cmd = commands; cmd->name != NULL; cmd++)
+		if (strcmp(argv[i], cmd->name) == 0)
+			break;
+	if (cmd->name == NULL)
+		return argv[i][0] == '-' ? bad_option(argv[i],
+		    "unknown option") : bad_word(argv[i], "unknown command");
+	set_name(NULL, cmd->name);
+	if (i > 1 && cmd->opts == NULL && cmd->sub == NULL)
+		return cli_usage(cmd->name, "takes no options before its name");
+	pre = argv + 1;
+	npre = i - 1;
+	if (cmd->sub != NULL)
+		r = dispatch(cmd, argc - i, argv + i);
+	else {
+		cur = cmd;
+		r = cmd->fn(argc - i, argv + i);
+	}
+	cli_config_free(&config);
+	pre = NULL;
+	npre = 0;
+	return r;
 }

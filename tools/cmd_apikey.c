@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_apikey.c: piivault apikey SUBCOMMAND: the server's API keys.
  */
@@ -203,19 +204,8 @@ role_check(const struct apikey_opts *a)
 static int
 apikey_create(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "name", required_argument, NULL, O_NAME },
-		{ "role", required_argument, NULL, O_ROLE },
-		{ "purposes", required_argument, NULL, O_PURPOSES },
-		{ "fields", required_argument, NULL, O_FIELDLIST },
-		{ "reveal", required_argument, NULL, O_REVEAL },
-		{ "client-cert-sha256", required_argument, NULL, O_CERT },
-		{ "expires-days", required_argument, NULL, O_EXPIRES },
-		CLI_OPT_END,
-	};
 	struct apikey_opts a;
-	struct cli_own own = { opts, apikey_opt, &a,
+	struct cli_own own = { apikey_opt, &a,
 	    "  --name NAME            the key's name, unique\n"
 	    "  --role ROLE            writer, reader, admin or auditor\n"
 	    "  --purposes P1,P2       purposes it may state (default "
@@ -429,10 +419,6 @@ apikey_list_table(const struct vault_apikey *keys, size_t n, uint64_t now)
 static int
 apikey_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
-	};
-	const struct cli_own own = { opts, NULL, NULL, NULL };
 	const struct cli_start start = { "apikey list",
 	    "apikey list [--json]\n\n"
 	    "Lists API keys, a line a secret: name, role, reveal, state\n"
@@ -440,7 +426,7 @@ apikey_list(int argc, char **argv)
 	    "revoked), created, until (when it stops by itself: its expiry,\n"
 	    "or its overlap's end), purposes, fields: times in RFC 3339, UTC\n"
 	    "(seconds since the epoch with --json).  Secrets are never\n"
-	    "shown.\n", &own, 0, "unexpected argument" };
+	    "shown.\n", NULL, 0, "unexpected argument" };
 	struct vault_apikey *keys = NULL;
 	struct cli_common c;
 	struct vault *v = NULL;
@@ -501,13 +487,8 @@ apikey_rotate_opt(void *arg, int ch, const char *val)
 static int
 apikey_rotate(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "overlap-hours", required_argument, NULL, O_OVERLAP },
-		CLI_OPT_END,
-	};
 	unsigned long long hours = OVERLAP_HOURS_DEFAULT;
-	struct cli_own own = { opts, apikey_rotate_opt, &hours,
+	struct cli_own own = { apikey_rotate_opt, &hours,
 	    "  --overlap-hours H  the old secret keeps working H hours "
 	    "(0-720; default 24;\n"
 	    "                     0: it stops at once)\n" };
@@ -540,17 +521,36 @@ apikey_rotate(int argc, char **argv)
 	    cli_fail("apikey rotate", "stdout", PV_EIO);
 }
 
-static const struct cli_cmd apikey_commands[] = {
-	{ "create", apikey_create, "create a key and print its secret" },
-	{ "list", apikey_list, "list keys (never their secrets)" },
-	{ "revoke", apikey_revoke, "revoke a key at once" },
-	{ "rotate", apikey_rotate, "issue a new secret; the old one works "
-	    "for an overlap" },
+/* Every option of these names one key or one run: none is a setting. */
+#define AK_OPT(name, val) \
+	{ name, required_argument, NULL, (val) | CLI_OPT_ONCE }
+
+static const struct option apikey_create_opts[] = {
+	CLI_OPTS_VAULT,
+	AK_OPT("name", O_NAME),
+	AK_OPT("role", O_ROLE),
+	AK_OPT("purposes", O_PURPOSES),
+	AK_OPT("fields", O_FIELDLIST),
+	AK_OPT("reveal", O_REVEAL),
+	AK_OPT("client-cert-sha256", O_CERT),
+	AK_OPT("expires-days", O_EXPIRES),
+	CLI_OPT_END,
+};
+static const struct option apikey_list_opts[] = {
+	CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
+};
+static const struct option apikey_rotate_opts[] = {
+	CLI_OPTS_VAULT, AK_OPT("overlap-hours", O_OVERLAP), CLI_OPT_END,
 };
 
-int
-cmd_apikey(int argc, char **argv)
-{
-	return cli_dispatch("apikey", apikey_commands, sizeof(apikey_commands) /
-	    sizeof(apikey_commands[0]), argc, argv);
-}
+const struct cli_cmd cli_apikey_cmds[] = {
+	{ "create", apikey_create, "create a key and print its secret",
+	    apikey_create_opts, NULL },
+	{ "list", apikey_list, "list keys (never their secrets)",
+	    apikey_list_opts, NULL },
+	{ "revoke", apikey_revoke, "revoke a key at once", cli_opts_vault,
+	    NULL },
+	{ "rotate", apikey_rotate, "issue a new secret; the old one works "
+	    "for an overlap", apikey_rotate_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_init.c: piivault init.
  */
@@ -5,13 +6,13 @@
 
 #include "cli_int.h"
 
+const struct option cli_init_opts[] = {
+	CLI_OPTS_VAULT, CLI_OPT_PASSPHRASE, CLI_OPT_END,
+};
+
 int
 cmd_init(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT, CLI_OPT_PASSPHRASE, CLI_OPT_END,
-	};
-	const struct cli_own own = { opts, NULL, NULL, NULL };
 	struct cli_pass twice = { "PIIVAULT_PASSPHRASE", NULL, 1 };
 	struct cli_common c;
 	struct vault_opts o;
@@ -22,7 +23,7 @@ cmd_init(int argc, char **argv)
 	if ((r = cli_parse(argc, argv, &c, &first, "init [--passphrase]\n\n"
 	    "Creates the data directory, the root key file (mode 0600)\n"
 	    "unless --passphrase is given, and the first key of each kind.\n"
-	    "Refuses to overwrite an existing vault or key file.\n", &own)) !=
+	    "Refuses to overwrite an existing vault or key file.\n", NULL)) !=
 	    CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)

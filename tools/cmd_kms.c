@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_kms.c: piivault kms SUBCOMMAND: the key lifecycle.  Its own names
  * take the prefix kc_ (kms_ is kms.h's).
@@ -62,15 +63,20 @@ kc_opt(void *arg, int ch, const char *val)
 }
 
 /* The options of the kms subcommands, and each one's table of them. */
-#define KC_FROM		{ "from", required_argument, NULL, O_FROM }
-#define KC_BATCH	{ "batch", required_argument, NULL, O_BATCH }
-#define KC_FORCE	{ "force", no_argument, NULL, O_FORCE }
-#define KC_YES		{ "yes", no_argument, NULL, O_YES }
-#define KC_NEWKEY	{ "new-key-file", required_argument, NULL, O_NEWKEY }
-#define KC_NEWPASS	{ "new-passphrase", no_argument, NULL, O_NEWPASS }
-#define KC_DUTY		{ "duty", required_argument, NULL, O_DUTY }
+/*
+ * The options of the kms subcommands, and each one's table of them.  Each
+ * names one run (a version, a job's pace, a new root): none is a setting.
+ */
+#define KC_OPT(name, has, val) \
+	{ name, has, NULL, (val) | CLI_OPT_ONCE }
+#define KC_FROM		KC_OPT("from", required_argument, O_FROM)
+#define KC_BATCH	KC_OPT("batch", required_argument, O_BATCH)
+#define KC_FORCE	KC_OPT("force", no_argument, O_FORCE)
+#define KC_YES		KC_OPT("yes", no_argument, O_YES)
+#define KC_NEWKEY	KC_OPT("new-key-file", required_argument, O_NEWKEY)
+#define KC_NEWPASS	KC_OPT("new-passphrase", no_argument, O_NEWPASS)
+#define KC_DUTY		KC_OPT("duty", required_argument, O_DUTY)
 
-static const struct option kc_plain[] = { CLI_OPTS_VAULT, CLI_OPT_END };
 static const struct option kc_status_opts[] = {
 	CLI_OPTS_VAULT, CLI_OPT_JSON, CLI_OPT_END,
 };
@@ -98,7 +104,6 @@ static const struct option kc_root_opts[] = {
 /* How a kms subcommand starts: see kc_begin. */
 struct kc_start {
 	const char		*usage;		/* as for cli_parse */
-	const struct option	*opts;		/* the options it takes */
 	const char		*help;		/* their lines for --help */
 	int			 operands;	/* 0, or 1: a version */
 };
@@ -111,7 +116,7 @@ static int
 kc_begin(int argc, char **argv, const struct kc_start *ks, struct kc_opts *o,
     struct vault **v, int *first)
 {
-	struct cli_own own = { ks->opts, kc_opt, o, ks->help };
+	struct cli_own own = { kc_opt, o, ks->help };
 	struct cli_start start = { cli_name(), ks->usage, &own, ks->operands,
 	    ks->operands > 0 ? "expected a version" : "unexpected argument" };
 	struct cli_common c;
@@ -196,14 +201,13 @@ kc_status_table(const struct vault_info *info, uint64_t now)
 static int
 kc_status(int argc, char **argv)
 {
-	const struct cli_own own = { kc_status_opts, NULL, NULL, NULL };
 	const struct cli_start start = { "kms status",
 	    "kms status [--json]\n\n"
 	    "Shows the vault, and every key version: kind, state, creation\n"
 	    "time (RFC 3339, UTC; seconds since the epoch with --json) and\n"
 	    "age, and for KEKs how many records each wraps now and how many\n"
 	    "DEKs it has wrapped in all (counters, not a scan).\n",
-	    &own, 0, "unexpected argument" };
+	    NULL, 0, "unexpected argument" };
 	struct cli_common c;
 	struct vault_info info;
 	struct vault *v = NULL;
@@ -234,7 +238,7 @@ kc_rotate(int argc, char **argv)
 	static const struct kc_start ks = { "kms rotate\n\nMakes a new KEK "
 	    "version active; new records are wrapped under it, and\nevery "
 	    "record stays readable.  Run kms rewrap to move old ones.\n",
-	    kc_plain, NULL, 0 };
+	    NULL, 0 };
 	struct kc_opts o;
 	struct vault *v;
 	uint32_t newv;
@@ -383,7 +387,7 @@ kc_rewrap(int argc, char **argv)
 	    "writer lock the rest of the time.  Interrupted, run it again.\n"
 	    "V must be a version that may still unwrap (active or\n"
 	    "decrypt-only); from the active one there is nothing to move.\n",
-	    kc_rewrap_opts, "  --from V         only records under kek "
+	    "  --from V         only records under kek "
 	    "version V\n" KC_HELP_BATCH KC_HELP_DUTY, 0 };
 
 	return kc_job(argc, argv, "rewrap", &ks, kc_rewrap_job,
@@ -417,8 +421,8 @@ kc_retire(int argc, char **argv)
 	static const struct kc_start ks = { "kms retire V [--force]\n\n"
 	    "Version V may no longer unwrap.  Refused while records are "
 	    "still\nwrapped under it (rewrap them first), unless --force, "
-	    "which makes\nthem unreadable until the version is un-retired.\n",
-	    kc_retire_opts, "  --force          retire it even though it "
+	    "which makes\nthem unreadable until kms unretire V.\n",
+	    "  --force          retire it even though it "
 	    "still wraps records\n", 1 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
@@ -444,6 +448,40 @@ kc_retire(int argc, char **argv)
 	return CLI_OK;
 }
 
+/* Undo a retirement: the version may unwrap again (decrypt-only). */
+static int
+kc_unretire(int argc, char **argv)
+{
+	static const struct kc_start ks = { "kms unretire V\n\n"
+	    "Version V, retired, may unwrap again (decrypt-only): the records\n"
+	    "still under it are readable, and kms rewrap can move them.\n",
+	    NULL, 1 };
+	struct kc_opts o;
+	struct vault *v;
+	uint64_t wrapped = 0;
+	uint32_t ver;
+	char what[96];
+	pv_status rc;
+	int r, first;
+
+	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
+	    v == NULL)
+		return r;
+	if ((r = parse_version("kms unretire", argv[first], &ver)) != CLI_OK) {
+		vault_close(v);
+		return r;
+	}
+	rc = vault_key_state(v, VAULT_KEK, ver, VAULT_KEY_DECRYPT_ONLY, 0,
+	    &wrapped);
+	vault_close(v);
+	(void)snprintf(what, sizeof(what), "kek %u", ver);
+	if (rc != PV_OK)
+		return cli_fail("kms unretire", rc == PV_EKEYSTATE ? "only a "
+		    "retired version can be unretired" : what, rc);
+	(void)printf("kek %u is decrypt-only again\n", ver);
+	return CLI_OK;
+}
+
 static int
 kc_destroy(int argc, char **argv)
 {
@@ -463,7 +501,7 @@ kc_destroy(int argc, char **argv)
 	    "permanently\nunreadable; the command says how many and asks "
 	    "first, unless\n--yes.  The active version can be destroyed too "
 	    "(then no record\ncan be written until kms rotate).\n",
-	    kc_destroy_opts, "  --yes            do not ask\n", 1 };
+	    "  --yes            do not ask\n", 1 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
@@ -525,7 +563,7 @@ kc_rotate_root(int argc, char **argv)
 	    "key: a new key file F\n(created, mode 0600, if it does not "
 	    "exist), or a passphrase from\nPIIVAULT_NEW_PASSPHRASE or the "
 	    "terminal.  The old root no longer\nopens the vault.  Restart "
-	    "running servers with the new root.\n", kc_root_opts, NULL, 0 };
+	    "running servers with the new root.\n", NULL, 0 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
@@ -581,7 +619,7 @@ kc_rotate_index(int argc, char **argv)
 	    "[--duty PCT]\n\n"
 	    "Makes a new blind-index key and rebuilds the index under it,\n"
 	    "online: look-ups search both keys until it ends, then the old\n"
-	    "key is destroyed.  Interrupted, run it again.\n", kc_job_opts,
+	    "key is destroyed.  Interrupted, run it again.\n",
 	    KC_HELP_BATCH KC_HELP_DUTY, 0 };
 
 	return kc_job(argc, argv, "rotate-index", &ks, kc_rotate_index_job,
@@ -604,7 +642,7 @@ kc_shred_epoch(int argc, char **argv)
 	    "rotates and rebuilds the index, then destroys every older KEK\n"
 	    "and index key.  Resumable.  Copies made before it keep their\n"
 	    "own KEKs until their root key is rotated away and destroyed.\n",
-	    kc_job_opts, KC_HELP_BATCH KC_HELP_DUTY, 0 };
+	    KC_HELP_BATCH KC_HELP_DUTY, 0 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
@@ -637,7 +675,7 @@ kc_public_key(int argc, char **argv)
 	    "as GET /v1/keys/signing lists them: {\"version\":N,\n"
 	    "\"public_key\":\"pvpub_...\",\"state\":\"active\"|"
 	    "\"verify_only\"}.  A receipt names\nthe version that signed "
-	    "it.\n", kc_plain, NULL, 0 };
+	    "it.\n", NULL, 0 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
@@ -670,7 +708,7 @@ kc_rotate_signing(int argc, char **argv)
 	    "new receipt-signing key active and destroys the private\nkey of "
 	    "the one before; its public key stays listed (verify_only),\nso "
 	    "receipts it signed still verify.  Running servers sign with the\n"
-	    "new key from their next transaction.\n", kc_plain, NULL, 0 };
+	    "new key from their next transaction.\n", NULL, 0 };
 
 	if ((r = kc_begin(argc, argv, &ks, &o, &v, &first)) != CLI_OK ||
 	    v == NULL)
@@ -683,28 +721,28 @@ kc_rotate_signing(int argc, char **argv)
 	return CLI_OK;
 }
 
-static const struct cli_cmd kc_commands[] = {
-	{ "status", kc_status, "every key version, its state and use" },
-	{ "rotate", kc_rotate, "make a new KEK version active" },
+const struct cli_cmd cli_kms_cmds[] = {
+	{ "status", kc_status, "every key version, its state and use",
+	    kc_status_opts, NULL },
+	{ "rotate", kc_rotate, "make a new KEK version active",
+	    cli_opts_vault, NULL },
 	{ "rewrap", kc_rewrap, "re-wrap old records' DEKs to the active "
-	    "KEK" },
-	{ "retire", kc_retire, "forbid a KEK version to unwrap" },
+	    "KEK", kc_rewrap_opts, NULL },
+	{ "retire", kc_retire, "forbid a KEK version to unwrap",
+	    kc_retire_opts, NULL },
+	{ "unretire", kc_unretire, "let a retired KEK version unwrap "
+	    "again", cli_opts_vault, NULL },
 	{ "destroy", kc_destroy, "erase a KEK version (incident "
-	    "response)" },
+	    "response)", kc_destroy_opts, NULL },
 	{ "rotate-root", kc_rotate_root, "re-wrap the ring under a new "
-	    "root key" },
+	    "root key", kc_root_opts, NULL },
 	{ "rotate-index", kc_rotate_index, "new blind-index key, index "
-	    "rebuilt online" },
+	    "rebuilt online", kc_job_opts, NULL },
 	{ "shred-epoch", kc_shred_epoch, "make past shreds final in "
-	    "backups too" },
+	    "backups too", kc_job_opts, NULL },
 	{ "rotate-signing", kc_rotate_signing, "new receipt-signing key; "
-	    "older ones only verify" },
-	{ "public-key", kc_public_key, "the keys that check receipts" },
+	    "older ones only verify", cli_opts_vault, NULL },
+	{ "public-key", kc_public_key, "the keys that check receipts",
+	    cli_opts_vault, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
-
-int
-cmd_kms(int argc, char **argv)
-{
-	return cli_dispatch("kms", kc_commands, sizeof(kc_commands) /
-	    sizeof(kc_commands[0]), argc, argv);
-}

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_receipt.c: piivault receipt SUBCOMMAND: checking shred receipts.
  */
@@ -8,68 +9,35 @@
 
 enum { O_PUBKEY = CLI_OPT_OWN };
 
-/* Public keys a command line may give. */
-#define GIVEN_MAX	64
-
-/* The keys receipts are checked against: given, or the vault's. */
-struct keyset {
-	struct vault_signing_key	 k[GIVEN_MAX];
-	int				 any[GIVEN_MAX]; /* for every version */
-	size_t				 n;
-	int				 bad;	/* a key did not parse */
-};
-
 /* --public-key [V=]pvpub_…: for receipts of version V, or for any. */
 static int
 receipt_opt(void *arg, int ch, const char *val)
 {
-	struct keyset *ks = arg;
-	const char *eq = strchr(val, '=');
-	unsigned long long ver = 0;
-	char *end;
-
 	if (ch != O_PUBKEY)
 		return CLI_OK;
-	if (ks->n == GIVEN_MAX)
-		return cli_usage("receipt verify", "more than 64 --public-key");
-	if (eq != NULL) {
-		if (val[0] < '1' || val[0] > '9')
-			ks->bad = 1;
-		else {
-			ver = strtoull(val, &end, 10);
-			if (end != eq || ver > UINT32_MAX)
-				ks->bad = 1;
-		}
-		val = eq + 1;
-	}
-	if (ks->bad || api_pubkey_decode(ks->k[ks->n].pub, val,
-	    strlen(val)) != PV_OK)
-		return cli_usage("receipt verify", "--public-key must be "
-		    "pvpub_... or VERSION=pvpub_...");
-	ks->k[ks->n].version = (uint32_t)ver;
-	ks->any[ks->n] = eq == NULL;
-	ks->n++;
-	return CLI_OK;
+	return cli_keyset_add(arg, "receipt verify", val);
+}
+
+static pv_status
+receipt_check(const void *arg, const uint8_t pub[static PV_ED25519_LEN])
+{
+	return vault_receipt_verify(arg, pub);
 }
 
 /*
- * Check r with the keys for the version it names: PV_OK if one verifies
- * it, PV_ENOTFOUND if none is for that version, else PV_EINTEGRITY.
+ * Check r with the keys for the version it names, given or the vault's:
+ * PV_OK if one verifies it, PV_ENOTFOUND if none is for that version,
+ * else PV_EINTEGRITY.
  */
 static pv_status
-check_one(const struct keyset *ks, const struct vault_signing_key *vk,
+check_one(const struct cli_keyset *ks, const struct vault_signing_key *vk,
     size_t nvk, const struct vault_receipt *r)
 {
 	uint32_t ver = vault_receipt_key_version(r);
-	pv_status rc = PV_ENOTFOUND;
+	pv_status rc;
 
-	for (size_t i = 0; i < ks->n; i++) {
-		if (!ks->any[i] && ks->k[i].version != ver)
-			continue;
-		if (vault_receipt_verify(r, ks->k[i].pub) == PV_OK)
-			return PV_OK;
-		rc = PV_EINTEGRITY;
-	}
+	if ((rc = cli_keyset_check(ks, ver, receipt_check, r)) == PV_OK)
+		return PV_OK;
 	for (size_t i = 0; i < nvk; i++) {
 		if (vk[i].version != ver)
 			continue;
@@ -83,15 +51,8 @@ check_one(const struct keyset *ks, const struct vault_signing_key *vk,
 static int
 receipt_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		/* The vault is opened only when no key is given. */
-		CLI_OPTS_VAULT,
-		{ "public-key", required_argument, NULL,
-		    O_PUBKEY | CLI_OPT_REPEAT },
-		CLI_OPT_END,
-	};
-	struct keyset ks;
-	struct cli_own own = { opts, receipt_opt, &ks,
+	struct cli_keyset ks;
+	struct cli_own own = { receipt_opt, &ks,
 	    "  --public-key [V=]KEY  a key from GET /v1/keys/signing or "
 	    "kms public-key,\n"
 	    "                        for receipts of version V (or any); "
@@ -166,13 +127,16 @@ receipt_verify(int argc, char **argv)
 	return r;
 }
 
-static const struct cli_cmd receipt_commands[] = {
-	{ "verify", receipt_verify, "check receipts against the signing keys" },
+static const struct option receipt_verify_opts[] = {
+	/* The vault is opened only when no key is given. */
+	CLI_OPTS_VAULT,
+	{ "public-key", required_argument, NULL,
+	    O_PUBKEY | CLI_OPT_REPEAT | CLI_OPT_ONCE },
+	CLI_OPT_END,
 };
 
-int
-cmd_receipt(int argc, char **argv)
-{
-	return cli_dispatch("receipt", receipt_commands,
-	    sizeof(receipt_commands) / sizeof(receipt_commands[0]), argc, argv);
-}
+const struct cli_cmd cli_receipt_cmds[] = {
+	{ "verify", receipt_verify, "check receipts against the signing keys",
+	    receipt_verify_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_retention.c: piivault retention SUBCOMMAND.
  */
@@ -29,15 +30,8 @@ retention_opt(void *arg, int ch, const char *val)
 static int
 retention_sweep(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "dry-run", no_argument, NULL, O_DRYRUN },
-		{ "batch", required_argument, NULL, O_BATCH },
-		CLI_OPT_JSON,
-		CLI_OPT_END,
-	};
 	struct retention_opts o = { 0, 0 };
-	struct cli_own own = { opts, retention_opt, &o,
+	struct cli_own own = { retention_opt, &o,
 	    "  --dry-run        count only: what would be shredded, what is "
 	    "held\n"
 	    "  --batch N        records a transaction (default 1000)\n" };
@@ -85,14 +79,16 @@ retention_sweep(int argc, char **argv)
 	return r;
 }
 
-static const struct cli_cmd retention_commands[] = {
-	{ "sweep", retention_sweep, "shred what is past its date" },
+static const struct option retention_sweep_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "dry-run", no_argument, NULL, O_DRYRUN | CLI_OPT_ONCE },
+	{ "batch", required_argument, NULL, O_BATCH | CLI_OPT_ONCE },
+	CLI_OPT_JSON,
+	CLI_OPT_END,
 };
 
-int
-cmd_retention(int argc, char **argv)
-{
-	return cli_dispatch("retention", retention_commands,
-	    sizeof(retention_commands) / sizeof(retention_commands[0]), argc,
-	    argv);
-}
+const struct cli_cmd cli_retention_cmds[] = {
+	{ "sweep", retention_sweep, "shred what is past its date",
+	    retention_sweep_opts, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};

@@ -1,12 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_serve.c: piivault serve.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
@@ -14,7 +22,39 @@ enum {
 	O_LISTEN = CLI_OPT_OWN, O_THREADS, O_CERT, O_KEY, O_INSECURE,
 	O_BODY, O_FIELDS, O_VALUE, O_BATCH, O_LARGE, O_CONNS, O_IDLE, O_KEKAGE,
 	O_KEKWRAPS, O_RETENTION, O_RLIMIT, O_RWINDOW, O_SWEEP, O_PRIO, O_CA,
-	O_PERADDR, O_RTIMEOUT, O_RATE, O_SHEAP,
+	O_PERADDR, O_RTIMEOUT, O_RATE, O_SHEAP, O_CHECK, O_LOGFMT, O_LOGLVL,
+};
+
+const struct option cli_serve_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "threads", required_argument, NULL, O_THREADS },
+	{ "tls-cert", required_argument, NULL, O_CERT | CLI_OPT_PATH },
+	{ "tls-key", required_argument, NULL, O_KEY | CLI_OPT_PATH },
+	{ "insecure-plaintext", no_argument, NULL, O_INSECURE },
+	{ "max-body", required_argument, NULL, O_BODY },
+	{ "max-fields", required_argument, NULL, O_FIELDS },
+	{ "max-value", required_argument, NULL, O_VALUE },
+	{ "max-batch", required_argument, NULL, O_BATCH },
+	{ "max-large", required_argument, NULL, O_LARGE },
+	{ "max-connections", required_argument, NULL, O_CONNS },
+	{ "idle-timeout", required_argument, NULL, O_IDLE },
+	{ "max-kek-age", required_argument, NULL, O_KEKAGE },
+	{ "max-kek-wraps", required_argument, NULL, O_KEKWRAPS },
+	{ "default-retention-days", required_argument, NULL, O_RETENTION },
+	{ "request-limit", required_argument, NULL, O_RLIMIT },
+	{ "request-window-days", required_argument, NULL, O_RWINDOW },
+	{ "sweep-interval", required_argument, NULL, O_SWEEP },
+	{ "tls-priorities", required_argument, NULL, O_PRIO },
+	{ "tls-client-ca", required_argument, NULL, O_CA | CLI_OPT_PATH },
+	{ "max-per-address", required_argument, NULL, O_PERADDR },
+	{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
+	{ "rate-limit", required_argument, NULL, O_RATE },
+	{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
+	{ "log-format", required_argument, NULL, O_LOGFMT },
+	{ "log-level", required_argument, NULL, O_LOGLVL },
+	{ "check-config", no_argument, NULL, O_CHECK | CLI_OPT_ONCE },
+	CLI_OPT_END,
 };
 
 struct serve_opts {
@@ -23,6 +63,9 @@ struct serve_opts {
 	uint64_t		kek_wraps;
 	struct vault_policy	policy;
 	unsigned		sweep;		/* seconds between sweeps */
+	enum pv_log_format	log_format;
+	enum pv_log_level	log_level;
+	int			check;		/* --check-config */
 };
 
 static int
@@ -144,6 +187,19 @@ serve_opt(void *arg, int ch, const char *val)
 			    "power of two (4, 8, 16, ... 4096)");
 		else
 			l->secure_heap_mib = (unsigned)n;
+		break;
+	case O_LOGFMT:
+		if (pv_log_format_parse(val, &so->log_format) != PV_OK)
+			r = cli_usage("serve", "--log-format must be text or "
+			    "json");
+		break;
+	case O_LOGLVL:
+		if (pv_log_level_parse(val, &so->log_level) != PV_OK)
+			r = cli_usage("serve", "--log-level must be error, "
+			    "warn, info or debug");
+		break;
+	case O_CHECK:
+		so->check = 1;
 		break;
 	case O_KEKWRAPS:
 		/* Far below 2^32 random-nonce GCM encryptions per key. */
@@ -286,48 +342,136 @@ serve_failure(pv_status rc)
 	}
 }
 
+/*
+ * Tell the service manager how the server is (sd_notify(3)'s protocol: one
+ * datagram to $NOTIFY_SOCKET, a path or, after '@', an abstract name), so
+ * that a unit of Type=notify is started only once the socket listens.
+ * Without NOTIFY_SOCKET, nothing.  A failure is logged, never fatal: the
+ * server serves either way.
+ */
+static void
+notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if ((n = strlen(path)) < 2 || n >= sizeof(sa.sun_path)) {
+		pv_log(PV_LOG_WARN, "serve: NOTIFY_SOCKET is not a socket name");
+		return;
+	}
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		pv_log(PV_LOG_WARN, "serve: notify socket: %s", strerror(errno));
+		return;
+	}
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (const struct sockaddr *)&sa,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		pv_log(PV_LOG_WARN, "serve: notify %s: %s", path,
+		    strerror(errno));
+	if (close(fd) != 0)
+		pv_log(PV_LOG_WARN, "serve: notify socket: %s", strerror(errno));
+}
+
 static void
 ready(void *arg, const char *url)
 {
 	(void)arg;
 	(void)printf("piivault: listening on %s\n", url);
 	(void)fflush(stdout);
+	notify("READY=1");
+}
+
+static void
+stopping(void *arg)
+{
+	(void)arg;
+	notify("STOPPING=1");
+}
+
+/*
+ * What a serve setting is when not given, as --check-config prints it;
+ * NULL for one that is off unless given.  tls-priorities is one: its
+ * default applies with TLS only, and serve refuses it given without.
+ */
+static const char *
+serve_default(int val)
+{
+	static char num[24];
+	unsigned long long n;
+
+	switch (val) {
+	case O_LISTEN:
+		return API_LISTEN_DEFAULT;
+	case O_THREADS:
+		n = API_THREADS_DEFAULT;
+		break;
+	case O_BODY:
+		n = API_BODY_MAX;
+		break;
+	case O_FIELDS:
+		n = PV_FIELDS_MAX;
+		break;
+	case O_VALUE:
+		n = PV_VALUE_MAX;
+		break;
+	case O_BATCH:
+		n = VAULT_BATCH_MAX;
+		break;
+	case O_LARGE:
+		n = API_LARGE_DEFAULT;
+		break;
+	case O_CONNS:
+		n = API_CONNECTIONS_DEFAULT;
+		break;
+	case O_IDLE:
+		n = API_IDLE_DEFAULT;
+		break;
+	case O_RLIMIT:
+		n = VAULT_REQUEST_LIMIT_DEFAULT;
+		break;
+	case O_RWINDOW:
+		n = VAULT_REQUEST_WINDOW_DEFAULT / VAULT_DAY;
+		break;
+	case O_SWEEP:
+		n = API_SWEEP_DEFAULT;
+		break;
+	case O_PERADDR:
+		n = API_PER_ADDRESS_DEFAULT;
+		break;
+	case O_RTIMEOUT:
+		n = API_REQUEST_TIMEOUT_DEFAULT;
+		break;
+	case O_RATE:
+		n = API_RATE_LIMIT_DEFAULT;
+		break;
+	case O_SHEAP:
+		n = API_SECURE_HEAP_DEFAULT;
+		break;
+	case O_LOGFMT:
+		return pv_log_journal() ? "json" : "text";
+	case O_LOGLVL:
+		return "info";
+	default:
+		return NULL;
+	}
+	(void)snprintf(num, sizeof(num), "%llu", n);
+	return num;
 }
 
 int
 cmd_serve(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "threads", required_argument, NULL, O_THREADS },
-		{ "tls-cert", required_argument, NULL, O_CERT },
-		{ "tls-key", required_argument, NULL, O_KEY },
-		{ "insecure-plaintext", no_argument, NULL, O_INSECURE },
-		{ "max-body", required_argument, NULL, O_BODY },
-		{ "max-fields", required_argument, NULL, O_FIELDS },
-		{ "max-value", required_argument, NULL, O_VALUE },
-		{ "max-batch", required_argument, NULL, O_BATCH },
-		{ "max-large", required_argument, NULL, O_LARGE },
-		{ "max-connections", required_argument, NULL, O_CONNS },
-		{ "idle-timeout", required_argument, NULL, O_IDLE },
-		{ "max-kek-age", required_argument, NULL, O_KEKAGE },
-		{ "max-kek-wraps", required_argument, NULL, O_KEKWRAPS },
-		{ "default-retention-days", required_argument, NULL,
-		    O_RETENTION },
-		{ "request-limit", required_argument, NULL, O_RLIMIT },
-		{ "request-window-days", required_argument, NULL, O_RWINDOW },
-		{ "sweep-interval", required_argument, NULL, O_SWEEP },
-		{ "tls-priorities", required_argument, NULL, O_PRIO },
-		{ "tls-client-ca", required_argument, NULL, O_CA },
-		{ "max-per-address", required_argument, NULL, O_PERADDR },
-		{ "request-timeout", required_argument, NULL, O_RTIMEOUT },
-		{ "rate-limit", required_argument, NULL, O_RATE },
-		{ "secure-heap-mib", required_argument, NULL, O_SHEAP },
-		CLI_OPT_END,
-	};
 	struct serve_opts o;
-	struct cli_own own = { opts, serve_opt, &o,
+	struct cli_own own = { serve_opt, &o,
 	    "  --listen ADDR:PORT     where to listen (default "
 	    API_LISTEN_DEFAULT "; [::1]:PORT for IPv6; port 0 picks one)\n"
 	    "  --threads N            worker threads (default "
@@ -363,6 +507,11 @@ cmd_serve(int argc, char **argv)
 	    "  --secure-heap-mib N    secure heap for keys and values in "
 	    "flight, a power\n                         of two (default "
 	    CLI_STR(API_SECURE_HEAP_DEFAULT) ")\n"
+	    "  --log-format FMT       text or json, one event a line on "
+	    "stderr (default\n                         json when stderr is "
+	    "the systemd journal, else text)\n"
+	    "  --log-level LEVEL      error, warn, info (default: with a "
+	    "line a request)\n                         or debug\n"
 	    "  --max-kek-age DAYS     rotate the KEK when it is this old\n"
 	    "  --max-kek-wraps N      rotate the KEK after N DEKs\n"
 	    "  --default-retention-days N  retention of records created "
@@ -371,7 +520,11 @@ cmd_serve(int argc, char **argv)
 	    "(default " CLI_STR(VAULT_REQUEST_LIMIT_DEFAULT) ")\n"
 	    "  --request-window-days D  per window of D days (default 30)\n"
 	    "  --sweep-interval SEC   retention sweep period (default "
-	    CLI_STR(API_SWEEP_DEFAULT) "; 0: off)\n" };
+	    CLI_STR(API_SWEEP_DEFAULT) "; 0: off)\n"
+	    "  --check-config         check the settings as serve would "
+	    "(the vault opens,\n                         the TLS files load), "
+	    "print them, and exit\n                         without "
+	    "serving\n" };
 	struct cli_common c;
 	struct sweeper sw;
 	struct vault *v = NULL;
@@ -381,6 +534,7 @@ cmd_serve(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.api.ready = ready;
+	o.api.stopping = stopping;
 	o.policy.request_limit = VAULT_REQUEST_LIMIT_DEFAULT;
 	o.policy.request_window = VAULT_REQUEST_WINDOW_DEFAULT;
 	o.sweep = API_SWEEP_DEFAULT;
@@ -388,12 +542,19 @@ cmd_serve(int argc, char **argv)
 	o.api.limits.rate_limit = API_RATE_LIMIT_DEFAULT;
 	/* Unset is the default, --max-per-address 0 is no limit. */
 	o.api.limits.per_address = API_PER_ADDRESS_DEFAULT;
+	/* Under systemd, stderr is the journal: one JSON object a line. */
+	o.log_format = pv_log_journal() ? PV_LOG_JSON : PV_LOG_TEXT;
+	o.log_level = PV_LOG_INFO;
 	if ((r = cli_parse(argc, argv, &c, &first, "serve [OPTIONS]\n\n"
 	    "Serves the HTTP API until SIGINT or SIGTERM, then finishes the\n"
-	    "requests in flight and exits.\n", &own)) != CLI_OK)
+	    "requests in flight and exits.  Every option may be set in the\n"
+	    "configuration file (--config); --check-config prints where each\n"
+	    "setting came from.\n", &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (first != argc)
 		return cli_usage("serve", "unexpected argument");
+	pv_log_set_format(o.log_format);
+	pv_log_set_level(o.log_level);
 	/* Block the stop signals everywhere: api_serve waits for them. */
 	if (sigemptyset(&sigs) != 0 || sigaddset(&sigs, SIGINT) != 0 ||
 	    sigaddset(&sigs, SIGTERM) != 0 ||
@@ -426,6 +587,10 @@ cmd_serve(int argc, char **argv)
 	vault_set_cryptoperiod(v, o.kek_age, o.kek_wraps);
 	vault_set_policy(v, &o.policy);
 	vault_set_actor(v, "server");
+	/* --check-config: api_serve checks what it would serve, and returns. */
+	o.api.check_only = o.check;
+	if (o.check)
+		o.sweep = 0;
 	if (o.sweep > 0 && sweeper_start(&sw, v, o.sweep) != 0) {
 		vault_close(v);
 		return cli_fail("serve", "retention sweeper", PV_EIO);
@@ -445,5 +610,7 @@ cmd_serve(int argc, char **argv)
 	}
 	if (rc != PV_OK)
 		return cli_fail("serve", serve_failure(rc), rc);
+	if (o.check)
+		return cli_settings_print(serve_default);
 	return CLI_OK;
 }

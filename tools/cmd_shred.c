@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_shred.c: piivault shred.
  */
@@ -79,17 +80,18 @@ done:
 	return r;
 }
 
+const struct option cli_shred_opts[] = {
+	CLI_OPTS_VAULT,
+	{ "from-file", required_argument, NULL, O_FROMFILE | CLI_OPT_ONCE },
+	{ "reason", required_argument, NULL, O_REASON | CLI_OPT_ONCE },
+	CLI_OPT_END,
+};
+
 int
 cmd_shred(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		CLI_OPTS_VAULT,
-		{ "from-file", required_argument, NULL, O_FROMFILE },
-		{ "reason", required_argument, NULL, O_REASON },
-		CLI_OPT_END,
-	};
 	struct shred_opts o = { NULL, "request" };
-	struct cli_own own = { opts, shred_opt, &o,
+	struct cli_own own = { shred_opt, &o,
 	    "  --from-file F    ids to shred, one a line ('-' for stdin)\n"
 	    "  --reason TEXT    why (default \"request\"); never personal "
 	    "data\n" };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c: the piivault binary.  A process that holds keys: no core dumps,
  * no ptrace attach, and stdout unbuffered, so that no decrypted value
@@ -26,7 +27,8 @@ main(int argc, char **argv)
 #ifdef PV_TEST_HOOKS
 	/*
 	 * piivault-test only (PV_TEST_HOOKS): pin the clock that retention,
-	 * request windows and cryptoperiods read (seconds since the epoch).
+	 * request windows and cryptoperiods read (seconds since the epoch),
+	 * and stop audit archive half-way (cli_int.h).
 	 * piivault itself reads the system clock, which only something
 	 * outside it (libfaketime) can move.
 	 */
@@ -39,6 +41,11 @@ main(int argc, char **argv)
 			return r;
 		if (now != 0)
 			pv_clock_set(now);
+		if ((r = cli_env_number("PIIVAULT_TEST_ARCHIVE_BATCH", 1,
+		    100000, &cli_test_archive_batch)) != CLI_OK ||
+		    (r = cli_env_number("PIIVAULT_TEST_ARCHIVE_KILL", 1,
+		    1000000, &cli_test_archive_kill)) != CLI_OK)
+			return r;
 	}
 #endif
 	if (setvbuf(stdout, NULL, _IONBF, 0) != 0) {

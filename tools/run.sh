@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The run command: install what is missing, build, create the vault on its
 # embedded default (./piivault-data, root key ./piivault.key) if there is
 # none yet, and serve the API on 127.0.0.1:7400 until Ctrl-C.

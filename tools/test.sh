@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The test command: install what is missing, build with warnings as errors,
 # run every suite, then build and run them all again under AddressSanitizer
 # and UndefinedBehaviorSanitizer.  Exits non-zero if anything fails.
@@ -40,4 +41,6 @@ for k in '"op":"tokenize"' '"op":"batch tokenize"' '"op":"batch tokenize, no ind
 	grep -q "$k" bench-out/results.json ||
 	    { echo "benchmark: no $k in bench-out/results.json" >&2; exit 1; }
 done
+echo "== package: the .deb, lintian, the systemd unit (tools/package.sh)"
+sh tools/package.sh
 echo "== all tests passed"

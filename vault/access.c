@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * access.c: API keys, and answering a caller's tokens under its role, its
  * purpose, its fields and the person's consent.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * audit.c: the tamper-evident audit log.
  *
@@ -24,12 +25,14 @@
 #define AR_KEY_LEN	(SEQ_LEN + 1 + SEQ_LEN)
 /*
  * Version 1 stores the reason as plain text; version 2 stores it sealed
- * under K_reason, AAD REASON_AAD_AUDIT || seq; version 3 (written since)
- * is version 2 followed by the items: what each token of a read got.
+ * under K_reason, AAD REASON_AAD_AUDIT || seq; version 3 is version 2
+ * followed by the items: what each token of a read got; version 4
+ * (written since) is version 3 followed by the HTTP request's id.
  */
 #define E_V_PLAIN	1
 #define E_V_SEALED	2
 #define E_V_ITEMS	3
+#define E_V_REQID	4
 #define REASON_AAD_AUDIT 1
 /* An item: outcome (1), status (1), record seq (8, 0 none), field. */
 #define ITEM_FIXED	(1 + 1 + SEQ_LEN)
@@ -65,7 +68,8 @@ event_size(const struct vault_event *ev)
 	    VAULT_CODE_MAX + VAULT_REASON_MAX + KMS_SEAL_OVERHEAD + 2 +
 	    ev->nrecs * SEQ_LEN + 2 +
 	    nf * (1 + PV_FIELD_NAME_MAX) + 2 +
-	    ev->nitems * (ITEM_FIXED + 1 + PV_FIELD_NAME_MAX);
+	    ev->nitems * (ITEM_FIXED + 1 + PV_FIELD_NAME_MAX) +
+	    1 + VAULT_REQUEST_ID_MAX;
 }
 
 /* AAD of event seq's sealed reason. */
@@ -111,7 +115,7 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 	size_t pos = E_STRINGS, nf = ev->nfields;
 	pv_status rc;
 
-	p[E_VERSION] = E_V_ITEMS;
+	p[E_VERSION] = E_V_REQID;
 	pv_put_u64(p + E_TIME, now);
 	p[E_OK] = ev->ok ? 1 : 0;
 	p[E_PURPOSE] = ev->purpose < 0 ? 0xff : (uint8_t)ev->purpose;
@@ -142,6 +146,7 @@ event_encode(struct vault *v, uint8_t *p, size_t *len,
 		pos += SEQ_LEN;
 		pos += put_str(p + pos, it->field, PV_FIELD_NAME_MAX);
 	}
+	pos += put_str(p + pos, ev->request_id, VAULT_REQUEST_ID_MAX);
 	*len = pos;
 	return PV_OK;
 }
@@ -411,8 +416,8 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 	pv_status rc;
 
 	memset(e, 0, sizeof(*e));
-	if (len < E_STRINGS || (p[E_VERSION] != E_V_PLAIN &&
-	    p[E_VERSION] != E_V_SEALED && p[E_VERSION] != E_V_ITEMS))
+	if (len < E_STRINGS || p[E_VERSION] < E_V_PLAIN ||
+	    p[E_VERSION] > E_V_REQID)
 		return PV_EINTEGRITY;
 	e->seq = seq;
 	e->time = pv_get_u64(p + E_TIME);
@@ -455,10 +460,40 @@ event_decode(struct vault *v, struct pv_txn *t, uint64_t seq,
 		if ((rc = get_str(e->fields[i], sizeof(e->fields[i]), p, len,
 		    &pos)) != PV_OK)
 			return rc;
-	if (p[E_VERSION] == E_V_ITEMS &&
+	if (p[E_VERSION] >= E_V_ITEMS &&
 	    (rc = get_items(v, t, p, len, &pos, items, e)) != PV_OK)
 		return rc;
+	if (p[E_VERSION] >= E_V_REQID && (rc = get_str(e->request_id,
+	    sizeof(e->request_id), p, len, &pos)) != PV_OK)
+		return rc;
 	return pos == len ? PV_OK : PV_EINTEGRITY;
+}
+
+pv_status
+vault_audit_event_info(const uint8_t *p, size_t len, uint64_t *time,
+    int *kind, const uint8_t **recs, size_t *nrecs)
+{
+	size_t pos = E_STRINGS;
+
+	if (len < E_STRINGS + PV_HMAC_LEN)
+		return PV_EINTEGRITY;
+	len -= PV_HMAC_LEN;
+	/* actor, action, code, reason: each a length byte and bytes */
+	for (int i = 0; i < 4; i++) {
+		if (pos >= len || len - pos - 1 < p[pos])
+			return PV_EINTEGRITY;
+		pos += 1 + (size_t)p[pos];
+	}
+	if (len - pos < 2)
+		return PV_EINTEGRITY;
+	*nrecs = (size_t)p[pos] << 8 | p[pos + 1];
+	pos += 2;
+	if (*nrecs > VAULT_BATCH_MAX || len - pos < *nrecs * SEQ_LEN)
+		return PV_EINTEGRITY;
+	*recs = p + pos;
+	*time = pv_get_u64(p + E_TIME);
+	*kind = p[E_KIND];
+	return PV_OK;
 }
 
 void
@@ -491,6 +526,7 @@ struct chain_walk {
 	void		*arg;
 	uint64_t	 count;		/* events that verified */
 	uint64_t	 bad;		/* PV_EINTEGRITY: first that failed */
+	struct vault_audit_checkpoint ck; /* where the chain starts now */
 };
 
 /* Walk the chain as w says: PV_EINTEGRITY with w->bad set, or PV_OK. */
@@ -506,7 +542,14 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 
 	w->count = 0;
 	memset(prev, 0, sizeof(prev));
-	if (w->after > 0) {
+	/* Events up to the checkpoint were archived: start from it. */
+	if ((rc = vault_audit_ckpt_get(v, t, &w->ck)) != PV_OK)
+		return rc;
+	if (w->ck.seq > 0 && w->after <= w->ck.seq) {
+		w->after = w->ck.seq;
+		want = w->after + 1;
+		memcpy(prev, w->ck.hash, sizeof(prev));
+	} else if (w->after > 0) {
 		pv_put_u64(key, w->after);
 		if ((rc = pv_get(t, PV_T_AUDIT, key, sizeof(key),
 		    (const void **)&val, &vl)) != PV_OK)
@@ -556,19 +599,28 @@ walk(struct vault *v, struct pv_txn *t, struct chain_walk *w)
 }
 
 pv_status
-vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
+vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad,
+    struct vault_audit_checkpoint *ck)
 {
 	struct chain_walk w = { .end = UINT64_MAX };
 	struct pv_txn *t;
 	pv_status rc;
 
 	*bad = 0;
+	*count = 0;
 	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
 		return rc;
 	rc = walk(v, t, &w);
 	pv_txn_abort(t);
+	/* The MAC was checked by the walk; the signature is checked here. */
+	if (rc == PV_EINTEGRITY && w.bad == 0)
+		return rc;
+	if (rc == PV_OK && w.ck.seq > 0)
+		rc = vault_audit_ckpt_sig_check(v, &w.ck);
 	*count = w.count;
 	*bad = w.bad;
+	if (ck != NULL)
+		*ck = w.ck;
 	return rc;
 }
 
@@ -592,7 +644,8 @@ read_one(void *arg, uint64_t seq, const uint8_t *ev, size_t len)
 
 pv_status
 vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
-    struct vault_audit_entry **out, size_t *n, uint64_t *last)
+    struct vault_audit_entry **out, size_t *n, uint64_t *last,
+    uint64_t *archived)
 {
 	struct read_arg a = { v, NULL, NULL, 0 };
 	struct chain_walk w = { .after = after, .end = end, .limit = limit,
@@ -617,6 +670,8 @@ vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
 	*out = a.e;
 	*n = a.n;
 	*last = newest;
+	if (archived != NULL)
+		*archived = w.ck.seq;
 	a.e = NULL;
 out:
 	pv_txn_abort(a.t);

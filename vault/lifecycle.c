@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lifecycle.c: crypto-shredding, receipts, and the key lifecycle over the
  * records: re-wrapping, index rebuilds, shred epochs and compaction.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * person.c: what a person may ask of their record (access, correction,
  * consent), legal hold, and retention.

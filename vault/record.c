@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * record.c: the one encoder and decoder of a stored record's field
  * entries, the one AAD a field's value is sealed under, and the token and

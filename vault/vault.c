@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault.c: records, envelopes, tokens and the blind index.
  *
@@ -1632,4 +1633,10 @@ uint64_t
 vault_alarms(struct vault *v)
 {
 	return atomic_load(&v->alarms);
+}
+
+void
+vault_store_version(char out[static 32])
+{
+	pv_store_version(out);
 }

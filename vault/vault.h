@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault.h: records of personal data, envelope-encrypted, behind tokens.
  *
@@ -182,6 +183,11 @@ pv_status vault_put(struct vault *v, const struct vault_record_in *recs,
 #define VAULT_ACTION_MAX	32
 #define VAULT_CODE_MAX		32
 #define VAULT_REASON_MAX	200
+/*
+ * A request's id, [A-Za-z0-9._-]{1,64} (the API checks the form; the log
+ * stores what it is given, cut to this length, controls as '?').
+ */
+#define VAULT_REQUEST_ID_MAX	64
 
 /*
  * What one token of a read (detokenize, get) got, in the read's event:
@@ -214,6 +220,7 @@ struct vault_event {
 	int			 kind;		/* VAULT_EK_*: how it counts */
 	const struct vault_item	*items;		/* per token, in order */
 	size_t			 nitems;	/* at most VAULT_BATCH_MAX */
+	const char		*request_id;	/* the HTTP request's, or NULL */
 };
 enum { VAULT_EK_NONE, VAULT_EK_READ, VAULT_EK_ACCESS, VAULT_EK_DELETE };
 
@@ -261,6 +268,8 @@ struct vault_audit_entry {
 	char		(*fields)[PV_FIELD_NAME_MAX + 1];
 	size_t		nitems;		/* 0 for events made before items */
 	struct vault_audit_item *items;
+	/* The HTTP request's id; "" for none and in events made before. */
+	char		request_id[VAULT_REQUEST_ID_MAX + 1];
 };
 void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
 
@@ -272,21 +281,127 @@ void	  vault_audit_entries_free(struct vault_audit_entry *e, size_t n);
  * would take the page over VAULT_AUDIT_PAGE_BYTES stored bytes, but never
  * none while one is due.  *out (release with vault_audit_entries_free)
  * holds *n; *last is the newest event's seq in the same snapshot (0 for
- * an empty log), so that a reader can fix where its paging ends.
+ * an empty log), so that a reader can fix where its paging ends.  Events
+ * up to the checkpoint were archived: a page after a seq below it starts
+ * at the checkpoint, and *archived (if not NULL) is the checkpoint's seq
+ * in the same snapshot (0: nothing was archived).
  */
 #define VAULT_AUDIT_END_NONE	UINT64_MAX
 #define VAULT_AUDIT_PAGE_BYTES	(512u << 10)
 pv_status vault_audit_read(struct vault *v, uint64_t after, uint64_t end,
 	      size_t limit, struct vault_audit_entry **out, size_t *n,
-	      uint64_t *last) PV_WUR;
+	      uint64_t *last, uint64_t *archived) PV_WUR;
 
 /*
- * Check the whole chain.  PV_OK with *count events, or PV_EINTEGRITY with
- * *bad the first sequence number that does not verify (an edited,
- * reordered or inserted event, or a gap where one was deleted).
+ * Audit retention.  The oldest events can be moved out of the vault into
+ * a signed archive (piivault audit archive writes the file; its format is
+ * in docs/format.md) and removed, leaving a checkpoint: the last archived
+ * event's seq and chain hash, from which the rest of the chain verifies.
+ * The checkpoint carries a row MAC (K_row), which only the vault can
+ * make, and an Ed25519 signature under the active signing key, so that a
+ * forged or moved checkpoint hiding deleted events is an integrity error.
+ * Fields are private but for reading.
  */
-pv_status vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad)
-	      PV_WUR;
+struct vault_audit_checkpoint {
+	uint64_t	seq;		/* last event archived; 0: none */
+	uint64_t	archived;	/* events archived in all */
+	uint64_t	before;		/* the last archive's DATE */
+	uint64_t	created;	/* when the last archive was made */
+	uint32_t	sign_version;	/* the signing key that signed it */
+	uint8_t		hash[PV_HMAC_LEN];	/* chain hash h(seq) */
+	uint8_t		archive_hash[PV_HMAC_LEN]; /* its archive's hash */
+	uint8_t		sig[PV_ED25519_SIG_LEN];
+};
+
+/*
+ * Check the whole chain, from the checkpoint if there is one (into *ck,
+ * if not NULL: seq 0 without one).  PV_OK with *count events, or
+ * PV_EINTEGRITY with *bad the first sequence number that does not verify
+ * (an edited, reordered or inserted event, or a gap where one was
+ * deleted), *bad 0 if the checkpoint itself fails its MAC or signature.
+ */
+pv_status vault_audit_verify(struct vault *v, uint64_t *count, uint64_t *bad,
+	      struct vault_audit_checkpoint *ck) PV_WUR;
+
+/*
+ * What an archive holds, as its first line says: the events first..last
+ * (count of them, no gaps) of vault vault_id, every one older than before
+ * (seconds since the epoch), made at created and signed by signing key
+ * version sign_version.
+ */
+struct vault_archive_head {
+	char		vault_id[2 * VAULT_VAULT_ID_LEN + 1];
+	uint64_t	first;
+	uint64_t	last;
+	uint64_t	count;
+	uint64_t	before;
+	uint64_t	created;
+	uint32_t	sign_version;
+};
+
+/*
+ * Plan an archive of the events older than before (time < before) after
+ * the checkpoint, into *out (created now, signed by the active signing
+ * key).  The events archived are a prefix of the log: it stops at the
+ * first event at or after before.  PV_ENOTFOUND if there is none;
+ * PV_EINTEGRITY (an alarm) if the checkpoint fails.
+ */
+pv_status vault_audit_archive_plan(struct vault *v, uint64_t before,
+	      struct vault_archive_head *out) PV_WUR;
+
+/*
+ * The hash chain over an archive's lines: c = HMAC-SHA256 under the
+ * public key "piivault-audit-archive-v1" of prev (NULL for the first
+ * line) and the line's bytes.  Anyone can compute it; the signature over
+ * the last one is what authenticates.  PV_ECRYPTO.
+ */
+pv_status vault_archive_line_hash(uint8_t out[static PV_HMAC_LEN],
+	      const uint8_t *prev, const char *line, size_t len) PV_WUR;
+
+/*
+ * The exact bytes an archive's signature covers, NUL-terminated, into
+ * out: "piivault-audit-archive-v1" with h's members and hash, the last
+ * line's chain hash (docs/format.md).
+ */
+#define VAULT_ARCHIVE_MSG_MAX	512
+void	  vault_archive_message(char out[static VAULT_ARCHIVE_MSG_MAX],
+	      const struct vault_archive_head *h,
+	      const uint8_t hash[static PV_HMAC_LEN]);
+/*
+ * Sign an archive with h->sign_version, which must still be the active
+ * signing key (PV_EKEYSTATE after a rotation: plan again).  Check one
+ * against a public key: PV_OK or PV_EINTEGRITY.
+ */
+pv_status vault_archive_sign(struct vault *v,
+	      const struct vault_archive_head *h,
+	      const uint8_t hash[static PV_HMAC_LEN],
+	      uint8_t sig[static PV_ED25519_SIG_LEN]) PV_WUR;
+pv_status vault_archive_verify(const struct vault_archive_head *h,
+	      const uint8_t hash[static PV_HMAC_LEN],
+	      const uint8_t sig[static PV_ED25519_SIG_LEN],
+	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+
+/*
+ * Once the archive of h (chain hash hash) is durable: in one commit,
+ * write the checkpoint at h->last, log an "audit.archive" event after it,
+ * and remove the first batch (1..VAULT_KEY_BATCH_MAX, else PV_EINVAL) of
+ * the archived events with their per-record index rows; *removed counts
+ * them.  PV_EBUSY if the checkpoint moved since the plan (another
+ * archive); PV_EINTEGRITY if event h->last is not there.  Then call
+ * vault_audit_archive_prune until it removes nothing.
+ */
+pv_status vault_audit_archive_commit(struct vault *v,
+	      const struct vault_archive_head *h,
+	      const uint8_t hash[static PV_HMAC_LEN], size_t batch,
+	      uint64_t *removed) PV_WUR;
+/*
+ * Remove up to batch archived events (at or before the checkpoint) still
+ * in the store, in one commit; *removed counts them (0: none is left).
+ * Resumes a removal that was interrupted: the chain verifies from the
+ * checkpoint whatever is left below it.  PV_EINVAL for a bad batch.
+ */
+pv_status vault_audit_archive_prune(struct vault *v, size_t batch,
+	      uint64_t *removed) PV_WUR;
 
 /*
  * The privacy policy's knobs: default retention for records created
@@ -950,6 +1065,9 @@ struct vault_info {
  * version.  Release keys with free().
  */
 pv_status vault_info(struct vault *v, struct vault_info *out) PV_WUR;
+
+/* The version of the store's library in use (LMDB), as "0.9.24". */
+void	  vault_store_version(char out[static 32]);
 
 /*
  * Integrity alarms since the vault was opened: values in the data

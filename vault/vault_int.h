@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vault_int.h: private to vault/.  The record layout of docs/format.md in
  * code, and the pieces the vault's files share.
@@ -184,6 +185,24 @@ pv_status vault_record_fetch(struct pv_txn *t, uint64_t seq,
  */
 pv_status vault_audit_in(struct vault *v, struct pv_txn *t,
 	      const struct vault_event *ev, uint64_t *seq) PV_WUR;
+/*
+ * The stored event p (len bytes, chain hash included): its time, kind and
+ * record seqs (nrecs big-endian seqs at *recs, pointing into p), for the
+ * archive's removal of its index rows.  PV_EINTEGRITY if it does not parse.
+ */
+pv_status vault_audit_event_info(const uint8_t *p, size_t len,
+	      uint64_t *time, int *kind, const uint8_t **recs, size_t *nrecs)
+	      PV_WUR;
+/*
+ * The audit checkpoint in t (archive.c): seq 0 if there is none;
+ * PV_EINTEGRITY (an alarm) if it is malformed or fails its row MAC.
+ * vault_audit_ckpt_sig_check checks its signature with the public key of
+ * the version it names: PV_EINTEGRITY (an alarm) if it fails.
+ */
+pv_status vault_audit_ckpt_get(struct vault *v, struct pv_txn *t,
+	      struct vault_audit_checkpoint *out) PV_WUR;
+pv_status vault_audit_ckpt_sig_check(struct vault *v,
+	      const struct vault_audit_checkpoint *ck) PV_WUR;
 /*
  * Events of kind (VAULT_EK_*) about record rec at or after since, oldest
  * first, at most max, from snapshot t.

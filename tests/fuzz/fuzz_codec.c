@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_codec.c: libFuzzer harness for every parser of outside input: the
  * JSON request bodies, receipts, identifiers, keys and UTF-8.  Each must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_record.c: libFuzzer harness for the stored-record parser.  White-box
  * (includes vault_int.h): bytes from disk must parse into field views that

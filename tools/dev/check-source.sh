@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Source rules no compiler checks: banned functions (curl checksrc), each
 # foreign library included only by its one adapter, private headers kept
 # in their module, and the layers pointing one way:
@@ -71,5 +72,15 @@ public() {	# public HEADER HEADER...: HEADER includes none of HEADER...
 }
 public vault/vault.h kms.h pv_store.h vault_int.h
 public api/api.h kms.h pv_store.h vault_int.h api_int.h
+
+# Every source file says its licence in its first two lines (SPDX).
+for f in $(git ls-files '*.c' '*.h' '*.sh' '*.py' '*.lua' \
+    '*CMakeLists.txt' .ci/run 2>/dev/null); do
+	if ! head -n 2 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0'
+	then
+		echo "check-source: $f: no SPDX-License-Identifier" >&2
+		fail=1
+	fi
+done
 
 exit $fail

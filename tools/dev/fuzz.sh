@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Build the libFuzzer harnesses with clang and run each for SECONDS
 # (default 60), keeping a corpus under build-fuzz/corpus.  Any crash, leak
 # or sanitizer report fails the run.

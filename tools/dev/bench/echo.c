@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * echo.c: the ceiling the benchmark measures piivault against.  A bare
  * libmicrohttpd server with piivault's threading model (an internal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * populate.c: fill a vault with N records of four fields (email, phone,
  * name, city) through the vault API, 1000 a commit, for the benchmark's

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- pv.lua: wrk script for the piivault benchmark.
 -- wrk ... -s pv.lua -- MODE N KEY [FILE]
 --   echo, tokenize   one record of email, phone, name per request

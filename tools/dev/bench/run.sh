@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The benchmark: one command, on a fresh machine.  Builds in release mode,
 # then measures in one run, alternating with the bare echo ceiling so that
 # every HTTP figure has a ratio measured next to it:
