@@ -183,6 +183,9 @@ pv_status vault_record_fetch(struct pv_txn *t, uint64_t seq,
  * sequence number.  Also indexes it by each record for read listings and
  * request limits.
  */
+/* The newest event's seq and chain hash; 0 and zeros for an empty log. */
+pv_status vault_audit_head(struct pv_txn *t, uint64_t *seq,
+	      uint8_t hash[static PV_HMAC_LEN]) PV_WUR;
 pv_status vault_audit_in(struct vault *v, struct pv_txn *t,
 	      const struct vault_event *ev, uint64_t *seq) PV_WUR;
 /*
