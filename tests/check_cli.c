@@ -3565,6 +3565,55 @@ START_TEST(test_backup_no_shredded_bytes)
 }
 END_TEST
 
+/*
+ * kill -9 in the middle of a backup leaves no FILE, only names that say
+ * they are not complete (and do not verify); the server goes on
+ * answering, and the next backup works.
+ */
+START_TEST(test_backup_killed)
+{
+	const char *const kill9[] = { "PIIVAULT_TEST_BACKUP_KILL=1", NULL };
+	struct dirent *e;
+	struct su_resp h;
+	struct run r;
+	int left = 0;
+	DIR *d;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(NULL, NULL);
+	puts_at(NULL, 2);
+	su_srv_start_local("piivault.key", NULL, NULL);
+	run(&r, kill9, NULL, "backup", "--to", "b.pvb", NULL);
+	ck_assert_exit(&r, 128 + SIGKILL);
+	run_free(&r);
+	ck_assert(!exists("b.pvb"));
+	ck_assert_ptr_nonnull(d = opendir("."));
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "b.pvb", 5) != 0)
+			continue;
+		ck_assert_msg(strncmp(e->d_name, "b.pvb.incomplete-", 17) == 0
+		    || strncmp(e->d_name, "b.pvb.copy-", 11) == 0,
+		    "%s is left", e->d_name);
+		if (e->d_name[6] == 'i') {
+			expect_fail(1, "fails", NULL, "backup", "verify",
+			    e->d_name, NULL);
+			left++;
+		}
+	}
+	(void)closedir(d);
+	ck_assert_int_eq(left, 1);
+	su_req(&h, "GET", "/v1/health", NULL, "", NULL, 0);
+	ck_assert_int_eq(h.status, 200);
+	su_resp_free(&h);
+	run_bin = PIIVAULT_BIN;
+	backup_ok("b.pvb");
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	su_srv_stop();
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -3660,6 +3709,7 @@ cli_suite(void)
 	tcase_add_loop_test(tc, test_backup_damage, 0,
 	    (int)(sizeof(bk_damage) / sizeof(bk_damage[0])));
 	tcase_add_test(tc, test_backup_no_shredded_bytes);
+	tcase_add_test(tc, test_backup_killed);
 
 	tc = tcase(s, "config");
 	tcase_add_test(tc, test_config_precedence);

@@ -413,9 +413,10 @@ setting_known(const char *name)
 	char msg[160];
 	int once = 0;
 
+	/* Each command, then its subcommands (a group's own opts are NULL). */
 	for (size_t i = 0; commands[i].name != NULL; i++)
-		for (size_t j = 0; (t = commands[i].sub != NULL ?
-		    &commands[i].sub[j] : j == 0 ? &commands[i] : NULL) !=
+		for (size_t j = 0; (t = j == 0 ? &commands[i] :
+		    commands[i].sub != NULL ? &commands[i].sub[j - 1] : NULL) !=
 		    NULL && t->name != NULL; j++)
 			for (size_t k = 0; t->opts != NULL &&
 			    t->opts[k].name != NULL; k++) {

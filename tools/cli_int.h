@@ -363,6 +363,11 @@ int	cli_number(const char *cmd, const char *what, const char *s,
  */
 extern unsigned long long cli_test_archive_batch;
 extern unsigned long long cli_test_archive_kill;
+/*
+ * piivault-test only (PIIVAULT_TEST_BACKUP_KILL=1): backup is killed
+ * (SIGKILL) once its first piece of data is written, as a crash would.
+ */
+extern unsigned long long cli_test_backup_kill;
 
 /* The whole program, for main() and the tests. */
 int	cli_main(int argc, char **argv);

@@ -2,12 +2,15 @@
 /*
  * cmd_backup.c: piivault backup --to FILE, and backup verify FILE.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli_int.h"
 
 enum { O_TO = CLI_OPT_OWN, O_PUBKEY };
+
+unsigned long long cli_test_backup_kill;
 
 static int
 backup_opt(void *arg, int ch, const char *val)
@@ -23,6 +26,8 @@ tty_progress(void *arg, const struct vault_progress *p)
 {
 	struct cli_progress *cp = arg;
 
+	if (cli_test_backup_kill != 0)
+		(void)raise(SIGKILL);
 	if (cp->tty)
 		cli_progress(cp, p);
 }
