@@ -3375,6 +3375,8 @@ START_TEST(test_backup_verify)
 	ck_assert_msg(strstr(r.out, "signature not anchored") != NULL,
 	    "[%s]", r.out);
 	ck_assert_msg(strstr(r.out, "Ada") == NULL, "a value: [%s]", r.out);
+	ck_assert_msg(strstr(r.out, "\"shred_epochs\":0,") != NULL, "[%s]",
+	    r.out);
 	ck_assert_ptr_nonnull(p = strstr(r.out, "\"records\":"));
 	ck_assert_int_eq(sscanf(p, "\"records\":%llu", &nrec), 1);
 	ck_assert_uint_ge(nrec, 1);
@@ -3557,6 +3559,21 @@ START_TEST(test_backup_no_shredded_bytes)
 	/* The test can see what it looks for: the live file still has it. */
 	ck_assert_uint_gt(dead, 100);
 	ck_assert_uint_gt(live, 100);
+	/* The manifest counts the shred epochs (none here; one, then two). */
+	for (int i = 1; i <= 2; i++) {
+		char name[16], want[32];
+
+		run(&r, NULL, NULL, "kms", "shred-epoch", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+		(void)snprintf(name, sizeof(name), "e%d.pvb", i);
+		(void)snprintf(want, sizeof(want), "\"shred_epochs\":%d,", i);
+		backup_ok(name);
+		run(&r, NULL, NULL, "backup", "verify", name, NULL);
+		ck_assert_exit(&r, 0);
+		ck_assert_msg(strstr(r.out, want) != NULL, "[%s]", r.out);
+		run_free(&r);
+	}
 	free(before);
 	free(put);
 	free(after);

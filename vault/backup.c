@@ -103,6 +103,7 @@ manifest(struct vault *v, struct pv_txn *t, struct vault_backup_info *m,
 
 	if ((rc = vault_meta_u64(t, META_RECORDS, &m->records)) != PV_OK ||
 	    (rc = vault_audit_head(t, &m->audit_seq, m->audit_head)) != PV_OK ||
+	    (rc = vault_epochs_get(v, t, &m->shred_epochs)) != PV_OK ||
 	    (rc = kms_status(v->kms, t, &keys, &n)) != PV_OK)
 		goto out;
 	pv_json_init(&j, b);
@@ -130,6 +131,7 @@ manifest(struct vault *v, struct pv_txn *t, struct vault_backup_info *m,
 		m->keks++;
 	}
 	pv_json_close(&j);
+	pv_json_ku64(&j, "shred_epochs", m->shred_epochs);
 	pv_json_ku64(&j, "sign_version", m->sign_version);
 	pv_json_ku64(&j, "data_bytes", m->data_len);
 	pv_hex_encode(hex, m->data_sha256, PV_SHA256_LEN);

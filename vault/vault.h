@@ -1063,6 +1063,7 @@ struct vault_backup_info {
 	uint64_t	audit_seq;	/* the newest audit event; 0: none */
 	uint8_t		audit_head[PV_HMAC_LEN];	/* its chain hash */
 	uint64_t	keks;		/* KEK versions listed */
+	uint64_t	shred_epochs;	/* kms shred-epoch runs completed */
 	uint32_t	sign_version;
 	uint64_t	data_len;	/* bytes of the data file */
 	uint8_t		data_sha256[PV_SHA256_LEN];
