@@ -3428,6 +3428,28 @@ START_TEST(test_backup_verify)
 	ck_assert_uint_eq(records((const char *const[]){
 	    "PIIVAULT_DATA_DIR=restored", NULL }), nrec);
 
+	/* --deep: every record opened, no value printed, nothing left. */
+	ck_assert_int_eq(mkdir("tmpd", 0700), 0);
+	{
+		const char *const tmpd[] = { "TMPDIR=tmpd", NULL };
+		char want[128];
+
+		run(&r, tmpd, NULL, "backup", "verify", "b.pvb", "--deep",
+		    NULL);
+		ck_assert_exit(&r, 0);
+		(void)snprintf(want, sizeof(want), "deep: %llu records opened "
+		    "(%llu fields authenticated), 0 shredded, 0 under a "
+		    "retired or destroyed KEK\ndeep: audit chain verified: ",
+		    nrec, 3 * nrec);
+		ck_assert_msg(strstr(r.out, want) != NULL, "[%s]", r.out);
+		ck_assert_msg(strstr(r.out, "Ada") == NULL &&
+		    strstr(r.err, "Ada") == NULL, "a value: [%s]", r.out);
+		run_free(&r);
+		expect_fail(1, "wrong root key", tmpd, "backup", "verify",
+		    "b.pvb", "--deep", "--key-file", "other.key", NULL);
+		ck_assert_int_eq(rmdir("tmpd"), 0);	/* empty */
+	}
+
 	/* Never the root key, as its file has it or as bytes. */
 	ck_assert_ptr_nonnull(keytext = slurp("piivault.key", &klen));
 	ck_assert_uint_gt(klen, 40);
@@ -3538,6 +3560,11 @@ START_TEST(test_backup_no_shredded_bytes)
 	ck_assert_ptr_nonnull(after = slurp("piivault-data/data.mdb", &la));
 	backup_ok("b.pvb");
 	ck_assert_ptr_nonnull(file = slurp("b.pvb", &lf));
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", "--deep", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "deep: 0 records opened (0 fields "
+	    "authenticated), 1 shredded,") != NULL, "[%s]", r.out);
+	run_free(&r);
 	ck_assert_int_eq(system("cp -a piivault-data compacted"), 0);
 	run(&r, NULL, NULL, "compact", "--data-dir", "compacted", NULL);
 	ck_assert_exit(&r, 0);
@@ -3628,6 +3655,82 @@ START_TEST(test_backup_killed)
 	ck_assert_exit(&r, 0);
 	run_free(&r);
 	su_srv_stop();
+}
+END_TEST
+
+/*
+ * A backup whose data was edited and its digests made again: without a
+ * key it passes as "signature not anchored"; the public key catches it,
+ * and so does --deep, naming the records.
+ */
+START_TEST(test_backup_deep_tamper)
+{
+	char *before, *put, *file, pub[64], arg[80];
+	size_t lb, lp, lf, hit = 0;
+	struct pv_sha256 *h;
+	struct run r;
+	uint64_t dlen = 0;
+	char *big;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(before = slurp("piivault-data/data.mdb", &lb));
+	big = long_value(4000, 'q');
+	run(&r, NULL, big, "put", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	free(big);
+	ck_assert_ptr_nonnull(put = slurp("piivault-data/data.mdb", &lp));
+	backup_ok("b.pvb");
+	ck_assert_ptr_nonnull(file = slurp("b.pvb", &lf));
+	for (int i = 0; i < 8; i++)
+		dlen = dlen << 8 | (unsigned char)file[24 + i];
+	/* Deep inside the big value's ciphertext: new bytes all around. */
+	for (size_t off = 1024; off + 1024 + 32 <= lp && hit == 0; off += 16) {
+		const char *w;
+
+		if (has_bytes(before, lb, put + off - 1024, 32) ||
+		    has_bytes(before, lb, put + off, 32) ||
+		    has_bytes(before, lb, put + off + 1024, 32))
+			continue;
+		w = memmem(file + BK_HEAD, (size_t)dlen, put + off, 32);
+		if (w != NULL)
+			hit = (size_t)(w - file);
+	}
+	ck_assert_uint_gt(hit, BK_HEAD);
+	file[hit + 5] ^= 0x01;
+	ck_assert_int_eq(pv_sha256_new(&h), PV_OK);
+	ck_assert_int_eq(pv_sha256_update(h, file + BK_HEAD, (size_t)dlen),
+	    PV_OK);
+	ck_assert_int_eq(pv_sha256_final(h, (uint8_t *)file + 32), PV_OK);
+	ck_assert_int_eq(pv_sha256_new(&h), PV_OK);
+	ck_assert_int_eq(pv_sha256_update(h, file, 128), PV_OK);
+	ck_assert_int_eq(pv_sha256_final(h, (uint8_t *)file + 128), PV_OK);
+	write_file("forged.pvb", file, lf, 0600);
+
+	run(&r, NULL, NULL, "backup", "verify", "forged.pvb", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "signature not anchored") != NULL, "[%s]",
+	    r.out);
+	run_free(&r);
+	public_key(pub, "piivault-data");
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=%s", pub),
+	    (int)sizeof(arg));
+	expect_fail(1, "signature fails: it does not verify", NULL, "backup",
+	    "verify", "forged.pvb", arg, NULL);
+	run(&r, NULL, NULL, "backup", "verify", "forged.pvb", "--deep", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "forged.pvb: records fail: ") != NULL &&
+	    strstr(r.out, "deep: ") == NULL, "[%s] [%s]", r.out, r.err);
+	run_free(&r);
+	/* The genuine one passes deep. */
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", "--deep", arg, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "deep: 1 records opened (1 fields "
+	    "authenticated)") != NULL, "[%s]", r.out);
+	run_free(&r);
+	free(before);
+	free(put);
+	free(file);
 }
 END_TEST
 
@@ -3727,6 +3830,7 @@ cli_suite(void)
 	    (int)(sizeof(bk_damage) / sizeof(bk_damage[0])));
 	tcase_add_test(tc, test_backup_no_shredded_bytes);
 	tcase_add_test(tc, test_backup_killed);
+	tcase_add_test(tc, test_backup_deep_tamper);
 
 	tc = tcase(s, "config");
 	tcase_add_test(tc, test_config_precedence);

@@ -8,7 +8,13 @@
 
 #include "cli_int.h"
 
-enum { O_TO = CLI_OPT_OWN, O_PUBKEY };
+enum { O_TO = CLI_OPT_OWN, O_PUBKEY, O_DEEP };
+
+/* backup verify's own options. */
+struct verify_args {
+	struct cli_keyset	ks;
+	int			deep;
+};
 
 unsigned long long cli_test_backup_kill;
 
@@ -89,9 +95,75 @@ cmd_backup(int argc, char **argv)
 static int
 verify_opt(void *arg, int ch, const char *val)
 {
+	struct verify_args *a = arg;
+
+	if (ch == O_DEEP) {
+		a->deep = 1;
+		return CLI_OK;
+	}
 	if (ch != O_PUBKEY)
 		return CLI_OK;
-	return cli_keyset_add(arg, "backup verify", val);
+	return cli_keyset_add(&a->ks, "backup verify", val);
+}
+
+/*
+ * --deep: the backup's data, copied into a private temporary directory
+ * (removed after), opened with the root key; every record's DEK and
+ * field authenticated, and the audit chain.  Counts only: no value.
+ */
+static int
+deep_check(const struct cli_common *c, const char *path,
+    const struct vault_backup_file *f)
+{
+	struct vault_opts vo;
+	struct vault_check ck;
+	struct vault *v = NULL;
+	const char *tmpdir = getenv("TMPDIR");
+	char dir[4096];
+	uint64_t count = 0, bad = 0;
+	pv_status rc;
+	int n, r = CLI_FAIL;
+
+	if (tmpdir == NULL || *tmpdir == '\0')
+		tmpdir = "/tmp";
+	n = snprintf(dir, sizeof(dir), "%s/piivault-deep-XXXXXX", tmpdir);
+	if (n < 0 || (size_t)n >= sizeof(dir) || mkdtemp(dir) == NULL)
+		return cli_fail("backup verify", "temporary directory",
+		    PV_EIO);
+	if ((rc = vault_backup_extract(path, f, dir)) != PV_OK) {
+		(void)cli_fail("backup verify", "data", rc);
+		goto out;
+	}
+	cli_vault_opts(c, &vo);
+	vo.data_dir = dir;
+	if ((rc = vault_open(&vo, &v)) != PV_OK) {
+		(void)cli_fail("backup verify", "open the backup's vault", rc);
+		goto out;
+	}
+	rc = vault_check_records(v, &ck);
+	if (rc != PV_OK) {
+		(void)fprintf(stderr, "piivault: backup verify: %s: records "
+		    "fail: %s after %llu records\n", path, pv_strerror(rc),
+		    (unsigned long long)(ck.records + ck.tombstones));
+		goto out;
+	}
+	(void)printf("deep: %llu records opened (%llu fields authenticated), "
+	    "%llu shredded, %llu under a retired or destroyed KEK\n",
+	    (unsigned long long)ck.records, (unsigned long long)ck.fields,
+	    (unsigned long long)ck.tombstones, (unsigned long long)ck.locked);
+	if ((rc = vault_audit_verify(v, &count, &bad, NULL)) != PV_OK) {
+		(void)fprintf(stderr, "piivault: backup verify: %s: audit chain "
+		    "fails at seq %llu: %s\n", path, (unsigned long long)bad,
+		    pv_strerror(rc));
+		goto out;
+	}
+	(void)printf("deep: audit chain verified: %llu events\n",
+	    (unsigned long long)count);
+	r = CLI_OK;
+out:
+	vault_close(v);
+	vault_backup_scratch_remove(dir);
+	return r;
 }
 
 static pv_status
@@ -103,12 +175,16 @@ backup_check(const void *arg, const uint8_t pub[static PV_ED25519_LEN])
 static int
 backup_verify(int argc, char **argv)
 {
-	struct cli_keyset ks;
-	struct cli_own own = { verify_opt, &ks,
+	struct verify_args a;
+	struct cli_own own = { verify_opt, &a,
 	    "  --public-key [V=]KEY  a key from GET /v1/keys/signing or "
 	    "kms public-key,\n"
 	    "                        for signing key version V (or any); "
-	    "repeatable\n" };
+	    "repeatable\n"
+	    "  --deep                also open the data with the root key "
+	    "(--key-file,\n"
+	    "                        or the passphrase) in a temporary "
+	    "directory\n" };
 	struct vault_backup_file *f = NULL;
 	struct cli_progress cp;
 	struct cli_common c;
@@ -116,14 +192,18 @@ backup_verify(int argc, char **argv)
 	pv_status rc;
 	int r, first;
 
-	memset(&ks, 0, sizeof(ks));
+	memset(&a, 0, sizeof(a));
 	if ((r = cli_parse(argc, argv, &c, &first, "backup verify FILE "
 	    "[--public-key [V=]KEY]...\n\nChecks a backup without the root "
 	    "key: its header, the digests of its\nmanifest, signature and "
 	    "data, and its length; then, given the public\nkey of the "
 	    "signing key version it names, its signature.  Without one,\nit "
 	    "says \"signature not anchored\": anyone could have made the "
-	    "file.\n", &own)) != CLI_OK)
+	    "file.\nWith --deep, it also copies the data into a private temporary "
+	    "directory\n($TMPDIR or /tmp, removed after), opens it with the "
+	    "root key, opens\nevery record's DEK and authenticates every field "
+	    "(printing counts, no\nvalue), and verifies the audit chain.\n",
+	    &own)) != CLI_OK)
 		return r < 0 ? CLI_OK : r;
 	if (argc - first != 1)
 		return cli_usage("backup verify", "expected FILE");
@@ -143,10 +223,10 @@ backup_verify(int argc, char **argv)
 	}
 	r = CLI_OK;
 	(void)printf("%s\n", f->manifest);
-	if (ks.n == 0)
+	if (a.ks.n == 0)
 		(void)printf("digests ok, signature not anchored (give "
 		    "--public-key to check it)\n");
-	else if ((rc = cli_keyset_check(&ks, f->info.sign_version,
+	else if ((rc = cli_keyset_check(&a.ks, f->info.sign_version,
 	    backup_check, f)) == PV_OK)
 		(void)printf("ok: digests and signature (signing key version "
 		    "%u)\n", f->info.sign_version);
@@ -157,6 +237,8 @@ backup_verify(int argc, char **argv)
 		    "verify with signing key version", f->info.sign_version);
 		r = CLI_FAIL;
 	}
+	if (r == CLI_OK && a.deep)
+		r = deep_check(&c, argv[first], f);
 	vault_backup_file_free(f);
 	return r;
 }
@@ -168,7 +250,10 @@ const struct option cli_backup_opts[] = {
 };
 
 static const struct option backup_verify_opts[] = {
+	/* The key file is read only with --deep. */
+	CLI_OPT_KEY_FILE,
 	CLI_OPT_CONFIG,
+	{ "deep", no_argument, NULL, O_DEEP | CLI_OPT_ONCE },
 	{ "public-key", required_argument, NULL,
 	    O_PUBKEY | CLI_OPT_REPEAT | CLI_OPT_ONCE },
 	CLI_OPT_END,

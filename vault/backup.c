@@ -463,3 +463,146 @@ vault_backup_verify(const struct vault_backup_file *f,
 	pv_buf_cleanup(&msg);
 	return rc;
 }
+
+pv_status
+vault_backup_extract(const char *path, const struct vault_backup_file *f,
+    const char *dir)
+{
+	struct pv_sha256 *h = NULL;
+	char data[PATH_MAX];
+	uint8_t d[PV_SHA256_LEN], *chunk = NULL;
+	uint64_t left;
+	size_t got;
+	pv_status rc;
+	int in = -1, out = -1, n;
+
+	n = snprintf(data, sizeof(data), "%s/%s", dir, PV_STORE_DATA_FILE);
+	if (n < 0 || (size_t)n >= sizeof(data))
+		return PV_EINVAL;
+	if ((chunk = malloc(BK_CHUNK)) == NULL)
+		return PV_ENOMEM;
+	rc = PV_EIO;
+	if ((in = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    lseek(in, BK_HEAD_LEN, SEEK_SET) != BK_HEAD_LEN)
+		goto out;
+	if ((out = open(data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) < 0) {
+		rc = errno == EEXIST ? PV_EEXIST : PV_EIO;
+		goto out;
+	}
+	if ((rc = pv_sha256_new(&h)) != PV_OK)
+		goto out;
+	for (left = f->info.data_len; left > 0; left -= got) {
+		size_t want = left < BK_CHUNK ? (size_t)left : BK_CHUNK;
+
+		if ((rc = get_all(in, chunk, want, &got)) != PV_OK)
+			goto out;
+		rc = PV_EINTEGRITY;
+		if (got != want)
+			goto out;
+		if ((rc = pv_sha256_update(h, chunk, got)) != PV_OK ||
+		    (rc = put_all(out, chunk, got)) != PV_OK)
+			goto out;
+	}
+	rc = pv_sha256_final(h, d);
+	h = NULL;
+	if (rc != PV_OK)
+		goto out;
+	rc = PV_EINTEGRITY;
+	if (memcmp(d, f->info.data_sha256, sizeof(d)) != 0)
+		goto out;
+	rc = close(out) == 0 ? PV_OK : PV_EIO;
+	out = -1;
+out:
+	pv_sha256_free(h);
+	if (out >= 0)
+		(void)close(out);
+	if (rc != PV_OK && rc != PV_EEXIST)
+		(void)unlink(data);
+	if (in >= 0)
+		(void)close(in);
+	free(chunk);
+	return rc;
+}
+
+void
+vault_backup_scratch_remove(const char *dir)
+{
+	remove_copy(dir);
+}
+
+pv_status
+vault_check_records(struct vault *v, struct vault_check *out)
+{
+	struct vault_check c = { 0, 0, 0, 0 };
+	struct pv_cursor *cur = NULL;
+	struct pv_txn *t = NULL;
+	const uint8_t *k, *rec;
+	size_t kl, len, body;
+	pv_status rc;
+
+	if ((rc = vault_txn_begin(v, 0, &t)) != PV_OK)
+		return rc;
+	if ((rc = pv_cursor_open(t, PV_T_RECORDS, &cur)) != PV_OK)
+		goto out;
+	for (rc = pv_cursor_seek(cur, NULL, 0, 0, (const void **)&k, &kl,
+	    (const void **)&rec, &len); rc == PV_OK; rc = pv_cursor_next(cur,
+	    0, (const void **)&k, &kl, (const void **)&rec, &len)) {
+		struct field_view f;
+		size_t pos = R_FIELDS, nf;
+		enum kms_state st;
+		uint64_t seq;
+
+		if (kl != SEQ_LEN || len < 1) {
+			rc = vault_alarm(v, "record", "records");
+			goto out;
+		}
+		seq = pv_get_u64(k);
+		if (rec[R_TYPE] != REC_LIVE) {
+			if ((rc = vault_tomb_verify(v, seq, rec, len, &body)) !=
+			    PV_OK)
+				goto out;
+			c.tombstones++;
+			continue;
+		}
+		if (len < R_FIELDS) {
+			rc = vault_alarm(v, "record", "records");
+			goto out;
+		}
+		st = kms_version_state(v->kms, KMS_KEK,
+		    pv_get_u32(rec + R_KEKV));
+		if (st != KMS_ACTIVE && st != KMS_DECRYPT_ONLY) {
+			c.locked++;
+			continue;
+		}
+		if ((rc = vault_header_verify(v, seq, rec, len)) != PV_OK)
+			goto out;
+		nf = vault_record_nfields(rec);
+		for (size_t i = 0; i < nf; i++) {
+			struct resolved r;
+			char *plain;
+
+			if ((rc = vault_field_next(rec, len, &pos, &f)) !=
+			    PV_OK) {
+				(void)vault_alarm(v, "record", "records");
+				goto out;
+			}
+			r.rec_seq = seq;
+			r.rec = rec;
+			r.reclen = len;
+			r.f = f;
+			if ((rc = vault_field_open(v, &r, &plain)) != PV_OK)
+				goto out;
+			pv_secure_free(plain, f.ctlen + 1);
+			c.fields++;
+		}
+		c.records++;
+	}
+	if (rc == PV_ENOTFOUND)
+		rc = PV_OK;
+out:
+	*out = c;
+	pv_cursor_close(cur);
+	pv_txn_abort(t);
+	return rc;
+}

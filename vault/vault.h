@@ -1103,6 +1103,36 @@ pv_status vault_backup_verify(const struct vault_backup_file *f,
 	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
 
 /*
+ * For a deep check: write the data of the backup at path, which
+ * vault_backup_read read into f, to dir/data.mdb (mode 0600; dir MUST
+ * exist, be private and hold no vault), hashing it again as it goes:
+ * PV_EINTEGRITY if it is not what f says (the file changed since);
+ * PV_EEXIST, PV_EIO, PV_ENOMEM, PV_ECRYPTO.  vault_backup_scratch_remove
+ * removes what a vault opened in dir left there, then dir.
+ */
+pv_status vault_backup_extract(const char *path,
+	      const struct vault_backup_file *f, const char *dir) PV_WUR;
+void	  vault_backup_scratch_remove(const char *dir);
+
+/* What vault_check_records found. */
+struct vault_check {
+	uint64_t	records;	/* live records, DEK and fields opened */
+	uint64_t	fields;		/* field ciphertexts authenticated */
+	uint64_t	tombstones;	/* shredded records, MAC checked */
+	uint64_t	locked;		/* under a retired or destroyed KEK */
+};
+/*
+ * Walk every record in one read transaction: unwrap each live record's
+ * DEK and authenticate every field's ciphertext (the values are wiped
+ * unread), and check each tombstone's MAC.  PV_OK, or PV_EINTEGRITY (an
+ * alarm) at the first that fails, with *out counting those before it;
+ * PV_ESTORE, PV_ENOMEM.  A record under a KEK that may not unwrap is
+ * counted in locked, not opened.
+ */
+pv_status vault_check_records(struct vault *v, struct vault_check *out)
+	      PV_WUR;
+
+/*
  * Cryptoperiods: with a limit set, a write that finds the active KEK older
  * than max_age seconds, or having wrapped max_wraps DEKs, rotates it in
  * the same commit.  0 means no limit.
