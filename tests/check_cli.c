@@ -3588,7 +3588,7 @@ START_TEST(test_backup_no_shredded_bytes)
 	ck_assert_uint_gt(live, 100);
 	/* The manifest counts the shred epochs (none here; one, then two). */
 	for (int i = 1; i <= 2; i++) {
-		char name[16], want[32];
+		char name[32], want[48];
 
 		run(&r, NULL, NULL, "kms", "shred-epoch", NULL);
 		ck_assert_exit(&r, 0);
