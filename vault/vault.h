@@ -1051,7 +1051,8 @@ pv_status vault_compact(const struct vault_opts *o, uint64_t *before,
  * manifest signed with the active signing key.  It never holds the root
  * key.  The file is written under a temporary name in path's directory
  * and synced, then renamed: an interrupted backup leaves no file named
- * path.  PV_EEXIST if path exists; PV_EIO, PV_ESTORE, PV_ENOMEM,
+ * path.  PV_EEXIST if path exists; PV_EINVAL if path is too long;
+ * PV_EIO, PV_ESTORE, PV_ENOMEM,
  * PV_ECRYPTO, PV_EINTEGRITY (the copy's key ring failed its MAC),
  * PV_EKEYSTATE (the signing key rotated meanwhile: run again).
  */
