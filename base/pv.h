@@ -200,6 +200,21 @@ struct pv_part {
 pv_status pv_hmac(uint8_t out[static PV_HMAC_LEN], const uint8_t *key,
     size_t keylen, const struct pv_part *parts, size_t n) PV_WUR;
 
+/*
+ * SHA-256 over data given in pieces: pv_sha256_new, any number of
+ * pv_sha256_update, then pv_sha256_final, which frees the context (as
+ * pv_sha256_free does, for a digest abandoned; NULL is accepted).
+ * PV_ENOMEM, PV_ECRYPTO.
+ */
+#define PV_SHA256_LEN		32
+struct pv_sha256;
+pv_status pv_sha256_new(struct pv_sha256 **out) PV_WUR;
+pv_status pv_sha256_update(struct pv_sha256 *h, const void *p, size_t len)
+    PV_WUR;
+pv_status pv_sha256_final(struct pv_sha256 *h,
+    uint8_t out[static PV_SHA256_LEN]) PV_WUR;
+void	  pv_sha256_free(struct pv_sha256 *h);
+
 /* HKDF-SHA256 (RFC 5869): derive outlen bytes. */
 pv_status pv_hkdf(uint8_t *out, size_t outlen, const uint8_t *ikm,
     size_t ikmlen, const void *salt, size_t saltlen, const void *info,

@@ -632,3 +632,44 @@ out:
 	EVP_PKEY_free(pk);
 	return rc;
 }
+
+/* The context is OpenSSL's, behind our own name. */
+pv_status
+pv_sha256_new(struct pv_sha256 **out)
+{
+	EVP_MD_CTX *ctx;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return PV_ENOMEM;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return PV_ECRYPTO;
+	}
+	*out = (struct pv_sha256 *)ctx;
+	return PV_OK;
+}
+
+pv_status
+pv_sha256_update(struct pv_sha256 *h, const void *p, size_t len)
+{
+	return EVP_DigestUpdate((EVP_MD_CTX *)h, p, len) == 1 ? PV_OK :
+	    PV_ECRYPTO;
+}
+
+pv_status
+pv_sha256_final(struct pv_sha256 *h, uint8_t out[static PV_SHA256_LEN])
+{
+	unsigned int n = 0;
+	pv_status rc;
+
+	rc = EVP_DigestFinal_ex((EVP_MD_CTX *)h, out, &n) == 1 &&
+	    n == PV_SHA256_LEN ? PV_OK : PV_ECRYPTO;
+	EVP_MD_CTX_free((EVP_MD_CTX *)h);
+	return rc;
+}
+
+void
+pv_sha256_free(struct pv_sha256 *h)
+{
+	EVP_MD_CTX_free((EVP_MD_CTX *)h);
+}

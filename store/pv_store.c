@@ -287,6 +287,36 @@ fsync_path(const char *path, int dir)
 	return r == 0 ? PV_OK : PV_EIO;
 }
 
+/* The compacting copy of s into dir/data.mdb (path), mode 0600, synced. */
+static pv_status
+store_copy(struct pv_store *s, const char *dir, const char *path)
+{
+	pv_status rc;
+
+	if ((rc = xlate(mdb_env_copy2(s->env, dir, MDB_CP_COMPACT),
+	    "mdb_env_copy2")) != PV_OK)
+		return rc;
+	/* LMDB creates the copy by the umask; the vault's files are 0600. */
+	if (chmod(path, 0600) != 0)
+		return PV_EIO;
+	return fsync_path(path, 0);
+}
+
+pv_status
+pv_store_copy(struct pv_store *s, const char *dir)
+{
+	char path[PATH_MAX];
+	pv_status rc;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%s", dir, PV_STORE_DATA_FILE);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return PV_EINVAL;
+	if ((rc = store_copy(s, dir, path)) != PV_OK)
+		(void)unlink(path);
+	return rc;
+}
+
 pv_status
 pv_store_compact(struct pv_store *s, uint64_t *before, uint64_t *after)
 {
@@ -307,15 +337,7 @@ pv_store_compact(struct pv_store *s, uint64_t *before, uint64_t *after)
 	(void)unlink(tmpfile);
 	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
 		return PV_EIO;
-	if ((rc = xlate(mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT),
-	    "mdb_env_copy2")) != PV_OK)
-		goto fail;
-	/* LMDB creates the copy by the umask; the vault's files are 0600. */
-	if (chmod(tmpfile, 0600) != 0) {
-		rc = PV_EIO;
-		goto fail;
-	}
-	if ((rc = fsync_path(tmpfile, 0)) != PV_OK)
+	if ((rc = store_copy(s, tmp, tmpfile)) != PV_OK)
 		goto fail;
 	if (rename(tmpfile, s->path) != 0) {
 		rc = PV_EIO;

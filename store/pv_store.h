@@ -133,6 +133,16 @@ pv_status pv_cursor_prev(struct pv_cursor *c, const void **k, size_t *kl,
 pv_status pv_store_compact(struct pv_store *s, uint64_t *before,
 	      uint64_t *after) PV_WUR;
 
+/*
+ * Write a compacting copy of the store (live pages only: nothing freed,
+ * so no bytes of deleted values) to dir/data.mdb, mode 0600, synced.  It
+ * is taken in one read transaction, so it is the state of one commit;
+ * writers go on meanwhile.  dir MUST exist and hold no data file
+ * (PV_ESTORE otherwise, from LMDB).  PV_EINVAL if the path is too long,
+ * PV_EIO; on failure no data file is left in dir.
+ */
+pv_status pv_store_copy(struct pv_store *s, const char *dir) PV_WUR;
+
 /* The version of LMDB in use (run time), as "0.9.24", into out. */
 void	  pv_store_version(char out[static 32]);
 

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -3283,6 +3284,456 @@ START_TEST(test_audit_archive_resume)
 }
 END_TEST
 
+/* Backups. */
+
+#define BK_HEAD		160	/* bytes of a backup's header */
+
+/* Whether (needle, n) occurs in (hay, len). */
+static int
+has_bytes(const char *hay, size_t len, const void *needle, size_t n)
+{
+	return memmem(hay, len, needle, n) != NULL;
+}
+
+/* No name in the directory starts with prefix (no temporary is left). */
+static void
+assert_no_temp(const char *prefix)
+{
+	struct dirent *e;
+	DIR *d;
+
+	ck_assert_ptr_nonnull(d = opendir("."));
+	while ((e = readdir(d)) != NULL)
+		ck_assert_msg(strncmp(e->d_name, prefix, strlen(prefix)) != 0,
+		    "%s is left", e->d_name);
+	(void)closedir(d);
+}
+
+/* backup --to file: must succeed and say the root key is not in it. */
+static void
+backup_ok(const char *file)
+{
+	struct run r;
+
+	run(&r, NULL, NULL, "backup", "--to", file, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "does not hold the root key") != NULL &&
+	    strstr(r.out, "keep the root key file or passphrase apart") !=
+	    NULL && strstr(r.out, " seconds\n") != NULL, "[%s]", r.out);
+	ck_assert_msg(r.errlen == 0, "[%s]", r.err);
+	run_free(&r);
+}
+
+/*
+ * A backup while the server runs and another process writes: one file,
+ * mode 0600, nothing else left behind; verify says "signature not
+ * anchored" without a key, ok with the vault's public key, and fails with
+ * another vault's or for another version.  Its data, taken out, is a
+ * whole vault at one commit: the audit chain verifies and the record
+ * count is the manifest's.  The root key is not in it, no value is
+ * printed, and an existing file is refused untouched.
+ */
+START_TEST(test_backup_verify)
+{
+	char id[ID_BUF], email[ID_BUF], phone[ID_BUF], name[ID_BUF];
+	char pub[64], other[64], cmd[PATH_MAX + 128], arg[80], *file, *p;
+	unsigned char key[PV_KEY_LEN];
+	unsigned long long nrec = 0;
+	size_t len, klen;
+	struct stat st;
+	struct run r;
+	char *keytext;
+	pid_t writer;
+	int status, fd;
+
+	init_ok(NULL, NULL);
+	put_record(NULL, id, email, phone, name);
+	write_file("rec.json", record_json, strlen(record_json), 0600);
+	su_srv_start_local("piivault.key", NULL, NULL);
+	ck_assert_int_lt(snprintf(cmd, sizeof(cmd), "for i in 1 2 3 4 5 6 7 8;"
+	    " do %s put < rec.json > /dev/null || exit 1; done", PIIVAULT_BIN),
+	    (int)sizeof(cmd));
+	ck_assert_int_ge(writer = fork(), 0);
+	if (writer == 0)
+		_exit(system(cmd) == 0 ? 0 : 1);
+	backup_ok("b.pvb");
+	ck_assert_int_eq(waitpid(writer, &status, 0), writer);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	{
+		struct su_resp h;
+
+		su_req(&h, "GET", "/v1/health", NULL, "", NULL, 0);
+		ck_assert_int_eq(h.status, 200);
+		su_resp_free(&h);
+	}
+	ck_assert_int_eq(lstat("b.pvb", &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	assert_no_temp("b.pvb.");
+
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "signature not anchored") != NULL,
+	    "[%s]", r.out);
+	ck_assert_msg(strstr(r.out, "Ada") == NULL, "a value: [%s]", r.out);
+	ck_assert_msg(strstr(r.out, "\"shred_epochs\":0,") != NULL, "[%s]",
+	    r.out);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "\"records\":"));
+	ck_assert_int_eq(sscanf(p, "\"records\":%llu", &nrec), 1);
+	ck_assert_uint_ge(nrec, 1);
+	ck_assert_uint_le(nrec, 9);
+	run_free(&r);
+
+	public_key(pub, "piivault-data");
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=%s", pub),
+	    (int)sizeof(arg));
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", arg, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "ok: digests and signature (signing key "
+	    "version 1)\n") != NULL, "[%s]", r.out);
+	run_free(&r);
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=2=%s", pub),
+	    (int)sizeof(arg));
+	expect_fail(1, "signature fails: no public key for signing key "
+	    "version 1", NULL, "backup", "verify", "b.pvb", arg, NULL);
+	init_ok(NULL, "--data-dir", "other", "--key-file", "other.key", NULL);
+	run(&r, NULL, NULL, "kms", "public-key", "--data-dir", "other",
+	    "--key-file", "other.key", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_ptr_nonnull(p = strstr(r.out, "pvpub_"));
+	ck_assert_int_eq(sscanf(p, "%63[A-Za-z0-9_-]", other), 1);
+	run_free(&r);
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=%s", other),
+	    (int)sizeof(arg));
+	expect_fail(1, "signature fails: it does not verify", NULL, "backup",
+	    "verify", "b.pvb", arg, NULL);
+
+	/* The data is a whole vault, at one commit. */
+	ck_assert_ptr_nonnull(file = slurp("b.pvb", &len));
+	ck_assert_int_eq(mkdir("restored", 0700), 0);
+	ck_assert_int_ge(fd = open("restored/data.mdb", O_WRONLY | O_CREAT |
+	    O_EXCL, 0600), 0);
+	{
+		uint64_t dlen = 0;
+
+		for (int i = 0; i < 8; i++)
+			dlen = dlen << 8 | (unsigned char)file[24 + i];
+		ck_assert_uint_lt(dlen, len);
+		ck_assert_int_eq(write(fd, file + BK_HEAD, (size_t)dlen),
+		    (ssize_t)dlen);
+	}
+	ck_assert_int_eq(close(fd), 0);
+	run(&r, NULL, NULL, "audit", "verify", "--data-dir", "restored", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	ck_assert_uint_eq(records((const char *const[]){
+	    "PIIVAULT_DATA_DIR=restored", NULL }), nrec);
+
+	/* --deep: every record opened, no value printed, nothing left. */
+	ck_assert_int_eq(mkdir("tmpd", 0700), 0);
+	{
+		const char *const tmpd[] = { "TMPDIR=tmpd", NULL };
+		char want[128];
+
+		run(&r, tmpd, NULL, "backup", "verify", "b.pvb", "--deep",
+		    NULL);
+		ck_assert_exit(&r, 0);
+		(void)snprintf(want, sizeof(want), "deep: %llu records opened "
+		    "(%llu fields authenticated), 0 shredded, 0 under a "
+		    "retired or destroyed KEK\ndeep: audit chain verified: ",
+		    nrec, 3 * nrec);
+		ck_assert_msg(strstr(r.out, want) != NULL, "[%s]", r.out);
+		ck_assert_msg(strstr(r.out, "Ada") == NULL &&
+		    strstr(r.err, "Ada") == NULL, "a value: [%s]", r.out);
+		run_free(&r);
+		expect_fail(1, "wrong root key", tmpd, "backup", "verify",
+		    "b.pvb", "--deep", "--key-file", "other.key", NULL);
+		ck_assert_int_eq(rmdir("tmpd"), 0);	/* empty */
+	}
+
+	/* Never the root key, as its file has it or as bytes. */
+	ck_assert_ptr_nonnull(keytext = slurp("piivault.key", &klen));
+	ck_assert_uint_gt(klen, 40);
+	ck_assert(!has_bytes(file, len, keytext, 40));
+	ck_assert_int_eq(pv_key_from_base64(key, keytext, strcspn(keytext,
+	    "\n")), PV_OK);
+	ck_assert(!has_bytes(file, len, key, sizeof(key)));
+	free(keytext);
+
+	/* An existing file is refused and left alone; so is no --to. */
+	expect_fail(1, "b.pvb", NULL, "backup", "--to", "b.pvb", NULL);
+	assert_file_is("b.pvb", file, len);
+	expect_fail(2, "expected --to FILE", NULL, "backup", NULL);
+	expect_fail(2, "unexpected argument", NULL, "backup", "--to", "c.pvb",
+	    "x", NULL);
+	ck_assert(!exists("c.pvb"));
+	expect_fail(2, "expected FILE", NULL, "backup", "verify", NULL);
+	expect_fail(1, "nothere.pvb", NULL, "backup", "verify", "nothere.pvb",
+	    NULL);
+	free(file);
+	su_srv_stop();
+}
+END_TEST
+
+/* A byte changed, or the length: verify names the part that fails. */
+static const struct {
+	const char	*what;
+	long		 at;	/* >= 0 from the start, < 0 from the end */
+	long		 cut;	/* the new length, from the end; 0: none */
+	const char	*want;
+} bk_damage[] = {
+	{ "magic", 3, 0, "header fails: not a backup" },
+	{ "version", 11, 0, "header fails" },
+	{ "data length", 30, 0, "header fails" },
+	{ "data digest", 40, 0, "header fails" },
+	{ "header digest", 140, 0, "header fails" },
+	{ "data, first page", BK_HEAD + 20, 0, "data fails" },
+	{ "data, late", BK_HEAD + 9000, 0, "data fails" },
+	{ "manifest", -(64 + 20), 0, "manifest fails" },
+	{ "signature", -5, 0, "signature fails" },
+	{ "truncated by one", 0, -1, "length fails" },
+	{ "truncated in the data", 0, -4000, "length fails" },
+	{ "truncated in the header", 0, -100000, "length fails" },
+	{ "extended", 0, 1, "length fails" },
+};
+
+START_TEST(test_backup_damage)
+{
+	char pub[64], arg[80], *file;
+	size_t len;
+	long at, n;
+
+	init_ok(NULL, NULL);
+	puts_at(NULL, 2);
+	backup_ok("b.pvb");
+	public_key(pub, "piivault-data");
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=%s", pub),
+	    (int)sizeof(arg));
+	ck_assert_ptr_nonnull(file = slurp("b.pvb", &len));
+	ck_assert_uint_gt(len, BK_HEAD + 9000 + 1000);
+	n = (long)len;
+	if (bk_damage[_i].cut != 0) {
+		n = bk_damage[_i].cut < -(long)len + 10 ? 100 :
+		    (long)len + bk_damage[_i].cut;
+		if (bk_damage[_i].cut > 0) {
+			file = realloc(file, len + 1);
+			ck_assert_ptr_nonnull(file);
+			file[len] = 'x';
+		}
+	} else {
+		at = bk_damage[_i].at >= 0 ? bk_damage[_i].at :
+		    (long)len + bk_damage[_i].at;
+		file[at] ^= 0x01;
+	}
+	write_file("bad.pvb", file, (size_t)n, 0600);
+	expect_fail(1, bk_damage[_i].want, NULL, "backup", "verify", "bad.pvb",
+	    NULL);
+	expect_fail(1, bk_damage[_i].want, NULL, "backup", "verify", "bad.pvb",
+	    arg, NULL);
+	free(file);
+}
+END_TEST
+
+/*
+ * A record shredded before the backup leaves none of its bytes in it,
+ * though they are still in the live file's freed pages: the copy is a
+ * compacting one.  The record's bytes are those the put added that a
+ * compacted copy of the vault after the shred no longer has.
+ */
+START_TEST(test_backup_no_shredded_bytes)
+{
+	char id[ID_BUF], *before, *put, *after, *compacted, *file, *big;
+	size_t lb, lp, la, lc, lf, dead = 0, live = 0;
+	struct run r;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(before = slurp("piivault-data/data.mdb", &lb));
+	big = long_value(4000, 'q');
+	run(&r, NULL, big, "put", NULL);
+	ck_assert_exit(&r, 0);
+	json_id(r.out, "id", "rec_", id);
+	run_free(&r);
+	free(big);
+	ck_assert_ptr_nonnull(put = slurp("piivault-data/data.mdb", &lp));
+	run(&r, NULL, NULL, "shred", id, NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	ck_assert_ptr_nonnull(after = slurp("piivault-data/data.mdb", &la));
+	backup_ok("b.pvb");
+	ck_assert_ptr_nonnull(file = slurp("b.pvb", &lf));
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", "--deep", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "deep: 0 records opened (0 fields "
+	    "authenticated), 1 shredded,") != NULL, "[%s]", r.out);
+	run_free(&r);
+	ck_assert_int_eq(system("cp -a piivault-data compacted"), 0);
+	run(&r, NULL, NULL, "compact", "--data-dir", "compacted", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	ck_assert_ptr_nonnull(compacted = slurp("compacted/data.mdb", &lc));
+	for (size_t off = 0; off + 32 <= lp; off += 16) {
+		const char *w = put + off;
+
+		if (has_bytes(before, lb, w, 32) ||
+		    has_bytes(compacted, lc, w, 32))
+			continue;
+		dead++;
+		if (has_bytes(after, la, w, 32))
+			live++;
+		ck_assert_msg(!has_bytes(file, lf, w, 32),
+		    "the backup holds bytes of the shredded record (at %zu)",
+		    off);
+	}
+	/* The test can see what it looks for: the live file still has it. */
+	ck_assert_uint_gt(dead, 100);
+	ck_assert_uint_gt(live, 100);
+	/* The manifest counts the shred epochs (none here; one, then two). */
+	for (int i = 1; i <= 2; i++) {
+		char name[32], want[48];
+
+		run(&r, NULL, NULL, "kms", "shred-epoch", NULL);
+		ck_assert_exit(&r, 0);
+		run_free(&r);
+		(void)snprintf(name, sizeof(name), "e%d.pvb", i);
+		(void)snprintf(want, sizeof(want), "\"shred_epochs\":%d,", i);
+		backup_ok(name);
+		run(&r, NULL, NULL, "backup", "verify", name, NULL);
+		ck_assert_exit(&r, 0);
+		ck_assert_msg(strstr(r.out, want) != NULL, "[%s]", r.out);
+		run_free(&r);
+	}
+	free(before);
+	free(put);
+	free(after);
+	free(compacted);
+	free(file);
+}
+END_TEST
+
+/*
+ * kill -9 in the middle of a backup leaves no FILE, only names that say
+ * they are not complete (and do not verify); the server goes on
+ * answering, and the next backup works.
+ */
+START_TEST(test_backup_killed)
+{
+	const char *const kill9[] = { "PIIVAULT_TEST_BACKUP_KILL=1", NULL };
+	struct dirent *e;
+	struct su_resp h;
+	struct run r;
+	int left = 0;
+	DIR *d;
+
+	run_bin = PIIVAULT_TEST_BIN;
+	init_ok(NULL, NULL);
+	puts_at(NULL, 2);
+	su_srv_start_local("piivault.key", NULL, NULL);
+	run(&r, kill9, NULL, "backup", "--to", "b.pvb", NULL);
+	ck_assert_exit(&r, 128 + SIGKILL);
+	run_free(&r);
+	ck_assert(!exists("b.pvb"));
+	ck_assert_ptr_nonnull(d = opendir("."));
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "b.pvb", 5) != 0)
+			continue;
+		ck_assert_msg(strncmp(e->d_name, "b.pvb.incomplete-", 17) == 0
+		    || strncmp(e->d_name, "b.pvb.copy-", 11) == 0,
+		    "%s is left", e->d_name);
+		if (e->d_name[6] == 'i') {
+			expect_fail(1, "fails", NULL, "backup", "verify",
+			    e->d_name, NULL);
+			left++;
+		}
+	}
+	(void)closedir(d);
+	ck_assert_int_eq(left, 1);
+	su_req(&h, "GET", "/v1/health", NULL, "", NULL, 0);
+	ck_assert_int_eq(h.status, 200);
+	su_resp_free(&h);
+	run_bin = PIIVAULT_BIN;
+	backup_ok("b.pvb");
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	su_srv_stop();
+}
+END_TEST
+
+/*
+ * A backup whose data was edited and its digests made again: without a
+ * key it passes as "signature not anchored"; the public key catches it,
+ * and so does --deep, naming the records.
+ */
+START_TEST(test_backup_deep_tamper)
+{
+	char *before, *put, *file, pub[64], arg[80];
+	size_t lb, lp, lf, hit = 0;
+	struct pv_sha256 *h;
+	struct run r;
+	uint64_t dlen = 0;
+	char *big;
+
+	init_ok(NULL, NULL);
+	ck_assert_ptr_nonnull(before = slurp("piivault-data/data.mdb", &lb));
+	big = long_value(4000, 'q');
+	run(&r, NULL, big, "put", NULL);
+	ck_assert_exit(&r, 0);
+	run_free(&r);
+	free(big);
+	ck_assert_ptr_nonnull(put = slurp("piivault-data/data.mdb", &lp));
+	backup_ok("b.pvb");
+	ck_assert_ptr_nonnull(file = slurp("b.pvb", &lf));
+	for (int i = 0; i < 8; i++)
+		dlen = dlen << 8 | (unsigned char)file[24 + i];
+	/* Deep inside the big value's ciphertext: new bytes all around. */
+	for (size_t off = 1024; off + 1024 + 32 <= lp && hit == 0; off += 16) {
+		const char *w;
+
+		if (has_bytes(before, lb, put + off - 1024, 32) ||
+		    has_bytes(before, lb, put + off, 32) ||
+		    has_bytes(before, lb, put + off + 1024, 32))
+			continue;
+		w = memmem(file + BK_HEAD, (size_t)dlen, put + off, 32);
+		if (w != NULL)
+			hit = (size_t)(w - file);
+	}
+	ck_assert_uint_gt(hit, BK_HEAD);
+	file[hit + 5] ^= 0x01;
+	ck_assert_int_eq(pv_sha256_new(&h), PV_OK);
+	ck_assert_int_eq(pv_sha256_update(h, file + BK_HEAD, (size_t)dlen),
+	    PV_OK);
+	ck_assert_int_eq(pv_sha256_final(h, (uint8_t *)file + 32), PV_OK);
+	ck_assert_int_eq(pv_sha256_new(&h), PV_OK);
+	ck_assert_int_eq(pv_sha256_update(h, file, 128), PV_OK);
+	ck_assert_int_eq(pv_sha256_final(h, (uint8_t *)file + 128), PV_OK);
+	write_file("forged.pvb", file, lf, 0600);
+
+	run(&r, NULL, NULL, "backup", "verify", "forged.pvb", NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "signature not anchored") != NULL, "[%s]",
+	    r.out);
+	run_free(&r);
+	public_key(pub, "piivault-data");
+	ck_assert_int_lt(snprintf(arg, sizeof(arg), "--public-key=%s", pub),
+	    (int)sizeof(arg));
+	expect_fail(1, "signature fails: it does not verify", NULL, "backup",
+	    "verify", "forged.pvb", arg, NULL);
+	run(&r, NULL, NULL, "backup", "verify", "forged.pvb", "--deep", NULL);
+	ck_assert_exit(&r, 1);
+	ck_assert_msg(strstr(r.err, "forged.pvb: records fail: ") != NULL &&
+	    strstr(r.out, "deep: ") == NULL, "[%s] [%s]", r.out, r.err);
+	run_free(&r);
+	/* The genuine one passes deep. */
+	run(&r, NULL, NULL, "backup", "verify", "b.pvb", "--deep", arg, NULL);
+	ck_assert_exit(&r, 0);
+	ck_assert_msg(strstr(r.out, "deep: 1 records opened (1 fields "
+	    "authenticated)") != NULL, "[%s]", r.out);
+	run_free(&r);
+	free(before);
+	free(put);
+	free(file);
+}
+END_TEST
+
 static TCase *
 tcase(Suite *s, const char *name)
 {
@@ -3372,6 +3823,14 @@ cli_suite(void)
 	tc = tcase(s, "audit");
 	tcase_add_test(tc, test_audit_archive);
 	tcase_add_test(tc, test_audit_archive_resume);
+
+	tc = tcase(s, "backup");
+	tcase_add_test(tc, test_backup_verify);
+	tcase_add_loop_test(tc, test_backup_damage, 0,
+	    (int)(sizeof(bk_damage) / sizeof(bk_damage[0])));
+	tcase_add_test(tc, test_backup_no_shredded_bytes);
+	tcase_add_test(tc, test_backup_killed);
+	tcase_add_test(tc, test_backup_deep_tamper);
 
 	tc = tcase(s, "config");
 	tcase_add_test(tc, test_config_precedence);

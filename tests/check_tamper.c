@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sys/stat.h>
 
@@ -1418,6 +1419,48 @@ START_TEST(audit_checkpoint_tamper)
 }
 END_TEST
 
+/*
+ * The shred-epoch counter a backup's manifest reports (meta "epochs",
+ * 8 bytes and a row MAC): any byte flipped, or another vault's row, is an
+ * integrity failure and an alarm, and no backup is written.
+ */
+START_TEST(epochs_counter_tamper)
+{
+	struct vault_backup_info m;
+	struct vault *v;
+	uint8_t orig[VAL_MAX], val[VAL_MAX];
+	char path[PATH_MAX + 32];
+	size_t len;
+
+	v = vopen();
+	ck_assert_int_eq(vault_shred_epoch(v, 0, NULL, NULL), PV_OK);
+	ck_assert_int_eq(vault_shred_epoch(v, 0, NULL, NULL), PV_OK);
+	vault_close(v);
+	len = peek(PV_T_META, "epochs", 6, orig);
+	ck_assert_uint_eq(len, 8 + 32);
+	ck_assert_uint_eq(pv_get_u64(orig), 2);
+	ck_assert_int_lt(snprintf(path, sizeof(path), "%s/b.pvb", dir),
+	    (int)sizeof(path));
+	for (size_t i = 0; i < len; i++) {
+		memcpy(val, orig, len);
+		val[i] ^= 0x01;
+		poke(PV_T_META, "epochs", 6, val, len);
+		v = vopen();
+		ck_assert_int_eq(vault_backup(v, path, NULL, NULL, &m),
+		    PV_EINTEGRITY);
+		ck_assert_uint_gt(vault_alarms(v), 0);
+		vault_close(v);
+		ck_assert_int_ne(access(path, F_OK), 0);
+	}
+	poke(PV_T_META, "epochs", 6, orig, len);
+	v = vopen();
+	ck_assert_int_eq(vault_backup(v, path, NULL, NULL, &m), PV_OK);
+	ck_assert_uint_eq(m.shred_epochs, 2);
+	ck_assert_uint_eq(vault_alarms(v), 0);
+	vault_close(v);
+}
+END_TEST
+
 static Suite *
 tamper_suite(void)
 {
@@ -1428,7 +1471,7 @@ tamper_suite(void)
 	    ring_rollback, wrap_counters_lowered, tombstone_byte_flips,
 	    upgrade_old_vault, upgrade_resumes, request_limit_reset,
 	    legacy_deletion_counts_ignored, refused_access_not_counted,
-	    audit_checkpoint_tamper, NULL);
+	    audit_checkpoint_tamper, epochs_counter_tamper, NULL);
 }
 
 int

@@ -36,6 +36,8 @@ static const struct cli_cmd commands[] = {
 	    cli_shred_opts, NULL },
 	{ "compact", cmd_compact, "rewrite the data file with live data only",
 	    cli_opts_vault, NULL },
+	{ "backup", cmd_backup, "back up the vault to one signed file; "
+	    "verify one", cli_backup_opts, cli_backup_cmds },
 	{ "receipt", NULL, "verify shred receipts", NULL, cli_receipt_cmds },
 	{ "audit", NULL, "verify, export and archive the audit log", NULL,
 	    cli_audit_cmds },
@@ -411,9 +413,10 @@ setting_known(const char *name)
 	char msg[160];
 	int once = 0;
 
+	/* Each command, then its subcommands (a group's own opts are NULL). */
 	for (size_t i = 0; commands[i].name != NULL; i++)
-		for (size_t j = 0; (t = commands[i].sub != NULL ?
-		    &commands[i].sub[j] : j == 0 ? &commands[i] : NULL) !=
+		for (size_t j = 0; (t = j == 0 ? &commands[i] :
+		    commands[i].sub != NULL ? &commands[i].sub[j - 1] : NULL) !=
 		    NULL && t->name != NULL; j++)
 			for (size_t k = 0; t->opts != NULL &&
 			    t->opts[k].name != NULL; k++) {
@@ -1213,7 +1216,10 @@ cli_read_stdin(struct pv_buf *b, size_t max)
 	return rc;
 }
 
-/* Run the subcommand of group g named by argv[1]. */
+/*
+ * Run the subcommand of group g named by argv[1]; for a group with a
+ * function of its own (backup), that function when argv[1] names none.
+ */
 static int
 dispatch(const struct cli_cmd *g, int argc, char **argv)
 {
@@ -1221,6 +1227,17 @@ dispatch(const struct cli_cmd *g, int argc, char **argv)
 	int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0);
 
+	if (g->fn != NULL) {
+		for (const struct cli_cmd *t = g->sub; argc >= 2 &&
+		    t->name != NULL; t++)
+			if (strcmp(argv[1], t->name) == 0) {
+				set_name(g->name, t->name);
+				cur = t;
+				return t->fn(argc - 1, argv + 1);
+			}
+		cur = g;
+		return g->fn(argc, argv);
+	}
 	if (help && argc > 2)
 		return cli_usage(g->name, "unexpected argument");
 	if (argc < 2 || help) {

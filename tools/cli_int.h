@@ -29,7 +29,9 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
  * One entry of a command table (wireguard-tools wg.c).  A command has fn
  * and opts, the table of every option it takes (see cli_parse; NULL for
  * help and version, which take none); a group (kms, apikey) has neither,
- * and its subcommands in sub, ended by an entry whose name is NULL.  The
+ * and its subcommands in sub, ended by an entry whose name is NULL.  A
+ * group may also have fn and opts (backup): they run when the word after
+ * the group's name names no subcommand.  The
  * names a configuration file may set are read from these tables.
  */
 struct cli_cmd {
@@ -318,11 +320,15 @@ int	cmd_lookup(int argc, char **argv);
 int	cmd_serve(int argc, char **argv);
 int	cmd_shred(int argc, char **argv);
 int	cmd_compact(int argc, char **argv);
+/* backup --to FILE: a group (cli_backup_cmds) with a command of its own. */
+int	cmd_backup(int argc, char **argv);
+extern const struct option cli_backup_opts[];
 extern const struct option cli_init_opts[], cli_serve_opts[],
 	    cli_shred_opts[];
 /* The groups' subcommands. */
 extern const struct cli_cmd cli_kms_cmds[], cli_receipt_cmds[],
-	    cli_audit_cmds[], cli_retention_cmds[], cli_apikey_cmds[];
+	    cli_audit_cmds[], cli_retention_cmds[], cli_apikey_cmds[],
+	    cli_backup_cmds[];
 
 /*
  * Public keys given on a command line (--public-key [V=]pvpub_…, from
@@ -357,6 +363,11 @@ int	cli_number(const char *cmd, const char *what, const char *s,
  */
 extern unsigned long long cli_test_archive_batch;
 extern unsigned long long cli_test_archive_kill;
+/*
+ * piivault-test only (PIIVAULT_TEST_BACKUP_KILL=1): backup is killed
+ * (SIGKILL) once its first piece of data is written, as a crash would.
+ */
+extern unsigned long long cli_test_backup_kill;
 
 /* The whole program, for main() and the tests. */
 int	cli_main(int argc, char **argv);

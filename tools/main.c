@@ -28,7 +28,7 @@ main(int argc, char **argv)
 	/*
 	 * piivault-test only (PV_TEST_HOOKS): pin the clock that retention,
 	 * request windows and cryptoperiods read (seconds since the epoch),
-	 * and stop audit archive half-way (cli_int.h).
+	 * and stop audit archive and backup half-way (cli_int.h).
 	 * piivault itself reads the system clock, which only something
 	 * outside it (libfaketime) can move.
 	 */
@@ -44,7 +44,9 @@ main(int argc, char **argv)
 		if ((r = cli_env_number("PIIVAULT_TEST_ARCHIVE_BATCH", 1,
 		    100000, &cli_test_archive_batch)) != CLI_OK ||
 		    (r = cli_env_number("PIIVAULT_TEST_ARCHIVE_KILL", 1,
-		    1000000, &cli_test_archive_kill)) != CLI_OK)
+		    1000000, &cli_test_archive_kill)) != CLI_OK ||
+		    (r = cli_env_number("PIIVAULT_TEST_BACKUP_KILL", 1, 1,
+		    &cli_test_backup_kill)) != CLI_OK)
 			return r;
 	}
 #endif

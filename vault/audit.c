@@ -166,8 +166,8 @@ chain_hash(struct vault *v, uint8_t out[static PV_HMAC_LEN],
 }
 
 /* The newest event's seq and hash; seq 0 and zeros for an empty log. */
-static pv_status
-audit_head(struct pv_txn *t, uint64_t *seq, uint8_t hash[static PV_HMAC_LEN])
+pv_status
+vault_audit_head(struct pv_txn *t, uint64_t *seq, uint8_t hash[static PV_HMAC_LEN])
 {
 	struct pv_cursor *c;
 	const uint8_t *k, *val;
@@ -215,7 +215,7 @@ vault_audit_in(struct vault *v, struct pv_txn *t, const struct vault_event *ev,
 			return PV_EINVAL;
 	if ((buf = malloc(event_size(ev) + PV_HMAC_LEN)) == NULL)
 		return PV_ENOMEM;
-	if ((rc = audit_head(t, &seq, prev)) != PV_OK)
+	if ((rc = vault_audit_head(t, &seq, prev)) != PV_OK)
 		goto out;
 	seq++;
 	if ((rc = event_encode(v, buf, &len, ev, seq, pv_now())) != PV_OK)
@@ -660,7 +660,7 @@ vault_audit_read(struct vault *v, uint64_t after, uint64_t end, size_t limit,
 		return PV_ENOMEM;
 	if ((rc = vault_txn_begin(v, 0, &a.t)) != PV_OK)
 		goto out;
-	if ((rc = audit_head(a.t, &newest, head)) != PV_OK)
+	if ((rc = vault_audit_head(a.t, &newest, head)) != PV_OK)
 		goto out;
 	rc = walk(v, a.t, &w);
 	if (rc == PV_ENOTFOUND)

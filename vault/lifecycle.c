@@ -47,6 +47,7 @@ ts_reason_max(const uint8_t *ts)
 #define META_REWRAP	"rewrap_pos"	/* u32 target, u32 from, u64 next */
 #define META_INDEX	"index_pos"	/* u32 target, u64 next */
 #define META_EPOCH	"epoch"		/* u32 target KEK, u8 step */
+#define META_EPOCHS	"epochs"	/* u64 epochs completed, row MAC */
 
 #define BATCH_DEFAULT	1000
 #define SCAN_FACTOR	16	/* records scanned per batch slot at most */
@@ -1304,6 +1305,51 @@ epoch_step(struct vault *v, uint32_t target, uint8_t step)
 }
 
 pv_status
+vault_epochs_get(struct vault *v, struct pv_txn *t, uint64_t *out)
+{
+	uint8_t mac[VAULT_ROW_MAC_LEN];
+	const uint8_t *e;
+	size_t el;
+	pv_status rc;
+
+	rc = pv_get(t, PV_T_META, META_EPOCHS, strlen(META_EPOCHS),
+	    (const void **)&e, &el);
+	if (rc == PV_ENOTFOUND) {
+		*out = 0;		/* a vault from before the counter */
+		return PV_OK;
+	}
+	if (rc != PV_OK)
+		return rc;
+	if (el != 8 + VAULT_ROW_MAC_LEN)
+		return vault_alarm(v, "shred-epoch counter", "meta");
+	if ((rc = vault_row_mac(v, PV_T_META, META_EPOCHS,
+	    strlen(META_EPOCHS), e, 8, mac)) != PV_OK)
+		return rc;
+	if (!pv_ct_eq(mac, e + 8, sizeof(mac)))
+		return vault_alarm(v, "shred-epoch counter", "meta");
+	*out = pv_get_u64(e);
+	return PV_OK;
+}
+
+/* Count one more completed shred epoch, in t. */
+static pv_status
+epochs_bump(struct vault *v, struct pv_txn *t)
+{
+	uint8_t val[8 + VAULT_ROW_MAC_LEN];
+	uint64_t n;
+	pv_status rc;
+
+	if ((rc = vault_epochs_get(v, t, &n)) != PV_OK)
+		return rc;
+	pv_put_u64(val, n + 1);
+	if ((rc = vault_row_mac(v, PV_T_META, META_EPOCHS,
+	    strlen(META_EPOCHS), val, 8, val + 8)) != PV_OK)
+		return rc;
+	return pv_put(t, PV_T_META, META_EPOCHS, strlen(META_EPOCHS), val,
+	    sizeof(val), 0);
+}
+
+pv_status
 vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
     void *arg)
 {
@@ -1369,6 +1415,7 @@ vault_shred_epoch(struct vault *v, size_t batch, vault_progress_fn *progress,
 			goto out;
 		if (left == 0 && ((rc = pv_del(t, PV_T_META, META_EPOCH,
 		    strlen(META_EPOCH), NULL, 0)) != PV_OK ||
+		    (rc = epochs_bump(v, t)) != PV_OK ||
 		    (rc = vault_log_op(v, t, "kms.shred_epoch", VAULT_EK_NONE,
 		    NULL, 0, NULL, NULL)) != PV_OK))
 			goto out;

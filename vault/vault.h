@@ -1045,6 +1045,95 @@ pv_status vault_compact(const struct vault_opts *o, uint64_t *before,
 	      uint64_t *after) PV_WUR;
 
 /*
+ * Backups (docs/format.md).  vault_backup writes to path one file: a
+ * header, a compacting copy of the data file taken in one read
+ * transaction (the state of one commit, with no freed pages), and a
+ * manifest signed with the active signing key.  It never holds the root
+ * key.  The file is written under a temporary name in path's directory
+ * and synced, then renamed: an interrupted backup leaves no file named
+ * path.  PV_EEXIST if path exists; PV_EINVAL if path is too long;
+ * PV_EIO, PV_ESTORE, PV_ENOMEM,
+ * PV_ECRYPTO, PV_EINTEGRITY (the copy's key ring failed its MAC),
+ * PV_EKEYSTATE (the signing key rotated meanwhile: run again).
+ */
+struct vault_backup_info {
+	char		vault_id[2 * VAULT_VAULT_ID_LEN + 1];
+	uint32_t	format;
+	uint64_t	created;	/* seconds since the epoch */
+	uint64_t	records;	/* live records */
+	uint64_t	audit_seq;	/* the newest audit event; 0: none */
+	uint8_t		audit_head[PV_HMAC_LEN];	/* its chain hash */
+	uint64_t	keks;		/* KEK versions listed */
+	uint64_t	shred_epochs;	/* kms shred-epoch runs completed */
+	uint32_t	sign_version;
+	uint64_t	data_len;	/* bytes of the data file */
+	uint8_t		data_sha256[PV_SHA256_LEN];
+};
+pv_status vault_backup(struct vault *v, const char *path,
+	      vault_progress_fn *progress, void *arg,
+	      struct vault_backup_info *out) PV_WUR;
+
+/*
+ * A backup file read back by vault_backup_read, without any key: its
+ * header's members (in info: sign_version, data_len, data_sha256) and
+ * its manifest (canonical JSON, NUL-terminated) and signature.  Released
+ * with vault_backup_file_free (NULL accepted).
+ */
+struct vault_backup_file {
+	struct vault_backup_info  info;
+	char			 *manifest;
+	size_t			  manifest_len;
+	uint8_t			  sig[PV_ED25519_SIG_LEN];
+	uint8_t			  head[64];	/* signed header bytes */
+};
+/*
+ * Check a backup file's structure and digests: the header's own digest,
+ * the manifest's and the signature's digests the header holds, the
+ * length, and the data's SHA-256.  PV_OK, or PV_EINTEGRITY with *failed
+ * naming the part that failed ("header", "manifest", "signature", "data",
+ * or "length": truncated or extended); PV_EFORMAT (*failed "header") for
+ * a file that is no backup or of a version this code does not read;
+ * PV_EIO, PV_ENOTFOUND (no such file), PV_ENOMEM, PV_ECRYPTO.
+ */
+pv_status vault_backup_read(const char *path, vault_progress_fn *progress,
+	      void *arg, struct vault_backup_file **out, const char **failed)
+	      PV_WUR;
+void	  vault_backup_file_free(struct vault_backup_file *f);
+/* Check its signature against pub: PV_OK or PV_EINTEGRITY. */
+pv_status vault_backup_verify(const struct vault_backup_file *f,
+	      const uint8_t pub[static PV_ED25519_LEN]) PV_WUR;
+
+/*
+ * For a deep check: write the data of the backup at path, which
+ * vault_backup_read read into f, to dir/data.mdb (mode 0600; dir MUST
+ * exist, be private and hold no vault), hashing it again as it goes:
+ * PV_EINTEGRITY if it is not what f says (the file changed since);
+ * PV_EEXIST, PV_EIO, PV_ENOMEM, PV_ECRYPTO.  vault_backup_scratch_remove
+ * removes what a vault opened in dir left there, then dir.
+ */
+pv_status vault_backup_extract(const char *path,
+	      const struct vault_backup_file *f, const char *dir) PV_WUR;
+void	  vault_backup_scratch_remove(const char *dir);
+
+/* What vault_check_records found. */
+struct vault_check {
+	uint64_t	records;	/* live records, DEK and fields opened */
+	uint64_t	fields;		/* field ciphertexts authenticated */
+	uint64_t	tombstones;	/* shredded records, MAC checked */
+	uint64_t	locked;		/* under a retired or destroyed KEK */
+};
+/*
+ * Walk every record in one read transaction: unwrap each live record's
+ * DEK and authenticate every field's ciphertext (the values are wiped
+ * unread), and check each tombstone's MAC.  PV_OK, or PV_EINTEGRITY (an
+ * alarm) at the first that fails, with *out counting those before it;
+ * PV_ESTORE, PV_ENOMEM.  A record under a KEK that may not unwrap is
+ * counted in locked, not opened.
+ */
+pv_status vault_check_records(struct vault *v, struct vault_check *out)
+	      PV_WUR;
+
+/*
  * Cryptoperiods: with a limit set, a write that finds the active KEK older
  * than max_age seconds, or having wrapped max_wraps DEKs, rotates it in
  * the same commit.  0 means no limit.

@@ -183,6 +183,16 @@ pv_status vault_record_fetch(struct pv_txn *t, uint64_t seq,
  * sequence number.  Also indexes it by each record for read listings and
  * request limits.
  */
+/*
+ * Shred epochs completed (meta "epochs", under a row MAC; 0 for a vault
+ * from before the counter).  PV_EINTEGRITY (an alarm) for a row that
+ * fails its MAC.
+ */
+pv_status vault_epochs_get(struct vault *v, struct pv_txn *t, uint64_t *out)
+	      PV_WUR;
+/* The newest event's seq and chain hash; 0 and zeros for an empty log. */
+pv_status vault_audit_head(struct pv_txn *t, uint64_t *seq,
+	      uint8_t hash[static PV_HMAC_LEN]) PV_WUR;
 pv_status vault_audit_in(struct vault *v, struct pv_txn *t,
 	      const struct vault_event *ev, uint64_t *seq) PV_WUR;
 /*
