@@ -833,18 +833,34 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_log(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/*
+ * libmicrohttpd's own messages.  Some quote what the client sent (a
+ * request's URL, query included, in `...'): that part is dropped, so that
+ * no reason, id or other text of a request reaches the log this way.
+ */
 static void
 on_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[256];
-	size_t n;
+	char msg[256], out[256];
+	size_t n, o = 0;
+	int quoted = 0;
 
 	(void)cls;
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	pv_log(PV_LOG_WARN, "http: %s", msg);
+	for (n = 0; msg[n] != '\0' && o < sizeof(out) - 4; n++) {
+		if (!quoted && msg[n] == '`') {
+			memcpy(out + o, "`-'", 3);
+			o += 3;
+			quoted = 1;
+		} else if (quoted && msg[n] == '\'')
+			quoted = 0;
+		else if (!quoted)
+			out[o++] = msg[n];
+	}
+	while (o > 0 && out[o - 1] == '\n')
+		o--;
+	out[o] = '\0';
+	pv_log(PV_LOG_WARN, "http: %s", out);
 }
 
 /*
