@@ -331,16 +331,61 @@ vault_backup_file_free(struct vault_backup_file *f)
 	free(f);
 }
 
+/*
+ * The data part of a backup, len bytes from in's offset: hashed, written
+ * to out too unless out is -1, and checked against want.  PV_EINTEGRITY
+ * if the file ends short or the digest differs; PV_EIO, PV_ENOMEM,
+ * PV_ECRYPTO.
+ */
+static pv_status
+data_pass(int in, int out, uint64_t len,
+    const uint8_t want[static PV_SHA256_LEN], vault_progress_fn *progress,
+    void *arg)
+{
+	struct vault_progress pr = { 0, len };
+	struct pv_sha256 *h = NULL;
+	uint8_t d[PV_SHA256_LEN], *chunk;
+	uint64_t left;
+	size_t got;
+	pv_status rc;
+
+	if ((chunk = malloc(BK_CHUNK)) == NULL)
+		return PV_ENOMEM;
+	if ((rc = pv_sha256_new(&h)) != PV_OK)
+		goto out;
+	for (left = len; left > 0; left -= got) {
+		size_t n = left < BK_CHUNK ? (size_t)left : BK_CHUNK;
+
+		if ((rc = get_all(in, chunk, n, &got)) != PV_OK)
+			goto out;
+		rc = PV_EINTEGRITY;
+		if (got != n)
+			goto out;
+		if ((rc = pv_sha256_update(h, chunk, got)) != PV_OK ||
+		    (out >= 0 && (rc = put_all(out, chunk, got)) != PV_OK))
+			goto out;
+		pr.done += got;
+		if (progress != NULL)
+			progress(arg, &pr);
+	}
+	rc = pv_sha256_final(h, d);
+	h = NULL;
+	if (rc == PV_OK && memcmp(d, want, sizeof(d)) != 0)
+		rc = PV_EINTEGRITY;
+out:
+	pv_sha256_free(h);
+	free(chunk);
+	return rc;
+}
+
 pv_status
 vault_backup_read(const char *path, vault_progress_fn *progress, void *arg,
     struct vault_backup_file **out, const char **failed)
 {
 	struct vault_backup_file *f = NULL;
-	struct vault_progress pr = { 0, 0 };
-	struct pv_sha256 *h = NULL;
 	struct stat st;
-	uint8_t head[BK_HEAD_LEN], d[PV_SHA256_LEN], *chunk = NULL;
-	uint64_t mlen, left;
+	uint8_t head[BK_HEAD_LEN], d[PV_SHA256_LEN];
+	uint64_t mlen;
 	size_t got;
 	pv_status rc;
 	int fd;
@@ -352,8 +397,7 @@ vault_backup_read(const char *path, vault_progress_fn *progress, void *arg,
 	if (fstat(fd, &st) != 0)
 		goto out;
 	rc = PV_ENOMEM;
-	if ((f = calloc(1, sizeof(*f))) == NULL ||
-	    (chunk = malloc(BK_CHUNK)) == NULL)
+	if ((f = calloc(1, sizeof(*f))) == NULL)
 		goto out;
 	if ((rc = get_all(fd, head, sizeof(head), &got)) != PV_OK)
 		goto out;
@@ -413,38 +457,15 @@ vault_backup_read(const char *path, vault_progress_fn *progress, void *arg,
 	if (memcmp(d, head + H_SSHA, sizeof(d)) != 0)
 		goto out;
 	*failed = "data";
-	if ((rc = pv_sha256_new(&h)) != PV_OK)
-		goto out;
-	pr.total = f->info.data_len;
-	for (left = f->info.data_len; left > 0; left -= got) {
-		size_t want = left < BK_CHUNK ? (size_t)left : BK_CHUNK;
-
-		if ((rc = get_all(fd, chunk, want, &got)) != PV_OK)
-			goto out;
-		rc = PV_EINTEGRITY;
-		if (got != want)
-			goto out;
-		if ((rc = pv_sha256_update(h, chunk, got)) != PV_OK)
-			goto out;
-		pr.done += got;
-		if (progress != NULL)
-			progress(arg, &pr);
-	}
-	rc = pv_sha256_final(h, d);
-	h = NULL;
-	if (rc != PV_OK)
-		goto out;
-	rc = PV_EINTEGRITY;
-	if (memcmp(d, f->info.data_sha256, sizeof(d)) != 0)
+	if ((rc = data_pass(fd, -1, f->info.data_len, f->info.data_sha256,
+	    progress, arg)) != PV_OK)
 		goto out;
 	*failed = NULL;
 	*out = f;
 	f = NULL;
 	rc = PV_OK;
 out:
-	pv_sha256_free(h);
 	vault_backup_file_free(f);
-	free(chunk);
 	(void)close(fd);
 	return rc;
 }
@@ -468,19 +489,13 @@ pv_status
 vault_backup_extract(const char *path, const struct vault_backup_file *f,
     const char *dir)
 {
-	struct pv_sha256 *h = NULL;
 	char data[PATH_MAX];
-	uint8_t d[PV_SHA256_LEN], *chunk = NULL;
-	uint64_t left;
-	size_t got;
 	pv_status rc;
 	int in = -1, out = -1, n;
 
 	n = snprintf(data, sizeof(data), "%s/%s", dir, PV_STORE_DATA_FILE);
 	if (n < 0 || (size_t)n >= sizeof(data))
 		return PV_EINVAL;
-	if ((chunk = malloc(BK_CHUNK)) == NULL)
-		return PV_ENOMEM;
 	rc = PV_EIO;
 	if ((in = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
 	    lseek(in, BK_HEAD_LEN, SEEK_SET) != BK_HEAD_LEN)
@@ -490,38 +505,18 @@ vault_backup_extract(const char *path, const struct vault_backup_file *f,
 		rc = errno == EEXIST ? PV_EEXIST : PV_EIO;
 		goto out;
 	}
-	if ((rc = pv_sha256_new(&h)) != PV_OK)
-		goto out;
-	for (left = f->info.data_len; left > 0; left -= got) {
-		size_t want = left < BK_CHUNK ? (size_t)left : BK_CHUNK;
-
-		if ((rc = get_all(in, chunk, want, &got)) != PV_OK)
-			goto out;
-		rc = PV_EINTEGRITY;
-		if (got != want)
-			goto out;
-		if ((rc = pv_sha256_update(h, chunk, got)) != PV_OK ||
-		    (rc = put_all(out, chunk, got)) != PV_OK)
-			goto out;
-	}
-	rc = pv_sha256_final(h, d);
-	h = NULL;
-	if (rc != PV_OK)
-		goto out;
-	rc = PV_EINTEGRITY;
-	if (memcmp(d, f->info.data_sha256, sizeof(d)) != 0)
+	if ((rc = data_pass(in, out, f->info.data_len, f->info.data_sha256,
+	    NULL, NULL)) != PV_OK)
 		goto out;
 	rc = close(out) == 0 ? PV_OK : PV_EIO;
 	out = -1;
 out:
-	pv_sha256_free(h);
 	if (out >= 0)
 		(void)close(out);
 	if (rc != PV_OK && rc != PV_EEXIST)
 		(void)unlink(data);
 	if (in >= 0)
 		(void)close(in);
-	free(chunk);
 	return rc;
 }
 
